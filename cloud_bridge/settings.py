@@ -1,0 +1,29 @@
+"""The bridge's settings: `doorstep bridge --config FILE`, overridable by DOORSTEP_BRIDGE_* variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from doorstep.config import FileSettings
+from doorstep.mqtt import BrokerSettings
+
+
+class BridgeSettings(FileSettings):
+    model_config = SettingsConfigDict(env_prefix="DOORSTEP_BRIDGE_", env_nested_delimiter="__", extra="forbid")
+
+    database_url: str = Field(
+        default="sqlite:///doorstep-bridge.sqlite3",
+        description="SQLAlchemy URL: sqlite:///path (default) or postgresql+psycopg://user:pass@host/db",
+    )
+    broker: BrokerSettings = BrokerSettings()
+    client_id: str = Field(
+        default="doorstep-bridge-1", description="unique per worker; stable across restarts (persistent session)"
+    )
+    share_group: str = Field(
+        default="bridge", pattern=r"^[A-Za-z0-9_-]+$", description="MQTT 5 shared-subscription group of all workers"
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    batch_max: int = Field(default=200, ge=1, le=10_000, description="messages stored per transaction at most")
+    batch_wait_s: float = Field(default=0.02, ge=0, le=5, description="how long to gather a batch")

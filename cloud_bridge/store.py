@@ -1,0 +1,104 @@
+"""The bridge's tables and the one function that writes messages to them, exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import JSON, Column, Engine, Index
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Field, Session, SQLModel
+
+from doorstep.wire import Channel, UpstreamMessage
+
+# Enough of a refused message to see what was wrong with it, not enough to fill the disk.
+DEAD_LETTER_RAW_LIMIT = 4096
+
+
+class ReadingBase(SQLModel):
+    message_id: uuid.UUID = Field(primary_key=True)
+    site: str = Field(max_length=32)
+    kiosk: str = Field(max_length=32)
+    seq: int
+    kind: str = Field(max_length=32)
+    kiosk_time: datetime
+    kiosk_clock_trusted: bool
+    device_time: str | None = Field(default=None, description="the device's own clock, ISO 8601 without zone")
+    device_model: str | None = None
+    device_address: str | None = None
+    device_firmware: str | None = None
+    subject: str | None = Field(default=None, max_length=64, description="resident pseudonym")
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    received_at: datetime
+
+
+class Reading(ReadingBase, table=True):
+    __tablename__ = "readings"
+    __table_args__ = (
+        Index("ix_readings_kiosk_time", "site", "kiosk", "kiosk_time"),
+        Index("ix_readings_subject_time", "subject", "kiosk_time"),
+    )
+
+
+class ReadingPublic(ReadingBase):
+    pass
+
+
+class DeadLetter(SQLModel, table=True):
+    __tablename__ = "dead_letters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime
+    topic: str
+    reason: str
+    raw: bytes = Field(description=f"the first {DEAD_LETTER_RAW_LIMIT} bytes of the message")
+    raw_size: int
+
+
+BRIDGE_TABLES = [Reading.__table__, DeadLetter.__table__]  # type: ignore[attr-defined]
+
+
+def create_tables(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine, tables=BRIDGE_TABLES)
+
+
+def reading_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
+    envelope = message.envelope
+    payload = message.payload.model_dump(mode="json") if isinstance(message.payload, BaseModel) else message.payload
+    return {
+        "message_id": envelope.message_id,
+        "site": message.topic.site,
+        "kiosk": message.topic.kiosk,
+        "seq": envelope.seq,
+        "kind": message.topic.name,
+        "kiosk_time": envelope.kiosk_time,
+        "kiosk_clock_trusted": envelope.kiosk_clock_trusted,
+        "device_time": envelope.device_time.isoformat() if envelope.device_time else None,
+        "device_model": envelope.device.model if envelope.device else None,
+        "device_address": envelope.device.address if envelope.device else None,
+        "device_firmware": envelope.device.firmware if envelope.device else None,
+        "subject": payload.get("subject"),
+        "payload": payload,
+        "received_at": received_at,
+    }
+
+
+def store_batch(
+    engine: Engine,
+    messages: Sequence[UpstreamMessage],
+    refused: Sequence[DeadLetter],
+    received_at: datetime,
+) -> None:
+    """Store valid messages (a message id already stored is a no-op) and dead letters, in one commit."""
+    rows = [reading_row(m, received_at) for m in messages if m.topic.channel is Channel.READINGS]
+    with Session(engine) as session:
+        if rows:
+            insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
+            statement = insert(Reading).values(rows).on_conflict_do_nothing(index_elements=["message_id"])
+            session.execute(statement)
+        session.add_all(refused)
+        session.commit()

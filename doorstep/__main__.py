@@ -1,0 +1,3 @@
+from doorstep.cli import app
+
+app(prog_name="doorstep")

@@ -1,0 +1,88 @@
+"""`doorstep`: the front door for people and scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from doorstep.config import ConfigError
+
+app = typer.Typer(
+    help="Doorstep: neighbourhood health kiosks, laundry rooms and 24-hour relay stations.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML settings file; DOORSTEP_* environment variables override it."),
+]
+LogLevel = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error")]
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def agent(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
+    """Run the kiosk agent: read devices, save every reading, send it to the cloud."""
+    from edge_agent.agent import Agent
+    from edge_agent.settings import AgentSettings
+
+    _setup_logging(log_level)
+    try:
+        settings = AgentSettings.from_file(config)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Agent(settings).run(stop)
+
+    asyncio.run(main())
+
+
+@app.command()
+def bridge(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
+    """Run the cloud bridge: store what kiosks send exactly once, serve the API."""
+    from cloud_bridge.service import run_bridge
+    from cloud_bridge.settings import BridgeSettings
+
+    _setup_logging(log_level)
+    try:
+        settings = BridgeSettings.from_file(config)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    run_bridge(settings)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[
+        Path | None, typer.Option(help="where the demo keeps its broker data and databases (default: a new temp dir)")
+    ] = None,
+    http_port: Annotated[int, typer.Option(help="the bridge API's port (0: any free port)")] = 8080,
+) -> None:
+    """Run a broker, a bridge and an agent with a simulated blood-pressure cuff. Ctrl-C stops all."""
+    from doorstep.demo import run_demo
+
+    _setup_logging("info")
+    run_demo(workdir, http_port)
+
+
+if __name__ == "__main__":
+    app()

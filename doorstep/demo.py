@@ -1,0 +1,128 @@
+"""`doorstep demo`: a real broker, bridge and agent (simulated cuff) as separate processes."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from doorstep.mosquitto import MosquittoProcess, free_port
+
+DEMO_SITE = "demo-site"
+DEMO_KIOSK = "kiosk-1"
+DEMO_CUFF = "SIM:CU:FF:00:00:01"
+# A simulated resident measures about this often.
+DEMO_MEASURE_EVERY_S = 10.0
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _spawn(role: str, config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "doorstep", role, "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Ctrl-C reaches the whole foreground process group; the demo stops its children
+            # itself, in order, so they are kept out of it.
+            start_new_session=True,
+        )
+
+
+def run_demo(workdir: Path | None, http_port: int) -> None:
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="doorstep-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    if http_port == 0 or not _port_is_free(http_port):
+        http_port = free_port()
+    broker = MosquittoProcess.on_free_port(workdir / "broker")
+    broker.start()
+    broker_settings = {"host": broker.host, "port": broker.port}
+
+    bridge_config = workdir / "bridge.yaml"
+    bridge_config.write_text(
+        yaml.safe_dump(
+            {
+                "database_url": f"sqlite:///{workdir / 'bridge.sqlite3'}",
+                "broker": broker_settings,
+                "http_port": http_port,
+            }
+        )
+    )
+    agent_config = workdir / "agent.yaml"
+    agent_config.write_text(
+        yaml.safe_dump(
+            {
+                "site": DEMO_SITE,
+                "kiosk": DEMO_KIOSK,
+                "outbox_path": str(workdir / "outbox.sqlite3"),
+                "broker": broker_settings,
+                "cuffs": [
+                    {
+                        "address": DEMO_CUFF,
+                        "model": "simulated-cuff",
+                        "simulated": True,
+                        "reconnect_interval_s": DEMO_MEASURE_EVERY_S,
+                        "idle_timeout_s": 1.0,
+                    }
+                ],
+            }
+        )
+    )
+    children = {
+        "bridge": _spawn("bridge", bridge_config, workdir / "bridge.log"),
+        "agent": _spawn("agent", agent_config, workdir / "agent.log"),
+    }
+    base = f"http://127.0.0.1:{http_port}"
+    print(
+        f"""
+Doorstep demo is running. Open:
+  readings (JSON)   {base}/api/v1/readings
+  API documentation {base}/docs
+Broker: mqtt://{broker.host}:{broker.port}   watch it: mosquitto_sub -p {broker.port} -t 'doorstep/#' -v
+A simulated resident measures their blood pressure about every {DEMO_MEASURE_EVERY_S:.0f} s.
+Logs and data: {workdir}
+Press Ctrl-C to stop.
+""",
+        flush=True,
+    )
+
+    stopping = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    print(f"the {name} exited with {child.returncode}; see {workdir / (name + '.log')}", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.2)
+    finally:
+        # Agent first, so it says "offline" to a broker that is still there.
+        for name in ("agent", "bridge"):
+            child = children[name]
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+        broker.stop()
+        print("Doorstep demo stopped.", flush=True)

@@ -1,0 +1,128 @@
+"""Run a real Mosquitto 2 broker with a generated configuration (demo and tests).
+
+On a kiosk or a server Mosquitto runs as a system service with its own configuration (see
+docs/deployment notes in the README); this module exists so the demo and the test suite start
+exactly the same broker binary on a loopback port they own.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+# Mosquitto's default of 1000 queued messages per offline client silently drops the rest
+# (measured here); the bridge's session must hold a day-long outage of the bridge.
+DEFAULT_MAX_QUEUED_MESSAGES: Final = 1_000_000
+# Mosquitto persists by snapshot, every 1800 s by default: a kill loses everything since.
+# A short interval narrows that window; nothing relies on it (kiosks re-send until acked).
+DEFAULT_AUTOSAVE_INTERVAL_S: Final = 5
+
+
+class MosquittoNotInstalled(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class MosquittoConfig:
+    port: int
+    data_dir: Path
+    host: str = "127.0.0.1"
+    max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES
+    autosave_interval_s: int = DEFAULT_AUTOSAVE_INTERVAL_S
+
+    def render(self) -> str:
+        lines = [
+            f"listener {self.port} {self.host}",
+            "allow_anonymous true",
+            "persistence true",
+            f"persistence_location {self.data_dir}/",
+            f"autosave_interval {self.autosave_interval_s}",
+            f"max_queued_messages {self.max_queued_messages}",
+            "max_inflight_messages 0",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+        ]
+        if getpass.getuser() == "root":
+            # Started as root, Mosquitto drops to the 'mosquitto' user, which cannot write
+            # to a data directory that root created.
+            lines.append("user root")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class MosquittoProcess:
+    """One broker process; start() after kill() brings it back on the same port and data."""
+
+    config: MosquittoConfig
+    log_path: Path | None = None
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @classmethod
+    def on_free_port(cls, data_dir: Path) -> MosquittoProcess:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(MosquittoConfig(port=free_port(), data_dir=data_dir), log_path=data_dir / "mosquitto.log")
+
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def port(self) -> int:
+        return self.config.port
+
+    def start(self, timeout: float = 10.0) -> None:
+        binary = shutil.which("mosquitto") or next(
+            (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+        )
+        if binary is None:
+            raise MosquittoNotInstalled("mosquitto is not installed: run 'sudo apt-get install mosquitto'")
+        config_path = self.config.data_dir / "mosquitto.conf"
+        config_path.write_text(self.config.render())
+        if self.log_path is None:
+            self._process = subprocess.Popen([binary, "-c", str(config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+                self._process = subprocess.Popen([binary, "-c", str(config_path)], stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited with {self._process.returncode}; see {self.log_path}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"mosquitto did not listen on {self.host}:{self.port} within {timeout} s")
+
+    def kill(self) -> None:
+        """SIGKILL: what a power cut or the OOM killer does; nothing is saved since the last snapshot."""
+        self._signal_and_wait(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._signal_and_wait(signal.SIGTERM)
+
+    def _signal_and_wait(self, sig: signal.Signals) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.send_signal(sig)
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()

@@ -1,0 +1,335 @@
+"""The wire contract between kiosks and the cloud: topics, envelope, payloads.
+
+This is the one definition both the edge agent and the cloud bridge import; docs/protocol.md
+describes it for people and a test checks that the examples there parse with these models.
+
+Topic tree (MQTT 5, JSON bodies, UTF-8)::
+
+    doorstep/v1/{site}/{kiosk}/status                     retained, "online" / Last Will "offline"
+    doorstep/v1/{site}/{kiosk}/readings/{kind}            QoS 1, Envelope[Reading]
+    doorstep/v1/{site}/{kiosk}/events/{type}              QoS 1, Envelope[dict]
+    doorstep/v1/{site}/{kiosk}/telemetry                  QoS 0, Envelope[dict]
+    doorstep/v1/{site}/{kiosk}/commands/{request_id}      down
+    doorstep/v1/{site}/{kiosk}/command_results/{request_id} up
+    doorstep/v1/{site}/{kiosk}/acks                       down, QoS 1, Ack: stored message ids
+
+Only an Ack lets a kiosk forget a record: a broker's PUBACK means only that the broker took
+the message (Mosquitto drops PUBACKed messages past its queue limit and loses whatever it had
+not snapshotted when killed).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NaiveDatetime,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+SCHEMA_VERSION: Final = 1
+TOPIC_ROOT: Final = "doorstep/v1"
+
+QOS_RELIABLE: Final = 1  # readings, events, acks, command results
+QOS_TELEMETRY: Final = 0  # a lost heartbeat is replaced by the next one
+
+# A message body larger than this is refused before it is parsed: the biggest legitimate
+# message (an ack batch of 500 ids) is ~20 KB, and parsing untrusted megabytes costs memory.
+MAX_MESSAGE_BYTES: Final = 64 * 1024
+
+SLUG_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,31}$"
+_SLUG_RE: Final = re.compile(SLUG_PATTERN)
+
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+# HMAC-SHA256 of a resident's card or phone number with the per-site secret, hex encoded.
+Pseudonym = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ContractError(ValueError):
+    """A message or topic that breaks this contract. `reason` says how, for logs and dead letters."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Channel(StrEnum):
+    STATUS = "status"
+    READINGS = "readings"
+    EVENTS = "events"
+    TELEMETRY = "telemetry"
+    COMMANDS = "commands"
+    COMMAND_RESULTS = "command_results"
+    ACKS = "acks"
+
+
+# Channels whose topic has a last level naming the kind, type or request id.
+_NAMED_CHANNELS: Final = {
+    Channel.READINGS,
+    Channel.EVENTS,
+    Channel.COMMANDS,
+    Channel.COMMAND_RESULTS,
+}
+
+
+class ReadingKind(StrEnum):
+    BLOOD_PRESSURE = "blood_pressure"
+    GLUCOSE = "glucose"
+    TEMPERATURE = "temperature"
+    WEIGHT = "weight"
+    SPO2 = "spo2"
+
+
+@dataclass(frozen=True, slots=True)
+class KioskTopics:
+    """The topics of one kiosk."""
+
+    site: str
+    kiosk: str
+
+    def __post_init__(self) -> None:
+        for name, value in (("site", self.site), ("kiosk", self.kiosk)):
+            if not _SLUG_RE.match(value):
+                raise ContractError(
+                    f"{name} id {value!r} is not a slug (lowercase letters, digits, '-', at most 32)"
+                )
+
+    @property
+    def root(self) -> str:
+        return f"{TOPIC_ROOT}/{self.site}/{self.kiosk}"
+
+    @property
+    def status(self) -> str:
+        return f"{self.root}/{Channel.STATUS}"
+
+    @property
+    def telemetry(self) -> str:
+        return f"{self.root}/{Channel.TELEMETRY}"
+
+    @property
+    def acks(self) -> str:
+        return f"{self.root}/{Channel.ACKS}"
+
+    def reading(self, kind: ReadingKind) -> str:
+        return f"{self.root}/{Channel.READINGS}/{kind}"
+
+    def event(self, event_type: str) -> str:
+        return f"{self.root}/{Channel.EVENTS}/{event_type}"
+
+    def command(self, request_id: str) -> str:
+        return f"{self.root}/{Channel.COMMANDS}/{request_id}"
+
+    def command_result(self, request_id: str) -> str:
+        return f"{self.root}/{Channel.COMMAND_RESULTS}/{request_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedTopic:
+    site: str
+    kiosk: str
+    channel: Channel
+    name: str | None  # reading kind, event type or request id; None for the other channels
+
+    @property
+    def kiosk_topics(self) -> KioskTopics:
+        return KioskTopics(self.site, self.kiosk)
+
+
+def parse_topic(topic: str) -> ParsedTopic:
+    """Split a topic of the tree; raise ContractError for anything outside it."""
+    prefix = TOPIC_ROOT + "/"
+    if not topic.startswith(prefix):
+        raise ContractError(f"topic {topic!r} is not under {TOPIC_ROOT}/")
+    parts = topic[len(prefix) :].split("/")
+    if len(parts) < 3:
+        raise ContractError(f"topic {topic!r} has no site/kiosk/channel")
+    site, kiosk, channel_name, *rest = parts
+    topics = KioskTopics(site, kiosk)  # validates the slugs
+    try:
+        channel = Channel(channel_name)
+    except ValueError:
+        raise ContractError(f"topic {topic!r}: unknown channel {channel_name!r}") from None
+    expected_levels = 1 if channel in _NAMED_CHANNELS else 0
+    if len(rest) != expected_levels or (rest and not rest[0]):
+        raise ContractError(f"topic {topic!r}: wrong number of levels for channel {channel}")
+    name = rest[0] if rest else None
+    if channel is Channel.READINGS and name not in {k.value for k in ReadingKind}:
+        raise ContractError(f"topic {topic!r}: unknown reading kind {name!r}")
+    return ParsedTopic(topics.site, topics.kiosk, channel, name)
+
+
+class _Strict(BaseModel):
+    # Unknown fields are an error, not silently dropped: a producer with a typo or a newer
+    # schema must be noticed, not half-stored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceIdentity(_Strict):
+    model: str = Field(min_length=1, max_length=64)
+    address: str = Field(min_length=1, max_length=64, description="BLE MAC or Modbus unit")
+    firmware: str | None = Field(default=None, max_length=64)
+
+
+# --- Reading payloads, one model per ReadingKind -------------------------------------------
+
+
+class BloodPressurePayload(_Strict):
+    """Bluetooth SIG Blood Pressure Measurement (0x2A35), decoded; absent fields are null."""
+
+    unit: Literal["mmHg", "kPa"]
+    systolic: float | None
+    diastolic: float | None
+    mean_arterial_pressure: float | None
+    pulse_rate: float | None = None
+    user_id: int | None = Field(default=None, ge=0, le=255)
+    status: list[str] = Field(default_factory=list)
+    # A field sent as an IEEE-11073 special value is null above and named here ("nan", "nres", ...).
+    special_values: dict[str, str] = Field(default_factory=dict)
+    subject: Pseudonym | None = Field(default=None, description="resident pseudonym; null = anonymous")
+
+    @model_validator(mode="after")
+    def _pressures_present(self) -> BloodPressurePayload:
+        for name in ("systolic", "diastolic"):
+            if getattr(self, name) is None and name not in self.special_values:
+                raise ValueError(f"{name} is null but not named in special_values")
+        return self
+
+
+class GlucosePayload(_Strict):
+    glucose_concentration: float | None
+    unit: Literal["mg/dL", "mmol/L"]
+    subject: Pseudonym | None = None
+
+
+class TemperaturePayload(_Strict):
+    temperature: float | None
+    unit: Literal["Cel", "degF"]
+    subject: Pseudonym | None = None
+
+
+class WeightPayload(_Strict):
+    weight: float | None
+    unit: Literal["kg", "lb"]
+    subject: Pseudonym | None = None
+
+
+class Spo2Payload(_Strict):
+    spo2: float | None
+    pulse_rate: float | None
+    subject: Pseudonym | None = None
+
+
+READING_PAYLOADS: Final[dict[ReadingKind, type[BaseModel]]] = {
+    ReadingKind.BLOOD_PRESSURE: BloodPressurePayload,
+    ReadingKind.GLUCOSE: GlucosePayload,
+    ReadingKind.TEMPERATURE: TemperaturePayload,
+    ReadingKind.WEIGHT: WeightPayload,
+    ReadingKind.SPO2: Spo2Payload,
+}
+
+
+# --- The envelope ---------------------------------------------------------------------------
+
+
+class Envelope(_Strict):
+    """What every upstream reading, event and telemetry message carries."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    message_id: uuid.UUID = Field(description="minted when the record is first cached; the cloud dedupes on it")
+    seq: int = Field(ge=0, description="per-kiosk sequence number, from 1, no gaps")
+    kiosk_time: AwareDatetime = Field(description="the kiosk's clock when the record was cached")
+    kiosk_clock_trusted: bool = Field(
+        default=True, description="false while the kiosk's clock is not synchronised (a Pi has no RTC)"
+    )
+    device_time: NaiveDatetime | None = Field(
+        default=None, description="the device's own clock, no zone (cuffs' clocks drift); null if unsent"
+    )
+    device: DeviceIdentity | None = None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamMessage:
+    """An upstream message that passed validation, with its payload typed for its topic."""
+
+    topic: ParsedTopic
+    envelope: Envelope
+    payload: BaseModel | dict[str, Any]
+
+
+def validate_upstream(topic: str, body: bytes) -> UpstreamMessage:
+    """Parse and validate one upstream message; raise ContractError with the reason."""
+    parsed = parse_topic(topic)
+    if parsed.channel not in (Channel.READINGS, Channel.EVENTS, Channel.TELEMETRY):
+        raise ContractError(f"topic {topic!r}: channel {parsed.channel} does not carry an envelope")
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise ContractError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        envelope = Envelope.model_validate_json(body)
+    except ValidationError as error:
+        raise ContractError(_describe(error)) from None
+    payload: BaseModel | dict[str, Any] = envelope.payload
+    if parsed.channel is Channel.READINGS:
+        payload_model = READING_PAYLOADS[ReadingKind(parsed.name)]
+        try:
+            payload = payload_model.model_validate(envelope.payload)
+        except ValidationError as error:
+            raise ContractError("payload: " + _describe(error)) from None
+    return UpstreamMessage(parsed, envelope, payload)
+
+
+def _describe(error: ValidationError) -> str:
+    """One line naming each bad field, e.g. "seq: Input should be >= 0"."""
+    problems = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "body"
+        problems.append(f"{where}: {item['msg']}")
+    return "; ".join(problems)
+
+
+# --- Status, acks ---------------------------------------------------------------------------
+
+
+class KioskState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Status(_Strict):
+    """Retained on …/status: "online" when the agent connects, "offline" as its Last Will."""
+
+    state: KioskState
+    at: AwareDatetime | None = Field(default=None, description="null in the Last Will, set long before it fires")
+
+
+# The bridge confirms at most this many ids per Ack so one message stays far below MAX_MESSAGE_BYTES.
+MAX_ACK_IDS: Final = 500
+
+
+class Ack(_Strict):
+    """Sent by the bridge on a kiosk's …/acks after its database commit: these ids are stored."""
+
+    message_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_ACK_IDS)
+
+
+def encode(model: BaseModel) -> bytes:
+    """The canonical JSON body of a message."""
+    return model.model_dump_json().encode()
+
+
+def decode_ack(body: bytes) -> Ack:
+    try:
+        return Ack.model_validate_json(body)
+    except ValidationError as error:
+        raise ContractError(_describe(error)) from None
+

@@ -1,0 +1,160 @@
+"""The kiosk's durable outbox: every record is committed here before anyone is told "saved".
+
+A record leaves only after the bridge confirms it stored it (wire contract, …/acks). Its
+message body is built once, at save time, so a re-send is byte-for-byte the same message with
+the same id and sequence number, and the cloud can dedupe it.
+
+States: pending (not yet accepted by the broker) -> published (the broker PUBACKed it; not
+storage: Mosquitto can still lose it) -> delivered (the bridge committed it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, update
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from doorstep.db import create_durable_engine
+from doorstep.wire import QOS_RELIABLE, DeviceIdentity, Envelope
+
+
+class RecordState(StrEnum):
+    PENDING = "pending"
+    PUBLISHED = "published"
+    DELIVERED = "delivered"
+
+
+class OutboxRecord(SQLModel, table=True):
+    __tablename__ = "outbox"
+    # AUTOINCREMENT: a sequence number is never reused after its record is pruned, so the
+    # bridge can read a gap as a lost message.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True, max_length=36)
+    topic: str
+    qos: int = QOS_RELIABLE
+    body: bytes
+    state: RecordState = Field(default=RecordState.PENDING, index=True)
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SavedRecord:
+    seq: int
+    message_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRecord:
+    seq: int
+    message_id: uuid.UUID
+    topic: str
+    qos: int
+    body: bytes
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Outbox:
+    def __init__(self, path: Path, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._engine = create_durable_engine(f"sqlite:///{path}")
+        SQLModel.metadata.create_all(self._engine, tables=[OutboxRecord.__table__])  # type: ignore[list-item]
+        self._clock = clock
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def save(
+        self,
+        topic: str,
+        payload: BaseModel | dict[str, Any],
+        *,
+        device: DeviceIdentity | None = None,
+        device_time: datetime | None = None,
+        clock_trusted: bool = True,
+        qos: int = QOS_RELIABLE,
+    ) -> SavedRecord:
+        """Commit one record durably and return its identity. Raises on any storage failure."""
+        message_id = uuid.uuid4()
+        now = self._clock()
+        payload_data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+        with Session(self._engine) as session:
+            record = OutboxRecord(
+                message_id=str(message_id),
+                topic=topic,
+                qos=qos,
+                body=b"",
+                created_at=now,
+            )
+            session.add(record)
+            session.flush()  # assigns seq, inside the same transaction
+            assert record.seq is not None
+            envelope = Envelope(
+                message_id=message_id,
+                seq=record.seq,
+                kiosk_time=now,
+                kiosk_clock_trusted=clock_trusted,
+                device_time=device_time,
+                device=device,
+                payload=payload_data,
+            )
+            record.body = envelope.model_dump_json().encode()
+            session.commit()
+            return SavedRecord(seq=record.seq, message_id=message_id)
+
+    def due(self, limit: int, *, exclude: Collection[int] = ()) -> list[PendingRecord]:
+        """Undelivered records in sequence order, skipping those in `exclude` (in flight)."""
+        statement = select(OutboxRecord).where(OutboxRecord.state != RecordState.DELIVERED)
+        if exclude:
+            statement = statement.where(col(OutboxRecord.seq).not_in(list(exclude)))
+        statement = statement.order_by(col(OutboxRecord.seq)).limit(limit)
+        with Session(self._engine) as session:
+            return [
+                PendingRecord(r.seq, uuid.UUID(r.message_id), r.topic, r.qos, r.body)  # type: ignore[arg-type]
+                for r in session.exec(statement)
+            ]
+
+    def mark_published(self, seqs: Collection[int]) -> None:
+        with Session(self._engine) as session:
+            session.execute(
+                update(OutboxRecord)
+                .where(col(OutboxRecord.seq).in_(list(seqs)), col(OutboxRecord.state) == RecordState.PENDING)
+                .values(state=RecordState.PUBLISHED)
+            )
+            session.commit()
+
+    def mark_delivered(self, message_ids: Iterable[uuid.UUID]) -> int:
+        """Record the bridge's confirmation; returns how many records it newly delivered."""
+        ids = [str(m) for m in message_ids]
+        with Session(self._engine) as session:
+            result = session.execute(
+                update(OutboxRecord)
+                .where(col(OutboxRecord.message_id).in_(ids), col(OutboxRecord.state) != RecordState.DELIVERED)
+                .values(state=RecordState.DELIVERED, delivered_at=self._clock())
+            )
+            session.commit()
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def counts(self) -> dict[RecordState, int]:
+        with Session(self._engine) as session:
+            rows = session.exec(select(OutboxRecord.state, func.count()).group_by(OutboxRecord.state)).all()
+        counts = {state: 0 for state in RecordState}
+        counts.update({RecordState(state): n for state, n in rows})
+        return counts
+
+    def state_of(self, message_id: uuid.UUID) -> RecordState | None:
+        with Session(self._engine) as session:
+            record = session.exec(select(OutboxRecord).where(OutboxRecord.message_id == str(message_id))).first()
+            return None if record is None else record.state

@@ -1,0 +1,193 @@
+"""The kiosk's MQTT session: drains the outbox to the broker and applies the bridge's acks.
+
+paho runs its network in its own thread; its callbacks only put what happened on queues, and
+`pump()` (called from the agent's loop) does everything else, so the outbox has one writer here
+and no lock is held across a paho call (paho calls on_publish holding its own message lock).
+
+paho keeps messages published while disconnected in memory only, so nothing is handed to it
+unless connected: the outbox, not paho's queue, is the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
+from doorstep.wire import QOS_RELIABLE, ContractError, KioskState, KioskTopics, Status, decode_ack, encode
+from edge_agent.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _PubAck:
+    mid: int
+    reason: str
+    failed: bool
+
+
+@dataclass(slots=True)
+class _InFlight:
+    seq: int
+    mid: int
+    sent_at: float  # monotonic: a wall-clock jump must not make records look overdue or fresh
+
+
+class Uplink:
+    def __init__(
+        self,
+        outbox: Outbox,
+        topics: KioskTopics,
+        broker: BrokerSettings,
+        *,
+        window: int,
+        ack_timeout_s: float,
+        wake: Callable[[], None] = lambda: None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._outbox = outbox
+        self._topics = topics
+        self._window = window
+        self._ack_timeout_s = ack_timeout_s
+        self._wake = wake
+        self._monotonic = monotonic
+        self._connected = threading.Event()
+        self._pubacks: queue.SimpleQueue[_PubAck] = queue.SimpleQueue()
+        self._acks: queue.SimpleQueue[list[uuid.UUID]] = queue.SimpleQueue()
+        self._in_flight: dict[uuid.UUID, _InFlight] = {}
+        self._mid_to_seq: dict[int, int] = {}
+        self._client = make_client(f"doorstep-agent-{topics.site}-{topics.kiosk}", broker)
+        self._client.will_set(topics.status, encode(Status(state=KioskState.OFFLINE)), qos=QOS_RELIABLE, retain=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+        self._broker = broker
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def start(self) -> None:
+        connect_in_background(self._client, self._broker)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Say "offline" ourselves (a clean disconnect does not fire the Last Will), then leave."""
+        if self.connected:
+            info = self._client.publish(
+                self._topics.status, encode(Status(state=KioskState.OFFLINE, at=datetime.now(UTC))), QOS_RELIABLE, retain=True
+            )
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # -- called from paho's thread: record and wake, nothing else --------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        if reason.is_failure:
+            # A wrong password or certificate must be loud, never a silent retry loop.
+            log.error("broker refused the connection: %s", reason)
+            return
+        log.info("connected to broker")
+        client.publish(
+            self._topics.status, encode(Status(state=KioskState.ONLINE, at=datetime.now(UTC))), QOS_RELIABLE, retain=True
+        )
+        client.subscribe(self._topics.acks, qos=QOS_RELIABLE)
+        self._connected.set()
+        self._wake()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        self._connected.clear()
+        log.warning("disconnected from broker: %s", reason)
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        self._pubacks.put(_PubAck(mid, str(reason), reason.is_failure))
+        self._wake()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            ack = decode_ack(message.payload)
+        except ContractError as error:
+            log.warning("ignored a malformed ack on %s: %s", message.topic, error.reason)
+            return
+        self._acks.put(ack.message_ids)
+        self._wake()
+
+    # -- called from the agent's loop ---------------------------------------------------------
+
+    def pump(self) -> int:
+        """Apply acks, expire overdue sends, publish what the window allows; returns how many were sent."""
+        self._apply_pubacks()
+        self._apply_acks()
+        self._expire_overdue()
+        if not self.connected:
+            return 0
+        room = self._window - len(self._in_flight)
+        if room <= 0:
+            return 0
+        in_flight_seqs = [f.seq for f in self._in_flight.values()]
+        sent = 0
+        for record in self._outbox.due(room, exclude=in_flight_seqs):
+            info = self._client.publish(record.topic, record.body, qos=record.qos)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                log.info("publish of seq %d deferred: %s", record.seq, mqtt.error_string(info.rc))
+                break
+            self._mid_to_seq[info.mid] = record.seq
+            self._in_flight[record.message_id] = _InFlight(record.seq, info.mid, self._monotonic())
+            sent += 1
+        return sent
+
+    def _apply_pubacks(self) -> None:
+        accepted: list[int] = []
+        while not self._pubacks.empty():
+            puback = self._pubacks.get_nowait()
+            seq = self._mid_to_seq.pop(puback.mid, None)
+            if seq is None:
+                continue  # the online status, or a send we already gave up on
+            if puback.failed:
+                # MQTT 5 tells us when the broker refuses (e.g. "not authorized" by its ACL);
+                # the record stays in the outbox and is retried after the ack timeout.
+                log.error("broker refused record seq %d: %s", seq, puback.reason)
+            else:
+                accepted.append(seq)
+        if accepted:
+            self._outbox.mark_published(accepted)
+
+    def _apply_acks(self) -> None:
+        confirmed: list[uuid.UUID] = []
+        while not self._acks.empty():
+            confirmed.extend(self._acks.get_nowait())
+        if not confirmed:
+            return
+        for message_id in confirmed:
+            done = self._in_flight.pop(message_id, None)
+            if done is not None:
+                self._mid_to_seq.pop(done.mid, None)
+        delivered = self._outbox.mark_delivered(confirmed)
+        log.debug("bridge confirmed %d records (%d newly)", len(confirmed), delivered)
+
+    def _expire_overdue(self) -> None:
+        deadline = self._monotonic() - self._ack_timeout_s
+        overdue = [mid for mid, f in self._in_flight.items() if f.sent_at <= deadline]
+        for message_id in overdue:
+            expired = self._in_flight.pop(message_id)
+            self._mid_to_seq.pop(expired.mid, None)
+            log.info("no confirmation for seq %d within %.0f s: will send again", expired.seq, self._ack_timeout_s)

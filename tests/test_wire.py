@@ -1,0 +1,97 @@
+"""The wire contract's own rules: topics, envelopes, payloads, reasons for refusal."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from doorstep.wire import (
+    MAX_MESSAGE_BYTES,
+    BloodPressurePayload,
+    Channel,
+    ContractError,
+    Envelope,
+    KioskTopics,
+    ReadingKind,
+    encode,
+    parse_topic,
+    validate_upstream,
+)
+
+TOPICS = KioskTopics("site-a", "kiosk-1")
+BP_TOPIC = TOPICS.reading(ReadingKind.BLOOD_PRESSURE)
+
+
+def envelope(**overrides: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "message_id": str(uuid.uuid4()),
+        "seq": 1,
+        "kiosk_time": datetime(2026, 11, 25, 9, 0, tzinfo=UTC).isoformat(),
+        "payload": {"unit": "mmHg", "systolic": 120.0, "diastolic": 80.0, "mean_arterial_pressure": 93.3},
+    }
+    data.update(overrides)
+    return data
+
+
+def test_topics_of_a_kiosk_round_trip() -> None:
+    assert BP_TOPIC == "doorstep/v1/site-a/kiosk-1/readings/blood_pressure"
+    parsed = parse_topic(BP_TOPIC)
+    assert (parsed.site, parsed.kiosk, parsed.channel, parsed.name) == ("site-a", "kiosk-1", Channel.READINGS, "blood_pressure")
+    assert parse_topic(TOPICS.acks).channel is Channel.ACKS
+    assert parse_topic(TOPICS.status).name is None
+
+
+@pytest.mark.parametrize(
+    ("topic", "reason"),
+    [
+        ("other/v1/s/k/status", "not under"),
+        ("doorstep/v1/s/k", "no site/kiosk/channel"),
+        ("doorstep/v1/Site/k/status", "not a slug"),
+        ("doorstep/v1/s/k/bogus", "unknown channel"),
+        ("doorstep/v1/s/k/readings/cholesterol", "unknown reading kind"),
+        ("doorstep/v1/s/k/readings", "wrong number of levels"),
+        ("doorstep/v1/s/k/status/extra", "wrong number of levels"),
+    ],
+)
+def test_topics_outside_the_tree_are_refused_with_a_reason(topic: str, reason: str) -> None:
+    with pytest.raises(ContractError, match=reason):
+        parse_topic(topic)
+
+
+def test_a_valid_reading_is_typed_by_its_topic() -> None:
+    message = validate_upstream(BP_TOPIC, json.dumps(envelope()).encode())
+    assert isinstance(message.payload, BloodPressurePayload)
+    assert message.payload.systolic == 120.0
+    assert message.envelope.seq == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "Invalid JSON"),
+        (json.dumps(envelope(seq=-1)).encode(), "seq"),
+        (json.dumps(envelope(schema_version=2)).encode(), "schema_version"),
+        (json.dumps(envelope(kiosk_time="2026-11-25T09:00:00")).encode(), "kiosk_time"),
+        (json.dumps(envelope(surprise=1)).encode(), "surprise"),
+        (json.dumps(envelope(payload={"unit": "mmHg", "systolic": "high"})).encode(), "payload"),
+        (json.dumps(envelope(payload={"unit": "mmHg", "systolic": None, "diastolic": 80, "mean_arterial_pressure": None})).encode(), "special_values"),
+        (json.dumps(envelope(payload={"unit": "mmHg", "systolic": 1, "diastolic": 1, "mean_arterial_pressure": 1, "subject": "Zhang San"})).encode(), "subject"),
+        (b" " * (MAX_MESSAGE_BYTES + 1), "exceeds"),
+    ],
+)
+def test_a_message_breaking_the_contract_is_refused_with_a_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(ContractError, match=reason):
+        validate_upstream(BP_TOPIC, body)
+
+
+def test_acks_do_not_carry_envelopes() -> None:
+    with pytest.raises(ContractError, match="does not carry an envelope"):
+        validate_upstream(TOPICS.acks, b"{}")
+
+
+def test_encoded_envelope_round_trips() -> None:
+    original = Envelope.model_validate(envelope())
+    assert Envelope.model_validate_json(encode(original)) == original
