@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
@@ -24,58 +24,64 @@ class ReadingPage(BaseModel):
     offset: int
 
 
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+router = APIRouter()
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/api/v1/readings", response_model=ReadingPage)
+def list_readings(
+    session: SessionDep,
+    site: str | None = None,
+    kiosk: str | None = None,
+    kind: ReadingKind | None = None,
+    subject: str | None = None,
+    since: datetime | None = Query(default=None, description="kiosk time, inclusive"),
+    until: datetime | None = Query(default=None, description="kiosk time, exclusive"),
+    limit: int = Query(default=100, ge=1, le=MAX_PAGE),
+    offset: int = Query(default=0, ge=0),
+) -> ReadingPage:
+    """Readings, newest first, a page at a time."""
+    conditions = []
+    if site is not None:
+        conditions.append(col(Reading.site) == site)
+    if kiosk is not None:
+        conditions.append(col(Reading.kiosk) == kiosk)
+    if kind is not None:
+        conditions.append(col(Reading.kind) == kind.value)
+    if subject is not None:
+        conditions.append(col(Reading.subject) == subject)
+    if since is not None:
+        conditions.append(col(Reading.kiosk_time) >= since)
+    if until is not None:
+        conditions.append(col(Reading.kiosk_time) < until)
+    total = session.exec(select(func.count()).select_from(Reading).where(*conditions)).one()
+    rows = session.exec(
+        select(Reading)
+        .where(*conditions)
+        .order_by(col(Reading.kiosk_time).desc(), col(Reading.seq).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return ReadingPage(
+        items=[ReadingPublic.model_validate(r, from_attributes=True) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
 def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="Doorstep bridge", version="1")
-
-    def get_session() -> Iterator[Session]:
-        with Session(engine) as session:
-            yield session
-
-    SessionDep = Annotated[Session, Depends(get_session)]
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/api/v1/readings", response_model=ReadingPage)
-    def list_readings(
-        session: SessionDep,
-        site: str | None = None,
-        kiosk: str | None = None,
-        kind: ReadingKind | None = None,
-        subject: str | None = None,
-        since: datetime | None = Query(default=None, description="kiosk time, inclusive"),
-        until: datetime | None = Query(default=None, description="kiosk time, exclusive"),
-        limit: int = Query(default=100, ge=1, le=MAX_PAGE),
-        offset: int = Query(default=0, ge=0),
-    ) -> ReadingPage:
-        """Readings, newest first, a page at a time."""
-        conditions = []
-        if site is not None:
-            conditions.append(col(Reading.site) == site)
-        if kiosk is not None:
-            conditions.append(col(Reading.kiosk) == kiosk)
-        if kind is not None:
-            conditions.append(col(Reading.kind) == kind.value)
-        if subject is not None:
-            conditions.append(col(Reading.subject) == subject)
-        if since is not None:
-            conditions.append(col(Reading.kiosk_time) >= since)
-        if until is not None:
-            conditions.append(col(Reading.kiosk_time) < until)
-        total = session.exec(select(func.count()).select_from(Reading).where(*conditions)).one()
-        rows = session.exec(
-            select(Reading)
-            .where(*conditions)
-            .order_by(col(Reading.kiosk_time).desc(), col(Reading.seq).desc())
-            .offset(offset)
-            .limit(limit)
-        ).all()
-        return ReadingPage(
-            items=[ReadingPublic.model_validate(r, from_attributes=True) for r in rows],
-            total=total,
-            limit=limit,
-            offset=offset,
-        )
-
+    app.state.engine = engine
+    app.include_router(router)
     return app

@@ -23,6 +23,7 @@ DEFAULT_MAX_QUEUED_MESSAGES: Final = 1_000_000
 # Mosquitto persists by snapshot, every 1800 s by default: a kill loses everything since.
 # A short interval narrows that window; nothing relies on it (kiosks re-send until acked).
 DEFAULT_AUTOSAVE_INTERVAL_S: Final = 5
+MOSQUITTO_DEFAULT_AUTOSAVE_INTERVAL_S: Final = 1800
 
 
 class MosquittoNotInstalled(RuntimeError):
@@ -73,9 +74,10 @@ class MosquittoProcess:
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @classmethod
-    def on_free_port(cls, data_dir: Path) -> MosquittoProcess:
+    def on_free_port(cls, data_dir: Path, *, autosave_interval_s: int = DEFAULT_AUTOSAVE_INTERVAL_S) -> MosquittoProcess:
         data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(MosquittoConfig(port=free_port(), data_dir=data_dir), log_path=data_dir / "mosquitto.log")
+        config = MosquittoConfig(port=free_port(), data_dir=data_dir, autosave_interval_s=autosave_interval_s)
+        return cls(config, log_path=data_dir / "mosquitto.log")
 
     @property
     def host(self) -> str:

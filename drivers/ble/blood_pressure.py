@@ -1,0 +1,267 @@
+"""Blood Pressure Measurement (0x2A35) and Intermediate Cuff Pressure (0x2A36).
+
+Pure codec: bytes in, typed reading (or :class:`DecodeError`) out.
+Layout: Bluetooth SIG GATT Specification Supplement (GSS) 3.31 "Blood Pressure
+Measurement" and 3.126 "Intermediate Cuff Pressure" (same structure), as used
+by the Blood Pressure Service (BLS) 1.1 sections 3.1 and 3.2. Numbers are
+IEEE 11073-20601 SFLOAT (Annex F.8), all multi-byte fields little-endian
+as in the GSS field tables.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from drivers.ble.errors import DecodeError
+from drivers.ble.ieee11073 import SpecialValue, decode_sfloat, encode_sfloat
+
+_BPM = "2a35"
+_ICP = "2a36"
+
+# Flags field (GSS 3.31 / BLS 3.1); bits 5-7 are reserved for future use and
+# ignored so that a future flag does not make today's decoder reject a reading.
+_FLAG_KPA = 0x01  # bit 0: Blood Pressure Units Flag (0 = mmHg, 1 = kPa)
+_FLAG_TIME_STAMP = 0x02  # bit 1: Time Stamp Flag
+_FLAG_PULSE_RATE = 0x04  # bit 2: Pulse Rate Flag
+_FLAG_USER_ID = 0x08  # bit 3: User ID Flag
+_FLAG_STATUS = 0x10  # bit 4: Measurement Status Flag
+
+# Measurement Status field (GSS 3.31 / BLS 3.1), uint16.
+_STATUS_BODY_MOVEMENT = 0x0001  # bit 0: Body Movement Detection
+_STATUS_CUFF_TOO_LOOSE = 0x0002  # bit 1: Cuff Fit Detection (1 = too loose)
+_STATUS_IRREGULAR_PULSE = 0x0004  # bit 2: Irregular Pulse Detection
+_STATUS_PULSE_RANGE_SHIFT = 3  # bits 3-4: Pulse Rate Range Detection
+_STATUS_PULSE_RANGE_MASK = 0x0018
+_STATUS_IMPROPER_POSITION = 0x0020  # bit 5: Measurement Position Detection
+
+_COMPOUND_FIELDS = ("systolic", "diastolic", "mean_arterial_pressure")
+
+
+class BloodPressureUnit(StrEnum):
+    MMHG = "mmHg"
+    KPA = "kPa"
+
+
+class MeasurementStatus(StrEnum):
+    BODY_MOVEMENT = "body_movement"
+    CUFF_TOO_LOOSE = "cuff_too_loose"
+    IRREGULAR_PULSE = "irregular_pulse"
+    PULSE_RATE_EXCEEDS_UPPER_LIMIT = "pulse_rate_exceeds_upper_limit"
+    PULSE_RATE_BELOW_LOWER_LIMIT = "pulse_rate_below_lower_limit"
+    IMPROPER_MEASUREMENT_POSITION = "improper_measurement_position"
+
+
+# Bits 3-4 value -> status; 0 is "within range" (no status), 3 is reserved (ignored).
+_PULSE_RANGE: dict[int, MeasurementStatus] = {
+    1: MeasurementStatus.PULSE_RATE_EXCEEDS_UPPER_LIMIT,
+    2: MeasurementStatus.PULSE_RATE_BELOW_LOWER_LIMIT,
+}
+_SINGLE_BIT_STATUS: tuple[tuple[int, MeasurementStatus], ...] = (
+    (_STATUS_BODY_MOVEMENT, MeasurementStatus.BODY_MOVEMENT),
+    (_STATUS_CUFF_TOO_LOOSE, MeasurementStatus.CUFF_TOO_LOOSE),
+    (_STATUS_IRREGULAR_PULSE, MeasurementStatus.IRREGULAR_PULSE),
+    (_STATUS_IMPROPER_POSITION, MeasurementStatus.IMPROPER_MEASUREMENT_POSITION),
+)
+
+# Canonical order = bit order, so decoded tuples compare equal whatever the input order.
+_STATUS_ORDER: tuple[MeasurementStatus, ...] = tuple(MeasurementStatus)
+
+
+
+@dataclass(frozen=True, slots=True)
+class BloodPressureMeasurement:
+    unit: BloodPressureUnit
+    systolic: float | None  # None when a special value was sent; see special_values
+    diastolic: float | None
+    mean_arterial_pressure: float | None
+    # Naive: the cuff's own clock with no zone (GSS 3.70 Date Time); None if the
+    # flag is clear or the cuff says year/month/day 0 = "not known".
+    timestamp: datetime | None = None
+    pulse_rate: float | None = None
+    # 0xFF is the SIG-defined "unknown user" and is kept as 255 (GSS 3.31 User ID field);
+    # None means the User ID field was absent.
+    user_id: int | None = None
+    status: tuple[MeasurementStatus, ...] = ()
+    # field name -> SpecialValue string, e.g. {"mean_arterial_pressure": "nan"}.
+    # hash=False: a mapping is not hashable, but equality still compares it.
+    special_values: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        # Freeze whatever mapping the caller passed so the dataclass stays immutable.
+        object.__setattr__(self, "special_values", MappingProxyType(dict(self.special_values)))
+
+
+class _Reader:
+    """Bounds-checked little-endian cursor that names the field it was reading."""
+
+    def __init__(self, data: bytes, characteristic: str) -> None:
+        self._data = data
+        self._offset = 0
+        self._characteristic = characteristic
+
+    def take(self, size: int, field_name: str, *, mandatory: bool = False) -> bytes:
+        remaining = len(self._data) - self._offset
+        if remaining < size:
+            promise = "the spec requires" if mandatory else "flags promise"
+            raise DecodeError(
+                self._characteristic,
+                field_name,
+                f"missing: {promise} {size} bytes at offset {self._offset}, {remaining} remain",
+            )
+        chunk = self._data[self._offset : self._offset + size]
+        self._offset += size
+        return chunk
+
+    def uint8(self, field_name: str, *, mandatory: bool = False) -> int:
+        return self.take(1, field_name, mandatory=mandatory)[0]
+
+    def uint16(self, field_name: str, *, mandatory: bool = False) -> int:
+        return int.from_bytes(self.take(2, field_name, mandatory=mandatory), "little")
+
+
+def _decode(data: bytes, characteristic: str) -> BloodPressureMeasurement:
+    reader = _Reader(bytes(data), characteristic)
+    flags = reader.uint8("flags", mandatory=True)
+    specials: dict[str, str] = {}
+
+    def sfloat(field_name: str, *, mandatory: bool = False) -> float | None:
+        value = decode_sfloat(reader.uint16(field_name, mandatory=mandatory))
+        if isinstance(value, SpecialValue):
+            specials[field_name] = value.value
+            return None
+        return value
+
+    # Compound value: Systolic, Diastolic, MAP, always present (GSS 3.31).
+    systolic, diastolic, mean_arterial_pressure = (
+        sfloat(name, mandatory=True) for name in _COMPOUND_FIELDS
+    )
+    timestamp = _decode_date_time(reader, characteristic) if flags & _FLAG_TIME_STAMP else None
+    pulse_rate = sfloat("pulse_rate") if flags & _FLAG_PULSE_RATE else None  # GSS 3.31 Pulse Rate
+    user_id = reader.uint8("user_id") if flags & _FLAG_USER_ID else None  # GSS 3.31 User ID
+    status = (
+        _decode_status(reader.uint16("measurement_status")) if flags & _FLAG_STATUS else ()
+    )
+    # Trailing bytes are accepted and ignored: later spec versions append fields
+    # after the known ones and some cuffs pad notifications; rejecting them would
+    # throw away readings whose every promised field decoded cleanly.
+    return BloodPressureMeasurement(
+        unit=BloodPressureUnit.KPA if flags & _FLAG_KPA else BloodPressureUnit.MMHG,
+        systolic=systolic,
+        diastolic=diastolic,
+        mean_arterial_pressure=mean_arterial_pressure,
+        timestamp=timestamp,
+        pulse_rate=pulse_rate,
+        user_id=user_id,
+        status=status,
+        special_values=specials,
+    )
+
+
+def _decode_date_time(reader: _Reader, characteristic: str) -> datetime | None:
+    # Date Time (GSS 3.70, UUID 0x2A08): uint16 year, uint8 month, day, hours,
+    # minutes, seconds. Year/month/day 0 mean "not known".
+    year, month, day, hours, minutes, seconds = struct.unpack("<HBBBBB", reader.take(7, "time_stamp"))
+    if year == 0 or month == 0 or day == 0:
+        return None
+    if year < 1582:  # GSS 3.70: Year is 1582..9999 (Gregorian), or 0 = not known
+        raise DecodeError(characteristic, "time_stamp", f"out of range: year {year} < 1582")
+    try:
+        return datetime(year, month, day, hours, minutes, seconds)
+    except ValueError as exc:
+        raise DecodeError(characteristic, "time_stamp", f"out of range: {exc}") from exc
+
+
+def _decode_status(raw: int) -> tuple[MeasurementStatus, ...]:
+    found = [status for bit, status in _SINGLE_BIT_STATUS if raw & bit]
+    pulse_range = _PULSE_RANGE.get((raw & _STATUS_PULSE_RANGE_MASK) >> _STATUS_PULSE_RANGE_SHIFT)
+    if pulse_range is not None:
+        found.append(pulse_range)
+    return tuple(sorted(found, key=_STATUS_ORDER.index))
+
+
+
+def decode_blood_pressure_measurement(data: bytes) -> BloodPressureMeasurement:
+    """Decode a Blood Pressure Measurement (0x2A35) value (GSS 3.31)."""
+    return _decode(data, _BPM)
+
+
+def decode_intermediate_cuff_pressure(data: bytes) -> BloodPressureMeasurement:
+    """Decode an Intermediate Cuff Pressure (0x2A36) value.
+
+    Same layout as 0x2A35; the current cuff pressure is in ``systolic`` and
+    diastolic/MAP are sent as NaN (BLS 3.2), so they decode to None with
+    ``special_values`` saying "nan".
+    """
+    return _decode(data, _ICP)
+
+
+def _encode_value(m: BloodPressureMeasurement, field_name: str, value: float | None) -> bytes:
+    if value is None:
+        special = SpecialValue(m.special_values.get(field_name, SpecialValue.NAN))
+        return encode_sfloat(special).to_bytes(2, "little")
+    # Pick the coarsest exponent that represents the value exactly (0 down to -3).
+    for exponent in (0, -1, -2, -3):
+        try:
+            return encode_sfloat(value, exponent).to_bytes(2, "little")
+        except ValueError:
+            continue
+    raise ValueError(f"{field_name}={value} is not representable as SFLOAT")
+
+
+def _encode_status(status: tuple[MeasurementStatus, ...]) -> int:
+    raw = 0
+    for bit, member in _SINGLE_BIT_STATUS:
+        if member in status:
+            raw |= bit
+    for range_value, member in _PULSE_RANGE.items():
+        if member in status:
+            raw |= range_value << _STATUS_PULSE_RANGE_SHIFT
+    return raw
+
+
+def encode_blood_pressure_measurement(m: BloodPressureMeasurement) -> bytes:
+    """Encode ``m`` per GSS 3.31 (for the simulator and round-trip tests).
+
+    A None numeric field is sent as its ``special_values`` entry, NaN by default.
+    An absent timestamp is sent only if never set (flag clear); the "unknown
+    date" form is not produced.
+    """
+    flags = 0
+    if m.unit is BloodPressureUnit.KPA:
+        flags |= _FLAG_KPA
+    body = b"".join(_encode_value(m, name, getattr(m, name)) for name in _COMPOUND_FIELDS)
+    if m.timestamp is not None:
+        flags |= _FLAG_TIME_STAMP
+        t = m.timestamp
+        body += struct.pack("<HBBBBB", t.year, t.month, t.day, t.hour, t.minute, t.second)
+    if m.pulse_rate is not None or "pulse_rate" in m.special_values:
+        flags |= _FLAG_PULSE_RATE
+        body += _encode_value(m, "pulse_rate", m.pulse_rate)
+    if m.user_id is not None:
+        flags |= _FLAG_USER_ID
+        body += bytes([m.user_id])
+    if m.status:
+        flags |= _FLAG_STATUS
+        body += _encode_status(m.status).to_bytes(2, "little")
+    return bytes([flags]) + body
+
+
+def to_json_dict(m: BloodPressureMeasurement) -> dict[str, Any]:
+    """JSON-ready dict keyed by the SIG field names in snake_case."""
+    return {
+        "unit": m.unit.value,
+        "systolic": m.systolic,
+        "diastolic": m.diastolic,
+        "mean_arterial_pressure": m.mean_arterial_pressure,
+        "pulse_rate": m.pulse_rate,
+        "user_id": m.user_id,
+        "timestamp": m.timestamp.isoformat() if m.timestamp is not None else None,
+        "status": [s.value for s in m.status],
+        "special_values": dict(m.special_values),
+    }

@@ -1,0 +1,47 @@
+"""Real parts for the tests: a Mosquitto process, SQLite files, in-process bridge workers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from cloud_bridge.ingest import Ingest
+from cloud_bridge.store import create_tables
+from doorstep.db import create_durable_engine
+from doorstep.mosquitto import MosquittoProcess
+from tests.support import Bridge, broker_settings
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoProcess]:
+    """A real mosquitto on a free loopback port with a generated config."""
+    process = MosquittoProcess.on_free_port(tmp_path / "broker")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def running_broker(broker: MosquittoProcess) -> MosquittoProcess:
+    broker.start()
+    return broker
+
+
+@pytest.fixture
+def bridge_factory(tmp_path: Path) -> Iterator[Callable[[MosquittoProcess], Bridge]]:
+    """Start in-process bridge workers on one SQLite database; all are stopped afterwards."""
+    engine = create_durable_engine(f"sqlite:///{tmp_path / 'bridge.sqlite3'}")
+    create_tables(engine)
+    started: list[Ingest] = []
+
+    def start(broker: MosquittoProcess, client_id: str = "bridge-test-1") -> Bridge:
+        ingest = Ingest(engine, broker_settings(broker), client_id=client_id, share_group="bridge")
+        ingest.start()
+        started.append(ingest)
+        return Bridge(engine, ingest)
+
+    yield start
+    for ingest in started:
+        ingest.stop()
+    engine.dispose()

@@ -1,0 +1,124 @@
+"""BloodPressureCuffSession through the real bleak.BleakClient over the simulated backend."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import pytest
+from bleak import BleakClient
+
+from drivers.ble import uuids
+from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
+from drivers.ble.cuff_session import BloodPressureCuffSession
+from drivers.ble.errors import DeviceDisconnectedError, DeviceNotFoundError, MeasurementTimeoutError
+from drivers.ble.simulated import SimulatedCuff, simulated_backend
+
+READING = BloodPressureMeasurement(
+    unit=BloodPressureUnit.MMHG,
+    systolic=128.0,
+    diastolic=84.0,
+    mean_arterial_pressure=98.7,
+    timestamp=datetime(2025, 6, 1, 8, 15, 0),
+    pulse_rate=66.0,
+    user_id=1,
+    status=(MeasurementStatus.BODY_MOVEMENT,),
+)
+
+
+def session_for(cuff: SimulatedCuff, idle_timeout: float = 1.0) -> BloodPressureCuffSession:
+    return BloodPressureCuffSession(cuff.address, backend=simulated_backend(cuff), idle_timeout=idle_timeout)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(5)
+async def test_normal_measurement() -> None:
+    cuff = SimulatedCuff(measurements=[READING], inflate_steps=4)
+    pressures: list[BloodPressureMeasurement] = []
+
+    result = await session_for(cuff).collect(pressures.append)
+
+    assert result == [READING]
+    assert len(pressures) == 4
+    systolics = [p.systolic for p in pressures]
+    assert systolics == sorted(systolics)  # inflating
+    assert all(p.special_values == {"diastolic": "nan", "mean_arterial_pressure": "nan"} for p in pressures)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(5)
+async def test_default_cuff_sends_one_plausible_reading() -> None:
+    [reading] = await session_for(SimulatedCuff()).collect()
+    assert reading.systolic is not None and reading.diastolic is not None
+    assert reading.systolic > reading.diastolic
+    assert reading.timestamp is not None and reading.pulse_rate is not None
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(5)
+async def test_garbage_is_skipped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    cuff = SimulatedCuff(garbage=b"\x02\x78\x00")
+    with caplog.at_level(logging.WARNING, logger="drivers.ble.cuff_session"):
+        result = await session_for(cuff).collect()
+    assert result == []
+    [record] = caplog.records
+    assert "2a35: field 'diastolic' missing" in record.getMessage()
+    assert "027800" in record.getMessage()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(5)
+async def test_drop_mid_measurement() -> None:
+    cuff = SimulatedCuff(drop_mid_measurement=True)
+    with pytest.raises(DeviceDisconnectedError):
+        await session_for(cuff).collect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(5)
+async def test_cuff_without_intermediate_pressure() -> None:
+    cuff = SimulatedCuff(measurements=[READING], has_intermediate_cuff_pressure=False)
+    seen: list[BloodPressureMeasurement] = []
+    assert await session_for(cuff).collect(seen.append) == [READING]
+    assert seen == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(5)
+async def test_idle_timeout_after_last_measurement_disconnects_cleanly() -> None:
+    cuff = SimulatedCuff(measurements=[READING], disconnect_after=30.0)
+    assert await session_for(cuff, idle_timeout=0.2).collect() == [READING]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(5)
+async def test_silent_cuff_times_out() -> None:
+    cuff = SimulatedCuff(start_delay=30.0)
+    with pytest.raises(MeasurementTimeoutError):
+        await session_for(cuff, idle_timeout=0.2).collect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(5)
+async def test_wrong_address_is_device_not_found() -> None:
+    session = BloodPressureCuffSession("AA:BB:CC:DD:EE:FF", backend=simulated_backend(SimulatedCuff()))
+    with pytest.raises(DeviceNotFoundError) as info:
+        await session.collect()
+    assert info.value.__cause__ is not None
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(5)
+async def test_backend_plain_bleak_surface() -> None:
+    cuff = SimulatedCuff(start_delay=30.0)
+    client = BleakClient(cuff.address, backend=simulated_backend(cuff))
+    async with client:
+        assert client.is_connected
+        assert client.name == "SIM-BP"
+        assert client.mtu_size == 23
+        assert client.services.get_service(uuids.BLOOD_PRESSURE_SERVICE) is not None
+        feature = await client.read_gatt_char(uuids.BLOOD_PRESSURE_FEATURE)
+        assert int.from_bytes(feature, "little") == cuff.features
+        with pytest.raises(NotImplementedError):
+            await client.write_gatt_char(uuids.BLOOD_PRESSURE_FEATURE, b"\x00", response=True)
+    assert not client.is_connected

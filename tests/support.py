@@ -1,0 +1,135 @@
+"""Helpers the tests share: settings for real parts, running agents, waiting for conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from bleak.backends.client import BaseBleakClient
+from fastapi import FastAPI
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from cloud_bridge.ingest import Ingest
+from cloud_bridge.store import DeadLetter, Reading
+from doorstep.mosquitto import MosquittoProcess, free_port
+from doorstep.mqtt import BrokerSettings
+from edge_agent.agent import Agent
+from edge_agent.settings import AgentSettings, CuffSettings
+
+SITE = "test-site"
+KIOSK = "kiosk-1"
+CUFF_ADDRESS = "SIM:CU:FF:00:00:01"
+
+
+def broker_settings(broker: MosquittoProcess) -> BrokerSettings:
+    return BrokerSettings(host=broker.host, port=broker.port, reconnect_min_s=1, reconnect_max_s=1)
+
+
+@dataclass
+class Bridge:
+    engine: Engine
+    ingest: Ingest
+
+    def readings(self) -> list[Reading]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(Reading)))
+
+    def reading_count(self) -> int:
+        with Session(self.engine) as session:
+            return session.exec(select(func.count()).select_from(Reading)).one()
+
+    def dead_letters(self) -> list[DeadLetter]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(DeadLetter)))
+
+
+def agent_settings(tmp_path: Path, broker: MosquittoProcess, *, with_cuff: bool = True) -> AgentSettings:
+    return AgentSettings(
+        site=SITE,
+        kiosk=KIOSK,
+        outbox_path=tmp_path / "outbox.sqlite3",
+        broker=broker_settings(broker),
+        ack_timeout_s=1.0,
+        # One session per test: the simulated cuff measures once per connection.
+        cuffs=[CuffSettings(address=CUFF_ADDRESS, model="sim", reconnect_interval_s=3600, idle_timeout_s=0.5)]
+        if with_cuff
+        else [],
+    )
+
+
+@asynccontextmanager
+async def running_agent(
+    settings: AgentSettings, cuff_backends: Mapping[str, type[BaseBleakClient]] | None = None
+) -> AsyncIterator[Agent]:
+    agent = Agent(settings, cuff_backends=cuff_backends)
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        while agent.outbox is None:
+            await asyncio.sleep(0.01)
+        yield agent
+    finally:
+        stop.set()
+        await task
+
+
+async def wait_until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 15.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    body: Any
+
+
+class ServedApp:
+    """A FastAPI app served by a real uvicorn on a free loopback port, in a thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = free_port()
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> ServedApp:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def get(self, path: str, **params: Any) -> HttpResponse:
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        url = f"http://127.0.0.1:{self.port}{path}" + (f"?{query}" if query else "")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return HttpResponse(response.status, json.load(response))
+        except urllib.error.HTTPError as error:
+            with error:
+                return HttpResponse(error.code, json.load(error))

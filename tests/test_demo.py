@@ -1,0 +1,51 @@
+"""The README's demo command, run as a newcomer would: real processes, real ports, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "doorstep", "demo", "--workdir", str(tmp_path), "--http-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        url = None
+        for line in demo.stdout:
+            match = re.search(r"(http://127\.0\.0\.1:\d+/api/v1/readings)", line)
+            if match:
+                url = match.group(1)
+            if "Press Ctrl-C to stop" in line:
+                break
+        assert url, "the demo printed no readings URL"
+        deadline = time.monotonic() + 30
+        items: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not items:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    items = json.load(response)["items"]
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert items, f"no reading reached the bridge; logs in {tmp_path}"
+        assert items[0]["kind"] == "blood_pressure"
+        assert items[0]["site"] == "demo-site"
+        demo.send_signal(signal.SIGINT)
+        output, _ = demo.communicate(timeout=30)
+        assert demo.returncode == 0
+        assert "Doorstep demo stopped." in output
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()
