@@ -77,6 +77,7 @@ class Ingest:
         self._client = make_client(client_id, broker)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
+        self._client.on_disconnect = self._on_disconnect
         self._connected = threading.Event()
 
     @property
@@ -101,6 +102,10 @@ class Ingest:
         self._connected.set()
         log.info("bridge connected, subscribed to %s", self._subscription)
 
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        self._connected.clear()
+        log.warning("bridge disconnected from broker: %s", reason)
+
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:
             topic = message.topic
@@ -120,7 +125,11 @@ class Ingest:
                     batch.append(self._inbox.get(timeout=self._batch_wait_s))
             except queue.Empty:
                 pass
-            self.process(batch)
+            try:
+                self.process(batch)
+            except Exception:
+                # A bug must not stop ingest for every kiosk; nothing was acked, so nothing is lost.
+                log.exception("a batch of %d messages failed; kiosks will re-send", len(batch))
 
     def process(self, batch: list[_Received]) -> None:
         received_at = self._clock()

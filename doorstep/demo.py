@@ -36,9 +36,6 @@ def _spawn(role: str, config: Path, log_path: Path) -> subprocess.Popen[bytes]:
             [sys.executable, "-m", "doorstep", role, "--config", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            # Ctrl-C reaches the whole foreground process group; the demo stops its children
-            # itself, in order, so they are kept out of it.
-            start_new_session=True,
         )
 
 
@@ -72,7 +69,7 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
                 "cuffs": [
                     {
                         "address": DEMO_CUFF,
-                        "model": "simulated-cuff",
+                        "model": "simulated",
                         "simulated": True,
                         "reconnect_interval_s": DEMO_MEASURE_EVERY_S,
                         "idle_timeout_s": 1.0,
@@ -115,7 +112,8 @@ Press Ctrl-C to stop.
                     stopping = True
             time.sleep(0.2)
     finally:
-        # Agent first, so it says "offline" to a broker that is still there.
+        # Agent first, so it says "offline" to a broker that is still there. (Ctrl-C in a
+        # terminal also reaches the children, which stop by themselves; that is fine too.)
         for name in ("agent", "bridge"):
             child = children[name]
             if child.poll() is None:

@@ -82,7 +82,11 @@ class Agent:
         assert self.uplink is not None
         while True:
             self._wakeup.clear()
-            await asyncio.to_thread(self.uplink.pump)
+            try:
+                await asyncio.to_thread(self.uplink.pump)
+            except Exception:
+                # Our bug or a failing disk: say so loudly, keep the records, try again.
+                log.exception("the uplink failed; retrying")
             try:
                 await asyncio.wait_for(self._wakeup.wait(), PUMP_INTERVAL_S)
             except TimeoutError:
@@ -106,7 +110,12 @@ class Agent:
                 log.debug("cuff %s: %s", cuff.address, error)
             else:
                 for measurement in measurements:
-                    await self.save_blood_pressure(measurement, device)
+                    try:
+                        await self.save_blood_pressure(measurement, device)
+                    except Exception:
+                        # Not the device's fault (that is a DecodeError, handled in the
+                        # driver): our bug or the disk. Loud, and the cuff keeps being served.
+                        log.exception("could not save a reading from cuff %s: %s", cuff.address, measurement)
             await asyncio.sleep(cuff.reconnect_interval_s)
 
     async def save_blood_pressure(self, measurement: BloodPressureMeasurement, device: DeviceIdentity) -> SavedRecord:

@@ -4,22 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from doorstep.config import FileSettings
 from doorstep.mqtt import BrokerSettings
 from doorstep.wire import Slug
+from firmware_configs.profiles import load_ble_profiles
 
 
 class CuffSettings(BaseModel):
     address: str = Field(description="the cuff's Bluetooth address, e.g. 'A4:C1:38:12:34:56'")
-    model: str = Field(default="generic", description="device model reported on the wire")
+    model: str = Field(default="generic", description="a profile in firmware_configs/ble/ (its 'model'); reported on the wire")
     simulated: bool = Field(default=False, description="talk to a simulated cuff instead of Bluetooth")
     reconnect_interval_s: float = Field(
         default=5.0, gt=0, description="pause between connection attempts (a cuff is only reachable while it measures)"
     )
     idle_timeout_s: float = Field(default=5.0, gt=0, description="end a session this long after the last measurement")
+
+    @field_validator("model")
+    @classmethod
+    def _known_cuff_model(cls, model: str) -> str:
+        cuffs = sorted(m for m, p in load_ble_profiles().items() if p.kind == "blood_pressure")
+        if model not in cuffs:
+            raise ValueError(f"no blood-pressure profile {model!r} in firmware_configs/ble/; known: {', '.join(cuffs)}")
+        return model
 
 
 class AgentSettings(FileSettings):

@@ -63,7 +63,7 @@ def agent_settings(tmp_path: Path, broker: MosquittoProcess, *, with_cuff: bool 
         broker=broker_settings(broker),
         ack_timeout_s=1.0,
         # One session per test: the simulated cuff measures once per connection.
-        cuffs=[CuffSettings(address=CUFF_ADDRESS, model="sim", reconnect_interval_s=3600, idle_timeout_s=0.5)]
+        cuffs=[CuffSettings(address=CUFF_ADDRESS, model="simulated", reconnect_interval_s=3600, idle_timeout_s=0.5)]
         if with_cuff
         else [],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -18,6 +19,8 @@ def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_pat
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Its own process group, so a failed test can stop the demo and every child it started.
+        start_new_session=True,
     )
     try:
         assert demo.stdout is not None
@@ -47,5 +50,5 @@ def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_pat
         assert "Doorstep demo stopped." in output
     finally:
         if demo.poll() is None:
-            demo.kill()
+            os.killpg(demo.pid, signal.SIGKILL)
             demo.communicate()

@@ -80,7 +80,7 @@ async def test_a_reading_arrives_once_with_its_values_and_times_and_is_served(
     assert (row.site, row.kiosk, row.kind, row.seq) == (SITE, KIOSK, "blood_pressure", 1)
     assert row.device_time == "2026-11-25T17:30:05"
     assert before <= row.kiosk_time.replace(tzinfo=row.kiosk_time.tzinfo or UTC) <= datetime.now(UTC)
-    assert (row.device_model, row.device_address) == ("sim", CUFF_ADDRESS)
+    assert (row.device_model, row.device_address) == ("simulated", CUFF_ADDRESS)
     assert_is_the_measurement(row.payload)
 
     with ServedApp(create_app(bridge.engine)) as api:

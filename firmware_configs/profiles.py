@@ -1,0 +1,77 @@
+"""Per-model device profiles: YAML data shipped in this package, validated when loaded.
+
+A new cuff model is a new file in firmware_configs/ble/, not a code change.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message names the file, the field and the problem."""
+
+
+class Quirk(StrEnum):
+    NEEDS_BONDING = "needs_bonding"
+    REPLAYS_MEMORY = "replays_memory"
+    CLOCK_UNRELIABLE = "clock_unreliable"
+
+
+ShortUuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4}$")]
+
+
+class BleDeviceProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$", description="the name used in settings and on the wire")
+    manufacturer: str = Field(min_length=1)
+    kind: Literal["blood_pressure", "glucose", "temperature", "weight", "spo2"]
+    name_patterns: list[str] = Field(default_factory=list, description="regular expressions on the advertised name")
+    services: list[ShortUuid] = Field(min_length=1, description="16-bit service UUIDs it advertises, lowercase hex")
+    quirks: list[Quirk] = Field(default_factory=list)
+
+    @field_validator("name_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"{pattern!r} is not a regular expression: {error}") from None
+        return patterns
+
+
+def load_profile(source: Traversable, name: str) -> BleDeviceProfile:
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ProfileError(f"{name}: not valid YAML: {error}") from None
+    try:
+        return BleDeviceProfile.model_validate(data)
+    except ValidationError as error:
+        problems = [
+            f"{name}: {'.'.join(str(p) for p in item['loc']) or '(top level)'}: {item['msg']}"
+            for item in error.errors(include_url=False)
+        ]
+        raise ProfileError("\n".join(problems)) from None
+
+
+def load_ble_profiles() -> dict[str, BleDeviceProfile]:
+    """Every profile shipped in firmware_configs/ble/, by model name."""
+    profiles: dict[str, BleDeviceProfile] = {}
+    for source in sorted(files(__package__).joinpath("ble").iterdir(), key=lambda t: t.name):
+        if not source.name.endswith(".yaml"):
+            continue
+        profile = load_profile(source, f"firmware_configs/ble/{source.name}")
+        if profile.model in profiles:
+            raise ProfileError(f"firmware_configs/ble/{source.name}: model: {profile.model!r} is defined twice")
+        profiles[profile.model] = profile
+    return profiles

@@ -1,0 +1,59 @@
+"""The `doorstep` command's front door: help a technician can follow, clear config errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from doorstep.cli import app
+from doorstep.config import ConfigError
+from edge_agent.settings import AgentSettings
+
+runner = CliRunner()
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("agent", "bridge", "demo"):
+        assert command in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("site: Pudong\nkiosk: k1\n", "agent.yaml: site: String should match pattern"),
+        ("kiosk: k1\n", "agent.yaml: site: Field required"),
+        ("site: s\nkiosk: k\ncuffs: [{address: 'AA', model: nosuchcuff}]\n", "agent.yaml: cuffs.0.model: Value error, no blood-pressure profile 'nosuchcuff'"),
+        ("site: s\nkiosk: k\nbroker: {port: 70000}\n", "agent.yaml: broker.port: Input should be less than or equal to 65535"),
+        ("site: s\nkiosk: k\nbrokr: {}\n", "agent.yaml: brokr: Extra inputs are not permitted"),
+        ("- a list\n", "expected a mapping of settings"),
+        ("site: [\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_agent_config_exits_non_zero_naming_file_field_and_problem(tmp_path: Path, text: str, problem: str) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(text)
+    result = runner.invoke(app, ["agent", "--config", str(config)])
+    assert result.exit_code == 2
+    assert problem in result.output
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["bridge", "--config", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "nope.yaml: cannot read" in result.output
+
+
+def test_environment_variables_override_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text("site: s\nkiosk: k\nbroker: {host: broker.example, port: 1884}\n")
+    monkeypatch.setenv("DOORSTEP_AGENT_BROKER__HOST", "10.0.0.5")
+    monkeypatch.setenv("DOORSTEP_AGENT_KIOSK", "kiosk-9")
+    settings = AgentSettings.from_file(config)
+    assert (settings.kiosk, settings.broker.host, settings.broker.port) == ("kiosk-9", "10.0.0.5", 1884)
+    monkeypatch.setenv("DOORSTEP_AGENT_ACK_TIMEOUT_S", "soon")
+    with pytest.raises(ConfigError, match="ack_timeout_s"):
+        AgentSettings.from_file(config)

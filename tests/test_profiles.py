@@ -1,0 +1,38 @@
+"""Device profiles are data shipped in the package, validated with errors that name file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from firmware_configs.profiles import ProfileError, Quirk, load_ble_profiles, load_profile
+
+
+def test_the_shipped_profiles_load() -> None:
+    profiles = load_ble_profiles()
+    assert {"generic", "simulated"} <= profiles.keys()
+    assert profiles["generic"].services == ["1810"]
+    assert profiles["generic"].quirks == []
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("model: Bad Name\nmanufacturer: x\nkind: blood_pressure\nservices: ['1810']\n", "bad.yaml: model: String should match"),
+        ("model: x\nmanufacturer: x\nkind: blood_pressure\nservices: []\n", "bad.yaml: services: List should have at least 1 item"),
+        ("model: x\nmanufacturer: x\nkind: blood_pressure\nservices: ['1810']\nquirks: [sings]\n", "bad.yaml: quirks.0: Input should be"),
+        ("model: x\nmanufacturer: x\nkind: blood_pressure\nservices: ['1810']\nname_patterns: ['(']\n", "is not a regular expression"),
+        ("model: x\nmanufacturer: x\nkind: blood_pressure\nservices: ['1810']\ncolour: red\n", "bad.yaml: colour: Extra inputs"),
+        ("model: [unclosed\n", "bad.yaml: not valid YAML"),
+    ],
+)
+def test_a_bad_profile_is_refused_naming_file_field_and_problem(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ProfileError, match=problem.replace("(", r"\(").replace("[", r"\[")):
+        load_profile(path, "bad.yaml")
+
+
+def test_quirks_are_named_in_plain_words() -> None:
+    assert {q.value for q in Quirk} == {"needs_bonding", "replays_memory", "clock_unreliable"}
