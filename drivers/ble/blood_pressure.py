@@ -10,7 +10,6 @@ as in the GSS field tables.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,8 +17,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from drivers.ble.errors import DecodeError
-from drivers.ble.ieee11073 import SpecialValue, decode_sfloat, encode_sfloat
+from drivers.ble.fields import FieldReader, encode_date_time
+from drivers.ble.ieee11073 import SpecialValue, encode_sfloat
 
 _BPM = "2a35"
 _ICP = "2a36"
@@ -97,52 +96,15 @@ class BloodPressureMeasurement:
         object.__setattr__(self, "special_values", MappingProxyType(dict(self.special_values)))
 
 
-class _Reader:
-    """Bounds-checked little-endian cursor that names the field it was reading."""
-
-    def __init__(self, data: bytes, characteristic: str) -> None:
-        self._data = data
-        self._offset = 0
-        self._characteristic = characteristic
-
-    def take(self, size: int, field_name: str, *, mandatory: bool = False) -> bytes:
-        remaining = len(self._data) - self._offset
-        if remaining < size:
-            promise = "the spec requires" if mandatory else "flags promise"
-            raise DecodeError(
-                self._characteristic,
-                field_name,
-                f"missing: {promise} {size} bytes at offset {self._offset}, {remaining} remain",
-            )
-        chunk = self._data[self._offset : self._offset + size]
-        self._offset += size
-        return chunk
-
-    def uint8(self, field_name: str, *, mandatory: bool = False) -> int:
-        return self.take(1, field_name, mandatory=mandatory)[0]
-
-    def uint16(self, field_name: str, *, mandatory: bool = False) -> int:
-        return int.from_bytes(self.take(2, field_name, mandatory=mandatory), "little")
-
-
 def _decode(data: bytes, characteristic: str) -> BloodPressureMeasurement:
-    reader = _Reader(bytes(data), characteristic)
+    reader = FieldReader(data, characteristic)
     flags = reader.uint8("flags", mandatory=True)
-    specials: dict[str, str] = {}
-
-    def sfloat(field_name: str, *, mandatory: bool = False) -> float | None:
-        value = decode_sfloat(reader.uint16(field_name, mandatory=mandatory))
-        if isinstance(value, SpecialValue):
-            specials[field_name] = value.value
-            return None
-        return value
-
     # Compound value: Systolic, Diastolic, MAP, always present (GSS 3.31).
     systolic, diastolic, mean_arterial_pressure = (
-        sfloat(name, mandatory=True) for name in _COMPOUND_FIELDS
+        reader.sfloat(name, mandatory=True) for name in _COMPOUND_FIELDS
     )
-    timestamp = _decode_date_time(reader, characteristic) if flags & _FLAG_TIME_STAMP else None
-    pulse_rate = sfloat("pulse_rate") if flags & _FLAG_PULSE_RATE else None  # GSS 3.31 Pulse Rate
+    timestamp = reader.date_time("time_stamp") if flags & _FLAG_TIME_STAMP else None
+    pulse_rate = reader.sfloat("pulse_rate") if flags & _FLAG_PULSE_RATE else None  # GSS 3.31 Pulse Rate
     user_id = reader.uint8("user_id") if flags & _FLAG_USER_ID else None  # GSS 3.31 User ID
     status = (
         _decode_status(reader.uint16("measurement_status")) if flags & _FLAG_STATUS else ()
@@ -159,22 +121,8 @@ def _decode(data: bytes, characteristic: str) -> BloodPressureMeasurement:
         pulse_rate=pulse_rate,
         user_id=user_id,
         status=status,
-        special_values=specials,
+        special_values=reader.special_values,
     )
-
-
-def _decode_date_time(reader: _Reader, characteristic: str) -> datetime | None:
-    # Date Time (GSS 3.70, UUID 0x2A08): uint16 year, uint8 month, day, hours,
-    # minutes, seconds. Year/month/day 0 mean "not known".
-    year, month, day, hours, minutes, seconds = struct.unpack("<HBBBBB", reader.take(7, "time_stamp"))
-    if year == 0 or month == 0 or day == 0:
-        return None
-    if year < 1582:  # GSS 3.70: Year is 1582..9999 (Gregorian), or 0 = not known
-        raise DecodeError(characteristic, "time_stamp", f"out of range: year {year} < 1582")
-    try:
-        return datetime(year, month, day, hours, minutes, seconds)
-    except ValueError as exc:
-        raise DecodeError(characteristic, "time_stamp", f"out of range: {exc}") from exc
 
 
 def _decode_status(raw: int) -> tuple[MeasurementStatus, ...]:
@@ -238,8 +186,7 @@ def encode_blood_pressure_measurement(m: BloodPressureMeasurement) -> bytes:
     body = b"".join(_encode_value(m, name, getattr(m, name)) for name in _COMPOUND_FIELDS)
     if m.timestamp is not None:
         flags |= _FLAG_TIME_STAMP
-        t = m.timestamp
-        body += struct.pack("<HBBBBB", t.year, t.month, t.day, t.hour, t.minute, t.second)
+        body += encode_date_time(m.timestamp)
     if m.pulse_rate is not None or "pulse_rate" in m.special_values:
         flags |= _FLAG_PULSE_RATE
         body += _encode_value(m, "pulse_rate", m.pulse_rate)
