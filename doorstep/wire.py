@@ -195,6 +195,9 @@ class BloodPressurePayload(_Strict):
     status: list[str] = Field(default_factory=list)
     # A field sent as an IEEE-11073 special value is null above and named here ("nan", "nres", ...).
     special_values: dict[str, str] = Field(default_factory=dict)
+    # Why the kiosk judged the reading implausible (drivers/plausibility.py); [] = plausible.
+    # A suspect reading is still delivered and stored, marked, never silently taken as good.
+    suspect: list[str] = Field(default_factory=list)
     subject: Pseudonym | None = Field(default=None, description="resident pseudonym; null = anonymous")
 
     @model_validator(mode="after")

@@ -12,10 +12,12 @@ from collections.abc import Callable, Mapping
 from bleak.backends.client import BaseBleakClient
 
 from doorstep.wire import BloodPressurePayload, DeviceIdentity, KioskTopics, ReadingKind
-from drivers.ble.blood_pressure import BloodPressureMeasurement, to_json_dict
+from drivers.ble.blood_pressure import BloodPressureDialect, BloodPressureMeasurement, to_json_dict
 from drivers.ble.cuff_session import BloodPressureCuffSession
 from drivers.ble.errors import BleDriverError
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
+from drivers.plausibility import blood_pressure_suspicions
+from firmware_configs.profiles import load_ble_profiles
 from edge_agent.outbox import Outbox, SavedRecord
 from edge_agent.settings import AgentSettings, CuffSettings
 from edge_agent.uplink import Uplink
@@ -31,6 +33,7 @@ SavedListener = Callable[[SavedRecord, BloodPressureMeasurement], None]
 def blood_pressure_payload(measurement: BloodPressureMeasurement) -> BloodPressurePayload:
     fields = to_json_dict(measurement)
     fields.pop("timestamp")  # travels as the envelope's device_time
+    fields["suspect"] = [s.value for s in blood_pressure_suspicions(measurement)]
     return BloodPressurePayload.model_validate(fields)
 
 
@@ -100,7 +103,13 @@ class Agent:
         return None  # the platform's real Bluetooth stack
 
     async def _watch_cuff(self, cuff: CuffSettings) -> None:
-        session = BloodPressureCuffSession(cuff.address, backend=self._backend_for(cuff), idle_timeout=cuff.idle_timeout_s)
+        profile = load_ble_profiles()[cuff.model]
+        session = BloodPressureCuffSession(
+            cuff.address,
+            backend=self._backend_for(cuff),
+            idle_timeout=cuff.idle_timeout_s,
+            dialect=BloodPressureDialect(**profile.blood_pressure_dialect.model_dump()),
+        )
         device = DeviceIdentity(model=cuff.model, address=cuff.address)
         while True:
             try:

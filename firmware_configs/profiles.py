@@ -20,9 +20,20 @@ class ProfileError(ValueError):
 
 
 class Quirk(StrEnum):
-    NEEDS_BONDING = "needs_bonding"
-    REPLAYS_MEMORY = "replays_memory"
-    CLOCK_UNRELIABLE = "clock_unreliable"
+    NEEDS_BONDING = "needs_bonding"  # refuses to indicate until bonded
+    FORGETS_BOND = "forgets_bond"  # drops its bond after each session: remove ours and pair again
+    REPLAYS_MEMORY = "replays_memory"  # sends its stored measurements again on every connection
+    CLOCK_UNRELIABLE = "clock_unreliable"  # its clock drifts or resets: write the kiosk's time to it
+
+
+class BloodPressureDialectConfig(BaseModel):
+    """Where a cuff departs from GSS 3.31 (drivers.ble.blood_pressure.BloodPressureDialect)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pulse_rate_byte_order: Literal["little", "big"] = "little"
+    measurement_status_byte_order: Literal["little", "big"] = "little"
+    user_id_without_flag: bool = False
 
 
 ShortUuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4}$")]
@@ -37,6 +48,8 @@ class BleDeviceProfile(BaseModel):
     name_patterns: list[str] = Field(default_factory=list, description="regular expressions on the advertised name")
     services: list[ShortUuid] = Field(min_length=1, description="16-bit service UUIDs it advertises, lowercase hex")
     quirks: list[Quirk] = Field(default_factory=list)
+    blood_pressure_dialect: BloodPressureDialectConfig = BloodPressureDialectConfig()
+    notes: str = Field(default="", description="where the facts above come from; what is unverified")
 
     @field_validator("name_patterns")
     @classmethod

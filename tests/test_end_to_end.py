@@ -60,6 +60,7 @@ def assert_is_the_measurement(row_payload: dict[str, object]) -> None:
         "user_id": 1,
         "status": ["body_movement"],
         "special_values": {},
+        "suspect": [],
         "subject": None,
     }
 

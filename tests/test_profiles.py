@@ -35,4 +35,16 @@ def test_a_bad_profile_is_refused_naming_file_field_and_problem(tmp_path: Path, 
 
 
 def test_quirks_are_named_in_plain_words() -> None:
-    assert {q.value for q in Quirk} == {"needs_bonding", "replays_memory", "clock_unreliable"}
+    assert {q.value for q in Quirk} == {"needs_bonding", "forgets_bond", "replays_memory", "clock_unreliable"}
+
+
+def test_the_required_cuff_profiles_ship_and_the_non_compliant_one_is_fixed_by_its_dialect() -> None:
+    profiles = load_ble_profiles()
+    assert {"generic", "omron", "and-medical", "yuwell", "noncompliant-example"} <= profiles.keys()
+    quirky = profiles["noncompliant-example"].blood_pressure_dialect
+    assert (quirky.pulse_rate_byte_order, quirky.measurement_status_byte_order, quirky.user_id_without_flag) == (
+        "big",
+        "big",
+        True,
+    )
+    assert Quirk.NEEDS_BONDING in profiles["omron"].quirks

@@ -17,7 +17,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from drivers.ble.fields import FieldReader, encode_date_time
+from drivers.ble.fields import ByteOrder, FieldReader, encode_date_time
 from drivers.ble.ieee11073 import SpecialValue, encode_sfloat
 
 _BPM = "2a35"
@@ -74,6 +74,20 @@ _STATUS_ORDER: tuple[MeasurementStatus, ...] = tuple(MeasurementStatus)
 
 
 @dataclass(frozen=True, slots=True)
+class BloodPressureDialect:
+    """How a non-compliant cuff departs from GSS 3.31, declared in its profile in
+    firmware_configs/ble/ so that the workaround is configuration, not code."""
+
+    pulse_rate_byte_order: ByteOrder = "little"
+    measurement_status_byte_order: ByteOrder = "little"
+    # Sends a User ID byte after the pulse rate without setting flag bit 3.
+    user_id_without_flag: bool = False
+
+
+SIG_COMPLIANT = BloodPressureDialect()
+
+
+@dataclass(frozen=True, slots=True)
 class BloodPressureMeasurement:
     unit: BloodPressureUnit
     systolic: float | None  # None when a special value was sent; see special_values
@@ -96,7 +110,7 @@ class BloodPressureMeasurement:
         object.__setattr__(self, "special_values", MappingProxyType(dict(self.special_values)))
 
 
-def _decode(data: bytes, characteristic: str) -> BloodPressureMeasurement:
+def _decode(data: bytes, characteristic: str, dialect: BloodPressureDialect) -> BloodPressureMeasurement:
     reader = FieldReader(data, characteristic)
     flags = reader.uint8("flags", mandatory=True)
     # Compound value: Systolic, Diastolic, MAP, always present (GSS 3.31).
@@ -104,10 +118,15 @@ def _decode(data: bytes, characteristic: str) -> BloodPressureMeasurement:
         reader.sfloat(name, mandatory=True) for name in _COMPOUND_FIELDS
     )
     timestamp = reader.date_time("time_stamp") if flags & _FLAG_TIME_STAMP else None
-    pulse_rate = reader.sfloat("pulse_rate") if flags & _FLAG_PULSE_RATE else None  # GSS 3.31 Pulse Rate
-    user_id = reader.uint8("user_id") if flags & _FLAG_USER_ID else None  # GSS 3.31 User ID
+    pulse_rate = (  # GSS 3.31 Pulse Rate
+        reader.sfloat("pulse_rate", byteorder=dialect.pulse_rate_byte_order) if flags & _FLAG_PULSE_RATE else None
+    )
+    has_user_id = bool(flags & _FLAG_USER_ID) or dialect.user_id_without_flag
+    user_id = reader.uint8("user_id") if has_user_id else None  # GSS 3.31 User ID
     status = (
-        _decode_status(reader.uint16("measurement_status")) if flags & _FLAG_STATUS else ()
+        _decode_status(reader.uint16("measurement_status", byteorder=dialect.measurement_status_byte_order))
+        if flags & _FLAG_STATUS
+        else ()
     )
     # Trailing bytes are accepted and ignored: later spec versions append fields
     # after the known ones and some cuffs pad notifications; rejecting them would
@@ -134,19 +153,23 @@ def _decode_status(raw: int) -> tuple[MeasurementStatus, ...]:
 
 
 
-def decode_blood_pressure_measurement(data: bytes) -> BloodPressureMeasurement:
+def decode_blood_pressure_measurement(
+    data: bytes, dialect: BloodPressureDialect = SIG_COMPLIANT
+) -> BloodPressureMeasurement:
     """Decode a Blood Pressure Measurement (0x2A35) value (GSS 3.31)."""
-    return _decode(data, _BPM)
+    return _decode(data, _BPM, dialect)
 
 
-def decode_intermediate_cuff_pressure(data: bytes) -> BloodPressureMeasurement:
+def decode_intermediate_cuff_pressure(
+    data: bytes, dialect: BloodPressureDialect = SIG_COMPLIANT
+) -> BloodPressureMeasurement:
     """Decode an Intermediate Cuff Pressure (0x2A36) value.
 
     Same layout as 0x2A35; the current cuff pressure is in ``systolic`` and
     diastolic/MAP are sent as NaN (BLS 3.2), so they decode to None with
     ``special_values`` saying "nan".
     """
-    return _decode(data, _ICP)
+    return _decode(data, _ICP, dialect)
 
 
 def _encode_value(m: BloodPressureMeasurement, field_name: str, value: float | None) -> bytes:
@@ -173,8 +196,11 @@ def _encode_status(status: tuple[MeasurementStatus, ...]) -> int:
     return raw
 
 
-def encode_blood_pressure_measurement(m: BloodPressureMeasurement) -> bytes:
-    """Encode ``m`` per GSS 3.31 (for the simulator and round-trip tests).
+def encode_blood_pressure_measurement(
+    m: BloodPressureMeasurement, dialect: BloodPressureDialect = SIG_COMPLIANT
+) -> bytes:
+    """Encode ``m`` per GSS 3.31 (for the simulator and round-trip tests), or as a
+    non-compliant cuff of that ``dialect`` would.
 
     A None numeric field is sent as its ``special_values`` entry, NaN by default.
     An absent timestamp is sent only if never set (flag clear); the "unknown
@@ -189,14 +215,19 @@ def encode_blood_pressure_measurement(m: BloodPressureMeasurement) -> bytes:
         body += encode_date_time(m.timestamp)
     if m.pulse_rate is not None or "pulse_rate" in m.special_values:
         flags |= _FLAG_PULSE_RATE
-        body += _encode_value(m, "pulse_rate", m.pulse_rate)
+        body += _byte_order(_encode_value(m, "pulse_rate", m.pulse_rate), dialect.pulse_rate_byte_order)
     if m.user_id is not None:
-        flags |= _FLAG_USER_ID
+        if not dialect.user_id_without_flag:
+            flags |= _FLAG_USER_ID
         body += bytes([m.user_id])
     if m.status:
         flags |= _FLAG_STATUS
-        body += _encode_status(m.status).to_bytes(2, "little")
+        body += _encode_status(m.status).to_bytes(2, dialect.measurement_status_byte_order)
     return bytes([flags]) + body
+
+
+def _byte_order(little_endian: bytes, byteorder: ByteOrder) -> bytes:
+    return little_endian if byteorder == "little" else little_endian[::-1]
 
 
 def to_json_dict(m: BloodPressureMeasurement) -> dict[str, Any]:

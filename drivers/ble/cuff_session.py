@@ -18,6 +18,8 @@ from bleak.exc import BleakError
 
 from drivers.ble import uuids
 from drivers.ble.blood_pressure import (
+    SIG_COMPLIANT,
+    BloodPressureDialect,
     BloodPressureMeasurement,
     decode_blood_pressure_measurement,
     decode_intermediate_cuff_pressure,
@@ -56,11 +58,13 @@ class BloodPressureCuffSession:
         backend: type[BaseBleakClient] | None = None,
         connect_timeout: float = 10.0,
         idle_timeout: float = 5.0,
+        dialect: BloodPressureDialect = SIG_COMPLIANT,
     ) -> None:
         self._address = address
         self._backend = backend
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
+        self._dialect = dialect
 
     async def collect(
         self, on_cuff_pressure: CuffPressureCallback | None = None
@@ -135,10 +139,10 @@ class BloodPressureCuffSession:
             raise DeviceUnavailableError(f"{self._address}: subscribing failed: {exc}") from exc
 
     def _decode_or_warn(
-        self, decode: Callable[[bytes], BloodPressureMeasurement], data: bytearray
+        self, decode: Callable[[bytes, BloodPressureDialect], BloodPressureMeasurement], data: bytearray
     ) -> BloodPressureMeasurement | None:
         try:
-            return decode(bytes(data))
+            return decode(bytes(data), self._dialect)
         except DecodeError as exc:
             # The device's fault, not ours: keep the session alive, leave evidence.
             logger.warning("skipping undecodable value from %s: %s (bytes: %s)", self._address, exc, bytes(data).hex())

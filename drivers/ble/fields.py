@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from datetime import datetime
+from typing import Literal
 
 from drivers.ble.errors import DecodeError
 from drivers.ble.ieee11073 import SpecialValue, decode_float, decode_sfloat
@@ -16,6 +17,10 @@ from drivers.ble.ieee11073 import SpecialValue, decode_float, decode_sfloat
 DATE_TIME_SIZE = 7  # GSS 3.70 Date Time: uint16 year, uint8 month, day, hours, minutes, seconds
 # GSS 3.70: Year 1582..9999 (Gregorian calendar), 0 = not known.
 _FIRST_GREGORIAN_YEAR = 1582
+
+# Every SIG field is little-endian; "big" exists only for non-compliant devices whose profile
+# (firmware_configs/ble/) says so.
+ByteOrder = Literal["little", "big"]
 
 
 class FieldReader:
@@ -48,8 +53,8 @@ class FieldReader:
     def uint8(self, field_name: str, *, mandatory: bool = False) -> int:
         return self.take(1, field_name, mandatory=mandatory)[0]
 
-    def uint16(self, field_name: str, *, mandatory: bool = False) -> int:
-        return int.from_bytes(self.take(2, field_name, mandatory=mandatory), "little")
+    def uint16(self, field_name: str, *, mandatory: bool = False, byteorder: ByteOrder = "little") -> int:
+        return int.from_bytes(self.take(2, field_name, mandatory=mandatory), byteorder)
 
     def sint16(self, field_name: str, *, mandatory: bool = False) -> int:
         return int.from_bytes(self.take(2, field_name, mandatory=mandatory), "little", signed=True)
@@ -60,9 +65,10 @@ class FieldReader:
     def uint32(self, field_name: str, *, mandatory: bool = False) -> int:
         return int.from_bytes(self.take(4, field_name, mandatory=mandatory), "little")
 
-    def sfloat(self, field_name: str, *, mandatory: bool = False) -> float | None:
+    def sfloat(self, field_name: str, *, mandatory: bool = False, byteorder: ByteOrder = "little") -> float | None:
         """IEEE-11073 16-bit SFLOAT; a special value is recorded and returned as None."""
-        return self._number(field_name, decode_sfloat(self.uint16(field_name, mandatory=mandatory)))
+        raw = self.uint16(field_name, mandatory=mandatory, byteorder=byteorder)
+        return self._number(field_name, decode_sfloat(raw))
 
     def float32(self, field_name: str, *, mandatory: bool = False) -> float | None:
         """IEEE-11073 32-bit FLOAT; a special value is recorded and returned as None."""

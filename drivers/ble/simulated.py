@@ -37,6 +37,8 @@ from bleak.exc import (
 
 from drivers.ble import uuids
 from drivers.ble.blood_pressure import (
+    SIG_COMPLIANT,
+    BloodPressureDialect,
     BloodPressureMeasurement,
     BloodPressureUnit,
     encode_blood_pressure_measurement,
@@ -93,13 +95,14 @@ class SimulatedCuff:
     # Misbehaviour switches.
     drop_mid_measurement: bool = False  # drop the link after inflation, before 0x2A35
     garbage: bytes | None = None  # sent on 0x2A35 instead of the encoded measurements
+    dialect: BloodPressureDialect = SIG_COMPLIANT  # encode as a non-compliant cuff would
 
     def payloads(self) -> list[bytes]:
         """The 0x2A35 values to indicate on one connection."""
         if self.garbage is not None:
             return [self.garbage]
         source = self.measurements() if callable(self.measurements) else self.measurements
-        return [encode_blood_pressure_measurement(m) for m in source]
+        return [encode_blood_pressure_measurement(m, self.dialect) for m in source]
 
     def cuff_pressures(self) -> list[bytes]:
         """0x2A36 values for the inflation ramp (diastolic/MAP NaN per BLS 3.2)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drivers.ble.blood_pressure import (
+    BloodPressureDialect,
     BloodPressureMeasurement,
     BloodPressureUnit,
     MeasurementStatus,
@@ -260,3 +262,37 @@ def test_arbitrary_bytes_only_raise_decode_error(data: bytes) -> None:
     except DecodeError as exc:
         assert exc.characteristic in {"2a35", "2a36"}
         assert exc.field
+
+
+# --- A non-compliant cuff, fixed by configuration -------------------------------------------
+
+QUIRKY = BloodPressureDialect(
+    pulse_rate_byte_order="big", measurement_status_byte_order="big", user_id_without_flag=True
+)
+
+
+def test_a_non_compliant_cuff_misreads_without_its_dialect_and_reads_right_with_it() -> None:
+    # flags 0x14: pulse rate + status (user-id flag NOT set, though the byte is sent);
+    # 128/82/97 mmHg; pulse 71 as SFLOAT big-endian (00 47); user id 2; status body
+    # movement + irregular pulse (0x0005) big-endian (00 05).
+    data = bytes.fromhex("14" "8000" "5200" "6100" "0047" "02" "0005")
+    with_dialect = decode_blood_pressure_measurement(data, QUIRKY)
+    assert with_dialect == BloodPressureMeasurement(
+        unit=BloodPressureUnit.MMHG,
+        systolic=128.0,
+        diastolic=82.0,
+        mean_arterial_pressure=97.0,
+        pulse_rate=71.0,
+        user_id=2,
+        status=(MeasurementStatus.BODY_MOVEMENT, MeasurementStatus.IRREGULAR_PULSE),
+    )
+    as_if_compliant = decode_blood_pressure_measurement(data)
+    assert as_if_compliant.pulse_rate != 71.0
+    assert as_if_compliant.user_id is None
+
+
+@given(measurements())
+def test_round_trip_through_a_quirky_dialect(m: BloodPressureMeasurement) -> None:
+    # Such a cuff always sends its user-id byte: that is the quirk.
+    m = dataclasses.replace(m, user_id=0 if m.user_id is None else m.user_id)
+    assert decode_blood_pressure_measurement(encode_blood_pressure_measurement(m, QUIRKY), QUIRKY) == m

@@ -1,0 +1,64 @@
+"""Plausibility checks on decoded readings: a reading that cannot be physiological is marked
+suspect (and shown and stored as such), never silently stored as good and never dropped.
+
+The limits are deliberately wide: a value outside them is almost always a measurement artefact
+(a cuff that slipped, an arm that moved, a decoder fed the wrong dialect), and a suspect mark
+costs a resident nothing but a "please measure again". They are our choice, in the spirit of
+the exclusion limits epidemiological studies apply to home blood-pressure data; change them
+here, with the reason.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
+
+MMHG_PER_KPA: Final = 7.500616827  # 1 kPa = 7.500 616 827 mmHg (by definition of both units)
+
+SYSTOLIC_MMHG: Final = (60.0, 300.0)
+DIASTOLIC_MMHG: Final = (30.0, 200.0)
+PULSE_RATE_BPM: Final = (30.0, 220.0)
+MIN_PULSE_PRESSURE_MMHG: Final = 10.0  # systolic - diastolic narrower than this is an artefact
+
+
+class Suspicion(StrEnum):
+    SYSTOLIC_NOT_ABOVE_DIASTOLIC = "systolic_not_above_diastolic"
+    PULSE_PRESSURE_TOO_NARROW = "pulse_pressure_too_narrow"
+    SYSTOLIC_OUT_OF_RANGE = "systolic_out_of_range"
+    DIASTOLIC_OUT_OF_RANGE = "diastolic_out_of_range"
+    MEAN_ARTERIAL_PRESSURE_OUTSIDE_PRESSURES = "mean_arterial_pressure_outside_pressures"
+    PULSE_RATE_OUT_OF_RANGE = "pulse_rate_out_of_range"
+    NO_VALUE = "no_value"  # systolic or diastolic was a special value (NaN, NRes, ...)
+
+
+def _mmhg(value: float, unit: BloodPressureUnit) -> float:
+    return value * MMHG_PER_KPA if unit is BloodPressureUnit.KPA else value
+
+
+def _outside(value: float, limits: tuple[float, float]) -> bool:
+    return not limits[0] <= value <= limits[1]
+
+
+def blood_pressure_suspicions(m: BloodPressureMeasurement) -> tuple[Suspicion, ...]:
+    """Why this reading cannot be trusted as it stands; () when it looks physiological."""
+    if m.systolic is None or m.diastolic is None:
+        return (Suspicion.NO_VALUE,)
+    systolic, diastolic = _mmhg(m.systolic, m.unit), _mmhg(m.diastolic, m.unit)
+    found: list[Suspicion] = []
+    if systolic <= diastolic:
+        found.append(Suspicion.SYSTOLIC_NOT_ABOVE_DIASTOLIC)
+    elif systolic - diastolic < MIN_PULSE_PRESSURE_MMHG:
+        found.append(Suspicion.PULSE_PRESSURE_TOO_NARROW)
+    if _outside(systolic, SYSTOLIC_MMHG):
+        found.append(Suspicion.SYSTOLIC_OUT_OF_RANGE)
+    if _outside(diastolic, DIASTOLIC_MMHG):
+        found.append(Suspicion.DIASTOLIC_OUT_OF_RANGE)
+    if m.mean_arterial_pressure is not None and systolic > diastolic:
+        mean = _mmhg(m.mean_arterial_pressure, m.unit)
+        if not diastolic <= mean <= systolic:
+            found.append(Suspicion.MEAN_ARTERIAL_PRESSURE_OUTSIDE_PRESSURES)
+    if m.pulse_rate is not None and _outside(m.pulse_rate, PULSE_RATE_BPM):
+        found.append(Suspicion.PULSE_RATE_OUT_OF_RANGE)
+    return tuple(found)

@@ -1,0 +1,57 @@
+"""The agent and its devices, with no network: what it saves is what the cuff measured."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from doorstep.wire import Envelope
+from drivers.ble.blood_pressure import BloodPressureDialect, BloodPressureMeasurement, BloodPressureUnit
+from drivers.ble.simulated import SimulatedCuff, simulated_backend
+from edge_agent.outbox import RecordState
+from tests.support import CUFF_ADDRESS, agent_settings, running_agent, wait_until
+
+
+def quirky_cuff_backend(measurement: BloodPressureMeasurement) -> dict[str, type]:
+    quirky = BloodPressureDialect(pulse_rate_byte_order="big", measurement_status_byte_order="big", user_id_without_flag=True)
+    cuff = SimulatedCuff(address=CUFF_ADDRESS, measurements=lambda: [measurement], dialect=quirky)
+    return {CUFF_ADDRESS: simulated_backend(cuff)}
+
+
+async def first_saved_payload(tmp_path: Path, broker, model: str, measurement: BloodPressureMeasurement) -> dict:
+    settings = agent_settings(tmp_path, broker)  # the broker is never started: offline kiosk
+    settings.cuffs[0] = settings.cuffs[0].model_copy(update={"model": model})
+    async with running_agent(settings, quirky_cuff_backend(measurement)) as agent:
+        await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 1, what="a saved reading")
+        [record] = agent.outbox.due(1)
+    return Envelope.model_validate_json(record.body).payload
+
+
+MEASURED = BloodPressureMeasurement(
+    unit=BloodPressureUnit.MMHG,
+    systolic=131.0,
+    diastolic=84.0,
+    mean_arterial_pressure=100.0,
+    timestamp=datetime(2026, 11, 25, 7, 45),
+    pulse_rate=66.0,
+    user_id=1,
+)
+
+
+@pytest.mark.asyncio
+async def test_a_non_compliant_cuff_reads_right_through_its_profile_alone(tmp_path: Path, broker) -> None:
+    payload = await first_saved_payload(tmp_path, broker, "noncompliant-example", MEASURED)
+    assert (payload["systolic"], payload["diastolic"], payload["pulse_rate"], payload["user_id"]) == (131.0, 84.0, 66.0, 1)
+    assert payload["suspect"] == []
+
+
+@pytest.mark.asyncio
+async def test_the_same_cuff_under_the_generic_profile_is_caught_as_suspect_not_stored_as_good(
+    tmp_path: Path, broker
+) -> None:
+    payload = await first_saved_payload(tmp_path, broker, "generic", MEASURED)
+    # Big-endian 66 read little-endian is 16896 beats a minute: caught, marked, still saved.
+    assert payload["pulse_rate"] != 66.0
+    assert "pulse_rate_out_of_range" in payload["suspect"]
