@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from pathlib import Path
@@ -68,6 +69,28 @@ def bridge(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
     except ConfigError as error:
         raise _fail(str(error)) from None
     run_bridge(settings)
+
+
+@app.command()
+def decode(
+    characteristic: Annotated[str, typer.Argument(help="16-bit UUID such as 2a35, or the full 128-bit UUID")],
+    hex_bytes: Annotated[str, typer.Argument(metavar="HEX", help="the value's bytes in hex, e.g. '1e7800520061000000'")],
+) -> None:
+    """Decode one Bluetooth characteristic value to JSON (exit 0), or print a one-line error (exit 1).
+
+    Field names are the Bluetooth SIG's in snake_case; an absent optional field is null; a
+    special value (NaN, NRes, ...) is null and named under "special_values".
+    """
+    from drivers.ble.characteristics import codec_for, parse_hex
+    from drivers.ble.errors import DecodeError
+
+    try:
+        codec = codec_for(characteristic)
+        decoded = codec.to_json(codec.decode(parse_hex(hex_bytes)))
+    except (ValueError, DecodeError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(json.dumps(decoded, ensure_ascii=False))
 
 
 @app.command()
