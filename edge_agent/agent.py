@@ -6,6 +6,8 @@ It needs no network to start: readings are saved locally and leave when a broker
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping
 
@@ -28,6 +30,18 @@ log = logging.getLogger(__name__)
 PUMP_INTERVAL_S = 0.5
 
 SavedListener = Callable[[SavedRecord, BloodPressureMeasurement], None]
+
+
+def reading_fingerprint(device: DeviceIdentity, measurement: BloodPressureMeasurement) -> str | None:
+    """The same device, device time and values: the same reading, however often it is replayed.
+
+    Without the device's own time stamp two equal readings cannot be told from a replay, so
+    none is deduplicated.
+    """
+    if measurement.timestamp is None:
+        return None
+    identity = json.dumps([device.address, to_json_dict(measurement)], sort_keys=True)
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def blood_pressure_payload(measurement: BloodPressureMeasurement) -> BloodPressurePayload:
@@ -90,8 +104,11 @@ class Agent:
             except Exception:
                 # Our bug or a failing disk: say so loudly, keep the records, try again.
                 log.exception("the uplink failed; retrying")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the wake-up completes, and the agent would never stop.
             try:
-                await asyncio.wait_for(self._wakeup.wait(), PUMP_INTERVAL_S)
+                async with asyncio.timeout(PUMP_INTERVAL_S):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
 
@@ -127,8 +144,10 @@ class Agent:
                         log.exception("could not save a reading from cuff %s: %s", cuff.address, measurement)
             await asyncio.sleep(cuff.reconnect_interval_s)
 
-    async def save_blood_pressure(self, measurement: BloodPressureMeasurement, device: DeviceIdentity) -> SavedRecord:
-        """Commit the reading durably; only then is it reported saved."""
+    async def save_blood_pressure(
+        self, measurement: BloodPressureMeasurement, device: DeviceIdentity
+    ) -> SavedRecord | None:
+        """Commit the reading durably; only then is it reported saved. None: saved before (a replay)."""
         assert self.outbox is not None
         saved = await asyncio.to_thread(
             self.outbox.save,
@@ -136,7 +155,11 @@ class Agent:
             blood_pressure_payload(measurement),
             device=device,
             device_time=measurement.timestamp,
+            fingerprint=reading_fingerprint(device, measurement),
         )
+        if saved is None:
+            log.info("cuff %s replayed a reading saved before (%s); not saved again", device.address, measurement.timestamp)
+            return None
         log.info(
             "saved blood pressure %s/%s %s (seq %d)",
             measurement.systolic,

@@ -48,6 +48,17 @@ class OutboxRecord(SQLModel, table=True):
     delivered_at: datetime | None = None
 
 
+class DeviceReadingSeen(SQLModel, table=True):
+    """Readings already saved, by fingerprint: cuffs that replay their memory on every
+    connection must not become new records each time."""
+
+    __tablename__ = "device_readings_seen"
+
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    seq: int
+    seen_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class SavedRecord:
     seq: int
@@ -70,7 +81,9 @@ def utc_now() -> datetime:
 class Outbox:
     def __init__(self, path: Path, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = create_durable_engine(f"sqlite:///{path}")
-        SQLModel.metadata.create_all(self._engine, tables=[OutboxRecord.__table__])  # type: ignore[list-item]
+        SQLModel.metadata.create_all(
+            self._engine, tables=[OutboxRecord.__table__, DeviceReadingSeen.__table__]  # type: ignore[list-item]
+        )
         self._clock = clock
 
     def close(self) -> None:
@@ -85,8 +98,13 @@ class Outbox:
         device_time: datetime | None = None,
         clock_trusted: bool = True,
         qos: int = QOS_RELIABLE,
-    ) -> SavedRecord:
-        """Commit one record durably and return its identity. Raises on any storage failure."""
+        fingerprint: str | None = None,
+    ) -> SavedRecord | None:
+        """Commit one record durably and return its identity; raise on any storage failure.
+
+        With a `fingerprint` (the device's own identity of the reading), a reading saved before
+        is not saved again and None is returned: the check and the save are one transaction.
+        """
         message_id = uuid.uuid4()
         now = self._clock()
         payload_data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
@@ -98,9 +116,13 @@ class Outbox:
                 body=b"",
                 created_at=now,
             )
+            if fingerprint is not None and session.get(DeviceReadingSeen, fingerprint) is not None:
+                return None
             session.add(record)
             session.flush()  # assigns seq, inside the same transaction
             assert record.seq is not None
+            if fingerprint is not None:
+                session.add(DeviceReadingSeen(fingerprint=fingerprint, seq=record.seq, seen_at=now))
             envelope = Envelope(
                 message_id=message_id,
                 seq=record.seq,

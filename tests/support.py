@@ -78,6 +78,8 @@ async def running_agent(
     task = asyncio.create_task(agent.run(stop))
     try:
         while agent.outbox is None:
+            if task.done():
+                task.result()  # the agent failed to start: raise its error here
             await asyncio.sleep(0.01)
         yield agent
     finally:

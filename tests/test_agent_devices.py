@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from datetime import datetime
 from pathlib import Path
 
@@ -55,3 +57,23 @@ async def test_the_same_cuff_under_the_generic_profile_is_caught_as_suspect_not_
     # Big-endian 66 read little-endian is 16896 beats a minute: caught, marked, still saved.
     assert payload["pulse_rate"] != 66.0
     assert "pulse_rate_out_of_range" in payload["suspect"]
+
+
+@pytest.mark.asyncio
+async def test_a_cuff_that_replays_its_memory_on_every_connection_is_saved_once_even_across_restarts(
+    tmp_path: Path, broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge_agent.agent")
+    memory = [MEASURED, dataclasses.replace(MEASURED, systolic=140.0, timestamp=datetime(2026, 11, 25, 8, 0))]
+    cuff = SimulatedCuff(address=CUFF_ADDRESS, measurements=memory)  # replayed on every connection
+    settings = agent_settings(tmp_path, broker)
+    settings.cuffs[0] = settings.cuffs[0].model_copy(update={"reconnect_interval_s": 0.05, "idle_timeout_s": 0.2})
+    for _restart in range(2):
+        caplog.clear()
+        async with running_agent(settings, {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
+            await wait_until(
+                lambda: sum("replayed a reading" in r.getMessage() for r in caplog.records) >= 4,
+                what="two more connections replaying the memory",
+            )
+            counts = agent.outbox.counts()
+    assert counts[RecordState.PENDING] == 2

@@ -66,3 +66,14 @@ def test_only_the_bridge_confirmation_delivers_and_it_is_idempotent(tmp_path: Pa
     assert [r.seq for r in outbox.due(10)] == [second.seq]
     assert outbox.counts() == {RecordState.PENDING: 1, RecordState.PUBLISHED: 0, RecordState.DELIVERED: 1}
     outbox.close()
+
+
+def test_a_fingerprinted_reading_is_saved_once_in_the_same_transaction(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    first = outbox.save(TOPIC, PAYLOAD, fingerprint="a" * 64)
+    assert first is not None
+    assert outbox.save(TOPIC, PAYLOAD, fingerprint="a" * 64) is None
+    assert outbox.save(TOPIC, PAYLOAD, fingerprint="b" * 64) is not None
+    assert outbox.save(TOPIC, PAYLOAD) is not None  # no fingerprint: always a new record
+    assert outbox.counts()[RecordState.PENDING] == 3
+    outbox.close()
