@@ -8,9 +8,13 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from doorstep.cli import app
+from drivers.ble.characteristics import CODECS
+from drivers.ble.errors import DecodeError
 
 runner = CliRunner()
 
@@ -84,3 +88,39 @@ def test_errors_are_one_line_and_exit_non_zero(args: tuple[str, str], message: s
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert message in err
+
+
+@pytest.mark.parametrize(
+    ("characteristic", "hex_bytes", "expected"),
+    [
+        # flags 0x06: °C, time stamp, type | 36.4 (FLOAT: exponent -1, mantissa 364) | time | body
+        ("2a1c", "06 6c0100ff ea070b19111e05 02", {"temperature": 36.4, "unit": "Cel", "temperature_type": "body"}),
+        # flags 0x00: SI | 14000 x 0.005 kg
+        ("2a9d", "00 b036", {"weight": 70.0, "unit": "kg", "special_values": {}}),
+        ("2a9d", "00 ffff", {"weight": None, "special_values": {"weight": "measurement_unsuccessful"}}),
+        # flags 0x00 | SpO2 97 | pulse 72
+        ("2a5e", "00 6100 4800", {"spo2": 97.0, "pulse_rate": 72.0}),
+        # flags 0x03: time offset, concentration | seq 1 | base time | offset 0 | 0.00074 kg/L | finger, capillary whole blood
+        ("2a18", "03 0100 ea070b19111e05 0000 4ab0 11", {"glucose_concentration": 0.00074, "unit": "kg/L", "glucose_mg_dl": 74.0, "glucose_mmol_l": 4.11}),
+        ("2a52", "0600 0101", {"op_code": "response_code", "request_op_code": "report_stored_records", "response_code_value": "success"}),
+        ("2a52", "0101", {"op_code": "report_stored_records", "operator": "all_records"}),
+        ("2a08", "ea070b19111e05", {"date_time": "2026-11-25T17:30:05"}),
+        ("2a2b", "ea070b19111e05 03 00 01", {"time": "2026-11-25T17:30:05", "day_of_week": 3, "adjust_reasons": ["manual_time_update"]}),
+    ],
+)
+def test_every_profile_decodes_from_the_command_line(characteristic: str, hex_bytes: str, expected: dict[str, object]) -> None:
+    code, out, err = decode(characteristic, hex_bytes)
+    assert code == 0, err
+    decoded = json.loads(out)
+    assert {key: decoded[key] for key in expected} == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(CODECS)), st.binary(max_size=40))
+def test_no_bytes_make_any_codec_raise_anything_but_its_typed_error(short_uuid: str, data: bytes) -> None:
+    codec = CODECS[short_uuid]
+    try:
+        decoded = codec.to_json(codec.decode(data))
+    except DecodeError:
+        return
+    json.dumps(decoded)  # whatever decodes is plain JSON

@@ -62,6 +62,10 @@ _MG_DL_PER_KG_L_EXPONENT = 5
 _MMOL_L_PER_MOL_L_EXPONENT = 3
 
 
+# Glucose (C6H12O6) has a molar mass of 180.156 g/mol, so 1 mmol/L = 18.0156 mg/dL.
+GLUCOSE_MG_DL_PER_MMOL_L = 18.0156
+
+
 class GlucoseConcentrationUnit(StrEnum):
     """Flags bit 2 (GSS Glucose Measurement): the unit the concentration is sent in."""
 
@@ -190,17 +194,21 @@ class GlucoseMeasurement:
 
     @property
     def glucose_mg_dl(self) -> float | None:
-        """mg/dL when sent in kg/L (kg/L x 10^5); None otherwise (no molar-mass guess)."""
-        if self.unit is not GlucoseConcentrationUnit.KG_PER_L or self.glucose_concentration is None:
+        """mg/dL, whichever unit the meter sent (kg/L x 10^5, or mmol/L x molar mass / 10)."""
+        if self.glucose_concentration is None or self.unit is None:
             return None
-        return _shift(self.glucose_concentration, _MG_DL_PER_KG_L_EXPONENT)
+        if self.unit is GlucoseConcentrationUnit.KG_PER_L:
+            return _shift(self.glucose_concentration, _MG_DL_PER_KG_L_EXPONENT)
+        return round(_shift(self.glucose_concentration, _MMOL_L_PER_MOL_L_EXPONENT) * GLUCOSE_MG_DL_PER_MMOL_L, 1)
 
     @property
     def glucose_mmol_l(self) -> float | None:
-        """mmol/L when sent in mol/L (mol/L x 10^3); None otherwise (no molar-mass guess)."""
-        if self.unit is not GlucoseConcentrationUnit.MOL_PER_L or self.glucose_concentration is None:
+        """mmol/L, whichever unit the meter sent; Chinese clinics read glucose in mmol/L."""
+        if self.glucose_concentration is None or self.unit is None:
             return None
-        return _shift(self.glucose_concentration, _MMOL_L_PER_MOL_L_EXPONENT)
+        if self.unit is GlucoseConcentrationUnit.MOL_PER_L:
+            return _shift(self.glucose_concentration, _MMOL_L_PER_MOL_L_EXPONENT)
+        return round(_shift(self.glucose_concentration, _MG_DL_PER_KG_L_EXPONENT) / GLUCOSE_MG_DL_PER_MMOL_L, 2)
 
 
 def _user_facing_time(base_time: datetime | None, time_offset: int | None) -> datetime | None:

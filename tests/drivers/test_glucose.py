@@ -97,7 +97,7 @@ def test_kg_per_l_with_all_fields() -> None:
     )
     assert m.timestamp == datetime(2024, 3, 15, 9, 15, 45)
     assert m.glucose_mg_dl == 120.0
-    assert m.glucose_mmol_l is None
+    assert m.glucose_mmol_l == 6.66  # 120 / 18.0156 (glucose: 180.156 g/mol)
 
 
 def test_mol_per_l_and_context_follows() -> None:
@@ -113,7 +113,7 @@ def test_mol_per_l_and_context_follows() -> None:
         context_information_follows=True,
     )
     assert m.glucose_mmol_l == 6.5
-    assert m.glucose_mg_dl is None
+    assert m.glucose_mg_dl == 117.1  # 6.5 x 18.0156
 
 
 def test_units_bit_without_concentration_has_no_unit() -> None:
@@ -257,7 +257,7 @@ def test_measurement_json_dict_uses_sig_names() -> None:
         "glucose_concentration": 0.0012,
         "unit": "kg/L",
         "glucose_mg_dl": 120.0,
-        "glucose_mmol_l": None,
+        "glucose_mmol_l": 6.66,
         "type": "capillary_whole_blood",
         "sample_location": "finger",
         "sensor_status": ["device_battery_low"],
