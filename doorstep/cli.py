@@ -94,6 +94,22 @@ def decode(
 
 
 @app.command()
+def scan(timeout: Annotated[float, typer.Option(help="seconds to listen")] = 5.0) -> None:
+    """List Bluetooth devices nearby and the model profile each matches (to fill in `cuffs:`)."""
+    from drivers.ble.discovery import ScanFailedError, discover
+    from firmware_configs.profiles import load_ble_profiles
+
+    try:
+        found = asyncio.run(discover(list(load_ble_profiles().values()), timeout=timeout))
+    except ScanFailedError as error:
+        typer.echo(f"error: {error} (is this a machine with a Bluetooth adapter and BlueZ running?)", err=True)
+        raise typer.Exit(code=1) from None
+    for device in found:
+        model = device.model or "-"
+        typer.echo(f"{device.address}  {device.rssi if device.rssi is not None else '?':>4} dBm  {model:<22} {device.name or ''}")
+
+
+@app.command()
 def demo(
     workdir: Annotated[
         Path | None, typer.Option(help="where the demo keeps its broker data and databases (default: a new temp dir)")
