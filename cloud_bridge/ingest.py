@@ -111,7 +111,7 @@ class Ingest:
             topic = message.topic
         except UnicodeDecodeError:
             topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are the only honest name
-        self._inbox.put(_Received(topic, message.payload))
+        self._inbox.put(_Received(topic, bytes(message.payload)))
 
     def _work(self) -> None:
         while not self._stopping.is_set():

@@ -283,7 +283,7 @@ def validate_upstream(topic: str, body: bytes) -> UpstreamMessage:
         raise ContractError(_describe(error)) from None
     payload: BaseModel | dict[str, Any] = envelope.payload
     if parsed.channel is Channel.READINGS:
-        payload_model = READING_PAYLOADS[ReadingKind(parsed.name)]
+        payload_model = READING_PAYLOADS[ReadingKind(str(parsed.name))]
         try:
             payload = payload_model.model_validate(envelope.payload)
         except ValidationError as error:

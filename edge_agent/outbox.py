@@ -82,7 +82,7 @@ class Outbox:
     def __init__(self, path: Path, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = create_durable_engine(f"sqlite:///{path}")
         SQLModel.metadata.create_all(
-            self._engine, tables=[OutboxRecord.__table__, DeviceReadingSeen.__table__]  # type: ignore[list-item]
+            self._engine, tables=[OutboxRecord.__table__, DeviceReadingSeen.__table__]  # type: ignore[attr-defined]
         )
         self._clock = clock
 

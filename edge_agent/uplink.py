@@ -53,7 +53,7 @@ class Uplink:
         *,
         window: int,
         ack_timeout_s: float,
-        wake: Callable[[], None] = lambda: None,
+        wake: Callable[[], object] = lambda: None,  # its return value is ignored
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._outbox = outbox
@@ -124,7 +124,7 @@ class Uplink:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            ack = decode_ack(message.payload)
+            ack = decode_ack(bytes(message.payload))
         except ContractError as error:
             log.warning("ignored a malformed ack on %s: %s", message.topic, error.reason)
             return

@@ -71,7 +71,10 @@ async def discover(
 ) -> list[DiscoveredDevice]:
     """Scan for `timeout` seconds; every device seen, strongest signal first, with its profile."""
     try:
-        seen = await BleakScanner.discover(timeout, return_adv=True, backend=backend)
+        if backend is None:  # the platform's scanner (BlueZ on a Pi)
+            seen = await BleakScanner.discover(timeout, return_adv=True)
+        else:
+            seen = await BleakScanner.discover(timeout, return_adv=True, backend=backend)
     except (BleakError, OSError) as error:
         raise ScanFailedError(f"cannot scan for Bluetooth devices: {error}") from error
     found = []
