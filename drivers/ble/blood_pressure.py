@@ -17,8 +17,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from drivers.ble.fields import ByteOrder, FieldReader, encode_date_time
-from drivers.ble.ieee11073 import SpecialValue, encode_sfloat
+from drivers.ble.fields import ByteOrder, FieldReader, encode_date_time, encode_sfloat_field
 
 _BPM = "2a35"
 _ICP = "2a36"
@@ -172,19 +171,6 @@ def decode_intermediate_cuff_pressure(
     return _decode(data, _ICP, dialect)
 
 
-def _encode_value(m: BloodPressureMeasurement, field_name: str, value: float | None) -> bytes:
-    if value is None:
-        special = SpecialValue(m.special_values.get(field_name, SpecialValue.NAN))
-        return encode_sfloat(special).to_bytes(2, "little")
-    # Pick the coarsest exponent that represents the value exactly (0 down to -3).
-    for exponent in (0, -1, -2, -3):
-        try:
-            return encode_sfloat(value, exponent).to_bytes(2, "little")
-        except ValueError:
-            continue
-    raise ValueError(f"{field_name}={value} is not representable as SFLOAT")
-
-
 def _encode_status(status: tuple[MeasurementStatus, ...]) -> int:
     raw = 0
     for bit, member in _SINGLE_BIT_STATUS:
@@ -209,13 +195,13 @@ def encode_blood_pressure_measurement(
     flags = 0
     if m.unit is BloodPressureUnit.KPA:
         flags |= _FLAG_KPA
-    body = b"".join(_encode_value(m, name, getattr(m, name)) for name in _COMPOUND_FIELDS)
+    body = b"".join(encode_sfloat_field(getattr(m, name), name, m.special_values) for name in _COMPOUND_FIELDS)
     if m.timestamp is not None:
         flags |= _FLAG_TIME_STAMP
         body += encode_date_time(m.timestamp)
     if m.pulse_rate is not None or "pulse_rate" in m.special_values:
         flags |= _FLAG_PULSE_RATE
-        body += _byte_order(_encode_value(m, "pulse_rate", m.pulse_rate), dialect.pulse_rate_byte_order)
+        body += _byte_order(encode_sfloat_field(m.pulse_rate, "pulse_rate", m.special_values), dialect.pulse_rate_byte_order)
     if m.user_id is not None:
         if not dialect.user_id_without_flag:
             flags |= _FLAG_USER_ID

@@ -8,11 +8,12 @@ names it; a special IEEE-11073 value is recorded by field name instead of becomi
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Literal
 
 from drivers.ble.errors import DecodeError
-from drivers.ble.ieee11073 import SpecialValue, decode_float, decode_sfloat
+from drivers.ble.ieee11073 import SpecialValue, decode_float, decode_sfloat, encode_float, encode_sfloat
 
 DATE_TIME_SIZE = 7  # GSS 3.70 Date Time: uint16 year, uint8 month, day, hours, minutes, seconds
 # GSS 3.70: Year 1582..9999 (Gregorian calendar), 0 = not known.
@@ -97,3 +98,36 @@ class FieldReader:
 def encode_date_time(value: datetime) -> bytes:
     """GSS 3.70 Date Time, for simulators and for writing a device's clock."""
     return struct.pack("<HBBBBB", value.year, value.month, value.day, value.hour, value.minute, value.second)
+
+
+def _encode_number(
+    value: float | None,
+    field_name: str,
+    special_values: Mapping[str, str],
+    *,
+    encode: Callable[[float | SpecialValue, int], int],
+    decode: Callable[[int], float | SpecialValue],
+    size: int,
+) -> bytes:
+    if value is None:
+        return encode(SpecialValue(special_values.get(field_name, SpecialValue.NAN)), 0).to_bytes(size, "little")
+    # The coarsest exponent that represents the value exactly. The encoder's precision check
+    # is relative, so 1e-6 would pass at exponent 0 as 0: insist it decodes back to the value.
+    for exponent in range(0, -9, -1):
+        try:
+            raw = encode(value, exponent)
+        except ValueError:
+            continue
+        if decode(raw) == value:
+            return raw.to_bytes(size, "little")
+    raise ValueError(f"{field_name}={value} is not representable")
+
+
+def encode_sfloat_field(value: float | None, field_name: str, special_values: Mapping[str, str]) -> bytes:
+    """A field as FieldReader.sfloat reads it: None is sent as its special value (NaN by default)."""
+    return _encode_number(value, field_name, special_values, encode=encode_sfloat, decode=decode_sfloat, size=2)
+
+
+def encode_float_field(value: float | None, field_name: str, special_values: Mapping[str, str]) -> bytes:
+    """A field as FieldReader.float32 reads it: None is sent as its special value (NaN by default)."""
+    return _encode_number(value, field_name, special_values, encode=encode_float, decode=decode_float, size=4)

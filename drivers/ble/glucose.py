@@ -35,8 +35,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from drivers.ble.fields import FieldReader, encode_date_time
-from drivers.ble.ieee11073 import SpecialValue, decode_sfloat, encode_sfloat
+from drivers.ble.fields import FieldReader, encode_date_time, encode_sfloat_field
 
 _GM = "2a18"
 _GMC = "2a34"
@@ -272,24 +271,6 @@ def _decode_sensor_status(raw: int) -> tuple[SensorStatus, ...]:
     return tuple(sorted(found, key=_SENSOR_STATUS_ORDER.index))
 
 
-def _encode_sfloat_field(special_values: Mapping[str, str], field_name: str, value: float | None) -> bytes:
-    if value is None:
-        special = SpecialValue(special_values.get(field_name, SpecialValue.NAN))
-        return encode_sfloat(special).to_bytes(2, "little")
-    # Pick the coarsest exponent that represents the value exactly (0 down to -8:
-    # a concentration in kg/L needs -5 or -6, mol/L -4 or so). encode_sfloat's
-    # precision check is absolute below 1, so 1e-6 would pass at exponent 0 as
-    # 0: insist that the SFLOAT decodes back to the very value instead.
-    for exponent in range(0, -9, -1):
-        try:
-            raw = encode_sfloat(value, exponent)
-        except ValueError:
-            continue
-        if decode_sfloat(raw) == value:
-            return raw.to_bytes(2, "little")
-    raise ValueError(f"{field_name}={value} is not representable as SFLOAT")
-
-
 def _code_of(table: Mapping[int, Any], member: Any) -> int:
     """Wire code of an enum member; None (a reserved value was sent) encodes as 0, reserved."""
     if member is None:
@@ -314,7 +295,7 @@ def encode_glucose_measurement(m: GlucoseMeasurement) -> bytes:
         flags |= _FLAG_CONCENTRATION
         if m.unit is GlucoseConcentrationUnit.MOL_PER_L:
             flags |= _FLAG_MOL_PER_L
-        body += _encode_sfloat_field(m.special_values, "glucose_concentration", m.glucose_concentration)
+        body += encode_sfloat_field(m.glucose_concentration, "glucose_concentration", m.special_values)
         type_code = _code_of(_TYPE_CODES, m.type)
         location_code = _code_of(_SAMPLE_LOCATION_CODES, m.sample_location)
         body += bytes([(location_code << _HIGH_NIBBLE_SHIFT) | type_code])
@@ -554,7 +535,7 @@ def encode_glucose_measurement_context(c: GlucoseMeasurementContext) -> bytes:
     if _sent(c, "carbohydrate_id", "carbohydrate"):
         flags |= _CTX_CARBOHYDRATE
         body += bytes([_code_of(_CARBOHYDRATE_CODES, c.carbohydrate_id)])
-        body += _encode_sfloat_field(c.special_values, "carbohydrate", c.carbohydrate)
+        body += encode_sfloat_field(c.carbohydrate, "carbohydrate", c.special_values)
     if c.meal is not None:
         flags |= _CTX_MEAL
         body += bytes([_code_of(_MEAL_CODES, c.meal)])
@@ -571,10 +552,10 @@ def encode_glucose_measurement_context(c: GlucoseMeasurementContext) -> bytes:
         if c.medication_unit is MedicationUnit.LITERS:
             flags |= _CTX_MEDICATION_LITERS
         body += bytes([_code_of(_MEDICATION_CODES, c.medication_id)])
-        body += _encode_sfloat_field(c.special_values, "medication", c.medication)
+        body += encode_sfloat_field(c.medication, "medication", c.special_values)
     if _sent(c, "hba1c"):
         flags |= _CTX_HBA1C
-        body += _encode_sfloat_field(c.special_values, "hba1c", c.hba1c)
+        body += encode_sfloat_field(c.hba1c, "hba1c", c.special_values)
     return bytes([flags]) + body
 
 

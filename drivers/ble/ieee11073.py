@@ -80,17 +80,60 @@ def decode_float(raw: int) -> float | SpecialValue:
     return _scale(_signed(raw & 0x00FFFFFF, 24), _signed(raw >> 24, 8))
 
 
-def encode_sfloat(value: float | SpecialValue, exponent: int = 0) -> int:
-    """Encode ``value`` as ``mantissa * 10**exponent``; ValueError if not representable."""
-    if isinstance(value, SpecialValue):
-        return _SFLOAT_BY_SPECIAL[value]
-    if not _SFLOAT_EXPONENT_MIN <= exponent <= _SFLOAT_EXPONENT_MAX:
-        raise ValueError(f"SFLOAT exponent {exponent} outside -8..7")
+_FLOAT_BY_SPECIAL: dict[SpecialValue, int] = {v: k for k, v in _FLOAT_SPECIALS.items()}
+# Mantissas 0x7FFFFE..0x800002 are the specials, so finite numbers stay inside these.
+_FLOAT_FINITE_MIN, _FLOAT_FINITE_MAX = -(2**23) + 3, 2**23 - 3
+_FLOAT_EXPONENT_MIN, _FLOAT_EXPONENT_MAX = -128, 127
+
+
+def _encode(
+    value: float,
+    exponent: int,
+    *,
+    exponent_range: tuple[int, int],
+    mantissa_range: tuple[int, int],
+    exponent_bits: int,
+    mantissa_bits: int,
+    name: str,
+) -> int:
+    if not exponent_range[0] <= exponent <= exponent_range[1]:
+        raise ValueError(f"{name} exponent {exponent} outside {exponent_range[0]}..{exponent_range[1]}")
     scaled = value / 10.0**exponent
     mantissa = round(scaled)
     # Refuse silent precision loss: 120.55 at exponent -1 is not representable.
     if abs(scaled - mantissa) > 1e-6 * max(1.0, abs(scaled)):
         raise ValueError(f"{value} has more precision than exponent {exponent} allows")
-    if not _SFLOAT_FINITE_MIN <= mantissa <= _SFLOAT_FINITE_MAX:
-        raise ValueError(f"{value} needs mantissa {mantissa}, outside the finite SFLOAT range")
-    return ((exponent & 0x0F) << 12) | (mantissa & 0x0FFF)
+    if not mantissa_range[0] <= mantissa <= mantissa_range[1]:
+        raise ValueError(f"{value} needs mantissa {mantissa}, outside the finite {name} range")
+    exponent_field = exponent & ((1 << exponent_bits) - 1)  # two's complement in its width
+    return (exponent_field << mantissa_bits) | (mantissa & ((1 << mantissa_bits) - 1))
+
+
+def encode_sfloat(value: float | SpecialValue, exponent: int = 0) -> int:
+    """Encode ``value`` as a 16-bit SFLOAT ``mantissa * 10**exponent``; ValueError if not representable."""
+    if isinstance(value, SpecialValue):
+        return _SFLOAT_BY_SPECIAL[value]
+    return _encode(
+        value,
+        exponent,
+        exponent_range=(_SFLOAT_EXPONENT_MIN, _SFLOAT_EXPONENT_MAX),
+        mantissa_range=(_SFLOAT_FINITE_MIN, _SFLOAT_FINITE_MAX),
+        exponent_bits=4,
+        mantissa_bits=12,
+        name="SFLOAT",
+    )
+
+
+def encode_float(value: float | SpecialValue, exponent: int = 0) -> int:
+    """Encode ``value`` as a 32-bit FLOAT ``mantissa * 10**exponent``; ValueError if not representable."""
+    if isinstance(value, SpecialValue):
+        return _FLOAT_BY_SPECIAL[value]
+    return _encode(
+        value,
+        exponent,
+        exponent_range=(_FLOAT_EXPONENT_MIN, _FLOAT_EXPONENT_MAX),
+        mantissa_range=(_FLOAT_FINITE_MIN, _FLOAT_FINITE_MAX),
+        exponent_bits=8,
+        mantissa_bits=24,
+        name="FLOAT",
+    )

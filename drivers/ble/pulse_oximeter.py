@@ -25,8 +25,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from drivers.ble.fields import FieldReader, encode_date_time
-from drivers.ble.ieee11073 import SpecialValue, encode_sfloat
+from drivers.ble.fields import FieldReader, encode_date_time, encode_sfloat_field
 
 _T = TypeVar("_T", bound=StrEnum)
 
@@ -232,19 +231,6 @@ def decode_plx_continuous_measurement(data: bytes) -> PlxContinuousMeasurement:
     )
 
 
-def _encode_value(specials: Mapping[str, str], field_name: str, value: float | None) -> bytes:
-    if value is None:
-        special = SpecialValue(specials.get(field_name, SpecialValue.NAN))
-        return encode_sfloat(special).to_bytes(2, "little")
-    # Pick the coarsest exponent that represents the value exactly (0 down to -3).
-    for exponent in (0, -1, -2, -3):
-        try:
-            return encode_sfloat(value, exponent).to_bytes(2, "little")
-        except ValueError:
-            continue
-    raise ValueError(f"{field_name}={value} is not representable as SFLOAT")
-
-
 def _present(specials: Mapping[str, str], *pairs: tuple[str, float | None]) -> bool:
     return any(value is not None or name in specials for name, value in pairs)
 
@@ -266,7 +252,7 @@ def _encode_tail(
         body += _members_to_bits(device_and_sensor_status, _DEVICE_STATUS_BITS).to_bytes(3, "little")
     if _present(specials, ("pulse_amplitude_index", pulse_amplitude_index)):
         flags |= pai_flag
-        body += _encode_value(specials, "pulse_amplitude_index", pulse_amplitude_index)
+        body += encode_sfloat_field(pulse_amplitude_index, "pulse_amplitude_index", specials)
     return flags, body
 
 
@@ -279,7 +265,7 @@ def encode_plx_spot_check_measurement(m: PlxSpotCheckMeasurement) -> bytes:
     """
     s = m.special_values
     flags = _SPOT_FLAG_DEVICE_CLOCK_NOT_SET if m.device_clock_not_set else 0
-    body = _encode_value(s, "spo2", m.spo2) + _encode_value(s, "pulse_rate", m.pulse_rate)
+    body = encode_sfloat_field(m.spo2, "spo2", s) + encode_sfloat_field(m.pulse_rate, "pulse_rate", s)
     if m.timestamp is not None:
         flags |= _SPOT_FLAG_TIMESTAMP
         body += encode_date_time(m.timestamp)
@@ -301,13 +287,13 @@ def encode_plx_continuous_measurement(m: PlxContinuousMeasurement) -> bytes:
     """
     s = m.special_values
     flags = 0
-    body = _encode_value(s, "spo2", m.spo2) + _encode_value(s, "pulse_rate", m.pulse_rate)
+    body = encode_sfloat_field(m.spo2, "spo2", s) + encode_sfloat_field(m.pulse_rate, "pulse_rate", s)
     if _present(s, ("spo2_fast", m.spo2_fast), ("pulse_rate_fast", m.pulse_rate_fast)):
         flags |= _CONT_FLAG_FAST
-        body += _encode_value(s, "spo2_fast", m.spo2_fast) + _encode_value(s, "pulse_rate_fast", m.pulse_rate_fast)
+        body += encode_sfloat_field(m.spo2_fast, "spo2_fast", s) + encode_sfloat_field(m.pulse_rate_fast, "pulse_rate_fast", s)
     if _present(s, ("spo2_slow", m.spo2_slow), ("pulse_rate_slow", m.pulse_rate_slow)):
         flags |= _CONT_FLAG_SLOW
-        body += _encode_value(s, "spo2_slow", m.spo2_slow) + _encode_value(s, "pulse_rate_slow", m.pulse_rate_slow)
+        body += encode_sfloat_field(m.spo2_slow, "spo2_slow", s) + encode_sfloat_field(m.pulse_rate_slow, "pulse_rate_slow", s)
     tail_flags, tail = _encode_tail(
         s,
         m.measurement_status,

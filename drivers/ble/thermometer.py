@@ -22,8 +22,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from drivers.ble.fields import FieldReader, encode_date_time
-from drivers.ble.ieee11073 import SpecialValue
+from drivers.ble.fields import FieldReader, encode_date_time, encode_float_field
 
 _TM = "2a1c"
 
@@ -32,20 +31,6 @@ _TM = "2a1c"
 _FLAG_FAHRENHEIT = 0x01  # bit 0: Temperature Units Flag (0 = Celsius, 1 = Fahrenheit)
 _FLAG_TIME_STAMP = 0x02  # bit 1: Time Stamp Flag
 _FLAG_TEMPERATURE_TYPE = 0x04  # bit 2: Temperature Type Flag
-
-# IEEE 11073-20601 Annex F.8 FLOAT-Type: 8-bit signed exponent, 24-bit signed mantissa.
-# Special values (exponent 0), for encoding only; decoding goes through FieldReader.float32.
-_FLOAT_BY_SPECIAL: dict[SpecialValue, int] = {
-    SpecialValue.NAN: 0x007FFFFF,
-    SpecialValue.NRES: 0x00800000,
-    SpecialValue.POSITIVE_INFINITY: 0x007FFFFE,
-    SpecialValue.NEGATIVE_INFINITY: 0x00800002,
-    SpecialValue.RESERVED: 0x00800001,
-}
-# Mantissas 0x7FFFFE..0x800002 are the specials, so finite numbers stay inside these.
-_FLOAT_FINITE_MIN, _FLOAT_FINITE_MAX = -(2**23) + 3, 2**23 - 3
-_FLOAT_EXPONENT_MIN, _FLOAT_EXPONENT_MAX = -128, 127
-
 
 class TemperatureUnit(StrEnum):
     # UCUM codes, matching doorstep/wire.py TemperaturePayload.unit.
@@ -122,35 +107,6 @@ def decode_temperature_measurement(data: bytes) -> TemperatureMeasurement:
     )
 
 
-def _encode_float(value: float | SpecialValue, exponent: int = 0) -> int:
-    """Encode ``value`` as a 32-bit FLOAT ``mantissa * 10**exponent``; ValueError if not representable."""
-    if isinstance(value, SpecialValue):
-        return _FLOAT_BY_SPECIAL[value]
-    if not _FLOAT_EXPONENT_MIN <= exponent <= _FLOAT_EXPONENT_MAX:
-        raise ValueError(f"FLOAT exponent {exponent} outside -128..127")
-    scaled = value / 10.0**exponent
-    mantissa = round(scaled)
-    # Refuse silent precision loss, as ieee11073.encode_sfloat does.
-    if abs(scaled - mantissa) > 1e-6 * max(1.0, abs(scaled)):
-        raise ValueError(f"{value} has more precision than exponent {exponent} allows")
-    if not _FLOAT_FINITE_MIN <= mantissa <= _FLOAT_FINITE_MAX:
-        raise ValueError(f"{value} needs mantissa {mantissa}, outside the finite FLOAT range")
-    return ((exponent & 0xFF) << 24) | (mantissa & 0x00FFFFFF)
-
-
-def _encode_temperature(m: TemperatureMeasurement) -> bytes:
-    if m.temperature is None:
-        special = SpecialValue(m.special_values.get("temperature", SpecialValue.NAN))
-        return _encode_float(special).to_bytes(4, "little")
-    # Pick the coarsest exponent that represents the value exactly (0 down to -3).
-    for exponent in (0, -1, -2, -3):
-        try:
-            return _encode_float(m.temperature, exponent).to_bytes(4, "little")
-        except ValueError:
-            continue
-    raise ValueError(f"temperature={m.temperature} is not representable as FLOAT")
-
-
 def encode_temperature_measurement(m: TemperatureMeasurement) -> bytes:
     """Encode ``m`` per GSS Temperature Measurement (for the simulator and round-trip tests).
 
@@ -158,7 +114,7 @@ def encode_temperature_measurement(m: TemperatureMeasurement) -> bytes:
     An absent timestamp or temperature type clears its flag.
     """
     flags = _FLAG_FAHRENHEIT if m.unit is TemperatureUnit.FAHRENHEIT else 0
-    body = _encode_temperature(m)
+    body = encode_float_field(m.temperature, "temperature", m.special_values)
     if m.timestamp is not None:
         flags |= _FLAG_TIME_STAMP
         body += encode_date_time(m.timestamp)

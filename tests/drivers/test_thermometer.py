@@ -171,7 +171,8 @@ def test_encode_golden() -> None:
 
 def test_encode_refuses_unrepresentable() -> None:
     with pytest.raises(ValueError, match="not representable"):
-        encode_temperature_measurement(TemperatureMeasurement(temperature=36.61234, unit=CEL))
+        # Nine decimals need a mantissa beyond FLOAT's 24 bits at any exponent.
+        encode_temperature_measurement(TemperatureMeasurement(temperature=36.123456789, unit=CEL))
 
 
 def test_measurement_is_immutable_and_hashable() -> None:
