@@ -183,7 +183,23 @@ class DeviceIdentity(_Strict):
 # --- Reading payloads, one model per ReadingKind -------------------------------------------
 
 
-class BloodPressurePayload(_Strict):
+class ReadingPayload(_Strict):
+    """What every reading payload carries besides its values."""
+
+    # A field sent as an IEEE-11073 special value is null and named here ("nan", "nres", ...).
+    special_values: dict[str, str] = Field(default_factory=dict)
+    # Why the kiosk judged the reading implausible (drivers/plausibility.py); [] = plausible.
+    # A suspect reading is still delivered and stored, marked, never silently taken as good.
+    suspect: list[str] = Field(default_factory=list)
+    subject: Pseudonym | None = Field(default=None, description="resident pseudonym; null = anonymous")
+
+    def _require(self, *names: str) -> None:
+        for name in names:
+            if getattr(self, name) is None and name not in self.special_values:
+                raise ValueError(f"{name} is null but not named in special_values")
+
+
+class BloodPressurePayload(ReadingPayload):
     """Bluetooth SIG Blood Pressure Measurement (0x2A35), decoded; absent fields are null."""
 
     unit: Literal["mmHg", "kPa"]
@@ -193,43 +209,57 @@ class BloodPressurePayload(_Strict):
     pulse_rate: float | None = None
     user_id: int | None = Field(default=None, ge=0, le=255)
     status: list[str] = Field(default_factory=list)
-    # A field sent as an IEEE-11073 special value is null above and named here ("nan", "nres", ...).
-    special_values: dict[str, str] = Field(default_factory=dict)
-    # Why the kiosk judged the reading implausible (drivers/plausibility.py); [] = plausible.
-    # A suspect reading is still delivered and stored, marked, never silently taken as good.
-    suspect: list[str] = Field(default_factory=list)
-    subject: Pseudonym | None = Field(default=None, description="resident pseudonym; null = anonymous")
 
     @model_validator(mode="after")
     def _pressures_present(self) -> BloodPressurePayload:
-        for name in ("systolic", "diastolic"):
-            if getattr(self, name) is None and name not in self.special_values:
-                raise ValueError(f"{name} is null but not named in special_values")
+        self._require("systolic", "diastolic")
         return self
 
 
-class GlucosePayload(_Strict):
+class GlucosePayload(ReadingPayload):
+    """Glucose Measurement (0x2A18), in mmol/L as Chinese clinics read it, or mg/dL."""
+
     glucose_concentration: float | None
     unit: Literal["mg/dL", "mmol/L"]
-    subject: Pseudonym | None = None
+    sequence_number: int | None = Field(default=None, ge=0, le=0xFFFF, description="the meter's record number")
+    sample_location: str | None = None
+
+    @model_validator(mode="after")
+    def _value_present(self) -> GlucosePayload:
+        self._require("glucose_concentration")
+        return self
 
 
-class TemperaturePayload(_Strict):
+class TemperaturePayload(ReadingPayload):
     temperature: float | None
     unit: Literal["Cel", "degF"]
-    subject: Pseudonym | None = None
+    temperature_type: str | None = None
+
+    @model_validator(mode="after")
+    def _value_present(self) -> TemperaturePayload:
+        self._require("temperature")
+        return self
 
 
-class WeightPayload(_Strict):
+class WeightPayload(ReadingPayload):
     weight: float | None
     unit: Literal["kg", "lb"]
-    subject: Pseudonym | None = None
+    bmi: float | None = None
+
+    @model_validator(mode="after")
+    def _value_present(self) -> WeightPayload:
+        self._require("weight")
+        return self
 
 
-class Spo2Payload(_Strict):
+class Spo2Payload(ReadingPayload):
     spo2: float | None
     pulse_rate: float | None
-    subject: Pseudonym | None = None
+
+    @model_validator(mode="after")
+    def _value_present(self) -> Spo2Payload:
+        self._require("spo2")
+        return self
 
 
 READING_PAYLOADS: Final[dict[ReadingKind, type[BaseModel]]] = {

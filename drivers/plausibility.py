@@ -62,3 +62,23 @@ def blood_pressure_suspicions(m: BloodPressureMeasurement) -> tuple[Suspicion, .
     if m.pulse_rate is not None and _outside(m.pulse_rate, PULSE_RATE_BPM):
         found.append(Suspicion.PULSE_RATE_OUT_OF_RANGE)
     return tuple(found)
+
+
+# --- The other devices: one range each, in the unit the wire carries -------------------------
+
+GLUCOSE_MMOL_L: Final = (1.1, 33.3)  # meters' usual measuring range, 20-600 mg/dL
+BODY_TEMPERATURE_CELSIUS: Final = (30.0, 43.0)
+BODY_WEIGHT_KG: Final = (2.0, 300.0)
+SPO2_PERCENT: Final = (50.0, 100.0)
+KG_PER_LB: Final = 0.45359237  # by definition of the pound
+
+
+def range_suspicions(value: float | None, limits: tuple[float, float], name: str) -> tuple[str, ...]:
+    """[name_out_of_range] when a value lies outside its limits, [no_value] when absent."""
+    if value is None:
+        return (Suspicion.NO_VALUE.value,)
+    return (f"{name}_out_of_range",) if _outside(value, limits) else ()
+
+
+def fahrenheit_to_celsius(value: float) -> float:
+    return (value - 32.0) * 5.0 / 9.0

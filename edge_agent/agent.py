@@ -6,21 +6,19 @@ It needs no network to start: readings are saved locally and leave when a broker
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 
 from bleak.backends.client import BaseBleakClient
 
-from doorstep.wire import BloodPressurePayload, DeviceIdentity, KioskTopics, ReadingKind
-from drivers.ble.blood_pressure import BloodPressureDialect, BloodPressureMeasurement, to_json_dict
+from doorstep.wire import DeviceIdentity, KioskTopics
+from drivers.ble.blood_pressure import BloodPressureDialect
 from drivers.ble.cuff_session import BloodPressureCuffSession
 from drivers.ble.errors import BleDriverError
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
-from drivers.plausibility import blood_pressure_suspicions
 from firmware_configs.profiles import load_ble_profiles
 from edge_agent.outbox import Outbox, SavedRecord
+from edge_agent.readings import DeviceReading, fingerprint, outgoing
 from edge_agent.settings import AgentSettings, CuffSettings
 from edge_agent.uplink import Uplink
 
@@ -29,26 +27,7 @@ log = logging.getLogger(__name__)
 # How often the uplink is pumped when nothing wakes it: re-send deadlines are checked then.
 PUMP_INTERVAL_S = 0.5
 
-SavedListener = Callable[[SavedRecord, BloodPressureMeasurement], None]
-
-
-def reading_fingerprint(device: DeviceIdentity, measurement: BloodPressureMeasurement) -> str | None:
-    """The same device, device time and values: the same reading, however often it is replayed.
-
-    Without the device's own time stamp two equal readings cannot be told from a replay, so
-    none is deduplicated.
-    """
-    if measurement.timestamp is None:
-        return None
-    identity = json.dumps([device.address, to_json_dict(measurement)], sort_keys=True)
-    return hashlib.sha256(identity.encode()).hexdigest()
-
-
-def blood_pressure_payload(measurement: BloodPressureMeasurement) -> BloodPressurePayload:
-    fields = to_json_dict(measurement)
-    fields.pop("timestamp")  # travels as the envelope's device_time
-    fields["suspect"] = [s.value for s in blood_pressure_suspicions(measurement)]
-    return BloodPressurePayload.model_validate(fields)
+SavedListener = Callable[[SavedRecord, DeviceReading], None]
 
 
 class Agent:
@@ -137,37 +116,31 @@ class Agent:
             else:
                 for measurement in measurements:
                     try:
-                        await self.save_blood_pressure(measurement, device)
+                        await self.save_reading(measurement, device)
                     except Exception:
                         # Not the device's fault (that is a DecodeError, handled in the
                         # driver): our bug or the disk. Loud, and the cuff keeps being served.
                         log.exception("could not save a reading from cuff %s: %s", cuff.address, measurement)
             await asyncio.sleep(cuff.reconnect_interval_s)
 
-    async def save_blood_pressure(
-        self, measurement: BloodPressureMeasurement, device: DeviceIdentity
-    ) -> SavedRecord | None:
+    async def save_reading(self, reading: DeviceReading, device: DeviceIdentity) -> SavedRecord | None:
         """Commit the reading durably; only then is it reported saved. None: saved before (a replay)."""
         assert self.outbox is not None
+        wire = outgoing(reading)
         saved = await asyncio.to_thread(
             self.outbox.save,
-            self.topics.reading(ReadingKind.BLOOD_PRESSURE),
-            blood_pressure_payload(measurement),
+            self.topics.reading(wire.kind),
+            wire.payload,
             device=device,
-            device_time=measurement.timestamp,
-            fingerprint=reading_fingerprint(device, measurement),
+            device_time=wire.device_time,
+            fingerprint=fingerprint(device, wire),
         )
         if saved is None:
-            log.info("cuff %s replayed a reading saved before (%s); not saved again", device.address, measurement.timestamp)
+            log.info("%s replayed a reading saved before (%s); not saved again", device.address, wire.device_time)
             return None
-        log.info(
-            "saved blood pressure %s/%s %s (seq %d)",
-            measurement.systolic,
-            measurement.diastolic,
-            measurement.unit,
-            saved.seq,
-        )
+        log.info("saved %s from %s (seq %d)%s", wire.kind, device.address, saved.seq,
+                 f", suspect: {', '.join(wire.payload.suspect)}" if wire.payload.suspect else "")
         if self._on_saved is not None:
-            self._on_saved(saved, measurement)
+            self._on_saved(saved, reading)
         self._wakeup.set()
         return saved
