@@ -1,20 +1,20 @@
 """One blood-pressure session with a BLS cuff over ``bleak.BleakClient``.
 
-The I/O adapter: connection, subscriptions, timeouts and error mapping live
-here; all byte-level decoding is delegated to :mod:`drivers.ble.blood_pressure`.
+The I/O adapter: the cuff-specific subscriptions and outcome rules live here; the
+connection, bonding, clock and waiting plumbing is shared with the other sessions
+(:mod:`drivers.ble.measurement_session`); all byte-level decoding is delegated to
+:mod:`drivers.ble.blood_pressure`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 
 from bleak import BleakClient
-from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient
-from bleak.exc import BleakError
 
 from drivers.ble import uuids
 from drivers.ble.blood_pressure import (
@@ -25,27 +25,20 @@ from drivers.ble.blood_pressure import (
     decode_intermediate_cuff_pressure,
 )
 from drivers.ble.errors import (
-    DecodeError,
     DeviceDisconnectedError,
     DeviceNotFoundError,
-    DeviceUnavailableError,
     MeasurementTimeoutError,
+)
+from drivers.ble.measurement_session import (
+    LinkWatch,
+    open_link,
+    set_device_clock,
+    subscribe,
 )
 
 logger = logging.getLogger(__name__)
 
 CuffPressureCallback = Callable[[BloodPressureMeasurement], None]
-
-
-@dataclass
-class _Progress:
-    """What one connection has seen so far (per collect() call, never shared)."""
-
-    measurements: list[BloodPressureMeasurement]
-    wake: asyncio.Event  # set on every notification and on link loss
-    disconnected: asyncio.Event
-    inflation_seen: bool = False
-    measurement_seen: bool = False  # any 0x2A35 bytes, decodable or not
 
 
 class BloodPressureCuffSession:
@@ -59,12 +52,18 @@ class BloodPressureCuffSession:
         connect_timeout: float = 10.0,
         idle_timeout: float = 5.0,
         dialect: BloodPressureDialect = SIG_COMPLIANT,
+        needs_bonding: bool = False,
+        forgets_bond: bool = False,
+        now: Callable[[], datetime] = datetime.now,
     ) -> None:
         self._address = address
         self._backend = backend
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
         self._dialect = dialect
+        self._needs_bonding = needs_bonding  # pair after connecting (profile quirk)
+        self._forgets_bond = forgets_bond  # unpair + pair every time (profile quirk; see bonding.py)
+        self._now = now  # the kiosk's local wall clock, written to the cuff's Current Time
 
     async def collect(
         self, on_cuff_pressure: CuffPressureCallback | None = None
@@ -73,96 +72,59 @@ class BloodPressureCuffSession:
 
         Returns when the cuff disconnects, or when ``idle_timeout`` passes with no
         notification (the timer restarts on every 0x2A35/0x2A36 value). Raises
-        DeviceNotFoundError if connecting fails, DeviceDisconnectedError if the
-        link drops after inflation began but before any 0x2A35 arrived, and
+        DeviceNotFoundError if connecting fails, DeviceNotBondedError if the cuff
+        refuses access for want of a bond, DeviceDisconnectedError if the link drops
+        after inflation began but before any 0x2A35 arrived, and
         MeasurementTimeoutError if the cuff stays silent on 0x2A35 for
         ``idle_timeout``. Undecodable values are logged and skipped.
         """
-        progress = _Progress(measurements=[], wake=asyncio.Event(), disconnected=asyncio.Event())
-
-        def on_disconnect(_client: BleakClient) -> None:
-            progress.disconnected.set()
-            progress.wake.set()
-
-        client = BleakClient(
+        watch = LinkWatch(self._address, logger)
+        measurements: list[BloodPressureMeasurement] = []
+        async with open_link(
             self._address,
-            disconnected_callback=on_disconnect,
-            timeout=self._connect_timeout,
+            watch,
             backend=self._backend,
-        )
-        try:
-            await client.connect()
-        except (BleakError, TimeoutError, OSError) as exc:
-            raise DeviceNotFoundError(f"could not connect to {self._address}: {exc}") from exc
-        try:
-            await self._subscribe(client, progress, on_cuff_pressure)
-            await self._wait_until_done(progress)
-        finally:
-            await self._disconnect_quietly(client)
-        return self._outcome(progress)
+            connect_timeout=self._connect_timeout,
+            needs_bonding=self._needs_bonding,
+            forgets_bond=self._forgets_bond,
+        ) as client:
+            # Before subscribing: the cuff stamps the measurement it is about to send with its clock.
+            await set_device_clock(client, self._address, self._now)
+            await self._subscribe(client, watch, measurements.append, on_cuff_pressure)
+            await watch.wait_idle(self._idle_timeout)
+        return self._outcome(watch, measurements)
 
     async def _subscribe(
         self,
         client: BleakClient,
-        progress: _Progress,
+        watch: LinkWatch,
+        on_measurement: CuffPressureCallback,
         on_cuff_pressure: CuffPressureCallback | None,
     ) -> None:
-        def on_measurement(_char: BleakGATTCharacteristic, data: bytearray) -> None:
-            progress.measurement_seen = True
-            progress.wake.set()
-            reading = self._decode_or_warn(decode_blood_pressure_measurement, data)
-            if reading is not None:
-                progress.measurements.append(reading)
-
-        def on_intermediate(_char: BleakGATTCharacteristic, data: bytearray) -> None:
-            progress.inflation_seen = True
-            progress.wake.set()
-            reading = self._decode_or_warn(decode_intermediate_cuff_pressure, data)
-            if reading is not None and on_cuff_pressure is not None:
-                try:
-                    on_cuff_pressure(reading)
-                except Exception:
-                    # A display callback bug must not abort the patient's measurement.
-                    logger.exception("on_cuff_pressure callback failed")
+        def on_intermediate(reading: BloodPressureMeasurement) -> None:
+            if on_cuff_pressure is None:
+                return
+            try:
+                on_cuff_pressure(reading)
+            except Exception:
+                # A display callback bug must not abort the patient's measurement.
+                logger.exception("on_cuff_pressure callback failed")
 
         services = client.services
         if services.get_characteristic(uuids.BLOOD_PRESSURE_MEASUREMENT) is None:
             raise DeviceNotFoundError(f"{self._address} has no Blood Pressure Measurement (0x2A35)")
-        try:
-            # 0x2A36 is optional in BLS (3.2), so only subscribe when it exists.
-            if services.get_characteristic(uuids.INTERMEDIATE_CUFF_PRESSURE) is not None:
-                await client.start_notify(uuids.INTERMEDIATE_CUFF_PRESSURE, on_intermediate)
-            await client.start_notify(uuids.BLOOD_PRESSURE_MEASUREMENT, on_measurement)
-        except BleakError as exc:
-            if progress.disconnected.is_set() or not client.is_connected:
-                raise DeviceDisconnectedError(f"{self._address} dropped while subscribing") from exc
-            raise DeviceUnavailableError(f"{self._address}: subscribing failed: {exc}") from exc
+        # 0x2A36 is optional in BLS (3.2), so only subscribe when it exists.
+        if services.get_characteristic(uuids.INTERMEDIATE_CUFF_PRESSURE) is not None:
+            decode_icp = partial(decode_intermediate_cuff_pressure, dialect=self._dialect)
+            await subscribe(client, watch, uuids.INTERMEDIATE_CUFF_PRESSURE, watch.handler(decode_icp, on_intermediate))
+        decode_bpm = partial(decode_blood_pressure_measurement, dialect=self._dialect)
+        await subscribe(client, watch, uuids.BLOOD_PRESSURE_MEASUREMENT, watch.handler(decode_bpm, on_measurement))
 
-    def _decode_or_warn(
-        self, decode: Callable[[bytes, BloodPressureDialect], BloodPressureMeasurement], data: bytearray
-    ) -> BloodPressureMeasurement | None:
-        try:
-            return decode(bytes(data), self._dialect)
-        except DecodeError as exc:
-            # The device's fault, not ours: keep the session alive, leave evidence.
-            logger.warning("skipping undecodable value from %s: %s (bytes: %s)", self._address, exc, bytes(data).hex())
-            return None
-
-    async def _wait_until_done(self, progress: _Progress) -> None:
-        while not progress.disconnected.is_set():
-            # No await between clear() and wait(), so no notification can slip in between.
-            progress.wake.clear()
-            try:
-                async with asyncio.timeout(self._idle_timeout):
-                    await progress.wake.wait()
-            except TimeoutError:
-                return
-
-    def _outcome(self, progress: _Progress) -> list[BloodPressureMeasurement]:
-        if progress.measurement_seen:
-            return list(progress.measurements)
-        if progress.disconnected.is_set():
-            if progress.inflation_seen:
+    def _outcome(self, watch: LinkWatch, measurements: list[BloodPressureMeasurement]) -> list[BloodPressureMeasurement]:
+        if uuids.BLOOD_PRESSURE_MEASUREMENT in watch.seen:  # any 0x2A35 bytes, decodable or not
+            return list(measurements)
+        if watch.disconnected.is_set():
+            if uuids.INTERMEDIATE_CUFF_PRESSURE in watch.seen:
                 raise DeviceDisconnectedError(
                     f"{self._address}: connection dropped mid-measurement (after inflation, before 0x2A35)"
                 )
@@ -171,12 +133,3 @@ class BloodPressureCuffSession:
         raise MeasurementTimeoutError(
             f"{self._address}: no Blood Pressure Measurement within {self._idle_timeout} s"
         )
-
-    async def _disconnect_quietly(self, client: BleakClient) -> None:
-        if not client.is_connected:
-            return
-        try:
-            await client.disconnect()
-        except BleakError as exc:
-            # We are done with the device either way; a failed goodbye is not worth raising.
-            logger.warning("disconnecting from %s failed: %s", self._address, exc)
