@@ -95,7 +95,7 @@ def decode(
 
 @app.command()
 def scan(timeout: Annotated[float, typer.Option(help="seconds to listen")] = 5.0) -> None:
-    """List Bluetooth devices nearby and the model profile each matches (to fill in `cuffs:`)."""
+    """List Bluetooth devices nearby and the model profile each matches (to fill in `devices:`)."""
     from drivers.ble.discovery import ScanFailedError, discover
     from firmware_configs.profiles import load_ble_profiles
 

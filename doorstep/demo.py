@@ -16,7 +16,11 @@ from doorstep.mosquitto import MosquittoProcess, free_port
 
 DEMO_SITE = "demo-site"
 DEMO_KIOSK = "kiosk-1"
-DEMO_CUFF = "SIM:CU:FF:00:00:01"
+DEMO_DEVICES = (
+    ("SIM:CU:FF:00:00:01", "simulated"),  # a blood-pressure cuff
+    ("SIM:GL:UC:00:00:01", "generic-glucose-meter"),
+    ("SIM:TH:ER:00:00:01", "generic-thermometer"),
+)
 # A simulated resident measures about this often.
 DEMO_MEASURE_EVERY_S = 10.0
 
@@ -66,14 +70,15 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
                 "kiosk": DEMO_KIOSK,
                 "outbox_path": str(workdir / "outbox.sqlite3"),
                 "broker": broker_settings,
-                "cuffs": [
+                "devices": [
                     {
-                        "address": DEMO_CUFF,
-                        "model": "simulated",
+                        "address": address,
+                        "model": model,
                         "simulated": True,
                         "reconnect_interval_s": DEMO_MEASURE_EVERY_S,
                         "idle_timeout_s": 1.0,
                     }
+                    for address, model in DEMO_DEVICES
                 ],
             }
         )
@@ -89,7 +94,8 @@ Doorstep demo is running. Open:
   readings (JSON)   {base}/api/v1/readings
   API documentation {base}/docs
 Broker: mqtt://{broker.host}:{broker.port}   watch it: mosquitto_sub -p {broker.port} -t 'doorstep/#' -v
-A simulated resident measures their blood pressure about every {DEMO_MEASURE_EVERY_S:.0f} s.
+Simulated residents measure blood pressure and temperature about every {DEMO_MEASURE_EVERY_S:.0f} s;
+a simulated glucose meter hands over its stored records once.
 Logs and data: {workdir}
 Press Ctrl-C to stop.
 """,

@@ -12,15 +12,13 @@ from collections.abc import Callable, Mapping
 from bleak.backends.client import BaseBleakClient
 
 from doorstep.wire import DeviceIdentity, KioskTopics
-from drivers.ble.blood_pressure import BloodPressureDialect
-from drivers.ble.cuff_session import BloodPressureCuffSession
 from drivers.ble.errors import BleDriverError
-from drivers.ble.simulated import SimulatedCuff, simulated_backend
-from firmware_configs.profiles import load_ble_profiles
+from edge_agent.devices import CursorStore, DeviceReader, GlucoseReader, reader_for
 from edge_agent.outbox import Outbox, SavedRecord
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
-from edge_agent.settings import AgentSettings, CuffSettings
+from edge_agent.settings import AgentSettings, DeviceSettings
 from edge_agent.uplink import Uplink
+from firmware_configs.profiles import load_ble_profiles
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +33,14 @@ class Agent:
         self,
         settings: AgentSettings,
         *,
-        cuff_backends: Mapping[str, type[BaseBleakClient]] | None = None,
+        backends: Mapping[str, type[BaseBleakClient]] | None = None,
         on_saved: SavedListener | None = None,
     ) -> None:
-        """`cuff_backends` maps a cuff address to a bleak backend (tests, simulations); a
-        cuff marked `simulated` without one gets a default simulated cuff."""
+        """`backends` maps a device address to a bleak backend (tests, simulations); a device
+        marked `simulated` without one gets the default simulator of its kind."""
         self.settings = settings
         self.topics = KioskTopics(settings.site, settings.kiosk)
-        self._cuff_backends = dict(cuff_backends or {})
+        self._backends = dict(backends or {})
         self._on_saved = on_saved
         self._wakeup = asyncio.Event()
         self.outbox: Outbox | None = None
@@ -62,9 +60,10 @@ class Agent:
         self.uplink.start()
         tasks = [asyncio.create_task(self._pump_forever(), name="uplink")]
         tasks += [
-            asyncio.create_task(self._watch_cuff(cuff), name=f"cuff {cuff.address}") for cuff in self.settings.cuffs
+            asyncio.create_task(self._watch_device(device), name=f"device {device.address}")
+            for device in self.settings.devices
         ]
-        log.info("agent %s/%s running with %d cuff(s)", self.topics.site, self.topics.kiosk, len(self.settings.cuffs))
+        log.info("agent %s/%s running with %d device(s)", self.topics.site, self.topics.kiosk, len(self.settings.devices))
         try:
             await stop.wait()
         finally:
@@ -91,37 +90,36 @@ class Agent:
             except TimeoutError:
                 pass
 
-    def _backend_for(self, cuff: CuffSettings) -> type[BaseBleakClient] | None:
-        if cuff.address in self._cuff_backends:
-            return self._cuff_backends[cuff.address]
-        if cuff.simulated:
-            return simulated_backend(SimulatedCuff(address=cuff.address))
-        return None  # the platform's real Bluetooth stack
-
-    async def _watch_cuff(self, cuff: CuffSettings) -> None:
-        profile = load_ble_profiles()[cuff.model]
-        session = BloodPressureCuffSession(
-            cuff.address,
-            backend=self._backend_for(cuff),
-            idle_timeout=cuff.idle_timeout_s,
-            dialect=BloodPressureDialect(**profile.blood_pressure_dialect.model_dump()),
+    def _reader_for(self, device: DeviceSettings) -> DeviceReader:
+        assert self.outbox is not None
+        return reader_for(
+            device,
+            load_ble_profiles()[device.model],
+            backend=self._backends.get(device.address),
+            cursor=CursorStore(self.outbox.cursor, self.outbox.set_cursor),
         )
-        device = DeviceIdentity(model=cuff.model, address=cuff.address)
+
+    async def _watch_device(self, settings: DeviceSettings) -> None:
+        reader = self._reader_for(settings)
+        address = settings.address
         while True:
             try:
-                measurements = await session.collect()
+                readings = await reader.read()
             except BleDriverError as error:
-                # A cuff is only reachable while someone measures: not finding it is normal.
-                log.debug("cuff %s: %s", cuff.address, error)
+                # A device is only reachable while it measures: not finding it is normal.
+                log.debug("device %s: %s", address, error)
             else:
-                for measurement in measurements:
-                    try:
-                        await self.save_reading(measurement, device)
-                    except Exception:
-                        # Not the device's fault (that is a DecodeError, handled in the
-                        # driver): our bug or the disk. Loud, and the cuff keeps being served.
-                        log.exception("could not save a reading from cuff %s: %s", cuff.address, measurement)
-            await asyncio.sleep(cuff.reconnect_interval_s)
+                try:
+                    for reading in readings:
+                        await self.save_reading(reading, reader.device)
+                except Exception:
+                    # Not the device's fault (that is a DecodeError, handled in the driver):
+                    # our bug or the disk. Loud, and the device keeps being served.
+                    log.exception("could not save the readings of %s", address)
+                else:
+                    if isinstance(reader, GlucoseReader):
+                        reader.saved()
+            await asyncio.sleep(settings.reconnect_interval_s)
 
     async def save_reading(self, reading: DeviceReading, device: DeviceIdentity) -> SavedRecord | None:
         """Commit the reading durably; only then is it reported saved. None: saved before (a replay)."""

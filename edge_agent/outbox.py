@@ -59,6 +59,15 @@ class DeviceReadingSeen(SQLModel, table=True):
     seen_at: datetime
 
 
+class DeviceCursor(SQLModel, table=True):
+    """How far a device's stored records have been read (a glucose meter's last sequence number)."""
+
+    __tablename__ = "device_cursors"
+
+    address: str = Field(primary_key=True, max_length=64)
+    position: int
+
+
 @dataclass(frozen=True, slots=True)
 class SavedRecord:
     seq: int
@@ -82,7 +91,8 @@ class Outbox:
     def __init__(self, path: Path, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = create_durable_engine(f"sqlite:///{path}")
         SQLModel.metadata.create_all(
-            self._engine, tables=[OutboxRecord.__table__, DeviceReadingSeen.__table__]  # type: ignore[attr-defined]
+            self._engine,
+            tables=[OutboxRecord.__table__, DeviceReadingSeen.__table__, DeviceCursor.__table__],  # type: ignore[attr-defined]
         )
         self._clock = clock
 
@@ -180,3 +190,13 @@ class Outbox:
         with Session(self._engine) as session:
             record = session.exec(select(OutboxRecord).where(OutboxRecord.message_id == str(message_id))).first()
             return None if record is None else record.state
+
+    def cursor(self, address: str) -> int | None:
+        with Session(self._engine) as session:
+            found = session.get(DeviceCursor, address)
+            return None if found is None else found.position
+
+    def set_cursor(self, address: str, position: int) -> None:
+        with Session(self._engine) as session:
+            session.merge(DeviceCursor(address=address, position=position))
+            session.commit()

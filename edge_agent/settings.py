@@ -13,21 +13,24 @@ from doorstep.wire import Slug
 from firmware_configs.profiles import load_ble_profiles
 
 
-class CuffSettings(BaseModel):
-    address: str = Field(description="the cuff's Bluetooth address, e.g. 'A4:C1:38:12:34:56'")
-    model: str = Field(default="generic", description="a profile in firmware_configs/ble/ (its 'model'); reported on the wire")
-    simulated: bool = Field(default=False, description="talk to a simulated cuff instead of Bluetooth")
+class DeviceSettings(BaseModel):
+    address: str = Field(description="the device's Bluetooth address, e.g. 'A4:C1:38:12:34:56'")
+    model: str = Field(
+        default="generic",
+        description="a profile in firmware_configs/ble/ (its 'model'): decides the kind of device and its quirks",
+    )
+    simulated: bool = Field(default=False, description="talk to a simulated device of that kind instead of Bluetooth")
     reconnect_interval_s: float = Field(
-        default=5.0, gt=0, description="pause between connection attempts (a cuff is only reachable while it measures)"
+        default=5.0, gt=0, description="pause between sessions (a device is only reachable while it measures)"
     )
     idle_timeout_s: float = Field(default=5.0, gt=0, description="end a session this long after the last measurement")
 
     @field_validator("model")
     @classmethod
-    def _known_cuff_model(cls, model: str) -> str:
-        cuffs = sorted(m for m, p in load_ble_profiles().items() if p.kind == "blood_pressure")
-        if model not in cuffs:
-            raise ValueError(f"no blood-pressure profile {model!r} in firmware_configs/ble/; known: {', '.join(cuffs)}")
+    def _known_model(cls, model: str) -> str:
+        known = sorted(load_ble_profiles())
+        if model not in known:
+            raise ValueError(f"no profile {model!r} in firmware_configs/ble/; known: {', '.join(known)}")
         return model
 
 
@@ -42,4 +45,4 @@ class AgentSettings(FileSettings):
         default=15.0, gt=0, description="re-send a record the bridge has not confirmed within this time"
     )
     inflight_window: int = Field(default=20, ge=1, le=1000, description="records sent but not yet confirmed")
-    cuffs: list[CuffSettings] = Field(default_factory=list)
+    devices: list[DeviceSettings] = Field(default_factory=list, description="health devices at this kiosk")

@@ -26,7 +26,7 @@ from cloud_bridge.store import DeadLetter, Reading
 from doorstep.mosquitto import MosquittoProcess, free_port
 from doorstep.mqtt import BrokerSettings
 from edge_agent.agent import Agent
-from edge_agent.settings import AgentSettings, CuffSettings
+from edge_agent.settings import AgentSettings, DeviceSettings
 
 SITE = "test-site"
 KIOSK = "kiosk-1"
@@ -63,7 +63,7 @@ def agent_settings(tmp_path: Path, broker: MosquittoProcess, *, with_cuff: bool 
         broker=broker_settings(broker),
         ack_timeout_s=1.0,
         # One session per test: the simulated cuff measures once per connection.
-        cuffs=[CuffSettings(address=CUFF_ADDRESS, model="simulated", reconnect_interval_s=3600, idle_timeout_s=0.5)]
+        devices=[DeviceSettings(address=CUFF_ADDRESS, model="simulated", reconnect_interval_s=3600, idle_timeout_s=0.5)]
         if with_cuff
         else [],
     )
@@ -71,9 +71,9 @@ def agent_settings(tmp_path: Path, broker: MosquittoProcess, *, with_cuff: bool 
 
 @asynccontextmanager
 async def running_agent(
-    settings: AgentSettings, cuff_backends: Mapping[str, type[BaseBleakClient]] | None = None
+    settings: AgentSettings, backends: Mapping[str, type[BaseBleakClient]] | None = None
 ) -> AsyncIterator[Agent]:
-    agent = Agent(settings, cuff_backends=cuff_backends)
+    agent = Agent(settings, backends=backends)
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     try:

@@ -13,6 +13,9 @@ from doorstep.wire import Envelope
 from drivers.ble.blood_pressure import BloodPressureDialect, BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from edge_agent.outbox import RecordState
+from edge_agent.devices import default_simulator
+from edge_agent.settings import DeviceSettings
+from firmware_configs.profiles import load_ble_profiles
 from tests.support import CUFF_ADDRESS, agent_settings, running_agent, wait_until
 
 
@@ -24,7 +27,7 @@ def quirky_cuff_backend(measurement: BloodPressureMeasurement) -> dict[str, type
 
 async def first_saved_payload(tmp_path: Path, broker, model: str, measurement: BloodPressureMeasurement) -> dict:
     settings = agent_settings(tmp_path, broker)  # the broker is never started: offline kiosk
-    settings.cuffs[0] = settings.cuffs[0].model_copy(update={"model": model})
+    settings.devices[0] = settings.devices[0].model_copy(update={"model": model})
     async with running_agent(settings, quirky_cuff_backend(measurement)) as agent:
         await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 1, what="a saved reading")
         [record] = agent.outbox.due(1)
@@ -67,7 +70,7 @@ async def test_a_cuff_that_replays_its_memory_on_every_connection_is_saved_once_
     memory = [MEASURED, dataclasses.replace(MEASURED, systolic=140.0, timestamp=datetime(2026, 11, 25, 8, 0))]
     cuff = SimulatedCuff(address=CUFF_ADDRESS, measurements=memory)  # replayed on every connection
     settings = agent_settings(tmp_path, broker)
-    settings.cuffs[0] = settings.cuffs[0].model_copy(update={"reconnect_interval_s": 0.05, "idle_timeout_s": 0.2})
+    settings.devices[0] = settings.devices[0].model_copy(update={"reconnect_interval_s": 0.05, "idle_timeout_s": 0.2})
     for _restart in range(2):
         caplog.clear()
         async with running_agent(settings, {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
@@ -77,3 +80,43 @@ async def test_a_cuff_that_replays_its_memory_on_every_connection_is_saved_once_
             )
             counts = agent.outbox.counts()
     assert counts[RecordState.PENDING] == 2
+
+
+@pytest.mark.asyncio
+async def test_every_kind_of_device_reaches_the_outbox_and_a_glucose_meter_is_read_only_once(
+    tmp_path: Path, broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge_agent.agent")
+    settings = agent_settings(tmp_path, broker, with_cuff=False)
+    settings.devices = [
+        DeviceSettings(address=f"SIM:00:00:00:00:0{n}", model=model, simulated=True, reconnect_interval_s=0.05, idle_timeout_s=0.3)
+        for n, model in enumerate(
+            ["generic-glucose-meter", "generic-thermometer", "generic-scale", "generic-pulse-oximeter"], start=1
+        )
+    ]
+
+    def kinds() -> dict[str, int]:
+        found: dict[str, int] = {}
+        for record in agent.outbox.due(1000):
+            kind = record.topic.rsplit("/", 1)[-1]
+            found[kind] = found.get(kind, 0) + 1
+        return found
+
+    meter = default_simulator(load_ble_profiles()["generic-glucose-meter"], "SIM:00:00:00:00:01")
+    async with running_agent(settings, {meter.address: simulated_backend(meter)}) as agent:
+        await wait_until(lambda: {"glucose", "temperature", "weight", "spo2"} <= kinds().keys(), what="every kind saved")
+        # The meter is asked again and again: only records after the last one saved come back.
+        await wait_until(lambda: meter.connections >= 4, what="more sessions with the meter")
+        assert kinds()["glucose"] == 5
+        assert agent.outbox.cursor(meter.address) == 5
+    assert not any("replayed" in r.getMessage() and meter.address in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_a_cuff_that_needs_a_bond_is_paired_through_its_profile(tmp_path: Path, broker) -> None:
+    cuff = SimulatedCuff(address=CUFF_ADDRESS, measurements=[MEASURED], requires_bonding=True)
+    settings = agent_settings(tmp_path, broker)
+    settings.devices[0] = settings.devices[0].model_copy(update={"model": "omron"})  # quirks: needs_bonding
+    async with running_agent(settings, {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
+        await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 1, what="the reading of a bonded cuff")
+    assert cuff.bonded

@@ -26,7 +26,7 @@ def test_help_lists_the_commands() -> None:
     [
         ("site: Pudong\nkiosk: k1\n", "agent.yaml: site: String should match pattern"),
         ("kiosk: k1\n", "agent.yaml: site: Field required"),
-        ("site: s\nkiosk: k\ncuffs: [{address: 'AA', model: nosuchcuff}]\n", "agent.yaml: cuffs.0.model: Value error, no blood-pressure profile 'nosuchcuff'"),
+        ("site: s\nkiosk: k\ndevices: [{address: 'AA', model: nosuchcuff}]\n", "agent.yaml: devices.0.model: Value error, no profile 'nosuchcuff'"),
         ("site: s\nkiosk: k\nbroker: {port: 70000}\n", "agent.yaml: broker.port: Input should be less than or equal to 65535"),
         ("site: s\nkiosk: k\nbrokr: {}\n", "agent.yaml: brokr: Extra inputs are not permitted"),
         ("- a list\n", "expected a mapping of settings"),

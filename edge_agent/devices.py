@@ -1,0 +1,171 @@
+"""One reader per configured device: its profile decides the session, its quirks the options.
+
+A reader's `read()` runs one session (connect, collect, disconnect) and returns what the device
+sent. The agent calls it again and again; a device that is off or out of range raises a
+DeviceUnavailableError, which is normal for a cuff that is only on while someone measures.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bleak.backends.client import BaseBleakClient
+
+from doorstep.wire import DeviceIdentity
+from drivers.ble import pulse_oximeter, thermometer, uuids, weight
+from drivers.ble.blood_pressure import BloodPressureDialect
+from drivers.ble.cuff_session import BloodPressureCuffSession
+from drivers.ble.glucose import GlucoseConcentrationUnit, GlucoseMeasurement, GlucoseType, SampleLocation
+from drivers.ble.glucose_session import GlucoseMeterSession, GlucoseRecord
+from drivers.ble.measurement_session import IndicationSession
+from drivers.ble.simulated import (
+    SimulatedCuff,
+    SimulatedGlucoseMeter,
+    SimulatedPeripheral,
+    SimulatedPulseOximeter,
+    SimulatedScale,
+    SimulatedThermometer,
+    simulated_backend,
+)
+from edge_agent.readings import DeviceReading
+from edge_agent.settings import DeviceSettings
+from firmware_configs.profiles import BleDeviceProfile, Quirk
+
+
+class DeviceReader(Protocol):
+    device: DeviceIdentity
+
+    async def read(self) -> Sequence[DeviceReading]: ...
+
+
+@dataclass
+class CursorStore:
+    """Where a reader keeps how far it has read (a glucose meter's last sequence number)."""
+
+    load: Callable[[str], int | None]
+    store: Callable[[str, int], None]
+
+
+@dataclass
+class SessionReader:
+    device: DeviceIdentity
+    session: BloodPressureCuffSession | IndicationSession[DeviceReading]
+
+    async def read(self) -> Sequence[DeviceReading]:
+        return await self.session.collect()
+
+
+@dataclass
+class GlucoseReader:
+    """Fetches only records newer than the last one saved, through the meter's RACP.
+
+    The cursor moves after the records were handed on; if the agent dies in between, the
+    same records come again and the outbox's replay fingerprint keeps them single.
+    """
+
+    device: DeviceIdentity
+    session: GlucoseMeterSession
+    cursor: CursorStore
+    _pending_cursor: int | None = None
+
+    async def read(self) -> Sequence[DeviceReading]:
+        records = await self.session.fetch_since(self.cursor.load(self.device.address))
+        if records:
+            self._pending_cursor = max(r.measurement.sequence_number for r in records)
+        return [r.measurement for r in records]
+
+    def saved(self) -> None:
+        """The agent calls this once every reading of the last read() is in the outbox."""
+        if self._pending_cursor is not None:
+            self.cursor.store(self.device.address, self._pending_cursor)
+            self._pending_cursor = None
+
+
+def default_simulator(profile: BleDeviceProfile, address: str) -> SimulatedPeripheral:
+    """What `simulated: true` plugs in for a device of this kind (demo, tests, trying a config)."""
+    match profile.kind:
+        case "blood_pressure":
+            return SimulatedCuff(address=address)
+        case "glucose":
+            return SimulatedGlucoseMeter(address=address, records=_simulated_glucose_records())
+        case "temperature":
+            return SimulatedThermometer(address=address)
+        case "weight":
+            return SimulatedScale(address=address)
+        case "spo2":
+            return SimulatedPulseOximeter(address=address)
+    raise ValueError(f"no simulator for kind {profile.kind!r}")
+
+
+def _simulated_glucose_records() -> list[GlucoseRecord]:
+    rng = random.Random()
+    start = datetime.now().replace(microsecond=0) - timedelta(days=3)
+    return [
+        GlucoseRecord(
+            GlucoseMeasurement(
+                sequence_number=n,
+                base_time=start + timedelta(hours=12 * n),
+                time_offset=0,
+                glucose_concentration=round(rng.randint(45, 90) / 10_000, 4),  # mol/L: 4.5-9.0 mmol/L
+                unit=GlucoseConcentrationUnit.MOL_PER_L,
+                type=GlucoseType.CAPILLARY_WHOLE_BLOOD,
+                sample_location=SampleLocation.FINGER,
+            )
+        )
+        for n in range(1, 6)
+    ]
+
+
+# Devices that indicate their readings on connection (HTS 3.1, WSS 3.1, PLXS 3.1).
+_INDICATED: dict[str, tuple[str, Callable[[bytes], DeviceReading]]] = {
+    "temperature": (uuids.TEMPERATURE_MEASUREMENT, thermometer.decode_temperature_measurement),
+    "weight": (uuids.WEIGHT_MEASUREMENT, weight.decode_weight_measurement),
+    "spo2": (uuids.PLX_SPOT_CHECK_MEASUREMENT, pulse_oximeter.decode_plx_spot_check_measurement),
+}
+
+
+def reader_for(
+    settings: DeviceSettings,
+    profile: BleDeviceProfile,
+    *,
+    backend: type[BaseBleakClient] | None,
+    cursor: CursorStore,
+) -> DeviceReader:
+    """The reader for one configured device; `backend` None means the platform's Bluetooth."""
+    if backend is None and settings.simulated:
+        backend = simulated_backend(default_simulator(profile, settings.address))
+    device = DeviceIdentity(model=profile.model, address=settings.address)
+    needs_bonding = Quirk.NEEDS_BONDING in profile.quirks
+    forgets_bond = Quirk.FORGETS_BOND in profile.quirks
+    if profile.kind == "blood_pressure":
+        cuff = BloodPressureCuffSession(
+            settings.address,
+            backend=backend,
+            idle_timeout=settings.idle_timeout_s,
+            dialect=BloodPressureDialect(**profile.blood_pressure_dialect.model_dump()),
+            needs_bonding=needs_bonding,
+            forgets_bond=forgets_bond,
+        )
+        return SessionReader(device, cuff)
+    if profile.kind == "glucose":
+        meter = GlucoseMeterSession(
+            settings.address, backend=backend, needs_bonding=needs_bonding, forgets_bond=forgets_bond
+        )
+        return GlucoseReader(device, meter, cursor)
+    if profile.kind in _INDICATED:
+        characteristic, decode = _INDICATED[profile.kind]
+        session: IndicationSession[DeviceReading] = IndicationSession(
+            settings.address,
+            characteristic,
+            decode,
+            backend=backend,
+            idle_timeout=settings.idle_timeout_s,
+            needs_bonding=needs_bonding,
+            forgets_bond=forgets_bond,
+        )
+        return SessionReader(device, session)
+    raise ValueError(f"no reader for kind {profile.kind!r}")
