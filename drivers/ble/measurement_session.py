@@ -24,6 +24,7 @@ from bleak.exc import BleakError
 
 from drivers.ble import bonding, uuids
 from drivers.ble.clock import encode_current_time
+from drivers.ble.connect import client_class, connect
 from drivers.ble.errors import (
     DecodeError,
     DeviceDisconnectedError,
@@ -108,16 +109,13 @@ async def open_link(
 
     DeviceNotFoundError if connecting fails; DeviceNotBondedError if pairing fails.
     """
-    client = BleakClient(
-        address, disconnected_callback=watch.on_disconnect, timeout=connect_timeout, backend=backend
-    )
     if forgets_bond:
-        # Before connect: BlueZ's unpair disconnects (see bonding.py).
-        await bonding.forget_stale_bond(client, address)
-    try:
-        await client.connect()
-    except (BleakError, TimeoutError, OSError) as exc:
-        raise DeviceNotFoundError(f"could not connect to {address}: {exc}") from exc
+        # Before connecting: BlueZ's unpair disconnects (see bonding.py).
+        stale = client_class(backend)(address, timeout=connect_timeout)
+        await bonding.forget_stale_bond(stale, address)
+    client = await connect(
+        address, backend=backend, disconnected_callback=watch.on_disconnect, timeout=connect_timeout
+    )
     try:
         if needs_bonding or forgets_bond:
             await bonding.pair(client, address)

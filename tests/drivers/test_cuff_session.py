@@ -7,11 +7,21 @@ from datetime import datetime
 
 import pytest
 from bleak import BleakClient
+from bleak.exc import BleakError
 
 from drivers.ble import uuids
-from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
+from drivers.ble.blood_pressure import (
+    BloodPressureMeasurement,
+    BloodPressureUnit,
+    MeasurementStatus,
+)
+from drivers.ble.connect import CONNECT_ATTEMPTS
 from drivers.ble.cuff_session import BloodPressureCuffSession
-from drivers.ble.errors import DeviceDisconnectedError, DeviceNotFoundError, MeasurementTimeoutError
+from drivers.ble.errors import (
+    DeviceDisconnectedError,
+    DeviceNotFoundError,
+    MeasurementTimeoutError,
+)
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 
 READING = BloodPressureMeasurement(
@@ -102,9 +112,10 @@ async def test_silent_cuff_times_out() -> None:
 @pytest.mark.timeout(5)
 async def test_wrong_address_is_device_not_found() -> None:
     session = BloodPressureCuffSession("AA:BB:CC:DD:EE:FF", backend=simulated_backend(SimulatedCuff()))
-    with pytest.raises(DeviceNotFoundError) as info:
+    # Nothing advertises at that address: found missing before any connection attempt, the
+    # message saying what a technician should check.
+    with pytest.raises(DeviceNotFoundError, match="AA:BB:CC:DD:EE:FF is not advertising"):
         await session.collect()
-    assert info.value.__cause__ is not None
 
 
 @pytest.mark.asyncio
@@ -122,3 +133,23 @@ async def test_backend_plain_bleak_surface() -> None:
         with pytest.raises(NotImplementedError):
             await client.write_gatt_char(uuids.BLOOD_PRESSURE_FEATURE, b"\x00", response=True)
     assert not client.is_connected
+
+
+@pytest.mark.asyncio
+async def test_a_refused_connection_is_retried_then_reported_with_its_cause() -> None:
+    cuff = SimulatedCuff()
+    backend = simulated_backend(cuff)
+    attempts: list[int] = []
+
+    class Refusing(backend):  # type: ignore[valid-type,misc]
+        async def connect(self, pair: bool, **kwargs: object) -> None:
+            attempts.append(1)
+            raise BleakError("Operation not permitted")  # not one of the library's transient errors
+
+    session = BloodPressureCuffSession(cuff.address, backend=Refusing)
+    with pytest.raises(DeviceNotFoundError) as info:
+        await session.collect()
+    assert isinstance(info.value.__cause__, BleakError)
+    # bleak-retry-connector's retries with backoff (transient errors such as an aborted
+    # connection get more attempts; this one is not transient).
+    assert len(attempts) == CONNECT_ATTEMPTS

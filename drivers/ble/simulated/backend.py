@@ -262,9 +262,19 @@ class _LinkView:
 
 
 def simulated_backend(peripheral: SimulatedPeripheral) -> type[BaseBleakClient]:
-    """A bleak backend class bound to ``peripheral`` (a fresh subclass; no global registry)."""
+    """A bleak backend class bound to ``peripheral`` (a fresh subclass; no global registry).
+
+    Its ``find_device`` is what a scan would hear: the peripheral, by its address, or nothing
+    (drivers/ble/connect.py asks a backend that has one instead of scanning the radio).
+    """
+
+    def find_device(address: str) -> BLEDevice | None:
+        if address.upper() != peripheral.address.upper():
+            return None
+        return BLEDevice(peripheral.address, peripheral.name, None)
+
     return type(
         f"SimulatedBleakClient_{peripheral.name}",
         (SimulatedBleakClient,),
-        {"peripheral": peripheral},
+        {"peripheral": peripheral, "find_device": staticmethod(find_device)},
     )
