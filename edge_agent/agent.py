@@ -13,7 +13,7 @@ from bleak.backends.client import BaseBleakClient
 
 from doorstep.wire import DeviceIdentity, KioskTopics
 from drivers.ble.errors import BleDriverError
-from edge_agent.devices import CursorStore, DeviceReader, GlucoseReader, reader_for
+from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, GlucoseReader, reader_for
 from edge_agent.outbox import Outbox, SavedRecord
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
 from edge_agent.settings import AgentSettings, DeviceSettings
@@ -35,6 +35,7 @@ class Agent:
         *,
         backends: Mapping[str, type[BaseBleakClient]] | None = None,
         on_saved: SavedListener | None = None,
+        on_cuff_pressure: CuffPressureListener | None = None,
     ) -> None:
         """`backends` maps a device address to a bleak backend (tests, simulations); a device
         marked `simulated` without one gets the default simulator of its kind."""
@@ -42,6 +43,7 @@ class Agent:
         self.topics = KioskTopics(settings.site, settings.kiosk)
         self._backends = dict(backends or {})
         self._on_saved = on_saved
+        self._on_cuff_pressure = on_cuff_pressure
         self._wakeup = asyncio.Event()
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
@@ -97,6 +99,7 @@ class Agent:
             load_ble_profiles()[device.model],
             backend=self._backends.get(device.address),
             cursor=CursorStore(self.outbox.cursor, self.outbox.set_cursor),
+            on_cuff_pressure=self._on_cuff_pressure,
         )
 
     async def _watch_device(self, settings: DeviceSettings) -> None:

@@ -50,10 +50,29 @@ class CursorStore:
     store: Callable[[str, int], None]
 
 
+CuffPressureListener = Callable[[DeviceIdentity, float | None], None]
+
+
+@dataclass
+class CuffReader:
+    """A blood-pressure cuff; while it inflates, its pressure goes to `on_cuff_pressure`
+    (the kiosk screen shows it rising, from Intermediate Cuff Pressure 0x2A36)."""
+
+    device: DeviceIdentity
+    session: BloodPressureCuffSession
+    on_cuff_pressure: CuffPressureListener | None = None
+
+    async def read(self) -> Sequence[DeviceReading]:
+        listener = self.on_cuff_pressure
+        if listener is None:
+            return await self.session.collect()
+        return await self.session.collect(lambda pressure: listener(self.device, pressure.systolic))
+
+
 @dataclass
 class SessionReader:
     device: DeviceIdentity
-    session: BloodPressureCuffSession | IndicationSession[DeviceReading]
+    session: IndicationSession[DeviceReading]
 
     async def read(self) -> Sequence[DeviceReading]:
         return await self.session.collect()
@@ -134,6 +153,7 @@ def reader_for(
     *,
     backend: type[BaseBleakClient] | None,
     cursor: CursorStore,
+    on_cuff_pressure: CuffPressureListener | None = None,
 ) -> DeviceReader:
     """The reader for one configured device; `backend` None means the platform's Bluetooth."""
     if backend is None and settings.simulated:
@@ -150,7 +170,7 @@ def reader_for(
             needs_bonding=needs_bonding,
             forgets_bond=forgets_bond,
         )
-        return SessionReader(device, cuff)
+        return CuffReader(device, cuff, on_cuff_pressure)
     if profile.kind == "glucose":
         meter = GlucoseMeterSession(
             settings.address, backend=backend, needs_bonding=needs_bonding, forgets_bond=forgets_bond

@@ -116,7 +116,8 @@ class Uplink:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         self._connected.clear()
-        log.warning("disconnected from broker: %s", reason)
+        # A disconnect we asked for is news; any other is a warning.
+        log.log(logging.WARNING if reason.is_failure else logging.INFO, "disconnected from broker: %s", reason)
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         self._pubacks.put(_PubAck(mid, str(reason), reason.is_failure))

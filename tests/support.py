@@ -71,9 +71,9 @@ def agent_settings(tmp_path: Path, broker: MosquittoProcess, *, with_cuff: bool 
 
 @asynccontextmanager
 async def running_agent(
-    settings: AgentSettings, backends: Mapping[str, type[BaseBleakClient]] | None = None
+    settings: AgentSettings, backends: Mapping[str, type[BaseBleakClient]] | None = None, **hooks: Any
 ) -> AsyncIterator[Agent]:
-    agent = Agent(settings, backends=backends)
+    agent = Agent(settings, backends=backends, **hooks)
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     try:

@@ -120,3 +120,16 @@ async def test_a_cuff_that_needs_a_bond_is_paired_through_its_profile(tmp_path: 
     async with running_agent(settings, {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
         await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 1, what="the reading of a bonded cuff")
     assert cuff.bonded
+
+
+@pytest.mark.asyncio
+async def test_the_cuff_pressure_rises_live_before_the_reading_is_saved(tmp_path: Path, broker) -> None:
+    pressures: list[float | None] = []
+    cuff = SimulatedCuff(address=CUFF_ADDRESS, measurements=[MEASURED], inflate_steps=6)
+    settings = agent_settings(tmp_path, broker)
+    async with running_agent(
+        settings, {CUFF_ADDRESS: simulated_backend(cuff)}, on_cuff_pressure=lambda _device, p: pressures.append(p)
+    ) as agent:
+        await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 1, what="the saved reading")
+    assert len(pressures) == 6
+    assert pressures == sorted(pressures) and pressures[0] < pressures[-1]
