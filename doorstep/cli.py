@@ -93,6 +93,30 @@ def decode(
     typer.echo(json.dumps(decoded, ensure_ascii=False))
 
 
+config_app = typer.Typer(help="Check configuration files before a kiosk or the bridge loads them.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("validate")
+def config_validate(
+    files: Annotated[list[Path], typer.Argument(help="agent or bridge configurations, device profiles, register maps")],
+) -> None:
+    """Check each file; print what it is, or every problem as 'file: field: problem'. Exit 1 if any."""
+    from doorstep.config_validate import validate_file
+
+    failed = False
+    for path in files:
+        what, problems = validate_file(path)
+        if problems:
+            failed = True
+            for problem in problems:
+                typer.echo(problem, err=True)
+        else:
+            typer.echo(f"{path}: valid {what}")
+    if failed:
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def scan(timeout: Annotated[float, typer.Option(help="seconds to listen")] = 5.0) -> None:
     """List Bluetooth devices nearby and the model profile each matches (to fill in `devices:`)."""

@@ -57,3 +57,31 @@ def test_environment_variables_override_the_file(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("DOORSTEP_AGENT_ACK_TIMEOUT_S", "soon")
     with pytest.raises(ConfigError, match="ack_timeout_s"):
         AgentSettings.from_file(config)
+
+
+def test_config_validate_says_what_each_valid_file_is() -> None:
+    root = Path(__file__).resolve().parents[1] / "firmware_configs"
+    result = runner.invoke(
+        app, ["config", "validate", str(root / "laundry" / "washer-retrofit-a.yaml"), str(root / "ble" / "omron.yaml")]
+    )
+    assert result.exit_code == 0
+    assert "washer-retrofit-a.yaml: valid laundry register map" in result.stdout
+    assert "omron.yaml: valid Bluetooth device profile" in result.stdout
+
+
+def test_config_validate_reports_every_problem_of_every_file_and_exits_non_zero(tmp_path: Path) -> None:
+    agent = tmp_path / "agent.yaml"
+    agent.write_text("site: Bad Site\nkiosk: k1\nbroker: {port: 0}\n")
+    bridge = tmp_path / "bridge.yaml"
+    bridge.write_text("database_url: sqlite:///x\nhttp_port: 99999\n")
+    unknown = tmp_path / "what.yaml"
+    unknown.write_text("colour: red\n")
+    good = tmp_path / "good.yaml"
+    good.write_text("site: s\nkiosk: k\n")
+    result = runner.invoke(app, ["config", "validate", str(agent), str(bridge), str(unknown), str(good)])
+    assert result.exit_code == 1
+    assert f"{agent}: site: String should match pattern" in result.stderr
+    assert f"{agent}: broker.port: Input should be greater than or equal to 1" in result.stderr
+    assert f"{bridge}: http_port: Input should be less than or equal to 65535" in result.stderr
+    assert f"{unknown}: cannot tell what this configures" in result.stderr
+    assert f"{good}: valid agent configuration" in result.stdout

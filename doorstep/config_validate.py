@@ -1,0 +1,56 @@
+"""`doorstep config validate`: what a file configures, and every problem in it, by file and field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from cloud_bridge.settings import BridgeSettings
+from edge_agent.settings import AgentSettings
+from firmware_configs.laundry import LaundryProfile, format_problems
+from firmware_configs.profiles import BleDeviceProfile
+
+_BLE_KINDS = {"blood_pressure", "glucose", "temperature", "weight", "spo2"}
+_BRIDGE_KEYS = {"database_url", "share_group", "http_host", "http_port", "client_id", "batch_max", "batch_wait_s"}
+
+
+def _what(data: dict[str, Any]) -> tuple[str, type[BaseModel]] | None:
+    if "site" in data or "kiosk" in data or "devices" in data:
+        return "agent configuration", AgentSettings
+    if data.keys() & _BRIDGE_KEYS:
+        return "bridge configuration", BridgeSettings
+    if data.get("kind") in {"washer", "dryer"}:
+        return "laundry register map", LaundryProfile
+    if data.get("kind") in _BLE_KINDS:
+        return "Bluetooth device profile", BleDeviceProfile
+    return None
+
+
+def validate_file(path: Path) -> tuple[str | None, list[str]]:
+    """(what the file is, problems); no problems means valid. Environment variables are ignored:
+    this checks the file as written."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        return None, [f"{path}: cannot read: {error.strerror}"]
+    except yaml.YAMLError as error:
+        return None, [f"{path}: not valid YAML: {error}"]
+    if not isinstance(data, dict):
+        return None, [f"{path}: expected a mapping, got {type(data).__name__}"]
+    found = _what(data)
+    if found is None:
+        return None, [
+            f"{path}: cannot tell what this configures (an agent or bridge configuration, "
+            "a Bluetooth device profile or a laundry register map)"
+        ]
+    what, model = found
+    validate: Callable[[dict[str, Any]], object] = model.model_validate
+    try:
+        validate(data)
+    except ValidationError as error:
+        return what, format_problems(str(path), error)
+    return what, []
