@@ -13,7 +13,7 @@ from bleak.backends.client import BaseBleakClient
 
 from doorstep.wire import DeviceIdentity, KioskTopics
 from drivers.ble.errors import BleDriverError
-from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, GlucoseReader, reader_for
+from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.outbox import Outbox, SavedRecord
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
 from edge_agent.settings import AgentSettings, DeviceSettings
@@ -111,6 +111,8 @@ class Agent:
             except BleDriverError as error:
                 # A device is only reachable while it measures: not finding it is normal.
                 log.debug("device %s: %s", address, error)
+            except Exception:
+                log.exception("reading %s failed unexpectedly; will try again", address)
             else:
                 try:
                     for reading in readings:
@@ -120,8 +122,7 @@ class Agent:
                     # our bug or the disk. Loud, and the device keeps being served.
                     log.exception("could not save the readings of %s", address)
                 else:
-                    if isinstance(reader, GlucoseReader):
-                        reader.saved()
+                    reader.saved()
             await asyncio.sleep(settings.reconnect_interval_s)
 
     async def save_reading(self, reading: DeviceReading, device: DeviceIdentity) -> SavedRecord | None:

@@ -41,6 +41,9 @@ class DeviceReader(Protocol):
 
     async def read(self) -> Sequence[DeviceReading]: ...
 
+    def saved(self) -> None:
+        """Called once every reading of the last read() is in the outbox."""
+
 
 @dataclass
 class CursorStore:
@@ -68,6 +71,9 @@ class CuffReader:
             return await self.session.collect()
         return await self.session.collect(lambda pressure: listener(self.device, pressure.systolic))
 
+    def saved(self) -> None:
+        return None  # nothing to remember: replays are caught by the outbox's fingerprint
+
 
 @dataclass
 class SessionReader:
@@ -76,6 +82,9 @@ class SessionReader:
 
     async def read(self) -> Sequence[DeviceReading]:
         return await self.session.collect()
+
+    def saved(self) -> None:
+        return None  # nothing to remember: replays are caught by the outbox's fingerprint
 
 
 @dataclass
