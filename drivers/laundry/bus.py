@@ -1,0 +1,421 @@
+"""One RS-485 line, one owner: round-robin status polling of every machine, commands first.
+
+The only module that imports pymodbus client code. Modbus RTU (Serial Line v1.02) is
+master/slave, one request in flight, and has no transaction id: a reply is matched to a request
+only by arriving while that request is outstanding. So after a timeout this bus stays quiet for
+a guard interval and throws away whatever arrives in it, and every reply is checked for unit,
+function code and register count before it is believed.
+
+What pymodbus 3.16 does and does not do here (read from its source, pinned in
+tests/laundry/test_pymodbus_conformance.py):
+- it clears its receive buffer when a request is sent and drops frames whose unit id differs
+  from the request's; it does NOT check the function code, and a late reply from the same unit
+  arriving during the next request would be taken as its answer;
+- a frame failing CRC-16 is discarded silently and surfaces as a timeout, so CRC errors are told
+  apart here by watching the raw bytes (trace_packet): bytes arrived but no frame was accepted;
+- its own retries are disabled (retries=0): a retry policy belongs to the scheduler, which
+  knows the other machines are waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Literal, Self
+
+from pymodbus.client import AsyncModbusSerialClient
+from pymodbus.exceptions import ConnectionException, ModbusIOException
+from pymodbus.framer import FramerType
+from pymodbus.pdu import ModbusPDU
+
+from drivers.laundry.status import MachineStatus, StatusDecodeError, decode_status
+from firmware_configs.laundry import LaundryProfile
+
+# Modbus Application Protocol v1.1b3, 6.3 and 6.12.
+READ_HOLDING_REGISTERS = 0x03
+WRITE_MULTIPLE_REGISTERS = 0x10
+EXCEPTION_FLAG = 0x80  # Application Protocol v1.1b3, 7: function code + 0x80 in an exception reply
+# Application Protocol v1.1b3, 7: 0x0A gateway path unavailable, 0x0B gateway target failed to
+# respond: the unit is not there (a plain RTU line just stays silent, see NO_SUCH_UNIT below).
+GATEWAY_NO_UNIT_CODES = frozenset({0x0A, 0x0B})
+# Serial Line v1.02, 2.5.1.1: 11 bits per RTU character; frames are separated by 3.5 character
+# times of silence; above 19200 bit/s a fixed 1.75 ms is recommended.
+BITS_PER_CHARACTER = 11
+SILENT_INTERVAL_CHARACTERS = 3.5
+SILENT_INTERVAL_FAST_S = 0.00175
+FAST_BAUDRATE = 19200
+
+CommandName = Literal["start", "pause", "resume", "stop", "clear_fault", "add_time"]
+
+
+def silent_interval_s(baudrate: int) -> float:
+    if baudrate > FAST_BAUDRATE:
+        return SILENT_INTERVAL_FAST_S
+    return SILENT_INTERVAL_CHARACTERS * BITS_PER_CHARACTER / baudrate
+
+
+class ErrorKind(StrEnum):
+    TIMEOUT = "timeout"  # no byte came back
+    CRC = "crc"  # bytes came back but no valid frame: CRC-16 or framing error
+    EXCEPTION = "exception"  # a Modbus exception response; see BusError.exception_code
+    NO_SUCH_UNIT = "no_such_unit"  # not configured on this bus, or a gateway says it is not there
+    BAD_REPLY = "bad_reply"  # a valid frame that does not answer the request (unit, function, count)
+    DECODE = "decode"  # the registers break the machine's map (StatusDecodeError)
+    NOT_CONFIRMED = "not_confirmed"  # a command whose echo never showed up in the status block
+    DISCONNECTED = "disconnected"  # the serial port itself is gone
+
+
+@dataclass(frozen=True, slots=True)
+class BusError:
+    kind: ErrorKind
+    detail: str = ""
+    exception_code: int | None = None
+
+
+class LinkState(StrEnum):
+    ONLINE = "online"  # the last exchange worked
+    DEGRADED = "degraded"  # recent failures; still polled every round
+    OFFLINE = "offline"  # too many failures; probed with exponential backoff only
+
+
+@dataclass(frozen=True, slots=True)
+class UnitLink:
+    state: LinkState
+    consecutive_failures: int
+    last_error: BusError | None
+    polls_ok: int
+    polls_failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    unit: int
+    command: str
+    sequence: int
+    result_code: int | None  # the machine's echoed result; None if never confirmed
+    error: BusError | None
+
+    @property
+    def done(self) -> bool:
+        return self.error is None and self.result_code == 0
+
+
+@dataclass(frozen=True, slots=True)
+class BusEvent:
+    """A change worth telling the app about: a new status (heartbeat ignored) or link state."""
+
+    unit: int
+    status: MachineStatus | None
+    link: UnitLink
+
+
+@dataclass(slots=True)
+class _Unit:
+    """Scheduler bookkeeping, mutable and private; the outside sees UnitLink snapshots."""
+
+    profile: LaundryProfile
+    status: MachineStatus | None = None
+    state: LinkState = LinkState.ONLINE
+    failures: int = 0
+    last_error: BusError | None = None
+    polls_ok: int = 0
+    polls_failed: int = 0
+    next_due: float = 0.0
+
+    def snapshot(self) -> UnitLink:
+        return UnitLink(self.state, self.failures, self.last_error, self.polls_ok, self.polls_failed)
+
+
+@dataclass(slots=True)
+class _Command:
+    unit: int
+    command: str
+    code: int
+    argument: int
+    sequence: int
+    reply: asyncio.Future[CommandOutcome]
+
+
+class LaundryBus:
+    def __init__(
+        self,
+        port: str,
+        machines: Mapping[int, LaundryProfile],
+        *,
+        baudrate: int = 9600,
+        timeout: float = 0.25,
+        guard_s: float | None = None,
+        offline_after: int = 3,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 30.0,
+        confirm_reads: int = 3,
+        on_change: Callable[[BusEvent], None] | None = None,
+    ) -> None:
+        """timeout: how long to wait for a reply. guard_s: the quiet time after a timeout
+        (default: the timeout again), extended while late bytes keep arriving."""
+        if not all(1 <= unit <= 247 for unit in machines):
+            raise ValueError("unit ids are 1..247 (Serial Line v1.02, 2.2: 0 is broadcast)")
+        self.port = port
+        self.baudrate = baudrate
+        self.timeout = timeout
+        self.guard_s = timeout if guard_s is None else guard_s
+        self.offline_after = offline_after
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.confirm_reads = confirm_reads
+        self._on_change = on_change
+        self._units = {unit: _Unit(profile) for unit, profile in sorted(machines.items())}
+        self._order = list(self._units)
+        self._cursor = 0
+        self._commands: deque[_Command] = deque()
+        self._wake = asyncio.Event()
+        self._subscribers: set[asyncio.Queue[BusEvent]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._t35 = silent_interval_s(baudrate)
+        # Raw receive watch (see trace_packet): is a request outstanding, did bytes come back.
+        self._accepting = False
+        self._rx_seen = False
+        self._last_rx = 0.0
+        self.late_bytes_discarded = 0
+        self._client = AsyncModbusSerialClient(
+            port,
+            framer=FramerType.RTU,
+            baudrate=baudrate,
+            timeout=timeout,
+            retries=0,
+            reconnect_delay=0.5,
+            reconnect_delay_max=5.0,
+            trace_packet=self._trace_packet,
+        )
+
+    # -- public view --
+
+    def status(self, unit: int) -> MachineStatus | None:
+        return self._units[unit].status
+
+    def link(self, unit: int) -> UnitLink:
+        return self._units[unit].snapshot()
+
+    @property
+    def units(self) -> list[int]:
+        return list(self._order)
+
+    async def changes(self) -> AsyncGenerator[BusEvent]:
+        """Every BusEvent from now on, until the caller stops iterating."""
+        queue: asyncio.Queue[BusEvent] = asyncio.Queue()
+        self._subscribers.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.discard(queue)
+
+    # -- life cycle --
+
+    async def start(self) -> None:
+        if not await self._client.connect():
+            raise ConnectionException(f"cannot open {self.port}")
+        self._task = asyncio.create_task(self._run(), name=f"laundry-bus {self.port}")
+
+    async def stop(self) -> None:
+        # The flag as well as the cancel: pymodbus awaits replies with asyncio.wait_for, which on
+        # Python 3.11 can swallow a cancellation that races with a reply. The loop then still ends,
+        # after the exchange in progress.
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for command in self._commands:
+            command.reply.cancel()
+        self._commands.clear()
+        self._client.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # -- commands --
+
+    async def submit_command(self, unit: int, command: CommandName, argument: int = 0, sequence: int = 0) -> CommandOutcome:
+        """Queue a command ahead of all polling; returns once the machine's echo is read back."""
+        if unit not in self._units:
+            return CommandOutcome(unit, command, sequence, None, BusError(ErrorKind.NO_SUCH_UNIT, "not on this bus"))
+        codes = self._units[unit].profile.commands.codes
+        if command not in codes:
+            raise ValueError(f"{self._units[unit].profile.model} has no {command!r} command")
+        if not (0 <= argument <= 0xFFFF and 0 <= sequence <= 0xFFFF):
+            raise ValueError("argument and sequence are 16-bit registers")
+        reply: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
+        self._commands.append(_Command(unit, command, codes[command], argument, sequence, reply))
+        self._wake.set()
+        return await reply
+
+    # -- the raw receive watch --
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        """pymodbus passes every sent frame and its whole receive buffer through here."""
+        if sending:
+            self._rx_seen = False
+            return data
+        self._last_rx = time.monotonic()
+        if not self._accepting:
+            # No request outstanding: a late reply. Returning nothing keeps it from the framer;
+            # pymodbus empties its buffer when the next request is sent.
+            self.late_bytes_discarded += len(data)
+            return b""
+        self._rx_seen = True
+        return data
+
+    async def _guard(self) -> None:
+        """After a timeout: silence for guard_s, restarted by every late byte (bounded)."""
+        start = time.monotonic()
+        limit = start + 5 * self.guard_s  # a babbling line must not stall the bus forever
+        while (now := time.monotonic()) < limit:
+            quiet_until = max(start, self._last_rx) + self.guard_s
+            if now >= quiet_until:
+                return
+            await asyncio.sleep(min(quiet_until, limit) - now)
+
+    async def _transact(self, unit: int, function: int, send: Callable[[], object]) -> ModbusPDU | BusError:
+        self._accepting = True
+        try:
+            reply = await send()  # type: ignore[misc]
+        except ModbusIOException:
+            error = BusError(ErrorKind.CRC, "bytes without a valid frame") if self._rx_seen else BusError(ErrorKind.TIMEOUT)
+            self._accepting = False
+            await self._guard()
+            return error
+        except ConnectionException as exc:
+            return BusError(ErrorKind.DISCONNECTED, str(exc))
+        finally:
+            self._accepting = False
+        assert isinstance(reply, ModbusPDU)
+        # Serial Line v1.02, 2.5.1.1: the next frame may start only after 3.5 characters of silence.
+        await asyncio.sleep(self._t35)
+        if reply.dev_id != unit or reply.function_code & 0x7F != function:
+            await self._guard()
+            return BusError(ErrorKind.BAD_REPLY, f"unit {reply.dev_id} function {reply.function_code:#x}")
+        if reply.isError():
+            code = getattr(reply, "exception_code", None)
+            kind = ErrorKind.NO_SUCH_UNIT if code in GATEWAY_NO_UNIT_CODES else ErrorKind.EXCEPTION
+            return BusError(kind, f"exception {code}", exception_code=code)
+        return reply
+
+    async def _read_status(self, unit: int) -> MachineStatus | BusError:
+        block = self._units[unit].profile.status_block
+        reply = await self._transact(
+            unit,
+            READ_HOLDING_REGISTERS,
+            lambda: self._client.read_holding_registers(block.start, count=block.count, device_id=unit),
+        )
+        if isinstance(reply, BusError):
+            return reply
+        if len(reply.registers) != block.count:
+            return BusError(ErrorKind.BAD_REPLY, f"{len(reply.registers)} registers, asked for {block.count}")
+        try:
+            return decode_status(self._units[unit].profile, reply.registers)
+        except StatusDecodeError as exc:
+            return BusError(ErrorKind.DECODE, str(exc))
+
+    # -- scheduling --
+
+    def _record(self, unit: int, result: MachineStatus | BusError) -> None:
+        u = self._units[unit]
+        before_state, before_status = u.state, u.status
+        if isinstance(result, MachineStatus) or result.kind is ErrorKind.EXCEPTION:
+            # An exception reply still proves the unit is there and listening.
+            u.state, u.failures, u.next_due = LinkState.ONLINE, 0, 0.0
+            if isinstance(result, MachineStatus):
+                u.status, u.polls_ok = result, u.polls_ok + 1
+            else:
+                u.last_error, u.polls_failed = result, u.polls_failed + 1
+        else:
+            u.failures += 1
+            u.polls_failed += 1
+            u.last_error = result
+            if u.failures >= self.offline_after:
+                u.state = LinkState.OFFLINE
+                backoff = self.backoff_initial_s * 2 ** (u.failures - self.offline_after)
+                u.next_due = time.monotonic() + min(self.backoff_max_s, backoff)
+            else:
+                u.state = LinkState.DEGRADED
+        if u.state is not before_state or _without_heartbeat(u.status) != _without_heartbeat(before_status):
+            self._emit(BusEvent(unit, u.status, u.snapshot()))
+
+    def _emit(self, event: BusEvent) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+        if self._on_change is not None:
+            self._on_change(event)
+
+    def _next_due(self) -> int | float:
+        """The next unit in round-robin order that is due, else the time the first one will be."""
+        now = time.monotonic()
+        for step in range(len(self._order)):
+            unit = self._order[(self._cursor + step) % len(self._order)]
+            if self._units[unit].next_due <= now:
+                self._cursor = (self._cursor + step + 1) % len(self._order)
+                return unit
+        return min(u.next_due for u in self._units.values())
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            if self._commands:
+                command = self._commands.popleft()
+                outcome = await self._execute(command)
+                if not command.reply.done():
+                    command.reply.set_result(outcome)
+                continue
+            due = self._next_due()
+            if isinstance(due, int):
+                self._record(due, await self._read_status(due))
+                continue
+            self._wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation (stop()).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, due - time.monotonic())):
+                    await self._wake.wait()
+
+    async def _execute(self, command: _Command) -> CommandOutcome:
+        profile = self._units[command.unit].profile
+        written = await self._transact(
+            command.unit,
+            WRITE_MULTIPLE_REGISTERS,
+            lambda: self._client.write_registers(
+                profile.commands.start, [command.code, command.argument, command.sequence], device_id=command.unit
+            ),
+        )
+        if isinstance(written, BusError) and written.kind in (ErrorKind.EXCEPTION, ErrorKind.NO_SUCH_UNIT):
+            return CommandOutcome(command.unit, command.command, command.sequence, None, written)
+        # Written, or the reply was lost: either way read the echo back rather than send twice.
+        last: BusError = written if isinstance(written, BusError) else BusError(ErrorKind.NOT_CONFIRMED)
+        for _ in range(self.confirm_reads):
+            status = await self._read_status(command.unit)
+            self._record(command.unit, status)
+            if isinstance(status, BusError):
+                last = status
+                continue
+            if status.command_echo_sequence == command.sequence:
+                return CommandOutcome(command.unit, command.command, command.sequence, status.command_echo_result, None)
+            last = BusError(ErrorKind.NOT_CONFIRMED, f"echo is sequence {status.command_echo_sequence}")
+        return CommandOutcome(command.unit, command.command, command.sequence, None, last)
+
+
+def _without_heartbeat(status: MachineStatus | None) -> MachineStatus | None:
+    return None if status is None else dataclasses.replace(status, heartbeat=0)
