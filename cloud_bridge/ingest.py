@@ -43,8 +43,8 @@ from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, store_batch
 
 log = logging.getLogger(__name__)
 
-# Readings only for now; events and telemetry are validated and stored by later work.
-SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/{Channel.READINGS}/+"
+# Readings and events; telemetry is stored by later work.
+SUBSCRIPTIONS = tuple(f"{TOPIC_ROOT}/+/+/{channel}/+" for channel in (Channel.READINGS, Channel.EVENTS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ class Ingest:
     ) -> None:
         self._engine = engine
         self._broker = broker
-        self._subscription = f"$share/{share_group}/{SUBSCRIPTION}"
+        self._subscriptions = [f"$share/{share_group}/{topic}" for topic in SUBSCRIPTIONS]
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
         self._clock = clock
@@ -98,9 +98,9 @@ class Ingest:
         if reason.is_failure:
             log.error("broker refused the bridge's connection: %s", reason)
             return
-        client.subscribe(self._subscription, qos=QOS_RELIABLE)
+        client.subscribe([(topic, QOS_RELIABLE) for topic in self._subscriptions])
         self._connected.set()
-        log.info("bridge connected, subscribed to %s", self._subscription)
+        log.info("bridge connected, subscribed to %s", ", ".join(self._subscriptions))
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         self._connected.clear()

@@ -48,6 +48,34 @@ class ReadingPublic(ReadingBase):
     pass
 
 
+class EventBase(SQLModel):
+    message_id: uuid.UUID = Field(primary_key=True)
+    site: str = Field(max_length=32)
+    kiosk: str = Field(max_length=32)
+    seq: int
+    type: str = Field(max_length=32)
+    kiosk_time: datetime
+    kiosk_clock_trusted: bool
+    device_model: str | None = None
+    device_address: str | None = None
+    device_firmware: str | None = None
+    subject: str | None = Field(default=None, max_length=64, description="resident pseudonym")
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    received_at: datetime
+
+
+class Event(EventBase, table=True):
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_kiosk_time", "site", "kiosk", "kiosk_time"),
+        Index("ix_events_type_time", "type", "kiosk_time"),
+    )
+
+
+class EventPublic(EventBase):
+    pass
+
+
 class DeadLetter(SQLModel, table=True):
     __tablename__ = "dead_letters"
 
@@ -59,14 +87,14 @@ class DeadLetter(SQLModel, table=True):
     raw_size: int
 
 
-BRIDGE_TABLES = [Reading.__table__, DeadLetter.__table__]  # type: ignore[attr-defined]
+BRIDGE_TABLES = [Reading.__table__, Event.__table__, DeadLetter.__table__]  # type: ignore[attr-defined]
 
 
 def create_tables(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine, tables=BRIDGE_TABLES)
 
 
-def reading_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
+def _common_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
     envelope = message.envelope
     payload = message.payload.model_dump(mode="json") if isinstance(message.payload, BaseModel) else message.payload
     return {
@@ -74,10 +102,8 @@ def reading_row(message: UpstreamMessage, received_at: datetime) -> dict[str, An
         "site": message.topic.site,
         "kiosk": message.topic.kiosk,
         "seq": envelope.seq,
-        "kind": message.topic.name,
         "kiosk_time": envelope.kiosk_time,
         "kiosk_clock_trusted": envelope.kiosk_clock_trusted,
-        "device_time": envelope.device_time.isoformat() if envelope.device_time else None,
         "device_model": envelope.device.model if envelope.device else None,
         "device_address": envelope.device.address if envelope.device else None,
         "device_firmware": envelope.device.firmware if envelope.device else None,
@@ -87,6 +113,18 @@ def reading_row(message: UpstreamMessage, received_at: datetime) -> dict[str, An
     }
 
 
+def reading_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
+    device_time = message.envelope.device_time
+    return _common_row(message, received_at) | {
+        "kind": message.topic.name,
+        "device_time": device_time.isoformat() if device_time else None,
+    }
+
+
+def event_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
+    return _common_row(message, received_at) | {"type": message.topic.name}
+
+
 def store_batch(
     engine: Engine,
     messages: Sequence[UpstreamMessage],
@@ -94,11 +132,13 @@ def store_batch(
     received_at: datetime,
 ) -> None:
     """Store valid messages (a message id already stored is a no-op) and dead letters, in one commit."""
-    rows = [reading_row(m, received_at) for m in messages if m.topic.channel is Channel.READINGS]
+    readings = [reading_row(m, received_at) for m in messages if m.topic.channel is Channel.READINGS]
+    events = [event_row(m, received_at) for m in messages if m.topic.channel is Channel.EVENTS]
+    insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
     with Session(engine) as session:
-        if rows:
-            insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
-            statement = insert(Reading).values(rows).on_conflict_do_nothing(index_elements=["message_id"])
-            session.execute(statement)
+        for table, rows in ((Reading, readings), (Event, events)):
+            if rows:
+                statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["message_id"])
+                session.execute(statement)
         session.add_all(refused)
         session.commit()

@@ -123,7 +123,7 @@ class KioskTopics:
     def reading(self, kind: ReadingKind) -> str:
         return f"{self.root}/{Channel.READINGS}/{kind}"
 
-    def event(self, event_type: str) -> str:
+    def event(self, event_type: EventType) -> str:
         return f"{self.root}/{Channel.EVENTS}/{event_type}"
 
     def command(self, request_id: str) -> str:
@@ -165,6 +165,8 @@ def parse_topic(topic: str) -> ParsedTopic:
     name = rest[0] if rest else None
     if channel is Channel.READINGS and name not in {k.value for k in ReadingKind}:
         raise ContractError(f"topic {topic!r}: unknown reading kind {name!r}")
+    if channel is Channel.EVENTS and name not in {t.value for t in EventType}:
+        raise ContractError(f"topic {topic!r}: unknown event type {name!r}")
     return ParsedTopic(topics.site, topics.kiosk, channel, name)
 
 
@@ -271,6 +273,53 @@ READING_PAYLOADS: Final[dict[ReadingKind, type[BaseModel]]] = {
 }
 
 
+# --- Event payloads, one model per EventType ---------------------------------------------
+
+
+class EventType(StrEnum):
+    LAUNDRY_MACHINE = "laundry_machine"  # a machine's state, fault or link changed
+    LAUNDRY_VEND = "laundry_vend"  # a start transaction moved: started (charged), refused, done, ...
+
+
+ModbusUnit = Annotated[int, Field(ge=1, le=247)]  # Modbus over Serial Line v1.02, 2.2
+
+
+class LaundryMachineEvent(_Strict):
+    """Sent when a machine's state, error code or link state changes (not on every poll)."""
+
+    unit: ModbusUnit
+    state: Literal["idle", "ready", "running", "paused", "done", "fault", "service", "unknown"] = Field(
+        description="'unknown' until the machine has answered once"
+    )
+    link: Literal["online", "degraded", "offline"]
+    program: int | None = None
+    remaining_seconds: int | None = Field(default=None, ge=0)
+    error_code: int | None = Field(default=None, ge=1)
+    error_text: dict[Literal["zh", "en"], str] | None = Field(default=None, description="the map's text for the code")
+    link_error: str | None = Field(default=None, max_length=200, description="why the link is not online")
+    cycle_count: int | None = Field(default=None, ge=0)
+
+
+class LaundryVendEvent(_Strict):
+    """One step of a start transaction. Points are charged in exactly one event per transaction:
+    outcome 'started', on the machine's own confirmation."""
+
+    transaction_id: uuid.UUID
+    unit: ModbusUnit
+    program: int = Field(ge=0, le=0xFFFF)
+    outcome: Literal["started", "refused", "not_started", "cycle_done", "faulted", "collected"]
+    points_charged: int = Field(default=0, ge=0)
+    free_reason: Literal["over_80"] | None = None
+    reason: str | None = Field(default=None, max_length=200, description="why it was refused or did not start")
+    subject: Pseudonym | None = Field(default=None, description="the resident's pseudonym")
+
+
+EVENT_PAYLOADS: Final[dict[EventType, type[BaseModel]]] = {
+    EventType.LAUNDRY_MACHINE: LaundryMachineEvent,
+    EventType.LAUNDRY_VEND: LaundryVendEvent,
+}
+
+
 # --- The envelope ---------------------------------------------------------------------------
 
 
@@ -312,8 +361,12 @@ def validate_upstream(topic: str, body: bytes) -> UpstreamMessage:
     except ValidationError as error:
         raise ContractError(_describe(error)) from None
     payload: BaseModel | dict[str, Any] = envelope.payload
+    payload_model: type[BaseModel] | None = None
     if parsed.channel is Channel.READINGS:
         payload_model = READING_PAYLOADS[ReadingKind(str(parsed.name))]
+    elif parsed.channel is Channel.EVENTS:
+        payload_model = EVENT_PAYLOADS[EventType(str(parsed.name))]
+    if payload_model is not None:
         try:
             payload = payload_model.model_validate(envelope.payload)
         except ValidationError as error:

@@ -14,9 +14,10 @@ from bleak.backends.client import BaseBleakClient
 from doorstep.wire import DeviceIdentity, KioskTopics
 from drivers.ble.errors import BleDriverError
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
+from edge_agent.laundry import LaundryRoom
 from edge_agent.outbox import Outbox, SavedRecord
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
-from edge_agent.settings import AgentSettings, DeviceSettings
+from edge_agent.settings import AgentSettings, DeviceSettings, LaundrySettings
 from edge_agent.uplink import Uplink
 from firmware_configs.profiles import load_ble_profiles
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 # How often the uplink is pumped when nothing wakes it: re-send deadlines are checked then.
 PUMP_INTERVAL_S = 0.5
+# How often an unavailable laundry line (adapter unplugged, wrong port) is tried again.
+LAUNDRY_RETRY_S = 30.0
 
 SavedListener = Callable[[SavedRecord, DeviceReading], None]
 
@@ -47,6 +50,7 @@ class Agent:
         self._wakeup = asyncio.Event()
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
+        self.laundry: LaundryRoom | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -61,6 +65,8 @@ class Agent:
         )
         self.uplink.start()
         tasks = [asyncio.create_task(self._pump_forever(), name="uplink")]
+        if self.settings.laundry is not None:
+            tasks.append(asyncio.create_task(self._open_laundry(self.settings.laundry), name="laundry"))
         tasks += [
             asyncio.create_task(self._watch_device(device), name=f"device {device.address}")
             for device in self.settings.devices
@@ -91,6 +97,28 @@ class Agent:
                     await self._wakeup.wait()
             except TimeoutError:
                 pass
+
+    async def _open_laundry(self, settings: LaundrySettings) -> None:
+        """Open the laundry room's line, retrying: an unplugged RS-485 adapter must not keep the
+        health devices from being served."""
+        assert self.outbox is not None
+        room = LaundryRoom(settings, self.outbox, self.topics, saved=self._wakeup.set)
+        while True:
+            try:
+                await room.start()
+            except Exception as error:
+                log.error("laundry room on %s unavailable (%s); retrying in %.0f s", settings.port, error,
+                          LAUNDRY_RETRY_S)
+                await room.stop()
+                await asyncio.sleep(LAUNDRY_RETRY_S)
+                continue
+            break
+        self.laundry = room
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.laundry = None
+            await room.stop()
 
     def _reader_for(self, device: DeviceSettings) -> DeviceReader:
         assert self.outbox is not None

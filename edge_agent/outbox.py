@@ -11,7 +11,8 @@ storage: Mosquitto can still lose it) -> delivered (the bridge committed it).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -94,10 +95,22 @@ class Outbox:
             self._engine,
             tables=[OutboxRecord.__table__, DeviceReadingSeen.__table__, DeviceCursor.__table__],  # type: ignore[attr-defined]
         )
+        self.path = path
         self._clock = clock
+
+    def create_tables(self, models: Iterable[type[SQLModel]]) -> None:
+        """Tables of other parts of the agent that must commit together with outbox records."""
+        SQLModel.metadata.create_all(self._engine, tables=[m.__table__ for m in models])  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """A session whose records (see `add`) and other rows commit together, or not at all.
+        The caller commits; leaving without a commit rolls everything back."""
+        with Session(self._engine) as session:
+            yield session
 
     def save(
         self,
@@ -115,36 +128,46 @@ class Outbox:
         With a `fingerprint` (the device's own identity of the reading), a reading saved before
         is not saved again and None is returned: the check and the save are one transaction.
         """
+        with self.unit_of_work() as session:
+            if fingerprint is not None and session.get(DeviceReadingSeen, fingerprint) is not None:
+                return None
+            saved = self.add(session, topic, payload, device=device, device_time=device_time,
+                             clock_trusted=clock_trusted, qos=qos)
+            if fingerprint is not None:
+                session.add(DeviceReadingSeen(fingerprint=fingerprint, seq=saved.seq, seen_at=self._clock()))
+            session.commit()
+            return saved
+
+    def add(
+        self,
+        session: Session,
+        topic: str,
+        payload: BaseModel | dict[str, Any],
+        *,
+        device: DeviceIdentity | None = None,
+        device_time: datetime | None = None,
+        clock_trusted: bool = True,
+        qos: int = QOS_RELIABLE,
+    ) -> SavedRecord:
+        """Add one record to `session` (from `unit_of_work`); durable only once it commits."""
         message_id = uuid.uuid4()
         now = self._clock()
         payload_data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-        with Session(self._engine) as session:
-            record = OutboxRecord(
-                message_id=str(message_id),
-                topic=topic,
-                qos=qos,
-                body=b"",
-                created_at=now,
-            )
-            if fingerprint is not None and session.get(DeviceReadingSeen, fingerprint) is not None:
-                return None
-            session.add(record)
-            session.flush()  # assigns seq, inside the same transaction
-            assert record.seq is not None
-            if fingerprint is not None:
-                session.add(DeviceReadingSeen(fingerprint=fingerprint, seq=record.seq, seen_at=now))
-            envelope = Envelope(
-                message_id=message_id,
-                seq=record.seq,
-                kiosk_time=now,
-                kiosk_clock_trusted=clock_trusted,
-                device_time=device_time,
-                device=device,
-                payload=payload_data,
-            )
-            record.body = envelope.model_dump_json().encode()
-            session.commit()
-            return SavedRecord(seq=record.seq, message_id=message_id)
+        record = OutboxRecord(message_id=str(message_id), topic=topic, qos=qos, body=b"", created_at=now)
+        session.add(record)
+        session.flush()  # assigns seq, inside the same transaction
+        assert record.seq is not None
+        envelope = Envelope(
+            message_id=message_id,
+            seq=record.seq,
+            kiosk_time=now,
+            kiosk_clock_trusted=clock_trusted,
+            device_time=device_time,
+            device=device,
+            payload=payload_data,
+        )
+        record.body = envelope.model_dump_json().encode()
+        return SavedRecord(seq=record.seq, message_id=message_id)
 
     def due(self, limit: int, *, exclude: Collection[int] = ()) -> list[PendingRecord]:
         """Undelivered records in sequence order, skipping those in `exclude` (in flight)."""

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from doorstep.config import FileSettings
 from doorstep.mqtt import BrokerSettings
 from doorstep.wire import Slug
+from firmware_configs.laundry import load_laundry_profiles
 from firmware_configs.profiles import load_ble_profiles
 
 
@@ -34,6 +35,43 @@ class DeviceSettings(BaseModel):
         return model
 
 
+class PollCadence(BaseModel):
+    """How often each machine's status is read: often enough that "done" shows up at once,
+    rarely enough that an idle room costs the Pi nothing."""
+
+    tick_s: float = Field(default=1.0, gt=0, description="how often the scheduler looks for machines due a poll")
+    idle_s: float = Field(default=10.0, gt=0, description="idle, done or faulted machines")
+    running_s: float = Field(default=5.0, gt=0, description="running or paused machines")
+    finishing_s: float = Field(default=1.0, gt=0, description="machines about to finish, and those mid-start")
+    finishing_within_s: int = Field(default=120, ge=0, description="'about to finish': this many seconds left or fewer")
+
+
+class LaundrySettings(BaseModel):
+    port: str = Field(description="the RS-485 adapter's serial port, e.g. /dev/ttyUSB0; 'simulated' for the demo room")
+    baudrate: int = Field(default=9600, description="as set on every controller board of the line")
+    reply_timeout_s: float = Field(default=0.3, gt=0, description="how long to wait for a machine's reply")
+    machines: dict[int, str] = Field(
+        min_length=1, description="Modbus unit id (1-247) -> register map model in firmware_configs/laundry/"
+    )
+    poll: PollCadence = PollCadence()
+    free_from_age: int = Field(default=80, ge=0, description="residents this old or older this year start for free")
+    reservation_timeout_s: float = Field(default=120, gt=0, description="a reserved machine is released after this")
+
+    @field_validator("machines")
+    @classmethod
+    def _known_machines(cls, machines: dict[int, str]) -> dict[int, str]:
+        known = sorted(load_laundry_profiles())
+        problems = [f"unit {unit}: Modbus units are 1-247" for unit in machines if not 1 <= unit <= 247]
+        problems += [
+            f"unit {unit}: no register map {model!r} in firmware_configs/laundry/; known: {', '.join(known)}"
+            for unit, model in machines.items()
+            if model not in known
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return machines
+
+
 class AgentSettings(FileSettings):
     model_config = SettingsConfigDict(env_prefix="DOORSTEP_AGENT_", env_nested_delimiter="__", extra="forbid")
 
@@ -46,3 +84,4 @@ class AgentSettings(FileSettings):
     )
     inflight_window: int = Field(default=20, ge=1, le=1000, description="records sent but not yet confirmed")
     devices: list[DeviceSettings] = Field(default_factory=list, description="health devices at this kiosk")
+    laundry: LaundrySettings | None = Field(default=None, description="the laundry room's RS-485 line, if any")

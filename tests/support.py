@@ -22,7 +22,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from cloud_bridge.ingest import Ingest
-from cloud_bridge.store import DeadLetter, Reading
+from cloud_bridge.store import DeadLetter, Event, Reading
 from doorstep.mosquitto import MosquittoProcess, free_port
 from doorstep.mqtt import BrokerSettings
 from edge_agent.agent import Agent
@@ -49,6 +49,10 @@ class Bridge:
     def reading_count(self) -> int:
         with Session(self.engine) as session:
             return session.exec(select(func.count()).select_from(Reading)).one()
+
+    def events(self) -> list[Event]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(Event)))
 
     def dead_letters(self) -> list[DeadLetter]:
         with Session(self.engine) as session:

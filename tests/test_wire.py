@@ -14,6 +14,9 @@ from doorstep.wire import (
     Channel,
     ContractError,
     Envelope,
+    EventType,
+    LaundryMachineEvent,
+    LaundryVendEvent,
     KioskTopics,
     ReadingKind,
     encode,
@@ -52,6 +55,7 @@ def test_topics_of_a_kiosk_round_trip() -> None:
         ("doorstep/v1/Site/k/status", "not a slug"),
         ("doorstep/v1/s/k/bogus", "unknown channel"),
         ("doorstep/v1/s/k/readings/cholesterol", "unknown reading kind"),
+        ("doorstep/v1/s/k/events/party", "unknown event type"),
         ("doorstep/v1/s/k/readings", "wrong number of levels"),
         ("doorstep/v1/s/k/status/extra", "wrong number of levels"),
     ],
@@ -95,3 +99,29 @@ def test_acks_do_not_carry_envelopes() -> None:
 def test_encoded_envelope_round_trips() -> None:
     original = Envelope.model_validate(envelope())
     assert Envelope.model_validate_json(encode(original)) == original
+
+
+VEND = {"transaction_id": str(uuid.uuid4()), "unit": 2, "program": 1, "outcome": "started", "points_charged": 5}
+
+
+def test_laundry_events_are_typed_by_their_topic() -> None:
+    vend = validate_upstream(TOPICS.event(EventType.LAUNDRY_VEND), json.dumps(envelope(payload=VEND)).encode())
+    assert isinstance(vend.payload, LaundryVendEvent) and vend.payload.points_charged == 5
+    machine = {"unit": 8, "state": "unknown", "link": "offline", "link_error": "timeout: "}
+    parsed = validate_upstream(TOPICS.event(EventType.LAUNDRY_MACHINE), json.dumps(envelope(payload=machine)).encode())
+    assert isinstance(parsed.payload, LaundryMachineEvent) and parsed.payload.link == "offline"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (VEND | {"outcome": "maybe"}, "outcome"),
+        (VEND | {"unit": 0}, "unit"),
+        (VEND | {"points_charged": -5}, "points_charged"),
+        (VEND | {"subject": "13800138000"}, "subject"),
+        (VEND | {"refund": 5}, "refund"),
+    ],
+)
+def test_a_laundry_event_breaking_the_contract_is_refused(payload: dict[str, object], reason: str) -> None:
+    with pytest.raises(ContractError, match=reason):
+        validate_upstream(TOPICS.event(EventType.LAUNDRY_VEND), json.dumps(envelope(payload=payload)).encode())

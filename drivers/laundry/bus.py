@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -92,6 +93,7 @@ class UnitLink:
     last_error: BusError | None
     polls_ok: int
     polls_failed: int
+    last_ok_at: float | None  # time.monotonic() of the last good status read
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +129,11 @@ class _Unit:
     last_error: BusError | None = None
     polls_ok: int = 0
     polls_failed: int = 0
+    last_ok_at: float | None = None
     next_due: float = 0.0
 
     def snapshot(self) -> UnitLink:
-        return UnitLink(self.state, self.failures, self.last_error, self.polls_ok, self.polls_failed)
+        return UnitLink(self.state, self.failures, self.last_error, self.polls_ok, self.polls_failed, self.last_ok_at)
 
 
 @dataclass(slots=True)
@@ -156,10 +159,13 @@ class LaundryBus:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 30.0,
         confirm_reads: int = 3,
+        continuous: bool = True,
         on_change: Callable[[BusEvent], None] | None = None,
     ) -> None:
         """timeout: how long to wait for a reply. guard_s: the quiet time after a timeout
-        (default: the timeout again), extended while late bytes keep arriving."""
+        (default: the timeout again), extended while late bytes keep arriving. continuous: poll
+        every unit as fast as the line allows; otherwise a unit is polled once per
+        `request_poll` (the agent's schedule decides how often), offline ones on their backoff."""
         if not all(1 <= unit <= 247 for unit in machines):
             raise ValueError("unit ids are 1..247 (Serial Line v1.02, 2.2: 0 is broadcast)")
         self.port = port
@@ -170,6 +176,7 @@ class LaundryBus:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.confirm_reads = confirm_reads
+        self.continuous = continuous
         self._on_change = on_change
         self._units = {unit: _Unit(profile) for unit, profile in sorted(machines.items())}
         self._order = list(self._units)
@@ -266,6 +273,16 @@ class LaundryBus:
         self._wake.set()
         return await reply
 
+    def request_poll(self, units: Iterable[int]) -> None:
+        """Poll these units once, in round-robin order after any queued command. An offline
+        unit keeps its backoff: asking more often must not let a dead unit starve the line."""
+        now = time.monotonic()
+        for unit in units:
+            u = self._units[unit]
+            if u.state is not LinkState.OFFLINE:
+                u.next_due = min(u.next_due, now)
+        self._wake.set()
+
     # -- the raw receive watch --
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
@@ -340,9 +357,9 @@ class LaundryBus:
         before_state, before_status = u.state, u.status
         if isinstance(result, MachineStatus) or result.kind is ErrorKind.EXCEPTION:
             # An exception reply still proves the unit is there and listening.
-            u.state, u.failures, u.next_due = LinkState.ONLINE, 0, 0.0
+            u.state, u.failures, u.next_due = LinkState.ONLINE, 0, self._after_poll()
             if isinstance(result, MachineStatus):
-                u.status, u.polls_ok = result, u.polls_ok + 1
+                u.status, u.polls_ok, u.last_ok_at = result, u.polls_ok + 1, time.monotonic()
             else:
                 u.last_error, u.polls_failed = result, u.polls_failed + 1
         else:
@@ -354,9 +371,12 @@ class LaundryBus:
                 backoff = self.backoff_initial_s * 2 ** (u.failures - self.offline_after)
                 u.next_due = time.monotonic() + min(self.backoff_max_s, backoff)
             else:
-                u.state = LinkState.DEGRADED
+                u.state, u.next_due = LinkState.DEGRADED, self._after_poll()
         if u.state is not before_state or _without_heartbeat(u.status) != _without_heartbeat(before_status):
             self._emit(BusEvent(unit, u.status, u.snapshot()))
+
+    def _after_poll(self) -> float:
+        return 0.0 if self.continuous else math.inf
 
     def _emit(self, event: BusEvent) -> None:
         for queue in self._subscribers:
@@ -389,7 +409,7 @@ class LaundryBus:
             self._wake.clear()
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation (stop()).
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, due - time.monotonic())):
+                async with asyncio.timeout(None if due == math.inf else max(0.0, due - time.monotonic())):
                     await self._wake.wait()
 
     async def _execute(self, command: _Command) -> CommandOutcome:

@@ -14,7 +14,6 @@ import asyncio
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Self
 
 from pymodbus.constants import ExcCodes
@@ -24,6 +23,7 @@ from pymodbus.framer import FramerRTU, FramerType
 from pymodbus.server import ModbusSerialServer
 from pymodbus.transport import ModbusProtocol
 
+from drivers.laundry.status import CommandResult
 from firmware_configs.laundry import (
     BitsField,
     LaundryProfile,
@@ -39,16 +39,6 @@ READ_HOLDING_REGISTERS = 3
 WRITE_SINGLE_REGISTER = 6
 WRITE_MULTIPLE_REGISTERS = 16
 COMMAND_REGISTERS = 3  # command code, argument, sequence number (firmware_configs.laundry.CommandBlock)
-
-
-class CommandResult(IntEnum):
-    """What the board echoes in `command_echo_result`: 0 done, anything else refused."""
-
-    DONE = 0
-    UNKNOWN_COMMAND = 1
-    NOT_ALLOWED_NOW = 2  # e.g. start while not idle, resume while not paused
-    DOOR_OPEN = 3
-    BAD_ARGUMENT = 4  # e.g. a program code the machine does not have
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +85,7 @@ class SimulatedMachine:
         self.echo_sequence = 0
         self.echo_result = 0
         self.command_registers = [0] * COMMAND_REGISTERS
+        self.executed: list[tuple[str | None, int, int, CommandResult]] = []  # (command, argument, sequence, result)
         self._state_codes: dict[MachineState, int] = {}
         for code, state in sorted(profile.states.items()):
             self._state_codes.setdefault(state, code)
@@ -144,6 +135,7 @@ class SimulatedMachine:
     def execute(self, code: int, argument: int, sequence: int) -> None:
         names = {value: name for name, value in self.profile.commands.codes.items()}
         result = self._run(names.get(code), argument)
+        self.executed.append((names.get(code), argument, sequence, result))
         self.echo_sequence = sequence
         self.echo_result = int(result)
 

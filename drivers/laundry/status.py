@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 
 from firmware_configs.laundry import (
     BitsField,
@@ -28,6 +29,16 @@ class StatusDecodeError(ValueError):
         self.model = model
         self.field = field
         self.reason = reason
+
+
+class CommandResult(IntEnum):
+    """What our retrofit boards echo in `command_echo_result` after executing a command."""
+
+    DONE = 0
+    UNKNOWN_COMMAND = 1
+    NOT_ALLOWED_NOW = 2  # e.g. start while not idle, resume while not paused
+    DOOR_OPEN = 3
+    BAD_ARGUMENT = 4  # e.g. a program code the machine does not have
 
 
 @dataclass(frozen=True, slots=True)

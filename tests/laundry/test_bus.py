@@ -12,7 +12,8 @@ import pytest_asyncio
 
 from drivers.laundry.bus import ErrorKind, LaundryBus, LinkState
 from drivers.laundry.pty_link import PtyLink
-from drivers.laundry.simulator import CommandResult, LaundryRoomSimulator, default_room
+from drivers.laundry.simulator import LaundryRoomSimulator, default_room
+from drivers.laundry.status import CommandResult
 from firmware_configs.laundry import MachineState
 
 pytestmark = pytest.mark.asyncio

@@ -1,0 +1,397 @@
+"""The laundry room at the kiosk: polls its machines on a schedule, starts them safely, tells the cloud.
+
+The bus (drivers/laundry/bus.py) owns the RS-485 line; this module decides when each machine
+is read, runs the start transaction of drivers/laundry/vend.py through the ledger, and saves
+events to the outbox: a machine's state, fault or link changing (`laundry_machine`) and each
+step of a start (`laundry_vend`).
+
+A start whose outcome is unknown (the reply was lost, the kiosk rebooted mid-start) is never
+sent again and never charged on a guess: it stays STARTING until a status read *after* the
+start shows the machine's command echo. Our number echoed with success: started, charged once.
+Our number echoed with a refusal: refused. Another number: the start never reached the
+machine (a board executes a command before it answers the next request), nothing charged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+
+from doorstep.wire import DeviceIdentity, EventType, KioskTopics, LaundryMachineEvent
+from drivers.laundry.bus import BusEvent, ErrorKind, LaundryBus, LinkState, UnitLink
+from drivers.laundry.pty_link import PtyLink
+from drivers.laundry.simulator import LaundryRoomSimulator
+from drivers.laundry.status import CommandResult, MachineStatus
+from drivers.laundry.vend import VendEvent, VendState
+from edge_agent.laundry_ledger import LaundryLedger, LedgerRefusal, VendOutcome, VendTransaction
+from edge_agent.outbox import Outbox
+from edge_agent.settings import LaundrySettings, PollCadence
+from firmware_configs.laundry import LaundryProfile, MachineState, load_laundry_profiles
+
+log = logging.getLogger(__name__)
+
+# `port: simulated` plays the room in-process on a pty pair; its machines' clocks run this many
+# times faster than real time, so a 45-minute wash ends during a demo.
+SIMULATED_PORT = "simulated"
+SIMULATED_SPEEDUP = 30
+
+# A machine the bus can write to but whose echo shows another number: our start never arrived.
+_NOT_RECEIVED = "the machine's command echo shows the start never arrived"
+# Bus errors that mean the write itself was refused or never left: the machine did not act on it.
+_WRITE_NOT_EXECUTED = {ErrorKind.EXCEPTION, ErrorKind.NO_SUCH_UNIT}
+
+
+def poll_interval_s(status: MachineStatus | None, cadence: PollCadence, *, start_pending: bool) -> float:
+    """How long a machine may go unread: often when something is about to happen."""
+    if status is None or start_pending:
+        return cadence.finishing_s
+    if status.state is MachineState.RUNNING and (status.remaining_seconds or 0) <= cadence.finishing_within_s:
+        return cadence.finishing_s
+    if status.state in (MachineState.RUNNING, MachineState.PAUSED):
+        return cadence.running_s
+    return cadence.idle_s
+
+
+def machine_event_of(unit: int, status: MachineStatus | None, link: UnitLink, profile: LaundryProfile) -> LaundryMachineEvent:
+    error = link.last_error if link.state is not LinkState.ONLINE else None
+    return LaundryMachineEvent(
+        unit=unit,
+        state=status.state.value if status is not None else "unknown",
+        link=link.state.value,
+        program=status.program if status else None,
+        remaining_seconds=status.remaining_seconds if status else None,
+        error_code=status.error_code if status else None,
+        error_text={"zh": status.error_text.zh, "en": status.error_text.en} if status and status.error_text else None,
+        link_error=f"{error.kind}: {error.detail}"[:200] if error is not None else None,
+        cycle_count=status.cycle_count if status else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StartResult:
+    """What the resident is told. 'checking': the machine's answer was lost; it is being read
+    back, and nothing is charged unless it shows the machine started."""
+
+    outcome: Literal["started", "refused", "checking"]
+    transaction_id: str | None
+    points_charged: int
+    reason: str | None  # a short code: door_open, not_enough_points, machine_busy, ...
+
+
+@dataclass(frozen=True, slots=True)
+class MachineView:
+    unit: int
+    profile: LaundryProfile
+    status: MachineStatus | None
+    link: UnitLink
+    transaction: VendTransaction | None
+
+
+class LaundryRoom:
+    def __init__(
+        self,
+        settings: LaundrySettings,
+        outbox: Outbox,
+        topics: KioskTopics,
+        *,
+        saved: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """`saved` is called after an event is committed to the outbox (to wake the uplink)."""
+        self.settings = settings
+        profiles = load_laundry_profiles()
+        self.profiles = {unit: profiles[model] for unit, model in sorted(settings.machines.items())}
+        self.ledger = LaundryLedger(outbox, topics, clock=clock)
+        self._outbox = outbox
+        self._topics = topics
+        self._saved = saved
+        self._scheduler = AsyncIOScheduler()
+        self._last_poll_request: dict[int, float] = {}
+        self._reported: dict[int, LaundryMachineEvent] = {}
+        # Starts in doubt: transaction id -> (unit, a monotonic time). Only a status read after
+        # that time may decide it (inf while the start command is still on its way).
+        self._in_doubt: dict[str, tuple[int, float]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._link: PtyLink | None = None
+        self.simulator: LaundryRoomSimulator | None = None
+        self.bus: LaundryBus | None = None
+
+    # -- life cycle --
+
+    async def start(self) -> None:
+        port = self.settings.port
+        if port == SIMULATED_PORT:
+            self._link = PtyLink(line_baudrate=self.settings.baudrate)
+            self.simulator = LaundryRoomSimulator(
+                self._link.simulator_path,
+                self.profiles,
+                baudrate=self.settings.baudrate,
+                tick_interval_s=1.0,
+                seconds_per_tick=SIMULATED_SPEEDUP,
+            )
+            await self.simulator.start()
+            port = self._link.driver_path
+        await self._resume_unfinished()
+        self.bus = LaundryBus(
+            port,
+            self.profiles,
+            baudrate=self.settings.baudrate,
+            timeout=self.settings.reply_timeout_s,
+            continuous=False,
+        )
+        changes = self.bus.changes()
+        await self.bus.start()
+        self._tasks.append(asyncio.create_task(self._follow(changes), name="laundry events"))
+        self._scheduler.add_job(
+            self._poll_due,
+            "interval",
+            seconds=self.settings.poll.tick_s,
+            id="laundry-poll",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self._scheduler.start()
+        log.info("laundry room on %s: %d machine(s)", port, len(self.profiles))
+
+    async def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.bus is not None:
+            await self.bus.stop()
+            self.bus = None
+        if self.simulator is not None:
+            await self.simulator.stop()
+            self.simulator = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+
+    async def _resume_unfinished(self) -> None:
+        """After a (re)start: a reservation never sent is released; a start in doubt is decided
+        by the first status read from now on."""
+        started_at = time.monotonic()
+        for transaction in await asyncio.to_thread(self.ledger.unfinished):
+            if transaction.state is VendState.RESERVED:
+                await self._step(transaction, VendState.RESERVED, VendEvent.CANCEL, reason="kiosk restarted before sending")
+            elif transaction.state is VendState.STARTING:
+                log.warning("unit %d: start %s in doubt after a restart; reading its echo back",
+                            transaction.unit, transaction.id)
+                self._in_doubt[transaction.id] = (transaction.unit, started_at)
+
+    # -- what the screen shows --
+
+    def machines(self) -> list[MachineView]:
+        assert self.bus is not None
+        unfinished = {t.unit: t for t in self.ledger.unfinished()}
+        return [
+            MachineView(unit, profile, self.bus.status(unit), self.bus.link(unit), unfinished.get(unit))
+            for unit, profile in self.profiles.items()
+        ]
+
+    # -- starting a machine --
+
+    async def start_program(self, unit: int, program: int, subject: str) -> StartResult:
+        """Reserve, persist, send, and charge only on the machine's confirmation."""
+        assert self.bus is not None
+        refusal = self._why_not_startable(unit, program)
+        if refusal is not None:
+            return StartResult("refused", None, 0, refusal)
+        profile = self.profiles[unit]
+        status = self.bus.status(unit)
+        price = next(p.price_points for p in profile.programs if p.code == program)
+        try:
+            reserved = await asyncio.to_thread(
+                self.ledger.reserve,
+                unit=unit,
+                model=profile.model,
+                program=program,
+                list_price=price,
+                subject=subject,
+                free_from_age=self.settings.free_from_age,
+                echoed_sequence=status.command_echo_sequence if status else None,
+            )
+        except LedgerRefusal as refused:
+            return StartResult("refused", None, 0, refused.reason)
+        # Persisted as STARTING before the command is sent: a reboot from here on reads back.
+        self._in_doubt[reserved.id] = (unit, math.inf)
+        starting = await self._step(reserved, VendState.RESERVED, VendEvent.SEND_START)
+        assert starting is not None
+        try:
+            outcome = await self.bus.submit_command(unit, "start", program, starting.command_sequence)
+        finally:
+            if starting.id in self._in_doubt:
+                self._in_doubt[starting.id] = (unit, time.monotonic())
+        if outcome.result_code is not None:
+            if outcome.result_code == CommandResult.DONE:
+                await self._step(starting, VendState.STARTING, VendEvent.CONFIRMED)
+            else:
+                await self._step(starting, VendState.STARTING, VendEvent.REFUSED, reason=_result_reason(outcome.result_code))
+        elif outcome.error is not None and (
+            outcome.error.kind in _WRITE_NOT_EXECUTED
+            or (outcome.error.kind is ErrorKind.NOT_CONFIRMED and self.bus.link(unit).state is LinkState.ONLINE)
+        ):
+            reason = _NOT_RECEIVED if outcome.error.kind is ErrorKind.NOT_CONFIRMED else str(outcome.error.kind)
+            await self._step(starting, VendState.STARTING, VendEvent.REFUSED, outcome="not_started", reason=reason)
+        else:
+            log.warning("unit %d: no answer to start %s (%s); reading its echo back", unit, starting.id, outcome.error)
+            await self._step(starting, VendState.STARTING, VendEvent.NO_REPLY)
+        return await self._result_of(starting.id)
+
+    def _why_not_startable(self, unit: int, program: int) -> str | None:
+        assert self.bus is not None
+        profile = self.profiles.get(unit)
+        if profile is None:
+            return "no_such_machine"
+        if not any(p.code == program for p in profile.programs):
+            return "no_such_program"
+        status, link = self.bus.status(unit), self.bus.link(unit)
+        if status is None or link.state is LinkState.OFFLINE:
+            return "machine_offline"
+        if status.state not in (MachineState.IDLE, MachineState.READY):
+            return "machine_busy" if status.state is not MachineState.FAULT else "machine_fault"
+        if status.door_closed is False:
+            return "door_open"
+        return None
+
+    async def _result_of(self, transaction_id: str) -> StartResult:
+        transaction = await asyncio.to_thread(self.ledger.get, transaction_id)
+        assert transaction is not None
+        if transaction.state is VendState.STARTING:
+            return StartResult("checking", transaction.id, 0, None)
+        if transaction.state is VendState.AVAILABLE:
+            return StartResult("refused", transaction.id, 0, transaction.reason)
+        charges = await asyncio.to_thread(self.ledger.charges, transaction.id)
+        return StartResult("started", transaction.id, sum(c.points for c in charges), None)
+
+    async def _step(
+        self,
+        transaction: VendTransaction,
+        expected: VendState,
+        event: VendEvent,
+        *,
+        outcome: VendOutcome | None = None,
+        reason: str | None = None,
+    ) -> VendTransaction | None:
+        status = self.bus.status(transaction.unit) if self.bus is not None else None
+        device = DeviceIdentity(
+            model=transaction.model,
+            address=f"modbus-unit-{transaction.unit}",
+            firmware=status.firmware if status else None,
+        )
+        moved = await asyncio.to_thread(
+            self.ledger.step, transaction.id, expected, event, outcome=outcome, reason=reason, device=device
+        )
+        if moved is not None:
+            log.info("unit %d: transaction %s %s -> %s", transaction.unit, transaction.id, expected, moved.state)
+            if moved.state not in (VendState.RESERVED, VendState.STARTING):
+                self._in_doubt.pop(moved.id, None)
+            self._saved()
+        return moved
+
+    # -- following the machines --
+
+    async def _poll_due(self) -> None:
+        """The scheduled job (a coroutine, so apscheduler runs it on the agent's event loop, not
+        in a thread): ask the bus for the machines whose interval has passed."""
+        assert self.bus is not None
+        now = time.monotonic()
+        pending = {unit for unit, _ in self._in_doubt.values()}
+        due = [
+            unit
+            for unit in self.profiles
+            if now - self._last_poll_request.get(unit, -math.inf)
+            >= poll_interval_s(self.bus.status(unit), self.settings.poll, start_pending=unit in pending)
+        ]
+        for unit in due:
+            self._last_poll_request[unit] = now
+        if due:
+            self.bus.request_poll(due)
+        if pending:
+            await self._decide_pending()
+
+    async def _follow(self, changes: AsyncGenerator[BusEvent]) -> None:
+        async for event in changes:
+            try:
+                await self._on_change(event)
+            except Exception:
+                # Our bug or the disk: loud, and the room goes on being watched.
+                log.exception("laundry: handling a change of unit %d failed", event.unit)
+
+    async def _on_change(self, event: BusEvent) -> None:
+        unit, status = event.unit, event.status
+        reported = machine_event_of(unit, status, event.link, self.profiles[unit])
+        previous = self._reported.get(unit)
+        if previous is None or (previous.state, previous.error_code, previous.link) != (
+            reported.state,
+            reported.error_code,
+            reported.link,
+        ):
+            device = DeviceIdentity(
+                model=self.profiles[unit].model,
+                address=f"modbus-unit-{unit}",
+                firmware=status.firmware if status else None,
+            )
+            await asyncio.to_thread(
+                self._outbox.save, self._topics.event(EventType.LAUNDRY_MACHINE), reported, device=device
+            )
+            self._reported[unit] = reported
+            self._saved()
+        if status is not None:
+            await self._follow_cycle(unit, status)
+        await self._decide_pending()
+
+    async def _follow_cycle(self, unit: int, status: MachineStatus) -> None:
+        transaction = next((t for t in await asyncio.to_thread(self.ledger.unfinished) if t.unit == unit), None)
+        if transaction is None:
+            return
+        if transaction.state is VendState.IN_USE:
+            if status.state is MachineState.FAULT:
+                reason = f"error {status.error_code}: {status.error_text.en}" if status.error_text else None
+                await self._step(transaction, VendState.IN_USE, VendEvent.FAULT, reason=reason)
+            elif status.state in (MachineState.DONE, MachineState.IDLE, MachineState.READY):
+                await self._step(transaction, VendState.IN_USE, VendEvent.CYCLE_DONE)
+        elif transaction.state is VendState.AWAITING_PICKUP:
+            opened = status.door_closed is False
+            if status.door_closed is None:  # a map without a door sensor: back to idle means emptied
+                opened = status.state in (MachineState.IDLE, MachineState.READY)
+            if opened:
+                await self._step(transaction, VendState.AWAITING_PICKUP, VendEvent.DOOR_OPENED)
+
+    async def _decide_pending(self) -> None:
+        """Decide every start in doubt whose machine has been read since the start was sent."""
+        assert self.bus is not None
+        for transaction_id, (unit, after) in list(self._in_doubt.items()):
+            status, link = self.bus.status(unit), self.bus.link(unit)
+            if status is None or link.last_ok_at is None or link.last_ok_at <= after:
+                continue
+            transaction = await asyncio.to_thread(self.ledger.get, transaction_id)
+            if transaction is None or transaction.state is not VendState.STARTING:
+                continue
+            if status.command_echo_sequence != transaction.command_sequence:
+                await self._step(transaction, VendState.STARTING, VendEvent.REFUSED, outcome="not_started",
+                                 reason=_NOT_RECEIVED)
+            elif status.command_echo_result == CommandResult.DONE:
+                await self._step(transaction, VendState.STARTING, VendEvent.CONFIRMED)
+            else:
+                await self._step(transaction, VendState.STARTING, VendEvent.REFUSED,
+                                 reason=_result_reason(status.command_echo_result))
+
+
+def _result_reason(code: int) -> str:
+    try:
+        return CommandResult(code).name.lower()
+    except ValueError:
+        return f"result_{code}"

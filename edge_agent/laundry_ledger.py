@@ -1,0 +1,273 @@
+"""The laundry room's book: start transactions, residents' volunteer points, command numbers.
+
+It lives in the outbox's SQLite file so that a transaction's step, the points it charges and
+the event that tells the cloud about it commit together or not at all. The transition rules
+are drivers/laundry/vend.py's table; this module only persists them.
+
+Every step is a compare-and-set on the transaction's state: a step that finds the state
+already moved on (the poll loop and the start call both saw the machine's echo) does nothing,
+and the charge row's primary key is the transaction id, so the database itself refuses a
+second charge.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from sqlmodel import Field, SQLModel, col, select
+
+from doorstep.wire import DeviceIdentity, EventType, KioskTopics, LaundryVendEvent
+from drivers.laundry.vend import Effect, IllegalVendTransition, VendEvent, VendState, next_state
+from edge_agent.outbox import Outbox
+
+# Command sequence numbers are 16-bit registers; 0 is what a board echoes before its first command.
+MAX_COMMAND_SEQUENCE = 0xFFFF
+
+VendOutcome = Literal["started", "refused", "not_started", "cycle_done", "faulted", "collected"]
+FreeReason = Literal["over_80"]
+
+# The cloud hears of the steps a person or a technician cares about; the others are internal.
+_OUTCOME_OF_EVENT: dict[VendEvent, VendOutcome] = {
+    VendEvent.CONFIRMED: "started",
+    VendEvent.REFUSED: "refused",
+    VendEvent.CYCLE_DONE: "cycle_done",
+    VendEvent.FAULT: "faulted",
+    VendEvent.DOOR_OPENED: "collected",
+}
+
+
+class VendTransaction(SQLModel, table=True):
+    __tablename__ = "laundry_transactions"
+
+    id: str = Field(primary_key=True, max_length=36)
+    unit: int = Field(index=True)
+    model: str
+    program: int
+    price_points: int
+    free_reason: str | None = None
+    subject: str | None = Field(default=None, max_length=64, description="the resident's pseudonym")
+    state: VendState = Field(index=True)
+    command_sequence: int
+    reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PointsAccount(SQLModel, table=True):
+    """A resident's volunteer points at this station, by pseudonym; never a name or card number."""
+
+    __tablename__ = "points_accounts"
+
+    subject: str = Field(primary_key=True, max_length=64)
+    balance: int
+    birth_year: int | None = None
+
+
+class PointsCharge(SQLModel, table=True):
+    __tablename__ = "points_charges"
+
+    transaction_id: str = Field(primary_key=True, max_length=36)  # one charge per transaction, ever
+    subject: str = Field(max_length=64)
+    points: int
+    charged_at: datetime
+
+
+class CommandSequence(SQLModel, table=True):
+    """The last sequence number sent to each machine, so a reboot never reuses one."""
+
+    __tablename__ = "laundry_command_sequences"
+
+    unit: int = Field(primary_key=True)
+    last: int
+
+
+LEDGER_TABLES: list[type[SQLModel]] = [VendTransaction, PointsAccount, PointsCharge, CommandSequence]
+
+
+class LedgerRefusal(ValueError):
+    """A start that may not begin; `reason` is a short code the screen turns into words."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    points: int
+    free_reason: FreeReason | None
+
+
+def price_of(list_price: int, birth_year: int | None, today: date, free_from_age: int) -> Price:
+    """Free for residents `free_from_age` or older this year (a birth year is all the kiosk
+    knows, so a resident turning 80 this year counts: the generous reading)."""
+    if birth_year is not None and today.year - birth_year >= free_from_age:
+        return Price(0, "over_80")
+    return Price(list_price, None)
+
+
+def next_command_sequence(last: int, avoid: int | None) -> int:
+    """1..65535, wrapping, never 0 and never the number the machine echoes now: a start must
+    not be taken as confirmed by the echo of an older command."""
+    candidate = last % MAX_COMMAND_SEQUENCE + 1
+    if candidate == avoid:
+        candidate = candidate % MAX_COMMAND_SEQUENCE + 1
+    return candidate
+
+
+class LaundryLedger:
+    def __init__(
+        self,
+        outbox: Outbox,
+        topics: KioskTopics,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._outbox = outbox
+        self._topics = topics
+        self._clock = clock
+        outbox.create_tables(LEDGER_TABLES)
+
+    # -- residents' points --
+
+    def open_account(self, subject: str, *, balance: int = 0, birth_year: int | None = None) -> None:
+        with self._outbox.unit_of_work() as session:
+            session.merge(PointsAccount(subject=subject, balance=balance, birth_year=birth_year))
+            session.commit()
+
+    def account(self, subject: str) -> PointsAccount | None:
+        with self._outbox.unit_of_work() as session:
+            return session.get(PointsAccount, subject)
+
+    def charges(self, transaction_id: str | None = None) -> list[PointsCharge]:
+        statement = select(PointsCharge)
+        if transaction_id is not None:
+            statement = statement.where(PointsCharge.transaction_id == transaction_id)
+        with self._outbox.unit_of_work() as session:
+            return list(session.exec(statement))
+
+    # -- transactions --
+
+    def get(self, transaction_id: str) -> VendTransaction | None:
+        with self._outbox.unit_of_work() as session:
+            return session.get(VendTransaction, transaction_id)
+
+    def unfinished(self) -> list[VendTransaction]:
+        """Every transaction not back to AVAILABLE: at most one per machine."""
+        statement = select(VendTransaction).where(VendTransaction.state != VendState.AVAILABLE)
+        with self._outbox.unit_of_work() as session:
+            return list(session.exec(statement.order_by(col(VendTransaction.created_at))))
+
+    def reserve(
+        self,
+        *,
+        unit: int,
+        model: str,
+        program: int,
+        list_price: int,
+        subject: str,
+        free_from_age: int,
+        echoed_sequence: int | None,
+    ) -> VendTransaction:
+        """AVAILABLE -> RESERVED, with its price and its command number fixed now; nothing is
+        charged and nothing is sent. Raises LedgerRefusal."""
+        now = self._clock()
+        with self._outbox.unit_of_work() as session:
+            busy = session.exec(
+                select(VendTransaction).where(VendTransaction.unit == unit, VendTransaction.state != VendState.AVAILABLE)
+            ).first()
+            if busy is not None:
+                raise LedgerRefusal("machine_busy", f"unit {unit} is {busy.state} (transaction {busy.id})")
+            account = session.get(PointsAccount, subject)
+            if account is None:
+                raise LedgerRefusal("unknown_resident", "no points account for this resident at this station")
+            price = price_of(list_price, account.birth_year, now.date(), free_from_age)
+            if account.balance < price.points:
+                raise LedgerRefusal("not_enough_points", f"needs {price.points} points, has {account.balance}")
+            sequence_row = session.get(CommandSequence, unit) or CommandSequence(unit=unit, last=0)
+            sequence_row.last = next_command_sequence(sequence_row.last, echoed_sequence)
+            session.add(sequence_row)
+            next_state(VendState.AVAILABLE, VendEvent.RESERVE)  # the table allows it, or this is our bug
+            transaction = VendTransaction(
+                id=str(uuid.uuid4()),
+                unit=unit,
+                model=model,
+                program=program,
+                price_points=price.points,
+                free_reason=price.free_reason,
+                subject=subject,
+                state=VendState.RESERVED,
+                command_sequence=sequence_row.last,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(transaction)
+            session.commit()
+            session.refresh(transaction)
+            return transaction
+
+    def step(
+        self,
+        transaction_id: str,
+        expected: VendState,
+        event: VendEvent,
+        *,
+        outcome: VendOutcome | None = None,
+        reason: str | None = None,
+        device: DeviceIdentity | None = None,
+    ) -> VendTransaction | None:
+        """Apply `event` if the transaction is still in `expected`; None if it moved on already.
+
+        The step, its effect (the one charge) and its event for the cloud commit together.
+        `outcome` overrides the event's usual outcome (a REFUSED start that never arrived is
+        'not_started')."""
+        now = self._clock()
+        with self._outbox.unit_of_work() as session:
+            transaction = session.get(VendTransaction, transaction_id)
+            if transaction is None or transaction.state != expected:
+                return None
+            transition = next_state(expected, event)
+            charged = 0
+            if transition.effect is Effect.CHARGE and transaction.price_points > 0:
+                assert transaction.subject is not None
+                account = session.get(PointsAccount, transaction.subject)
+                if account is None:
+                    raise IllegalVendTransition(f"transaction {transaction_id}: its account vanished")
+                # Checked at reservation; a machine that has started is paid for even if the
+                # balance moved since (the balance may then go below zero; staff see it).
+                account.balance -= transaction.price_points
+                session.add(account)
+                session.add(
+                    PointsCharge(
+                        transaction_id=transaction.id,
+                        subject=transaction.subject,
+                        points=transaction.price_points,
+                        charged_at=now,
+                    )
+                )
+                charged = transaction.price_points
+            transaction.state = transition.to
+            transaction.updated_at = now
+            if reason is not None:
+                transaction.reason = reason
+            session.add(transaction)
+            told = outcome or _OUTCOME_OF_EVENT.get(event)
+            if told is not None:
+                payload = LaundryVendEvent(
+                    transaction_id=uuid.UUID(transaction.id),
+                    unit=transaction.unit,
+                    program=transaction.program,
+                    outcome=told,
+                    points_charged=charged,
+                    free_reason=transaction.free_reason if told == "started" else None,  # type: ignore[arg-type]
+                    reason=reason,
+                    subject=transaction.subject,
+                )
+                self._outbox.add(session, self._topics.event(EventType.LAUNDRY_VEND), payload, device=device)
+            session.commit()
+            session.refresh(transaction)
+            return transaction

@@ -1,0 +1,247 @@
+"""The agent's laundry room over a real pty null modem against the simulated room: the real
+bus, the real apscheduler job, the real SQLite outbox. What residents and the cloud are told."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlmodel import Session, select
+
+from doorstep.wire import KioskTopics, validate_upstream
+from drivers.laundry.bus import LinkState
+from drivers.laundry.pty_link import PtyLink
+from drivers.laundry.simulator import LaundryRoomSimulator, default_room
+from drivers.laundry.status import CommandResult, MachineStatus
+from drivers.laundry.vend import VendState
+from edge_agent.laundry import LaundryRoom, poll_interval_s
+from edge_agent.outbox import Outbox, OutboxRecord
+from edge_agent.settings import LaundrySettings, PollCadence
+from firmware_configs.laundry import MachineState
+
+LINE_BAUD = 19200
+MACHINES = {unit: "washer-retrofit-a" for unit in range(1, 7)} | {7: "dryer-retrofit-b", 8: "dryer-retrofit-b"}
+CADENCE = PollCadence(tick_s=0.05, idle_s=0.6, running_s=0.4, finishing_s=0.1, finishing_within_s=600)
+TOPICS = KioskTopics("test-site", "kiosk-1")
+RESIDENT = "a" * 64
+ELDER = "e" * 64
+THIS_YEAR = datetime.now(UTC).year
+
+
+@dataclass
+class Room:
+    link: PtyLink
+    sim: LaundryRoomSimulator
+    outbox: Outbox
+    room: LaundryRoom
+    path: Path
+
+    def events(self, event_type: str) -> list[dict[str, Any]]:
+        with Session(self.outbox._engine) as session:  # noqa: SLF001 - reading the test's own file
+            rows = session.exec(select(OutboxRecord).where(OutboxRecord.topic == TOPICS.event(event_type))).all()  # type: ignore[arg-type]
+        payloads = []
+        for row in sorted(rows, key=lambda r: r.seq or 0):
+            validate_upstream(row.topic, row.body)  # every event the kiosk saved obeys the contract
+            payloads.append(json.loads(row.body)["payload"])
+        return payloads
+
+    def vend_outcomes(self, transaction_id: str) -> list[str]:
+        return [e["outcome"] for e in self.events("laundry_vend") if e["transaction_id"] == transaction_id]
+
+
+def settings_for(port: str, **overrides: Any) -> LaundrySettings:
+    return LaundrySettings(port=port, baudrate=LINE_BAUD, reply_timeout_s=0.15, machines=MACHINES, poll=CADENCE, **overrides)
+
+
+async def wait_for(condition: Any, within: float = 5.0, what: str = "") -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what or condition}"
+        await asyncio.sleep(0.02)
+
+
+@pytest_asyncio.fixture
+async def laundry(tmp_path: Path) -> AsyncIterator[Room]:
+    with PtyLink(line_baudrate=LINE_BAUD) as link:
+        # 100 machine-seconds per 0.1 s: a 25-minute quick wash takes 1.5 s.
+        sim = LaundryRoomSimulator(link.simulator_path, default_room(), baudrate=LINE_BAUD, tick_interval_s=0.1,
+                                   seconds_per_tick=100)
+        await sim.start()
+        outbox = Outbox(tmp_path / "outbox.sqlite3")
+        room = LaundryRoom(settings_for(link.driver_path), outbox, TOPICS)
+        await room.start()
+        room.ledger.open_account(RESIDENT, balance=10, birth_year=1960)
+        room.ledger.open_account(ELDER, balance=0, birth_year=THIS_YEAR - 85)
+        assert room.bus is not None
+        await wait_for(lambda: all(room.bus.status(u) is not None for u in MACHINES), what="every machine read")  # type: ignore[union-attr]
+        try:
+            yield Room(link, sim, outbox, room, tmp_path)
+        finally:
+            await room.stop()
+            await sim.stop()
+            outbox.close()
+
+
+def unfinished_state(room: LaundryRoom, transaction_id: str) -> VendState | None:
+    transaction = room.ledger.get(transaction_id)
+    return None if transaction is None else transaction.state
+
+
+@pytest.mark.asyncio
+async def test_a_full_paid_cycle_charges_once_and_tells_the_cloud_each_step(laundry: Room) -> None:
+    room, sim = laundry.room, laundry.sim
+    result = await room.start_program(2, program=2, subject=RESIDENT)
+    assert result.outcome == "started" and result.points_charged == 3 and result.transaction_id is not None
+    tx = result.transaction_id
+    assert room.ledger.account(RESIDENT).balance == 7  # type: ignore[union-attr]
+    assert sim.machines[2].state is MachineState.RUNNING and sim.machines[2].program == 2
+    await wait_for(lambda: unfinished_state(room, tx) is VendState.AWAITING_PICKUP, what="the cycle to end")
+    assert sim.machines[2].state is MachineState.DONE
+    sim.open_door(2)
+    await wait_for(lambda: unfinished_state(room, tx) is VendState.AVAILABLE, what="the laundry collected")
+    assert laundry.vend_outcomes(tx) == ["started", "cycle_done", "collected"]
+    [started] = [e for e in laundry.events("laundry_vend") if e["outcome"] == "started"]
+    assert started["points_charged"] == 3 and started["subject"] == RESIDENT and started["free_reason"] is None
+    assert [(c.transaction_id, c.points) for c in room.ledger.charges()] == [(tx, 3)]
+    states = [e["state"] for e in laundry.events("laundry_machine") if e["unit"] == 2]
+    assert states[:1] == ["idle"] and "running" in states and "done" in states and states[-1] == "idle"
+    assert [c[0] for c in sim.machines[2].executed] == ["start"]
+
+
+@pytest.mark.asyncio
+async def test_over_80_starts_free_and_refusals_charge_nothing(laundry: Room) -> None:
+    room, sim = laundry.room, laundry.sim
+    free = await room.start_program(7, program=10, subject=ELDER)
+    assert free.outcome == "started" and free.points_charged == 0
+    assert [e["free_reason"] for e in laundry.events("laundry_vend") if e["outcome"] == "started"] == ["over_80"]
+    # Refused at the kiosk: nothing reserved, nothing sent.
+    poor = "b" * 64
+    room.ledger.open_account(poor, balance=2, birth_year=1990)
+    assert (await room.start_program(1, program=1, subject=poor)).reason == "not_enough_points"
+    assert (await room.start_program(1, program=1, subject="c" * 64)).reason == "unknown_resident"
+    assert (await room.start_program(7, program=10, subject=RESIDENT)).reason == "machine_busy"
+    assert (await room.start_program(1, program=99, subject=RESIDENT)).reason == "no_such_program"
+    assert (await room.start_program(42, program=1, subject=RESIDENT)).reason == "no_such_machine"
+    sim.door_open(3)
+    await wait_for(lambda: room.bus.status(3).door_closed is False)  # type: ignore[union-attr]
+    assert (await room.start_program(3, program=1, subject=RESIDENT)).reason == "door_open"
+    assert sim.machines[1].executed == [] and sim.machines[3].executed == []
+    assert room.ledger.account(RESIDENT).balance == 10  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_a_start_the_machine_refuses_is_not_charged(laundry: Room) -> None:
+    """The kiosk's map lists program 3; this board's firmware does not have it."""
+    room, sim = laundry.room, laundry.sim
+    board = sim.machines[4]
+    board.profile = board.profile.model_copy(update={"programs": [p for p in board.profile.programs if p.code != 3]})
+    result = await room.start_program(4, program=3, subject=RESIDENT)
+    assert result.outcome == "refused" and result.reason == CommandResult.BAD_ARGUMENT.name.lower()
+    assert result.transaction_id is not None
+    assert unfinished_state(room, result.transaction_id) is VendState.AVAILABLE
+    assert laundry.vend_outcomes(result.transaction_id) == ["refused"]
+    assert room.ledger.charges() == [] and room.ledger.account(RESIDENT).balance == 10  # type: ignore[union-attr]
+    assert [c[0] for c in board.executed] == ["start"] and board.state is MachineState.IDLE
+    # The machine is free again at once: the next start works and is charged.
+    assert (await room.start_program(4, program=1, subject=RESIDENT)).points_charged == 5
+
+
+@pytest.mark.asyncio
+async def test_a_lost_start_reply_is_read_back_not_sent_again_and_charged_once(laundry: Room) -> None:
+    room, sim, link = laundry.room, laundry.sim, laundry.link
+    link.drop_replies(5)  # the machine hears us; we do not hear it
+    result = await room.start_program(5, program=1, subject=RESIDENT)
+    assert result.outcome == "checking" and result.points_charged == 0
+    tx = result.transaction_id
+    assert tx is not None and unfinished_state(room, tx) is VendState.STARTING
+    assert sim.machines[5].state is MachineState.RUNNING  # it did start
+    assert room.ledger.charges() == []
+    await asyncio.sleep(0.5)  # polls keep failing: still nothing charged, nothing re-sent
+    assert room.ledger.charges() == [] and len(sim.machines[5].executed) == 1
+    link.restore_replies(5)
+    await wait_for(lambda: unfinished_state(room, tx) is VendState.IN_USE, what="the echo read back")
+    assert [(c.transaction_id, c.points) for c in room.ledger.charges()] == [(tx, 5)]
+    assert room.ledger.account(RESIDENT).balance == 5  # type: ignore[union-attr]
+    assert [c[0] for c in sim.machines[5].executed] == ["start"]
+    assert laundry.vend_outcomes(tx)[:1] == ["started"]
+
+
+@pytest.mark.asyncio
+async def test_a_start_that_never_arrived_is_not_charged(laundry: Room) -> None:
+    room, sim = laundry.room, laundry.sim
+    sim.inject(6, unresponsive=True)  # deaf: the start is lost on the way there
+    result = await room.start_program(6, program=2, subject=RESIDENT)
+    assert result.outcome == "checking"
+    tx = result.transaction_id
+    assert tx is not None
+    sim.clear_faults(6)
+    await wait_for(lambda: unfinished_state(room, tx) is VendState.AVAILABLE, within=40, what="the read-back")
+    assert laundry.vend_outcomes(tx) == ["not_started"]
+    assert sim.machines[6].executed == [] and sim.machines[6].state is MachineState.IDLE
+    assert room.ledger.charges() == [] and room.ledger.account(RESIDENT).balance == 10  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_a_kiosk_restart_mid_start_resolves_it_without_a_second_start(laundry: Room) -> None:
+    room, sim, link = laundry.room, laundry.sim, laundry.link
+    link.drop_replies(1)
+    result = await room.start_program(1, program=3, subject=RESIDENT)
+    assert result.outcome == "checking" and result.transaction_id is not None
+    await room.stop()  # the kiosk goes down with the start in doubt
+    # A reservation that was never sent (down between reserve and send): released on restart.
+    abandoned = room.ledger.reserve(unit=2, model="washer-retrofit-a", program=1, list_price=5, subject=RESIDENT,
+                                    free_from_age=80, echoed_sequence=None)
+    link.restore_replies(1)
+    again = LaundryRoom(settings_for(link.driver_path), laundry.outbox, TOPICS)
+    laundry.room = again  # the fixture stops this one
+    await again.start()
+    await wait_for(lambda: unfinished_state(again, result.transaction_id) is VendState.IN_USE, what="the read-back")  # type: ignore[arg-type]
+    assert unfinished_state(again, abandoned.id) is VendState.AVAILABLE
+    assert [(c.transaction_id, c.points) for c in again.ledger.charges()] == [(result.transaction_id, 6)]
+    assert [c[0] for c in sim.machines[1].executed] == ["start"] and sim.machines[2].executed == []
+
+
+@pytest.mark.asyncio
+async def test_machines_about_to_finish_are_polled_faster_and_a_dead_one_is_reported(laundry: Room) -> None:
+    room, sim = laundry.room, laundry.sim
+    assert room.bus is not None
+    sim.seconds_per_tick = 1  # slow the clock: unit 8 stays "about to finish" while we count
+    assert (await room.start_program(8, program=10, subject=ELDER)).outcome == "started"
+    sim.machines[8].remaining_s = 300
+    await asyncio.sleep(0.3)
+    before = {u: room.bus.link(u).polls_ok for u in MACHINES}
+    await asyncio.sleep(2.0)
+    polls = {u: room.bus.link(u).polls_ok - before[u] for u in MACHINES}
+    print(f"polls in 2 s: {polls}")
+    assert polls[8] >= 3 * max(polls[u] for u in range(1, 7))
+    assert all(2 <= polls[u] <= 5 for u in range(1, 7))  # idle: every 0.6 s
+    sim.inject(3, unresponsive=True)
+    await wait_for(lambda: room.bus.link(3).state is LinkState.OFFLINE, within=10)  # type: ignore[union-attr]
+    await wait_for(lambda: any(e["unit"] == 3 and e["link"] == "offline" for e in laundry.events("laundry_machine")))
+    [offline] = [e for e in laundry.events("laundry_machine") if e["unit"] == 3 and e["link"] == "offline"]
+    assert offline["link_error"].startswith("timeout")
+
+
+def status_of(state: MachineState, remaining: int | None = None) -> MachineStatus:
+    return MachineStatus(state=state, phase=None, program=None, remaining_seconds=remaining, door_closed=True,
+                         door_locked=False, error_code=None, error_text=None, credit=None, cycle_count=None,
+                         heartbeat=0, command_echo_sequence=0, command_echo_result=0, firmware=None)
+
+
+def test_poll_interval_table() -> None:
+    c = CADENCE
+    assert poll_interval_s(None, c, start_pending=False) == c.finishing_s
+    assert poll_interval_s(status_of(MachineState.IDLE), c, start_pending=False) == c.idle_s
+    assert poll_interval_s(status_of(MachineState.IDLE), c, start_pending=True) == c.finishing_s
+    assert poll_interval_s(status_of(MachineState.RUNNING, remaining=5000), c, start_pending=False) == c.running_s
+    assert poll_interval_s(status_of(MachineState.PAUSED, remaining=60), c, start_pending=False) == c.running_s
+    assert poll_interval_s(status_of(MachineState.RUNNING, remaining=60), c, start_pending=False) == c.finishing_s
+    for state in (MachineState.DONE, MachineState.FAULT, MachineState.SERVICE, MachineState.READY):
+        assert poll_interval_s(status_of(state), c, start_pending=False) == c.idle_s
