@@ -21,6 +21,8 @@ DEMO_DEVICES = (
     ("SIM:GL:UC:00:00:01", "generic-glucose-meter"),
     ("SIM:TH:ER:00:00:01", "generic-thermometer"),
 )
+# The laundry room of issue 4: 6 washers and 2 dryers on one RS-485 line (simulated).
+DEMO_LAUNDRY_ROOM = {unit: "washer-retrofit-a" for unit in range(1, 7)} | {7: "dryer-retrofit-b", 8: "dryer-retrofit-b"}
 # A simulated resident measures about this often.
 DEMO_MEASURE_EVERY_S = 10.0
 
@@ -80,6 +82,7 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
                     }
                     for address, model in DEMO_DEVICES
                 ],
+                "laundry": {"port": "simulated", "machines": DEMO_LAUNDRY_ROOM},
             }
         )
     )
@@ -92,10 +95,12 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
         f"""
 Doorstep demo is running. Open:
   readings (JSON)   {base}/api/v1/readings
+  laundry events    {base}/api/v1/events
   API documentation {base}/docs
 Broker: mqtt://{broker.host}:{broker.port}   watch it: mosquitto_sub -p {broker.port} -t 'doorstep/#' -v
 Simulated residents measure blood pressure and temperature about every {DEMO_MEASURE_EVERY_S:.0f} s;
-a simulated glucose meter hands over its stored records once.
+a simulated glucose meter hands over its stored records once. A simulated laundry room
+(6 washers, 2 dryers on a pseudo-terminal RS-485 line, clocks 30x fast) reports its machines.
 Logs and data: {workdir}
 Press Ctrl-C to stop.
 """,

@@ -28,7 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 from doorstep.wire import DeviceIdentity, EventType, KioskTopics, LaundryMachineEvent
 from drivers.laundry.bus import BusEvent, ErrorKind, LaundryBus, LinkState, UnitLink
 from drivers.laundry.pty_link import PtyLink
-from drivers.laundry.simulator import LaundryRoomSimulator
+from drivers.laundry.simulator import LaundryRoomSimulator, busy_room
 from drivers.laundry.status import CommandResult, MachineStatus
 from drivers.laundry.vend import VendEvent, VendState
 from edge_agent.laundry_ledger import LaundryLedger, LedgerRefusal, VendOutcome, VendTransaction
@@ -137,6 +137,7 @@ class LaundryRoom:
                 tick_interval_s=1.0,
                 seconds_per_tick=SIMULATED_SPEEDUP,
             )
+            busy_room(self.simulator)
             await self.simulator.start()
             port = self._link.driver_path
         await self._resume_unfinished()

@@ -68,7 +68,7 @@ class LaundrySettings(BaseModel):
             if model not in known
         ]
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return machines
 
 

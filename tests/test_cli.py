@@ -85,3 +85,20 @@ def test_config_validate_reports_every_problem_of_every_file_and_exits_non_zero(
     assert f"{bridge}: http_port: Input should be less than or equal to 65535" in result.stderr
     assert f"{unknown}: cannot tell what this configures" in result.stderr
     assert f"{good}: valid agent configuration" in result.stdout
+
+
+def test_config_validate_checks_a_site_laundry_room(tmp_path: Path) -> None:
+    site = tmp_path / "agent.yaml"
+    site.write_text(
+        "site: s\nkiosk: k\nlaundry:\n  port: /dev/ttyUSB0\n  baudrate: fast\n"
+        "  machines: {1: washer-retrofit-a, 300: dryer-retrofit-b, 2: washer-9000}\n  poll: {idle_s: 0}\n"
+    )
+    result = runner.invoke(app, ["config", "validate", str(site)])
+    assert result.exit_code == 1
+    assert f"{site}: laundry.baudrate: Input should be a valid integer" in result.stderr
+    assert f"{site}: laundry.machines: unit 300: Modbus units are 1-247" in result.stderr
+    assert f"{site}: laundry.machines: unit 2: no register map 'washer-9000'" in result.stderr
+    assert f"{site}: laundry.poll.idle_s: Input should be greater than 0" in result.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text("site: s\nkiosk: k\nlaundry: {port: /dev/ttyUSB0, machines: {1: washer-retrofit-a}}\n")
+    assert runner.invoke(app, ["config", "validate", str(good)]).exit_code == 0

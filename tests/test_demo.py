@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 
 def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
@@ -45,6 +46,15 @@ def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_pat
         kinds = {item["kind"] for item in items}
         assert wanted <= kinds, f"readings of {kinds} only; logs in {tmp_path}"
         assert {item["site"] for item in items} == {"demo-site"}
+        # The simulated laundry room: every machine reported, the faulted one with its error.
+        events: list[dict[str, Any]] = []
+        events_url = url.replace("/readings", "/events") + "?type=laundry_machine&limit=500"
+        while time.monotonic() < deadline and len({e["payload"]["unit"] for e in events}) < 8:
+            with urllib.request.urlopen(events_url, timeout=2) as response:
+                events = json.load(response)["items"]
+            time.sleep(0.5)
+        assert {e["payload"]["unit"] for e in events} == set(range(1, 9)), f"logs in {tmp_path}"
+        assert any(e["payload"]["state"] == "fault" and e["payload"]["error_code"] == 21 for e in events)
         demo.send_signal(signal.SIGINT)
         output, _ = demo.communicate(timeout=30)
         assert demo.returncode == 0

@@ -58,6 +58,21 @@ def default_room() -> dict[int, LaundryProfile]:
     return room
 
 
+def busy_room(simulator: LaundryRoomSimulator) -> None:
+    """A room as a resident finds it mid-morning (for the demo): some machines running, one
+    done with laundry inside, one with a drain fault. Units beyond the room are left idle."""
+    machines = simulator.machines
+    for unit, minutes_left in ((1, 20), (7, 35)):
+        if unit in machines:
+            machine = machines[unit]
+            machine.execute(machine.profile.commands.codes["start"], machine.profile.programs[0].code, 1)
+            machine.remaining_s = minutes_left * 60
+    if 4 in machines:
+        machines[4].state = MachineState.DONE
+    if 5 in machines:
+        machines[5].drain_error()
+
+
 def _drain_error_code(profile: LaundryProfile) -> int:
     """The map's own code for a drain fault; a dryer has none, so its first listed fault."""
     for code, text in sorted(profile.error_codes.items()):
