@@ -26,12 +26,12 @@ from typing import Literal
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
 from doorstep.wire import DeviceIdentity, EventType, KioskTopics, LaundryMachineEvent
-from drivers.laundry.bus import BusEvent, ErrorKind, LaundryBus, LinkState, UnitLink
+from drivers.laundry.bus import BusEvent, CommandName, ErrorKind, LaundryBus, LinkState, UnitLink
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, busy_room
 from drivers.laundry.status import CommandResult, MachineStatus
 from drivers.laundry.vend import VendEvent, VendState
-from edge_agent.laundry_ledger import LaundryLedger, LedgerRefusal, VendOutcome, VendTransaction
+from edge_agent.laundry_ledger import CommandState, LaundryLedger, LedgerRefusal, VendOutcome, VendTransaction
 from edge_agent.outbox import Outbox
 from edge_agent.settings import LaundrySettings, PollCadence
 from firmware_configs.laundry import LaundryProfile, MachineState, load_laundry_profiles
@@ -84,6 +84,15 @@ class StartResult:
     transaction_id: str | None
     points_charged: int
     reason: str | None  # a short code: door_open, not_enough_points, machine_busy, ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommandView:
+    """A command's outcome: 'checking' while its reply is lost and its echo not yet read back."""
+
+    outcome: Literal["done", "refused", "not_received", "checking"]
+    command_id: str | None
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +200,10 @@ class LaundryRoom:
                 log.warning("unit %d: start %s in doubt after a restart; reading its echo back",
                             transaction.unit, transaction.id)
                 self._in_doubt[transaction.id] = (transaction.unit, started_at)
+        for command in await asyncio.to_thread(self.ledger.unfinished_commands):
+            log.warning("unit %d: %s %s in doubt after a restart; reading its echo back",
+                        command.unit, command.command, command.id)
+            self._in_doubt[command.id] = (command.unit, started_at)
 
     # -- what the screen shows --
 
@@ -250,6 +263,59 @@ class LaundryRoom:
             log.warning("unit %d: no answer to start %s (%s); reading its echo back", unit, starting.id, outcome.error)
             await self._step(starting, VendState.STARTING, VendEvent.NO_REPLY)
         return await self._result_of(starting.id)
+
+    async def command(self, unit: int, command: CommandName, argument: int = 0) -> CommandView:
+        """Pause, resume, stop, clear a fault, add dryer time: persisted with its sequence
+        number before it is sent, and after a lost reply read back, never sent twice."""
+        assert self.bus is not None
+        if command == "start":
+            raise ValueError("a start is a transaction: use start_program")
+        profile = self.profiles.get(unit)
+        if profile is None:
+            return CommandView("refused", None, "no_such_machine")
+        if command not in profile.commands.codes:
+            return CommandView("refused", None, "no_such_command")
+        if self.bus.link(unit).state is LinkState.OFFLINE:
+            return CommandView("refused", None, "machine_offline")
+        status = self.bus.status(unit)
+        row = await asyncio.to_thread(
+            self.ledger.begin_command,
+            unit=unit,
+            command=command,
+            argument=argument,
+            echoed_sequence=status.command_echo_sequence if status else None,
+        )
+        self._in_doubt[row.id] = (unit, math.inf)
+        try:
+            outcome = await self.bus.submit_command(unit, command, argument, row.command_sequence)
+        finally:
+            if row.id in self._in_doubt:
+                self._in_doubt[row.id] = (unit, time.monotonic())
+        if outcome.result_code is not None:
+            done = outcome.result_code == CommandResult.DONE
+            await self._finish_command(row.id, CommandState.DONE if done else CommandState.REFUSED, outcome.result_code)
+        elif outcome.error is not None and (
+            outcome.error.kind in _WRITE_NOT_EXECUTED
+            or (outcome.error.kind is ErrorKind.NOT_CONFIRMED and self.bus.link(unit).state is LinkState.ONLINE)
+        ):
+            await self._finish_command(row.id, CommandState.NOT_RECEIVED, None)
+        else:
+            log.warning("unit %d: no answer to %s %s (%s); reading its echo back", unit, command, row.id, outcome.error)
+        return await self._command_view(row.id)
+
+    async def _finish_command(self, command_id: str, state: CommandState, result_code: int | None) -> None:
+        finished = await asyncio.to_thread(self.ledger.finish_command, command_id, state, result_code)
+        if finished is not None:
+            self._in_doubt.pop(command_id, None)
+            log.info("unit %d: %s %s: %s", finished.unit, finished.command, finished.id, finished.state)
+
+    async def _command_view(self, command_id: str) -> CommandView:
+        row = await asyncio.to_thread(self.ledger.get_command, command_id)
+        assert row is not None
+        if row.state is CommandState.SENT:
+            return CommandView("checking", row.id, None)
+        reason = _result_reason(row.result_code) if row.state is CommandState.REFUSED and row.result_code else None
+        return CommandView(row.state.value, row.id, reason)  # type: ignore[arg-type]
 
     def _why_not_startable(self, unit: int, program: int) -> str | None:
         assert self.bus is not None
@@ -378,8 +444,22 @@ class LaundryRoom:
             status, link = self.bus.status(unit), self.bus.link(unit)
             if status is None or link.last_ok_at is None or link.last_ok_at <= after:
                 continue
+            command = await asyncio.to_thread(self.ledger.get_command, transaction_id)
+            if command is not None:
+                if command.state is not CommandState.SENT:
+                    self._in_doubt.pop(command.id, None)
+                elif status.command_echo_sequence != command.command_sequence:
+                    await self._finish_command(command.id, CommandState.NOT_RECEIVED, None)
+                else:
+                    result = status.command_echo_result
+                    await self._finish_command(
+                        command.id, CommandState.DONE if result == CommandResult.DONE else CommandState.REFUSED, result
+                    )
+                continue
             transaction = await asyncio.to_thread(self.ledger.get, transaction_id)
             if transaction is None or transaction.state is not VendState.STARTING:
+                if transaction is None or transaction.state is not VendState.RESERVED:
+                    self._in_doubt.pop(transaction_id, None)
                 continue
             if status.command_echo_sequence != transaction.command_sequence:
                 await self._step(transaction, VendState.STARTING, VendEvent.REFUSED, outcome="not_started",

@@ -16,9 +16,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Literal
 
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.wire import DeviceIdentity, EventType, KioskTopics, LaundryVendEvent
 from drivers.laundry.vend import Effect, IllegalVendTransition, VendEvent, VendState, next_state
@@ -38,6 +39,13 @@ _OUTCOME_OF_EVENT: dict[VendEvent, VendOutcome] = {
     VendEvent.FAULT: "faulted",
     VendEvent.DOOR_OPENED: "collected",
 }
+
+
+class CommandState(StrEnum):
+    SENT = "sent"  # persisted, then sent (or about to be); the outcome is not known yet
+    DONE = "done"  # echoed with result 0
+    REFUSED = "refused"  # echoed with another result
+    NOT_RECEIVED = "not_received"  # the echo shows another number: it never arrived
 
 
 class VendTransaction(SQLModel, table=True):
@@ -85,7 +93,24 @@ class CommandSequence(SQLModel, table=True):
     last: int
 
 
-LEDGER_TABLES: list[type[SQLModel]] = [VendTransaction, PointsAccount, PointsCharge, CommandSequence]
+class MachineCommand(SQLModel, table=True):
+    """Any other command (pause, resume, stop, clear_fault, add_time), persisted before it is
+    sent so that after a lost reply or a reboot it is read back, never sent twice."""
+
+    __tablename__ = "laundry_commands"
+
+    id: str = Field(primary_key=True, max_length=36)
+    unit: int = Field(index=True)
+    command: str
+    argument: int
+    command_sequence: int
+    state: CommandState = Field(index=True)
+    result_code: int | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+LEDGER_TABLES: list[type[SQLModel]] = [VendTransaction, PointsAccount, PointsCharge, CommandSequence, MachineCommand]
 
 
 class LedgerRefusal(ValueError):
@@ -150,6 +175,54 @@ class LaundryLedger:
         with self._outbox.unit_of_work() as session:
             return list(session.exec(statement))
 
+    # -- other commands --
+
+    def begin_command(self, *, unit: int, command: str, argument: int, echoed_sequence: int | None) -> MachineCommand:
+        now = self._clock()
+        with self._outbox.unit_of_work() as session:
+            sequence = self._next_sequence(session, unit, echoed_sequence)
+            row = MachineCommand(
+                id=str(uuid.uuid4()),
+                unit=unit,
+                command=command,
+                argument=argument,
+                command_sequence=sequence,
+                state=CommandState.SENT,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return row
+
+    def finish_command(self, command_id: str, state: CommandState, result_code: int | None) -> MachineCommand | None:
+        """SENT -> `state`; None if it was finished already."""
+        with self._outbox.unit_of_work() as session:
+            row = session.get(MachineCommand, command_id)
+            if row is None or row.state != CommandState.SENT:
+                return None
+            row.state, row.result_code, row.updated_at = state, result_code, self._clock()
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return row
+
+    def get_command(self, command_id: str) -> MachineCommand | None:
+        with self._outbox.unit_of_work() as session:
+            return session.get(MachineCommand, command_id)
+
+    def unfinished_commands(self) -> list[MachineCommand]:
+        statement = select(MachineCommand).where(MachineCommand.state == CommandState.SENT)
+        with self._outbox.unit_of_work() as session:
+            return list(session.exec(statement))
+
+    def _next_sequence(self, session: Session, unit: int, echoed_sequence: int | None) -> int:
+        row = session.get(CommandSequence, unit) or CommandSequence(unit=unit, last=0)
+        row.last = next_command_sequence(row.last, echoed_sequence)
+        session.add(row)
+        return row.last
+
     # -- transactions --
 
     def get(self, transaction_id: str) -> VendTransaction | None:
@@ -188,9 +261,7 @@ class LaundryLedger:
             price = price_of(list_price, account.birth_year, now.date(), free_from_age)
             if account.balance < price.points:
                 raise LedgerRefusal("not_enough_points", f"needs {price.points} points, has {account.balance}")
-            sequence_row = session.get(CommandSequence, unit) or CommandSequence(unit=unit, last=0)
-            sequence_row.last = next_command_sequence(sequence_row.last, echoed_sequence)
-            session.add(sequence_row)
+            sequence = self._next_sequence(session, unit, echoed_sequence)
             next_state(VendState.AVAILABLE, VendEvent.RESERVE)  # the table allows it, or this is our bug
             transaction = VendTransaction(
                 id=str(uuid.uuid4()),
@@ -201,7 +272,7 @@ class LaundryLedger:
                 free_reason=price.free_reason,
                 subject=subject,
                 state=VendState.RESERVED,
-                command_sequence=sequence_row.last,
+                command_sequence=sequence,
                 created_at=now,
                 updated_at=now,
             )

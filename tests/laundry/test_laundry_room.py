@@ -44,7 +44,7 @@ class Room:
     path: Path
 
     def events(self, event_type: str) -> list[dict[str, Any]]:
-        with Session(self.outbox._engine) as session:  # noqa: SLF001 - reading the test's own file
+        with Session(self.outbox._engine) as session:
             rows = session.exec(select(OutboxRecord).where(OutboxRecord.topic == TOPICS.event(event_type))).all()  # type: ignore[arg-type]
         payloads = []
         for row in sorted(rows, key=lambda r: r.seq or 0):
@@ -245,3 +245,35 @@ def test_poll_interval_table() -> None:
     assert poll_interval_s(status_of(MachineState.RUNNING, remaining=60), c, start_pending=False) == c.finishing_s
     for state in (MachineState.DONE, MachineState.FAULT, MachineState.SERVICE, MachineState.READY):
         assert poll_interval_s(status_of(state), c, start_pending=False) == c.idle_s
+
+
+@pytest.mark.asyncio
+async def test_other_commands_are_echoed_and_a_lost_reply_is_read_back_not_repeated(laundry: Room) -> None:
+    room, sim, link = laundry.room, laundry.sim, laundry.link
+    assert (await room.start_program(7, program=10, subject=RESIDENT)).outcome == "started"
+    sim.seconds_per_tick = 0  # hold the dryer's clock still while we add time
+    assert (await room.command(7, "pause")).outcome == "done"
+    assert sim.machines[7].state is MachineState.PAUSED
+    again = await room.command(7, "pause")
+    assert again.outcome == "refused" and again.reason == "not_allowed_now"
+    assert (await room.command(7, "resume")).outcome == "done"
+    assert (await room.command(1, "add_time", 600)).reason == "no_such_command"  # a washer has none
+    before = sim.machines[7].remaining_s
+    link.drop_replies(7)
+    lost = await room.command(7, "add_time", 600)
+    assert lost.outcome == "checking" and lost.command_id is not None
+    link.restore_replies(7)
+    await wait_for(lambda: room.ledger.get_command(lost.command_id).state == "done", what="the echo read back")  # type: ignore[union-attr, arg-type]
+    assert sim.machines[7].remaining_s == before + 600  # added once, not twice
+    assert [c[0] for c in sim.machines[7].executed] == ["start", "pause", "pause", "resume", "add_time"]
+    # A command that never arrived is reported so, after a restart too.
+    sim.inject(7, unresponsive=True)
+    deaf = await room.command(7, "stop")
+    assert deaf.outcome == "checking" and deaf.command_id is not None
+    await room.stop()
+    sim.clear_faults(7)
+    again_room = LaundryRoom(settings_for(link.driver_path), laundry.outbox, TOPICS)
+    laundry.room = again_room
+    await again_room.start()
+    await wait_for(lambda: again_room.ledger.get_command(deaf.command_id).state == "not_received", within=10)  # type: ignore[union-attr, arg-type]
+    assert sim.machines[7].state is MachineState.RUNNING and sim.machines[7].executed[-1][0] == "add_time"
