@@ -14,6 +14,7 @@ import asyncio
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Self
 
 from pymodbus.constants import ExcCodes
@@ -39,6 +40,25 @@ READ_HOLDING_REGISTERS = 3
 WRITE_SINGLE_REGISTER = 6
 WRITE_MULTIPLE_REGISTERS = 16
 COMMAND_REGISTERS = 3  # command code, argument, sequence number (firmware_configs.laundry.CommandBlock)
+
+
+_I, _RD, _RN, _P, _F = MachineState.IDLE, MachineState.READY, MachineState.RUNNING, MachineState.PAUSED, MachineState.FAULT
+# The board's command rules, one table: (state, command) -> the state it moves to. A pair not
+# listed is refused with NOT_ALLOWED_NOW; a listed one may still be refused by its own check
+# (start: door closed, a program the board has; add_time: a non-zero argument).
+MACHINE_COMMANDS: Mapping[tuple[MachineState, str], MachineState] = MappingProxyType(
+    {
+        (_I, "start"): _RN,
+        (_RD, "start"): _RN,
+        (_RN, "pause"): _P,
+        (_P, "resume"): _RN,
+        (_RN, "stop"): _I,
+        (_P, "stop"): _I,
+        (_F, "clear_fault"): _I,
+        (_RN, "add_time"): _RN,
+        (_P, "add_time"): _P,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,40 +175,30 @@ class SimulatedMachine:
         self.echo_result = int(result)
 
     def _run(self, command: str | None, argument: int) -> CommandResult:
+        if command is None:
+            return CommandResult.UNKNOWN_COMMAND
+        target = MACHINE_COMMANDS.get((self.state, command))
+        if target is None:
+            return CommandResult.NOT_ALLOWED_NOW
         match command:
             case "start":
-                if self.state not in (MachineState.IDLE, MachineState.READY):
-                    return CommandResult.NOT_ALLOWED_NOW
                 if not self.door_closed:
                     return CommandResult.DOOR_OPEN
                 program = next((p for p in self.profile.programs if p.code == argument), None)
                 if program is None:
                     return CommandResult.BAD_ARGUMENT
-                self.state, self.program = MachineState.RUNNING, program.code
+                self.program = program.code
                 self.duration_s = self.remaining_s = program.duration_s
-            case "pause":
-                if self.state is not MachineState.RUNNING:
-                    return CommandResult.NOT_ALLOWED_NOW
-                self.state = MachineState.PAUSED
-            case "resume":
-                if self.state is not MachineState.PAUSED:
-                    return CommandResult.NOT_ALLOWED_NOW
-                self.state = MachineState.RUNNING
             case "stop":
-                if self.state not in (MachineState.RUNNING, MachineState.PAUSED):
-                    return CommandResult.NOT_ALLOWED_NOW
-                self.state, self.program, self.remaining_s = MachineState.IDLE, 0, 0
+                self.program, self.remaining_s = 0, 0
             case "clear_fault":
-                if self.state is not MachineState.FAULT:
-                    return CommandResult.NOT_ALLOWED_NOW
-                self.state, self.error_code = MachineState.IDLE, 0
+                self.error_code = 0
             case "add_time":
-                if self.state not in (MachineState.RUNNING, MachineState.PAUSED) or argument == 0:
-                    return CommandResult.NOT_ALLOWED_NOW if argument else CommandResult.BAD_ARGUMENT
+                if argument == 0:
+                    return CommandResult.BAD_ARGUMENT
                 self.remaining_s = min(0xFFFF, self.remaining_s + argument)
                 self.duration_s = max(self.duration_s, self.remaining_s)
-            case _:
-                return CommandResult.UNKNOWN_COMMAND
+        self.state = target
         return CommandResult.DONE
 
     # -- registers --
