@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from bleak.backends.client import BaseBleakClient
 
 from doorstep.wire import DeviceIdentity, KioskTopics
@@ -51,10 +52,17 @@ class Agent:
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
         self.laundry: LaundryRoom | None = None
+        self.scheduler: AsyncIOScheduler | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        self.outbox = Outbox(self.settings.outbox_path)
+        self.outbox = Outbox(self.settings.outbox_path, limits=self.settings.outbox.limits())
+        self.scheduler = AsyncIOScheduler()
+        self.scheduler.add_job(
+            self._prune, "interval", seconds=self.settings.outbox.prune_every_s, id="outbox-prune",
+            max_instances=1, coalesce=True, misfire_grace_time=None,
+        )
+        self.scheduler.start()
         self.uplink = Uplink(
             self.outbox,
             self.topics,
@@ -78,6 +86,7 @@ class Agent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.scheduler.shutdown(wait=False)
             self.uplink.stop()
             self.outbox.close()
 
@@ -102,11 +111,11 @@ class Agent:
         """Open the laundry room's line, retrying: an unplugged RS-485 adapter must not keep the
         health devices from being served."""
         assert self.outbox is not None
-        room = LaundryRoom(settings, self.outbox, self.topics, saved=self._wakeup.set)
+        room = LaundryRoom(settings, self.outbox, self.topics, saved=self._wakeup.set, scheduler=self.scheduler)
         while True:
             try:
                 await room.start()
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any failure to open: say why, retry
                 log.error("laundry room on %s unavailable (%s); retrying in %.0f s", settings.port, error,
                           LAUNDRY_RETRY_S)
                 await room.stop()
@@ -119,6 +128,12 @@ class Agent:
         finally:
             self.laundry = None
             await room.stop()
+
+    async def _prune(self) -> None:
+        assert self.outbox is not None
+        pruned = await asyncio.to_thread(self.outbox.prune)
+        log.info("outbox pruned: %d delivered, %d expired, %d fingerprints", pruned.delivered, pruned.expired,
+                 pruned.fingerprints)
 
     def _reader_for(self, device: DeviceSettings) -> DeviceReader:
         assert self.outbox is not None

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 SIMULATED_PORT = "simulated"
 SIMULATED_SPEEDUP = 30
 
+# The apscheduler job's name (shown by `doorstep doctor`).
+POLL_JOB = "laundry-poll"
 # A machine the bus can write to but whose echo shows another number: our start never arrived.
 _NOT_RECEIVED = "the machine's command echo shows the start never arrived"
 # Bus errors that mean the write itself was refused or never left: the machine did not act on it.
@@ -113,8 +115,10 @@ class LaundryRoom:
         *,
         saved: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        scheduler: AsyncIOScheduler | None = None,
     ) -> None:
-        """`saved` is called after an event is committed to the outbox (to wake the uplink)."""
+        """`saved` is called after an event is committed to the outbox (to wake the uplink).
+        `scheduler`: the agent's, running, to add this room's job to; else the room runs its own."""
         self.settings = settings
         profiles = load_laundry_profiles()
         self.profiles = {unit: profiles[model] for unit, model in sorted(settings.machines.items())}
@@ -122,7 +126,8 @@ class LaundryRoom:
         self._outbox = outbox
         self._topics = topics
         self._saved = saved
-        self._scheduler = AsyncIOScheduler()
+        self._own_scheduler = scheduler is None
+        self._scheduler = scheduler or AsyncIOScheduler()
         self._last_poll_request: dict[int, float] = {}
         self._reported: dict[int, LaundryMachineEvent] = {}
         # Starts in doubt: transaction id -> (unit, a monotonic time). Only a status read after
@@ -164,17 +169,22 @@ class LaundryRoom:
             self._poll_due,
             "interval",
             seconds=self.settings.poll.tick_s,
-            id="laundry-poll",
+            id=POLL_JOB,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
+            replace_existing=True,
         )
-        self._scheduler.start()
+        if self._own_scheduler:
+            self._scheduler.start()
         log.info("laundry room on %s: %d machine(s)", port, len(self.profiles))
 
     async def stop(self) -> None:
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+        if self._own_scheduler:
+            if self._scheduler.running:
+                self._scheduler.shutdown(wait=False)
+        elif self._scheduler.get_job(POLL_JOB) is not None:
+            self._scheduler.remove_job(POLL_JOB)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -10,27 +10,78 @@ storage: Mosquitto can still lose it) -> delivered (the bridge committed it).
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum, StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.db import create_durable_engine
-from doorstep.wire import QOS_RELIABLE, DeviceIdentity, Envelope
+from doorstep.wire import QOS_RELIABLE, Channel, DeviceIdentity, Envelope, parse_topic
+from edge_agent.outbox_integrity import set_aside_if_corrupt
+
+log = logging.getLogger(__name__)
+
+# Records evicted per query while making room.
+EVICTION_BATCH = 200
 
 
 class RecordState(StrEnum):
     PENDING = "pending"
     PUBLISHED = "published"
     DELIVERED = "delivered"
+
+
+class RecordClass(IntEnum):
+    """Priority, highest first: sent first, evicted last. A health reading is never evicted."""
+
+    HEALTH = 0  # readings
+    EVENT = 1  # check-ins, laundry, faults, command results
+    TELEMETRY = 2  # heartbeats and health of the kiosk: the next one replaces a lost one
+
+
+def record_class_of(topic: str) -> RecordClass:
+    channel = parse_topic(topic).channel
+    if channel is Channel.READINGS:
+        return RecordClass.HEALTH
+    if channel is Channel.TELEMETRY:
+        return RecordClass.TELEMETRY
+    return RecordClass.EVENT
+
+
+# What a record costs besides its body: its ids, topic, timestamps and index entries. An
+# estimate, used for the disk budget, which is a budget of records, not of file pages.
+RECORD_OVERHEAD_BYTES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxLimits:
+    budget_bytes: int = 256 * 1024 * 1024
+    delivered_retention: timedelta = timedelta(days=7)
+    # Undelivered records older than this are given up on; a health reading never is.
+    max_age: Mapping[RecordClass, timedelta] = field(
+        default_factory=lambda: MappingProxyType(
+            {RecordClass.EVENT: timedelta(days=90), RecordClass.TELEMETRY: timedelta(days=2)}
+        )
+    )
+    # A cuff replays its memory for about this long at most; older fingerprints are forgotten.
+    fingerprint_retention: timedelta = timedelta(days=180)
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    delivered: int
+    expired: int
+    fingerprints: int
 
 
 class OutboxRecord(SQLModel, table=True):
@@ -45,6 +96,8 @@ class OutboxRecord(SQLModel, table=True):
     qos: int = QOS_RELIABLE
     body: bytes
     state: RecordState = Field(default=RecordState.PENDING, index=True)
+    record_class: int = Field(default=RecordClass.HEALTH, index=True)
+    size: int = Field(default=0, description="body plus RECORD_OVERHEAD_BYTES: its share of the budget")
     created_at: datetime
     delivered_at: datetime | None = None
 
@@ -89,14 +142,52 @@ def utc_now() -> datetime:
 
 
 class Outbox:
-    def __init__(self, path: Path, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        limits: OutboxLimits = OutboxLimits(),
+    ) -> None:
+        # Checked before anything opens it: a corrupt file is set aside, never written to.
+        self.set_aside: Path | None = set_aside_if_corrupt(path)
         self._engine = create_durable_engine(f"sqlite:///{path}")
         SQLModel.metadata.create_all(
             self._engine,
             tables=[OutboxRecord.__table__, DeviceReadingSeen.__table__, DeviceCursor.__table__],  # type: ignore[attr-defined]
         )
+        self._upgrade_schema()
         self.path = path
+        self.limits = limits
         self._clock = clock
+        self._used_bytes = self._measure()
+        # Set while only health readings are left and they exceed the budget: they are kept
+        # (never evicted) and this is reported loudly, in the log, telemetry and doctor.
+        self.health_over_budget = False
+
+    def _upgrade_schema(self) -> None:
+        """Outboxes written before records had a class and a size (0.1.0 pre-releases): add
+        both, filled in from what each record already holds. Idempotent."""
+        with self._engine.begin() as connection:
+            columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(outbox)")}
+            if "record_class" not in columns:
+                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN record_class INTEGER NOT NULL DEFAULT 0")
+                connection.exec_driver_sql(
+                    "UPDATE outbox SET record_class = CASE WHEN topic LIKE '%/readings/%' THEN 0 "
+                    "WHEN topic LIKE '%/telemetry' THEN 2 ELSE 1 END"
+                )
+                connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_outbox_record_class ON outbox (record_class)")
+            if "size" not in columns:
+                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
+                connection.exec_driver_sql(f"UPDATE outbox SET size = length(body) + {RECORD_OVERHEAD_BYTES}")
+
+    @property
+    def used_bytes(self) -> int:
+        return self._used_bytes
+
+    def _measure(self) -> int:
+        with Session(self._engine) as session:
+            return int(session.exec(select(func.coalesce(func.sum(OutboxRecord.size), 0))).one())
 
     def create_tables(self, models: Iterable[type[SQLModel]]) -> None:
         """Tables of other parts of the agent that must commit together with outbox records."""
@@ -133,7 +224,7 @@ class Outbox:
                 return None
             saved = self.add(session, topic, payload, device=device, device_time=device_time,
                              clock_trusted=clock_trusted, qos=qos)
-            if fingerprint is not None:
+            if fingerprint is not None and saved is not None:
                 session.add(DeviceReadingSeen(fingerprint=fingerprint, seq=saved.seq, seen_at=self._clock()))
             session.commit()
             return saved
@@ -148,12 +239,20 @@ class Outbox:
         device_time: datetime | None = None,
         clock_trusted: bool = True,
         qos: int = QOS_RELIABLE,
-    ) -> SavedRecord:
-        """Add one record to `session` (from `unit_of_work`); durable only once it commits."""
+    ) -> SavedRecord | None:
+        """Add one record to `session` (from `unit_of_work`); durable only once it commits.
+
+        Over the budget, older records of the same or a lower class make room (delivered ones
+        first). None: a non-health record for which there is no room (only health readings, or
+        higher classes, are left). A health reading is always added: if it cannot fit, the
+        budget is exceeded and `health_over_budget` is raised, loudly."""
         message_id = uuid.uuid4()
         now = self._clock()
+        record_class = record_class_of(topic)
         payload_data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-        record = OutboxRecord(message_id=str(message_id), topic=topic, qos=qos, body=b"", created_at=now)
+        record = OutboxRecord(
+            message_id=str(message_id), topic=topic, qos=qos, body=b"", created_at=now, record_class=record_class
+        )
         session.add(record)
         session.flush()  # assigns seq, inside the same transaction
         assert record.seq is not None
@@ -167,14 +266,106 @@ class Outbox:
             payload=payload_data,
         )
         record.body = envelope.model_dump_json().encode()
+        record.size = len(record.body) + RECORD_OVERHEAD_BYTES
+        if not self._make_room(session, record_class, record.size, keep=record.seq):
+            session.delete(record)
+            session.flush()
+            log.warning("outbox over its budget of %d bytes: a %s record was not kept (only higher classes are left)",
+                        self.limits.budget_bytes, record_class.name.lower())
+            return None
+        self._used_bytes += record.size
         return SavedRecord(seq=record.seq, message_id=message_id)
 
+    def _make_room(self, session: Session, record_class: RecordClass, size: int, *, keep: int) -> bool:
+        """Evict, delivered records first, then the lowest class and oldest first, never a class
+        above `record_class` and never a health reading. False if the record should not be kept."""
+        budget = self.limits.budget_bytes
+        if self._used_bytes + size <= budget:
+            if record_class is RecordClass.HEALTH:
+                self.health_over_budget = False
+            return True
+        evictable = (col(OutboxRecord.state) == RecordState.DELIVERED) | (
+            (col(OutboxRecord.record_class) >= int(record_class))
+            & (col(OutboxRecord.record_class) != int(RecordClass.HEALTH))
+        )
+        order = (
+            (col(OutboxRecord.state) != RecordState.DELIVERED),  # delivered first
+            col(OutboxRecord.record_class).desc(),
+            col(OutboxRecord.seq),
+        )
+        evicted_undelivered = 0
+        while self._used_bytes + size > budget:
+            victims = session.exec(
+                select(OutboxRecord.seq, OutboxRecord.size, OutboxRecord.state)
+                .where(evictable, col(OutboxRecord.seq) != keep)
+                .order_by(*order)
+                .limit(EVICTION_BATCH)
+            ).all()
+            if not victims:
+                break
+            freed, chosen = 0, []
+            for seq, victim_size, state in victims:
+                chosen.append(seq)
+                freed += victim_size
+                evicted_undelivered += state != RecordState.DELIVERED
+                if self._used_bytes - freed + size <= budget:
+                    break
+            session.execute(delete(OutboxRecord).where(col(OutboxRecord.seq).in_(chosen)))
+            self._used_bytes -= freed
+        if evicted_undelivered:
+            log.warning("outbox over its budget: evicted %d undelivered lower-class record(s)", evicted_undelivered)
+        if self._used_bytes + size <= budget:
+            return True
+        if record_class is not RecordClass.HEALTH:
+            return False
+        if not self.health_over_budget:
+            log.critical(
+                "OUTBOX FULL OF HEALTH READINGS: %d bytes used of a %d-byte budget and nothing else left to evict. "
+                "Health readings are kept, never dropped: get this kiosk online or give it more disk.",
+                self._used_bytes + size, budget,
+            )
+        self.health_over_budget = True
+        return True
+
+    def prune(self) -> Pruned:
+        """Delete delivered records past their retention, undelivered ones past their class's
+        maximum age (never health readings), and old replay fingerprints. Really deletes."""
+        now = self._clock()
+        limits = self.limits
+        with Session(self._engine) as session:
+            delivered = session.execute(
+                delete(OutboxRecord).where(
+                    col(OutboxRecord.state) == RecordState.DELIVERED,
+                    col(OutboxRecord.delivered_at) < now - limits.delivered_retention,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            expired = 0
+            for record_class, max_age in limits.max_age.items():
+                if record_class is RecordClass.HEALTH:
+                    continue
+                expired += session.execute(
+                    delete(OutboxRecord).where(
+                        col(OutboxRecord.state) != RecordState.DELIVERED,
+                        col(OutboxRecord.record_class) == int(record_class),
+                        col(OutboxRecord.created_at) < now - max_age,
+                    )
+                ).rowcount  # type: ignore[attr-defined]
+            fingerprints = session.execute(
+                delete(DeviceReadingSeen).where(col(DeviceReadingSeen.seen_at) < now - limits.fingerprint_retention)
+            ).rowcount  # type: ignore[attr-defined]
+            session.commit()
+        self._used_bytes = self._measure()
+        if expired:
+            log.warning("outbox: gave up on %d undelivered record(s) past their maximum age", expired)
+        return Pruned(int(delivered), int(expired), int(fingerprints))
+
     def due(self, limit: int, *, exclude: Collection[int] = ()) -> list[PendingRecord]:
-        """Undelivered records in sequence order, skipping those in `exclude` (in flight)."""
+        """Undelivered records, health readings first, each class in sequence order, skipping
+        those in `exclude` (in flight)."""
         statement = select(OutboxRecord).where(OutboxRecord.state != RecordState.DELIVERED)
         if exclude:
             statement = statement.where(col(OutboxRecord.seq).not_in(list(exclude)))
-        statement = statement.order_by(col(OutboxRecord.seq)).limit(limit)
+        statement = statement.order_by(col(OutboxRecord.record_class), col(OutboxRecord.seq)).limit(limit)
         with Session(self._engine) as session:
             return [
                 PendingRecord(r.seq, uuid.UUID(r.message_id), r.topic, r.qos, r.body)  # type: ignore[arg-type]

@@ -14,10 +14,10 @@ from doorstep.wire import (
     DeviceIdentity,
     GlucosePayload,
     ReadingKind,
+    ReadingPayload,
     Spo2Payload,
     TemperaturePayload,
     WeightPayload,
-    ReadingPayload,
 )
 from drivers.ble import blood_pressure, glucose, pulse_oximeter, thermometer, weight
 from drivers.plausibility import (

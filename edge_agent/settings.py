@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -10,6 +12,7 @@ from pydantic_settings import SettingsConfigDict
 from doorstep.config import FileSettings
 from doorstep.mqtt import BrokerSettings
 from doorstep.wire import Slug
+from edge_agent.outbox import OutboxLimits, RecordClass
 from firmware_configs.laundry import load_laundry_profiles
 from firmware_configs.profiles import load_ble_profiles
 
@@ -72,12 +75,33 @@ class LaundrySettings(BaseModel):
         return machines
 
 
+class OutboxSettings(BaseModel):
+    budget_mb: float = Field(default=256, gt=0, description="disk budget for records; over it, lower classes are evicted")
+    delivered_retention_days: float = Field(default=7, ge=0, description="delivered records are deleted after this")
+    event_max_age_days: float = Field(default=90, gt=0, description="an undelivered event older than this is given up")
+    telemetry_max_age_days: float = Field(default=2, gt=0, description="an undelivered telemetry record older than this is given up")
+    prune_every_s: float = Field(default=3600, gt=0, description="how often old records are deleted")
+
+    def limits(self) -> OutboxLimits:
+        return OutboxLimits(
+            budget_bytes=int(self.budget_mb * 1024 * 1024),
+            delivered_retention=timedelta(days=self.delivered_retention_days),
+            max_age=MappingProxyType(
+                {
+                    RecordClass.EVENT: timedelta(days=self.event_max_age_days),
+                    RecordClass.TELEMETRY: timedelta(days=self.telemetry_max_age_days),
+                }
+            ),
+        )
+
+
 class AgentSettings(FileSettings):
     model_config = SettingsConfigDict(env_prefix="DOORSTEP_AGENT_", env_nested_delimiter="__", extra="forbid")
 
     site: Slug
     kiosk: Slug
     outbox_path: Path = Path("/var/lib/doorstep/outbox.sqlite3")
+    outbox: OutboxSettings = OutboxSettings()
     broker: BrokerSettings = BrokerSettings()
     ack_timeout_s: float = Field(
         default=15.0, gt=0, description="re-send a record the bridge has not confirmed within this time"
