@@ -43,8 +43,11 @@ from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, store_batch
 
 log = logging.getLogger(__name__)
 
-# Readings and events; telemetry is stored by later work.
-SUBSCRIPTIONS = tuple(f"{TOPIC_ROOT}/+/+/{channel}/+" for channel in (Channel.READINGS, Channel.EVENTS))
+SUBSCRIPTIONS = (
+    f"{TOPIC_ROOT}/+/+/{Channel.READINGS}/+",
+    f"{TOPIC_ROOT}/+/+/{Channel.EVENTS}/+",
+    f"{TOPIC_ROOT}/+/+/{Channel.TELEMETRY}",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,26 @@ class EventPublic(EventBase):
     pass
 
 
+class TelemetryBase(SQLModel):
+    message_id: uuid.UUID = Field(primary_key=True)
+    site: str = Field(max_length=32)
+    kiosk: str = Field(max_length=32)
+    seq: int
+    kiosk_time: datetime
+    kiosk_clock_trusted: bool
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    received_at: datetime
+
+
+class Telemetry(TelemetryBase, table=True):
+    __tablename__ = "telemetry"
+    __table_args__ = (Index("ix_telemetry_kiosk_time", "site", "kiosk", "kiosk_time"),)
+
+
+class TelemetryPublic(TelemetryBase):
+    pass
+
+
 class DeadLetter(SQLModel, table=True):
     __tablename__ = "dead_letters"
 
@@ -87,7 +107,7 @@ class DeadLetter(SQLModel, table=True):
     raw_size: int
 
 
-BRIDGE_TABLES = [Reading.__table__, Event.__table__, DeadLetter.__table__]  # type: ignore[attr-defined]
+BRIDGE_TABLES = [Reading.__table__, Event.__table__, Telemetry.__table__, DeadLetter.__table__]  # type: ignore[attr-defined]
 
 
 def create_tables(engine: Engine) -> None:
@@ -125,6 +145,14 @@ def event_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]
     return _common_row(message, received_at) | {"type": message.topic.name}
 
 
+_TELEMETRY_COLUMNS = ("message_id", "site", "kiosk", "seq", "kiosk_time", "kiosk_clock_trusted", "payload", "received_at")
+
+
+def telemetry_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
+    row = _common_row(message, received_at)
+    return {name: row[name] for name in _TELEMETRY_COLUMNS}
+
+
 def store_batch(
     engine: Engine,
     messages: Sequence[UpstreamMessage],
@@ -134,9 +162,10 @@ def store_batch(
     """Store valid messages (a message id already stored is a no-op) and dead letters, in one commit."""
     readings = [reading_row(m, received_at) for m in messages if m.topic.channel is Channel.READINGS]
     events = [event_row(m, received_at) for m in messages if m.topic.channel is Channel.EVENTS]
+    telemetry = [telemetry_row(m, received_at) for m in messages if m.topic.channel is Channel.TELEMETRY]
     insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
     with Session(engine) as session:
-        for table, rows in ((Reading, readings), (Event, events)):
+        for table, rows in ((Reading, readings), (Event, events), (Telemetry, telemetry)):
             if rows:
                 statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["message_id"])
                 session.execute(statement)

@@ -320,6 +320,35 @@ EVENT_PAYLOADS: Final[dict[EventType, type[BaseModel]]] = {
 }
 
 
+# --- Telemetry ------------------------------------------------------------------------------
+
+
+class OutboxDepth(_Strict):
+    records: int = Field(ge=0, description="undelivered records of this class")
+    oldest_age_s: float | None = Field(default=None, ge=0, description="age of the oldest; null if none")
+
+
+class DeviceTelemetry(_Strict):
+    address: str = Field(min_length=1, max_length=64, description="BLE address, or modbus-unit-{n}")
+    model: str = Field(min_length=1, max_length=64)
+    link: Literal["online", "degraded", "offline", "unknown"] = "unknown"
+    battery_percent: int | None = Field(default=None, ge=0, le=100)
+    last_reading_at: AwareDatetime | None = None
+
+
+class KioskTelemetry(_Strict):
+    """The kiosk's own health, on a schedule (telemetry topic)."""
+
+    uptime_s: float = Field(ge=0)
+    outbox: dict[Literal["health", "event", "telemetry"], OutboxDepth]
+    outbox_bytes: int = Field(ge=0)
+    outbox_budget_bytes: int = Field(ge=0)
+    health_over_budget: bool = Field(description="only health readings left, over the budget: kept, and alarming")
+    disk_free_bytes: int | None = Field(default=None, ge=0)
+    cpu_temperature_c: float | None = None
+    devices: list[DeviceTelemetry] = Field(default_factory=list, max_length=256)
+
+
 # --- The envelope ---------------------------------------------------------------------------
 
 
@@ -366,6 +395,8 @@ def validate_upstream(topic: str, body: bytes) -> UpstreamMessage:
         payload_model = READING_PAYLOADS[ReadingKind(str(parsed.name))]
     elif parsed.channel is Channel.EVENTS:
         payload_model = EVENT_PAYLOADS[EventType(str(parsed.name))]
+    elif parsed.channel is Channel.TELEMETRY:
+        payload_model = KioskTelemetry
     if payload_model is not None:
         try:
             payload = payload_model.model_validate(envelope.payload)

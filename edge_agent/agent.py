@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from bleak.backends.client import BaseBleakClient
 
-from doorstep.wire import DeviceIdentity, KioskTopics
+from doorstep.wire import QOS_TELEMETRY, DeviceIdentity, DeviceTelemetry, KioskTopics
 from drivers.ble.errors import BleDriverError
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.laundry import LaundryRoom
 from edge_agent.outbox import Outbox, SavedRecord
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
 from edge_agent.settings import AgentSettings, DeviceSettings, LaundrySettings
+from edge_agent.telemetry import kiosk_telemetry
 from edge_agent.uplink import Uplink
 from firmware_configs.profiles import load_ble_profiles
 
@@ -53,6 +56,8 @@ class Agent:
         self.uplink: Uplink | None = None
         self.laundry: LaundryRoom | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self._started = time.monotonic()
+        self._last_reading_at: dict[str, datetime] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -60,6 +65,10 @@ class Agent:
         self.scheduler = AsyncIOScheduler()
         self.scheduler.add_job(
             self._prune, "interval", seconds=self.settings.outbox.prune_every_s, id="outbox-prune",
+            max_instances=1, coalesce=True, misfire_grace_time=None,
+        )
+        self.scheduler.add_job(
+            self._report_telemetry, "interval", seconds=self.settings.telemetry_every_s, id="telemetry",
             max_instances=1, coalesce=True, misfire_grace_time=None,
         )
         self.scheduler.start()
@@ -129,6 +138,32 @@ class Agent:
             self.laundry = None
             await room.stop()
 
+    def device_telemetry(self) -> list[DeviceTelemetry]:
+        devices = [
+            DeviceTelemetry(address=d.address, model=d.model, last_reading_at=self._last_reading_at.get(d.address))
+            for d in self.settings.devices
+        ]
+        if self.laundry is not None:
+            devices += [
+                DeviceTelemetry(address=f"modbus-unit-{m.unit}", model=m.profile.model, link=m.link.state.value)
+                for m in self.laundry.machines()
+            ]
+        return devices
+
+    async def _report_telemetry(self) -> None:
+        assert self.outbox is not None
+        outbox = self.outbox
+        telemetry = await asyncio.to_thread(
+            lambda: kiosk_telemetry(
+                outbox,
+                uptime_s=time.monotonic() - self._started,
+                now=datetime.now(UTC),
+                devices=self.device_telemetry(),
+            )
+        )
+        await asyncio.to_thread(outbox.save, self.topics.telemetry, telemetry, qos=QOS_TELEMETRY)
+        self._wakeup.set()
+
     async def _prune(self) -> None:
         assert self.outbox is not None
         pruned = await asyncio.to_thread(self.outbox.prune)
@@ -185,6 +220,7 @@ class Agent:
             return None
         log.info("saved %s from %s (seq %d)%s", wire.kind, device.address, saved.seq,
                  f", suspect: {', '.join(wire.payload.suspect)}" if wire.payload.suspect else "")
+        self._last_reading_at[device.address] = datetime.now(UTC)
         if self._on_saved is not None:
             self._on_saved(saved, reading)
         self._wakeup.set()

@@ -400,6 +400,19 @@ class Outbox:
         counts.update({RecordState(state): n for state, n in rows})
         return counts
 
+    def depth(self) -> dict[RecordClass, tuple[int, datetime | None]]:
+        """Undelivered records per class: how many, and when the oldest was saved."""
+        statement = (
+            select(OutboxRecord.record_class, func.count(), func.min(OutboxRecord.created_at))
+            .where(OutboxRecord.state != RecordState.DELIVERED)
+            .group_by(col(OutboxRecord.record_class))
+        )
+        found: dict[RecordClass, tuple[int, datetime | None]] = {c: (0, None) for c in RecordClass}
+        with Session(self._engine) as session:
+            for record_class, count, oldest in session.exec(statement):
+                found[RecordClass(record_class)] = (count, oldest.replace(tzinfo=UTC) if oldest else None)
+        return found
+
     def state_of(self, message_id: uuid.UUID) -> RecordState | None:
         with Session(self._engine) as session:
             record = session.exec(select(OutboxRecord).where(OutboxRecord.message_id == str(message_id))).first()

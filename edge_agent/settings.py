@@ -107,5 +107,6 @@ class AgentSettings(FileSettings):
         default=15.0, gt=0, description="re-send a record the bridge has not confirmed within this time"
     )
     inflight_window: int = Field(default=20, ge=1, le=1000, description="records sent but not yet confirmed")
+    telemetry_every_s: float = Field(default=60, gt=0, description="how often the kiosk reports its own health")
     devices: list[DeviceSettings] = Field(default_factory=list, description="health devices at this kiosk")
     laundry: LaundrySettings | None = Field(default=None, description="the laundry room's RS-485 line, if any")
