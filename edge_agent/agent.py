@@ -21,6 +21,7 @@ from edge_agent.laundry import LaundryRoom
 from edge_agent.outbox import Outbox, SavedRecord
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
 from edge_agent.settings import AgentSettings, DeviceSettings, LaundrySettings
+from edge_agent.systemd import notify, watchdog_interval_s
 from edge_agent.telemetry import kiosk_telemetry
 from edge_agent.uplink import Uplink
 from firmware_configs.profiles import load_ble_profiles
@@ -71,6 +72,10 @@ class Agent:
             self._report_telemetry, "interval", seconds=self.settings.telemetry_every_s, id="telemetry",
             max_instances=1, coalesce=True, misfire_grace_time=None,
         )
+        watchdog_s = watchdog_interval_s()
+        if watchdog_s is not None:
+            # From the scheduler on the event loop: a hung loop stops the pings.
+            self.scheduler.add_job(notify, "interval", args=["WATCHDOG=1"], seconds=watchdog_s, id="systemd-watchdog")
         self.scheduler.start()
         self.uplink = Uplink(
             self.outbox,
@@ -89,6 +94,7 @@ class Agent:
             for device in self.settings.devices
         ]
         log.info("agent %s/%s running with %d device(s)", self.topics.site, self.topics.kiosk, len(self.settings.devices))
+        notify("READY=1")
         try:
             await stop.wait()
         finally:

@@ -58,7 +58,6 @@ class LaundrySettings(BaseModel):
     )
     poll: PollCadence = PollCadence()
     free_from_age: int = Field(default=80, ge=0, description="residents this old or older this year start for free")
-    reservation_timeout_s: float = Field(default=120, gt=0, description="a reserved machine is released after this")
 
     @field_validator("machines")
     @classmethod
