@@ -346,6 +346,7 @@ class KioskTelemetry(_Strict):
     health_over_budget: bool = Field(description="only health readings left, over the budget: kept, and alarming")
     disk_free_bytes: int | None = Field(default=None, ge=0)
     cpu_temperature_c: float | None = None
+    clock_synchronised: bool = Field(description="false until NTP has set the kiosk's clock (a Pi has no RTC)")
     devices: list[DeviceTelemetry] = Field(default_factory=list, max_length=256)
 
 

@@ -16,6 +16,7 @@ from bleak.backends.client import BaseBleakClient
 
 from doorstep.wire import QOS_TELEMETRY, DeviceIdentity, DeviceTelemetry, KioskTopics
 from drivers.ble.errors import BleDriverError
+from edge_agent.clock import ClockWatch, kernel_clock_synchronised
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.laundry import LaundryRoom
 from edge_agent.outbox import Outbox, SavedRecord
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # How often the uplink is pumped when nothing wakes it: re-send deadlines are checked then.
 PUMP_INTERVAL_S = 0.5
+# How often the kiosk asks the kernel whether its clock is synchronised yet.
+TIME_SANITY_EVERY_S = 30.0
 # How often an unavailable laundry line (adapter unplugged, wrong port) is tried again.
 LAUNDRY_RETRY_S = 30.0
 
@@ -58,12 +61,19 @@ class Agent:
         self.laundry: LaundryRoom | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self._started = time.monotonic()
+        self.clock_watch = ClockWatch(
+            kernel_clock_synchronised if settings.trust_clock == "if_synchronised" else lambda: True
+        )
         self._last_reading_at: dict[str, datetime] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        self.outbox = Outbox(self.settings.outbox_path, limits=self.settings.outbox.limits())
+        watch = self.clock_watch
+        self.outbox = Outbox(
+            self.settings.outbox_path, limits=self.settings.outbox.limits(), clock_trusted=lambda: watch.trusted
+        )
         self.scheduler = AsyncIOScheduler()
+        self.scheduler.add_job(watch.refresh, "interval", seconds=TIME_SANITY_EVERY_S, id="time-sanity")
         self.scheduler.add_job(
             self._prune, "interval", seconds=self.settings.outbox.prune_every_s, id="outbox-prune",
             max_instances=1, coalesce=True, misfire_grace_time=None,
@@ -163,6 +173,7 @@ class Agent:
             lambda: kiosk_telemetry(
                 outbox,
                 uptime_s=time.monotonic() - self._started,
+                clock_synchronised=self.clock_watch.trusted,
                 now=datetime.now(UTC),
                 devices=self.device_telemetry(),
             )
@@ -184,6 +195,7 @@ class Agent:
             backend=self._backends.get(device.address),
             cursor=CursorStore(self.outbox.cursor, self.outbox.set_cursor),
             on_cuff_pressure=self._on_cuff_pressure,
+            kiosk_time=lambda: datetime.now() if self.clock_watch.trusted else None,
         )
 
     async def _watch_device(self, settings: DeviceSettings) -> None:

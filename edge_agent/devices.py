@@ -163,8 +163,10 @@ def reader_for(
     backend: type[BaseBleakClient] | None,
     cursor: CursorStore,
     on_cuff_pressure: CuffPressureListener | None = None,
+    kiosk_time: Callable[[], datetime | None] = datetime.now,
 ) -> DeviceReader:
-    """The reader for one configured device; `backend` None means the platform's Bluetooth."""
+    """The reader for one configured device; `backend` None means the platform's Bluetooth.
+    `kiosk_time`: the local wall clock written to devices' clocks; None while it is untrusted."""
     if backend is None and settings.simulated:
         backend = simulated_backend(default_simulator(profile, settings.address))
     device = DeviceIdentity(model=profile.model, address=settings.address)
@@ -178,6 +180,7 @@ def reader_for(
             dialect=BloodPressureDialect(**profile.blood_pressure_dialect.model_dump()),
             needs_bonding=needs_bonding,
             forgets_bond=forgets_bond,
+            now=kiosk_time,
         )
         return CuffReader(device, cuff, on_cuff_pressure)
     if profile.kind == "glucose":
@@ -195,6 +198,7 @@ def reader_for(
             idle_timeout=settings.idle_timeout_s,
             needs_bonding=needs_bonding,
             forgets_bond=forgets_bond,
+            now=kiosk_time,
         )
         return SessionReader(device, session)
     raise ValueError(f"no reader for kind {profile.kind!r}")

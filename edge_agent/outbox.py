@@ -97,6 +97,7 @@ class OutboxRecord(SQLModel, table=True):
     body: bytes
     state: RecordState = Field(default=RecordState.PENDING, index=True)
     record_class: int = Field(default=RecordClass.HEALTH, index=True)
+    clock_trusted: bool = Field(default=True, description="was created_at from a synchronised clock")
     size: int = Field(default=0, description="body plus RECORD_OVERHEAD_BYTES: its share of the budget")
     created_at: datetime
     delivered_at: datetime | None = None
@@ -147,8 +148,11 @@ class Outbox:
         path: Path,
         *,
         clock: Callable[[], datetime] = utc_now,
+        clock_trusted: Callable[[], bool] = lambda: True,
         limits: OutboxLimits = OutboxLimits(),
     ) -> None:
+        """`clock_trusted`: whether `clock` is synchronised now (edge_agent/clock.py). Records
+        saved while it is not say so on the wire, and are never expired by their age."""
         # Checked before anything opens it: a corrupt file is set aside, never written to.
         self.set_aside: Path | None = set_aside_if_corrupt(path)
         self._engine = create_durable_engine(f"sqlite:///{path}")
@@ -160,6 +164,7 @@ class Outbox:
         self.path = path
         self.limits = limits
         self._clock = clock
+        self._clock_trusted = clock_trusted
         self._used_bytes = self._measure()
         # Set while only health readings are left and they exceed the budget: they are kept
         # (never evicted) and this is reported loudly, in the log, telemetry and doctor.
@@ -177,6 +182,8 @@ class Outbox:
                     "WHEN topic LIKE '%/telemetry' THEN 2 ELSE 1 END"
                 )
                 connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_outbox_record_class ON outbox (record_class)")
+            if "clock_trusted" not in columns:
+                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN clock_trusted BOOLEAN NOT NULL DEFAULT 1")
             if "size" not in columns:
                 connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
                 connection.exec_driver_sql(f"UPDATE outbox SET size = length(body) + {RECORD_OVERHEAD_BYTES}")
@@ -210,7 +217,7 @@ class Outbox:
         *,
         device: DeviceIdentity | None = None,
         device_time: datetime | None = None,
-        clock_trusted: bool = True,
+        clock_trusted: bool | None = None,
         qos: int = QOS_RELIABLE,
         fingerprint: str | None = None,
     ) -> SavedRecord | None:
@@ -237,7 +244,7 @@ class Outbox:
         *,
         device: DeviceIdentity | None = None,
         device_time: datetime | None = None,
-        clock_trusted: bool = True,
+        clock_trusted: bool | None = None,
         qos: int = QOS_RELIABLE,
     ) -> SavedRecord | None:
         """Add one record to `session` (from `unit_of_work`); durable only once it commits.
@@ -248,10 +255,17 @@ class Outbox:
         budget is exceeded and `health_over_budget` is raised, loudly."""
         message_id = uuid.uuid4()
         now = self._clock()
+        trusted = self._clock_trusted() if clock_trusted is None else clock_trusted
         record_class = record_class_of(topic)
         payload_data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
         record = OutboxRecord(
-            message_id=str(message_id), topic=topic, qos=qos, body=b"", created_at=now, record_class=record_class
+            message_id=str(message_id),
+            topic=topic,
+            qos=qos,
+            body=b"",
+            created_at=now,
+            record_class=record_class,
+            clock_trusted=trusted,
         )
         session.add(record)
         session.flush()  # assigns seq, inside the same transaction
@@ -260,7 +274,7 @@ class Outbox:
             message_id=message_id,
             seq=record.seq,
             kiosk_time=now,
-            kiosk_clock_trusted=clock_trusted,
+            kiosk_clock_trusted=trusted,
             device_time=device_time,
             device=device,
             payload=payload_data,
@@ -340,13 +354,17 @@ class Outbox:
                 )
             ).rowcount  # type: ignore[attr-defined]
             expired = 0
-            for record_class, max_age in limits.max_age.items():
+            # Ages are only believed between two trusted times: after a Pi boots at 1970 and NTP
+            # jumps it to today, everything saved before would look 56 years old.
+            expiring = limits.max_age.items() if self._clock_trusted() else ()
+            for record_class, max_age in expiring:
                 if record_class is RecordClass.HEALTH:
                     continue
                 expired += session.execute(
                     delete(OutboxRecord).where(
                         col(OutboxRecord.state) != RecordState.DELIVERED,
                         col(OutboxRecord.record_class) == int(record_class),
+                        col(OutboxRecord.clock_trusted),
                         col(OutboxRecord.created_at) < now - max_age,
                     )
                 ).rowcount  # type: ignore[attr-defined]

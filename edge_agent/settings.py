@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -107,5 +108,10 @@ class AgentSettings(FileSettings):
     )
     inflight_window: int = Field(default=20, ge=1, le=1000, description="records sent but not yet confirmed")
     telemetry_every_s: float = Field(default=60, gt=0, description="how often the kiosk reports its own health")
+    trust_clock: Literal["if_synchronised", "always"] = Field(
+        default="if_synchronised",
+        description="believe the kiosk's clock only once the kernel says NTP synchronised it (a Pi has no RTC), "
+        "or always (a board with a battery-backed clock and no NTP)",
+    )
     devices: list[DeviceSettings] = Field(default_factory=list, description="health devices at this kiosk")
     laundry: LaundrySettings | None = Field(default=None, description="the laundry room's RS-485 line, if any")

@@ -29,7 +29,7 @@ def disk_free_bytes(path: Path) -> int | None:
 
 
 def kiosk_telemetry(
-    outbox: Outbox, *, uptime_s: float, now: datetime, devices: Iterable[DeviceTelemetry]
+    outbox: Outbox, *, uptime_s: float, now: datetime, devices: Iterable[DeviceTelemetry], clock_synchronised: bool
 ) -> KioskTelemetry:
     depth = {
         record_class.name.lower(): OutboxDepth(
@@ -46,6 +46,7 @@ def kiosk_telemetry(
         health_over_budget=outbox.health_over_budget,
         disk_free_bytes=disk_free_bytes(outbox.path.parent),
         cpu_temperature_c=cpu_temperature_c(),
+        clock_synchronised=clock_synchronised,
         devices=list(devices),
     )
 

@@ -26,7 +26,7 @@ def test_telemetry_counts_each_class_and_its_oldest_record(tmp_path: Path) -> No
     outbox.save(EVENT, MACHINE)
     delivered = outbox.save(TELEMETRY, BEAT)
     outbox.mark_delivered([delivered.message_id])  # type: ignore[union-attr]
-    report = kiosk_telemetry(outbox, uptime_s=12.5, now=START + timedelta(seconds=100), devices=[])
+    report = kiosk_telemetry(outbox, uptime_s=12.5, now=START + timedelta(seconds=100), devices=[], clock_synchronised=True)
     assert report.outbox["health"].records == 2 and report.outbox["health"].oldest_age_s == 100
     assert report.outbox["event"].records == 1 and report.outbox["event"].oldest_age_s == 70
     assert report.outbox["telemetry"].records == 0 and report.outbox["telemetry"].oldest_age_s is None

@@ -54,7 +54,7 @@ class BloodPressureCuffSession:
         dialect: BloodPressureDialect = SIG_COMPLIANT,
         needs_bonding: bool = False,
         forgets_bond: bool = False,
-        now: Callable[[], datetime] = datetime.now,
+        now: Callable[[], datetime | None] = datetime.now,
     ) -> None:
         self._address = address
         self._backend = backend

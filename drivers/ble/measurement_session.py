@@ -132,12 +132,18 @@ async def subscribe(client: BleakClient, watch: LinkWatch, uuid: str, handler: N
         raise watch.failure(client, f"subscribing to {uuids.short_form(uuid) or uuid}", exc) from exc
 
 
-async def set_device_clock(client: BleakClient, address: str, now: Callable[[], datetime]) -> bool:
+async def set_device_clock(client: BleakClient, address: str, now: Callable[[], datetime | None]) -> bool:
     """Write ``now()`` to Current Time 0x2A2B (CTS 1.1 section 3.1) if the device lets us.
 
     Keeps drifting device clocks right, so the timestamps in their measurements are too.
+    ``now()`` returns None while the kiosk's own clock is not to be trusted (a Pi before NTP):
+    a wrong time must not overwrite a device's clock that may be right.
     Best effort: a failure is logged and the session goes on (True if written).
     """
+    kiosk_time = now()
+    if kiosk_time is None:
+        logger.info("not setting the clock of %s: the kiosk's own clock is not synchronised", address)
+        return False
     characteristic = client.services.get_characteristic(uuids.CURRENT_TIME)
     if characteristic is None:
         return False
@@ -145,7 +151,7 @@ async def set_device_clock(client: BleakClient, address: str, now: Callable[[], 
     if not {"write", "write-without-response"} & properties:
         return False
     try:
-        await client.write_gatt_char(characteristic, encode_current_time(now()), response="write" in properties)
+        await client.write_gatt_char(characteristic, encode_current_time(kiosk_time), response="write" in properties)
     except (BleakError, ValueError) as exc:
         logger.warning("setting the clock of %s failed, its timestamps may drift: %s", address, exc)
         return False
@@ -185,7 +191,7 @@ class IndicationSession(Generic[T]):
         idle_timeout: float = 5.0,
         needs_bonding: bool = False,
         forgets_bond: bool = False,
-        now: Callable[[], datetime] = datetime.now,
+        now: Callable[[], datetime | None] = datetime.now,
     ) -> None:
         self._address = address
         self._uuid = characteristic_uuid

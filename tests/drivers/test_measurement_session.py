@@ -111,3 +111,15 @@ async def test_silent_device_times_out() -> None:
     )
     with pytest.raises(MeasurementTimeoutError):
         await session.collect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(5)
+async def test_an_untrusted_kiosk_clock_is_not_written_into_the_device() -> None:
+    """now() is None while the kiosk's clock is unsynchronised: the scale keeps its own time."""
+    scale = SimulatedScale(has_current_time=True)
+    [reading] = await session_for(scale, uuids.WEIGHT_MEASUREMENT, decode_weight_measurement, now=lambda: None).collect()
+    kiosk = datetime(2031, 5, 5, 10, 0, 0)
+    [written] = await session_for(scale, uuids.WEIGHT_MEASUREMENT, decode_weight_measurement, now=lambda: kiosk).collect()
+    assert reading.timestamp is not None and abs((reading.timestamp - kiosk).total_seconds()) > 3600
+    assert written.timestamp is not None and abs((written.timestamp - kiosk).total_seconds()) < 2
