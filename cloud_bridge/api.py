@@ -11,7 +11,16 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from cloud_bridge.store import Event, EventPublic, Reading, ReadingPublic, Telemetry, TelemetryPublic
+from cloud_bridge.store import (
+    CommandResult,
+    CommandResultPublic,
+    Event,
+    EventPublic,
+    Reading,
+    ReadingPublic,
+    Telemetry,
+    TelemetryPublic,
+)
 from doorstep.wire import EventType, ReadingKind
 
 MAX_PAGE = 500
@@ -26,6 +35,13 @@ class ReadingPage(BaseModel):
 
 class TelemetryPage(BaseModel):
     items: list[TelemetryPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class CommandResultPage(BaseModel):
+    items: list[CommandResultPublic]
     total: int
     limit: int
     offset: int
@@ -68,7 +84,7 @@ class KioskWindow:
         self.site, self.kiosk, self.since, self.until = site, kiosk, since, until
         self.limit, self.offset = limit, offset
 
-    def page(self, session: Session, table: type[Reading | Event | Telemetry], *more: Any) -> tuple[list[Any], int]:
+    def page(self, session: Session, table: type[Reading | Event | Telemetry | CommandResult], *more: Any) -> tuple[list[Any], int]:
         """Rows of `table` matching these filters and `more` conditions, newest first, and the total."""
         conditions = [*more]
         if self.site is not None:
@@ -122,6 +138,15 @@ def list_telemetry(session: SessionDep, window: WindowDep) -> TelemetryPage:
     rows, total = window.page(session, Telemetry)
     items = [TelemetryPublic.model_validate(r, from_attributes=True) for r in rows]
     return TelemetryPage(items=items, total=total, limit=window.limit, offset=window.offset)
+
+
+@router.get("/api/v1/command_results", response_model=CommandResultPage)
+def list_command_results(session: SessionDep, window: WindowDep, request_id: str | None = None) -> CommandResultPage:
+    """What kiosks answered to remote commands, newest first."""
+    more = [col(CommandResult.request_id) == request_id] if request_id is not None else []
+    rows, total = window.page(session, CommandResult, *more)
+    items = [CommandResultPublic.model_validate(r, from_attributes=True) for r in rows]
+    return CommandResultPage(items=items, total=total, limit=window.limit, offset=window.offset)
 
 
 def create_app(engine: Engine) -> FastAPI:

@@ -47,6 +47,7 @@ SUBSCRIPTIONS = (
     f"{TOPIC_ROOT}/+/+/{Channel.READINGS}/+",
     f"{TOPIC_ROOT}/+/+/{Channel.EVENTS}/+",
     f"{TOPIC_ROOT}/+/+/{Channel.TELEMETRY}",
+    f"{TOPIC_ROOT}/+/+/{Channel.COMMAND_RESULTS}/+",
 )
 
 

@@ -96,6 +96,29 @@ class TelemetryPublic(TelemetryBase):
     pass
 
 
+class CommandResultBase(SQLModel):
+    message_id: uuid.UUID = Field(primary_key=True)
+    site: str = Field(max_length=32)
+    kiosk: str = Field(max_length=32)
+    seq: int
+    request_id: str = Field(max_length=64, index=True)
+    command: str = Field(max_length=64)
+    outcome: str = Field(max_length=16)
+    kiosk_time: datetime
+    kiosk_clock_trusted: bool
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    received_at: datetime
+
+
+class CommandResult(CommandResultBase, table=True):
+    __tablename__ = "command_results"
+    __table_args__ = (Index("ix_command_results_kiosk_time", "site", "kiosk", "kiosk_time"),)
+
+
+class CommandResultPublic(CommandResultBase):
+    pass
+
+
 class DeadLetter(SQLModel, table=True):
     __tablename__ = "dead_letters"
 
@@ -107,7 +130,10 @@ class DeadLetter(SQLModel, table=True):
     raw_size: int
 
 
-BRIDGE_TABLES = [Reading.__table__, Event.__table__, Telemetry.__table__, DeadLetter.__table__]  # type: ignore[attr-defined]
+BRIDGE_TABLES = [
+    model.__table__  # type: ignore[attr-defined, union-attr]
+    for model in (Reading, Event, Telemetry, CommandResult, DeadLetter)
+]  # type: ignore[attr-defined]
 
 
 def create_tables(engine: Engine) -> None:
@@ -153,6 +179,12 @@ def telemetry_row(message: UpstreamMessage, received_at: datetime) -> dict[str, 
     return {name: row[name] for name in _TELEMETRY_COLUMNS}
 
 
+def command_result_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
+    row = telemetry_row(message, received_at)
+    payload = row["payload"]
+    return row | {"request_id": payload["request_id"], "command": payload["command"], "outcome": payload["outcome"]}
+
+
 def store_batch(
     engine: Engine,
     messages: Sequence[UpstreamMessage],
@@ -163,9 +195,10 @@ def store_batch(
     readings = [reading_row(m, received_at) for m in messages if m.topic.channel is Channel.READINGS]
     events = [event_row(m, received_at) for m in messages if m.topic.channel is Channel.EVENTS]
     telemetry = [telemetry_row(m, received_at) for m in messages if m.topic.channel is Channel.TELEMETRY]
+    results = [command_result_row(m, received_at) for m in messages if m.topic.channel is Channel.COMMAND_RESULTS]
     insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
     with Session(engine) as session:
-        for table, rows in ((Reading, readings), (Event, events), (Telemetry, telemetry)):
+        for table, rows in ((Reading, readings), (Event, events), (Telemetry, telemetry), (CommandResult, results)):
             if rows:
                 statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["message_id"])
                 session.execute(statement)

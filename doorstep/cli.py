@@ -48,11 +48,21 @@ def agent(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
         raise _fail(str(error)) from None
 
     async def main() -> None:
+        nonlocal settings
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Agent(settings).run(stop)
+        # A remote reload_config ends a run with "reload" once the file has been checked: the
+        # agent starts again, in this process, with the file's new settings.
+        while await Agent(settings, config_path=config).run(stop) == "reload":
+            log = logging.getLogger("doorstep")
+            try:
+                settings = AgentSettings.from_file(config)
+            except ConfigError as error:  # changed again since it was checked
+                log.error("keeping the running configuration: %s", error)
+            else:
+                log.info("restarting with the configuration in %s", config)
 
     asyncio.run(main())
 

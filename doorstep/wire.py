@@ -167,6 +167,8 @@ def parse_topic(topic: str) -> ParsedTopic:
         raise ContractError(f"topic {topic!r}: unknown reading kind {name!r}")
     if channel is Channel.EVENTS and name not in {t.value for t in EventType}:
         raise ContractError(f"topic {topic!r}: unknown event type {name!r}")
+    if channel in (Channel.COMMANDS, Channel.COMMAND_RESULTS) and not re.match(REQUEST_ID_PATTERN, str(name)):
+        raise ContractError(f"topic {topic!r}: request id {name!r} is not 1-64 letters, digits, '-' or '_'")
     return ParsedTopic(topics.site, topics.kiosk, channel, name)
 
 
@@ -350,6 +352,56 @@ class KioskTelemetry(_Strict):
     devices: list[DeviceTelemetry] = Field(default_factory=list, max_length=256)
 
 
+# --- Remote commands ------------------------------------------------------------------------
+
+
+class CommandName(StrEnum):
+    PING = "ping"
+    STATUS = "status"  # the kiosk's telemetry, now
+    RELOAD_CONFIG = "reload_config"  # re-read the configuration file; a bad one is refused, the old one kept
+    RECONNECT_DEVICE = "reconnect_device"  # args: address
+    LAUNDRY_START = "laundry_start"  # args: unit, program, subject
+    LAUNDRY_STOP = "laundry_stop"  # args: unit
+    LAUNDRY_CLEAR_FAULT = "laundry_clear_fault"  # args: unit
+    FLUSH_OUTBOX = "flush_outbox"  # send everything unconfirmed again, now
+    EXPORT_DIAGNOSTICS = "export_diagnostics"
+
+
+REQUEST_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
+
+
+class KioskCommand(_Strict):
+    """Downstream on …/commands/{request_id}, QoS 1. The request id makes it idempotent: a kiosk
+    acts on a request id once, however often it is delivered."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    command: CommandName
+    args: dict[str, Any] = Field(default_factory=dict, description="per command; checked by the kiosk")
+    issued_by: str = Field(min_length=1, max_length=64, description="who asked: for the kiosk's audit log")
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="not acted on after this: a machine must not start a day late"
+    )
+
+
+class CommandOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # tried, and it did not work (or the kiosk restarted mid-way)
+    REFUSED = "refused"  # not tried: malformed, expired, unknown device, a bad configuration, ...
+    TIMED_OUT = "timed_out"  # no answer within the kiosk's command timeout; it may still finish
+
+
+class CommandResultPayload(_Strict):
+    """Upstream on …/command_results/{request_id}, in an Envelope, through the outbox."""
+
+    request_id: RequestId
+    command: str = Field(max_length=64, description="as received (it may have been unknown)")
+    outcome: CommandOutcome
+    detail: str | None = Field(default=None, max_length=2000)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 # --- The envelope ---------------------------------------------------------------------------
 
 
@@ -382,7 +434,7 @@ class UpstreamMessage:
 def validate_upstream(topic: str, body: bytes) -> UpstreamMessage:
     """Parse and validate one upstream message; raise ContractError with the reason."""
     parsed = parse_topic(topic)
-    if parsed.channel not in (Channel.READINGS, Channel.EVENTS, Channel.TELEMETRY):
+    if parsed.channel not in (Channel.READINGS, Channel.EVENTS, Channel.TELEMETRY, Channel.COMMAND_RESULTS):
         raise ContractError(f"topic {topic!r}: channel {parsed.channel} does not carry an envelope")
     if len(body) > MAX_MESSAGE_BYTES:
         raise ContractError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
@@ -398,6 +450,10 @@ def validate_upstream(topic: str, body: bytes) -> UpstreamMessage:
         payload_model = EVENT_PAYLOADS[EventType(str(parsed.name))]
     elif parsed.channel is Channel.TELEMETRY:
         payload_model = KioskTelemetry
+    elif parsed.channel is Channel.COMMAND_RESULTS:
+        payload_model = CommandResultPayload
+        if envelope.payload.get("request_id") != parsed.name:
+            raise ContractError(f"payload.request_id does not match the topic's {parsed.name!r}")
     if payload_model is not None:
         try:
             payload = payload_model.model_validate(envelope.payload)
@@ -443,6 +499,15 @@ class Ack(_Strict):
 def encode(model: BaseModel) -> bytes:
     """The canonical JSON body of a message."""
     return model.model_dump_json().encode()
+
+
+def decode_command(body: bytes) -> KioskCommand:
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise ContractError(f"command of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        return KioskCommand.model_validate_json(body)
+    except ValidationError as error:
+        raise ContractError(_describe(error)) from None
 
 
 def decode_ack(body: bytes) -> Ack:

@@ -10,17 +10,22 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from bleak.backends.client import BaseBleakClient
 
-from doorstep.wire import QOS_TELEMETRY, DeviceIdentity, DeviceTelemetry, KioskTopics
+from doorstep.config import ConfigError
+from doorstep.wire import QOS_TELEMETRY, DeviceIdentity, DeviceTelemetry, KioskTelemetry, KioskTopics
 from drivers.ble.errors import BleDriverError
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
+from edge_agent.kiosk_commands import kiosk_handlers
 from edge_agent.laundry import LaundryRoom
 from edge_agent.outbox import Outbox, SavedRecord
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
+from edge_agent.remote import RemoteCommands
 from edge_agent.settings import AgentSettings, DeviceSettings, LaundrySettings
 from edge_agent.systemd import notify, watchdog_interval_s
 from edge_agent.telemetry import kiosk_telemetry
@@ -37,6 +42,7 @@ TIME_SANITY_EVERY_S = 30.0
 LAUNDRY_RETRY_S = 30.0
 
 SavedListener = Callable[[SavedRecord, DeviceReading], None]
+RunEnd = Literal["stopped", "reload"]
 
 
 class Agent:
@@ -47,9 +53,12 @@ class Agent:
         backends: Mapping[str, type[BaseBleakClient]] | None = None,
         on_saved: SavedListener | None = None,
         on_cuff_pressure: CuffPressureListener | None = None,
+        config_path: Path | None = None,
     ) -> None:
         """`backends` maps a device address to a bleak backend (tests, simulations); a device
-        marked `simulated` without one gets the default simulator of its kind."""
+        marked `simulated` without one gets the default simulator of its kind. `config_path`:
+        the file the settings came from, re-read by the remote `reload_config` command."""
+        self.config_path = config_path
         self.settings = settings
         self.topics = KioskTopics(settings.site, settings.kiosk)
         self._backends = dict(backends or {})
@@ -65,9 +74,17 @@ class Agent:
             kernel_clock_synchronised if settings.trust_clock == "if_synchronised" else lambda: True
         )
         self._last_reading_at: dict[str, datetime] = {}
+        self.remote: RemoteCommands | None = None
+        self._device_tasks: dict[str, asyncio.Task[None]] = {}
+        self._command_tasks: set[asyncio.Task[object]] = set()
+        self._stop: asyncio.Event | None = None
+        self._reload_requested = False
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event) -> RunEnd:
+        """Until `stop` is set ("stopped"), or a remote reload_config asks for a restart with
+        the file's new settings ("reload": the caller builds a new Agent)."""
         loop = asyncio.get_running_loop()
+        self._stop = stop
         watch = self.clock_watch
         self.outbox = Outbox(
             self.settings.outbox_path, limits=self.settings.outbox.limits(), clock_trusted=lambda: watch.trusted
@@ -95,25 +112,30 @@ class Agent:
             ack_timeout_s=self.settings.ack_timeout_s,
             wake=lambda: loop.call_soon_threadsafe(self._wakeup.set),
         )
+        self.remote = RemoteCommands(
+            self.outbox, self.topics, kiosk_handlers(self), timeout_s=self.settings.command_timeout_s,
+            saved=self._wakeup.set,
+        )
+        await asyncio.to_thread(self.remote.close_interrupted)
         self.uplink.start()
-        tasks = [asyncio.create_task(self._pump_forever(), name="uplink")]
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._pump_forever(), name="uplink")]
         if self.settings.laundry is not None:
             tasks.append(asyncio.create_task(self._open_laundry(self.settings.laundry), name="laundry"))
-        tasks += [
-            asyncio.create_task(self._watch_device(device), name=f"device {device.address}")
-            for device in self.settings.devices
-        ]
+        for device in self.settings.devices:
+            self.restart_device(device.address)
         log.info("agent %s/%s running with %d device(s)", self.topics.site, self.topics.kiosk, len(self.settings.devices))
         notify("READY=1")
         try:
             await stop.wait()
         finally:
+            tasks += [*self._device_tasks.values(), *self._command_tasks]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.scheduler.shutdown(wait=False)
             self.uplink.stop()
             self.outbox.close()
+        return "reload" if self._reload_requested else "stopped"
 
     async def _pump_forever(self) -> None:
         assert self.uplink is not None
@@ -124,6 +146,11 @@ class Agent:
             except Exception:
                 # Our bug or a failing disk: say so loudly, keep the records, try again.
                 log.exception("the uplink failed; retrying")
+            for received in self.uplink.take_commands():
+                assert self.remote is not None
+                task: asyncio.Task[object] = asyncio.create_task(self.remote.handle(received), name="remote command")
+                self._command_tasks.add(task)
+                task.add_done_callback(self._command_tasks.discard)
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
             # that arrives as the wake-up completes, and the agent would never stop.
             try:
@@ -166,10 +193,10 @@ class Agent:
             ]
         return devices
 
-    async def _report_telemetry(self) -> None:
+    async def snapshot(self) -> KioskTelemetry:
         assert self.outbox is not None
         outbox = self.outbox
-        telemetry = await asyncio.to_thread(
+        return await asyncio.to_thread(
             lambda: kiosk_telemetry(
                 outbox,
                 uptime_s=time.monotonic() - self._started,
@@ -178,8 +205,40 @@ class Agent:
                 devices=self.device_telemetry(),
             )
         )
-        await asyncio.to_thread(outbox.save, self.topics.telemetry, telemetry, qos=QOS_TELEMETRY)
+
+    async def _report_telemetry(self) -> None:
+        assert self.outbox is not None
+        telemetry = await self.snapshot()
+        await asyncio.to_thread(self.outbox.save, self.topics.telemetry, telemetry, qos=QOS_TELEMETRY)
         self._wakeup.set()
+
+    # -- what remote commands act on (edge_agent/kiosk_commands.py) --
+
+    def restart_device(self, address: str) -> bool:
+        """(Re)start the watch of one configured device; False if there is no such device."""
+        settings = next((d for d in self.settings.devices if d.address == address), None)
+        if settings is None:
+            return False
+        running = self._device_tasks.pop(address, None)
+        if running is not None:
+            running.cancel()
+        self._device_tasks[address] = asyncio.create_task(self._watch_device(settings), name=f"device {address}")
+        return True
+
+    def check_new_config(self) -> list[str]:
+        """Problems of the configuration file as it is now; [] if the agent may restart with it."""
+        if self.config_path is None:
+            return ["this agent was not started from a configuration file"]
+        try:
+            AgentSettings.from_file(self.config_path)
+        except ConfigError as error:
+            return str(error).splitlines()
+        return []
+
+    def request_reload(self) -> None:
+        self._reload_requested = True
+        if self._stop is not None:
+            self._stop.set()
 
     async def _prune(self) -> None:
         assert self.outbox is not None

@@ -26,7 +26,7 @@ from typing import Literal
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
 from doorstep.wire import DeviceIdentity, EventType, KioskTopics, LaundryMachineEvent
-from drivers.laundry.bus import BusEvent, CommandName, ErrorKind, LaundryBus, LinkState, UnitLink
+from drivers.laundry.bus import BusEvent, CommandName, CommandOutcome, ErrorKind, LaundryBus, LinkState, UnitLink
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, busy_room
 from drivers.laundry.status import CommandResult, MachineStatus
@@ -253,11 +253,7 @@ class LaundryRoom:
         self._in_doubt[reserved.id] = (unit, math.inf)
         starting = await self._step(reserved, VendState.RESERVED, VendEvent.SEND_START)
         assert starting is not None
-        try:
-            outcome = await self.bus.submit_command(unit, "start", program, starting.command_sequence)
-        finally:
-            if starting.id in self._in_doubt:
-                self._in_doubt[starting.id] = (unit, time.monotonic())
+        outcome = await self._send(starting.id, unit, "start", program, starting.command_sequence)
         if outcome.result_code is not None:
             if outcome.result_code == CommandResult.DONE:
                 await self._step(starting, VendState.STARTING, VendEvent.CONFIRMED)
@@ -296,11 +292,7 @@ class LaundryRoom:
             echoed_sequence=status.command_echo_sequence if status else None,
         )
         self._in_doubt[row.id] = (unit, math.inf)
-        try:
-            outcome = await self.bus.submit_command(unit, command, argument, row.command_sequence)
-        finally:
-            if row.id in self._in_doubt:
-                self._in_doubt[row.id] = (unit, time.monotonic())
+        outcome = await self._send(row.id, unit, command, argument, row.command_sequence)
         if outcome.result_code is not None:
             done = outcome.result_code == CommandResult.DONE
             await self._finish_command(row.id, CommandState.DONE if done else CommandState.REFUSED, outcome.result_code)
@@ -312,6 +304,20 @@ class LaundryRoom:
         else:
             log.warning("unit %d: no answer to %s %s (%s); reading its echo back", unit, command, row.id, outcome.error)
         return await self._command_view(row.id)
+
+    async def _send(self, key: str, unit: int, command: CommandName, argument: int, sequence: int) -> CommandOutcome:
+        """Submit to the bus, shielded: if our caller is cancelled (a remote command's timeout,
+        the agent stopping) the command still completes or is dropped by the bus as a whole, and
+        only a status read after that may decide it; never one read before it reached the line."""
+        assert self.bus is not None
+        sending = asyncio.ensure_future(self.bus.submit_command(unit, command, argument, sequence))
+
+        def sent(_: object) -> None:
+            if key in self._in_doubt:
+                self._in_doubt[key] = (unit, time.monotonic())
+
+        sending.add_done_callback(sent)
+        return await asyncio.shield(sending)
 
     async def _finish_command(self, command_id: str, state: CommandState, result_code: int | None) -> None:
         finished = await asyncio.to_thread(self.ledger.finish_command, command_id, state, result_code)

@@ -108,6 +108,7 @@ class AgentSettings(FileSettings):
     )
     inflight_window: int = Field(default=20, ge=1, le=1000, description="records sent but not yet confirmed")
     telemetry_every_s: float = Field(default=60, gt=0, description="how often the kiosk reports its own health")
+    command_timeout_s: float = Field(default=30, gt=0, description="a remote command not done by then is answered timed_out")
     trust_clock: Literal["if_synchronised", "always"] = Field(
         default="if_synchronised",
         description="believe the kiosk's clock only once the kernel says NTP synchronised it (a Pi has no RTC), "

@@ -37,6 +37,12 @@ class _PubAck:
     failed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedCommand:
+    request_id: str  # the topic's last level, not yet validated
+    body: bytes
+
+
 @dataclass(slots=True)
 class _InFlight:
     seq: int
@@ -65,6 +71,8 @@ class Uplink:
         self._connected = threading.Event()
         self._pubacks: queue.SimpleQueue[_PubAck] = queue.SimpleQueue()
         self._acks: queue.SimpleQueue[list[uuid.UUID]] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[ReceivedCommand] = queue.SimpleQueue()
+        self._resend = threading.Event()
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
         self._mid_to_seq: dict[int, int] = {}
         self._client = make_client(f"doorstep-agent-{topics.site}-{topics.kiosk}", broker)
@@ -110,7 +118,7 @@ class Uplink:
         client.publish(
             self._topics.status, encode(Status(state=KioskState.ONLINE, at=datetime.now(UTC))), QOS_RELIABLE, retain=True
         )
-        client.subscribe(self._topics.acks, qos=QOS_RELIABLE)
+        client.subscribe([(self._topics.acks, QOS_RELIABLE), (self._topics.command("+"), QOS_RELIABLE)])
         self._connected.set()
         self._wake()
 
@@ -124,6 +132,11 @@ class Uplink:
         self._wake()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic != self._topics.acks:
+            # A command: the agent parses, audits and answers it (edge_agent/remote.py).
+            self._commands.put(ReceivedCommand(message.topic.rsplit("/", 1)[-1], bytes(message.payload)))
+            self._wake()
+            return
         try:
             ack = decode_ack(bytes(message.payload))
         except ContractError as error:
@@ -134,10 +147,26 @@ class Uplink:
 
     # -- called from the agent's loop ---------------------------------------------------------
 
+    def take_commands(self) -> list[ReceivedCommand]:
+        taken = []
+        while not self._commands.empty():
+            taken.append(self._commands.get_nowait())
+        return taken
+
+    def request_resend(self) -> None:
+        """At the next pump, forget what is in flight, so every unconfirmed record is sent again
+        at once (same ids: the bridge dedupes). Safe from any thread."""
+        self._resend.set()
+        self._wake()
+
     def pump(self) -> int:
         """Apply acks, expire overdue sends, publish what the window allows; returns how many were sent."""
         self._apply_pubacks()
         self._apply_acks()
+        if self._resend.is_set():
+            self._resend.clear()
+            self._in_flight.clear()
+            self._mid_to_seq.clear()
         self._expire_overdue()
         if not self.connected:
             return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.wire import Ack, Channel, Status, parse_topic, validate_upstream
+from doorstep.wire import Ack, Channel, Status, decode_command, parse_topic, validate_upstream
 
 PROTOCOL_DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 EXAMPLE = re.compile(r"```json (\S+)\n(.*?)```", re.DOTALL)
@@ -16,7 +16,8 @@ EXAMPLES = EXAMPLE.findall(PROTOCOL_DOC.read_text(encoding="utf-8"))
 
 def test_the_document_has_examples_of_every_upstream_and_downstream_body() -> None:
     channels = {parse_topic(topic).channel for topic, _ in EXAMPLES}
-    assert {Channel.READINGS, Channel.STATUS, Channel.ACKS} <= channels
+    assert {Channel.READINGS, Channel.EVENTS, Channel.TELEMETRY, Channel.COMMANDS, Channel.COMMAND_RESULTS,
+            Channel.STATUS, Channel.ACKS} <= channels
 
 
 @pytest.mark.parametrize(("topic", "body"), EXAMPLES, ids=[f"{i}:{t}" for i, (t, _) in enumerate(EXAMPLES)])
@@ -26,5 +27,7 @@ def test_example_parses(topic: str, body: str) -> None:
         Status.model_validate_json(body)
     elif channel is Channel.ACKS:
         Ack.model_validate_json(body)
+    elif channel is Channel.COMMANDS:
+        decode_command(body.encode())
     else:
         validate_upstream(topic, body.encode())

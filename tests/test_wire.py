@@ -15,9 +15,9 @@ from doorstep.wire import (
     ContractError,
     Envelope,
     EventType,
+    KioskTopics,
     LaundryMachineEvent,
     LaundryVendEvent,
-    KioskTopics,
     ReadingKind,
     encode,
     parse_topic,
@@ -125,3 +125,18 @@ def test_laundry_events_are_typed_by_their_topic() -> None:
 def test_a_laundry_event_breaking_the_contract_is_refused(payload: dict[str, object], reason: str) -> None:
     with pytest.raises(ContractError, match=reason):
         validate_upstream(TOPICS.event(EventType.LAUNDRY_VEND), json.dumps(envelope(payload=payload)).encode())
+
+
+def test_commands_and_their_results_keep_to_the_contract() -> None:
+    from doorstep.wire import CommandName, decode_command
+
+    with pytest.raises(ContractError, match="request id"):
+        parse_topic("doorstep/v1/site-a/kiosk-1/commands/has space")
+    command = decode_command(b'{"command": "ping", "issued_by": "tech", "issued_at": "2026-11-25T09:00:00Z"}')
+    assert command.command is CommandName.PING and command.expires_at is None
+    with pytest.raises(ContractError, match="issued_at"):
+        decode_command(b'{"command": "ping", "issued_by": "tech", "issued_at": "2026-11-25T09:00:00"}')
+    result = {"request_id": "r-1", "command": "ping", "outcome": "succeeded"}
+    validate_upstream(TOPICS.command_result("r-1"), json.dumps(envelope(payload=result)).encode())
+    with pytest.raises(ContractError, match="does not match"):
+        validate_upstream(TOPICS.command_result("r-2"), json.dumps(envelope(payload=result)).encode())
