@@ -37,17 +37,36 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerTlsFiles:
+    ca_file: Path  # the CA clients' certificates must chain to, when required
+    cert_file: Path
+    key_file: Path
+    require_certificate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class MosquittoConfig:
     port: int
     data_dir: Path
     host: str = "127.0.0.1"
     max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES
     autosave_interval_s: int = DEFAULT_AUTOSAVE_INTERVAL_S
+    # With TLS the one listener speaks only TLS: plaintext is refused at the handshake.
+    tls: BrokerTlsFiles | None = None
+    # With a password file (mosquitto_passwd format) anonymous clients are refused.
+    password_file: Path | None = None
 
     def render(self) -> str:
-        lines = [
-            f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+        lines = [f"listener {self.port} {self.host}"]
+        if self.tls is not None:
+            lines += [f"cafile {self.tls.ca_file}", f"certfile {self.tls.cert_file}", f"keyfile {self.tls.key_file}"]
+            if self.tls.require_certificate:
+                lines.append("require_certificate true")
+        if self.password_file is not None:
+            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        lines += [
             "persistence true",
             f"persistence_location {self.data_dir}/",
             f"autosave_interval {self.autosave_interval_s}",
@@ -74,9 +93,22 @@ class MosquittoProcess:
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @classmethod
-    def on_free_port(cls, data_dir: Path, *, autosave_interval_s: int = DEFAULT_AUTOSAVE_INTERVAL_S) -> MosquittoProcess:
+    def on_free_port(
+        cls,
+        data_dir: Path,
+        *,
+        autosave_interval_s: int = DEFAULT_AUTOSAVE_INTERVAL_S,
+        tls: BrokerTlsFiles | None = None,
+        password_file: Path | None = None,
+    ) -> MosquittoProcess:
         data_dir.mkdir(parents=True, exist_ok=True)
-        config = MosquittoConfig(port=free_port(), data_dir=data_dir, autosave_interval_s=autosave_interval_s)
+        config = MosquittoConfig(
+            port=free_port(),
+            data_dir=data_dir,
+            autosave_interval_s=autosave_interval_s,
+            tls=tls,
+            password_file=password_file,
+        )
         return cls(config, log_path=data_dir / "mosquitto.log")
 
     @property

@@ -23,11 +23,16 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from doorstep.broker_check import check_broker
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
 from doorstep.wire import QOS_RELIABLE, ContractError, KioskState, KioskTopics, Status, decode_ack, encode
 from edge_agent.outbox import Outbox
 
 log = logging.getLogger(__name__)
+
+# A failed connection is diagnosed (doorstep/broker_check.py) the first time and
+# then every this many attempts, so a kiosk offline for a day does not log a check a second.
+DIAGNOSE_EVERY = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +86,9 @@ class Uplink:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
+        self._client.on_connect_fail = self._on_connect_fail
         self._broker = broker
+        self._failed_attempts = 0
 
     @property
     def connected(self) -> bool:
@@ -115,12 +122,25 @@ class Uplink:
             log.error("broker refused the connection: %s", reason)
             return
         log.info("connected to broker")
+        self._failed_attempts = 0
         client.publish(
             self._topics.status, encode(Status(state=KioskState.ONLINE, at=datetime.now(UTC))), QOS_RELIABLE, retain=True
         )
         client.subscribe([(self._topics.acks, QOS_RELIABLE), (self._topics.command("+"), QOS_RELIABLE)])
         self._connected.set()
         self._wake()
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        # paho says only that it failed; find out why (TLS, refused, unreachable), loudly, now
+        # and then: at the first failure and every DIAGNOSE_EVERY after.
+        if self._failed_attempts % DIAGNOSE_EVERY == 0:
+            threading.Thread(target=self._diagnose, name="broker-check", daemon=True).start()
+        self._failed_attempts += 1
+
+    def _diagnose(self) -> None:
+        check = check_broker(self._broker, f"doorstep-agent-{self._topics.site}-{self._topics.kiosk}")
+        if not check.ok:
+            log.error("cannot connect to the broker: %s", check.detail)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         self._connected.clear()

@@ -11,7 +11,9 @@ from cloud_bridge.ingest import Ingest
 from cloud_bridge.store import create_tables
 from doorstep.db import create_durable_engine
 from doorstep.mosquitto import MosquittoProcess
-from tests.support import Bridge, broker_settings
+from doorstep.mqtt import BrokerSettings
+from tests.support import Bridge
+from tests.support import broker_settings as default_broker_settings
 
 
 @pytest.fixture
@@ -35,8 +37,11 @@ def bridge_factory(tmp_path: Path) -> Iterator[Callable[[MosquittoProcess], Brid
     create_tables(engine)
     started: list[Ingest] = []
 
-    def start(broker: MosquittoProcess, client_id: str = "bridge-test-1") -> Bridge:
-        ingest = Ingest(engine, broker_settings(broker), client_id=client_id, share_group="bridge")
+    def start(
+        broker: MosquittoProcess, client_id: str = "bridge-test-1", broker_settings: BrokerSettings | None = None
+    ) -> Bridge:
+        settings = broker_settings or default_broker_settings(broker)
+        ingest = Ingest(engine, settings, client_id=client_id, share_group="bridge")
         ingest.start()
         started.append(ingest)
         return Bridge(engine, ingest)

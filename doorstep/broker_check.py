@@ -1,0 +1,85 @@
+"""Can this client reach the broker, and if not, exactly why: for the log and `doorstep doctor`.
+
+paho retries a failed connection silently; a kiosk with a wrong CA, an expired certificate or a
+wrong password must say so in plain words instead. The check connects once, synchronously,
+with a client id of its own (never the agent's: the broker would drop the agent's session)."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from doorstep.mqtt import BrokerSettings, TlsSettings, make_client
+
+# MQTT 5.0, 3.2.2.2 CONNACK reason codes.
+BAD_CREDENTIALS = 0x86
+NOT_AUTHORIZED = 0x87
+
+
+def _handshake(broker: BrokerSettings, tls: TlsSettings, timeout_s: float) -> None:
+    """A TLS handshake as paho will do it (the same CA, client certificate, host-name check)."""
+    context = ssl.create_default_context(cafile=str(tls.ca_file))
+    if tls.cert_file is not None and tls.key_file is not None:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    with socket.create_connection((broker.host, broker.port), timeout=timeout_s) as raw:
+        with context.wrap_socket(raw, server_hostname=broker.host) as wrapped:
+            # TLS 1.3 sends the server's verdict on our certificate after the handshake: read
+            # once, briefly, so a refused client certificate shows up here too.
+            wrapped.settimeout(0.5)
+            try:
+                wrapped.recv(1)
+            except TimeoutError:
+                pass
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerCheck:
+    ok: bool
+    detail: str
+
+
+def check_broker(broker: BrokerSettings, client_id: str, *, timeout_s: float = 5.0) -> BrokerCheck:
+    where = f"{broker.host}:{broker.port}"
+    answers: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
+    client = make_client(f"{client_id}-check"[:64], broker)
+
+    def on_connect(_c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        answers.put(reason)
+
+    client.on_connect = on_connect
+    try:
+        if broker.tls is not None:
+            # Our own handshake first: paho leaks the socket of a failed one, and says less.
+            _handshake(broker, broker.tls, timeout_s)
+        client.connect(broker.host, broker.port, keepalive=max(5, int(timeout_s)), clean_start=True)
+    except ssl.SSLCertVerificationError as error:
+        return BrokerCheck(False, f"TLS to {where}: the broker's certificate is not trusted ({error.verify_message})")
+    except ssl.SSLError as error:
+        return BrokerCheck(False, f"TLS to {where} failed: {error.reason or error}")
+    except ConnectionRefusedError:
+        return BrokerCheck(False, f"nothing accepts connections on {where}")
+    except TimeoutError:
+        return BrokerCheck(False, f"{where} did not answer within {timeout_s:.0f} s")
+    except OSError as error:
+        return BrokerCheck(False, f"cannot reach {where}: {error.strerror or error}")
+    client.loop_start()
+    try:
+        reason = answers.get(timeout=timeout_s)
+    except queue.Empty:
+        hint = "" if broker.tls else " (a TLS-only port closes plaintext connections: set broker.tls)"
+        return BrokerCheck(False, f"{where} accepted the connection but never answered CONNECT{hint}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    if reason.is_failure:
+        hint = " (check broker.username and broker.password, or the client certificate)" if reason.value in (
+            BAD_CREDENTIALS, NOT_AUTHORIZED) else ""
+        return BrokerCheck(False, f"{where} refused this client: {reason}{hint}")
+    tls = " over TLS" if broker.tls else ""
+    return BrokerCheck(True, f"connected to {where}{tls}" + (f" as {broker.username}" if broker.username else ""))
