@@ -40,7 +40,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for the outbox to drain")
     parser.add_argument("--workdir", type=Path, default=None, help="where logs and databases go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory even when all went well")
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if arguments.seconds < shortest_storm_s():
+        parser.error(f"--seconds {arguments.seconds:g} is too short to kill every process: at least {shortest_storm_s():g}")
+    return arguments
 
 
 def main(argv: list[str]) -> int:
@@ -57,6 +60,7 @@ def main(argv: list[str]) -> int:
         return 1
     if not arguments.keep and arguments.workdir is None:
         shutil.rmtree(workdir)
+        print(f"  (removed {workdir}; --keep keeps it)")
     return 0
 
 
