@@ -128,6 +128,31 @@ def config_validate(
 
 
 @app.command()
+def doctor(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per check, for scripts")] = False,
+) -> None:
+    """Check this kiosk: Bluetooth, the laundry line, the broker (with these credentials), the
+    clock, the disk, the outbox and the running agent's scheduled jobs. Exit 1 if any check fails."""
+    from edge_agent.doctor import Verdict, examine, exit_code
+    from edge_agent.settings import AgentSettings
+
+    try:
+        settings = AgentSettings.from_file(config)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    checks = examine(settings)
+    marks = {Verdict.OK: "ok  ", Verdict.WARNING: "WARN", Verdict.FAILED: "FAIL", Verdict.SKIPPED: "-   "}
+    for check in checks:
+        if as_json:
+            typer.echo(json.dumps({"check": check.name, "verdict": check.verdict.value, "detail": check.detail},
+                                  ensure_ascii=False))
+        else:
+            typer.echo(f"{marks[check.verdict]} {check.name:<22} {check.detail}")
+    raise typer.Exit(code=exit_code(checks))
+
+
+@app.command()
 def scan(timeout: Annotated[float, typer.Option(help="seconds to listen")] = 5.0) -> None:
     """List Bluetooth devices nearby and the model profile each matches (to fill in `devices:`)."""
     from drivers.ble.discovery import ScanFailedError, discover

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from edge_agent.outbox import Outbox, SavedRecord
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
 from edge_agent.remote import RemoteCommands
 from edge_agent.settings import AgentSettings, DeviceSettings, LaundrySettings
+from edge_agent.status_file import AgentStatus, JobState, status_path, write_status
 from edge_agent.systemd import notify, watchdog_interval_s
 from edge_agent.telemetry import kiosk_telemetry
 from edge_agent.uplink import Uplink
@@ -118,6 +120,7 @@ class Agent:
         )
         await asyncio.to_thread(self.remote.close_interrupted)
         self.uplink.start()
+        await asyncio.to_thread(self._write_status)
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._pump_forever(), name="uplink")]
         if self.settings.laundry is not None:
             tasks.append(asyncio.create_task(self._open_laundry(self.settings.laundry), name="laundry"))
@@ -210,6 +213,24 @@ class Agent:
         assert self.outbox is not None
         telemetry = await self.snapshot()
         await asyncio.to_thread(self.outbox.save, self.topics.telemetry, telemetry, qos=QOS_TELEMETRY)
+        await asyncio.to_thread(self._write_status)
+        self._wakeup.set()
+
+    def _write_status(self) -> None:
+        """For `doorstep doctor`, another process: what this one is doing and when."""
+        assert self.scheduler is not None and self.uplink is not None
+        status = AgentStatus(
+            pid=os.getpid(),
+            written_at=datetime.now(UTC),
+            uplink_connected=self.uplink.connected,
+            clock_synchronised=self.clock_watch.trusted,
+            jobs=[JobState(id=job.id, next_run_time=job.next_run_time) for job in self.scheduler.get_jobs()],
+            telemetry_every_s=self.settings.telemetry_every_s,
+        )
+        try:
+            write_status(status_path(self.settings.outbox_path), status)
+        except OSError as error:
+            log.warning("could not write the status file for doctor: %s", error)
         self._wakeup.set()
 
     # -- what remote commands act on (edge_agent/kiosk_commands.py) --

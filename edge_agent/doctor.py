@@ -1,0 +1,203 @@
+"""`doorstep doctor`: is this kiosk able to do its job? One line per check, in plain words.
+
+It runs beside the agent (another process) and changes nothing: it reads the configuration,
+the outbox (read-only), the agent's status file, and tries the broker with a client id of its
+own. A failure is something the kiosk cannot do now; a warning is something to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import serial  # type: ignore[import-untyped]
+
+from doorstep.broker_check import check_broker
+from edge_agent.clock import kernel_clock_synchronised
+from edge_agent.laundry import SIMULATED_PORT
+from edge_agent.outbox import RecordClass
+from edge_agent.outbox_integrity import integrity_problem
+from edge_agent.settings import AgentSettings
+from edge_agent.status_file import read_status, status_path
+
+
+class Verdict(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+
+
+def examine(settings: AgentSettings, *, now: datetime | None = None) -> list[Check]:
+    now = now or datetime.now(UTC)
+    return [
+        *_bluetooth(settings),
+        *_serial_port(settings),
+        _broker(settings),
+        _clock(),
+        _disk(settings),
+        *_outbox(settings, now),
+        *_agent(settings, now),
+    ]
+
+
+def _bluetooth(settings: AgentSettings) -> Iterator[Check]:
+    real = [d.address for d in settings.devices if not d.simulated]
+    if not real:
+        yield Check("bluetooth", Verdict.SKIPPED, "no Bluetooth devices configured (or only simulated ones)")
+        return
+    try:
+        adapters = asyncio.run(_bluez_adapters())
+    except Exception as error:  # noqa: BLE001 - no system bus, no BlueZ: say so, whatever the cause
+        yield Check("bluetooth", Verdict.FAILED, f"cannot ask BlueZ over D-Bus ({error}): is bluetoothd running?")
+        return
+    if not adapters:
+        yield Check("bluetooth", Verdict.FAILED, "no Bluetooth adapter found")
+        return
+    powered = [name for name, on in adapters.items() if on]
+    if not powered:
+        yield Check("bluetooth", Verdict.FAILED, f"adapter {', '.join(adapters)} is off: bluetoothctl power on")
+        return
+    yield Check("bluetooth", Verdict.OK, f"adapter {', '.join(powered)} powered, for {len(real)} device(s)")
+
+
+async def _bluez_adapters() -> dict[str, bool]:
+    """Adapter name -> Powered, from BlueZ's object manager (dbus-fast comes with bleak)."""
+    from dbus_fast import BusType, Message
+    from dbus_fast.aio import MessageBus
+
+    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    try:
+        reply = await bus.call(
+            Message(
+                destination="org.bluez",
+                path="/",
+                interface="org.freedesktop.DBus.ObjectManager",
+                member="GetManagedObjects",
+            )
+        )
+    finally:
+        bus.disconnect()
+    if reply is None or reply.body is None or not reply.body:
+        raise RuntimeError("BlueZ did not answer")
+    adapters = {}
+    for path, interfaces in reply.body[0].items():
+        adapter = interfaces.get("org.bluez.Adapter1")
+        if adapter is not None:
+            adapters[path.rsplit("/", 1)[-1]] = bool(adapter["Powered"].value)
+    return adapters
+
+
+def _serial_port(settings: AgentSettings) -> Iterator[Check]:
+    laundry = settings.laundry
+    if laundry is None:
+        return
+    if laundry.port == SIMULATED_PORT:
+        yield Check("serial port", Verdict.SKIPPED, "the laundry room is simulated")
+        return
+    try:
+        with serial.Serial(laundry.port, baudrate=laundry.baudrate, timeout=0):
+            pass
+    except serial.SerialException as error:
+        yield Check("serial port", Verdict.FAILED, f"{laundry.port}: {error} (is the adapter plugged in? in group dialout?)")
+        return
+    yield Check("serial port", Verdict.OK, f"{laundry.port} opens at {laundry.baudrate} bit/s")
+
+
+def _broker(settings: AgentSettings) -> Check:
+    result = check_broker(settings.broker, f"doorstep-doctor-{settings.site}-{settings.kiosk}")
+    return Check("broker", Verdict.OK if result.ok else Verdict.FAILED, result.detail)
+
+
+def _clock() -> Check:
+    synchronised = kernel_clock_synchronised()
+    if synchronised is None:
+        return Check("clock", Verdict.SKIPPED, "cannot ask the kernel (not Linux)")
+    if not synchronised:
+        return Check("clock", Verdict.WARNING, "not synchronised: records are marked untrusted (timedatectl; is NTP reachable?)")
+    return Check("clock", Verdict.OK, "synchronised")
+
+
+def _disk(settings: AgentSettings) -> Check:
+    directory = settings.outbox_path.parent
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError as error:
+        return Check("disk", Verdict.FAILED, f"{directory}: {error.strerror}")
+    budget = int(settings.outbox.budget_mb * 1024 * 1024)
+    mb = free / 1024 / 1024
+    if free < budget:
+        return Check("disk", Verdict.WARNING, f"{mb:.0f} MB free, less than the outbox budget of {settings.outbox.budget_mb:g} MB")
+    return Check("disk", Verdict.OK, f"{mb:.0f} MB free; outbox budget {settings.outbox.budget_mb:g} MB")
+
+
+def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
+    path = settings.outbox_path
+    if not path.exists():
+        yield Check("outbox", Verdict.WARNING, f"{path} does not exist yet (the agent creates it)")
+        return
+    problem = integrity_problem(path)
+    if problem is not None:
+        yield Check("outbox", Verdict.FAILED, f"{path} is corrupt ({problem}); the agent will set it aside at start")
+        return
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        rows = connection.execute(
+            "SELECT record_class, COUNT(*), MIN(created_at), SUM(size) FROM outbox "
+            "WHERE state != 'DELIVERED' GROUP BY record_class"
+        ).fetchall()
+        used = connection.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0]
+    budget = int(settings.outbox.budget_mb * 1024 * 1024)
+    parts = []
+    for record_class, count, oldest, _size in sorted(rows):
+        age = (now - datetime.fromisoformat(oldest).replace(tzinfo=UTC)).total_seconds()
+        parts.append(f"{RecordClass(record_class).name.lower()} {count} (oldest {age / 3600:.1f} h)")
+    detail = f"{used / 1024 / 1024:.1f} of {settings.outbox.budget_mb:g} MB; undelivered: {', '.join(parts) or 'none'}"
+    health_waiting = any(c == RecordClass.HEALTH and n > 0 for c, n, *_ in rows)
+    verdict = Verdict.WARNING if used > budget or health_waiting else Verdict.OK
+    yield Check("outbox", verdict, detail)
+
+
+def _agent(settings: AgentSettings, now: datetime) -> Iterator[Check]:
+    status = read_status(status_path(settings.outbox_path))
+    if status is None:
+        yield Check("agent", Verdict.WARNING, "no status file: the agent has not run here yet")
+        return
+    age = (now - status.written_at).total_seconds()
+    alive = _process_alive(status.pid)
+    if not alive or age > 3 * status.telemetry_every_s + 10:
+        yield Check("agent", Verdict.FAILED, f"not running (pid {status.pid}; last sign of life {age:.0f} s ago)")
+        return
+    uplink = "connected to the broker" if status.uplink_connected else "NOT connected to the broker"
+    yield Check("agent", Verdict.OK if status.uplink_connected else Verdict.WARNING, f"pid {status.pid}, {uplink}")
+    for job in sorted(status.jobs, key=lambda j: j.id):
+        when = job.next_run_time.astimezone(UTC).strftime("%H:%M:%S UTC") if job.next_run_time else "paused"
+        yield Check(f"job {job.id}", Verdict.OK if job.next_run_time else Verdict.WARNING, f"next run {when}")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
+
+
+def exit_code(checks: list[Check]) -> int:
+    return 1 if any(c.verdict is Verdict.FAILED for c in checks) else 0
+
+

@@ -1,0 +1,47 @@
+"""The running agent's state for `doorstep doctor`, which runs as another process: a small
+JSON file beside the outbox, replaced atomically (write, fsync, rename) on every telemetry tick."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class JobState(BaseModel):
+    id: str
+    next_run_time: datetime | None
+
+
+class AgentStatus(BaseModel):
+    pid: int
+    written_at: datetime
+    uplink_connected: bool
+    clock_synchronised: bool
+    jobs: list[JobState]
+    telemetry_every_s: float
+
+
+def status_path(outbox_path: Path) -> Path:
+    return outbox_path.with_name("agent-status.json")
+
+
+def write_status(path: Path, status: AgentStatus) -> None:
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w", encoding="utf-8") as file:
+        file.write(status.model_dump_json())
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(path)
+
+
+def read_status(path: Path) -> AgentStatus | None:
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        return AgentStatus.model_validate(data)
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,87 @@
+"""`doorstep doctor` against real parts: a broker, a pty serial line, an outbox, a running agent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from doorstep.cli import app
+from doorstep.mosquitto import MosquittoProcess
+from drivers.laundry.pty_link import PtyLink
+from edge_agent.settings import AgentSettings
+from edge_agent.status_file import AgentStatus, status_path, write_status
+from tests.support import agent_settings, running_agent, wait_until
+
+runner = CliRunner()
+
+
+def write_config(path: Path, settings: AgentSettings, **changes: object) -> Path:
+    data = settings.model_dump(mode="json", exclude_none=True) | changes
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def doctor_json(config: Path) -> tuple[int, dict[str, dict[str, str]]]:
+    result = runner.invoke(app, ["doctor", "--config", str(config), "--json"])
+    checks = {}
+    for line in result.stdout.splitlines():
+        item = json.loads(line)
+        checks[item["check"]] = item
+    return result.exit_code, checks
+
+
+@pytest.mark.asyncio
+async def test_a_healthy_kiosk(tmp_path: Path, running_broker: MosquittoProcess) -> None:
+    settings = agent_settings(tmp_path, running_broker).model_copy(update={"telemetry_every_s": 0.5})
+    with PtyLink() as line:
+        cuffs = [d.model_dump(mode="json") | {"simulated": True} for d in settings.devices]
+        config = write_config(tmp_path / "agent.yaml", settings, devices=cuffs,
+                              laundry={"port": line.driver_path, "machines": {1: "washer-retrofit-a"}})
+        async with running_agent(settings) as agent:
+            await wait_until(lambda: agent.uplink is not None and agent.uplink.connected)
+            await asyncio.sleep(0.6)  # a telemetry tick rewrites the status file with the link up
+            code, checks = await asyncio.to_thread(doctor_json, config)
+            text = await asyncio.to_thread(runner.invoke, app, ["doctor", "--config", str(config)])
+    assert checks["bluetooth"]["verdict"] == "skipped"  # only a simulated cuff
+    assert checks["serial port"]["verdict"] == "ok"
+    assert checks["broker"]["verdict"] == "ok" and f"{running_broker.port}" in checks["broker"]["detail"]
+    assert checks["clock"]["verdict"] in ("ok", "warning")
+    assert checks["disk"]["verdict"] == "ok"
+    assert checks["outbox"]["verdict"] in ("ok", "warning") and "undelivered" in checks["outbox"]["detail"]
+    assert checks["agent"]["verdict"] == "ok" and str(os.getpid()) in checks["agent"]["detail"]
+    assert {"job telemetry", "job outbox-prune", "job time-sanity"} <= set(checks)
+    assert code == 0 and text.exit_code == 0 and "ok   broker" in text.stdout
+
+
+def test_a_broken_kiosk_says_what_is_wrong_and_exits_1(tmp_path: Path, broker: MosquittoProcess) -> None:
+    # `broker` is not started: nothing listens on its port.
+    settings = agent_settings(tmp_path, broker)
+    config = write_config(tmp_path / "agent.yaml", settings, devices=[{"address": "A4:C1:38:12:34:56", "model": "omron"}],
+                          laundry={"port": str(tmp_path / "ttyUSB9"), "machines": {1: "washer-retrofit-a"}})
+    outbox = settings.outbox_path
+    outbox.write_bytes(b"not a database" * 10)
+    write_status(status_path(outbox), AgentStatus(pid=2**22 + 12345, written_at=datetime.now(UTC),
+                                                  uplink_connected=True, clock_synchronised=True, jobs=[],
+                                                  telemetry_every_s=60))
+    code, checks = doctor_json(config)
+    assert code == 1
+    assert checks["bluetooth"]["verdict"] == "failed"  # no BlueZ here: named, not a crash
+    assert checks["serial port"]["verdict"] == "failed" and "ttyUSB9" in checks["serial port"]["detail"]
+    assert checks["broker"]["verdict"] == "failed" and "nothing accepts connections" in checks["broker"]["detail"]
+    assert checks["outbox"]["verdict"] == "failed" and "corrupt" in checks["outbox"]["detail"]
+    assert outbox.read_bytes() == b"not a database" * 10  # doctor changes nothing
+    assert checks["agent"]["verdict"] == "failed" and "not running" in checks["agent"]["detail"]
+
+
+def test_a_bad_configuration_is_refused_before_any_check(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text("site: Bad Site\nkiosk: k\n")
+    result = runner.invoke(app, ["doctor", "--config", str(config)])
+    assert result.exit_code == 2 and "site" in result.stderr
