@@ -36,7 +36,8 @@ from firmware_configs.profiles import load_ble_profiles
 
 log = logging.getLogger(__name__)
 
-# How often the uplink is pumped when nothing wakes it: re-send deadlines are checked then.
+# How often the `outbox-flush` job pumps the uplink when nothing else wakes it: re-send
+# deadlines are checked then.
 PUMP_INTERVAL_S = 0.5
 # How often the kiosk asks the kernel whether its clock is synchronised yet.
 TIME_SANITY_EVERY_S = 30.0
@@ -97,6 +98,7 @@ class Agent:
             self._prune, "interval", seconds=self.settings.outbox.prune_every_s, id="outbox-prune",
             max_instances=1, coalesce=True, misfire_grace_time=None,
         )
+        self.scheduler.add_job(self._flush, "interval", seconds=PUMP_INTERVAL_S, id="outbox-flush")
         self.scheduler.add_job(
             self._report_telemetry, "interval", seconds=self.settings.telemetry_every_s, id="telemetry",
             max_instances=1, coalesce=True, misfire_grace_time=None,
@@ -154,13 +156,8 @@ class Agent:
                 task: asyncio.Task[object] = asyncio.create_task(self.remote.handle(received), name="remote command")
                 self._command_tasks.add(task)
                 task.add_done_callback(self._command_tasks.discard)
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
-            # that arrives as the wake-up completes, and the agent would never stop.
-            try:
-                async with asyncio.timeout(PUMP_INTERVAL_S):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
+            # Woken by a save, an ack, a command, or the `outbox-flush` job (re-send deadlines).
+            await self._wakeup.wait()
 
     async def _open_laundry(self, settings: LaundrySettings) -> None:
         """Open the laundry room's line, retrying: an unplugged RS-485 adapter must not keep the
@@ -236,15 +233,30 @@ class Agent:
     # -- what remote commands act on (edge_agent/kiosk_commands.py) --
 
     def restart_device(self, address: str) -> bool:
-        """(Re)start the watch of one configured device; False if there is no such device."""
+        """(Re)start the watch of one configured device, with a session now; False if there is no
+        such device. Its `device <address>` job asks for a session every reconnect_interval_s."""
+        assert self.scheduler is not None
         settings = next((d for d in self.settings.devices if d.address == address), None)
         if settings is None:
             return False
         running = self._device_tasks.pop(address, None)
         if running is not None:
             running.cancel()
-        self._device_tasks[address] = asyncio.create_task(self._watch_device(settings), name=f"device {address}")
+        due = asyncio.Event()
+        due.set()
+
+        async def ask_for_a_session() -> None:  # a coroutine: apscheduler runs it on this loop
+            due.set()
+
+        self.scheduler.add_job(
+            ask_for_a_session, "interval", seconds=settings.reconnect_interval_s, id=f"device {address}",
+            replace_existing=True,
+        )
+        self._device_tasks[address] = asyncio.create_task(self._watch_device(settings, due), name=f"device {address}")
         return True
+
+    async def _flush(self) -> None:
+        self._wakeup.set()
 
     def check_new_config(self) -> list[str]:
         """Problems of the configuration file as it is now; [] if the agent may restart with it."""
@@ -278,10 +290,14 @@ class Agent:
             kiosk_time=lambda: datetime.now() if self.clock_watch.trusted else None,
         )
 
-    async def _watch_device(self, settings: DeviceSettings) -> None:
+    async def _watch_device(self, settings: DeviceSettings, due: asyncio.Event) -> None:
+        """One session each time the device's job says it is due (a session longer than the
+        interval is followed by the next at once, never by two at the same time)."""
         reader = self._reader_for(settings)
         address = settings.address
         while True:
+            await due.wait()
+            due.clear()
             try:
                 readings = await reader.read()
             except BleDriverError as error:
@@ -299,7 +315,6 @@ class Agent:
                     log.exception("could not save the readings of %s", address)
                 else:
                     reader.saved()
-            await asyncio.sleep(settings.reconnect_interval_s)
 
     async def save_reading(self, reading: DeviceReading, device: DeviceIdentity) -> SavedRecord | None:
         """Commit the reading durably; only then is it reported saved. None: saved before (a replay)."""

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from doorstep.wire import EventType, KioskTopics, ReadingKind
 from edge_agent.outbox import RECORD_OVERHEAD_BYTES, Outbox, OutboxLimits, RecordState
@@ -175,3 +177,21 @@ def test_an_outbox_from_before_record_classes_is_upgraded_in_place(tmp_path: Pat
     assert [r.seq for r in outbox.due(10)] == [2, 3, 1]
     assert outbox.used_bytes == 3 * (10 + RECORD_OVERHEAD_BYTES)
     assert Outbox(path).used_bytes == outbox.used_bytes  # idempotent
+
+
+def test_a_full_disk_is_an_error_and_keeps_what_was_saved(tmp_path: Path) -> None:
+    """SQLite's own "database or disk is full" (a page limit stands in for a full SD card): the
+    save raises, so nothing is reported saved (the agent reports a reading only after save()
+    returns), and every record committed before is intact."""
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    kept = [outbox.save(HEALTH, READING) for _ in range(3)]
+
+    @event.listens_for(outbox._engine, "connect")
+    def _small_disk(connection: sqlite3.Connection, _record: object) -> None:
+        connection.execute("PRAGMA max_page_count = 8")
+
+    outbox._engine.dispose()
+    with pytest.raises(OperationalError, match="full"):
+        for _ in range(1000):
+            outbox.save(HEALTH, READING | {"subject": "f" * 64})
+    assert {k.seq for k in kept if k} <= {r.seq for r in outbox.due(10_000)}
