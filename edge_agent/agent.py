@@ -79,6 +79,7 @@ class Agent:
         self._last_reading_at: dict[str, datetime] = {}
         self.remote: RemoteCommands | None = None
         self._device_tasks: dict[str, asyncio.Task[None]] = {}
+        self._readers: dict[str, DeviceReader] = {}
         self._command_tasks: set[asyncio.Task[object]] = set()
         self._stop: asyncio.Event | None = None
         self._reload_requested = False
@@ -183,7 +184,12 @@ class Agent:
 
     def device_telemetry(self) -> list[DeviceTelemetry]:
         devices = [
-            DeviceTelemetry(address=d.address, model=d.model, last_reading_at=self._last_reading_at.get(d.address))
+            DeviceTelemetry(
+                address=d.address,
+                model=d.model,
+                last_reading_at=self._last_reading_at.get(d.address),
+                battery_percent=self._readers[d.address].battery_percent if d.address in self._readers else None,
+            )
             for d in self.settings.devices
         ]
         if self.laundry is not None:
@@ -295,6 +301,7 @@ class Agent:
         interval is followed by the next at once, never by two at the same time)."""
         reader = self._reader_for(settings)
         address = settings.address
+        self._readers[address] = reader
         while True:
             await due.wait()
             due.clear()

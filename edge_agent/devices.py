@@ -41,6 +41,10 @@ class DeviceReader(Protocol):
 
     async def read(self) -> Sequence[DeviceReading]: ...
 
+    @property
+    def battery_percent(self) -> int | None:
+        """What the device's Battery Service said on the last connection (None: no service)."""
+
     def saved(self) -> None:
         """Called once every reading of the last read() is in the outbox."""
 
@@ -65,6 +69,10 @@ class CuffReader:
     session: BloodPressureCuffSession
     on_cuff_pressure: CuffPressureListener | None = None
 
+    @property
+    def battery_percent(self) -> int | None:
+        return self.session.battery_percent
+
     async def read(self) -> Sequence[DeviceReading]:
         listener = self.on_cuff_pressure
         if listener is None:
@@ -79,6 +87,10 @@ class CuffReader:
 class SessionReader:
     device: DeviceIdentity
     session: IndicationSession[DeviceReading]
+
+    @property
+    def battery_percent(self) -> int | None:
+        return self.session.battery_percent
 
     async def read(self) -> Sequence[DeviceReading]:
         return await self.session.collect()
@@ -100,6 +112,10 @@ class GlucoseReader:
     cursor: CursorStore
     _pending_cursor: int | None = None
 
+    @property
+    def battery_percent(self) -> int | None:
+        return self.session.battery_percent
+
     async def read(self) -> Sequence[DeviceReading]:
         records = await self.session.fetch_since(self.cursor.load(self.device.address))
         if records:
@@ -113,19 +129,24 @@ class GlucoseReader:
             self._pending_cursor = None
 
 
+# What the demo's simulated devices report from their Battery Service.
+SIMULATED_BATTERY_PERCENT = 87
+
+
 def default_simulator(profile: BleDeviceProfile, address: str) -> SimulatedPeripheral:
     """What `simulated: true` plugs in for a device of this kind (demo, tests, trying a config)."""
+    battery = SIMULATED_BATTERY_PERCENT
     match profile.kind:
         case "blood_pressure":
-            return SimulatedCuff(address=address)
+            return SimulatedCuff(address=address, battery_percent=battery)
         case "glucose":
-            return SimulatedGlucoseMeter(address=address, records=_simulated_glucose_records())
+            return SimulatedGlucoseMeter(address=address, records=_simulated_glucose_records(), battery_percent=battery)
         case "temperature":
-            return SimulatedThermometer(address=address)
+            return SimulatedThermometer(address=address, battery_percent=battery)
         case "weight":
-            return SimulatedScale(address=address)
+            return SimulatedScale(address=address, battery_percent=battery)
         case "spo2":
-            return SimulatedPulseOximeter(address=address)
+            return SimulatedPulseOximeter(address=address, battery_percent=battery)
     raise ValueError(f"no simulator for kind {profile.kind!r}")
 
 

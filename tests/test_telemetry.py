@@ -10,10 +10,11 @@ import pytest
 from cloud_bridge.api import create_app
 from doorstep.mosquitto import MosquittoProcess
 from doorstep.wire import KioskTelemetry
+from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from edge_agent.outbox import Outbox, RecordClass, RecordState
 from edge_agent.telemetry import cpu_temperature_c, kiosk_telemetry
-from tests.support import ServedApp, agent_settings, running_agent, wait_until
-from tests.test_end_to_end import cuff_backends
+from tests.support import CUFF_ADDRESS, ServedApp, agent_settings, running_agent, wait_until
+from tests.test_end_to_end import MEASUREMENT
 from tests.test_outbox_upkeep import BEAT, EVENT, HEALTH, MACHINE, READING, START, TELEMETRY, Clock
 
 
@@ -48,7 +49,8 @@ async def test_telemetry_is_sent_on_schedule_stored_by_the_bridge_and_confirmed(
 ) -> None:
     bridge = bridge_factory(running_broker)
     settings = agent_settings(tmp_path, running_broker).model_copy(update={"telemetry_every_s": 0.3})
-    async with running_agent(settings, cuff_backends()) as agent:
+    cuff = SimulatedCuff(address=CUFF_ADDRESS, measurements=lambda: [MEASUREMENT], battery_percent=77)
+    async with running_agent(settings, {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
         await wait_until(lambda: bridge.reading_count() == 1, what="the cuff's reading")
         with ServedApp(create_app(bridge.engine)) as api:
             await wait_until(lambda: api.get("/api/v1/telemetry", kiosk=settings.kiosk).body["total"] >= 3,
@@ -58,5 +60,6 @@ async def test_telemetry_is_sent_on_schedule_stored_by_the_bridge_and_confirmed(
         assert agent.outbox.counts()[RecordState.DELIVERED] >= 4  # type: ignore[union-attr]
     report = KioskTelemetry.model_validate(page["items"][0]["payload"])
     assert report.uptime_s > 0
-    [cuff] = report.devices
-    assert cuff.address == settings.devices[0].address and cuff.last_reading_at is not None
+    [reported] = report.devices
+    assert reported.address == CUFF_ADDRESS and reported.last_reading_at is not None
+    assert reported.battery_percent == 77

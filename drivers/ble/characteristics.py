@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from drivers.ble import (
+    battery,
     blood_pressure,
     blood_pressure_feature,
     clock,
@@ -92,6 +93,7 @@ CODECS: Mapping[str, CharacteristicCodec] = _codecs(
     ),
     CharacteristicCodec("2a08", "Date Time", clock.decode_date_time, _date_time_json),
     CharacteristicCodec("2a2b", "Current Time", clock.decode_current_time, clock.to_json_dict),
+    CharacteristicCodec("2a19", "Battery Level", battery.decode_battery_level, battery.to_json_dict),
 )
 
 _SHORT = re.compile(r"^(?:0x)?([0-9a-f]{4})$")

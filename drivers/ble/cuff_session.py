@@ -31,6 +31,7 @@ from drivers.ble.errors import (
 )
 from drivers.ble.measurement_session import (
     LinkWatch,
+    RemembersBattery,
     open_link,
     set_device_clock,
     subscribe,
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 CuffPressureCallback = Callable[[BloodPressureMeasurement], None]
 
 
-class BloodPressureCuffSession:
+class BloodPressureCuffSession(RemembersBattery):
     """Connect to one cuff, follow one measurement cycle, return its readings."""
 
     def __init__(
@@ -87,6 +88,7 @@ class BloodPressureCuffSession:
             connect_timeout=self._connect_timeout,
             needs_bonding=self._needs_bonding,
             forgets_bond=self._forgets_bond,
+            on_battery=self._note_battery,
         ) as client:
             # Before subscribing: the cuff stamps the measurement it is about to send with its clock.
             await set_device_clock(client, self._address, self._now)

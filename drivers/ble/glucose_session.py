@@ -31,7 +31,7 @@ from drivers.ble.glucose import (
     decode_glucose_measurement,
     decode_glucose_measurement_context,
 )
-from drivers.ble.measurement_session import LinkWatch, open_link, subscribe
+from drivers.ble.measurement_session import LinkWatch, RemembersBattery, open_link, subscribe
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class _Transfer:
             logger.warning("ignoring unexpected RACP response %s", response)
 
 
-class GlucoseMeterSession:
+class GlucoseMeterSession(RemembersBattery):
     """Connect to one glucose meter and fetch its stored records."""
 
     def __init__(
@@ -118,6 +118,7 @@ class GlucoseMeterSession:
             connect_timeout=self._connect_timeout,
             needs_bonding=self._needs_bonding,
             forgets_bond=self._forgets_bond,
+            on_battery=self._note_battery,
         ) as client:
             if client.services.get_characteristic(uuids.RECORD_ACCESS_CONTROL_POINT) is None:
                 raise DeviceNotFoundError(f"{self._address} has no Record Access Control Point (0x2A52)")

@@ -23,6 +23,7 @@ from bleak.backends.client import BaseBleakClient
 from bleak.exc import BleakError
 
 from drivers.ble import bonding, uuids
+from drivers.ble.battery import decode_battery_level
 from drivers.ble.clock import encode_current_time
 from drivers.ble.connect import client_class, connect
 from drivers.ble.errors import (
@@ -104,10 +105,12 @@ async def open_link(
     connect_timeout: float,
     needs_bonding: bool = False,
     forgets_bond: bool = False,
+    on_battery: Callable[[int], None] | None = None,
 ) -> AsyncIterator[BleakClient]:
     """Connect (bonding as the device needs), yield the client, always disconnect.
 
-    DeviceNotFoundError if connecting fails; DeviceNotBondedError if pairing fails.
+    DeviceNotFoundError if connecting fails; DeviceNotBondedError if pairing fails. A device
+    with a Battery Service has its level read first and given to `on_battery`.
     """
     if forgets_bond:
         # Before connecting: BlueZ's unpair disconnects (see bonding.py).
@@ -119,6 +122,10 @@ async def open_link(
     try:
         if needs_bonding or forgets_bond:
             await bonding.pair(client, address)
+        if on_battery is not None:
+            level = await read_battery_level(client, address)
+            if level is not None:
+                on_battery(level)
         yield client
     finally:
         await _disconnect_quietly(client, address)
@@ -130,6 +137,19 @@ async def subscribe(client: BleakClient, watch: LinkWatch, uuid: str, handler: N
         await client.start_notify(uuid, handler)
     except BleakError as exc:
         raise watch.failure(client, f"subscribing to {uuids.short_form(uuid) or uuid}", exc) from exc
+
+
+async def read_battery_level(client: BleakClient, address: str) -> int | None:
+    """Battery Level 0x2A19 (BAS 1.1 section 3.1) if the device has it; best effort: a failure is
+    logged and the session goes on."""
+    characteristic = client.services.get_characteristic(uuids.BATTERY_LEVEL)
+    if characteristic is None or "read" not in characteristic.properties:
+        return None
+    try:
+        return decode_battery_level(bytes(await client.read_gatt_char(characteristic)))
+    except (BleakError, DecodeError) as exc:
+        logger.warning("reading the battery of %s failed: %s", address, exc)
+        return None
 
 
 async def set_device_clock(client: BleakClient, address: str, now: Callable[[], datetime | None]) -> bool:
@@ -158,6 +178,15 @@ async def set_device_clock(client: BleakClient, address: str, now: Callable[[], 
     return True
 
 
+class RemembersBattery:
+    """A session that keeps the battery level its device reported on the last connection."""
+
+    battery_percent: int | None = None
+
+    def _note_battery(self, percent: int) -> None:
+        self.battery_percent = percent
+
+
 async def _disconnect_quietly(client: BleakClient, address: str) -> None:
     if not client.is_connected:
         return
@@ -168,7 +197,7 @@ async def _disconnect_quietly(client: BleakClient, address: str) -> None:
         logger.warning("disconnecting from %s failed: %s", address, exc)
 
 
-class IndicationSession(Generic[T]):
+class IndicationSession(RemembersBattery, Generic[T]):
     """Connect to a device that delivers readings on one characteristic; return them.
 
     Why not shared with the cuff's outcome rules: a cuff shows progress (0x2A36
@@ -220,6 +249,7 @@ class IndicationSession(Generic[T]):
             connect_timeout=self._connect_timeout,
             needs_bonding=self._needs_bonding,
             forgets_bond=self._forgets_bond,
+            on_battery=self._note_battery,
         ) as client:
             if client.services.get_characteristic(self._uuid) is None:
                 raise DeviceNotFoundError(f"{self._address} has no {uuids.short_form(self._uuid) or self._uuid}")

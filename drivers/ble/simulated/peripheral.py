@@ -84,6 +84,7 @@ class SimulatedPeripheral:
     requires_bonding: bool = False  # ATT 0x05 on every access until the link is bonded
     forgets_bond: bool = False  # drops its side of the bond at every disconnect
     has_current_time: bool = False  # exposes CTS 0x1805 / Current Time 0x2A2B
+    battery_percent: int | None = None  # exposes the Battery Service 0x180F / Battery Level 0x2A19
     clock_offset: timedelta | None = None  # device clock - real clock; None: TYPICAL_DRIFT with CTS, else 0
     # Observable state for tests.
     connections: int = field(default=0, init=False)
@@ -105,6 +106,8 @@ class SimulatedPeripheral:
         table = self.gatt()
         if self.has_current_time:
             table.append(self._current_time_service())
+        if self.battery_percent is not None:
+            table.append(self._battery_service())
         return table
 
     def gatt(self) -> list[SimService]:
@@ -125,6 +128,13 @@ class SimulatedPeripheral:
                     write=self._set_clock,
                 ),
             ),
+        )
+
+    def _battery_service(self) -> SimService:
+        # BAS 1.1 section 3.1: Battery Level is read (+ optional notify), one uint8 percent.
+        return SimService(
+            uuids.BATTERY_SERVICE,
+            (SimCharacteristic(uuids.BATTERY_LEVEL, ("read",), read=lambda: bytes([self.battery_percent or 0])),),
         )
 
     def _set_clock(self, data: bytes, _link: Link) -> None:
