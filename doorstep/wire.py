@@ -336,6 +336,11 @@ class DeviceTelemetry(_Strict):
     link: Literal["online", "degraded", "offline", "unknown"] = "unknown"
     battery_percent: int | None = Field(default=None, ge=0, le=100)
     last_reading_at: AwareDatetime | None = None
+    last_seen_at: AwareDatetime | None = Field(
+        default=None,
+        description="a Bluetooth device's last connection (it is reachable only while it measures, "
+        "so its link stays 'unknown' and this is what tells a silent device from a lost one)",
+    )
 
 
 class KioskTelemetry(_Strict):

@@ -19,7 +19,7 @@ from bleak.backends.client import BaseBleakClient
 
 from doorstep.config import ConfigError
 from doorstep.wire import QOS_TELEMETRY, DeviceIdentity, DeviceTelemetry, KioskTelemetry, KioskTopics
-from drivers.ble.errors import BleDriverError
+from drivers.ble.errors import BleDriverError, DeviceNotFoundError
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.kiosk_commands import kiosk_handlers
@@ -77,6 +77,7 @@ class Agent:
             kernel_clock_synchronised if settings.trust_clock == "if_synchronised" else lambda: True
         )
         self._last_reading_at: dict[str, datetime] = {}
+        self._last_seen_at: dict[str, datetime] = {}
         self.remote: RemoteCommands | None = None
         self._device_tasks: dict[str, asyncio.Task[None]] = {}
         self._readers: dict[str, DeviceReader] = {}
@@ -188,6 +189,7 @@ class Agent:
                 address=d.address,
                 model=d.model,
                 last_reading_at=self._last_reading_at.get(d.address),
+                last_seen_at=self._last_seen_at.get(d.address),
                 battery_percent=self._readers[d.address].battery_percent if d.address in self._readers else None,
             )
             for d in self.settings.devices
@@ -307,12 +309,16 @@ class Agent:
             due.clear()
             try:
                 readings = await reader.read()
-            except BleDriverError as error:
+            except DeviceNotFoundError as error:
                 # A device is only reachable while it measures: not finding it is normal.
+                log.debug("device %s: %s", address, error)
+            except BleDriverError as error:
+                self._last_seen_at[address] = datetime.now(UTC)  # it connected, then failed
                 log.debug("device %s: %s", address, error)
             except Exception:
                 log.exception("reading %s failed unexpectedly; will try again", address)
             else:
+                self._last_seen_at[address] = datetime.now(UTC)
                 try:
                     for reading in readings:
                         await self.save_reading(reading, reader.device)

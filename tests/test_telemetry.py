@@ -62,4 +62,4 @@ async def test_telemetry_is_sent_on_schedule_stored_by_the_bridge_and_confirmed(
     assert report.uptime_s > 0
     [reported] = report.devices
     assert reported.address == CUFF_ADDRESS and reported.last_reading_at is not None
-    assert reported.battery_percent == 77
+    assert reported.battery_percent == 77 and reported.last_seen_at is not None and reported.link == "unknown"
