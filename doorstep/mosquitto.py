@@ -55,6 +55,8 @@ class MosquittoConfig:
     tls: BrokerTlsFiles | None = None
     # With a password file (mosquitto_passwd format) anonymous clients are refused.
     password_file: Path | None = None
+    # Who may publish and subscribe to what (Mosquitto's acl_file format).
+    acl_file: Path | None = None
 
     def render(self) -> str:
         lines = [f"listener {self.port} {self.host}"]
@@ -66,6 +68,8 @@ class MosquittoConfig:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         else:
             lines.append("allow_anonymous true")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
         lines += [
             "persistence true",
             f"persistence_location {self.data_dir}/",
@@ -100,6 +104,7 @@ class MosquittoProcess:
         autosave_interval_s: int = DEFAULT_AUTOSAVE_INTERVAL_S,
         tls: BrokerTlsFiles | None = None,
         password_file: Path | None = None,
+        acl_file: Path | None = None,
     ) -> MosquittoProcess:
         data_dir.mkdir(parents=True, exist_ok=True)
         config = MosquittoConfig(
@@ -108,6 +113,7 @@ class MosquittoProcess:
             autosave_interval_s=autosave_interval_s,
             tls=tls,
             password_file=password_file,
+            acl_file=acl_file,
         )
         return cls(config, log_path=data_dir / "mosquitto.log")
 

@@ -14,6 +14,7 @@ import pytest
 from doorstep.broker_check import check_broker
 from doorstep.mosquitto import BrokerTlsFiles, MosquittoProcess
 from doorstep.mqtt import BrokerSettings, TlsSettings, reconnect_delay_s
+from edge_agent.outbox import RecordState
 from tests.support import agent_settings, running_agent, wait_until
 from tests.test_end_to_end import cuff_backends
 from tests.tls_material import CertificateAuthority
@@ -118,3 +119,63 @@ def test_reconnect_delays_grow_are_capped_and_spread() -> None:
     assert max(delays) <= 60
     spread = {round(reconnect_delay_s(5, 1, 60, random.Random(seed)), 1) for seed in range(50)}
     assert len(spread) > 20  # a district's kiosks do not all come back at the same second
+
+
+KIOSK_ACL_DENYING_READINGS = """user kiosk-07
+topic write doorstep/v1/test-site/kiosk-1/status
+topic read doorstep/v1/test-site/kiosk-1/acks
+topic read doorstep/v1/test-site/kiosk-1/commands/+
+
+user bridge
+topic readwrite doorstep/#
+"""
+KIOSK_ACL = KIOSK_ACL_DENYING_READINGS.replace("/status\n", "/status\ntopic write doorstep/v1/test-site/kiosk-1/readings/+\n")
+
+
+@pytest.mark.asyncio
+async def test_a_publish_the_acl_refuses_is_not_taken_as_sent(
+    tmp_path: Path, bridge_factory: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MQTT 5's PUBACK says "Not authorized" (3.1.1 would PUBACK success and drop it): the
+    record stays pending, and is delivered once the ACL allows it."""
+    passwords, acl = tmp_path / "passwords", tmp_path / "acl"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "kiosk-07", "kiosk pass"], check=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(passwords), "bridge", "bridge pass"], check=True)
+    acl.write_text(KIOSK_ACL_DENYING_READINGS)
+    broker = MosquittoProcess.on_free_port(tmp_path / "broker-acl", password_file=passwords, acl_file=acl)
+    broker.start()
+    try:
+        bridge = bridge_factory(broker, broker_settings=settings_for(broker, username="bridge", password="bridge pass"))  # type: ignore[operator]
+        settings = agent_settings(tmp_path, broker).model_copy(
+            update={"broker": settings_for(broker, username="kiosk-07", password="kiosk pass")}
+        )
+        with caplog.at_level(logging.ERROR, logger="edge_agent.uplink"):
+            async with running_agent(settings, cuff_backends()) as agent:
+                await wait_until(lambda: "Not authorized" in caplog.text, what="the refusal in the log")
+                assert agent.outbox is not None
+                assert agent.outbox.counts()[RecordState.PENDING] == 1 and bridge.reading_count() == 0
+                acl.write_text(KIOSK_ACL)
+                broker.kill()
+                broker.start()
+                await wait_until(lambda: bridge.reading_count() == 1, timeout=30, what="the reading, once allowed")
+                await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] == 1)  # type: ignore[union-attr]
+        assert "broker refused record seq 1: Not authorized" in caplog.text
+    finally:
+        broker.stop()
+
+
+@pytest.mark.asyncio
+async def test_the_agent_logs_a_wrong_password_by_name(
+    tmp_path: Path, started: list[MosquittoProcess], caplog: pytest.LogCaptureFixture
+) -> None:
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "kiosk-07", "right horse"], check=True)
+    broker = MosquittoProcess.on_free_port(tmp_path / "broker-pw", password_file=passwords)
+    broker.start()
+    started.append(broker)
+    settings = agent_settings(tmp_path, broker, with_cuff=False).model_copy(
+        update={"broker": settings_for(broker, username="kiosk-07", password="battery staple")}
+    )
+    with caplog.at_level(logging.ERROR, logger="edge_agent.uplink"):
+        async with running_agent(settings):
+            await wait_until(lambda: "broker refused the connection: Not authorized" in caplog.text)
