@@ -336,6 +336,9 @@ class DeviceTelemetry(_Strict):
     link: Literal["online", "degraded", "offline", "unknown"] = "unknown"
     battery_percent: int | None = Field(default=None, ge=0, le=100)
     last_reading_at: AwareDatetime | None = None
+    clock_offset_s: float | None = Field(
+        default=None, description="the device's clock minus the kiosk's when last connected, before the kiosk set it"
+    )
     last_seen_at: AwareDatetime | None = Field(
         default=None,
         description="a Bluetooth device's last connection (it is reachable only while it measures, "

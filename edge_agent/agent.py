@@ -191,6 +191,7 @@ class Agent:
                 last_reading_at=self._last_reading_at.get(d.address),
                 last_seen_at=self._last_seen_at.get(d.address),
                 battery_percent=self._readers[d.address].battery_percent if d.address in self._readers else None,
+                clock_offset_s=self._readers[d.address].clock_offset_s if d.address in self._readers else None,
             )
             for d in self.settings.devices
         ]

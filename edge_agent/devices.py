@@ -45,6 +45,10 @@ class DeviceReader(Protocol):
     def battery_percent(self) -> int | None:
         """What the device's Battery Service said on the last connection (None: no service)."""
 
+    @property
+    def clock_offset_s(self) -> float | None:
+        """The device's clock minus the kiosk's at the last connection, before it was set."""
+
     def saved(self) -> None:
         """Called once every reading of the last read() is in the outbox."""
 
@@ -73,6 +77,10 @@ class CuffReader:
     def battery_percent(self) -> int | None:
         return self.session.battery_percent
 
+    @property
+    def clock_offset_s(self) -> float | None:
+        return self.session.clock_offset_s
+
     async def read(self) -> Sequence[DeviceReading]:
         listener = self.on_cuff_pressure
         if listener is None:
@@ -91,6 +99,10 @@ class SessionReader:
     @property
     def battery_percent(self) -> int | None:
         return self.session.battery_percent
+
+    @property
+    def clock_offset_s(self) -> float | None:
+        return self.session.clock_offset_s
 
     async def read(self) -> Sequence[DeviceReading]:
         return await self.session.collect()
@@ -115,6 +127,10 @@ class GlucoseReader:
     @property
     def battery_percent(self) -> int | None:
         return self.session.battery_percent
+
+    @property
+    def clock_offset_s(self) -> float | None:
+        return self.session.clock_offset_s
 
     async def read(self) -> Sequence[DeviceReading]:
         records = await self.session.fetch_since(self.cursor.load(self.device.address))

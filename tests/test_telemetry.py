@@ -48,8 +48,9 @@ async def test_telemetry_is_sent_on_schedule_stored_by_the_bridge_and_confirmed(
     tmp_path: Path, running_broker: MosquittoProcess, bridge_factory
 ) -> None:
     bridge = bridge_factory(running_broker)
-    settings = agent_settings(tmp_path, running_broker).model_copy(update={"telemetry_every_s": 0.3})
-    cuff = SimulatedCuff(address=CUFF_ADDRESS, measurements=lambda: [MEASUREMENT], battery_percent=77)
+    settings = agent_settings(tmp_path, running_broker).model_copy(update={"telemetry_every_s": 0.3, "trust_clock": "always"})
+    cuff = SimulatedCuff(address=CUFF_ADDRESS, measurements=lambda: [MEASUREMENT], battery_percent=77,
+                         has_current_time=True)
     async with running_agent(settings, {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
         await wait_until(lambda: bridge.reading_count() == 1, what="the cuff's reading")
         with ServedApp(create_app(bridge.engine)) as api:
@@ -63,3 +64,5 @@ async def test_telemetry_is_sent_on_schedule_stored_by_the_bridge_and_confirmed(
     [reported] = report.devices
     assert reported.address == CUFF_ADDRESS and reported.last_reading_at is not None
     assert reported.battery_percent == 77 and reported.last_seen_at is not None and reported.link == "unknown"
+    # The simulated cuff's clock runs 7 minutes ahead (TYPICAL_DRIFT) until the kiosk sets it.
+    assert reported.clock_offset_s is not None and abs(reported.clock_offset_s - 420) < 5

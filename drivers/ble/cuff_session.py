@@ -31,7 +31,7 @@ from drivers.ble.errors import (
 )
 from drivers.ble.measurement_session import (
     LinkWatch,
-    RemembersBattery,
+    RemembersDeviceState,
     open_link,
     set_device_clock,
     subscribe,
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 CuffPressureCallback = Callable[[BloodPressureMeasurement], None]
 
 
-class BloodPressureCuffSession(RemembersBattery):
+class BloodPressureCuffSession(RemembersDeviceState):
     """Connect to one cuff, follow one measurement cycle, return its readings."""
 
     def __init__(
@@ -91,7 +91,7 @@ class BloodPressureCuffSession(RemembersBattery):
             on_battery=self._note_battery,
         ) as client:
             # Before subscribing: the cuff stamps the measurement it is about to send with its clock.
-            await set_device_clock(client, self._address, self._now)
+            await set_device_clock(client, self._address, self._now, self._note_clock_offset)
             await self._subscribe(client, watch, measurements.append, on_cuff_pressure)
             await watch.wait_idle(self._idle_timeout)
         return self._outcome(watch, measurements)

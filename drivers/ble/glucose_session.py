@@ -31,7 +31,7 @@ from drivers.ble.glucose import (
     decode_glucose_measurement,
     decode_glucose_measurement_context,
 )
-from drivers.ble.measurement_session import LinkWatch, RemembersBattery, open_link, subscribe
+from drivers.ble.measurement_session import LinkWatch, RemembersDeviceState, open_link, subscribe
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class _Transfer:
             logger.warning("ignoring unexpected RACP response %s", response)
 
 
-class GlucoseMeterSession(RemembersBattery):
+class GlucoseMeterSession(RemembersDeviceState):
     """Connect to one glucose meter and fetch its stored records."""
 
     def __init__(

@@ -24,7 +24,7 @@ from bleak.exc import BleakError
 
 from drivers.ble import bonding, uuids
 from drivers.ble.battery import decode_battery_level
-from drivers.ble.clock import encode_current_time
+from drivers.ble.clock import decode_current_time, encode_current_time
 from drivers.ble.connect import client_class, connect
 from drivers.ble.errors import (
     DecodeError,
@@ -35,6 +35,9 @@ from drivers.ble.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+# A device clock further off than this is worth a warning (a cheap cuff drifts minutes a year).
+CLOCK_OFF_WARN_S = 120
 
 T = TypeVar("T")
 NotifyHandler = Callable[[BleakGATTCharacteristic, bytearray], None]
@@ -152,10 +155,17 @@ async def read_battery_level(client: BleakClient, address: str) -> int | None:
         return None
 
 
-async def set_device_clock(client: BleakClient, address: str, now: Callable[[], datetime | None]) -> bool:
+async def set_device_clock(
+    client: BleakClient,
+    address: str,
+    now: Callable[[], datetime | None],
+    on_offset: Callable[[float], None] | None = None,
+) -> bool:
     """Write ``now()`` to Current Time 0x2A2B (CTS 1.1 section 3.1) if the device lets us.
 
     Keeps drifting device clocks right, so the timestamps in their measurements are too.
+    First, if it is readable, the device's clock is compared with the kiosk's: the offset (device
+    minus kiosk, seconds) goes to ``on_offset`` and a large one is logged.
     ``now()`` returns None while the kiosk's own clock is not to be trusted (a Pi before NTP):
     a wrong time must not overwrite a device's clock that may be right.
     Best effort: a failure is logged and the session goes on (True if written).
@@ -168,6 +178,10 @@ async def set_device_clock(client: BleakClient, address: str, now: Callable[[], 
     if characteristic is None:
         return False
     properties = set(characteristic.properties)
+    if on_offset is not None and "read" in properties:
+        offset = await _device_clock_offset(client, characteristic, kiosk_time, address)
+        if offset is not None:
+            on_offset(offset)
     if not {"write", "write-without-response"} & properties:
         return False
     try:
@@ -178,13 +192,33 @@ async def set_device_clock(client: BleakClient, address: str, now: Callable[[], 
     return True
 
 
-class RemembersBattery:
-    """A session that keeps the battery level its device reported on the last connection."""
+async def _device_clock_offset(
+    client: BleakClient, characteristic: BleakGATTCharacteristic, kiosk_time: datetime, address: str
+) -> float | None:
+    try:
+        device_time = decode_current_time(bytes(await client.read_gatt_char(characteristic))).time
+    except (BleakError, DecodeError) as exc:
+        logger.warning("reading the clock of %s failed: %s", address, exc)
+        return None
+    if device_time is None:
+        return None
+    offset = (device_time - kiosk_time.replace(tzinfo=None)).total_seconds()
+    if abs(offset) > CLOCK_OFF_WARN_S:
+        logger.warning("the clock of %s is %+.0f s off the kiosk's; setting it", address, offset)
+    return offset
+
+
+class RemembersDeviceState:
+    """A session that keeps what its device said about itself on the last connection."""
 
     battery_percent: int | None = None
+    clock_offset_s: float | None = None  # the device's clock minus the kiosk's, before it was set
 
     def _note_battery(self, percent: int) -> None:
         self.battery_percent = percent
+
+    def _note_clock_offset(self, offset_s: float) -> None:
+        self.clock_offset_s = offset_s
 
 
 async def _disconnect_quietly(client: BleakClient, address: str) -> None:
@@ -197,7 +231,7 @@ async def _disconnect_quietly(client: BleakClient, address: str) -> None:
         logger.warning("disconnecting from %s failed: %s", address, exc)
 
 
-class IndicationSession(RemembersBattery, Generic[T]):
+class IndicationSession(RemembersDeviceState, Generic[T]):
     """Connect to a device that delivers readings on one characteristic; return them.
 
     Why not shared with the cuff's outcome rules: a cuff shows progress (0x2A36
@@ -253,7 +287,7 @@ class IndicationSession(RemembersBattery, Generic[T]):
         ) as client:
             if client.services.get_characteristic(self._uuid) is None:
                 raise DeviceNotFoundError(f"{self._address} has no {uuids.short_form(self._uuid) or self._uuid}")
-            await set_device_clock(client, self._address, self._now)
+            await set_device_clock(client, self._address, self._now, self._note_clock_offset)
             await subscribe(client, watch, self._uuid, watch.handler(self._decode, values.append))
             await watch.wait_idle(self._idle_timeout)
         if self._uuid in watch.seen:

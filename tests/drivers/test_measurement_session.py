@@ -123,3 +123,19 @@ async def test_an_untrusted_kiosk_clock_is_not_written_into_the_device() -> None
     [written] = await session_for(scale, uuids.WEIGHT_MEASUREMENT, decode_weight_measurement, now=lambda: kiosk).collect()
     assert reading.timestamp is not None and abs((reading.timestamp - kiosk).total_seconds()) > 3600
     assert written.timestamp is not None and abs((written.timestamp - kiosk).total_seconds()) < 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(5)
+async def test_the_device_clock_is_compared_before_it_is_set(caplog: pytest.LogCaptureFixture) -> None:
+    scale = SimulatedScale(has_current_time=True)  # runs TYPICAL_DRIFT (7 min) ahead
+    session = session_for(scale, uuids.WEIGHT_MEASUREMENT, decode_weight_measurement, now=datetime.now)
+    await session.collect()
+    assert session.clock_offset_s is not None and abs(session.clock_offset_s - 420) < 5
+    assert "s off the kiosk" in caplog.text  # about +420 s: warned
+    await session.collect()  # set last time: now it agrees
+    assert abs(session.clock_offset_s) < 5
+    untrusted = session_for(SimulatedScale(has_current_time=True), uuids.WEIGHT_MEASUREMENT, decode_weight_measurement,
+                            now=lambda: None)
+    await untrusted.collect()
+    assert untrusted.clock_offset_s is None  # no trusted clock to compare with
