@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, Engine, Index
+from sqlalchemy import JSON, Engine, Index
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel
@@ -19,21 +19,32 @@ from doorstep.wire import Channel, UpstreamMessage
 DEAD_LETTER_RAW_LIMIT = 4096
 
 
-class ReadingBase(SQLModel):
+class KioskMessageBase(SQLModel):
+    """What every stored upstream message keeps from its envelope (docs/protocol.md)."""
+
     message_id: uuid.UUID = Field(primary_key=True)
     site: str = Field(max_length=32)
     kiosk: str = Field(max_length=32)
     seq: int
-    kind: str = Field(max_length=32)
     kiosk_time: datetime
     kiosk_clock_trusted: bool
-    device_time: str | None = Field(default=None, description="the device's own clock, ISO 8601 without zone")
+    # sa_type, not sa_column: one Column object cannot serve several tables.
+    payload: dict[str, Any] = Field(sa_type=JSON, nullable=False)
+    received_at: datetime
+
+
+class DeviceMessageBase(KioskMessageBase):
+    """A message about a device and perhaps a resident: readings and events."""
+
     device_model: str | None = None
     device_address: str | None = None
     device_firmware: str | None = None
     subject: str | None = Field(default=None, max_length=64, description="resident pseudonym")
-    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    received_at: datetime
+
+
+class ReadingBase(DeviceMessageBase):
+    kind: str = Field(max_length=32)
+    device_time: str | None = Field(default=None, description="the device's own clock, ISO 8601 without zone")
 
 
 class Reading(ReadingBase, table=True):
@@ -48,20 +59,8 @@ class ReadingPublic(ReadingBase):
     pass
 
 
-class EventBase(SQLModel):
-    message_id: uuid.UUID = Field(primary_key=True)
-    site: str = Field(max_length=32)
-    kiosk: str = Field(max_length=32)
-    seq: int
+class EventBase(DeviceMessageBase):
     type: str = Field(max_length=32)
-    kiosk_time: datetime
-    kiosk_clock_trusted: bool
-    device_model: str | None = None
-    device_address: str | None = None
-    device_firmware: str | None = None
-    subject: str | None = Field(default=None, max_length=64, description="resident pseudonym")
-    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    received_at: datetime
 
 
 class Event(EventBase, table=True):
@@ -76,38 +75,19 @@ class EventPublic(EventBase):
     pass
 
 
-class TelemetryBase(SQLModel):
-    message_id: uuid.UUID = Field(primary_key=True)
-    site: str = Field(max_length=32)
-    kiosk: str = Field(max_length=32)
-    seq: int
-    kiosk_time: datetime
-    kiosk_clock_trusted: bool
-    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    received_at: datetime
-
-
-class Telemetry(TelemetryBase, table=True):
+class Telemetry(KioskMessageBase, table=True):
     __tablename__ = "telemetry"
     __table_args__ = (Index("ix_telemetry_kiosk_time", "site", "kiosk", "kiosk_time"),)
 
 
-class TelemetryPublic(TelemetryBase):
+class TelemetryPublic(KioskMessageBase):
     pass
 
 
-class CommandResultBase(SQLModel):
-    message_id: uuid.UUID = Field(primary_key=True)
-    site: str = Field(max_length=32)
-    kiosk: str = Field(max_length=32)
-    seq: int
+class CommandResultBase(KioskMessageBase):
     request_id: str = Field(max_length=64, index=True)
     command: str = Field(max_length=64)
     outcome: str = Field(max_length=16)
-    kiosk_time: datetime
-    kiosk_clock_trusted: bool
-    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    received_at: datetime
 
 
 class CommandResult(CommandResultBase, table=True):

@@ -21,7 +21,7 @@ from drivers.ble.blood_pressure import BloodPressureDialect
 from drivers.ble.cuff_session import BloodPressureCuffSession
 from drivers.ble.glucose import GlucoseConcentrationUnit, GlucoseMeasurement, GlucoseType, SampleLocation
 from drivers.ble.glucose_session import GlucoseMeterSession, GlucoseRecord
-from drivers.ble.measurement_session import IndicationSession
+from drivers.ble.measurement_session import IndicationSession, RemembersDeviceState
 from drivers.ble.simulated import (
     SimulatedCuff,
     SimulatedGlucoseMeter,
@@ -64,14 +64,10 @@ class CursorStore:
 CuffPressureListener = Callable[[DeviceIdentity, float | None], None]
 
 
-@dataclass
-class CuffReader:
-    """A blood-pressure cuff; while it inflates, its pressure goes to `on_cuff_pressure`
-    (the kiosk screen shows it rising, from Intermediate Cuff Pressure 0x2A36)."""
+class _SessionState:
+    """A reader's view of what its session's device said about itself on the last connection."""
 
-    device: DeviceIdentity
-    session: BloodPressureCuffSession
-    on_cuff_pressure: CuffPressureListener | None = None
+    session: RemembersDeviceState
 
     @property
     def battery_percent(self) -> int | None:
@@ -80,6 +76,16 @@ class CuffReader:
     @property
     def clock_offset_s(self) -> float | None:
         return self.session.clock_offset_s
+
+
+@dataclass
+class CuffReader(_SessionState):
+    """A blood-pressure cuff; while it inflates, its pressure goes to `on_cuff_pressure`
+    (the kiosk screen shows it rising, from Intermediate Cuff Pressure 0x2A36)."""
+
+    device: DeviceIdentity
+    session: BloodPressureCuffSession
+    on_cuff_pressure: CuffPressureListener | None = None
 
     async def read(self) -> Sequence[DeviceReading]:
         listener = self.on_cuff_pressure
@@ -92,17 +98,9 @@ class CuffReader:
 
 
 @dataclass
-class SessionReader:
+class SessionReader(_SessionState):
     device: DeviceIdentity
     session: IndicationSession[DeviceReading]
-
-    @property
-    def battery_percent(self) -> int | None:
-        return self.session.battery_percent
-
-    @property
-    def clock_offset_s(self) -> float | None:
-        return self.session.clock_offset_s
 
     async def read(self) -> Sequence[DeviceReading]:
         return await self.session.collect()
@@ -112,7 +110,7 @@ class SessionReader:
 
 
 @dataclass
-class GlucoseReader:
+class GlucoseReader(_SessionState):
     """Fetches only records newer than the last one saved, through the meter's RACP.
 
     The cursor moves after the records were handed on; if the agent dies in between, the
@@ -123,14 +121,6 @@ class GlucoseReader:
     session: GlucoseMeterSession
     cursor: CursorStore
     _pending_cursor: int | None = None
-
-    @property
-    def battery_percent(self) -> int | None:
-        return self.session.battery_percent
-
-    @property
-    def clock_offset_s(self) -> float | None:
-        return self.session.clock_offset_s
 
     async def read(self) -> Sequence[DeviceReading]:
         records = await self.session.fetch_since(self.cursor.load(self.device.address))
