@@ -11,7 +11,7 @@ from doorstep.db import create_durable_engine
 from cloud_bridge.api import create_app
 from cloud_bridge.ingest import Ingest
 from cloud_bridge.settings import BridgeSettings
-from cloud_bridge.store import create_tables
+from cloud_bridge.store import migrate
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def build_ingest(settings: BridgeSettings, engine: Engine) -> Ingest:
 def run_bridge(settings: BridgeSettings) -> None:
     """Run until SIGINT or SIGTERM (uvicorn handles both), then stop ingest cleanly."""
     engine = create_durable_engine(settings.database_url)
-    create_tables(engine)
+    migrate(engine)
     ingest = build_ingest(settings, engine)
     ingest.start()
     try:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Engine, Index
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import JSON, Engine, Index, MetaData
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel
@@ -116,8 +119,26 @@ BRIDGE_TABLES = [
 ]  # type: ignore[attr-defined]
 
 
-def create_tables(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine, tables=BRIDGE_TABLES)
+def bridge_metadata() -> MetaData:
+    """The bridge's tables alone (SQLModel's shared metadata also holds the agent's)."""
+    metadata = MetaData()
+    for table in BRIDGE_TABLES:
+        table.to_metadata(metadata)
+    return metadata
+
+
+def migration_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema with Alembic (cloud_bridge/migrations/)."""
+    config = migration_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
 
 
 def _common_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Real parts for the tests: a Mosquitto process, SQLite files, in-process bridge workers."""
+"""Real parts for the tests: a Mosquitto process, SQLite files, a PostgreSQL cluster, in-process
+bridge workers. Every test that stores through the bridge runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from cloud_bridge.ingest import Ingest
-from cloud_bridge.store import create_tables
+from cloud_bridge.store import migrate
 from doorstep.db import create_durable_engine
 from doorstep.mosquitto import MosquittoProcess
 from doorstep.mqtt import BrokerSettings
+from tests.postgres import PostgresCluster
 from tests.support import Bridge
 from tests.support import broker_settings as default_broker_settings
 
@@ -30,11 +32,28 @@ def running_broker(broker: MosquittoProcess) -> MosquittoProcess:
     return broker
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One throwaway cluster for the whole run; each test gets a database of its own."""
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def bridge_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The bridge's database URL: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bridge.sqlite3'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.new_database()
+
+
 @pytest.fixture
-def bridge_factory(tmp_path: Path) -> Iterator[Callable[[MosquittoProcess], Bridge]]:
-    """Start in-process bridge workers on one SQLite database; all are stopped afterwards."""
-    engine = create_durable_engine(f"sqlite:///{tmp_path / 'bridge.sqlite3'}")
-    create_tables(engine)
+def bridge_factory(bridge_database: str) -> Iterator[Callable[[MosquittoProcess], Bridge]]:
+    """Start in-process bridge workers on one database (migrated); all are stopped afterwards."""
+    engine = create_durable_engine(bridge_database)
+    migrate(engine)
     started: list[Ingest] = []
 
     def start(
