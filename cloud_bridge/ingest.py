@@ -1,4 +1,4 @@
-"""Ingest: take kiosks' messages from the broker, validate, store once, then confirm to the kiosk.
+"""Ingest: take kiosks' messages from the broker, store them once, then confirm to the kiosk.
 
 The order is the whole point: the ack goes out only after the database commit, so a kiosk
 forgets a record only once it is stored. Everything before the commit may be lost (paho has
@@ -6,7 +6,12 @@ already PUBACKed the message to the broker when on_message returns; the broker i
 it): the kiosk re-sends whatever is not confirmed, and the unique message id makes that a no-op.
 
 A worker keeps no state outside the database, so any number of them can share the MQTT 5
-shared subscription.
+shared subscription `$share/{group}/doorstep/v1/#`. Each worker also subscribes on its own to
+the kiosks' retained status topics, which a shared subscription never delivers on subscribing
+(MQTT 5.0, 4.8.2), so a worker started after a kiosk learns whether it is online.
+
+The shared subscription also brings back what the bridge itself sends down (acks, commands);
+those are dropped by topic before anything is parsed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,37 +30,40 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
-from doorstep.wire import (
-    MAX_ACK_IDS,
-    QOS_RELIABLE,
-    TOPIC_ROOT,
-    Ack,
-    Channel,
-    ContractError,
-    KioskTopics,
-    UpstreamMessage,
-    encode,
-    validate_upstream,
-)
+from doorstep.wire import MAX_ACK_IDS, QOS_RELIABLE, TOPIC_ROOT, Ack, Channel, KioskTopics, UpstreamMessage, encode
 
-from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, store_batch
+from cloud_bridge import commands
+from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge.batch import BatchOutcome, Inbound, commit_batch
+from cloud_bridge.metrics import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
-SUBSCRIPTIONS = (
-    f"{TOPIC_ROOT}/+/+/{Channel.READINGS}/+",
-    f"{TOPIC_ROOT}/+/+/{Channel.EVENTS}/+",
-    f"{TOPIC_ROOT}/+/+/{Channel.TELEMETRY}",
-    f"{TOPIC_ROOT}/+/+/{Channel.COMMAND_RESULTS}/+",
-)
+STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/{Channel.STATUS}"
+# What the bridge publishes itself, and hears again through `#`.
+_DOWNSTREAM = (f"/{Channel.ACKS}", f"/{Channel.COMMANDS}/")
+# A failed batch is tried again this many times (a PostgreSQL deadlock, a locked SQLite file)
+# before it is given up to the kiosks' re-sends.
+BATCH_ATTEMPTS = 3
+
+
+def shared_subscription(group: str) -> str:
+    return f"$share/{group}/{TOPIC_ROOT}/#"
+
+
+def is_downstream(topic: str) -> bool:
+    tail = topic[len(TOPIC_ROOT) :]
+    return tail.endswith(_DOWNSTREAM[0]) or _DOWNSTREAM[1] in tail
 
 
 @dataclass(frozen=True, slots=True)
-class _Received:
-    topic: str
-    body: bytes
+class _PubAck:
+    mid: int
+    reason: str
+    failed: bool
 
 
 class Ingest:
@@ -65,24 +74,39 @@ class Ingest:
         *,
         client_id: str,
         share_group: str,
+        rules: AlertRules | None = None,
+        notify: bool = False,
+        metrics: BridgeMetrics | None = None,
         batch_max: int = 200,
         batch_wait_s: float = 0.02,
+        on_committed: Callable[[BatchOutcome], None] = lambda outcome: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._engine = engine
         self._broker = broker
-        self._subscriptions = [f"$share/{share_group}/{topic}" for topic in SUBSCRIPTIONS]
+        self._subscriptions = [shared_subscription(share_group), STATUS_SUBSCRIPTION]
+        self._rules = rules or AlertRules()
+        self._notify = notify
+        self.metrics = metrics or BridgeMetrics()
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
+        self._on_committed = on_committed
         self._clock = clock
-        self._inbox: queue.Queue[_Received] = queue.Queue()
+        self._inbox: queue.Queue[Inbound | _PubAck] = queue.Queue()
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._client = make_client(client_id, broker)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
         self._connected = threading.Event()
+        # What this worker published and the broker has not PUBACKed yet: paho message id ->
+        # the command's request id, or None for an ack. A PUBACK may beat publish() back to
+        # us (paho's network thread is another thread): such a one waits in _early_pubacks.
+        self._in_flight: dict[int, str | None] = {}
+        self._early_pubacks: dict[int, _PubAck] = {}
+        self._lock = threading.Lock()
 
     @property
     def connected(self) -> bool:
@@ -97,6 +121,8 @@ class Ingest:
         self._client.disconnect()
         self._client.loop_stop()
         self._worker.join(timeout=10)
+
+    # --- paho's thread: only hand over ---------------------------------------------------
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         if reason.is_failure:
@@ -115,7 +141,53 @@ class Ingest:
             topic = message.topic
         except UnicodeDecodeError:
             topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are the only honest name
-        self._inbox.put(_Received(topic, bytes(message.payload)))
+        if is_downstream(topic):
+            return
+        self._inbox.put(Inbound(topic, bytes(message.payload)))
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        # Called with paho's message lock held: no lock of ours is taken here.
+        self._inbox.put(_PubAck(mid, str(reason), reason.is_failure))
+
+    # --- commands down -----------------------------------------------------------------
+
+    def publish_command(self, request_id: str, topic: str, body: bytes) -> bool:
+        """Hand a command to the broker; its PUBACK marks it delivered. False if not connected
+        (it stays pending and is published again by the next sweep)."""
+        if not self.connected:
+            return False
+        with self._lock:
+            info = self._client.publish(topic, body, qos=QOS_RELIABLE)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return False
+            self._in_flight[info.mid] = request_id
+            early = self._early_pubacks.pop(info.mid, None)
+        self.metrics.commands.inc()
+        if early is not None:
+            self._inbox.put(early)
+        return True
+
+    def _command_puback(self, ack: _PubAck) -> None:
+        with self._lock:
+            if ack.mid not in self._in_flight:
+                # Bounded: PUBACKs of what paho queued while disconnected are never claimed.
+                if len(self._early_pubacks) >= 10_000:
+                    self._early_pubacks.clear()
+                self._early_pubacks[ack.mid] = ack
+                return
+            request_id = self._in_flight.pop(ack.mid)
+        if request_id is None:
+            if ack.failed:
+                log.error("the broker refused an ack: %s (the kiosk will re-send and be confirmed again)", ack.reason)
+            return
+        if ack.failed:
+            log.error("the broker refused command %s: %s (it stays pending)", request_id, ack.reason)
+            return
+        with Session(self._engine) as session:
+            commands.mark_delivered(session, request_id, self._clock())
+            session.commit()
+
+    # --- the worker thread: store, then confirm ---------------------------------------------
 
     def _work(self) -> None:
         while not self._stopping.is_set():
@@ -123,43 +195,55 @@ class Ingest:
                 first = self._inbox.get(timeout=0.2)
             except queue.Empty:
                 continue
-            batch = [first]
+            batch: list[Inbound] = []
+            pubacks: list[_PubAck] = []
+            item: Inbound | _PubAck = first
             try:
-                while len(batch) < self._batch_max:
-                    batch.append(self._inbox.get(timeout=self._batch_wait_s))
+                while True:
+                    (pubacks if isinstance(item, _PubAck) else batch).append(item)  # type: ignore[arg-type]
+                    if len(batch) >= self._batch_max:
+                        break
+                    item = self._inbox.get(timeout=self._batch_wait_s)
             except queue.Empty:
                 pass
             try:
-                self.process(batch)
+                for ack in pubacks:
+                    self._command_puback(ack)
+                if batch:
+                    self.process(batch)
             except Exception:
                 # A bug must not stop ingest for every kiosk; nothing was acked, so nothing is lost.
                 log.exception("a batch of %d messages failed; kiosks will re-send", len(batch))
 
-    def process(self, batch: list[_Received]) -> None:
-        received_at = self._clock()
-        valid: list[UpstreamMessage] = []
-        refused: list[DeadLetter] = []
-        for item in batch:
+    def process(self, batch: list[Inbound]) -> None:
+        started = time.perf_counter()
+        outcome: BatchOutcome | None = None
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
             try:
-                valid.append(validate_upstream(item.topic, item.body))
-            except ContractError as error:
-                log.warning("refused a message on %s: %s", item.topic, error.reason)
-                refused.append(
-                    DeadLetter(
-                        received_at=received_at,
-                        topic=item.topic[:512],
-                        reason=error.reason[:2000],
-                        raw=item.body[:DEAD_LETTER_RAW_LIMIT],
-                        raw_size=len(item.body),
-                    )
-                )
-        try:
-            store_batch(self._engine, valid, refused, received_at)
-        except SQLAlchemyError:
-            # Nothing is confirmed, so every kiosk will send these again.
-            log.exception("could not store a batch of %d messages; kiosks will re-send", len(valid))
-            return
-        self._confirm(valid)
+                outcome = commit_batch(self._engine, batch, rules=self._rules, notify=self._notify, received_at=self._clock())
+                break
+            except SQLAlchemyError as error:
+                if attempt == BATCH_ATTEMPTS:
+                    # Nothing is confirmed, so every kiosk will send these again.
+                    self.metrics.batch_failures.inc()
+                    log.exception("could not store a batch of %d messages; kiosks will re-send", len(batch))
+                    return
+                log.warning("storing a batch failed (%s); trying again", type(error).__name__)
+                time.sleep(0.05 * attempt)
+        assert outcome is not None
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(len(batch))
+        for (channel, result), count in outcome.counts().items():
+            self.metrics.messages.labels(channel, result).inc(count)
+        if outcome.refused:
+            self.metrics.dead_letters.inc(outcome.refused)
+            self.metrics.messages.labels("unknown", "refused").inc(outcome.refused)
+        for change in outcome.alert_changes:
+            if change.event == "opened":
+                self.metrics.alerts.labels(change.alert.kind).inc()
+                log.warning("alert %s at %s/%s: %s", change.alert.kind, change.alert.site, change.alert.kiosk, change.alert.title)
+        self._confirm(outcome.valid)
+        self._on_committed(outcome)
 
     def _confirm(self, stored: list[UpstreamMessage]) -> None:
         by_kiosk: dict[KioskTopics, list[UpstreamMessage]] = defaultdict(list)
@@ -169,4 +253,9 @@ class Ingest:
             ids = list(dict.fromkeys(m.envelope.message_id for m in messages))
             for start in range(0, len(ids), MAX_ACK_IDS):
                 ack = Ack(message_ids=ids[start : start + MAX_ACK_IDS])
-                self._client.publish(topics.acks, encode(ack), qos=QOS_RELIABLE)
+                with self._lock:
+                    info = self._client.publish(topics.acks, encode(ack), qos=QOS_RELIABLE)
+                    if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                        self._in_flight[info.mid] = None
+                        self._early_pubacks.pop(info.mid, None)
+                self.metrics.acks.inc()

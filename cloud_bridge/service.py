@@ -1,44 +1,106 @@
-"""`doorstep bridge`: ingest and the HTTP API in one process."""
+"""`doorstep bridge`: one worker — ingest, periodic jobs, webhook sender and the HTTP API."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 
 import uvicorn
 from sqlalchemy import Engine
 
-from doorstep.db import create_durable_engine
-from cloud_bridge.api import create_app
+from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.ingest import Ingest
+from cloud_bridge.jobs import BridgeJobs
+from cloud_bridge.metrics import BridgeMetrics
 from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.store import migrate
+from cloud_bridge.webhook import WebhookSender
+from doorstep.db import create_durable_engine
 
 log = logging.getLogger(__name__)
 
 
-def build_ingest(settings: BridgeSettings, engine: Engine) -> Ingest:
-    return Ingest(
+@dataclass
+class BridgeWorker:
+    engine: Engine
+    ingest: Ingest
+    jobs: BridgeJobs
+    webhook: WebhookSender | None
+    context: BridgeContext
+
+
+def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
+    metrics = BridgeMetrics()
+    notify = settings.webhook is not None
+    sender = (
+        WebhookSender(engine, settings.webhook, on_result=lambda outcome: metrics.webhooks.labels(outcome).inc())
+        if settings.webhook is not None
+        else None
+    )
+    poke = sender.poke if sender is not None else (lambda: None)
+    ingest = Ingest(
         engine,
         settings.broker,
         client_id=settings.client_id,
         share_group=settings.share_group,
+        rules=settings.alerts,
+        notify=notify,
+        metrics=metrics,
         batch_max=settings.batch_max,
         batch_wait_s=settings.batch_wait_s,
+        on_committed=lambda outcome: poke() if outcome.alert_changes else None,
     )
+    jobs = BridgeJobs(
+        engine,
+        rules=settings.alerts,
+        publisher=ingest,
+        notify=notify,
+        on_alerts=lambda changes: poke(),
+        dead_letter_retention=timedelta(days=settings.dead_letter_retention_days),
+    )
+    context = BridgeContext(
+        engine,
+        metrics=metrics,
+        publisher=ingest,
+        command_ttl=timedelta(seconds=settings.command_ttl_s),
+        notify=notify,
+        on_alerts=poke,
+    )
+    return BridgeWorker(engine, ingest, jobs, sender, context)
+
+
+@contextmanager
+def running_worker(settings: BridgeSettings, engine: Engine) -> Iterator[BridgeWorker]:
+    """Start ingest, jobs and the webhook sender; stop them all on the way out."""
+    worker = build_worker(settings, engine)
+    worker.ingest.start()
+    worker.jobs.start()
+    if worker.webhook is not None:
+        worker.webhook.start()
+    try:
+        yield worker
+    finally:
+        worker.jobs.stop()
+        if worker.webhook is not None:
+            worker.webhook.stop()
+        worker.ingest.stop()
 
 
 def run_bridge(settings: BridgeSettings) -> None:
-    """Run until SIGINT or SIGTERM (uvicorn handles both), then stop ingest cleanly."""
+    """Run until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""
     engine = create_durable_engine(settings.database_url)
     migrate(engine)
-    ingest = build_ingest(settings, engine)
-    ingest.start()
     try:
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(engine), host=settings.http_host, port=settings.http_port, log_level="warning")
-        )
-        log.info("bridge API on http://%s:%d", settings.http_host, settings.http_port)
-        server.run()
+        with running_worker(settings, engine) as worker:
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(engine, worker.context), host=settings.http_host, port=settings.http_port, log_level="warning"
+                )
+            )
+            log.info("bridge API on http://%s:%d", settings.http_host, settings.http_port)
+            server.run()
     finally:
-        ingest.stop()
         engine.dispose()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge.webhook import WebhookSettings
 from doorstep.config import FileSettings
 from doorstep.mqtt import BrokerSettings
 
@@ -27,3 +29,9 @@ class BridgeSettings(FileSettings):
     http_port: int = Field(default=8080, ge=1, le=65535)
     batch_max: int = Field(default=200, ge=1, le=10_000, description="messages stored per transaction at most")
     batch_wait_s: float = Field(default=0.02, ge=0, le=5, description="how long to gather a batch")
+    alerts: AlertRules = AlertRules()
+    webhook: WebhookSettings | None = Field(default=None, description="where alerts are posted as they open and change")
+    command_ttl_s: float = Field(
+        default=300, gt=0, le=7 * 24 * 3600, description="a command not acted on by then is refused by the kiosk"
+    )
+    dead_letter_retention_days: float = Field(default=30, gt=0, description="refused messages are kept this long")

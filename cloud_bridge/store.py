@@ -1,4 +1,4 @@
-"""The bridge's tables and the one function that writes messages to them, exactly once."""
+"""The bridge's message tables and the functions that write messages to them, exactly once."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, Engine, Index, MetaData
+from pydantic import BaseModel
+from sqlalchemy import JSON, Engine, Index, Insert, Table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.wire import Channel, UpstreamMessage
 
@@ -55,6 +55,9 @@ class Reading(ReadingBase, table=True):
     __table_args__ = (
         Index("ix_readings_kiosk_time", "site", "kiosk", "kiosk_time"),
         Index("ix_readings_subject_time", "subject", "kiosk_time"),
+        # "This kiosk, this resident pseudonym, this time range": the family doctor's question.
+        Index("ix_readings_kiosk_subject_time", "site", "kiosk", "subject", "kiosk_time"),
+        Index("ix_readings_kiosk_seq", "site", "kiosk", "seq"),
     )
 
 
@@ -71,6 +74,7 @@ class Event(EventBase, table=True):
     __table_args__ = (
         Index("ix_events_kiosk_time", "site", "kiosk", "kiosk_time"),
         Index("ix_events_type_time", "type", "kiosk_time"),
+        Index("ix_events_kiosk_seq", "site", "kiosk", "seq"),
     )
 
 
@@ -80,7 +84,10 @@ class EventPublic(EventBase):
 
 class Telemetry(KioskMessageBase, table=True):
     __tablename__ = "telemetry"
-    __table_args__ = (Index("ix_telemetry_kiosk_time", "site", "kiosk", "kiosk_time"),)
+    __table_args__ = (
+        Index("ix_telemetry_kiosk_time", "site", "kiosk", "kiosk_time"),
+        Index("ix_telemetry_kiosk_seq", "site", "kiosk", "seq"),
+    )
 
 
 class TelemetryPublic(KioskMessageBase):
@@ -95,7 +102,10 @@ class CommandResultBase(KioskMessageBase):
 
 class CommandResult(CommandResultBase, table=True):
     __tablename__ = "command_results"
-    __table_args__ = (Index("ix_command_results_kiosk_time", "site", "kiosk", "kiosk_time"),)
+    __table_args__ = (
+        Index("ix_command_results_kiosk_time", "site", "kiosk", "kiosk_time"),
+        Index("ix_command_results_kiosk_seq", "site", "kiosk", "seq"),
+    )
 
 
 class CommandResultPublic(CommandResultBase):
@@ -113,18 +123,24 @@ class DeadLetter(SQLModel, table=True):
     raw_size: int
 
 
-BRIDGE_TABLES = [
-    model.__table__  # type: ignore[attr-defined, union-attr]
-    for model in (Reading, Event, Telemetry, CommandResult, DeadLetter)
-]  # type: ignore[attr-defined]
+# The tables a kiosk's sequence numbers are spread over (every channel with an envelope).
+MESSAGE_TABLES: tuple[type[KioskMessageBase], ...] = (Reading, Event, Telemetry, CommandResult)
+_TABLE_OF_CHANNEL: dict[Channel, type[KioskMessageBase]] = {
+    Channel.READINGS: Reading,
+    Channel.EVENTS: Event,
+    Channel.TELEMETRY: Telemetry,
+    Channel.COMMAND_RESULTS: CommandResult,
+}
 
 
-def bridge_metadata() -> MetaData:
-    """The bridge's tables alone (SQLModel's shared metadata also holds the agent's)."""
-    metadata = MetaData()
-    for table in BRIDGE_TABLES:
-        table.to_metadata(metadata)
-    return metadata
+def table_of(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined, no-any-return]
+
+
+def dialect_insert(session: Session, model: type[SQLModel]) -> Insert:
+    """INSERT for the session's database, with ON CONFLICT available (SQLite and PostgreSQL)."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(table_of(model))
 
 
 def migration_config() -> Config:
@@ -133,10 +149,21 @@ def migration_config() -> Config:
     return config
 
 
+# Any number for PostgreSQL's advisory lock, the same in every worker: "doorstep" in ASCII.
+_MIGRATION_LOCK_KEY = 0x646F6F7273746570
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema with Alembic (cloud_bridge/migrations/)."""
+    """Bring the database to the newest schema with Alembic (cloud_bridge/migrations/).
+
+    Workers starting together take turns: PostgreSQL through an advisory lock held for the
+    transaction, SQLite by taking its write lock before Alembic reads the current version."""
     config = migration_config()
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+        elif engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -186,22 +213,64 @@ def command_result_row(message: UpstreamMessage, received_at: datetime) -> dict[
     return row | {"request_id": payload["request_id"], "command": payload["command"], "outcome": payload["outcome"]}
 
 
-def store_batch(
-    engine: Engine,
-    messages: Sequence[UpstreamMessage],
-    refused: Sequence[DeadLetter],
-    received_at: datetime,
-) -> None:
-    """Store valid messages (a message id already stored is a no-op) and dead letters, in one commit."""
-    readings = [reading_row(m, received_at) for m in messages if m.topic.channel is Channel.READINGS]
-    events = [event_row(m, received_at) for m in messages if m.topic.channel is Channel.EVENTS]
-    telemetry = [telemetry_row(m, received_at) for m in messages if m.topic.channel is Channel.TELEMETRY]
-    results = [command_result_row(m, received_at) for m in messages if m.topic.channel is Channel.COMMAND_RESULTS]
-    insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
-    with Session(engine) as session:
-        for table, rows in ((Reading, readings), (Event, events), (Telemetry, telemetry), (CommandResult, results)):
-            if rows:
-                statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["message_id"])
-                session.execute(statement)
-        session.add_all(refused)
-        session.commit()
+_ROW_OF_CHANNEL = {
+    Channel.READINGS: reading_row,
+    Channel.EVENTS: event_row,
+    Channel.TELEMETRY: telemetry_row,
+    Channel.COMMAND_RESULTS: command_result_row,
+}
+
+
+def insert_messages(session: Session, messages: Sequence[UpstreamMessage], received_at: datetime) -> set[uuid.UUID]:
+    """Add valid messages to the session's transaction; a message id already stored is a no-op.
+    Returns the ids stored now for the first time (a redelivery is not among them)."""
+    new: set[uuid.UUID] = set()
+    for channel, model in _TABLE_OF_CHANNEL.items():
+        rows = [_ROW_OF_CHANNEL[channel](m, received_at) for m in messages if m.topic.channel is channel]
+        if not rows:
+            continue
+        statement = (
+            dialect_insert(session, model)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["message_id"])
+            .returning(table_of(model).c.message_id)
+        )
+        new.update(session.execute(statement).scalars())
+    return new
+
+
+def stored_seqs(session: Session, site: str, kiosk: str, *, above: int, limit: int) -> list[tuple[int, datetime]]:
+    """A kiosk's sequence numbers above `above`, in order, with when each was received."""
+    found: list[tuple[int, datetime]] = []
+    for model in MESSAGE_TABLES:
+        statement = (
+            select(model.seq, model.received_at)
+            .where(col(model.site) == site, col(model.kiosk) == kiosk, col(model.seq) > above)
+            .order_by(col(model.seq))
+            .limit(limit)
+        )
+        found.extend((int(seq), received) for seq, received in session.exec(statement))
+    return sorted(found)[:limit]
+
+
+def count_seqs_between(session: Session, site: str, kiosk: str, first: int, last: int) -> int:
+    """How many distinct sequence numbers from `first` to `last` the bridge holds for a kiosk."""
+    seqs: set[int] = set()
+    for model in MESSAGE_TABLES:
+        statement = select(model.seq).where(
+            col(model.site) == site, col(model.kiosk) == kiosk, col(model.seq) >= first, col(model.seq) <= last
+        )
+        seqs.update(int(seq) for seq in session.exec(statement))
+    return len(seqs)
+
+
+def seq_taken_by_another(session: Session, site: str, kiosk: str, seq: int, message_id: uuid.UUID) -> bool:
+    """Whether another message of this kiosk already holds `seq` (its outbox started over)."""
+    for model in MESSAGE_TABLES:
+        statement = select(model.message_id).where(
+            col(model.site) == site, col(model.kiosk) == kiosk, col(model.seq) == seq,
+            col(model.message_id) != message_id,
+        ).limit(1)
+        if session.exec(statement).first() is not None:
+            return True
+    return False

@@ -375,6 +375,39 @@ class CommandName(StrEnum):
     EXPORT_DIAGNOSTICS = "export_diagnostics"
 
 
+class NoArgs(_Strict):
+    pass
+
+
+class DeviceArgs(_Strict):
+    address: str = Field(min_length=1, max_length=64, description="the device's address at the kiosk")
+
+
+class LaundryStartArgs(_Strict):
+    unit: ModbusUnit
+    program: int = Field(ge=0, le=0xFFFF)
+    subject: Pseudonym = Field(description="the resident charged (or started free), as a pseudonym")
+
+
+class LaundryUnitArgs(_Strict):
+    unit: ModbusUnit
+
+
+# The arguments each command takes: the bridge refuses a command whose arguments do not fit
+# before it goes anywhere (the kiosk checks them again).
+COMMAND_ARGS: Final[dict[CommandName, type[BaseModel]]] = {
+    CommandName.PING: NoArgs,
+    CommandName.STATUS: NoArgs,
+    CommandName.RELOAD_CONFIG: NoArgs,
+    CommandName.RECONNECT_DEVICE: DeviceArgs,
+    CommandName.LAUNDRY_START: LaundryStartArgs,
+    CommandName.LAUNDRY_STOP: LaundryUnitArgs,
+    CommandName.LAUNDRY_CLEAR_FAULT: LaundryUnitArgs,
+    CommandName.FLUSH_OUTBOX: NoArgs,
+    CommandName.EXPORT_DIAGNOSTICS: NoArgs,
+}
+
+
 REQUEST_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
 

@@ -4,11 +4,14 @@ bridge workers. Every test that stores through the bridge runs on SQLite and on 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cloud_bridge.ingest import Ingest
+from cloud_bridge.service import running_worker
+from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.store import migrate
 from doorstep.db import create_durable_engine
 from doorstep.mosquitto import MosquittoProcess
@@ -50,22 +53,27 @@ def bridge_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def bridge_factory(bridge_database: str) -> Iterator[Callable[[MosquittoProcess], Bridge]]:
-    """Start in-process bridge workers on one database (migrated); all are stopped afterwards."""
+def bridge_factory(bridge_database: str) -> Iterator[Callable[..., Bridge]]:
+    """Start in-process bridge workers (ingest, jobs, webhook sender: cloud_bridge/service.py)
+    on one migrated database; all are stopped afterwards."""
     engine = create_durable_engine(bridge_database)
     migrate(engine)
-    started: list[Ingest] = []
+    with ExitStack() as workers:
 
-    def start(
-        broker: MosquittoProcess, client_id: str = "bridge-test-1", broker_settings: BrokerSettings | None = None
-    ) -> Bridge:
-        settings = broker_settings or default_broker_settings(broker)
-        ingest = Ingest(engine, settings, client_id=client_id, share_group="bridge")
-        ingest.start()
-        started.append(ingest)
-        return Bridge(engine, ingest)
+        def start(
+            broker: MosquittoProcess,
+            client_id: str = "bridge-test-1",
+            broker_settings: BrokerSettings | None = None,
+            **settings: Any,
+        ) -> Bridge:
+            bridge_settings = BridgeSettings(
+                database_url=bridge_database,
+                broker=broker_settings or default_broker_settings(broker),
+                client_id=client_id,
+                **settings,
+            )
+            worker = workers.enter_context(running_worker(bridge_settings, engine))
+            return Bridge(engine, worker.ingest, worker)
 
-    yield start
-    for ingest in started:
-        ingest.stop()
+        yield start
     engine.dispose()

@@ -21,7 +21,9 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from cloud_bridge.api import create_app
 from cloud_bridge.ingest import Ingest
+from cloud_bridge.service import BridgeWorker
 from cloud_bridge.store import DeadLetter, Event, Reading
 from doorstep.mosquitto import MosquittoProcess, free_port
 from doorstep.mqtt import BrokerSettings
@@ -41,6 +43,11 @@ def broker_settings(broker: MosquittoProcess) -> BrokerSettings:
 class Bridge:
     engine: Engine
     ingest: Ingest
+    worker: BridgeWorker
+
+    def api(self) -> ServedApp:
+        """This worker's HTTP API, served by a real uvicorn (use as a context manager)."""
+        return ServedApp(create_app(self.engine, self.worker.context))
 
     def readings(self) -> list[Reading]:
         with Session(self.engine) as session:

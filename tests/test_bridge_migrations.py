@@ -6,7 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from cloud_bridge.store import bridge_metadata, migrate
+from cloud_bridge.schema import bridge_metadata
+from cloud_bridge.store import migrate
 from doorstep.db import create_durable_engine
 
 

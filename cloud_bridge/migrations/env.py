@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from cloud_bridge.store import bridge_metadata
+from cloud_bridge.schema import bridge_metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -1,0 +1,283 @@
+"""When to raise an alert and when to clear it: pure rules over messages and fleet state.
+
+The rules say *what* is wrong; cloud_bridge/alerts.py keeps the lifecycle (open, acknowledged,
+resolved) and the deduplication. Each signal names what it is about (a device address, a
+resident pseudonym, a gap), so a condition reported a hundred times is one open alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from doorstep.wire import (
+    BloodPressurePayload,
+    Channel,
+    GlucosePayload,
+    KioskState,
+    ReadingKind,
+    Spo2Payload,
+    TemperaturePayload,
+    UpstreamMessage,
+)
+
+# 1 kPa = 7.50062 mmHg (the conventional millimetre of mercury, 133.322 Pa).
+MMHG_PER_KPA = 7.50062
+
+
+class AlertKind(StrEnum):
+    KIOSK_OFFLINE = "kiosk_offline"
+    DEVICE_FAULT = "device_fault"  # a laundry machine's fault state or error code
+    DEVICE_OFFLINE = "device_offline"  # a machine on the RS-485 line stopped answering
+    LOW_BATTERY = "low_battery"
+    BACKLOG_GROWING = "backlog_growing"
+    OUTBOX_FULL = "outbox_full"  # only health readings left, over the disk budget
+    DANGEROUS_READING = "dangerous_reading"
+    SEQUENCE_GAP = "sequence_gap"  # a message was lost somewhere between kiosk and bridge
+    SEQUENCE_RESTARTED = "sequence_restarted"  # the kiosk's outbox started over (set aside as corrupt?)
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+
+
+class AlertRules(BaseModel):
+    """Thresholds, in the bridge's configuration (`alerts:`)."""
+
+    # The station's hypertension guideline: a hypertensive crisis at >= 180 systolic or >= 120
+    # diastolic (ACC/AHA 2017; the Chinese guideline's grade 3 starts at 180/110).
+    dangerous_systolic_mmhg: float = Field(default=180, gt=0)
+    dangerous_diastolic_mmhg: float = Field(default=120, gt=0)
+    # Level 2 hypoglycaemia (ADA Standards of Care, section 6) and a hyperglycaemic emergency.
+    low_glucose_mmol_l: float = Field(default=3.0, gt=0)
+    high_glucose_mmol_l: float = Field(default=16.7, gt=0)
+    low_spo2_percent: float = Field(default=90, gt=0, le=100)
+    high_temperature_c: float = Field(default=39.0, gt=30)
+    low_battery_percent: int = Field(default=20, ge=0, le=100)
+    battery_recovered_percent: int = Field(default=30, ge=0, le=100, description="cleared at this level (hysteresis)")
+    heartbeat_missed_s: float = Field(
+        default=180, gt=0, description="no message from an online kiosk for this long: offline (3 telemetry periods)"
+    )
+    backlog_records: int = Field(default=100, ge=0, description="a backlog counts as growing only above this")
+    backlog_rising_reports: int = Field(default=3, ge=1, description="... and after this many growing reports in a row")
+    backlog_oldest_age_s: float = Field(default=3600, gt=0, description="or when its oldest record is this old")
+    telemetry_fresh_s: float = Field(
+        default=300, gt=0, description="telemetry older than this on arrival (a drained backlog) says nothing of now"
+    )
+    sequence_gap_grace_s: float = Field(
+        default=900, gt=0, description="a missing sequence number is a gap once a later one arrived this long ago"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Raise:
+    kind: AlertKind
+    severity: Severity
+    site: str
+    kiosk: str
+    about: str  # what it is about: "" for the kiosk itself, a device address, a pseudonym, a gap
+    title: str  # one line in plain words, for the dashboard and the webhook
+    at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    kind: AlertKind
+    site: str
+    kiosk: str
+    about: str
+    at: datetime
+    note: str
+
+
+Signal = Raise | Clear
+
+
+# --- Readings -------------------------------------------------------------------------------
+
+
+def reading_signals(message: UpstreamMessage, rules: AlertRules) -> list[Raise]:
+    """A dangerous reading. One open alert per resident (the pseudonym) so a doctor sees "three
+    dangerous readings, the latest …", per reading when anonymous."""
+    if message.topic.channel is not Channel.READINGS:
+        return []
+    problem, values = _danger(message, rules)
+    if problem is None:
+        return []
+    payload = message.payload
+    subject = getattr(payload, "subject", None)
+    about = subject or f"message-{message.envelope.message_id}"
+    suspect = getattr(payload, "suspect", [])
+    title = problem + (" (the kiosk marked it suspect: " + ", ".join(suspect) + ")" if suspect else "")
+    return [
+        Raise(
+            AlertKind.DANGEROUS_READING,
+            Severity.CRITICAL,
+            message.topic.site,
+            message.topic.kiosk,
+            about,
+            title,
+            message.envelope.kiosk_time,
+            {"message_id": str(message.envelope.message_id), "kind": message.topic.name, "subject": subject, **values},
+        )
+    ]
+
+
+def _danger(message: UpstreamMessage, rules: AlertRules) -> tuple[str | None, dict[str, Any]]:
+    payload = message.payload
+    kind = message.topic.name
+    if kind == ReadingKind.BLOOD_PRESSURE and isinstance(payload, BloodPressurePayload):
+        factor = MMHG_PER_KPA if payload.unit == "kPa" else 1.0
+        systolic = payload.systolic * factor if payload.systolic is not None else None
+        diastolic = payload.diastolic * factor if payload.diastolic is not None else None
+        values = {"systolic_mmhg": _round(systolic), "diastolic_mmhg": _round(diastolic)}
+        if (systolic is not None and systolic >= rules.dangerous_systolic_mmhg) or (
+            diastolic is not None and diastolic >= rules.dangerous_diastolic_mmhg
+        ):
+            return f"very high blood pressure {_mmhg(systolic)}/{_mmhg(diastolic)} mmHg", values
+    elif kind == ReadingKind.GLUCOSE and isinstance(payload, GlucosePayload) and payload.glucose_concentration is not None:
+        mmol = payload.glucose_concentration if payload.unit == "mmol/L" else payload.glucose_concentration / 18.0156
+        values = {"glucose_mmol_l": _round(mmol, 1)}
+        if mmol < rules.low_glucose_mmol_l:
+            return f"very low blood glucose {mmol:.1f} mmol/L", values
+        if mmol >= rules.high_glucose_mmol_l:
+            return f"very high blood glucose {mmol:.1f} mmol/L", values
+    elif kind == ReadingKind.SPO2 and isinstance(payload, Spo2Payload) and payload.spo2 is not None:
+        if payload.spo2 < rules.low_spo2_percent:
+            return f"low blood oxygen {payload.spo2:.0f}%", {"spo2_percent": payload.spo2}
+    elif kind == ReadingKind.TEMPERATURE and isinstance(payload, TemperaturePayload) and payload.temperature is not None:
+        celsius = payload.temperature if payload.unit == "Cel" else (payload.temperature - 32) / 1.8
+        if celsius >= rules.high_temperature_c:
+            return f"high fever {celsius:.1f} °C", {"temperature_c": _round(celsius, 1)}
+    return None, {}
+
+
+def _mmhg(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}"
+
+
+def _round(value: float | None, digits: int = 0) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# --- Devices ----------------------------------------------------------------------------------
+
+
+def device_signals(
+    site: str,
+    kiosk: str,
+    address: str,
+    at: datetime,
+    *,
+    rules: AlertRules,
+    state: str | None = None,
+    error_code: int | None = None,
+    error_text: dict[str, str] | None = None,
+    link: str | None = None,
+    battery_percent: int | None = None,
+    model: str | None = None,
+    state_reported: bool = False,
+    link_reported: bool = False,
+) -> list[Signal]:
+    signals: list[Signal] = []
+    name = f"{model or 'device'} {address}"
+    if state_reported:
+        if state == "fault" or error_code is not None:
+            meaning = (error_text or {}).get("zh") or (error_text or {}).get("en") or "no description"
+            code = f"error {error_code}: {meaning}" if error_code is not None else "in fault"
+            signals.append(
+                Raise(AlertKind.DEVICE_FAULT, Severity.WARNING, site, kiosk, address, f"{name}: {code}", at,
+                      {"state": state, "error_code": error_code, "error_text": error_text})
+            )
+        else:
+            signals.append(Clear(AlertKind.DEVICE_FAULT, site, kiosk, address, at, f"{name} is {state} again"))
+    if link_reported and link is not None:
+        if link == "offline":
+            signals.append(
+                Raise(AlertKind.DEVICE_OFFLINE, Severity.WARNING, site, kiosk, address,
+                      f"{name} does not answer on its line", at, {"link": link})
+            )
+        elif link in ("online", "degraded"):
+            signals.append(Clear(AlertKind.DEVICE_OFFLINE, site, kiosk, address, at, f"{name} answers again"))
+    if link_reported and battery_percent is not None:
+        if battery_percent <= rules.low_battery_percent:
+            signals.append(
+                Raise(AlertKind.LOW_BATTERY, Severity.WARNING, site, kiosk, address,
+                      f"{name}: battery at {battery_percent}%", at, {"battery_percent": battery_percent})
+            )
+        elif battery_percent >= rules.battery_recovered_percent:
+            signals.append(Clear(AlertKind.LOW_BATTERY, site, kiosk, address, at, f"battery at {battery_percent}%"))
+    return signals
+
+
+# --- Kiosks ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KioskView:
+    """The fields of a kiosk's row the rules read."""
+
+    site: str
+    kiosk: str
+    status: str
+    status_reason: str | None
+    last_seen_at: datetime
+    backlog_records: int | None
+    backlog_oldest_age_s: float | None
+    backlog_rising: int
+    health_over_budget: bool
+    telemetry_at: datetime | None
+
+
+def status_signals(site: str, kiosk: str, state: KioskState, reason: str, at: datetime) -> list[Signal]:
+    if state is KioskState.OFFLINE:
+        return [Raise(AlertKind.KIOSK_OFFLINE, Severity.CRITICAL, site, kiosk, "", f"kiosk offline: {reason}", at,
+                      {"reason": reason})]
+    return [Clear(AlertKind.KIOSK_OFFLINE, site, kiosk, "", at, "the kiosk connected again")]
+
+
+def telemetry_signals(after: KioskView, received_at: datetime, rules: AlertRules) -> list[Signal]:
+    """Backlog and outbox alerts from the kiosk's newest telemetry, if it speaks of now."""
+    if after.telemetry_at is None or (received_at - after.telemetry_at).total_seconds() > rules.telemetry_fresh_s:
+        return []
+    site, kiosk, at = after.site, after.kiosk, after.telemetry_at
+    signals: list[Signal] = []
+    records = after.backlog_records or 0
+    oldest = after.backlog_oldest_age_s
+    growing = records > rules.backlog_records and after.backlog_rising >= rules.backlog_rising_reports
+    stale = oldest is not None and oldest >= rules.backlog_oldest_age_s
+    if growing or stale:
+        why = f"{records} records waiting" + (f", the oldest for {oldest / 60:.0f} min" if oldest is not None else "")
+        signals.append(Raise(AlertKind.BACKLOG_GROWING, Severity.WARNING, site, kiosk, "",
+                             f"kiosk's backlog is not draining: {why}", at,
+                             {"records": records, "oldest_age_s": oldest}))
+    elif records <= rules.backlog_records and not stale:
+        signals.append(Clear(AlertKind.BACKLOG_GROWING, site, kiosk, "", at, f"backlog down to {records}"))
+    if after.health_over_budget:
+        signals.append(Raise(AlertKind.OUTBOX_FULL, Severity.CRITICAL, site, kiosk, "",
+                             "kiosk's outbox is full of health readings: it keeps them over its disk budget", at))
+    else:
+        signals.append(Clear(AlertKind.OUTBOX_FULL, site, kiosk, "", at, "outbox within its budget"))
+    return signals
+
+
+def heartbeat_signals(kiosks: Iterable[KioskView], now: datetime, rules: AlertRules) -> list[Signal]:
+    """An online kiosk silent for too long is offline, whatever its retained status says (a
+    network cut may leave the broker holding its session for a while)."""
+    signals: list[Signal] = []
+    for kiosk in kiosks:
+        silent_s = (now - kiosk.last_seen_at).total_seconds()
+        if kiosk.status != KioskState.OFFLINE and silent_s >= rules.heartbeat_missed_s:
+            reason = f"no message for {silent_s / 60:.0f} min"
+            signals.append(Raise(AlertKind.KIOSK_OFFLINE, Severity.CRITICAL, kiosk.site, kiosk.kiosk, "",
+                                 f"kiosk offline: {reason}", now, {"reason": reason}))
+        elif kiosk.status == KioskState.ONLINE and silent_s < rules.heartbeat_missed_s:
+            signals.append(Clear(AlertKind.KIOSK_OFFLINE, kiosk.site, kiosk.kiosk, "", now, "the kiosk is heard again"))
+    return signals

@@ -1,0 +1,180 @@
+"""Alerts: open -> acknowledged -> resolved, one open alert per condition.
+
+A condition is (kind, site, kiosk, what it is about). While its alert is not resolved the row
+holds that key in `open_key`, which is unique: raising the same condition again, from any
+worker, only counts one more occurrence. Resolving sets `open_key` to NULL (NULLs never
+collide), so the condition can open a new alert later. Every change is returned as an
+AlertChange so the caller can notify (cloud_bridge/webhook.py) in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, func
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from cloud_bridge.alert_rules import AlertKind, Clear, Raise, Signal
+from cloud_bridge.store import dialect_insert, table_of
+
+
+class AlertState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class AlertBase(SQLModel):
+    # Plain strings in the database (an Enum column would be a PostgreSQL type to migrate).
+    kind: str = Field(max_length=32, description="an AlertKind")
+    severity: str = Field(max_length=16, description="critical or warning")
+    site: str = Field(max_length=32)
+    kiosk: str = Field(max_length=32)
+    about: str = Field(default="", max_length=128, description="a device address, a resident pseudonym, a gap; '' = the kiosk")
+    title: str = Field(max_length=500)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    state: str = Field(default=AlertState.OPEN.value, max_length=16, description="open, acknowledged or resolved")
+    opened_at: datetime
+    last_at: datetime = Field(description="when the condition was last reported")
+    occurrences: int = 1
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = Field(default=None, max_length=64)
+    resolved_at: datetime | None = None
+    resolved_by: str | None = Field(default=None, max_length=64, description="a person, or 'system' when the condition cleared")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class Alert(AlertBase, table=True):
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    open_key: str | None = Field(default=None, unique=True, max_length=256)
+
+
+class AlertPublic(AlertBase):
+    id: int
+
+
+class AlertEvent(StrEnum):
+    OPENED = "opened"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    event: AlertEvent
+    alert: AlertPublic
+
+
+class AlertNotFound(LookupError):
+    pass
+
+
+class AlertTransitionRefused(ValueError):
+    """E.g. acknowledging a resolved alert."""
+
+
+SYSTEM = "system"
+
+
+def open_key(kind: AlertKind, site: str, kiosk: str, about: str) -> str:
+    return f"{kind}|{site}|{kiosk}|{about}"
+
+
+def apply_signals(session: Session, signals: Sequence[Signal]) -> list[AlertChange]:
+    """Raise and clear, in the order given, within the session's transaction."""
+    changes: list[AlertChange] = []
+    for signal in signals:
+        if isinstance(signal, Raise):
+            changes.extend(_raise(session, signal))
+        else:
+            changes.extend(_clear(session, signal))
+    return changes
+
+
+def _raise(session: Session, signal: Raise) -> list[AlertChange]:
+    table = table_of(Alert)
+    statement = dialect_insert(session, Alert).values(
+        kind=signal.kind.value,
+        severity=signal.severity.value,
+        site=signal.site,
+        kiosk=signal.kiosk,
+        about=signal.about,
+        title=signal.title[:500],
+        data=signal.data,
+        state=AlertState.OPEN.value,
+        opened_at=signal.at,
+        last_at=signal.at,
+        occurrences=1,
+        open_key=open_key(signal.kind, signal.site, signal.kiosk, signal.about),
+    )
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["open_key"],
+        set_={
+            "occurrences": table.c.occurrences + 1,
+            "last_at": excluded.last_at,
+            "title": excluded.title,
+            "data": excluded.data,
+        },
+    ).returning(table.c.id, table.c.occurrences)
+    alert_id, occurrences = session.execute(statement).one()
+    if occurrences != 1:
+        return []
+    alert = session.get(Alert, alert_id)
+    assert alert is not None
+    return [AlertChange(AlertEvent.OPENED, AlertPublic.model_validate(alert, from_attributes=True))]
+
+
+def _clear(session: Session, signal: Clear) -> list[AlertChange]:
+    key = open_key(signal.kind, signal.site, signal.kiosk, signal.about)
+    found = session.exec(select(Alert).where(col(Alert.open_key) == key)).first()
+    if found is None:
+        return []
+    return [_resolve(session, found, SYSTEM, signal.note, signal.at)]
+
+
+def _resolve(session: Session, alert: Alert, by: str, note: str | None, at: datetime) -> AlertChange:
+    alert.state, alert.resolved_at, alert.resolved_by, alert.open_key = AlertState.RESOLVED.value, at, by, None
+    if note:
+        alert.note = note[:2000]
+    session.add(alert)
+    session.flush()
+    return AlertChange(AlertEvent.RESOLVED, AlertPublic.model_validate(alert, from_attributes=True))
+
+
+def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None, at: datetime) -> AlertChange:
+    """A person has seen it and is on it; it stays open for deduplication until resolved."""
+    alert = session.get(Alert, alert_id, with_for_update=True)
+    if alert is None:
+        raise AlertNotFound(f"no alert {alert_id}")
+    if alert.state != AlertState.OPEN:
+        raise AlertTransitionRefused(f"alert {alert_id} is {alert.state}: only an open alert can be acknowledged")
+    alert.state, alert.acknowledged_at, alert.acknowledged_by = AlertState.ACKNOWLEDGED.value, at, by
+    if note:
+        alert.note = note[:2000]
+    session.add(alert)
+    session.flush()
+    return AlertChange(AlertEvent.ACKNOWLEDGED, AlertPublic.model_validate(alert, from_attributes=True))
+
+
+def resolve(session: Session, alert_id: int, *, by: str, note: str | None, at: datetime) -> AlertChange:
+    alert = session.get(Alert, alert_id, with_for_update=True)
+    if alert is None:
+        raise AlertNotFound(f"no alert {alert_id}")
+    if alert.state == AlertState.RESOLVED:
+        raise AlertTransitionRefused(f"alert {alert_id} is already resolved")
+    return _resolve(session, alert, by, note, at)
+
+
+def open_alert_counts(session: Session) -> dict[tuple[str, str], int]:
+    """Unresolved alerts per kiosk, for the fleet view."""
+    rows = session.exec(
+        select(Alert.site, Alert.kiosk, func.count()).where(col(Alert.open_key).is_not(None)).group_by(Alert.site, Alert.kiosk)
+    ).all()
+    return {(site, kiosk): int(n) for site, kiosk, n in rows}

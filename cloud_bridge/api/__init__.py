@@ -1,0 +1,68 @@
+"""The bridge's HTTP API (FastAPI; its OpenAPI document is at /docs and /openapi.json).
+
+Every error is JSON: {"error": code, "reason": plain words, "problems": [...] for a request
+that does not fit}. Lists are pages of at most MAX_PAGE items, never unbounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cloud_bridge.api import alerts, commands, fleet, messages
+from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep
+
+__all__ = ["MAX_PAGE", "BridgeContext", "create_app"]
+
+ops = APIRouter(tags=["operations"])
+
+
+@ops.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@ops.get("/metrics", response_class=Response)
+def metrics(context: ContextDep) -> Response:
+    """Prometheus metrics of this worker."""
+    return Response(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _where(location: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in location if part != "body" or len(location) == 1)
+
+
+async def _invalid_request(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        {"field": _where(tuple(e.get("loc", ()))), "problem": e.get("msg", "")} for e in error.errors()
+    ]
+    reason = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "the request does not fit"
+    return JSONResponse(status_code=422, content={"error": "invalid_request", "reason": reason, "problems": problems})
+
+
+async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    if isinstance(error.detail, dict) and "error" in error.detail:
+        content = error.detail
+    else:
+        content = {"error": {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error"),
+                   "reason": str(error.detail)}
+    return JSONResponse(status_code=error.status_code, content=content, headers=getattr(error, "headers", None))
+
+
+def create_app(engine: Engine, context: BridgeContext | None = None) -> FastAPI:
+    app = FastAPI(title="Doorstep bridge", version="1")
+    app.state.context = context or BridgeContext(engine)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.include_router(ops)
+    for module in (messages, fleet, alerts, commands):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,106 @@
+"""Kiosks and their devices, as the bridge knows them now."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+from sqlalchemy import case
+from sqlmodel import col, func, select
+
+from cloud_bridge.alerts import Alert
+from cloud_bridge.api.deps import ERROR_RESPONSES, Page, PageDep, SessionDep, not_found
+from cloud_bridge.fleet import Device, DeviceBase, Kiosk, KioskBase, kiosk_devices
+
+router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=ERROR_RESPONSES)
+
+
+class KioskPublic(KioskBase):
+    open_alerts: int = 0
+
+
+class DevicePublic(DeviceBase):
+    pass
+
+
+class KioskDetail(KioskPublic):
+    devices: list[DevicePublic]
+
+
+def _open_alerts_by_kiosk():  # type: ignore[no-untyped-def]
+    return (
+        select(Alert.site, Alert.kiosk, func.count().label("open_alerts"))
+        .where(col(Alert.open_key).is_not(None))
+        .group_by(Alert.site, Alert.kiosk)
+        .subquery()
+    )
+
+
+@router.get("/kiosks", response_model=Page[KioskPublic])
+def list_kiosks(
+    session: SessionDep,
+    page: PageDep,
+    site: str | None = None,
+    status: Literal["online", "offline", "unknown"] | None = None,
+) -> Page[KioskPublic]:
+    """Every kiosk: those with open alerts first, then offline ones, then by site and name."""
+    counts = _open_alerts_by_kiosk()
+    conditions = []
+    if site is not None:
+        conditions.append(col(Kiosk.site) == site)
+    if status is not None:
+        conditions.append(col(Kiosk.status) == status)
+    open_alerts = func.coalesce(counts.c.open_alerts, 0)
+    statement = (
+        select(Kiosk, open_alerts)
+        .outerjoin(counts, (counts.c.site == Kiosk.site) & (counts.c.kiosk == Kiosk.kiosk))
+        .where(*conditions)
+        .order_by(open_alerts.desc(), case((col(Kiosk.status) == "offline", 0), else_=1), col(Kiosk.site), col(Kiosk.kiosk))
+        .offset(page.offset)
+        .limit(page.limit)
+    )
+    total = session.exec(select(func.count()).select_from(Kiosk).where(*conditions)).one()
+    items = [
+        KioskPublic.model_validate(kiosk.model_dump() | {"open_alerts": int(n)}) for kiosk, n in session.exec(statement)
+    ]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/kiosks/{site}/{kiosk}", response_model=KioskDetail)
+def get_kiosk(session: SessionDep, site: str, kiosk: str) -> KioskDetail:
+    """One kiosk with its devices."""
+    row = session.get(Kiosk, (site, kiosk))
+    if row is None:
+        raise not_found(f"no kiosk {site}/{kiosk} has sent anything")
+    open_alerts = session.exec(
+        select(func.count()).select_from(Alert).where(
+            col(Alert.site) == site, col(Alert.kiosk) == kiosk, col(Alert.open_key).is_not(None)
+        )
+    ).one()
+    devices = [DevicePublic.model_validate(d.model_dump()) for d in kiosk_devices(session, site, kiosk)]
+    return KioskDetail.model_validate(row.model_dump() | {"open_alerts": open_alerts, "devices": devices})
+
+
+@router.get("/devices", response_model=Page[DevicePublic])
+def list_devices(
+    session: SessionDep,
+    page: PageDep,
+    site: str | None = None,
+    kiosk: str | None = None,
+    link: Literal["online", "degraded", "offline", "unknown"] | None = None,
+) -> Page[DevicePublic]:
+    """Devices of every kiosk (health devices and laundry machines), by site, kiosk and address."""
+    conditions = []
+    if site is not None:
+        conditions.append(col(Device.site) == site)
+    if kiosk is not None:
+        conditions.append(col(Device.kiosk) == kiosk)
+    if link is not None:
+        conditions.append(col(Device.link) == link)
+    total = session.exec(select(func.count()).select_from(Device).where(*conditions)).one()
+    rows = session.exec(
+        select(Device).where(*conditions).order_by(col(Device.site), col(Device.kiosk), col(Device.address))
+        .offset(page.offset).limit(page.limit)
+    ).all()
+    return Page(items=[DevicePublic.model_validate(d.model_dump()) for d in rows], total=total,
+                limit=page.limit, offset=page.offset)

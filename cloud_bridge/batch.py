@@ -1,0 +1,182 @@
+"""One batch of kiosks' messages, from raw bytes to one database commit.
+
+Everything a batch implies is written in the same transaction as the messages themselves: the
+kiosks' and devices' state, the alerts it raises or clears, the commands it answers, the
+webhook notifications. So a message is stored if and only if all of that happened, and a batch
+that fails leaves nothing behind (its kiosks re-send it, since nothing was acknowledged).
+
+The first statement of the transaction is always a write, so SQLite takes its write lock at
+once (waiting out other workers with the busy timeout) instead of failing to upgrade a read.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from doorstep.wire import (
+    Channel,
+    ContractError,
+    Status,
+    UpstreamMessage,
+    parse_topic,
+    validate_upstream,
+)
+
+from cloud_bridge import commands
+from cloud_bridge.alert_rules import AlertRules, KioskView, Signal, device_signals, reading_signals, status_signals, telemetry_signals
+from cloud_bridge.alerts import AlertChange, apply_signals
+from cloud_bridge.fleet import Device, Kiosk, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks
+from cloud_bridge.gaps import late_arrivals
+from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
+from cloud_bridge import webhook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    topic: str
+    body: bytes
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    valid: list[UpstreamMessage] = field(default_factory=list)  # stored now or before: to confirm
+    new_ids: set[uuid.UUID] = field(default_factory=set)
+    refused: int = 0
+    statuses: int = 0
+    alert_changes: list[AlertChange] = field(default_factory=list)
+
+    def counts(self) -> Counter[tuple[str, str]]:
+        """(channel, stored | duplicate) -> messages."""
+        counted: Counter[tuple[str, str]] = Counter()
+        for message in self.valid:
+            outcome = "stored" if message.envelope.message_id in self.new_ids else "duplicate"
+            counted[(message.topic.channel.value, outcome)] += 1
+        return counted
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    valid: list[UpstreamMessage]
+    statuses: list[tuple[str, str, Status]]
+    refused: list[DeadLetter]
+
+
+def parse(batch: Sequence[Inbound], received_at: datetime) -> Parsed:
+    valid: list[UpstreamMessage] = []
+    statuses: list[tuple[str, str, Status]] = []
+    refused: list[DeadLetter] = []
+    for item in batch:
+        try:
+            topic = parse_topic(item.topic)
+            if topic.channel is Channel.STATUS:
+                if not item.body:
+                    continue  # a retained status being cleared: nothing to record
+                try:
+                    statuses.append((topic.site, topic.kiosk, Status.model_validate_json(item.body)))
+                except ValidationError as error:
+                    raise ContractError(f"status: {error.errors(include_url=False)[0]['msg']}") from None
+            else:
+                valid.append(validate_upstream(item.topic, item.body))
+        except ContractError as error:
+            log.warning("refused a message on %s: %s", item.topic[:200], error.reason)
+            refused.append(
+                DeadLetter(
+                    received_at=received_at,
+                    topic=item.topic[:512],
+                    reason=error.reason[:2000],
+                    raw=item.body[:DEAD_LETTER_RAW_LIMIT],
+                    raw_size=len(item.body),
+                )
+            )
+    return Parsed(valid, statuses, refused)
+
+
+def commit_batch(
+    engine: Engine, batch: Sequence[Inbound], *, rules: AlertRules, notify: bool, received_at: datetime
+) -> BatchOutcome:
+    """Validate and store a batch and all it implies, in one commit. Raises on a database error
+    (nothing is then stored, nothing must be confirmed)."""
+    parsed = parse(batch, received_at)
+    outcome = BatchOutcome(valid=parsed.valid, refused=len(parsed.refused), statuses=len(parsed.statuses))
+    with Session(engine) as session:
+        outcome.new_ids = insert_messages(session, parsed.valid, received_at)
+        session.add_all(parsed.refused)
+        session.flush()
+        reports = fold(parsed.valid, parsed.statuses, received_at)
+        signals: list[Signal] = []
+        new = [m for m in parsed.valid if m.envelope.message_id in outcome.new_ids]
+        if reports:
+            touch_kiosks(session, reports)
+            for before, report, after in apply_kiosk_reports(session, reports):
+                signals += _kiosk_signals(before, report, after, received_at, rules)
+            apply_device_reports(session, reports)
+            signals += _device_signals(session, reports, rules)
+        for message in new:
+            signals += reading_signals(message, rules)
+        signals += late_arrivals(session, new, received_at)
+        commands.apply_results(session, [m for m in new if m.topic.channel is Channel.COMMAND_RESULTS])
+        outcome.alert_changes = apply_signals(session, signals)
+        if notify:
+            webhook.enqueue(session, outcome.alert_changes, received_at)
+        session.commit()
+    return outcome
+
+
+def view(row: Kiosk) -> KioskView:
+    return KioskView(
+        site=row.site,
+        kiosk=row.kiosk,
+        status=row.status,
+        status_reason=row.status_reason,
+        last_seen_at=row.last_seen_at,
+        backlog_records=row.backlog_records,
+        backlog_oldest_age_s=row.backlog_oldest_age_s,
+        backlog_rising=row.backlog_rising,
+        health_over_budget=row.health_over_budget,
+        telemetry_at=row.telemetry_at,
+    )
+
+
+def _kiosk_signals(before: Kiosk, report: KioskReport, after: Kiosk, received_at: datetime, rules: AlertRules) -> list[Signal]:
+    signals: list[Signal] = []
+    if report.status is not None and after.status_at == report.status[0]:
+        at, status = report.status
+        signals += status_signals(after.site, after.kiosk, status.state, status_reason(status), at)
+    if report.telemetry is not None and after.telemetry_at != before.telemetry_at:
+        signals += telemetry_signals(view(after), received_at, rules)
+    return signals
+
+
+def _device_signals(session: Session, reports: Sequence[KioskReport], rules: AlertRules) -> list[Signal]:
+    """Signals from the device reports that won (were newer than what the row held)."""
+    signals: list[Signal] = []
+    for kiosk in reports:
+        for address, report in sorted(kiosk.devices.items()):
+            if report.state is None and report.link is None:
+                continue
+            row = session.get(Device, (kiosk.site, kiosk.kiosk, address))
+            if row is None:
+                continue
+            state_won = report.state is not None and row.state_at == report.state.at
+            link_won = report.link is not None and row.link_at == report.link.at
+            if not (state_won or link_won):
+                continue
+            at = max(f.at for f in (report.state, report.link) if f is not None)
+            signals += device_signals(
+                kiosk.site, kiosk.kiosk, address, at, rules=rules,
+                state=row.state, error_code=row.error_code, error_text=row.error_text,
+                link=row.link, battery_percent=row.battery_percent, model=row.model,
+                state_reported=state_won, link_reported=link_won,
+            )
+    return signals

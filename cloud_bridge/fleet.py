@@ -1,0 +1,317 @@
+"""What the bridge knows of each kiosk and device now, folded from what they send.
+
+Kiosk and device rows are state derived from messages, never the messages themselves (those are
+in cloud_bridge/store.py). Messages arrive out of order (re-sends, several workers, a backlog
+drained health readings first), so every field is written only by a report newer than the one
+that wrote it before: each group of fields keeps the kiosk time of its source.
+
+Within one batch the rows of a kiosk are first "touched" (inserted if new) in a fixed order,
+which takes PostgreSQL's row locks and SQLite's write lock before anything is read: two workers
+folding reports of the same kiosk wait for each other instead of interleaving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ColumnElement, case, func
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from doorstep.wire import (
+    Channel,
+    EventType,
+    KioskState,
+    KioskTelemetry,
+    LaundryMachineEvent,
+    Status,
+    UpstreamMessage,
+)
+
+from cloud_bridge.store import dialect_insert, table_of
+
+
+class KioskStatus(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"  # seen, but no status message yet
+
+
+class KioskBase(SQLModel):
+    site: str = Field(primary_key=True, max_length=32)
+    kiosk: str = Field(primary_key=True, max_length=32)
+    status: str = Field(default=KioskStatus.UNKNOWN.value, max_length=16)
+    status_reason: str | None = Field(default=None, max_length=200)
+    status_at: datetime | None = Field(default=None, description="when the bridge received the status")
+    first_seen_at: datetime
+    last_seen_at: datetime = Field(description="when the bridge last received anything from the kiosk")
+    last_seq: int = Field(default=0, description="the highest sequence number received")
+    seq_checked_through: int = Field(
+        default=0, description="every sequence number up to here is accounted for (stored or flagged as a gap)"
+    )
+    clock_trusted: bool | None = Field(default=None, description="in the kiosk's newest message")
+    telemetry_at: datetime | None = Field(default=None, description="kiosk time of the newest telemetry folded in")
+    uptime_s: float | None = None
+    backlog_records: int | None = Field(default=None, description="undelivered health and event records")
+    backlog_oldest_age_s: float | None = None
+    backlog_rising: int = Field(default=0, description="consecutive fresh reports with a growing backlog")
+    # Byte counts pass 2**31 on any SD card: PostgreSQL's integer would overflow.
+    outbox_bytes: int | None = Field(default=None, sa_type=BigInteger)
+    outbox_budget_bytes: int | None = Field(default=None, sa_type=BigInteger)
+    health_over_budget: bool = False
+    disk_free_bytes: int | None = Field(default=None, sa_type=BigInteger)
+    cpu_temperature_c: float | None = None
+
+
+class Kiosk(KioskBase, table=True):
+    __tablename__ = "kiosks"
+
+
+class DeviceBase(SQLModel):
+    site: str = Field(primary_key=True, max_length=32)
+    kiosk: str = Field(primary_key=True, max_length=32)
+    address: str = Field(primary_key=True, max_length=64, description="BLE address, or modbus-unit-{n}")
+    model: str | None = Field(default=None, max_length=64)
+    firmware: str | None = Field(default=None, max_length=64)
+    identity_at: datetime | None = Field(default=None, description="kiosk time of the newest model/firmware")
+    link: str | None = Field(default=None, max_length=16)
+    battery_percent: int | None = None
+    last_seen_at: datetime | None = Field(default=None, description="the device's last connection, as the kiosk saw it")
+    clock_offset_s: float | None = None
+    link_at: datetime | None = Field(default=None, description="kiosk time of the newest link/battery report")
+    state: str | None = Field(default=None, max_length=16, description="a laundry machine's state")
+    error_code: int | None = None
+    error_text: dict[str, str] | None = Field(default=None, sa_type=JSON)
+    state_at: datetime | None = Field(default=None, description="kiosk time of the newest state report")
+    last_reading_at: datetime | None = Field(default=None, description="kiosk time of the newest reading")
+
+
+class Device(DeviceBase, table=True):
+    __tablename__ = "devices"
+
+
+FLEET_TABLES = (Kiosk, Device)
+
+
+# --- What a batch says about kiosks and devices ---------------------------------------------
+
+
+@dataclass(slots=True)
+class _Fields:
+    """Values of one group of fields and the kiosk time they were reported at."""
+
+    at: datetime
+    values: dict[str, Any]
+
+
+@dataclass(slots=True)
+class DeviceReport:
+    site: str
+    kiosk: str
+    address: str
+    identity: _Fields | None = None
+    link: _Fields | None = None
+    state: _Fields | None = None
+    last_reading_at: datetime | None = None
+
+    def merge(self, group: str, at: datetime, values: dict[str, Any]) -> None:
+        current: _Fields | None = getattr(self, group)
+        if current is None or at >= current.at:
+            setattr(self, group, _Fields(at, values))
+
+
+@dataclass(slots=True)
+class KioskReport:
+    site: str
+    kiosk: str
+    last_seen_at: datetime
+    last_seq: int = 0
+    newest_seq_clock_trusted: tuple[int, bool] | None = None
+    telemetry: tuple[datetime, KioskTelemetry] | None = None  # the newest in the batch
+    status: tuple[datetime, Status] | None = None
+    devices: dict[str, DeviceReport] = field(default_factory=dict)
+
+    def device(self, address: str) -> DeviceReport:
+        if address not in self.devices:
+            self.devices[address] = DeviceReport(self.site, self.kiosk, address)
+        return self.devices[address]
+
+
+def fold(messages: Iterable[UpstreamMessage], statuses: Iterable[tuple[str, str, Status]], received_at: datetime) -> list[KioskReport]:
+    """What a batch says about each kiosk and its devices, newest report per field group."""
+    reports: dict[tuple[str, str], KioskReport] = {}
+
+    def report(site: str, kiosk: str) -> KioskReport:
+        key = (site, kiosk)
+        if key not in reports:
+            reports[key] = KioskReport(site, kiosk, last_seen_at=received_at)
+        return reports[key]
+
+    for message in messages:
+        envelope = message.envelope
+        kiosk = report(message.topic.site, message.topic.kiosk)
+        kiosk.last_seq = max(kiosk.last_seq, envelope.seq)
+        if kiosk.newest_seq_clock_trusted is None or envelope.seq > kiosk.newest_seq_clock_trusted[0]:
+            kiosk.newest_seq_clock_trusted = (envelope.seq, envelope.kiosk_clock_trusted)
+        at = envelope.kiosk_time
+        if envelope.device is not None:
+            device = kiosk.device(envelope.device.address)
+            device.merge("identity", at, {"model": envelope.device.model, "firmware": envelope.device.firmware})
+        channel = message.topic.channel
+        if channel is Channel.READINGS and envelope.device is not None:
+            device = kiosk.device(envelope.device.address)
+            device.last_reading_at = max(filter(None, (device.last_reading_at, at)))
+        elif channel is Channel.EVENTS and message.topic.name == EventType.LAUNDRY_MACHINE:
+            event = message.payload
+            assert isinstance(event, LaundryMachineEvent)
+            address = envelope.device.address if envelope.device else f"modbus-unit-{event.unit}"
+            device = kiosk.device(address)
+            device.merge("state", at, {"state": event.state, "error_code": event.error_code, "error_text": event.error_text})
+            device.merge("link", at, {"link": event.link})
+        elif channel is Channel.TELEMETRY:
+            telemetry = message.payload
+            assert isinstance(telemetry, KioskTelemetry)
+            if kiosk.telemetry is None or at > kiosk.telemetry[0]:
+                kiosk.telemetry = (at, telemetry)
+            for reported in telemetry.devices:
+                device = kiosk.device(reported.address)
+                device.merge("identity", at, {"model": reported.model})
+                device.merge(
+                    "link",
+                    at,
+                    {
+                        "link": reported.link,
+                        "battery_percent": reported.battery_percent,
+                        "last_seen_at": reported.last_seen_at,
+                        "clock_offset_s": reported.clock_offset_s,
+                    },
+                )
+                if reported.last_reading_at is not None:
+                    device.last_reading_at = max(filter(None, (device.last_reading_at, reported.last_reading_at)))
+    for site, kiosk_id, status in statuses:
+        kiosk = report(site, kiosk_id)
+        kiosk.status = (received_at, status)
+    return sorted(reports.values(), key=lambda r: (r.site, r.kiosk))
+
+
+# --- Writing it ---------------------------------------------------------------------------
+
+
+def _greatest(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
+    # SQLite's two-argument max() is PostgreSQL's greatest(). SQLite's max() is NULL if
+    # either is, so a column never written yet is coalesced with the new value first.
+    if session.get_bind().dialect.name == "postgresql":
+        return func.greatest(func.coalesce(a, b), b)
+    return func.max(func.coalesce(a, b), b)
+
+
+def status_reason(status: Status) -> str:
+    if status.state is KioskState.ONLINE:
+        return "connected"
+    # The agent sets at on a clean stop; the Last Will was written before it had a time to give.
+    return "stopped cleanly" if status.at is not None else "connection lost (Last Will)"
+
+
+def touch_kiosks(session: Session, reports: Sequence[KioskReport]) -> None:
+    """Insert unseen kiosks; advance last seen and the highest sequence number."""
+    table = table_of(Kiosk)
+    for report in reports:
+        statement = dialect_insert(session, Kiosk).values(
+            site=report.site,
+            kiosk=report.kiosk,
+            status=KioskStatus.UNKNOWN.value,
+            first_seen_at=report.last_seen_at,
+            last_seen_at=report.last_seen_at,
+            last_seq=report.last_seq,
+            seq_checked_through=0,
+            backlog_rising=0,
+            health_over_budget=False,
+        )
+        excluded = statement.excluded
+        values: dict[str, Any] = {
+            "last_seen_at": _greatest(session, table.c.last_seen_at, excluded.last_seen_at),
+            "last_seq": _greatest(session, table.c.last_seq, excluded.last_seq),
+        }
+        session.execute(statement.on_conflict_do_update(index_elements=["site", "kiosk"], set_=values))
+
+
+def apply_kiosk_reports(session: Session, reports: Sequence[KioskReport]) -> list[tuple[Kiosk, KioskReport, Kiosk]]:
+    """Fold the reports into the kiosks' rows (already touched); returns (before, report, after)
+    for each kiosk, for the alert rules."""
+    changed = []
+    for report in reports:
+        row = session.get(Kiosk, (report.site, report.kiosk), with_for_update=True)
+        assert row is not None, "touch_kiosks first"
+        before = Kiosk.model_validate(row.model_dump())
+        if report.newest_seq_clock_trusted is not None and report.newest_seq_clock_trusted[0] >= row.last_seq:
+            row.clock_trusted = report.newest_seq_clock_trusted[1]
+        if report.status is not None:
+            at, status = report.status
+            if row.status_at is None or at >= row.status_at:
+                row.status = status.state.value
+                row.status_reason = status_reason(status)
+                row.status_at = at
+        if report.telemetry is not None:
+            at, telemetry = report.telemetry
+            if row.telemetry_at is None or at > row.telemetry_at:
+                _fold_telemetry(row, at, telemetry)
+        session.add(row)
+        changed.append((before, report, row))
+    return changed
+
+
+def _fold_telemetry(row: Kiosk, at: datetime, telemetry: KioskTelemetry) -> None:
+    backlog = sum(depth.records for name, depth in telemetry.outbox.items() if name != "telemetry")
+    oldest = [d.oldest_age_s for n, d in telemetry.outbox.items() if n != "telemetry" and d.oldest_age_s is not None]
+    previous = row.backlog_records
+    row.backlog_rising = row.backlog_rising + 1 if previous is not None and backlog > previous else 0
+    row.backlog_records = backlog
+    row.backlog_oldest_age_s = max(oldest) if oldest else None
+    row.telemetry_at = at
+    row.uptime_s = telemetry.uptime_s
+    row.outbox_bytes = telemetry.outbox_bytes
+    row.outbox_budget_bytes = telemetry.outbox_budget_bytes
+    row.health_over_budget = telemetry.health_over_budget
+    row.disk_free_bytes = telemetry.disk_free_bytes
+    row.cpu_temperature_c = telemetry.cpu_temperature_c
+
+
+_GROUPS = {"identity": "identity_at", "link": "link_at", "state": "state_at"}
+
+
+def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> list[DeviceReport]:
+    """Upsert each reported device, each field group only from a report newer than the last."""
+    table = table_of(Device)
+    applied = []
+    for kiosk in reports:
+        for address in sorted(kiosk.devices):
+            report = kiosk.devices[address]
+            row: dict[str, Any] = {"site": report.site, "kiosk": report.kiosk, "address": report.address}
+            updates: dict[str, Any] = {}
+            statement = dialect_insert(session, Device)
+            excluded = statement.excluded
+            for group, stamp in _GROUPS.items():
+                fields: _Fields | None = getattr(report, group)
+                if fields is None:
+                    continue
+                row |= fields.values | {stamp: fields.at}
+                newer = func.coalesce(table.c[stamp] <= excluded[stamp], True)
+                for name in [*fields.values, stamp]:
+                    updates[name] = case((newer, excluded[name]), else_=table.c[name])
+            if report.last_reading_at is not None:
+                row["last_reading_at"] = report.last_reading_at
+                updates["last_reading_at"] = _greatest(session, table.c.last_reading_at, excluded.last_reading_at)
+            statement = statement.values(row)
+            if updates:
+                session.execute(statement.on_conflict_do_update(index_elements=["site", "kiosk", "address"], set_=updates))
+            else:
+                session.execute(statement.on_conflict_do_nothing(index_elements=["site", "kiosk", "address"]))
+            applied.append(report)
+    return applied
+
+
+def kiosk_devices(session: Session, site: str, kiosk: str) -> list[Device]:
+    return list(session.exec(select(Device).where(col(Device.site) == site, col(Device.kiosk) == kiosk).order_by(col(Device.address))))

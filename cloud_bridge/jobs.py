@@ -1,0 +1,136 @@
+"""The bridge's periodic work, as named apscheduler jobs in every worker.
+
+Each job is idempotent, so every worker runs all of them with no leader: two workers raising
+the same alert make one alert (cloud_bridge/alerts.py), two publishing the same command make
+one action at the kiosk (it acts on a request id once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine, delete
+from sqlmodel import Session, col, select
+
+from cloud_bridge import commands, gaps, webhook
+from cloud_bridge.alert_rules import AlertKind, AlertRules, Signal, heartbeat_signals
+from cloud_bridge.alerts import Alert, AlertChange, apply_signals
+from cloud_bridge.batch import view
+from cloud_bridge.fleet import Kiosk
+from cloud_bridge.store import DeadLetter
+
+log = logging.getLogger(__name__)
+
+
+class CommandPublisher(Protocol):
+    def publish_command(self, request_id: str, topic: str, body: bytes) -> bool: ...
+
+
+class BridgeJobs:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        rules: AlertRules,
+        publisher: CommandPublisher | None,
+        notify: bool,
+        on_alerts: Callable[[list[AlertChange]], None] = lambda changes: None,
+        dead_letter_retention: timedelta = timedelta(days=30),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._engine = engine
+        self._rules = rules
+        self._publisher = publisher
+        self._notify = notify
+        self._on_alerts = on_alerts
+        self._dead_letter_retention = dead_letter_retention
+        self._clock = clock
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+
+    def start(self) -> None:
+        every = {"max_instances": 1, "coalesce": True}
+        self.scheduler.add_job(self.sweep_commands, "interval", seconds=1, id="commands", **every)
+        self.scheduler.add_job(self.watch_heartbeats, "interval", seconds=15, id="heartbeat-watchdog", **every)
+        self.scheduler.add_job(self.scan_gaps, "interval", seconds=30, id="sequence-gaps", **every)
+        self.scheduler.add_job(self.prune, "interval", hours=1, id="prune", **every)
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    def _signal(self, session: Session, signals: list[Signal], now: datetime) -> None:
+        changes = apply_signals(session, signals)
+        if self._notify:
+            webhook.enqueue(session, changes, now)
+        session.commit()
+        if changes:
+            self._on_alerts(changes)
+
+    def watch_heartbeats(self) -> None:
+        now = self._clock()
+        silent_since = now - timedelta(seconds=self._rules.heartbeat_missed_s)
+        with Session(self._engine) as session:
+            silent = session.exec(
+                select(Kiosk).where(col(Kiosk.status) != "offline", col(Kiosk.last_seen_at) < silent_since)
+            ).all()
+            heard_again = session.exec(
+                select(Kiosk)
+                .join(Alert, (col(Alert.site) == col(Kiosk.site)) & (col(Alert.kiosk) == col(Kiosk.kiosk)))
+                .where(
+                    col(Alert.kind) == AlertKind.KIOSK_OFFLINE.value,
+                    col(Alert.open_key).is_not(None),
+                    col(Kiosk.status) == "online",
+                    col(Kiosk.last_seen_at) >= silent_since,
+                )
+            ).all()
+            signals = heartbeat_signals([view(k) for k in [*silent, *heard_again]], now, self._rules)
+            self._signal(session, signals, now)
+
+    def scan_gaps(self) -> None:
+        now = self._clock()
+        grace = timedelta(seconds=self._rules.sequence_gap_grace_s)
+        with Session(self._engine) as session:
+            behind = session.exec(select(Kiosk).where(col(Kiosk.last_seq) > col(Kiosk.seq_checked_through))).all()
+            keys = [(k.site, k.kiosk) for k in behind]
+        for site, kiosk_id in keys:  # one transaction per kiosk: short locks
+            with Session(self._engine) as session:
+                kiosk = session.get(Kiosk, (site, kiosk_id), with_for_update=True)
+                if kiosk is None:
+                    continue
+                signals = gaps.scan(session, kiosk, now, grace)
+                self._signal(session, signals, now)
+
+    def sweep_commands(self) -> None:
+        now = self._clock()
+        with Session(self._engine) as session:
+            timed_out = commands.time_out_overdue(session, now)
+            due = commands.due_for_publishing(session, now) if self._publisher is not None else []
+            messages = [(row.request_id, *commands.message_of(row)) for row in due]
+            if messages:
+                commands.mark_published(session, [m[0] for m in messages], now)
+            session.commit()
+        if timed_out:
+            log.warning("%d command(s) timed out with no result from their kiosk", timed_out)
+        if self._publisher is not None:
+            for request_id, topic, body in messages:
+                self._publisher.publish_command(request_id, topic, body)
+
+    def prune(self) -> None:
+        now = self._clock()
+        with Session(self._engine) as session:
+            dead = session.execute(
+                delete(DeadLetter).where(col(DeadLetter.received_at) < now - self._dead_letter_retention)
+            ).rowcount  # type: ignore[attr-defined]
+            sent = session.execute(
+                delete(webhook.WebhookDelivery).where(
+                    col(webhook.WebhookDelivery.delivered_at) < now - self._dead_letter_retention
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            session.commit()
+        if dead or sent:
+            log.info("pruned %d dead letter(s) and %d sent notification(s)", dead, sent)

@@ -1,0 +1,37 @@
+"""The bridge's Prometheus metrics, one registry per worker (no process-global state), served at
+/metrics by the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+def _registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+@dataclass
+class BridgeMetrics:
+    registry: CollectorRegistry = field(default_factory=_registry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.messages = Counter(
+            "doorstep_bridge_messages", "Upstream messages by channel and outcome (stored, duplicate, refused)",
+            ["channel", "outcome"], registry=r,
+        )
+        self.dead_letters = Counter("doorstep_bridge_dead_letters", "Messages refused for breaking the contract", registry=r)
+        self.acks = Counter("doorstep_bridge_acks", "Ack messages published to kiosks after a commit", registry=r)
+        self.batch_failures = Counter("doorstep_bridge_batch_failures", "Batches not stored (kiosks re-send them)", registry=r)
+        self.batch_seconds = Histogram(
+            "doorstep_bridge_batch_seconds", "Time to validate, store and commit one batch", registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.batch_size = Histogram(
+            "doorstep_bridge_batch_size", "Messages per batch", registry=r, buckets=(1, 5, 10, 25, 50, 100, 200, 500, 1000),
+        )
+        self.alerts = Counter("doorstep_bridge_alerts_opened", "Alerts opened, by kind", ["kind"], registry=r)
+        self.webhooks = Counter("doorstep_bridge_webhooks", "Webhook posts by outcome", ["outcome"], registry=r)
+        self.commands = Counter("doorstep_bridge_commands_published", "Command publishes (first or again)", registry=r)
