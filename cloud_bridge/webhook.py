@@ -99,7 +99,8 @@ class WebhookSender:
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
         self._http.close()
 
     def poke(self) -> None:

@@ -139,9 +139,18 @@ class ServedApp:
 
     def get(self, path: str, **params: Any) -> HttpResponse:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        url = f"http://127.0.0.1:{self.port}{path}" + (f"?{query}" if query else "")
+        return self.request("GET", path + (f"?{query}" if query else ""))
+
+    def post(self, path: str, body: Any = None) -> HttpResponse:
+        return self.request("POST", path, None if body is None else json.dumps(body).encode())
+
+    def request(self, method: str, path: str, data: bytes | None = None, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
+            headers={"content-type": "application/json", **(headers or {})},
+        )
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:
                 return HttpResponse(response.status, json.load(response))
         except urllib.error.HTTPError as error:
             with error:
