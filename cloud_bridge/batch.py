@@ -41,6 +41,10 @@ from cloud_bridge import webhook
 
 log = logging.getLogger(__name__)
 
+# Refused messages logged one by one per batch, at most; the rest are summed up in one line (a
+# flood of garbage must not become a flood of log lines). All are in dead_letters and metrics.
+LOGGED_REFUSALS_PER_BATCH = 5
+
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
@@ -89,7 +93,8 @@ def parse(batch: Sequence[Inbound], received_at: datetime) -> Parsed:
             else:
                 valid.append(validate_upstream(item.topic, item.body))
         except ContractError as error:
-            log.warning("refused a message on %s: %s", item.topic[:200], error.reason)
+            if len(refused) < LOGGED_REFUSALS_PER_BATCH:
+                log.warning("refused a message on %s: %s", item.topic[:200], error.reason[:500])
             refused.append(
                 DeadLetter(
                     received_at=received_at,
@@ -99,6 +104,8 @@ def parse(batch: Sequence[Inbound], received_at: datetime) -> Parsed:
                     raw_size=len(item.body),
                 )
             )
+    if len(refused) > LOGGED_REFUSALS_PER_BATCH:
+        log.warning("refused %d more messages in this batch (see dead_letters)", len(refused) - LOGGED_REFUSALS_PER_BATCH)
     return Parsed(valid, statuses, refused)
 
 
