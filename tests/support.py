@@ -110,6 +110,30 @@ async def wait_until(condition: Callable[[], bool | Awaitable[bool]], timeout: f
     raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    """wait_until, for tests that are not async."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+
+
+def settled(value: Callable[[], int], quiet_s: float = 2.0, timeout: float = 60.0) -> int:
+    """`value` once it has stopped changing for `quiet_s`."""
+    deadline = time.monotonic() + timeout
+    last, since = value(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = value()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return now
+    raise AssertionError(f"still changing after {timeout} s (last {last})")
+
+
 @dataclass
 class HttpResponse:
     status: int

@@ -1,0 +1,139 @@
+"""deploy/mosquitto/doorstep.conf, the broker configuration the bridge needs, started for real:
+its queue holds far more than Mosquitto's default 1000 messages for a bridge that is away, so a
+long bridge outage costs no re-sends, and it refuses clients it does not know."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from cloud_bridge.store import Reading
+from doorstep.broker_check import check_broker
+from doorstep.mosquitto import MosquittoConfig, MosquittoProcess, free_port
+from doorstep.mqtt import BrokerSettings, make_client
+from doorstep.wire import QOS_RELIABLE
+from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
+from tests.support import Bridge, settled, wait_for
+
+SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "doorstep.conf"
+BRIDGE_USER, BRIDGE_PASSWORD = "bridge", "bridge secret"
+KIOSK_USER, KIOSK_PASSWORD = "test-site-kiosk-1", "kiosk secret"
+# More than Mosquitto's default max_queued_messages (1000): what a bridge away for a while misses.
+AWAY = 2500
+
+
+def setting(name: str) -> str:
+    [value] = re.findall(rf"^{name} (.+)$", SHIPPED.read_text(), re.MULTILINE)
+    return value
+
+
+@dataclass(frozen=True)
+class ShippedConfig(MosquittoConfig):
+    """The shipped file with only what a test must change: port, data directory, log, files."""
+
+    original: str = ""
+
+    def render(self) -> str:
+        text = self.original
+        replacements = {
+            r"^listener 1883$": f"listener {self.port} {self.host}",
+            r"^persistence_location .*$": f"persistence_location {self.data_dir}/",
+            r"^password_file .*$": f"password_file {self.password_file}",
+            r"^acl_file .*$": f"acl_file {self.acl_file}",
+            r"^log_dest syslog$": "log_dest stderr",
+        }
+        for pattern, replacement in replacements.items():
+            text, count = re.subn(pattern, replacement, text, flags=re.MULTILINE)
+            assert count == 1, f"the shipped configuration has no line {pattern}"
+        return text + ("user root\n" if "user " not in text else "")
+
+
+def shipped_broker(tmp_path: Path, *, max_queued_messages: int | None = None) -> MosquittoProcess:
+    data = tmp_path / "broker"
+    data.mkdir(parents=True, exist_ok=True)
+    passwords = data / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), BRIDGE_USER, BRIDGE_PASSWORD], check=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(passwords), KIOSK_USER, KIOSK_PASSWORD], check=True)
+    acl = data / "acl"
+    acl.write_text(f"user {BRIDGE_USER}\ntopic readwrite doorstep/v1/#\n\nuser {KIOSK_USER}\ntopic readwrite doorstep/v1/test-site/kiosk-1/#\n")
+    original = SHIPPED.read_text()
+    if max_queued_messages is not None:
+        original = re.sub(r"^max_queued_messages .*$", f"max_queued_messages {max_queued_messages}", original, flags=re.MULTILINE)
+    config = ShippedConfig(port=free_port(), data_dir=data, password_file=passwords, acl_file=acl, original=original)
+    return MosquittoProcess(config, log_path=data / "mosquitto.log")
+
+
+def test_the_shipped_file_says_what_the_bridge_needs() -> None:
+    assert int(setting("max_queued_messages")) >= 1_000_000
+    assert setting("persistence") == "true"
+    assert int(setting("autosave_interval")) <= 60
+    assert setting("allow_anonymous") == "false"
+    assert int(setting("max_packet_size")) > 64 * 1024  # above the contract's largest message
+
+
+def publish_backlog(broker: MosquittoProcess, count: int) -> None:
+    """A kiosk's messages while the bridge is away (published once: nothing here re-sends)."""
+    kiosk = WireKiosk()
+    client = make_client("raw-kiosk", BrokerSettings(host=broker.host, port=broker.port, username=KIOSK_USER,
+                                                     password=KIOSK_PASSWORD))  # type: ignore[arg-type]
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    infos = []
+    for _ in range(count):
+        item = kiosk.reading(blood_pressure(120, 80))
+        infos.append(client.publish(item.topic, item.body, qos=QOS_RELIABLE))
+    for info in infos:
+        info.wait_for_publish(30)
+    client.disconnect()
+    client.loop_stop()
+
+
+def stored(bridge: Bridge) -> int:
+    with Session(bridge.engine) as session:
+        return int(session.exec(select(func.count()).select_from(Reading)).one())
+
+
+@pytest.mark.parametrize("queue_limit", [None, 1000], ids=["shipped", "mosquitto-default"])
+def test_a_bridge_away_finds_what_it_missed_in_its_session(tmp_path: Path, bridge_factory: Any, queue_limit: int | None) -> None:
+    broker = shipped_broker(tmp_path, max_queued_messages=queue_limit)
+    broker.start()
+    try:
+        settings = BrokerSettings(host=broker.host, port=broker.port, reconnect_min_s=1, reconnect_max_s=1,
+                                  username=BRIDGE_USER, password=BRIDGE_PASSWORD)  # type: ignore[arg-type]
+        away: Bridge = bridge_factory(broker, client_id="bridge-away", broker_settings=settings)
+        wait_for(lambda: away.ingest.connected, what="the bridge connected")
+        away.ingest.stop()  # gone, its persistent session kept by the broker
+        publish_backlog(broker, AWAY)
+        back: Bridge = bridge_factory(broker, client_id="bridge-away", broker_settings=settings)
+        found = settled(lambda: stored(back))
+        if queue_limit is None:
+            assert found == AWAY
+        else:
+            # What Mosquitto's default does: the rest was PUBACKed to the kiosk, then dropped.
+            print(f"\nMosquitto's default queue limit kept {found} of {AWAY} messages for a bridge that was away")
+            assert found <= queue_limit + 100
+    finally:
+        broker.stop()
+
+
+def test_unknown_clients_and_wrong_passwords_are_refused(tmp_path: Path) -> None:
+    broker = shipped_broker(tmp_path)
+    broker.start()
+    try:
+        stranger = check_broker(BrokerSettings(host=broker.host, port=broker.port), "stranger")
+        assert not stranger.ok and "refused" in stranger.detail
+        wrong = check_broker(BrokerSettings(host=broker.host, port=broker.port, username=KIOSK_USER,
+                                            password="guess"), "kiosk")  # type: ignore[arg-type]
+        assert not wrong.ok
+        right = check_broker(BrokerSettings(host=broker.host, port=broker.port, username=KIOSK_USER,
+                                            password=KIOSK_PASSWORD), "kiosk")  # type: ignore[arg-type]
+        assert right.ok
+    finally:
+        broker.stop()
