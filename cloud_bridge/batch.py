@@ -11,7 +11,6 @@ once (waiting out other workers with the busy timeout) instead of failing to upg
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from sqlmodel import Session
 
 from doorstep.wire import (
@@ -39,11 +38,6 @@ from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
 from cloud_bridge import webhook
 
-log = logging.getLogger(__name__)
-
-# Refused messages logged one by one per batch, at most; the rest are summed up in one line (a
-# flood of garbage must not become a flood of log lines). All are in dead_letters and metrics.
-LOGGED_REFUSALS_PER_BATCH = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,57 +64,85 @@ class BatchOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class KioskStatusReport:
+    site: str
+    kiosk: str
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A message that breaks the contract, as it will be kept in dead_letters."""
+
+    topic: str
+    reason: str
+    raw: bytes  # the first DEAD_LETTER_RAW_LIMIT bytes
+    raw_size: int
+    received_at: datetime
+
+
+Classified = UpstreamMessage | KioskStatusReport | Refused | None
+
+
+def classify(item: Inbound, received_at: datetime) -> Classified:
+    """One message as the contract sees it; None for a retained status being cleared."""
+    try:
+        topic = parse_topic(item.topic)
+        if topic.channel is not Channel.STATUS:
+            return validate_upstream(item.topic, item.body)
+        if not item.body:
+            return None
+        try:
+            return KioskStatusReport(topic.site, topic.kiosk, Status.model_validate_json(item.body))
+        except ValidationError as error:
+            raise ContractError(f"status: {error.errors(include_url=False)[0]['msg']}") from None
+    except ContractError as error:
+        return Refused(item.topic[:512], error.reason[:2000], item.body[:DEAD_LETTER_RAW_LIMIT], len(item.body), received_at)
+
+
+@dataclass(slots=True)
 class Parsed:
-    valid: list[UpstreamMessage]
-    statuses: list[tuple[str, str, Status]]
-    refused: list[DeadLetter]
+    valid: list[UpstreamMessage] = field(default_factory=list)
+    statuses: list[KioskStatusReport] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+
+    def add(self, classified: Classified) -> None:
+        if isinstance(classified, Refused):
+            self.refused.append(classified)
+        elif isinstance(classified, KioskStatusReport):
+            self.statuses.append(classified)
+        elif classified is not None:
+            self.valid.append(classified)
 
 
 def parse(batch: Sequence[Inbound], received_at: datetime) -> Parsed:
-    valid: list[UpstreamMessage] = []
-    statuses: list[tuple[str, str, Status]] = []
-    refused: list[DeadLetter] = []
+    parsed = Parsed()
     for item in batch:
-        try:
-            topic = parse_topic(item.topic)
-            if topic.channel is Channel.STATUS:
-                if not item.body:
-                    continue  # a retained status being cleared: nothing to record
-                try:
-                    statuses.append((topic.site, topic.kiosk, Status.model_validate_json(item.body)))
-                except ValidationError as error:
-                    raise ContractError(f"status: {error.errors(include_url=False)[0]['msg']}") from None
-            else:
-                valid.append(validate_upstream(item.topic, item.body))
-        except ContractError as error:
-            if len(refused) < LOGGED_REFUSALS_PER_BATCH:
-                log.warning("refused a message on %s: %s", item.topic[:200], error.reason[:500])
-            refused.append(
-                DeadLetter(
-                    received_at=received_at,
-                    topic=item.topic[:512],
-                    reason=error.reason[:2000],
-                    raw=item.body[:DEAD_LETTER_RAW_LIMIT],
-                    raw_size=len(item.body),
-                )
-            )
-    if len(refused) > LOGGED_REFUSALS_PER_BATCH:
-        log.warning("refused %d more messages in this batch (see dead_letters)", len(refused) - LOGGED_REFUSALS_PER_BATCH)
-    return Parsed(valid, statuses, refused)
+        parsed.add(classify(item, received_at))
+    return parsed
 
 
 def commit_batch(
     engine: Engine, batch: Sequence[Inbound], *, rules: AlertRules, notify: bool, received_at: datetime
 ) -> BatchOutcome:
-    """Validate and store a batch and all it implies, in one commit. Raises on a database error
-    (nothing is then stored, nothing must be confirmed)."""
-    parsed = parse(batch, received_at)
+    """Validate and store a batch and all it implies, in one commit (see commit_parsed)."""
+    return commit_parsed(engine, parse(batch, received_at), rules=rules, notify=notify, received_at=received_at)
+
+
+def commit_parsed(
+    engine: Engine, parsed: Parsed, *, rules: AlertRules, notify: bool, received_at: datetime
+) -> BatchOutcome:
+    """Store a batch and all it implies, in one commit. Raises on a database error (nothing is
+    then stored, nothing must be confirmed)."""
     outcome = BatchOutcome(valid=parsed.valid, refused=len(parsed.refused), statuses=len(parsed.statuses))
     with Session(engine) as session:
         outcome.new_ids = insert_messages(session, parsed.valid, received_at)
-        session.add_all(parsed.refused)
-        session.flush()
-        reports = fold(parsed.valid, parsed.statuses, received_at)
+        if parsed.refused:
+            session.execute(insert(DeadLetter), [
+                {"topic": r.topic, "reason": r.reason, "raw": r.raw, "raw_size": r.raw_size, "received_at": r.received_at}
+                for r in parsed.refused
+            ])
+        reports = fold(parsed.valid, [(s.site, s.kiosk, s.status) for s in parsed.statuses], received_at)
         signals: list[Signal] = []
         new = [m for m in parsed.valid if m.envelope.message_id in outcome.new_ids]
         if reports:

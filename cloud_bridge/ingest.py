@@ -12,6 +12,12 @@ the kiosks' retained status topics, which a shared subscription never delivers o
 
 The shared subscription also brings back what the bridge itself sends down (acks, commands);
 those are dropped by topic before anything is parsed.
+
+Each message is checked against the contract as it arrives. Valid ones (and kiosks' statuses)
+queue for the next batch; refused ones wait in a queue of their own and fill only what room a
+batch has left, so a flood of garbage never delays a kiosk's readings. Past REFUSED_BACKLOG
+refused messages waiting, further ones are counted and logged, not kept: they are garbage, and
+keeping every one would let a flood exhaust the bridge's memory.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +43,7 @@ from doorstep.wire import MAX_ACK_IDS, QOS_RELIABLE, TOPIC_ROOT, Ack, Channel, K
 
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
-from cloud_bridge.batch import BatchOutcome, Inbound, commit_batch
+from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify, commit_parsed
 from cloud_bridge.metrics import BridgeMetrics
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,11 @@ _DOWNSTREAM = (f"/{Channel.ACKS}", f"/{Channel.COMMANDS}/")
 # A failed batch is tried again this many times (a PostgreSQL deadlock, a locked SQLite file)
 # before it is given up to the kiosks' re-sends.
 BATCH_ATTEMPTS = 3
+# Refused messages waiting to become dead letters, at most; and stored per batch, at most.
+REFUSED_BACKLOG = 50_000
+REFUSED_PER_BATCH = 1_000
+# A refused message is logged at most once a second; the others are counted into the next line.
+REFUSAL_LOG_EVERY_S = 1.0
 
 
 def shared_subscription(group: str) -> str:
@@ -92,7 +103,10 @@ class Ingest:
         self._batch_wait_s = batch_wait_s
         self._on_committed = on_committed
         self._clock = clock
-        self._inbox: queue.Queue[Inbound | _PubAck] = queue.Queue()
+        self._inbox: queue.Queue[Parsed | _PubAck] = queue.Queue()
+        self._refused: deque[Refused] = deque()
+        self._refusals_unlogged = 0
+        self._refusal_logged_at = 0.0
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._client = make_client(client_id, broker)
@@ -143,7 +157,26 @@ class Ingest:
             topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are the only honest name
         if is_downstream(topic):
             return
-        self._inbox.put(Inbound(topic, bytes(message.payload)))
+        classified = classify(Inbound(topic, bytes(message.payload)), self._clock())
+        if isinstance(classified, Refused):
+            self._refuse(classified)
+        elif classified is not None:
+            item = Parsed()
+            item.add(classified)
+            self._inbox.put(item)
+
+    def _refuse(self, refused: Refused) -> None:
+        if len(self._refused) < REFUSED_BACKLOG:
+            self._refused.append(refused)
+        else:
+            self.metrics.dead_letters_dropped.inc()
+        now = time.monotonic()
+        if now - self._refusal_logged_at < REFUSAL_LOG_EVERY_S:
+            self._refusals_unlogged += 1
+            return
+        more = f" (and {self._refusals_unlogged} more refused since the last such line)" if self._refusals_unlogged else ""
+        log.warning("refused a message on %s: %s%s", refused.topic[:200], refused.reason[:500], more)
+        self._refusal_logged_at, self._refusals_unlogged = now, 0
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         # Called with paho's message lock held: no lock of ours is taken here.
@@ -192,47 +225,56 @@ class Ingest:
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                first = self._inbox.get(timeout=0.2)
+                first: Parsed | _PubAck | None = self._inbox.get(timeout=0.2 if not self._refused else 0)
             except queue.Empty:
-                continue
-            batch: list[Inbound] = []
+                first = None
+            batch = Parsed()
             pubacks: list[_PubAck] = []
-            item: Inbound | _PubAck = first
+            item = first
             try:
-                while True:
-                    (pubacks if isinstance(item, _PubAck) else batch).append(item)  # type: ignore[arg-type]
-                    if len(batch) >= self._batch_max:
+                while item is not None:
+                    if isinstance(item, _PubAck):
+                        pubacks.append(item)
+                    else:
+                        batch.valid += item.valid
+                        batch.statuses += item.statuses
+                    if len(batch.valid) + len(batch.statuses) >= self._batch_max:
                         break
                     item = self._inbox.get(timeout=self._batch_wait_s)
             except queue.Empty:
                 pass
+            # Dead letters fill what room the batch has left; alone, a batch takes a big share.
+            room = REFUSED_PER_BATCH if not (batch.valid or batch.statuses) else max(0, self._batch_max - len(batch.valid))
+            while room > 0 and self._refused:
+                batch.refused.append(self._refused.popleft())
+                room -= 1
             try:
                 for ack in pubacks:
                     self._command_puback(ack)
-                if batch:
+                if batch.valid or batch.statuses or batch.refused:
                     self.process(batch)
             except Exception:
                 # A bug must not stop ingest for every kiosk; nothing was acked, so nothing is lost.
-                log.exception("a batch of %d messages failed; kiosks will re-send", len(batch))
+                log.exception("a batch of %d messages failed; kiosks will re-send", len(batch.valid))
 
-    def process(self, batch: list[Inbound]) -> None:
+    def process(self, batch: Parsed) -> None:
         started = time.perf_counter()
         outcome: BatchOutcome | None = None
         for attempt in range(1, BATCH_ATTEMPTS + 1):
             try:
-                outcome = commit_batch(self._engine, batch, rules=self._rules, notify=self._notify, received_at=self._clock())
+                outcome = commit_parsed(self._engine, batch, rules=self._rules, notify=self._notify, received_at=self._clock())
                 break
             except SQLAlchemyError as error:
                 if attempt == BATCH_ATTEMPTS:
                     # Nothing is confirmed, so every kiosk will send these again.
                     self.metrics.batch_failures.inc()
-                    log.exception("could not store a batch of %d messages; kiosks will re-send", len(batch))
+                    log.exception("could not store a batch of %d messages; kiosks will re-send", len(batch.valid))
                     return
                 log.warning("storing a batch failed (%s); trying again", type(error).__name__)
                 time.sleep(0.05 * attempt)
         assert outcome is not None
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(batch))
+        self.metrics.batch_size.observe(len(batch.valid) + len(batch.statuses) + len(batch.refused))
         for (channel, result), count in outcome.counts().items():
             self.metrics.messages.labels(channel, result).inc(count)
         if outcome.refused:

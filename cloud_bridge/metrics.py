@@ -23,6 +23,9 @@ class BridgeMetrics:
             ["channel", "outcome"], registry=r,
         )
         self.dead_letters = Counter("doorstep_bridge_dead_letters", "Messages refused for breaking the contract", registry=r)
+        self.dead_letters_dropped = Counter(
+            "doorstep_bridge_dead_letters_dropped", "Refused messages not kept: a flood past the backlog", registry=r
+        )
         self.acks = Counter("doorstep_bridge_acks", "Ack messages published to kiosks after a commit", registry=r)
         self.batch_failures = Counter("doorstep_bridge_batch_failures", "Batches not stored (kiosks re-send them)", registry=r)
         self.batch_seconds = Histogram(

@@ -111,7 +111,7 @@ async def test_a_flood_of_malformed_messages_neither_stops_nor_much_slows_valid_
     assert metrics.dead_letters._value.get() == flooded  # noqa: SLF001 - prometheus_client's counter value
     print(f"\n{READINGS_PER_KIOSK} readings drained in {quiet_s:.2f} s quiet, {flooded_s:.2f} s "
           f"under a flood of {flooded} malformed messages ({flooded_s / quiet_s:.2f}x)")
-    # The flood (~5,000 messages/s, a sixth of them 100 KB) shares two cores with the broker,
-    # the kiosk and the bridge, so some slowing is CPU, not design; a flood that starved or
-    # stalled valid ingest would fail this.
-    assert flooded_s < 3 * quiet_s + 2
+    # The flood (thousands of messages a second, a sixth of them 100 KB) shares two cores with
+    # the broker, the kiosk and the bridge, so some slowing is CPU, not design; a flood that
+    # queued ahead of valid messages would fail this.
+    assert flooded_s < 2 * quiet_s + 2
