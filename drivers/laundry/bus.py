@@ -29,7 +29,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Literal, Self
+from typing import Self
 
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
@@ -37,7 +37,7 @@ from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 
 from drivers.laundry.status import MachineStatus, StatusDecodeError, decode_status
-from firmware_configs.laundry import LaundryProfile
+from firmware_configs.laundry import CommandName, LaundryProfile
 
 # Modbus Application Protocol v1.1b3, 6.3 and 6.12.
 READ_HOLDING_REGISTERS = 0x03
@@ -52,9 +52,6 @@ BITS_PER_CHARACTER = 11
 SILENT_INTERVAL_CHARACTERS = 3.5
 SILENT_INTERVAL_FAST_S = 0.00175
 FAST_BAUDRATE = 19200
-
-CommandName = Literal["start", "pause", "resume", "stop", "clear_fault", "add_time"]
-
 
 def silent_interval_s(baudrate: int) -> float:
     if baudrate > FAST_BAUDRATE:

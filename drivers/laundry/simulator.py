@@ -26,6 +26,7 @@ from pymodbus.transport import ModbusProtocol
 
 from drivers.laundry.status import CommandResult
 from firmware_configs.laundry import (
+    COMMAND_REGISTERS,
     BitsField,
     LaundryProfile,
     MachineState,
@@ -39,8 +40,6 @@ from firmware_configs.laundry import (
 READ_HOLDING_REGISTERS = 3
 WRITE_SINGLE_REGISTER = 6
 WRITE_MULTIPLE_REGISTERS = 16
-COMMAND_REGISTERS = 3  # command code, argument, sequence number (firmware_configs.laundry.CommandBlock)
-
 
 _I, _RD, _RN, _P, _F = MachineState.IDLE, MachineState.READY, MachineState.RUNNING, MachineState.PAUSED, MachineState.FAULT
 # The board's command rules, one table: (state, command) -> the state it moves to. A pair not
