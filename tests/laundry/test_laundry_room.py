@@ -378,3 +378,19 @@ async def test_a_dead_machine_does_not_slow_the_schedule_of_the_others(laundry: 
     assert with_dead >= 0.85 * alone
     [view] = [m for m in room.machines() if m.unit == 4]
     assert view.state == OFFLINE and view.status is not None  # what the screen shows; the stale status kept
+
+
+@pytest.mark.asyncio
+async def test_a_start_to_a_slow_machine_is_decided_by_its_echo_not_by_late_replies(laundry: Room) -> None:
+    """Every reply comes after the timeout: none may be taken for the answer to a later request."""
+    room, sim = laundry.room, laundry.sim
+    sim.inject(2, slow_reply_s=0.25)  # reply_timeout_s is 0.15; the bus's guard catches them
+    result = await room.start_program(2, program=1, subject=RESIDENT)
+    assert result.outcome == "checking" and room.ledger.charges() == []
+    assert room.bus is not None and room.bus.link(2).last_error.late_reply  # type: ignore[union-attr]
+    assert [c[0] for c in sim.machines[2].executed] == ["start"]  # it heard us, once
+    sim.clear_faults(2)
+    tx = result.transaction_id
+    await wait_for(lambda: unfinished_state(room, tx) is VendState.IN_USE, within=40, what="the echo read back")  # type: ignore[arg-type]
+    assert [(c.transaction_id, c.points) for c in room.ledger.charges()] == [(tx, 5)]
+    assert [c[0] for c in sim.machines[2].executed] == ["start"]
