@@ -3,11 +3,13 @@
 The only module of the product that imports pymodbus (simulator.py, which plays the machines'
 side in the demo and the tests, is the other; tests/laundry/test_layering.py holds both to it).
 One owner per port: pymodbus opens it through pyserial with `exclusive=True` (an flock), so a
-second bus, or any other program that locks it, is refused at `start()`. Modbus RTU (Serial Line v1.02) is
-master/slave, one request in flight, and has no transaction id: a reply is matched to a request
-only by arriving while that request is outstanding. So after a timeout this bus stays quiet for
-a guard interval and throws away whatever arrives in it, and every reply is checked for unit,
-function code and register count before it is believed.
+second bus, or any other program that locks it, is refused at `start()`.
+
+Modbus RTU (Serial Line v1.02) is master/slave, one request in flight, and has no transaction
+id: a reply is matched to a request only by arriving while that request is outstanding. So
+after a timeout this bus stays quiet for a guard interval and throws away whatever arrives in
+it, and every reply is checked for unit, function code and register count (for a write, the
+address and quantity it echoes) before it is believed.
 
 What pymodbus 3.16 does and does not do here (read from its source, pinned in
 tests/laundry/test_pymodbus_conformance.py):
@@ -54,6 +56,7 @@ __all__ = [
     "LinkState",
     "PortUnavailable",
     "UnitLink",
+    "driver_state",
 ]
 
 # Modbus Application Protocol v1.1b3, 6.3 and 6.12.
@@ -470,12 +473,16 @@ class LaundryBus:
         if isinstance(written, BusError) and written.kind in (ErrorKind.EXCEPTION, ErrorKind.NO_SUCH_UNIT):
             # A valid exception reply: the board refused the write itself and did not act on it.
             return CommandOutcome(command.unit, command.command, command.sequence, None, written)
-        if not isinstance(written, BusError) and (
-            getattr(written, "address", None) != profile.commands.start or getattr(written, "count", None) != COMMAND_REGISTERS
+        if not isinstance(written, BusError) and (written.address, written.count) != (
+            profile.commands.start,
+            COMMAND_REGISTERS,
         ):
             # Application Protocol v1.1b3, 6.12: the reply echoes starting address and quantity.
-            written = BusError(ErrorKind.BAD_REPLY, f"write reply for {getattr(written, 'address', '?')}"
-                               f"+{getattr(written, 'count', '?')}, not {profile.commands.start}+{COMMAND_REGISTERS}")
+            written = BusError(
+                ErrorKind.BAD_REPLY,
+                f"write reply for {written.count} registers at {written.address}, "
+                f"not {COMMAND_REGISTERS} at {profile.commands.start}",
+            )
         # Written, or the reply was lost or wrong: either way the echo decides, never a resend.
         write_error = written if isinstance(written, BusError) else None
         last: BusError = write_error or BusError(ErrorKind.NOT_CONFIRMED)

@@ -59,6 +59,7 @@ def test_reply_objects() -> None:
     written = WriteMultipleRegistersResponse()
     written.decode(bytes([0, 32, 0, 3]))
     assert (written.address, written.count) == (32, 3)
+    assert {"address", "count"} <= set(params(ModbusPDU.__init__))  # on every reply the bus may get
     # A read reply's length comes from its byte count, not from the request: a short reply
     # decodes as fewer registers, so bus.py must count them itself.
     short = ReadHoldingRegistersResponse()
