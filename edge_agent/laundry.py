@@ -10,6 +10,10 @@ sent again and never charged on a guess: it stays STARTING until a status read *
 start shows the machine's command echo. Our number echoed with success: started, charged once.
 Our number echoed with a refusal: refused. Another number: the start never reached the
 machine (a board executes a command before it answers the next request), nothing charged.
+
+One start or command per machine at a time (a lock from the checks to the machine's answer),
+and none while an earlier one is still being read back: it would overwrite the echo that
+decides the earlier one.
 """
 
 from __future__ import annotations
