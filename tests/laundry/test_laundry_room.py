@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -357,8 +358,10 @@ async def test_no_second_command_while_the_first_is_being_read_back(laundry: Roo
 
 @pytest.mark.asyncio
 async def test_a_dead_machine_does_not_slow_the_schedule_of_the_others(laundry: Room) -> None:
-    """The agent's own mode (polls on the apscheduler job, not back to back): measured rates."""
-    room, sim = laundry.room, laundry.sim
+    """The agent's own mode (polls on the apscheduler job, not back to back), and the worst case:
+    the machine dies mid-start, so the schedule wants it at the fastest interval (a start in
+    doubt). Only the backoff keeps its timeouts from filling the line. Measured rates."""
+    room, sim, link = laundry.room, laundry.sim, laundry.link
     assert room.bus is not None
     healthy = [u for u in MACHINES if u != 4]
     await asyncio.sleep(0.5)
@@ -369,15 +372,21 @@ async def test_a_dead_machine_does_not_slow_the_schedule_of_the_others(laundry: 
         return (sum(room.bus.link(u).polls_ok for u in healthy) - before) / 3.0 / len(healthy)  # type: ignore[union-attr]
 
     alone = await rate()
-    sim.inject(4, unresponsive=True)
+    link.drop_replies(4)
+    assert (await room.start_program(4, program=1, subject=RESIDENT)).outcome == "checking"
     await wait_for(lambda: room.bus.link(4).state is LinkState.OFFLINE, within=10)  # type: ignore[union-attr]
+    window = time.monotonic()
     with_dead = await rate()
+    probes = sum(1 for r in sim.requests if r.unit == 4 and r.at >= window)
     print(f"polls/s per idle machine on the {CADENCE.idle_s} s schedule: {alone:.2f} alone, {with_dead:.2f} "
-          f"with unit 4 dead (link {room.bus.link(4)})")
-    assert alone >= 0.8 / CADENCE.idle_s  # the schedule itself is kept
-    assert with_dead >= 0.85 * alone
+          f"with unit 4 dead mid-start; unit 4 probed {probes} times in 3 s (link {room.bus.link(4)})")
+    assert alone >= 0.7 / CADENCE.idle_s  # the schedule itself is kept
+    assert with_dead >= 0.8 * alone
+    # The schedule asks for unit 4 every 0.1 s; the backoff (1 s, 2 s, ...) answers for the line.
+    assert probes <= 3
     [view] = [m for m in room.machines() if m.unit == 4]
     assert view.state == OFFLINE and view.status is not None  # what the screen shows; the stale status kept
+    assert room.ledger.charges() == []
 
 
 @pytest.mark.asyncio
