@@ -23,7 +23,9 @@ def _what(data: dict[str, Any]) -> tuple[str, type[BaseModel]] | None:
         return "agent configuration", AgentSettings
     if data.keys() & _BRIDGE_KEYS:
         return "bridge configuration", BridgeSettings
-    if data.get("kind") in {"washer", "dryer"}:
+    # A register map is known by its status block too, so a misspelt `kind` is reported as a
+    # field problem of the map rather than as a file of unknown purpose.
+    if data.get("kind") in {"washer", "dryer"} or "status_block" in data:
         return "laundry register map", LaundryProfile
     if data.get("kind") in _BLE_KINDS:
         return "Bluetooth device profile", BleDeviceProfile

@@ -10,6 +10,10 @@ sent again and never charged on a guess: it stays STARTING until a status read *
 start shows the machine's command echo. Our number echoed with success: started, charged once.
 Our number echoed with a refusal: refused. Another number: the start never reached the
 machine (a board executes a command before it answers the next request), nothing charged.
+
+One start or command per machine at a time (a lock from the checks to the machine's answer),
+and none while an earlier one is still being read back: it would overwrite the echo that
+decides the earlier one.
 """
 
 from __future__ import annotations
@@ -26,7 +30,17 @@ from typing import Literal
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
 from doorstep.wire import DeviceIdentity, EventType, KioskTopics, LaundryMachineEvent
-from drivers.laundry.bus import BusEvent, CommandName, CommandOutcome, ErrorKind, LaundryBus, LinkState, UnitLink
+from drivers.laundry.bus import (
+    BusEvent,
+    CommandName,
+    CommandOutcome,
+    DriverState,
+    ErrorKind,
+    LaundryBus,
+    LinkState,
+    UnitLink,
+    driver_state,
+)
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, busy_room
 from drivers.laundry.status import CommandResult, MachineStatus
@@ -49,6 +63,9 @@ POLL_JOB = "laundry-poll"
 _NOT_RECEIVED = "the machine's command echo shows the start never arrived"
 # Bus errors that mean the write itself was refused or never left: the machine did not act on it.
 _WRITE_NOT_EXECUTED = {ErrorKind.EXCEPTION, ErrorKind.NO_SUCH_UNIT}
+# A machine whose last command (or start) is still being read back takes no other: a new one
+# would overwrite the command echo that decides the old one (docs/laundry.md).
+IN_DOUBT = "previous_command_in_doubt"
 
 
 def poll_interval_s(status: MachineStatus | None, cadence: PollCadence, *, start_pending: bool) -> float:
@@ -101,9 +118,14 @@ class CommandView:
 class MachineView:
     unit: int
     profile: LaundryProfile
-    status: MachineStatus | None
+    status: MachineStatus | None  # the last one read; stale while the link is offline
     link: UnitLink
     transaction: VendTransaction | None
+
+    @property
+    def state(self) -> DriverState | None:
+        """What the screen shows: 'offline' while the link is; None until it has answered."""
+        return driver_state(self.status, self.link)
 
 
 class LaundryRoom:
@@ -133,6 +155,9 @@ class LaundryRoom:
         # Starts in doubt: transaction id -> (unit, a monotonic time). Only a status read after
         # that time may decide it (inf while the start command is still on its way).
         self._in_doubt: dict[str, tuple[int, float]] = {}
+        # One start or command at a time per machine, from the check to the decision: two
+        # residents tapping one machine, or a technician's command racing a start.
+        self._unit_locks = {unit: asyncio.Lock() for unit in self.profiles}
         self._tasks: list[asyncio.Task[None]] = []
         self._link: PtyLink | None = None
         self.simulator: LaundryRoomSimulator | None = None
@@ -204,6 +229,11 @@ class LaundryRoom:
         by the first status read from now on."""
         started_at = time.monotonic()
         for transaction in await asyncio.to_thread(self.ledger.unfinished):
+            if transaction.unit not in self.profiles:
+                # The configuration lost this machine: its book entry is kept as it is, never guessed.
+                log.error("unit %d is no longer configured; its transaction %s stays %s",
+                          transaction.unit, transaction.id, transaction.state)
+                continue
             if transaction.state is VendState.RESERVED:
                 await self._step(transaction, VendState.RESERVED, VendEvent.CANCEL, reason="kiosk restarted before sending")
             elif transaction.state is VendState.STARTING:
@@ -211,6 +241,10 @@ class LaundryRoom:
                             transaction.unit, transaction.id)
                 self._in_doubt[transaction.id] = (transaction.unit, started_at)
         for command in await asyncio.to_thread(self.ledger.unfinished_commands):
+            if command.unit not in self.profiles:
+                log.error("unit %d is no longer configured; its %s %s stays unconfirmed",
+                          command.unit, command.command, command.id)
+                continue
             log.warning("unit %d: %s %s in doubt after a restart; reading its echo back",
                         command.unit, command.command, command.id)
             self._in_doubt[command.id] = (command.unit, started_at)
@@ -229,6 +263,13 @@ class LaundryRoom:
 
     async def start_program(self, unit: int, program: int, subject: str) -> StartResult:
         """Reserve, persist, send, and charge only on the machine's confirmation."""
+        assert self.bus is not None
+        if unit not in self.profiles:
+            return StartResult("refused", None, 0, "no_such_machine")
+        async with self._unit_locks[unit]:
+            return await self._start_program(unit, program, subject)
+
+    async def _start_program(self, unit: int, program: int, subject: str) -> StartResult:
         assert self.bus is not None
         refusal = self._why_not_startable(unit, program)
         if refusal is not None:
@@ -281,6 +322,13 @@ class LaundryRoom:
             return CommandView("refused", None, "no_such_machine")
         if command not in profile.commands.codes:
             return CommandView("refused", None, "no_such_command")
+        async with self._unit_locks[unit]:
+            return await self._command(unit, command, argument)
+
+    async def _command(self, unit: int, command: CommandName, argument: int) -> CommandView:
+        assert self.bus is not None
+        if self._has_doubt(unit):
+            return CommandView("refused", None, IN_DOUBT)
         if self.bus.link(unit).state is LinkState.OFFLINE:
             return CommandView("refused", None, "machine_offline")
         status = self.bus.status(unit)
@@ -343,11 +391,16 @@ class LaundryRoom:
         status, link = self.bus.status(unit), self.bus.link(unit)
         if status is None or link.state is LinkState.OFFLINE:
             return "machine_offline"
+        if self._has_doubt(unit):
+            return IN_DOUBT
         if status.state not in (MachineState.IDLE, MachineState.READY):
             return "machine_busy" if status.state is not MachineState.FAULT else "machine_fault"
         if status.door_closed is False:
             return "door_open"
         return None
+
+    def _has_doubt(self, unit: int) -> bool:
+        return any(u == unit for u, _ in self._in_doubt.values())
 
     async def _result_of(self, transaction_id: str) -> StartResult:
         transaction = await asyncio.to_thread(self.ledger.get, transaction_id)
@@ -454,37 +507,47 @@ class LaundryRoom:
                 await self._step(transaction, VendState.AWAITING_PICKUP, VendEvent.DOOR_OPENED)
 
     async def _decide_pending(self) -> None:
-        """Decide every start in doubt whose machine has been read since the start was sent."""
+        """Decide every start or command in doubt whose machine has been read since it was sent."""
+        for key, (unit, after) in list(self._in_doubt.items()):
+            lock = self._unit_locks[unit]
+            if lock.locked():
+                continue  # a start or command of this machine is under way; decided after it
+            async with lock:
+                # Under the lock, so that a command asked for meanwhile waits for this decision
+                # instead of finding the old one still in doubt.
+                if key in self._in_doubt:
+                    await self._decide(key, unit, after)
+
+    async def _decide(self, key: str, unit: int, after: float) -> None:
         assert self.bus is not None
-        for transaction_id, (unit, after) in list(self._in_doubt.items()):
-            status, link = self.bus.status(unit), self.bus.link(unit)
-            if status is None or link.last_ok_at is None or link.last_ok_at <= after:
-                continue
-            command = await asyncio.to_thread(self.ledger.get_command, transaction_id)
-            if command is not None:
-                if command.state is not CommandState.SENT:
-                    self._in_doubt.pop(command.id, None)
-                elif status.command_echo_sequence != command.command_sequence:
-                    await self._finish_command(command.id, CommandState.NOT_RECEIVED, None)
-                else:
-                    result = status.command_echo_result
-                    await self._finish_command(
-                        command.id, CommandState.DONE if result == CommandResult.DONE else CommandState.REFUSED, result
-                    )
-                continue
-            transaction = await asyncio.to_thread(self.ledger.get, transaction_id)
-            if transaction is None or transaction.state is not VendState.STARTING:
-                if transaction is None or transaction.state is not VendState.RESERVED:
-                    self._in_doubt.pop(transaction_id, None)
-                continue
-            if status.command_echo_sequence != transaction.command_sequence:
-                await self._step(transaction, VendState.STARTING, VendEvent.REFUSED, outcome="not_started",
-                                 reason=_NOT_RECEIVED)
-            elif status.command_echo_result == CommandResult.DONE:
-                await self._step(transaction, VendState.STARTING, VendEvent.CONFIRMED)
+        status, link = self.bus.status(unit), self.bus.link(unit)
+        if status is None or link.last_ok_at is None or link.last_ok_at <= after:
+            return
+        command = await asyncio.to_thread(self.ledger.get_command, key)
+        if command is not None:
+            if command.state is not CommandState.SENT:
+                self._in_doubt.pop(command.id, None)
+            elif status.command_echo_sequence != command.command_sequence:
+                await self._finish_command(command.id, CommandState.NOT_RECEIVED, None)
             else:
-                await self._step(transaction, VendState.STARTING, VendEvent.REFUSED,
-                                 reason=_result_reason(status.command_echo_result))
+                result = status.command_echo_result
+                await self._finish_command(
+                    command.id, CommandState.DONE if result == CommandResult.DONE else CommandState.REFUSED, result
+                )
+            return
+        transaction = await asyncio.to_thread(self.ledger.get, key)
+        if transaction is None or transaction.state is not VendState.STARTING:
+            if transaction is None or transaction.state is not VendState.RESERVED:
+                self._in_doubt.pop(key, None)
+            return
+        if status.command_echo_sequence != transaction.command_sequence:
+            await self._step(transaction, VendState.STARTING, VendEvent.REFUSED, outcome="not_started",
+                             reason=_NOT_RECEIVED)
+        elif status.command_echo_result == CommandResult.DONE:
+            await self._step(transaction, VendState.STARTING, VendEvent.CONFIRMED)
+        else:
+            await self._step(transaction, VendState.STARTING, VendEvent.REFUSED,
+                             reason=_result_reason(status.command_echo_result))
 
 
 def _result_reason(code: int) -> str:

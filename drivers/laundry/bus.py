@@ -1,10 +1,15 @@
 """One RS-485 line, one owner: round-robin status polling of every machine, commands first.
 
-The only module that imports pymodbus client code. Modbus RTU (Serial Line v1.02) is
-master/slave, one request in flight, and has no transaction id: a reply is matched to a request
-only by arriving while that request is outstanding. So after a timeout this bus stays quiet for
-a guard interval and throws away whatever arrives in it, and every reply is checked for unit,
-function code and register count before it is believed.
+The only module of the product that imports pymodbus (simulator.py, which plays the machines'
+side in the demo and the tests, is the other; tests/laundry/test_layering.py holds both to it).
+One owner per port: pymodbus opens it through pyserial with `exclusive=True` (an flock), so a
+second bus, or any other program that locks it, is refused at `start()`.
+
+Modbus RTU (Serial Line v1.02) is master/slave, one request in flight, and has no transaction
+id: a reply is matched to a request only by arriving while that request is outstanding. So
+after a timeout this bus stays quiet for a guard interval and throws away whatever arrives in
+it, and every reply is checked for unit, function code and register count (for a write, the
+address and quantity it echoes) before it is believed.
 
 What pymodbus 3.16 does and does not do here (read from its source, pinned in
 tests/laundry/test_pymodbus_conformance.py):
@@ -27,24 +32,39 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from types import TracebackType
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 
+from drivers.laundry.link import ERROR_EFFECTS, BusError, ErrorKind, LinkEffect, LinkRules, LinkState, UnitLink
 from drivers.laundry.status import MachineStatus, StatusDecodeError, decode_status
-from firmware_configs.laundry import LaundryProfile
+from firmware_configs.laundry import COMMAND_REGISTERS, CommandName, LaundryProfile, MachineState
+
+__all__ = [
+    "OFFLINE",
+    "BusError",
+    "BusEvent",
+    "CommandName",
+    "CommandOutcome",
+    "DriverState",
+    "ErrorKind",
+    "LaundryBus",
+    "LinkState",
+    "PortUnavailable",
+    "UnitLink",
+    "driver_state",
+]
 
 # Modbus Application Protocol v1.1b3, 6.3 and 6.12.
 READ_HOLDING_REGISTERS = 0x03
 WRITE_MULTIPLE_REGISTERS = 0x10
 EXCEPTION_FLAG = 0x80  # Application Protocol v1.1b3, 7: function code + 0x80 in an exception reply
 # Application Protocol v1.1b3, 7: 0x0A gateway path unavailable, 0x0B gateway target failed to
-# respond: the unit is not there (a plain RTU line just stays silent, see NO_SUCH_UNIT below).
+# respond: the unit is not there (a plain RTU line just stays silent: link.py, NO_SUCH_UNIT).
 GATEWAY_NO_UNIT_CODES = frozenset({0x0A, 0x0B})
 # Serial Line v1.02, 2.5.1.1: 11 bits per RTU character; frames are separated by 3.5 character
 # times of silence; above 19200 bit/s a fixed 1.75 ms is recommended.
@@ -53,7 +73,19 @@ SILENT_INTERVAL_CHARACTERS = 3.5
 SILENT_INTERVAL_FAST_S = 0.00175
 FAST_BAUDRATE = 19200
 
-CommandName = Literal["start", "pause", "resume", "stop", "clear_fault", "add_time"]
+# How long a heartbeat may stand still before the controller counts as frozen. Our boards advance
+# it at least once a second (docs/laundry.md, "What the board must do"); at the agent's idle poll
+# interval (10 s) this is the second identical reading, never the first.
+FROZEN_AFTER_S = 15.0
+
+# The driver's view of a machine's state: the map's normalised states, plus "offline" when the
+# link is (a decoded block can never say offline: something answered to produce it).
+OFFLINE: Final = "offline"
+DriverState = MachineState | Literal["offline"]
+
+
+class PortUnavailable(ConnectionError):
+    """The serial port cannot be opened: unplugged, not permitted, or owned by someone else."""
 
 
 def silent_interval_s(baudrate: int) -> float:
@@ -62,47 +94,14 @@ def silent_interval_s(baudrate: int) -> float:
     return SILENT_INTERVAL_CHARACTERS * BITS_PER_CHARACTER / baudrate
 
 
-class ErrorKind(StrEnum):
-    TIMEOUT = "timeout"  # no byte came back
-    CRC = "crc"  # bytes came back but no valid frame: CRC-16 or framing error
-    EXCEPTION = "exception"  # a Modbus exception response; see BusError.exception_code
-    NO_SUCH_UNIT = "no_such_unit"  # not configured on this bus, or a gateway says it is not there
-    BAD_REPLY = "bad_reply"  # a valid frame that does not answer the request (unit, function, count)
-    DECODE = "decode"  # the registers break the machine's map (StatusDecodeError)
-    NOT_CONFIRMED = "not_confirmed"  # a command whose echo never showed up in the status block
-    DISCONNECTED = "disconnected"  # the serial port itself is gone
-
-
-@dataclass(frozen=True, slots=True)
-class BusError:
-    kind: ErrorKind
-    detail: str = ""
-    exception_code: int | None = None
-
-
-class LinkState(StrEnum):
-    ONLINE = "online"  # the last exchange worked
-    DEGRADED = "degraded"  # recent failures; still polled every round
-    OFFLINE = "offline"  # too many failures; probed with exponential backoff only
-
-
-@dataclass(frozen=True, slots=True)
-class UnitLink:
-    state: LinkState
-    consecutive_failures: int
-    last_error: BusError | None
-    polls_ok: int
-    polls_failed: int
-    last_ok_at: float | None  # time.monotonic() of the last good status read
-
-
 @dataclass(frozen=True, slots=True)
 class CommandOutcome:
     unit: int
     command: str
     sequence: int
     result_code: int | None  # the machine's echoed result; None if never confirmed
-    error: BusError | None
+    error: BusError | None  # why it is not confirmed; None when result_code is the machine's echo
+    write_error: BusError | None = None  # what was wrong with the write's own reply, if anything
 
     @property
     def done(self) -> bool:
@@ -117,6 +116,17 @@ class BusEvent:
     status: MachineStatus | None
     link: UnitLink
 
+    @property
+    def state(self) -> DriverState | None:
+        return driver_state(self.status, self.link)
+
+
+def driver_state(status: MachineStatus | None, link: UnitLink) -> DriverState | None:
+    """'offline' while the link is; else the last status's state; None before the first read."""
+    if link.state is LinkState.OFFLINE:
+        return OFFLINE
+    return None if status is None else status.state
+
 
 @dataclass(slots=True)
 class _Unit:
@@ -130,10 +140,16 @@ class _Unit:
     polls_ok: int = 0
     polls_failed: int = 0
     last_ok_at: float | None = None
+    answered_once: bool = False
+    heartbeat: int | None = None  # the last decoded heartbeat; None after a read that decoded nothing
+    heartbeat_moved_at: float = 0.0  # time.monotonic() it was last seen to change
     next_due: float = 0.0
 
     def snapshot(self) -> UnitLink:
-        return UnitLink(self.state, self.failures, self.last_error, self.polls_ok, self.polls_failed, self.last_ok_at)
+        return UnitLink(
+            self.state, self.failures, self.last_error, self.polls_ok, self.polls_failed, self.last_ok_at,
+            self.answered_once,
+        )
 
 
 @dataclass(slots=True)
@@ -159,23 +175,24 @@ class LaundryBus:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 30.0,
         confirm_reads: int = 3,
+        frozen_after_s: float = FROZEN_AFTER_S,
         continuous: bool = True,
         on_change: Callable[[BusEvent], None] | None = None,
     ) -> None:
         """timeout: how long to wait for a reply. guard_s: the quiet time after a timeout
-        (default: the timeout again), extended while late bytes keep arriving. continuous: poll
-        every unit as fast as the line allows; otherwise a unit is polled once per
-        `request_poll` (the agent's schedule decides how often), offline ones on their backoff."""
+        (default: the timeout again), extended while late bytes keep arriving. frozen_after_s:
+        how long a heartbeat may stand still. continuous: poll every unit as fast as the line
+        allows; otherwise a unit is polled once per `request_poll` (the agent's schedule decides
+        how often), offline ones on their backoff."""
         if not all(1 <= unit <= 247 for unit in machines):
             raise ValueError("unit ids are 1..247 (Serial Line v1.02, 2.2: 0 is broadcast)")
         self.port = port
         self.baudrate = baudrate
         self.timeout = timeout
         self.guard_s = timeout if guard_s is None else guard_s
-        self.offline_after = offline_after
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
+        self.rules = LinkRules(offline_after, backoff_initial_s, backoff_max_s)
         self.confirm_reads = confirm_reads
+        self.frozen_after_s = frozen_after_s
         self.continuous = continuous
         self._on_change = on_change
         self._units = {unit: _Unit(profile) for unit, profile in sorted(machines.items())}
@@ -211,6 +228,12 @@ class LaundryBus:
     def link(self, unit: int) -> UnitLink:
         return self._units[unit].snapshot()
 
+    def state(self, unit: int) -> DriverState | None:
+        """The machine's state as the driver sees it: 'offline' while its link is offline
+        (its last status is kept, stale, in `status`); None before it has answered once."""
+        u = self._units[unit]
+        return driver_state(u.status, u.snapshot())
+
     @property
     def units(self) -> list[int]:
         return list(self._order)
@@ -228,8 +251,11 @@ class LaundryBus:
     # -- life cycle --
 
     async def start(self) -> None:
+        """Raises PortUnavailable if the port cannot be opened and locked for this bus alone."""
         if not await self._client.connect():
-            raise ConnectionException(f"cannot open {self.port}")
+            raise PortUnavailable(
+                f"cannot open {self.port}: missing, no permission (group dialout?), or in use by another program"
+            )
         self._task = asyncio.create_task(self._run(), name=f"laundry-bus {self.port}")
 
     async def stop(self) -> None:
@@ -314,10 +340,15 @@ class LaundryBus:
         try:
             reply = await send()  # type: ignore[misc]
         except ModbusIOException:
-            error = BusError(ErrorKind.CRC, "bytes without a valid frame") if self._rx_seen else BusError(ErrorKind.TIMEOUT)
             self._accepting = False
+            if self._rx_seen:
+                await self._guard()
+                return BusError(ErrorKind.CRC, "bytes without a valid frame")
+            late_before = self.late_bytes_discarded
             await self._guard()
-            return error
+            if self.late_bytes_discarded > late_before:
+                return BusError(ErrorKind.TIMEOUT, "a reply came after the timeout and was discarded", late_reply=True)
+            return BusError(ErrorKind.TIMEOUT, "no reply")
         except ConnectionException as exc:
             return BusError(ErrorKind.DISCONNECTED, str(exc))
         finally:
@@ -325,7 +356,7 @@ class LaundryBus:
         assert isinstance(reply, ModbusPDU)
         # Serial Line v1.02, 2.5.1.1: the next frame may start only after 3.5 characters of silence.
         await asyncio.sleep(self._t35)
-        if reply.dev_id != unit or reply.function_code & 0x7F != function:
+        if reply.dev_id != unit or reply.function_code & ~EXCEPTION_FLAG != function:
             await self._guard()
             return BusError(ErrorKind.BAD_REPLY, f"unit {reply.dev_id} function {reply.function_code:#x}")
         if reply.isError():
@@ -355,25 +386,43 @@ class LaundryBus:
     def _record(self, unit: int, result: MachineStatus | BusError) -> None:
         u = self._units[unit]
         before_state, before_status = u.state, u.status
-        if isinstance(result, MachineStatus) or result.kind is ErrorKind.EXCEPTION:
-            # An exception reply still proves the unit is there and listening.
-            u.state, u.failures, u.next_due = LinkState.ONLINE, 0, self._after_poll()
-            if isinstance(result, MachineStatus):
-                u.status, u.polls_ok, u.last_ok_at = result, u.polls_ok + 1, time.monotonic()
-            else:
-                u.last_error, u.polls_failed = result, u.polls_failed + 1
+        now = time.monotonic()
+        # A valid frame from the unit itself, whatever it said, proves the unit id is on the line.
+        answered = isinstance(result, MachineStatus) or result.kind in (ErrorKind.EXCEPTION, ErrorKind.DECODE)
+        result = self._judge(u, result, now)
+        u.answered_once |= answered
+        effect = LinkEffect.ANSWERED if isinstance(result, MachineStatus) else ERROR_EFFECTS[result.kind]
+        u.state, u.failures = self.rules.after(effect, u.failures)
+        if isinstance(result, MachineStatus):
+            u.status, u.polls_ok, u.last_ok_at = result, u.polls_ok + 1, now
         else:
-            u.failures += 1
-            u.polls_failed += 1
-            u.last_error = result
-            if u.failures >= self.offline_after:
-                u.state = LinkState.OFFLINE
-                backoff = self.backoff_initial_s * 2 ** (u.failures - self.offline_after)
-                u.next_due = time.monotonic() + min(self.backoff_max_s, backoff)
-            else:
-                u.state, u.next_due = LinkState.DEGRADED, self._after_poll()
+            u.last_error, u.polls_failed = result, u.polls_failed + 1
+        if u.state is LinkState.OFFLINE:
+            u.next_due = now + self.rules.backoff_s(u.failures)
+        else:
+            u.next_due = self._after_poll()
         if u.state is not before_state or _without_heartbeat(u.status) != _without_heartbeat(before_status):
             self._emit(BusEvent(unit, u.status, u.snapshot()))
+
+    def _judge(self, u: _Unit, result: MachineStatus | BusError, now: float) -> MachineStatus | BusError:
+        """What only the unit's history can tell: a status whose heartbeat has stood still too
+        long is a frozen controller; silence from a unit that never answered is no such unit."""
+        if isinstance(result, MachineStatus):
+            # Only consecutive decoded reads are compared: after a gap the old value means nothing.
+            if result.heartbeat != u.heartbeat:
+                u.heartbeat, u.heartbeat_moved_at = result.heartbeat, now
+            elif now - u.heartbeat_moved_at >= self.frozen_after_s:
+                return BusError(
+                    ErrorKind.FROZEN,
+                    f"heartbeat stuck at {result.heartbeat} for {now - u.heartbeat_moved_at:.0f} s",
+                )
+            return result
+        u.heartbeat = None
+        if result.kind is ErrorKind.TIMEOUT and not result.late_reply and not u.answered_once:
+            return BusError(
+                ErrorKind.NO_SUCH_UNIT, "has never answered since the bus opened: check its unit id, baud rate and wiring"
+            )
+        return result
 
     def _after_poll(self) -> float:
         return 0.0 if self.continuous else math.inf
@@ -422,9 +471,21 @@ class LaundryBus:
             ),
         )
         if isinstance(written, BusError) and written.kind in (ErrorKind.EXCEPTION, ErrorKind.NO_SUCH_UNIT):
+            # A valid exception reply: the board refused the write itself and did not act on it.
             return CommandOutcome(command.unit, command.command, command.sequence, None, written)
-        # Written, or the reply was lost: either way read the echo back rather than send twice.
-        last: BusError = written if isinstance(written, BusError) else BusError(ErrorKind.NOT_CONFIRMED)
+        if not isinstance(written, BusError) and (written.address, written.count) != (
+            profile.commands.start,
+            COMMAND_REGISTERS,
+        ):
+            # Application Protocol v1.1b3, 6.12: the reply echoes starting address and quantity.
+            written = BusError(
+                ErrorKind.BAD_REPLY,
+                f"write reply for {written.count} registers at {written.address}, "
+                f"not {COMMAND_REGISTERS} at {profile.commands.start}",
+            )
+        # Written, or the reply was lost or wrong: either way the echo decides, never a resend.
+        write_error = written if isinstance(written, BusError) else None
+        last: BusError = write_error or BusError(ErrorKind.NOT_CONFIRMED)
         for _ in range(self.confirm_reads):
             status = await self._read_status(command.unit)
             self._record(command.unit, status)
@@ -432,9 +493,11 @@ class LaundryBus:
                 last = status
                 continue
             if status.command_echo_sequence == command.sequence:
-                return CommandOutcome(command.unit, command.command, command.sequence, status.command_echo_result, None)
+                return CommandOutcome(
+                    command.unit, command.command, command.sequence, status.command_echo_result, None, write_error
+                )
             last = BusError(ErrorKind.NOT_CONFIRMED, f"echo is sequence {status.command_echo_sequence}")
-        return CommandOutcome(command.unit, command.command, command.sequence, None, last)
+        return CommandOutcome(command.unit, command.command, command.sequence, None, last, write_error)
 
 
 def _without_heartbeat(status: MachineStatus | None) -> MachineStatus | None:

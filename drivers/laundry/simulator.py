@@ -4,14 +4,17 @@ Each unit is a small state machine over its register map (firmware_configs/laund
 idle -> running (through its phases, remaining seconds counting down on a compressed clock)
 -> done -> idle when the door is opened. Commands written to the command block are executed
 and echoed (sequence number + result code) in the status block, as the retrofit boards do.
-Faults are injectable per unit, both in the machine (door open, drain error) and on the wire
-(no reply, garbage, a reply that comes too late).
+Faults are injectable per unit, both in the machine (door open, drain error, a frozen
+controller) and on the wire (no reply, garbage, a reply that comes too late, an exception reply,
+a reply with too few registers, a write reply echoing the wrong address).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -26,6 +29,7 @@ from pymodbus.transport import ModbusProtocol
 
 from drivers.laundry.status import CommandResult
 from firmware_configs.laundry import (
+    COMMAND_REGISTERS,
     BitsField,
     LaundryProfile,
     MachineState,
@@ -39,8 +43,6 @@ from firmware_configs.laundry import (
 READ_HOLDING_REGISTERS = 3
 WRITE_SINGLE_REGISTER = 6
 WRITE_MULTIPLE_REGISTERS = 16
-COMMAND_REGISTERS = 3  # command code, argument, sequence number (firmware_configs.laundry.CommandBlock)
-
 
 _I, _RD, _RN, _P, _F = MachineState.IDLE, MachineState.READY, MachineState.RUNNING, MachineState.PAUSED, MachineState.FAULT
 # The board's command rules, one table: (state, command) -> the state it moves to. A pair not
@@ -63,11 +65,23 @@ MACHINE_COMMANDS: Mapping[tuple[MachineState, str], MachineState] = MappingProxy
 
 @dataclass(frozen=True, slots=True)
 class UnitFaults:
-    """Wire faults of one unit. Machine faults (door, drain) live in the machine state."""
+    """Wire faults of one unit. Machine faults (door, drain, frozen) live in the machine state."""
 
     unresponsive: bool = False
     garbage_reply: bool = False
     slow_reply_s: float = 0.0
+    exception_code: ExcCodes | None = None  # answer every request with this Modbus exception
+    short_reply: bool = False  # a valid frame with one register fewer than asked for
+    wrong_write_echo: bool = False  # a write's reply echoes another starting address (valid CRC)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request as the simulated line received it: what test assertions about order use."""
+
+    at: float  # time.monotonic()
+    unit: int
+    function: int
 
 
 def default_room() -> dict[int, LaundryProfile]:
@@ -113,6 +127,7 @@ class SimulatedMachine:
         self.remaining_s = 0
         self.door_closed = True
         self.door_jammed_open = False
+        self.frozen = False  # the controller's program hangs; its Modbus side still answers
         self.error_code = 0
         self.credit = 0
         self.cycle_count = 0
@@ -129,6 +144,8 @@ class SimulatedMachine:
     # -- the clock --
 
     def tick(self, seconds: int) -> None:
+        if self.frozen:
+            return  # no heartbeat, no clock: exactly what the heartbeat register exists to show
         self.heartbeat = (self.heartbeat + 1) & 0xFFFF
         if self.state is not MachineState.RUNNING:
             return
@@ -168,6 +185,8 @@ class SimulatedMachine:
     # -- commands --
 
     def execute(self, code: int, argument: int, sequence: int) -> None:
+        if self.frozen:
+            return  # written, never executed, never echoed
         names = {value: name for name, value in self.profile.commands.codes.items()}
         result = self._run(names.get(code), argument)
         self.executed.append((names.get(code), argument, sequence, result))
@@ -255,24 +274,35 @@ class _RoomContext(ModbusServerContext):
         self.old_simulator = True
         self.simdevices = []
 
-    def _machine(self, device_id: int) -> SimulatedMachine:
+    def _machine(self, device_id: int, func_code: int) -> SimulatedMachine:
+        self._room.requests.append(Request(time.monotonic(), device_id, func_code))
         machine = self._room.machines.get(device_id)
         if machine is None or self._room.faults(device_id).unresponsive:
-            # With ignore_missing_devices the handler then sends nothing: a silent unit, as on a real line.
+            # With ignore_missing_devices the handler then sends nothing: a silent unit, as on a
+            # real line. Without it (gateway=True) it answers exception 0x0B, as a gateway does.
             raise NoSuchIdException(f"unit {device_id} does not answer")
         return machine
 
     async def async_getValues(  # pymodbus' name
         self, device_id: int, func_code: int, address: int, count: int = 1
     ) -> list[int] | list[bool] | ExcCodes:
-        machine = self._machine(device_id)
+        if func_code in (WRITE_SINGLE_REGISTER, WRITE_MULTIPLE_REGISTERS):
+            # A write's response echoes only address and count; nothing to read back (and the
+            # request was logged by async_setValues already).
+            return [0] * count
+        machine = self._machine(device_id, func_code)
+        faults = self._room.faults(device_id)
+        if faults.exception_code is not None:
+            return faults.exception_code
         if func_code != READ_HOLDING_REGISTERS:
-            # A write's response echoes only address and count; nothing to read back.
-            return [0] * count if func_code in (WRITE_SINGLE_REGISTER, WRITE_MULTIPLE_REGISTERS) else ExcCodes.ILLEGAL_FUNCTION
+            return ExcCodes.ILLEGAL_FUNCTION
         block = machine.profile.status_block
         if block.start <= address and address + count <= block.start + block.count:
             regs = machine.status_registers()
-            return regs[address - block.start : address - block.start + count]
+            # Application Protocol v1.1b3, 6.3: the reply's byte count says how many follow, so
+            # a shorter reply is still a valid frame; only the register count can catch it.
+            shown = count - 1 if faults.short_reply else count
+            return regs[address - block.start : address - block.start + shown]
         cmd = machine.profile.commands.start
         if cmd <= address and address + count <= cmd + COMMAND_REGISTERS:
             return machine.command_registers[address - cmd : address - cmd + count]
@@ -281,7 +311,9 @@ class _RoomContext(ModbusServerContext):
     async def async_setValues(  # pymodbus' name
         self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
     ) -> ExcCodes | None:
-        machine = self._machine(device_id)
+        machine = self._machine(device_id, func_code)
+        if (code := self._room.faults(device_id).exception_code) is not None:
+            return code
         if func_code not in (WRITE_SINGLE_REGISTER, WRITE_MULTIPLE_REGISTERS):
             return ExcCodes.ILLEGAL_FUNCTION
         cmd = machine.profile.commands.start
@@ -320,9 +352,13 @@ class LaundryRoomSimulator:
         tick_interval_s: float = 0.1,
         seconds_per_tick: int = 30,
         rng: random.Random | None = None,
+        gateway: bool = False,
     ) -> None:
-        """seconds_per_tick: machine seconds that pass per real tick (a compressed clock)."""
+        """seconds_per_tick: machine seconds that pass per real tick (a compressed clock).
+        gateway: answer for a unit that is not there (or unresponsive) with exception 0x0B, as
+        an RTU gateway does, instead of the silence of a plain line."""
         self.port_path = port_path
+        self.gateway = gateway
         self.baudrate = baudrate
         self.tick_interval_s = tick_interval_s
         self.seconds_per_tick = seconds_per_tick
@@ -334,7 +370,8 @@ class LaundryRoomSimulator:
         self._server: _RoomServer | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._late: set[asyncio.TimerHandle] = set()
-        self.requests_seen = 0
+        self.requests_seen = 0  # replies sent
+        self.requests: deque[Request] = deque(maxlen=10_000)  # requests received, in order
 
     def faults(self, unit: int) -> UnitFaults:
         return self._faults.get(unit, UnitFaults())
@@ -342,9 +379,20 @@ class LaundryRoomSimulator:
     # -- fault injection --
 
     def inject(
-        self, unit: int, *, unresponsive: bool = False, garbage_reply: bool = False, slow_reply_s: float = 0.0
+        self,
+        unit: int,
+        *,
+        unresponsive: bool = False,
+        garbage_reply: bool = False,
+        slow_reply_s: float = 0.0,
+        exception_code: ExcCodes | None = None,
+        short_reply: bool = False,
+        wrong_write_echo: bool = False,
     ) -> None:
-        self._faults[unit] = UnitFaults(unresponsive, garbage_reply, slow_reply_s)
+        """Replace unit's wire faults with these."""
+        self._faults[unit] = UnitFaults(
+            unresponsive, garbage_reply, slow_reply_s, exception_code, short_reply, wrong_write_echo
+        )
 
     def clear_faults(self, unit: int) -> None:
         self._faults.pop(unit, None)
@@ -357,6 +405,10 @@ class LaundryRoomSimulator:
 
     def drain_error(self, unit: int) -> None:
         self.machines[unit].drain_error()
+
+    def freeze(self, unit: int, frozen: bool = True) -> None:
+        """A controller whose program hangs while its Modbus side still answers."""
+        self.machines[unit].frozen = frozen
 
     def open_door(self, unit: int) -> None:
         self.machines[unit].open_door()
@@ -375,6 +427,11 @@ class LaundryRoomSimulator:
             return packet
         self.requests_seen += 1
         faults = self.faults(packet[0])
+        if faults.wrong_write_echo and len(packet) == 8 and packet[1] == WRITE_MULTIPLE_REGISTERS:
+            # Application Protocol v1.1b3, 6.12: unit, 0x10, address (2), quantity (2), CRC (2).
+            address = (int.from_bytes(packet[2:4], "big") + 1) & 0xFFFF
+            body = packet[:2] + address.to_bytes(2, "big") + packet[4:6]
+            packet = body + FramerRTU.compute_CRC(body).to_bytes(2, "big")
         if faults.garbage_reply:
             garbage = packet[:1] + self._rng.randbytes(len(packet) - 1)
             # Serial Line v1.02, 2.5.1.2: CRC-16 (poly 0xA001, init 0xFFFF); make sure it fails.
@@ -403,7 +460,7 @@ class LaundryRoomSimulator:
             framer=FramerType.RTU,
             port=self.port_path,
             baudrate=self.baudrate,
-            ignore_missing_devices=True,
+            ignore_missing_devices=not self.gateway,
             trace_packet=self._trace_packet,
         )
         await self._server.serve_forever(background=True)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import pytest_asyncio
+from pymodbus.constants import ExcCodes
 
-from drivers.laundry.bus import ErrorKind, LaundryBus, LinkState
+from drivers.laundry.bus import OFFLINE, ErrorKind, LaundryBus, LinkState, PortUnavailable
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
 from drivers.laundry.status import CommandResult
@@ -35,18 +38,29 @@ async def wait_for(condition: Callable[[], bool], within: float = 3.0) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest_asyncio.fixture
-async def room() -> AsyncIterator[Room]:
+@contextlib.asynccontextmanager
+async def open_room(bus_units: list[int] | None = None, *, gateway: bool = False, **bus_options: Any) -> AsyncIterator[Room]:
+    """The simulated room (6 washers, 2 dryers) and a bus polling `bus_units` of it (default all
+    eight; units beyond 8 are configured on the bus but not on the line)."""
+    machines = default_room()
+    on_bus = {u: machines.get(u, machines[1]) for u in (bus_units or list(machines))}
     with PtyLink(line_baudrate=LINE_BAUD) as link:
-        sim = LaundryRoomSimulator(link.simulator_path, baudrate=LINE_BAUD, tick_interval_s=0.1, seconds_per_tick=30)
+        sim = LaundryRoomSimulator(link.simulator_path, baudrate=LINE_BAUD, tick_interval_s=0.1, seconds_per_tick=30,
+                                   gateway=gateway)
         await sim.start()
-        bus = LaundryBus(link.driver_path, default_room(), baudrate=LINE_BAUD, timeout=TIMEOUT)
+        bus = LaundryBus(link.driver_path, on_bus, baudrate=LINE_BAUD, timeout=TIMEOUT, **bus_options)
         await bus.start()
         try:
             yield Room(link, sim, bus)
         finally:
             await bus.stop()
             await sim.stop()
+
+
+@pytest_asyncio.fixture
+async def room() -> AsyncIterator[Room]:
+    async with open_room() as opened:
+        yield opened
 
 
 def ok_polls(bus: LaundryBus, units: list[int]) -> int:
@@ -130,6 +144,7 @@ async def test_a_late_reply_is_never_the_next_answer() -> None:
             link3 = bus.link(3)
             assert link3.polls_ok == 0 and link3.polls_failed >= 3
             assert link3.last_error is not None and link3.last_error.kind is ErrorKind.TIMEOUT
+            assert link3.last_error.late_reply  # it is there, only slow: not "no such unit"
             assert bus.late_bytes_discarded > 0
             sim.clear_faults(3)
             await wait_for(lambda: bus.status(3) is not None)
@@ -155,3 +170,108 @@ async def test_a_crc_error_is_classified_and_recovered_from(room: Room) -> None:
     room.link.drop_replies(2)
     await wait_for(lambda: room.bus.link(2).polls_failed > failed_before)
     assert room.bus.link(2).last_error.kind is ErrorKind.TIMEOUT  # type: ignore[union-attr]
+
+
+async def test_commands_jump_the_queue_of_polls(room: Room) -> None:
+    """Eight units polled back to back: a command waits for the exchange in flight, not the round."""
+    await wait_for(lambda: all(room.bus.status(u) is not None for u in range(1, 9)))
+    waited = []
+    for sequence, unit in enumerate((8, 3, 6, 1, 7), start=1):
+        await asyncio.sleep(0.13)  # somewhere in the middle of a round
+        submitted = time.monotonic()
+        outcome = await room.bus.submit_command(unit, "stop", sequence=sequence)
+        assert outcome.result_code == CommandResult.NOT_ALLOWED_NOW  # idle: refused, but it arrived
+        log = [r for r in room.sim.requests if r.at >= submitted]
+        write = next(i for i, r in enumerate(log) if r.function == 16)
+        assert log[write].unit == unit
+        assert (log[write + 1].unit, log[write + 1].function) == (unit, 3)  # its echo, read back at once
+        waited.append(write)
+    print(f"requests ahead of each command on the line: {waited}")
+    # Only the poll already on the wire (and one that was leaving as we submitted) may go first;
+    # without the jump a command would wait on average half a round of eight.
+    assert max(waited) <= 2
+
+
+async def test_a_modbus_exception_is_an_answer_not_a_dead_unit(room: Room) -> None:
+    await wait_for(lambda: all(room.bus.status(u) is not None for u in range(1, 9)))
+    room.sim.inject(4, exception_code=ExcCodes.DEVICE_BUSY)
+    failed = room.bus.link(4).polls_failed
+    await wait_for(lambda: room.bus.link(4).polls_failed >= failed + 5)
+    link = room.bus.link(4)
+    assert link.last_error is not None and link.last_error.kind is ErrorKind.EXCEPTION
+    assert link.last_error.exception_code == ExcCodes.DEVICE_BUSY
+    # It answers at once, so no backoff: degraded, never offline, and polled as often as the rest.
+    assert link.state is LinkState.DEGRADED and link.consecutive_failures == 0
+    refused = await room.bus.submit_command(4, "start", argument=1, sequence=5)
+    assert refused.error is not None and refused.error.kind is ErrorKind.EXCEPTION and refused.result_code is None
+    assert room.sim.machines[4].executed == []
+    room.sim.clear_faults(4)
+    await wait_for(lambda: room.bus.link(4).state is LinkState.ONLINE)
+
+
+async def test_a_unit_that_never_answers_is_no_such_unit_and_does_not_slow_the_room() -> None:
+    async with open_room() as room:
+        await wait_for(lambda: all(room.bus.status(u) is not None for u in range(1, 9)))
+        alone = await poll_rate(room.bus, list(range(1, 9)), 2.0)
+    async with open_room(list(range(1, 10)), backoff_initial_s=0.5) as room:  # unit 9 is on no machine
+        await wait_for(lambda: room.bus.link(9).state is LinkState.OFFLINE)
+        link = room.bus.link(9)
+        assert link.last_error is not None and link.last_error.kind is ErrorKind.NO_SUCH_UNIT
+        assert "never answered" in link.last_error.detail and not link.answered_once
+        assert room.bus.state(9) == OFFLINE and room.bus.status(9) is None
+        rate = await poll_rate(room.bus, list(range(1, 9)), 2.0)
+        print(f"polls/s per unit: {alone:.2f} for the room alone, {rate:.2f} with a missing unit 9 on the bus")
+        assert rate >= 0.7 * alone
+        # A unit that did answer and then stopped is a timeout, not a configuration problem.
+        room.sim.inject(2, unresponsive=True)
+        await wait_for(lambda: room.bus.link(2).state is LinkState.OFFLINE, within=5)
+        assert room.bus.link(2).last_error.kind is ErrorKind.TIMEOUT  # type: ignore[union-attr]
+        assert room.bus.state(2) == OFFLINE and room.bus.status(2) is not None  # the stale status is kept
+
+
+async def test_a_gateway_saying_no_such_unit_is_classified() -> None:
+    async with open_room([1, 9], gateway=True) as room:
+        await wait_for(lambda: room.bus.link(9).state is LinkState.OFFLINE)
+        error = room.bus.link(9).last_error
+        assert error is not None and error.kind is ErrorKind.NO_SUCH_UNIT and error.exception_code == 0x0B
+        assert room.bus.link(1).state is LinkState.ONLINE
+
+
+async def test_a_reply_with_the_wrong_register_count_is_not_believed(room: Room) -> None:
+    await wait_for(lambda: room.bus.status(2) is not None)
+    room.sim.inject(2, short_reply=True)
+    failed = room.bus.link(2).polls_failed
+    await wait_for(lambda: room.bus.link(2).polls_failed > failed)
+    error = room.bus.link(2).last_error
+    assert error is not None and error.kind is ErrorKind.BAD_REPLY and error.detail == "15 registers, asked for 16"
+    room.sim.clear_faults(2)
+    await wait_for(lambda: room.bus.link(2).state is LinkState.ONLINE)
+
+
+async def test_a_write_reply_that_does_not_match_is_not_believed_and_the_echo_decides(room: Room) -> None:
+    room.sim.inject(5, wrong_write_echo=True)
+    outcome = await room.bus.submit_command(5, "start", argument=1, sequence=77)
+    assert outcome.write_error is not None and outcome.write_error.kind is ErrorKind.BAD_REPLY
+    assert outcome.done and outcome.result_code == CommandResult.DONE  # read back, not resent
+    assert [c[0] for c in room.sim.machines[5].executed] == ["start"]
+
+
+async def test_a_frozen_controller_is_told_apart_by_its_heartbeat() -> None:
+    async with open_room(frozen_after_s=0.5, backoff_initial_s=0.2) as room:
+        await wait_for(lambda: all(room.bus.status(u) is not None for u in range(1, 9)))
+        room.sim.freeze(3)
+        await wait_for(lambda: room.bus.link(3).state is LinkState.OFFLINE)
+        error = room.bus.link(3).last_error
+        assert error is not None and error.kind is ErrorKind.FROZEN and "heartbeat stuck" in error.detail
+        assert all(room.bus.link(u).state is LinkState.ONLINE for u in range(1, 9) if u != 3)
+        room.sim.freeze(3, False)
+        await wait_for(lambda: room.bus.link(3).state is LinkState.ONLINE, within=5)
+
+
+async def test_the_port_has_one_owner(room: Room) -> None:
+    second = LaundryBus(room.link.driver_path, default_room(), baudrate=LINE_BAUD, timeout=TIMEOUT)
+    with pytest.raises(PortUnavailable, match="in use by another program"):
+        await second.start()
+    await second.stop()
+    polls = room.bus.link(1).polls_ok
+    await wait_for(lambda: room.bus.link(1).polls_ok > polls)  # the owner carries on

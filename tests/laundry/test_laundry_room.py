@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,15 +14,17 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from doorstep.wire import KioskTopics, validate_upstream
-from drivers.laundry.bus import LinkState
+from drivers.laundry.bus import OFFLINE, LinkState
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
 from drivers.laundry.status import CommandResult, MachineStatus
 from drivers.laundry.vend import VendState
-from edge_agent.laundry import LaundryRoom, poll_interval_s
+from edge_agent.laundry import IN_DOUBT, LaundryRoom, poll_interval_s
+from edge_agent.laundry_ledger import VendTransaction
 from edge_agent.outbox import Outbox, OutboxRecord
 from edge_agent.settings import LaundrySettings, PollCadence
 from firmware_configs.laundry import MachineState
@@ -278,3 +281,125 @@ async def test_other_commands_are_echoed_and_a_lost_reply_is_read_back_not_repea
     await again_room.start()
     await wait_for(lambda: again_room.ledger.get_command(deaf.command_id).state == "not_received", within=10)  # type: ignore[union-attr, arg-type]
     assert sim.machines[7].state is MachineState.RUNNING and sim.machines[7].executed[-1][0] == "add_time"
+
+
+@pytest.mark.asyncio
+async def test_a_paid_cycle_that_faults_alerts_with_the_error_and_is_charged_once(laundry: Room) -> None:
+    room, sim = laundry.room, laundry.sim
+    sim.seconds_per_tick = 1  # a long wash: it faults well before the end
+    result = await room.start_program(3, program=1, subject=RESIDENT)
+    assert result.outcome == "started" and result.points_charged == 5
+    tx = result.transaction_id
+    assert tx is not None
+    sim.drain_error(3)
+    await wait_for(lambda: unfinished_state(room, tx) is VendState.AWAITING_PICKUP, what="the fault followed")
+    assert room.ledger.get(tx).reason == "error 21: Drain error - please call staff"  # type: ignore[union-attr]
+    [fault] = [e for e in laundry.events("laundry_machine") if e["unit"] == 3 and e["state"] == "fault"]
+    assert fault["error_code"] == 21 and fault["error_text"] == {"zh": "排水故障，请联系工作人员", "en": "Drain error - please call staff"}
+    # Staff clear the fault; the resident takes the laundry out; the machine is free again.
+    assert (await room.command(3, "clear_fault")).outcome == "done"
+    assert sim.machines[3].state is MachineState.IDLE and sim.machines[3].error_code == 0
+    sim.open_door(3)
+    await wait_for(lambda: unfinished_state(room, tx) is VendState.AVAILABLE, what="the laundry collected")
+    assert laundry.vend_outcomes(tx) == ["started", "faulted", "collected"]
+    [faulted] = [e for e in laundry.events("laundry_vend") if e["outcome"] == "faulted"]
+    assert faulted["points_charged"] == 0 and faulted["reason"].startswith("error 21")
+    assert [(c.transaction_id, c.points) for c in room.ledger.charges()] == [(tx, 5)]
+    assert room.ledger.account(RESIDENT).balance == 5  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_two_residents_tapping_one_machine_at_once_start_it_once(laundry: Room) -> None:
+    room, sim = laundry.room, laundry.sim
+    other = "d" * 64
+    room.ledger.open_account(other, balance=10, birth_year=1975)
+    first, second = await asyncio.gather(
+        room.start_program(6, program=2, subject=RESIDENT), room.start_program(6, program=2, subject=other)
+    )
+    outcomes = sorted([first.outcome, second.outcome])
+    assert outcomes == ["refused", "started"]
+    refused = first if first.outcome == "refused" else second
+    assert refused.reason == "machine_busy" and refused.transaction_id is None  # refused before reserving
+    assert [c[0] for c in sim.machines[6].executed] == ["start"]
+    assert len(room.ledger.charges()) == 1
+    assert sorted(room.ledger.account(s).balance for s in (RESIDENT, other)) == [7, 10]  # type: ignore[union-attr]
+
+
+def test_the_book_itself_refuses_a_second_open_transaction_for_one_machine(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    try:
+        room = LaundryRoom(settings_for("/dev/null"), outbox, TOPICS)
+        room.ledger.open_account(RESIDENT, balance=10)
+        first = room.ledger.reserve(unit=2, model="washer-retrofit-a", program=1, list_price=5, subject=RESIDENT,
+                                    free_from_age=80, echoed_sequence=None)
+        second = first.model_copy(update={"id": "00000000-0000-0000-0000-000000000002"})
+        with pytest.raises(IntegrityError), Session(outbox._engine) as session:
+            session.add(VendTransaction.model_validate(second.model_dump()))
+            session.commit()
+    finally:
+        outbox.close()
+
+
+@pytest.mark.asyncio
+async def test_no_second_command_while_the_first_is_being_read_back(laundry: Room) -> None:
+    room, sim, link = laundry.room, laundry.sim, laundry.link
+    assert (await room.start_program(7, program=10, subject=ELDER)).outcome == "started"
+    sim.seconds_per_tick = 0
+    link.drop_replies(7)
+    lost = await room.command(7, "pause")
+    assert lost.outcome == "checking" and lost.command_id is not None
+    # A stop now would overwrite the echo that says whether the pause happened: refused, not sent.
+    assert (await room.command(7, "stop")) == type(lost)("refused", None, IN_DOUBT)
+    link.restore_replies(7)
+    await wait_for(lambda: room.ledger.get_command(lost.command_id).state == "done", what="the pause read back")  # type: ignore[union-attr, arg-type]
+    assert (await room.command(7, "stop")).outcome == "done"
+    assert [c[0] for c in sim.machines[7].executed] == ["start", "pause", "stop"]
+
+
+@pytest.mark.asyncio
+async def test_a_dead_machine_does_not_slow_the_schedule_of_the_others(laundry: Room) -> None:
+    """The agent's own mode (polls on the apscheduler job, not back to back), and the worst case:
+    the machine dies mid-start, so the schedule wants it at the fastest interval (a start in
+    doubt). Only the backoff keeps its timeouts from filling the line. Measured rates."""
+    room, sim, link = laundry.room, laundry.sim, laundry.link
+    assert room.bus is not None
+    healthy = [u for u in MACHINES if u != 4]
+    await asyncio.sleep(0.5)
+
+    async def rate() -> float:
+        before = sum(room.bus.link(u).polls_ok for u in healthy)  # type: ignore[union-attr]
+        await asyncio.sleep(3.0)
+        return (sum(room.bus.link(u).polls_ok for u in healthy) - before) / 3.0 / len(healthy)  # type: ignore[union-attr]
+
+    alone = await rate()
+    link.drop_replies(4)
+    assert (await room.start_program(4, program=1, subject=RESIDENT)).outcome == "checking"
+    await wait_for(lambda: room.bus.link(4).state is LinkState.OFFLINE, within=10)  # type: ignore[union-attr]
+    window = time.monotonic()
+    with_dead = await rate()
+    probes = sum(1 for r in sim.requests if r.unit == 4 and r.at >= window)
+    print(f"polls/s per idle machine on the {CADENCE.idle_s} s schedule: {alone:.2f} alone, {with_dead:.2f} "
+          f"with unit 4 dead mid-start; unit 4 probed {probes} times in 3 s (link {room.bus.link(4)})")
+    assert alone >= 0.7 / CADENCE.idle_s  # the schedule itself is kept
+    assert with_dead >= 0.8 * alone
+    # The schedule asks for unit 4 every 0.1 s; the backoff (1 s, 2 s, ...) answers for the line.
+    assert probes <= 3
+    [view] = [m for m in room.machines() if m.unit == 4]
+    assert view.state == OFFLINE and view.status is not None  # what the screen shows; the stale status kept
+    assert room.ledger.charges() == []
+
+
+@pytest.mark.asyncio
+async def test_a_start_to_a_slow_machine_is_decided_by_its_echo_not_by_late_replies(laundry: Room) -> None:
+    """Every reply comes after the timeout: none may be taken for the answer to a later request."""
+    room, sim = laundry.room, laundry.sim
+    sim.inject(2, slow_reply_s=0.25)  # reply_timeout_s is 0.15; the bus's guard catches them
+    result = await room.start_program(2, program=1, subject=RESIDENT)
+    assert result.outcome == "checking" and room.ledger.charges() == []
+    assert room.bus is not None and room.bus.link(2).last_error.late_reply  # type: ignore[union-attr]
+    assert [c[0] for c in sim.machines[2].executed] == ["start"]  # it heard us, once
+    sim.clear_faults(2)
+    tx = result.transaction_id
+    await wait_for(lambda: unfinished_state(room, tx) is VendState.IN_USE, within=40, what="the echo read back")  # type: ignore[arg-type]
+    assert [(c.transaction_id, c.points) for c in room.ledger.charges()] == [(tx, 5)]
+    assert [c[0] for c in sim.machines[2].executed] == ["start"]

@@ -16,7 +16,7 @@ from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import ConnectionException, ModbusIOException, NoSuchIdException
 from pymodbus.framer import FramerRTU, FramerType
 from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
-from pymodbus.pdu.register_message import ReadHoldingRegistersResponse
+from pymodbus.pdu.register_message import ReadHoldingRegistersResponse, WriteMultipleRegistersResponse
 from pymodbus.server import ModbusSerialServer
 from pymodbus.transaction import TransactionManager
 from pymodbus.transport import ModbusProtocol
@@ -54,6 +54,27 @@ def test_reply_objects() -> None:
     assert exc.isError() and exc.exception_code == 2 and exc.function_code == 0x83
     assert issubclass(ReadHoldingRegistersResponse, ModbusPDU)
     assert (ExcCodes.ILLEGAL_FUNCTION, ExcCodes.ILLEGAL_ADDRESS, ExcCodes.GATEWAY_NO_RESPONSE) == (1, 2, 0x0B)
+    assert ExcCodes.DEVICE_BUSY == 6
+    # bus.py checks a write's reply echoes the address and quantity written (Application Protocol 6.12).
+    written = WriteMultipleRegistersResponse()
+    written.decode(bytes([0, 32, 0, 3]))
+    assert (written.address, written.count) == (32, 3)
+    assert {"address", "count"} <= set(params(ModbusPDU.__init__))  # on every reply the bus may get
+    # A read reply's length comes from its byte count, not from the request: a short reply
+    # decodes as fewer registers, so bus.py must count them itself.
+    short = ReadHoldingRegistersResponse()
+    short.decode(bytes([2, 0, 7]))
+    assert list(short.registers) == [7]
+
+
+def test_the_serial_port_is_opened_exclusively_through_pyserial() -> None:
+    """One owner per port: pymodbus opens it with pyserial's exclusive=True (flock)."""
+    import serial
+    from pymodbus.transport.serialtransport import SerialTransport
+
+    source = inspect.getsource(SerialTransport.__init__)
+    assert "serial.serial_for_url(" in source and "exclusive=True" in source
+    assert "exclusive" in params(serial.Serial.__init__)
 
 
 def test_trace_packet_sees_the_whole_receive_buffer() -> None:
@@ -101,6 +122,8 @@ async def test_server_hooks_the_simulator_uses() -> None:
 
     source = inspect.getsource(ServerRequestHandler.handle_request)
     assert "except NoSuchIdException" in source and "ignore_missing_devices" in source
+    # ...and without ignore_missing_devices, a gateway's answer: exception 0x0B.
+    assert "ExcCodes.GATEWAY_NO_RESPONSE" in source
 
 
 @pytest.mark.parametrize("name", ["serve_forever", "shutdown"])
