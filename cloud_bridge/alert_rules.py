@@ -42,6 +42,10 @@ class AlertKind(StrEnum):
     SEQUENCE_RESTARTED = "sequence_restarted"  # the kiosk's outbox started over (set aside as corrupt?)
 
 
+# Alerts that carry a resident's health data: seen only by those who may read readings.
+HEALTH_ALERTS = frozenset({AlertKind.DANGEROUS_READING})
+
+
 class Severity(StrEnum):
     CRITICAL = "critical"
     WARNING = "warning"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
+from cloud_bridge.accounts import ApiToken, AuditEntry, User
 from cloud_bridge.alerts import Alert
 from cloud_bridge.commands import Command
 from cloud_bridge.fleet import Device, Kiosk
@@ -22,6 +23,9 @@ BRIDGE_MODELS: tuple[type[SQLModel], ...] = (
     Alert,
     Command,
     WebhookDelivery,
+    User,
+    ApiToken,
+    AuditEntry,
 )
 
 

@@ -63,6 +63,8 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
     )
     context = BridgeContext(
         engine,
+        secret_key=settings.secret_key.get_secret_value(),
+        session_lifetime=timedelta(hours=settings.session_hours),
         metrics=metrics,
         publisher=ingest,
         command_ttl=timedelta(seconds=settings.command_ttl_s),

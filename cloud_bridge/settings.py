@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.webhook import WebhookSettings
 from doorstep.config import FileSettings
 from doorstep.mqtt import BrokerSettings
+
+
+# Good for a laptop and the tests; refused anywhere else.
+DEVELOPMENT_SECRET = "development-only-secret"
 
 
 class BridgeSettings(FileSettings):
@@ -35,3 +41,22 @@ class BridgeSettings(FileSettings):
         default=300, gt=0, le=7 * 24 * 3600, description="a command not acted on by then is refused by the kiosk"
     )
     dead_letter_retention_days: float = Field(default=30, gt=0, description="refused messages are kept this long")
+    environment: Literal["production", "development"] = Field(
+        default="production", description="development allows the built-in secret_key; production refuses it"
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_SECRET),
+        description="keys the hashes of API tokens; at least 32 characters, e.g. `openssl rand -hex 32`",
+    )
+    session_hours: float = Field(default=12, gt=0, le=24 * 30, description="a login's token lasts this long")
+
+    @model_validator(mode="after")
+    def _a_real_secret_outside_development(self) -> BridgeSettings:
+        secret = self.secret_key.get_secret_value()
+        if self.environment != "development":
+            if secret == DEVELOPMENT_SECRET:
+                raise ValueError("secret_key is the development default: set a secret of your own "
+                                 "(DOORSTEP_BRIDGE_SECRET_KEY), or environment: development on a laptop")
+            if len(secret) < 32:
+                raise ValueError("secret_key must be at least 32 characters outside development")
+        return self

@@ -81,6 +81,90 @@ def bridge(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
     run_bridge(settings)
 
 
+users_app = typer.Typer(help="People who use the bridge's API and dashboard (run beside the bridge).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+tokens_app = typer.Typer(help="Long-lived API tokens for scripts (shown once, stored hashed).", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+def _bridge_database(config: Path | None):  # type: ignore[no-untyped-def]
+    from cloud_bridge.settings import BridgeSettings
+    from cloud_bridge.store import migrate
+    from doorstep.db import create_durable_engine
+
+    try:
+        settings = BridgeSettings.from_file(config)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    engine = create_durable_engine(settings.database_url)
+    migrate(engine)
+    return settings, engine
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="lowercase letters, digits, '.', '_', '-'")],
+    role: Annotated[str, typer.Option(help="technician, station_staff, doctor or read_only")],
+    site: Annotated[str | None, typer.Option(help="the site of a station_staff or doctor")] = None,
+    config: ConfigOption = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input")] = False,
+) -> None:
+    """Add a person who logs in with a password (asked for twice, or read from stdin)."""
+    import sys
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+    from sqlmodel import Session
+
+    from cloud_bridge.access import Role
+    from cloud_bridge.accounts import AccountError, add_user, audit
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise _fail(f"--role: one of {', '.join(r.value for r in Role)}") from None
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("password", hide_input=True,
+                                                                                    confirmation_prompt=True)
+    if len(password) < 10:
+        raise _fail("a password of at least 10 characters, please")
+    _settings, engine = _bridge_database(config)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        try:
+            add_user(session, username=username, role=chosen, site=site, password=password, now=now)
+        except (AccountError, ValidationError) as error:
+            raise _fail(f"{username}: {error}") from None
+        audit(session, actor="cli", action="user_add", target=username, result="ok", now=now, role=chosen.value, site=site)
+        session.commit()
+    typer.echo(f"added {username} ({chosen.value}{' of ' + site if site else ''})")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    username: Annotated[str, typer.Argument(help="the user the token acts as (see `doorstep users add`)")],
+    label: Annotated[str | None, typer.Option(help="what it is for, e.g. 'prometheus'")] = None,
+    days: Annotated[float | None, typer.Option(help="expires after this many days (default: never)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print a new API token for USERNAME. It is shown once: only its hash is kept."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlmodel import Session
+
+    from cloud_bridge.accounts import User, audit, issue_token
+
+    settings, engine = _bridge_database(config)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        if session.get(User, username) is None:
+            raise _fail(f"no user {username!r}: add one with `doorstep users add`")
+        token, _row = issue_token(session, settings.secret_key.get_secret_value(), username=username, purpose="api",
+                                  now=now, lifetime=timedelta(days=days) if days else None, label=label)
+        audit(session, actor="cli", action="token_create", target=username, result="ok", now=now, label=label)
+        session.commit()
+    typer.echo(token)
+
+
 @app.command()
 def decode(
     characteristic: Annotated[str, typer.Argument(help="16-bit UUID such as 2a35, or the full 128-bit UUID")],

@@ -15,7 +15,8 @@ from firmware_configs.laundry import LaundryProfile, format_problems
 from firmware_configs.profiles import BleDeviceProfile
 
 _BLE_KINDS = {"blood_pressure", "glucose", "temperature", "weight", "spo2"}
-_BRIDGE_KEYS = {"database_url", "share_group", "http_host", "http_port", "client_id", "batch_max", "batch_wait_s"}
+# What only a bridge configuration has (both have `broker`).
+_BRIDGE_KEYS = set(BridgeSettings.model_fields) - set(AgentSettings.model_fields)
 
 
 def _what(data: dict[str, Any]) -> tuple[str, type[BaseModel]] | None:

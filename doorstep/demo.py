@@ -25,6 +25,36 @@ DEMO_DEVICES = (
 DEMO_LAUNDRY_ROOM = {unit: "washer-retrofit-a" for unit in range(1, 7)} | {7: "dryer-retrofit-b", 8: "dryer-retrofit-b"}
 # A simulated resident measures about this often.
 DEMO_MEASURE_EVERY_S = 10.0
+# The demo's people: a technician sees the fleet, the family doctor the readings.
+DEMO_PASSWORD = "doorstep-demo"
+DEMO_PEOPLE = (("tech", "technician", None), ("doctor", "doctor", DEMO_SITE))
+
+
+def _demo_people(database_url: str) -> dict[str, str]:
+    """Add the demo's people to the bridge's database; an API token for each, by username."""
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session
+
+    from cloud_bridge.access import Role
+    from cloud_bridge.accounts import User, add_user, issue_token
+    from cloud_bridge.settings import DEVELOPMENT_SECRET
+    from cloud_bridge.store import migrate
+    from doorstep.db import create_durable_engine
+
+    engine = create_durable_engine(database_url)
+    migrate(engine)
+    tokens = {}
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        for username, role, site in DEMO_PEOPLE:
+            if session.get(User, username) is None:
+                add_user(session, username=username, role=Role(role), site=site, password=DEMO_PASSWORD, now=now)
+            tokens[username], _ = issue_token(session, DEVELOPMENT_SECRET, username=username, purpose="api", now=now,
+                                              lifetime=None, label="demo")
+        session.commit()
+    engine.dispose()
+    return tokens
 
 
 def _port_is_free(port: int) -> bool:
@@ -55,10 +85,13 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
     broker_settings = {"host": broker.host, "port": broker.port}
 
     bridge_config = workdir / "bridge.yaml"
+    database_url = f"sqlite:///{workdir / 'bridge.sqlite3'}"
+    tokens = _demo_people(database_url)
     bridge_config.write_text(
         yaml.safe_dump(
             {
-                "database_url": f"sqlite:///{workdir / 'bridge.sqlite3'}",
+                "database_url": database_url,
+                "environment": "development",
                 "broker": broker_settings,
                 "http_port": http_port,
             }
@@ -97,6 +130,9 @@ Doorstep demo is running. Open:
   readings (JSON)   {base}/api/v1/readings
   laundry events    {base}/api/v1/events
   API documentation {base}/docs
+The API wants a token (the demo's people log in with the password {DEMO_PASSWORD!r}):
+  technician tech   curl -H 'Authorization: Bearer {tokens["tech"]}' {base}/api/v1/kiosks
+  doctor doctor     curl -H 'Authorization: Bearer {tokens["doctor"]}' {base}/api/v1/readings
 Broker: mqtt://{broker.host}:{broker.port}   watch it: mosquitto_sub -p {broker.port} -t 'doorstep/#' -v
 Simulated residents measure blood pressure and temperature about every {DEMO_MEASURE_EVERY_S:.0f} s;
 a simulated glucose meter hands over its stored records once. A simulated laundry room

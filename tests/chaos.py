@@ -215,6 +215,7 @@ def write_configs(workdir: Path, broker: MosquittoProcess) -> Configs:
         "database_url": f"sqlite:///{bridge_database}",
         "broker": broker_settings,
         "client_id": "chaos-bridge-1",  # stable across its lives: the broker keeps its session
+        "environment": "development",
         "http_port": free_port(),
     }
     configs = Configs(workdir / "agent.yaml", workdir / "agent-draining.yaml", workdir / "bridge.yaml", outbox,

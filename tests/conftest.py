@@ -70,6 +70,7 @@ def bridge_factory(bridge_database: str) -> Iterator[Callable[..., Bridge]]:
                 database_url=bridge_database,
                 broker=broker_settings or default_broker_settings(broker),
                 client_id=client_id,
+                environment="development",
                 **settings,
             )
             worker = workers.enter_context(running_worker(bridge_settings, engine))

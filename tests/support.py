@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+from datetime import UTC, datetime
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,6 +22,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from cloud_bridge.access import Role
+from cloud_bridge.accounts import User, add_user, issue_token
 from cloud_bridge.api import create_app
 from cloud_bridge.ingest import Ingest
 from cloud_bridge.service import BridgeWorker
@@ -45,9 +48,23 @@ class Bridge:
     ingest: Ingest
     worker: BridgeWorker
 
-    def api(self) -> ServedApp:
-        """This worker's HTTP API, served by a real uvicorn (use as a context manager)."""
-        return ServedApp(create_app(self.engine, self.worker.context))
+    def api(self, role: str = "technician", site: str | None = None) -> ServedApp:
+        """This worker's HTTP API, served by a real uvicorn (use as a context manager), called
+        with the token of a person of `role` (of `site`, for the site-bound roles)."""
+        token = api_token(self.engine, self.worker.context.secret_key, role, site)
+        return ServedApp(create_app(self.engine, self.worker.context), token=token)
+
+
+def api_token(engine: Engine, secret_key: str, role: str, site: str | None = None) -> str:
+    """A token for a person of `role` at `site`, added to the bridge's database if needed."""
+    username = f"{role.replace('_', '-')}-{site or 'all'}"
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        if session.get(User, username) is None:
+            add_user(session, username=username, role=Role(role), site=site, password=None, now=now)
+        token, _ = issue_token(session, secret_key, username=username, purpose="api", now=now, lifetime=None)
+        session.commit()
+    return token
 
     def readings(self) -> list[Reading]:
         with Session(self.engine) as session:
@@ -141,9 +158,11 @@ class HttpResponse:
 
 
 class ServedApp:
-    """A FastAPI app served by a real uvicorn on a free loopback port, in a thread."""
+    """A FastAPI app served by a real uvicorn on a free loopback port, in a thread; requests
+    carry `token` as a bearer token when given."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, token: str | None = None) -> None:
+        self.token = token
         self.port = free_port()
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -169,13 +188,21 @@ class ServedApp:
         return self.request("POST", path, None if body is None else json.dumps(body).encode())
 
     def request(self, method: str, path: str, data: bytes | None = None, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        auth = {"authorization": f"Bearer {self.token}"} if self.token else {}
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
-            headers={"content-type": "application/json", **(headers or {})},
+            headers={"content-type": "application/json", **auth, **(headers or {})},
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                return HttpResponse(response.status, json.load(response))
+                return HttpResponse(response.status, _body(response.read(), response.headers.get("content-type")))
         except urllib.error.HTTPError as error:
             with error:
-                return HttpResponse(error.code, json.load(error))
+                return HttpResponse(error.code, _body(error.read(), error.headers.get("content-type")))
+
+
+def _body(raw: bytes, content_type: str | None) -> Any:
+    """JSON as data; anything else (metrics, an empty 204) as text."""
+    if raw and content_type and content_type.startswith("application/json"):
+        return json.loads(raw)
+    return raw.decode()

@@ -26,20 +26,30 @@ def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_pat
     try:
         assert demo.stdout is not None
         url = None
+        tokens: dict[str, str] = {}
         for line in demo.stdout:
             match = re.search(r"(http://127\.0\.0\.1:\d+/api/v1/readings)", line)
             if match:
                 url = match.group(1)
+            token = re.search(r"(\w+) (\w+) +curl -H 'Authorization: Bearer ([\w-]+)'", line)
+            if token:
+                tokens[token.group(1)] = token.group(3)
             if "Press Ctrl-C to stop" in line:
                 break
         assert url, "the demo printed no readings URL"
+        assert set(tokens) == {"technician", "doctor"}, "the demo printed no tokens"
+
+        def get(address: str, role: str) -> Any:
+            request = urllib.request.Request(address, headers={"Authorization": f"Bearer {tokens[role]}"})
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return json.load(response)
+
         deadline = time.monotonic() + 60  # a device that missed its first session waits DEMO_MEASURE_EVERY_S
         items: list[dict[str, object]] = []
         wanted = {"blood_pressure", "glucose"}
         while time.monotonic() < deadline and not wanted <= {i["kind"] for i in items}:
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    items = json.load(response)["items"]
+                items = get(url, "doctor")["items"]
             except OSError:
                 pass
             time.sleep(0.5)
@@ -50,8 +60,7 @@ def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_pat
         events: list[dict[str, Any]] = []
         events_url = url.replace("/readings", "/events") + "?type=laundry_machine&limit=500"
         while time.monotonic() < deadline and len({e["payload"]["unit"] for e in events}) < 8:
-            with urllib.request.urlopen(events_url, timeout=2) as response:
-                events = json.load(response)["items"]
+            events = get(events_url, "technician")["items"]
             time.sleep(0.5)
         assert {e["payload"]["unit"] for e in events} == set(range(1, 9)), f"logs in {tmp_path}"
         assert any(e["payload"]["state"] == "fault" and e["payload"]["error_code"] == 21 for e in events)

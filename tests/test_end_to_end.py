@@ -15,7 +15,6 @@ from types import MappingProxyType
 import paho.mqtt.client as mqtt
 import pytest
 
-from cloud_bridge.api import create_app
 from doorstep.mosquitto import MOSQUITTO_DEFAULT_AUTOSAVE_INTERVAL_S, MosquittoProcess
 from doorstep.mqtt import make_client
 from doorstep.wire import Envelope, KioskTopics, ReadingKind, encode
@@ -26,7 +25,6 @@ from tests.support import (
     CUFF_ADDRESS,
     KIOSK,
     SITE,
-    ServedApp,
     agent_settings,
     broker_settings,
     running_agent,
@@ -84,10 +82,11 @@ async def test_a_reading_arrives_once_with_its_values_and_times_and_is_served(
     assert (row.device_model, row.device_address) == ("simulated", CUFF_ADDRESS)
     assert_is_the_measurement(row.payload)
 
-    with ServedApp(create_app(bridge.engine)) as api:
+    with bridge.api(role="doctor", site=SITE) as api:
         response = api.get("/api/v1/readings", site=SITE, kind="blood_pressure")
         too_large = api.get("/api/v1/readings", limit=501)
-        elsewhere = api.get("/api/v1/readings", site="another-site")
+    with bridge.api(role="doctor", site="another-site") as api:
+        elsewhere = api.get("/api/v1/readings")
     assert response.status == 200
     assert response.body["total"] == 1
     [served] = response.body["items"]

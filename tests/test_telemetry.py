@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from cloud_bridge.api import create_app
 from doorstep.mosquitto import MosquittoProcess
 from doorstep.wire import KioskTelemetry
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from edge_agent.outbox import Outbox, RecordClass, RecordState
 from edge_agent.telemetry import cpu_temperature_c, kiosk_telemetry
-from tests.support import CUFF_ADDRESS, ServedApp, agent_settings, running_agent, wait_until
+from tests.support import CUFF_ADDRESS, agent_settings, running_agent, wait_until
 from tests.test_end_to_end import MEASUREMENT
 from tests.test_outbox_upkeep import BEAT, EVENT, HEALTH, MACHINE, READING, START, TELEMETRY, Clock
 
@@ -53,7 +52,7 @@ async def test_telemetry_is_sent_on_schedule_stored_by_the_bridge_and_confirmed(
                          has_current_time=True)
     async with running_agent(settings, {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
         await wait_until(lambda: bridge.reading_count() == 1, what="the cuff's reading")
-        with ServedApp(create_app(bridge.engine)) as api:
+        with bridge.api() as api:
             await wait_until(lambda: api.get("/api/v1/telemetry", kiosk=settings.kiosk).body["total"] >= 3,
                              what="three telemetry reports")
             page = api.get("/api/v1/telemetry", kiosk=settings.kiosk, limit=1).body

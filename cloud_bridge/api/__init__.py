@@ -15,8 +15,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud_bridge.api import alerts, commands, fleet, messages
-from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep
+from cloud_bridge.access import Capability, Principal
+from cloud_bridge.api import alerts, auth, commands, fleet, messages
+from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, require
 
 __all__ = ["MAX_PAGE", "BridgeContext", "create_app"]
 
@@ -25,11 +26,12 @@ ops = APIRouter(tags=["operations"])
 
 @ops.get("/healthz")
 def healthz() -> dict[str, str]:
+    """Liveness; the only path that needs no token."""
     return {"status": "ok"}
 
 
 @ops.get("/metrics", response_class=Response)
-def metrics(context: ContextDep) -> Response:
+def metrics(context: ContextDep, _who: Principal = require(Capability.METRICS_READ)) -> Response:
     """Prometheus metrics of this worker."""
     return Response(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -63,6 +65,6 @@ def create_app(engine: Engine, context: BridgeContext | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(ops)
-    for module in (messages, fleet, alerts, commands):
+    for module in (auth, messages, fleet, alerts, commands):
         app.include_router(module.router)
     return app

@@ -8,12 +8,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from cloud_bridge.access import Capability, Principal
+from cloud_bridge.accounts import Authenticated, authenticate
 from cloud_bridge.jobs import CommandPublisher
 from cloud_bridge.metrics import BridgeMetrics
+
+# The dashboard's login keeps its session token in this cookie (HttpOnly, SameSite=Strict).
+SESSION_COOKIE = "doorstep_session"
 
 MAX_PAGE = 500
 
@@ -23,6 +29,8 @@ class BridgeContext:
     """What the API needs of the running bridge, passed in (no module-level state)."""
 
     engine: Engine
+    secret_key: str = "development-only-secret"
+    session_lifetime: timedelta = timedelta(hours=12)
     metrics: BridgeMetrics = field(default_factory=BridgeMetrics)
     publisher: CommandPublisher | None = None  # None: commands are published by a worker's sweep
     command_ttl: timedelta = timedelta(minutes=5)
@@ -45,13 +53,61 @@ ContextDep = Annotated[BridgeContext, Depends(get_context)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def current_actor() -> str:
-    """Who is asking, for audit fields (issued_by, acknowledged_by). Until API tokens exist
-    (the security issue), every caller is the same unauthenticated actor."""
-    return "unauthenticated"
+_bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/login or `doorstep tokens create`")
 
 
-ActorDep = Annotated[str, Depends(current_actor)]
+def authenticated(
+    request: Request,
+    session: SessionDep,
+    context: ContextDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Authenticated:
+    token = credentials.credentials if credentials is not None else request.cookies.get(SESSION_COOKIE)
+    found = authenticate(session, context.secret_key, token, context.clock()) if token else None
+    if found is None:
+        raise HTTPException(
+            status_code=401,
+            detail={"error": "unauthenticated", "reason": "a valid token is required (Authorization: Bearer …)"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return found
+
+
+AuthenticatedDep = Annotated[Authenticated, Depends(authenticated)]
+
+
+def principal(found: AuthenticatedDep) -> Principal:
+    return found.principal
+
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+def forbidden(reason: str) -> HTTPException:
+    return HTTPException(status_code=403, detail={"error": "forbidden", "reason": reason})
+
+
+def require(capability: Capability) -> Any:
+    """A dependency: the principal, if it holds `capability` over some site at least."""
+
+    def check(who: PrincipalDep) -> Principal:
+        if not who.may(capability):
+            raise forbidden(f"a {who.role} may not use {capability}")
+        return who
+
+    return Depends(check)
+
+
+def site_in_scope(who: Principal, capability: Capability, site: str | None) -> str | None:
+    """The site a query is limited to: the one asked for, or the principal's own when its role
+    is bound to a site. Asking for another site is forbidden, not silently narrowed."""
+    if not who.may(capability, site):
+        raise forbidden(f"a {who.role} of site {who.site} may not use {capability} at site {site}")
+    return site if site is not None else who.sites(capability)
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 class PageParams:
@@ -96,6 +152,8 @@ def unprocessable(reason: str) -> HTTPException:
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ApiError, "description": "no valid token"},
+    403: {"model": ApiError, "description": "the token's role may not do this (here)"},
     404: {"model": ApiError, "description": "no such thing"},
     409: {"model": ApiError, "description": "not allowed in its present state"},
     422: {"model": ApiError, "description": "the request does not fit (the reason names the field)"},

@@ -9,7 +9,8 @@ from sqlalchemy import case
 from sqlmodel import col, func, select
 
 from cloud_bridge.alerts import Alert
-from cloud_bridge.api.deps import ERROR_RESPONSES, Page, PageDep, SessionDep, not_found
+from cloud_bridge.access import Capability, Principal
+from cloud_bridge.api.deps import ERROR_RESPONSES, Page, PageDep, SessionDep, not_found, require, site_in_scope
 from cloud_bridge.fleet import Device, DeviceBase, Kiosk, KioskBase, kiosk_devices
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=ERROR_RESPONSES)
@@ -40,12 +41,14 @@ def _open_alerts_by_kiosk():  # type: ignore[no-untyped-def]
 def list_kiosks(
     session: SessionDep,
     page: PageDep,
+    who: Principal = require(Capability.FLEET_READ),
     site: str | None = None,
     status: Literal["online", "offline", "unknown"] | None = None,
 ) -> Page[KioskPublic]:
     """Every kiosk: those with open alerts first, then offline ones, then by site and name."""
     counts = _open_alerts_by_kiosk()
     conditions = []
+    site = site_in_scope(who, Capability.FLEET_READ, site)
     if site is not None:
         conditions.append(col(Kiosk.site) == site)
     if status is not None:
@@ -67,8 +70,9 @@ def list_kiosks(
 
 
 @router.get("/kiosks/{site}/{kiosk}", response_model=KioskDetail)
-def get_kiosk(session: SessionDep, site: str, kiosk: str) -> KioskDetail:
+def get_kiosk(session: SessionDep, site: str, kiosk: str, who: Principal = require(Capability.FLEET_READ)) -> KioskDetail:
     """One kiosk with its devices."""
+    site_in_scope(who, Capability.FLEET_READ, site)
     row = session.get(Kiosk, (site, kiosk))
     if row is None:
         raise not_found(f"no kiosk {site}/{kiosk} has sent anything")
@@ -85,12 +89,14 @@ def get_kiosk(session: SessionDep, site: str, kiosk: str) -> KioskDetail:
 def list_devices(
     session: SessionDep,
     page: PageDep,
+    who: Principal = require(Capability.FLEET_READ),
     site: str | None = None,
     kiosk: str | None = None,
     link: Literal["online", "degraded", "offline", "unknown"] | None = None,
 ) -> Page[DevicePublic]:
     """Devices of every kiosk (health devices and laundry machines), by site, kiosk and address."""
     conditions = []
+    site = site_in_scope(who, Capability.FLEET_READ, site)
     if site is not None:
         conditions.append(col(Device.site) == site)
     if kiosk is not None:

@@ -10,12 +10,13 @@ from sqlalchemy import Engine
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.api import create_app
 from cloud_bridge.batch import commit_batch
+from cloud_bridge.settings import DEVELOPMENT_SECRET
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
-from tests.support import ServedApp
+from tests.support import ServedApp, api_token
 
 
 def test_bad_requests_are_clear_json(bridge_engine: Engine) -> None:
-    with ServedApp(create_app(bridge_engine)) as api:
+    with ServedApp(create_app(bridge_engine), token=api_token(bridge_engine, DEVELOPMENT_SECRET, "doctor", "test-site")) as api:
         too_many = api.get("/api/v1/readings", limit=10_000)
         assert too_many.status == 422
         assert too_many.body["error"] == "invalid_request"
@@ -32,7 +33,7 @@ def test_lists_are_pages_newest_first(bridge_engine: Engine) -> None:
     kiosk = WireKiosk()
     commit_batch(bridge_engine, [kiosk.reading(blood_pressure(100 + n, 70)) for n in range(7)], rules=AlertRules(),
                  notify=False, received_at=datetime.now(UTC))
-    with ServedApp(create_app(bridge_engine)) as api:
+    with ServedApp(create_app(bridge_engine), token=api_token(bridge_engine, DEVELOPMENT_SECRET, "doctor", "test-site")) as api:
         first = api.get("/api/v1/readings", limit=3).body
         second = api.get("/api/v1/readings", limit=3, offset=3).body
         assert (first["total"], len(first["items"]), len(second["items"])) == (7, 3, 3)

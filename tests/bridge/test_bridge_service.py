@@ -158,10 +158,12 @@ async def test_fleet_view_shows_devices_and_a_dangerous_reading_alert(
         await asyncio.sleep(0.3)
         for reading in (kiosk.reading(blood_pressure(126, 80)), kiosk.reading(blood_pressure(182, 95, subject="ef" * 32))):
             client.publish(reading.topic, reading.body, qos=QOS_RELIABLE).wait_for_publish(5)
-        with bridge.api() as api:
-            await wait_until(lambda: api.get("/api/v1/alerts").body["total"] == 1, what="the alert")
-            [alert] = api.get("/api/v1/alerts").body["items"]
+        with bridge.api(role="doctor", site=SITE) as doctor:
+            await wait_until(lambda: doctor.get("/api/v1/alerts").body["total"] == 1, what="the alert")
+            [alert] = doctor.get("/api/v1/alerts").body["items"]
             assert (alert["kind"], alert["about"], alert["severity"]) == ("dangerous_reading", "ef" * 32, "critical")
+        with bridge.api() as api:
+            assert api.get("/api/v1/alerts").body["total"] == 0  # a technician sees no resident's health
             [listed] = api.get("/api/v1/kiosks").body["items"]
             assert (listed["kiosk"], listed["open_alerts"], listed["last_seq"]) == (KIOSK, 1, 2)
             [device] = api.get("/api/v1/devices", kiosk=KIOSK).body["items"]

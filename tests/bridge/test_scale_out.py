@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from cloud_bridge.settings import DEVELOPMENT_SECRET
 from cloud_bridge.store import Reading
 from doorstep.db import create_durable_engine
 from doorstep.mosquitto import MosquittoProcess
@@ -21,7 +22,7 @@ from edge_agent.outbox import Outbox, RecordState
 from edge_agent.settings import AgentSettings
 from tests.bridge.wire_kiosk import blood_pressure
 from tests.bridge.workers import worker_processes
-from tests.support import SITE, broker_settings, running_agent, wait_until
+from tests.support import SITE, api_token, broker_settings, running_agent, wait_until
 
 KIOSKS = 6
 READINGS_PER_KIOSK = 250  # a backlog after a day offline, small enough for CI
@@ -83,7 +84,8 @@ async def test_workers_share_the_load_and_a_killed_one_loses_nothing(
             assert session.exec(select(func.count()).select_from(Reading).where(col(Reading.subject).is_not(None))).one() == 0
         assert per_kiosk == {f"kiosk-{i}": READINGS_PER_KIOSK for i in range(1, KIOSKS + 1)}
         assert distinct_seqs == total  # no reading twice, under another id or otherwise
-        shares = [worker.stored() for worker in survivors]
+        token = api_token(engine, DEVELOPMENT_SECRET, "read_only")
+        shares = [worker.stored(token) for worker in survivors]
         assert all(share > 0 for share in shares), f"a surviving worker stored nothing: {shares}"
         print(f"\n{worker_count} workers: {killed_at}/{total} stored when {victim.name} was killed; "
               f"the rest in {drained_s:.1f} s; survivors stored {shares}")

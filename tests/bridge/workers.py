@@ -42,9 +42,11 @@ class WorkerProcess:
                 time.sleep(0.1)
         raise AssertionError(f"{self.name} did not serve within {timeout} s; see {self.log}")
 
-    def stored(self) -> float:
-        """Messages this worker stored for the first time, from its /metrics."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as response:
+    def stored(self, token: str) -> float:
+        """Messages this worker stored for the first time, from its /metrics (`token`: a reader's)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}/metrics",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=5) as response:
             text = response.read().decode()
         return sum(
             float(line.rsplit(" ", 1)[1])
@@ -78,6 +80,7 @@ def worker_processes(tmp_path: Path, broker: MosquittoProcess, database_url: str
                     "database_url": database_url,
                     "broker": {"host": broker.host, "port": broker.port, "reconnect_min_s": 1, "reconnect_max_s": 1},
                     "client_id": f"bridge-worker-{index}",
+                    "environment": "development",
                     "http_port": port,
                 }
             )

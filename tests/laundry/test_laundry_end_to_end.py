@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from cloud_bridge.api import create_app
 from doorstep.mosquitto import MosquittoProcess
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
 from drivers.laundry.vend import VendState
 from edge_agent.outbox import RecordState
 from tests.laundry.test_laundry_room import LINE_BAUD, RESIDENT, settings_for
-from tests.support import ServedApp, agent_settings, running_agent, wait_until
+from tests.support import agent_settings, running_agent, wait_until
 from tests.test_end_to_end import cuff_backends
 
 
@@ -62,7 +61,7 @@ async def test_laundry_events_reach_the_bridge_once_and_are_served(
     assert vend[0].device_address == "modbus-unit-2" and vend[0].device_model == "washer-retrofit-a"
     machines = [e for e in events if e.type == "laundry_machine"]
     assert {e.payload["unit"] for e in machines} == set(range(1, 9))
-    with ServedApp(create_app(bridge.engine)) as api:
+    with bridge.api() as api:
         page = api.get("/api/v1/events", type="laundry_vend", kiosk=settings.kiosk)
         assert page.status == 200 and page.body["total"] == 3
         assert [item["payload"]["outcome"] for item in page.body["items"]] == ["collected", "cycle_done", "started"]

@@ -1,0 +1,211 @@
+"""Every endpoint of the bridge's API against every role, through a real server: who may see
+and do what, at which site. A route missing from the matrix fails the test, so a new endpoint
+cannot arrive without its policy."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from cloud_bridge import commands
+from cloud_bridge.access import Role
+from cloud_bridge.accounts import AuditEntry, add_user
+from cloud_bridge.alert_rules import AlertKind, AlertRules, Raise, Severity
+from cloud_bridge.alerts import Alert, apply_signals
+from cloud_bridge.api import BridgeContext, create_app
+from cloud_bridge.batch import commit_batch
+from cloud_bridge.settings import DEVELOPMENT_SECRET
+from doorstep.wire import CommandName, KioskState
+from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
+from tests.support import ServedApp, api_token
+
+HOME, AWAY = "test-site", "other-site"
+NOW = datetime.now(UTC)
+ROLES = ("technician", "station_staff", "doctor", "read_only", "anonymous")
+PASSWORD = "a long enough password"
+
+
+@dataclass
+class World:
+    engine: Engine
+    api: ServedApp
+    tokens: dict[str, str | None]
+    health_alert: int
+    home_alert: int
+    away_alert: int
+    home_command: str
+    away_command: str
+    counter: Iterator[int]
+
+    def fresh_alert(self, site: str) -> int:
+        with Session(self.engine) as session:
+            [change] = apply_signals(session, [Raise(AlertKind.DEVICE_FAULT, Severity.WARNING, site, "kiosk-1",
+                                                     f"unit-{next(self.counter)}", "a fault", NOW)])
+            session.commit()
+        return change.alert.id
+
+    def call(self, role: str, method: str, path: str, body: Any = None) -> int:
+        self.api.token = self.tokens[role]
+        data = None if body is None else json.dumps(body).encode()
+        return self.api.request(method, path, data).status
+
+
+@pytest.fixture
+def world(bridge_engine: Engine) -> Iterator[World]:
+    for site in (HOME, AWAY):
+        kiosk = WireKiosk(site=site)
+        commit_batch(bridge_engine, [kiosk.status(KioskState.ONLINE, NOW), kiosk.reading(blood_pressure(190, 100))],
+                     rules=AlertRules(), notify=False, received_at=NOW)
+    with Session(bridge_engine) as session:
+        health = session.exec(select(Alert).where(Alert.site == HOME, Alert.kind == "dangerous_reading")).one().id
+        ids = {}
+        for site in (HOME, AWAY):
+            row = commands.create(session, site=site, kiosk="kiosk-1", command=CommandName.PING, args={},
+                                  issued_by="someone", now=NOW, ttl=timedelta(minutes=5))
+            ids[site] = row.request_id
+        add_user(session, username="login-user", role=Role.READ_ONLY, site=None, password=PASSWORD, now=NOW)
+        session.commit()
+    tokens: dict[str, str | None] = {
+        "technician": api_token(bridge_engine, DEVELOPMENT_SECRET, "technician"),
+        "station_staff": api_token(bridge_engine, DEVELOPMENT_SECRET, "station_staff", HOME),
+        "doctor": api_token(bridge_engine, DEVELOPMENT_SECRET, "doctor", HOME),
+        "read_only": api_token(bridge_engine, DEVELOPMENT_SECRET, "read_only"),
+        "anonymous": None,
+    }
+    with ServedApp(create_app(bridge_engine, BridgeContext(bridge_engine, secret_key=DEVELOPMENT_SECRET))) as api:
+        counter = itertools.count()
+        made = World(bridge_engine, api, tokens, health, 0, 0, ids[HOME], ids[AWAY], counter)
+        made.home_alert, made.away_alert = made.fresh_alert(HOME), made.fresh_alert(AWAY)
+        yield made
+
+
+Call = Callable[[World], tuple[str, str, Any]]
+
+
+def get(path: str) -> Call:
+    return lambda w: ("GET", path.format(w=w), None)
+
+
+def post(path: str, body: Any = None, fresh_alert: str | None = None) -> Call:
+    def call(w: World) -> tuple[str, str, Any]:
+        alert = w.fresh_alert(fresh_alert) if fresh_alert else None
+        return "POST", path.format(w=w, alert=alert), body
+
+    return call
+
+
+# (route, call, expected status for technician, station_staff@HOME, doctor@HOME, read_only, anonymous)
+MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
+    ("GET /healthz", get("/healthz"), (200, 200, 200, 200, 200)),
+    ("GET /metrics", get("/metrics"), (200, 403, 403, 200, 401)),
+    ("POST /api/v1/login", post("/api/v1/login", {"username": "login-user", "password": PASSWORD}), (200,) * 5),
+    ("POST /api/v1/logout", post("/api/v1/logout"), (204, 204, 204, 204, 401)),
+    ("GET /api/v1/me", get("/api/v1/me"), (200, 200, 200, 200, 401)),
+    ("GET /api/v1/audit", get("/api/v1/audit"), (200, 403, 403, 403, 401)),
+    ("GET /api/v1/readings", get("/api/v1/readings"), (403, 403, 200, 403, 401)),
+    ("GET /api/v1/readings", get(f"/api/v1/readings?site={AWAY}"), (403, 403, 403, 403, 401)),
+    ("GET /api/v1/events", get("/api/v1/events"), (200, 200, 200, 200, 401)),
+    ("GET /api/v1/events", get(f"/api/v1/events?site={AWAY}"), (200, 403, 403, 200, 401)),
+    ("GET /api/v1/telemetry", get(f"/api/v1/telemetry?site={AWAY}"), (200, 403, 403, 200, 401)),
+    ("GET /api/v1/command_results", get(f"/api/v1/command_results?site={HOME}"), (200, 200, 200, 200, 401)),
+    ("GET /api/v1/dead_letters", get("/api/v1/dead_letters"), (200, 403, 403, 403, 401)),
+    ("GET /api/v1/kiosks", get("/api/v1/kiosks"), (200, 200, 200, 200, 401)),
+    ("GET /api/v1/kiosks", get(f"/api/v1/kiosks?site={AWAY}"), (200, 403, 403, 200, 401)),
+    ("GET /api/v1/kiosks/{site}/{kiosk}", get(f"/api/v1/kiosks/{HOME}/kiosk-1"), (200, 200, 200, 200, 401)),
+    ("GET /api/v1/kiosks/{site}/{kiosk}", get(f"/api/v1/kiosks/{AWAY}/kiosk-1"), (200, 403, 403, 200, 401)),
+    ("GET /api/v1/devices", get(f"/api/v1/devices?site={AWAY}"), (200, 403, 403, 200, 401)),
+    ("GET /api/v1/alerts", get("/api/v1/alerts"), (200, 200, 200, 200, 401)),
+    ("GET /api/v1/alerts/{alert_id}", get("/api/v1/alerts/{w.health_alert}"), (404, 404, 200, 404, 401)),
+    ("GET /api/v1/alerts/{alert_id}", get("/api/v1/alerts/{w.away_alert}"), (200, 404, 404, 200, 401)),
+    ("POST /api/v1/alerts/{alert_id}/acknowledge", post("/api/v1/alerts/{alert}/acknowledge", fresh_alert=HOME),
+     (200, 200, 200, 403, 401)),
+    ("POST /api/v1/alerts/{alert_id}/acknowledge", post("/api/v1/alerts/{alert}/acknowledge", fresh_alert=AWAY),
+     (200, 404, 404, 403, 401)),
+    ("POST /api/v1/alerts/{alert_id}/resolve", post("/api/v1/alerts/{alert}/resolve", fresh_alert=HOME),
+     (200, 200, 200, 403, 401)),
+    ("POST /api/v1/alerts/{alert_id}/resolve", post("/api/v1/alerts/{w.health_alert}/resolve"), (404, 404, 200, 403, 401)),
+    ("POST /api/v1/kiosks/{site}/{kiosk}/commands", post(f"/api/v1/kiosks/{HOME}/kiosk-1/commands", {"command": "ping"}),
+     (201, 201, 403, 403, 401)),
+    ("POST /api/v1/kiosks/{site}/{kiosk}/commands", post(f"/api/v1/kiosks/{AWAY}/kiosk-1/commands", {"command": "ping"}),
+     (201, 403, 403, 403, 401)),
+    ("GET /api/v1/commands", get("/api/v1/commands"), (200, 200, 200, 200, 401)),
+    ("GET /api/v1/commands/{request_id}", get("/api/v1/commands/{w.home_command}"), (200, 200, 200, 200, 401)),
+    ("GET /api/v1/commands/{request_id}", get("/api/v1/commands/{w.away_command}"), (200, 404, 404, 200, 401)),
+]
+
+
+def test_the_matrix_covers_every_route(bridge_engine: Engine) -> None:
+    # Every operation the API documents (the documentation itself is public, and holds no data).
+    paths = create_app(bridge_engine).openapi()["paths"]
+    routes = {f"{method.upper()} {path}" for path, operations in paths.items() for method in operations}
+    assert routes == {route for route, _, _ in MATRIX}
+
+
+@pytest.mark.parametrize(("route", "call", "expected"), MATRIX, ids=[f"{r}#{i}" for i, (r, _, _) in enumerate(MATRIX)])
+def test_every_route_for_every_role(world: World, route: str, call: Call, expected: tuple[int, ...]) -> None:
+    if route == "POST /api/v1/logout":  # it ends the token: each role logs out with one of its own
+        for role in ROLES[:-1]:
+            world.tokens[role] = api_token(world.engine, DEVELOPMENT_SECRET, role, HOME if role in ("station_staff", "doctor") else None)
+    got = {}
+    for role in ROLES:
+        method, path, body = call(world)
+        got[role] = world.call(role, method, path, body)
+    assert got == dict(zip(ROLES, expected, strict=True))
+
+
+def visible_alert_kinds(world: World, role: str) -> set[tuple[str, str]]:
+    world.api.token = world.tokens[role]
+    return {(a["site"], a["kind"]) for a in world.api.get("/api/v1/alerts").body["items"]}
+
+
+def test_what_each_role_sees_in_the_lists(world: World) -> None:
+    assert visible_alert_kinds(world, "technician") == {(HOME, "device_fault"), (AWAY, "device_fault")}
+    assert visible_alert_kinds(world, "station_staff") == {(HOME, "device_fault")}
+    assert visible_alert_kinds(world, "doctor") == {(HOME, "device_fault"), (HOME, "dangerous_reading")}
+    world.api.token = world.tokens["station_staff"]
+    assert {k["site"] for k in world.api.get("/api/v1/kiosks").body["items"]} == {HOME}
+    world.api.token = world.tokens["doctor"]
+    assert {r["site"] for r in world.api.get("/api/v1/readings").body["items"]} == {HOME}
+
+
+def test_a_logged_out_or_unknown_token_is_refused_as_json(world: World) -> None:
+    world.api.token = "not-a-token"
+    refused = world.api.get("/api/v1/kiosks")
+    assert refused.status == 401 and refused.body["error"] == "unauthenticated"
+    world.api.token = world.tokens["technician"]
+    assert world.api.post("/api/v1/logout").status == 204
+    assert world.api.get("/api/v1/kiosks").status == 401
+
+
+def test_logins_are_audited_and_five_wrong_passwords_lock_the_username_out(world: World) -> None:
+    world.api.token = None
+    for _ in range(5):
+        assert world.api.post("/api/v1/login", {"username": "login-user", "password": "wrong"}).status == 401
+    assert world.api.post("/api/v1/login", {"username": "login-user", "password": PASSWORD}).status == 401
+    assert world.api.post("/api/v1/login", {"username": "nobody", "password": PASSWORD}).status == 401
+    with Session(world.engine) as session:
+        entries = [(e.actor, e.action, e.result) for e in session.exec(select(AuditEntry).order_by(AuditEntry.id))]
+    assert entries.count(("login-user", "login", "refused")) == 6 and ("nobody", "login", "refused") in entries
+
+
+def test_commands_are_audited_with_who_what_and_the_result(world: World) -> None:
+    world.api.token = world.tokens["station_staff"]
+    assert world.api.post(f"/api/v1/kiosks/{HOME}/kiosk-1/commands", {"command": "laundry_stop", "args": {"unit": 3}}).status == 201
+    assert world.api.post(f"/api/v1/kiosks/{AWAY}/kiosk-1/commands", {"command": "ping"}).status == 403
+    assert world.api.post(f"/api/v1/kiosks/{HOME}/kiosk-1/commands", {"command": "laundry_stop", "args": {}}).status == 422
+    world.api.token = world.tokens["technician"]
+    audit = world.api.get("/api/v1/audit", action="command").body["items"]
+    assert [(a["actor"], a["target"], a["result"], a["detail"]["command"]) for a in reversed(audit)] == [
+        ("station-staff-test-site", f"{HOME}/kiosk-1", "ok", "laundry_stop"),
+        ("station-staff-test-site", f"{AWAY}/kiosk-1", "refused", "ping"),
+        ("station-staff-test-site", f"{HOME}/kiosk-1", "refused", "laundry_stop"),
+    ]
+    assert audit[-1]["client"] == "127.0.0.1"
