@@ -24,7 +24,7 @@ from edge_agent.laundry import SIMULATED_PORT
 from edge_agent.outbox import RecordClass
 from edge_agent.outbox_integrity import integrity_problem
 from edge_agent.settings import AgentSettings
-from edge_agent.status_file import read_status, status_path
+from edge_agent.status_file import JobState, read_status, status_path
 
 
 class Verdict(StrEnum):
@@ -183,8 +183,22 @@ def _agent(settings: AgentSettings, now: datetime) -> Iterator[Check]:
     uplink = "connected to the broker" if status.uplink_connected else "NOT connected to the broker"
     yield Check("agent", Verdict.OK if status.uplink_connected else Verdict.WARNING, f"pid {status.pid}, {uplink}")
     for job in sorted(status.jobs, key=lambda j: j.id):
-        when = job.next_run_time.astimezone(UTC).strftime("%H:%M:%S UTC") if job.next_run_time else "paused"
-        yield Check(f"job {job.id}", Verdict.OK if job.next_run_time else Verdict.WARNING, f"next run {when}")
+        yield _job(job, status.written_at)
+
+
+def _job(job: JobState, written_at: datetime) -> Check:
+    """A job is fine when it is scheduled and its last run (as of the status file) went well."""
+    when = job.next_run_time.astimezone(UTC).strftime("%H:%M:%S UTC") if job.next_run_time else "none (paused)"
+    if job.last_run_at is None:
+        last = "not run yet"
+    else:
+        ago = max(0.0, (written_at - job.last_run_at).total_seconds())
+        last = f"last run {ago:.0f} s before the status was written: {job.last_outcome}"
+        if job.last_outcome == "failed":
+            last += f" ({job.last_error})"
+    counts = f"; {job.runs} run(s), {job.failures} failed" if job.runs else ""
+    healthy = job.next_run_time is not None and job.last_outcome != "failed"
+    return Check(f"job {job.id}", Verdict.OK if healthy else Verdict.WARNING, f"{last}{counts}; next run {when}")
 
 
 def _process_alive(pid: int) -> bool:

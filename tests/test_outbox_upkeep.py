@@ -98,26 +98,44 @@ def test_delivered_records_make_room_before_anything_undelivered(tmp_path: Path)
     assert [r.seq for r in outbox.due(10)] == [first[0].seq, first[2].seq, 4]  # type: ignore[union-attr]
 
 
+class RunningClock:
+    """A monotonic clock the test moves: the running time records age by."""
+
+    def __init__(self, start_s: float = 1000.0) -> None:
+        self.s = start_s
+
+    def __call__(self) -> float:
+        return self.s
+
+    def advance(self, delta: timedelta) -> None:
+        self.s += delta.total_seconds()
+
+
 def test_prune_really_deletes_by_age_with_an_injected_clock(tmp_path: Path) -> None:
-    clock = Clock()
+    clock, running = Clock(), RunningClock()
     path = tmp_path / "o.sqlite3"
-    outbox = Outbox(path, clock=clock)
+    outbox = Outbox(path, clock=clock, monotonic=running)
     delivered = outbox.save(HEALTH, READING)
     old_beat = outbox.save(TELEMETRY, BEAT)
     old_event = outbox.save(EVENT, MACHINE)
     old_health = outbox.save(HEALTH, READING, fingerprint="f" * 64)
     outbox.mark_delivered([delivered.message_id])  # type: ignore[union-attr]
-    clock.now = START + timedelta(days=3)
+    running.advance(timedelta(days=3))
     fresh_beat = outbox.save(TELEMETRY, BEAT)
     pruned = outbox.prune()
     assert (pruned.delivered, pruned.expired) == (0, 1)  # 3 days < 7 days' retention; the 3-day-old beat
-    clock.now = START + timedelta(days=8)
+    # A restart: the running time so far is kept in the file; the new process's monotonic
+    # clock starts anywhere (a reboot starts it near 0).
+    outbox.close()
+    running = RunningClock(start_s=5.0)
+    outbox = Outbox(path, clock=clock, monotonic=running)
+    running.advance(timedelta(days=5))
     pruned = outbox.prune()
     assert (pruned.delivered, pruned.expired) == (1, 1)  # the delivered record; the 5-day-old beat
     left = {r.seq for r in outbox.due(100)}
     assert left == {old_event.seq, old_health.seq}  # type: ignore[union-attr]
     assert fresh_beat is not None and old_beat is not None
-    clock.now = START + timedelta(days=200)
+    running.advance(timedelta(days=192))
     pruned = outbox.prune()
     assert (pruned.expired, pruned.fingerprints) == (1, 1)  # the event after 90 days; the fingerprint
     assert {r.seq for r in outbox.due(100)} == {old_health.seq}  # a health reading never expires  # type: ignore[union-attr]
