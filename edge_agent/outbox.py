@@ -462,12 +462,14 @@ class Outbox:
             self._alarm(self._used_bytes)
         return Pruned(int(delivered), int(expired), int(fingerprints))
 
-    def due(self, limit: int, *, exclude: Collection[int] = ()) -> list[PendingRecord]:
+    def due(self, limit: int, *, exclude: Collection[int] = (), exclude_topics: Collection[str] = ()) -> list[PendingRecord]:
         """Undelivered records, health readings first, each class in sequence order, skipping
-        those in `exclude` (in flight)."""
+        those in `exclude` (in flight) and those on `exclude_topics` (held)."""
         statement = select(OutboxRecord).where(OutboxRecord.state != RecordState.DELIVERED)
         if exclude:
             statement = statement.where(col(OutboxRecord.seq).not_in(list(exclude)))
+        if exclude_topics:
+            statement = statement.where(col(OutboxRecord.topic).not_in(list(exclude_topics)))
         statement = statement.order_by(col(OutboxRecord.record_class), col(OutboxRecord.seq)).limit(limit)
         with Session(self._engine) as session:
             return [

@@ -4,17 +4,23 @@ wrong certificate or password is a clear error, never a silent retry or a plaint
 from __future__ import annotations
 
 import logging
+import re
 import random
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from cloud_bridge.store import Telemetry
 
 from doorstep.broker_check import check_broker
 from doorstep.mosquitto import BrokerTlsFiles, MosquittoProcess
 from doorstep.mqtt import BrokerSettings, TlsSettings, reconnect_delay_s
-from edge_agent.outbox import RecordState
+from edge_agent.outbox import RecordClass
 from tests.support import agent_settings, running_agent, wait_until
 from tests.test_end_to_end import cuff_backends
 from tests.tls_material import CertificateAuthority
@@ -123,6 +129,7 @@ def test_reconnect_delays_grow_are_capped_and_spread() -> None:
 
 KIOSK_ACL_DENYING_READINGS = """user kiosk-07
 topic write doorstep/v1/test-site/kiosk-1/status
+topic write doorstep/v1/test-site/kiosk-1/telemetry
 topic read doorstep/v1/test-site/kiosk-1/acks
 topic read doorstep/v1/test-site/kiosk-1/commands/+
 
@@ -132,12 +139,18 @@ topic readwrite doorstep/#
 KIOSK_ACL = KIOSK_ACL_DENYING_READINGS.replace("/status\n", "/status\ntopic write doorstep/v1/test-site/kiosk-1/readings/+\n")
 
 
+def telemetry_count(bridge: Any) -> int:
+    with Session(bridge.engine) as session:
+        return int(session.exec(select(func.count()).select_from(Telemetry)).one())
+
+
 @pytest.mark.asyncio
 async def test_a_publish_the_acl_refuses_is_not_taken_as_sent(
     tmp_path: Path, bridge_factory: object, caplog: pytest.LogCaptureFixture
 ) -> None:
     """MQTT 5's PUBACK says "Not authorized" (3.1.1 would PUBACK success and drop it): the
-    record stays pending, and is delivered once the ACL allows it."""
+    record stays pending, and is delivered once the ACL allows it. Meanwhile the streams the
+    ACL allows go on: with a window of one, a refused reading must not hold telemetry back."""
     passwords, acl = tmp_path / "passwords", tmp_path / "acl"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "kiosk-07", "kiosk pass"], check=True)
     subprocess.run(["mosquitto_passwd", "-b", str(passwords), "bridge", "bridge pass"], check=True)
@@ -147,19 +160,22 @@ async def test_a_publish_the_acl_refuses_is_not_taken_as_sent(
     try:
         bridge = bridge_factory(broker, broker_settings=settings_for(broker, username="bridge", password="bridge pass"))  # type: ignore[operator]
         settings = agent_settings(tmp_path, broker).model_copy(
-            update={"broker": settings_for(broker, username="kiosk-07", password="kiosk pass")}
+            update={"broker": settings_for(broker, username="kiosk-07", password="kiosk pass"),
+                    "inflight_window": 1, "telemetry_every_s": 0.3}
         )
         with caplog.at_level(logging.ERROR, logger="edge_agent.uplink"):
             async with running_agent(settings, cuff_backends()) as agent:
                 await wait_until(lambda: "Not authorized" in caplog.text, what="the refusal in the log")
                 assert agent.outbox is not None
-                assert agent.outbox.counts()[RecordState.PENDING] == 1 and bridge.reading_count() == 0
+                await wait_until(lambda: telemetry_count(bridge) >= 3, what="telemetry past the refused reading")
+                assert agent.outbox.depth()[RecordClass.HEALTH][0] == 1 and bridge.reading_count() == 0
                 acl.write_text(KIOSK_ACL)
                 broker.kill()
                 broker.start()
                 await wait_until(lambda: bridge.reading_count() == 1, timeout=30, what="the reading, once allowed")
-                await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] == 1)  # type: ignore[union-attr]
-        assert "broker refused record seq 1: Not authorized" in caplog.text
+                await wait_until(lambda: agent.outbox.depth()[RecordClass.HEALTH][0] == 0, what="its ack")  # type: ignore[union-attr]
+        assert re.search(r"broker refused record seq \d+ on doorstep/v1/test-site/kiosk-1/readings/blood_pressure: "
+                         r"Not authorized", caplog.text)
     finally:
         broker.stop()
 
