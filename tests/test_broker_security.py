@@ -3,6 +3,7 @@ wrong certificate or password is a clear error, never a silent retry or a plaint
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import random
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -20,8 +22,9 @@ from cloud_bridge.store import Telemetry
 from doorstep.broker_check import check_broker
 from doorstep.mosquitto import BrokerTlsFiles, MosquittoProcess
 from doorstep.mqtt import BrokerSettings, TlsSettings, reconnect_delay_s
-from edge_agent.outbox import RecordClass
+from edge_agent.outbox import RecordClass, RecordState
 from tests.support import agent_settings, running_agent, wait_until
+from tests.test_doctor import doctor_json
 from tests.test_end_to_end import cuff_backends
 from tests.tls_material import CertificateAuthority
 
@@ -43,6 +46,11 @@ def started(request: pytest.FixtureRequest) -> Iterator[list[MosquittoProcess]]:
     yield brokers
     for broker in brokers:
         broker.stop()
+
+
+def doctor_checks(config: Path) -> dict[str, dict[str, str]]:
+    _code, checks = doctor_json(config)
+    return checks
 
 
 def settings_for(broker: MosquittoProcess, **fields: object) -> BrokerSettings:
@@ -195,3 +203,49 @@ async def test_the_agent_logs_a_wrong_password_by_name(
     with caplog.at_level(logging.ERROR, logger="edge_agent.uplink"):
         async with running_agent(settings):
             await wait_until(lambda: "broker refused the connection: Not authorized" in caplog.text)
+
+
+@pytest.mark.asyncio
+# paho 2.1 leaks the socket of each failed TLS handshake (see above).
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_kiosk_configured_for_tls_never_falls_back_to_plaintext(
+    tmp_path: Path, site_ca: CertificateAuthority, running_broker: MosquittoProcess, bridge_factory: object,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A plaintext broker (a misconfigured port, or someone in the middle offering no TLS): the
+    agent fails the handshake, says so, and sends nothing; doctor says the same."""
+    bridge = bridge_factory(running_broker)  # type: ignore[operator]
+    tls = TlsSettings(ca_file=site_ca.issued.cert)
+    settings = agent_settings(tmp_path, running_broker).model_copy(
+        update={"broker": settings_for(running_broker, tls=tls)}
+    )
+    with caplog.at_level(logging.ERROR, logger="edge_agent.uplink"):
+        async with running_agent(settings, cuff_backends()) as agent:
+            assert agent.outbox is not None
+            await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 1, what="the reading saved")  # type: ignore[union-attr]
+            await wait_until(lambda: "cannot connect to the broker: TLS to" in caplog.text, what="the TLS failure logged")
+            await asyncio.sleep(1.5)
+            assert agent.uplink is not None and not agent.uplink.connected
+    assert bridge.reading_count() == 0  # nothing went in plaintext
+    config = tmp_path / "agent.yaml"
+    config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+    checks = doctor_checks(config)
+    assert checks["broker"]["verdict"] == "failed" and "TLS to" in checks["broker"]["detail"]
+
+
+def test_doctor_names_a_wrong_password(tmp_path: Path, started: list[MosquittoProcess]) -> None:
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "kiosk-07", "right horse"], check=True)
+    broker = MosquittoProcess.on_free_port(tmp_path / "broker-pw", password_file=passwords)
+    broker.start()
+    started.append(broker)
+    settings = agent_settings(tmp_path, broker, with_cuff=False).model_copy(
+        update={"broker": settings_for(broker, username="kiosk-07", password="battery staple")}
+    )
+    config = tmp_path / "agent.yaml"
+    data = settings.model_dump(mode="json", exclude_none=True)
+    data["broker"]["password"] = "battery staple"  # model_dump masks secrets
+    config.write_text(yaml.safe_dump(data))
+    checks = doctor_checks(config)
+    assert checks["broker"]["verdict"] == "failed"
+    assert "refused this client" in checks["broker"]["detail"] and "broker.password" in checks["broker"]["detail"]
