@@ -7,13 +7,18 @@ import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
+from doorstep.mosquitto import MosquittoProcess
 from doorstep.wire import EventType, KioskTopics, ReadingKind
 from edge_agent.outbox import RECORD_OVERHEAD_BYTES, Outbox, OutboxLimits, RecordState
+from edge_agent.settings import OutboxSettings
+from tests.support import agent_settings, running_agent, wait_until
+from tests.test_end_to_end import cuff_backends
 
 TOPICS = KioskTopics("site-a", "kiosk-1")
 HEALTH = TOPICS.reading(ReadingKind.BLOOD_PRESSURE)
@@ -213,3 +218,21 @@ def test_a_full_disk_is_an_error_and_keeps_what_was_saved(tmp_path: Path) -> Non
         for _ in range(1000):
             outbox.save(HEALTH, READING | {"subject": "f" * 64})
     assert {k.seq for k in kept if k} <= {r.seq for r in outbox.due(10_000)}
+
+
+@pytest.mark.asyncio
+async def test_the_agent_prunes_delivered_records_on_its_schedule(tmp_path: Path, running_broker: MosquittoProcess,
+                                                                   bridge_factory: Any) -> None:
+    bridge = bridge_factory(running_broker)
+    settings = agent_settings(tmp_path, running_broker).model_copy(
+        update={"outbox": OutboxSettings(delivered_retention_days=0, prune_every_s=0.3)}
+    )
+
+    def readings_in_outbox() -> int:
+        with sqlite3.connect(settings.outbox_path) as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM outbox WHERE topic LIKE '%/readings/%'").fetchone()[0])
+
+    async with running_agent(settings, cuff_backends()) as agent:
+        await wait_until(lambda: bridge.reading_count() == 1, what="the reading stored by the bridge")
+        await wait_until(lambda: readings_in_outbox() == 0, what="the delivered reading pruned by the outbox-prune job")
+        assert agent.job_watch is not None and agent.job_watch.records["outbox-prune"].last_outcome == "ok"
