@@ -8,6 +8,7 @@ import logging
 import re
 import random
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -249,3 +250,33 @@ def test_doctor_names_a_wrong_password(tmp_path: Path, started: list[MosquittoPr
     checks = doctor_checks(config)
     assert checks["broker"]["verdict"] == "failed"
     assert "refused this client" in checks["broker"]["detail"] and "broker.password" in checks["broker"]["detail"]
+
+
+def test_paho_waits_the_jittered_backoff_between_attempts() -> None:
+    """The delays of reconnect_delay_s are the ones paho really waits (use_jittered_backoff
+    wires them into its reconnect loop): nothing listens on the port, attempts are timed."""
+    from doorstep.mosquitto import free_port
+    from doorstep.mqtt import connect_in_background, make_client
+
+    broker = BrokerSettings(host="127.0.0.1", port=free_port(), reconnect_min_s=1, reconnect_max_s=4)
+    failures: list[float] = []
+    client = make_client("backoff-test", broker)
+    client.on_connect_fail = lambda _c, _u: failures.append(time.monotonic())
+    connect_in_background(client, broker)
+    try:
+        deadline = time.monotonic() + 20
+        while len(failures) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    waits = [later - earlier for earlier, later in zip(failures, failures[1:])]
+    assert len(waits) == 3, failures
+    # Attempt n waits between half and all of min(max, min * 2**n): 1-2 s, 2-4 s, then capped at
+    # 2-4 s. paho 2.x waits the first delay twice after the very first failure (once in its
+    # first-connection path, once in its main loop), so the first wait is 2-4 s as well.
+    slack = 0.3
+    assert all(2 - slack <= wait <= 4 + slack for wait in waits), waits
+    # Jittered: paho's own backoff would wait exactly 2, 2 and 4 s. (All three of ours within
+    # 50 ms of those: a chance of about 1 in 8,000.)
+    assert any(min(abs(wait - 2), abs(wait - 4)) > 0.05 for wait in waits), waits
