@@ -56,7 +56,12 @@ def check_broker(broker: BrokerSettings, client_id: str, *, timeout_s: float = 5
     try:
         if broker.tls is not None:
             # Our own handshake first: paho leaks the socket of a failed one, and says less.
-            _handshake(broker, broker.tls, timeout_s)
+            try:
+                _handshake(broker, broker.tls, timeout_s)
+            except (ConnectionResetError, ssl.SSLEOFError, BrokenPipeError):
+                # A plaintext listener reads our ClientHello as a broken MQTT packet and hangs up.
+                return BrokerCheck(False, f"TLS to {where} failed: the broker hung up during the handshake "
+                                          "(does this port speak TLS? broker.tls is set, so plaintext is never tried)")
         client.connect(broker.host, broker.port, keepalive=max(5, int(timeout_s)), clean_start=True)
     except ssl.SSLCertVerificationError as error:
         return BrokerCheck(False, f"TLS to {where}: the broker's certificate is not trusted ({error.verify_message})")

@@ -35,16 +35,24 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+AgentLogLevel = Annotated[
+    str | None, typer.Option("--log-level", help="debug, info, warning or error (default: the file's log.level)")
+]
+
+
 @app.command()
-def agent(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
+def agent(config: ConfigOption = None, log_level: AgentLogLevel = None) -> None:
     """Run the kiosk agent: read devices, save every reading, send it to the cloud."""
     from edge_agent.agent import Agent
+    from edge_agent.logs import LogFileError, configure_logging
     from edge_agent.settings import AgentSettings
 
-    _setup_logging(log_level)
+    if log_level is not None and log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise _fail(f"--log-level {log_level}: one of debug, info, warning, error")
     try:
         settings = AgentSettings.from_file(config)
-    except ConfigError as error:
+        configure_logging(settings.log, log_level)
+    except (ConfigError, LogFileError) as error:
         raise _fail(str(error)) from None
 
     async def main() -> None:
@@ -61,8 +69,13 @@ def agent(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
                 settings = AgentSettings.from_file(config)
             except ConfigError as error:  # changed again since it was checked
                 log.error("keeping the running configuration: %s", error)
-            else:
-                log.info("restarting with the configuration in %s", config)
+                continue
+            try:
+                configure_logging(settings.log, log_level)
+            except LogFileError as error:  # the old handler was replaced: say so where it is now
+                configure_logging(settings.log.model_copy(update={"file": None}), log_level)
+                log.error("%s; logging to stderr instead", error)
+            log.info("restarting with the configuration in %s", config)
 
     asyncio.run(main())
 

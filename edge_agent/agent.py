@@ -27,6 +27,7 @@ from edge_agent.laundry import LaundryRoom
 from edge_agent.outbox import Outbox, SavedRecord
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
 from edge_agent.remote import RemoteCommands
+from edge_agent.scheduling import AgentScheduler, JobWatch, watch_clock_jumps
 from edge_agent.settings import AgentSettings, DeviceSettings, LaundrySettings
 from edge_agent.status_file import AgentStatus, JobState, status_path, write_status
 from edge_agent.systemd import notify, watchdog_interval_s
@@ -43,6 +44,8 @@ PUMP_INTERVAL_S = 0.5
 TIME_SANITY_EVERY_S = 30.0
 # How often an unavailable laundry line (adapter unplugged, wrong port) is tried again.
 LAUNDRY_RETRY_S = 30.0
+# How long a stop waits for scheduled jobs that are running to finish.
+STOP_GRACE_S = 5.0
 
 SavedListener = Callable[[SavedRecord, DeviceReading], None]
 RunEnd = Literal["stopped", "reload"]
@@ -72,6 +75,7 @@ class Agent:
         self.uplink: Uplink | None = None
         self.laundry: LaundryRoom | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self.job_watch: JobWatch | None = None
         self._started = time.monotonic()
         self.clock_watch = ClockWatch(
             kernel_clock_synchronised if settings.trust_clock == "if_synchronised" else lambda: True
@@ -94,7 +98,10 @@ class Agent:
         self.outbox = Outbox(
             self.settings.outbox_path, limits=self.settings.outbox.limits(), clock_trusted=lambda: watch.trusted
         )
-        self.scheduler = AsyncIOScheduler()
+        # Steady interval jobs, and a watch that brings them forward when the clock steps back:
+        # a Pi's clock jumps (edge_agent/scheduling.py).
+        self.scheduler = AgentScheduler()
+        self.job_watch = JobWatch(self.scheduler)
         self.scheduler.add_job(watch.refresh, "interval", seconds=TIME_SANITY_EVERY_S, id="time-sanity")
         self.scheduler.add_job(
             self._prune, "interval", seconds=self.settings.outbox.prune_every_s, id="outbox-prune",
@@ -125,7 +132,10 @@ class Agent:
         await asyncio.to_thread(self.remote.close_interrupted)
         self.uplink.start()
         await asyncio.to_thread(self._write_status)
-        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._pump_forever(), name="uplink")]
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(self._pump_forever(), name="uplink"),
+            asyncio.create_task(watch_clock_jumps(self.scheduler, on_jump=self._clock_jumped), name="clock-jumps"),
+        ]
         if self.settings.laundry is not None:
             tasks.append(asyncio.create_task(self._open_laundry(self.settings.laundry), name="laundry"))
         for device in self.settings.devices:
@@ -135,6 +145,10 @@ class Agent:
         try:
             await stop.wait()
         finally:
+            # Let running jobs (a telemetry save, a pruning pass) finish: shutting the scheduler
+            # down cancels them mid-write.
+            self.scheduler.pause()
+            await self.job_watch.finished(timeout_s=STOP_GRACE_S)
             tasks += [*self._device_tasks.values(), *self._command_tasks]
             for task in tasks:
                 task.cancel()
@@ -222,6 +236,23 @@ class Agent:
         await asyncio.to_thread(self._write_status)
         self._wakeup.set()
 
+    def _clock_jumped(self, _step_s: float) -> None:
+        # The kernel's verdict may have changed with the step (NTP's first synchronisation).
+        self.clock_watch.refresh()
+
+    def job_states(self) -> list[JobState]:
+        assert self.scheduler is not None and self.job_watch is not None
+        records = self.job_watch.records
+        states = []
+        for job in self.scheduler.get_jobs():
+            record = records.get(job.id)
+            done = {} if record is None else {
+                "last_run_at": record.last_run_at, "last_outcome": record.last_outcome,
+                "last_error": record.last_error, "runs": record.runs, "failures": record.failures,
+            }
+            states.append(JobState(id=job.id, next_run_time=job.next_run_time, **done))
+        return states
+
     def _write_status(self) -> None:
         """For `doorstep doctor`, another process: what this one is doing and when."""
         assert self.scheduler is not None and self.uplink is not None
@@ -230,7 +261,7 @@ class Agent:
             written_at=datetime.now(UTC),
             uplink_connected=self.uplink.connected,
             clock_synchronised=self.clock_watch.trusted,
-            jobs=[JobState(id=job.id, next_run_time=job.next_run_time) for job in self.scheduler.get_jobs()],
+            jobs=self.job_states(),
             telemetry_every_s=self.settings.telemetry_every_s,
         )
         try:

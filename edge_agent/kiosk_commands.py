@@ -88,10 +88,7 @@ def kiosk_handlers(agent: Agent) -> dict[CommandName, Handler]:
 
     async def export_diagnostics(_args: Mapping[str, Any]) -> Answer:
         assert agent.scheduler is not None and agent.remote is not None
-        jobs = [
-            {"id": job.id, "next_run_time": job.next_run_time.isoformat() if job.next_run_time else None}
-            for job in agent.scheduler.get_jobs()
-        ]
+        jobs = [state.model_dump(mode="json") for state in agent.job_states()]
         audit = sorted(agent.remote.audit(), key=lambda row: row.received_at)[-20:]
         return Answer(
             CommandOutcome.SUCCEEDED,

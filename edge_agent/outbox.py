@@ -6,11 +6,18 @@ the same id and sequence number, and the cloud can dedupe it.
 
 States: pending (not yet accepted by the broker) -> published (the broker PUBACKed it; not
 storage: Mosquitto can still lose it) -> delivered (the bridge committed it).
+
+Ages (retention, expiry, replay fingerprints) are counted in the kiosk's *running time*: a
+monotonic clock whose total is kept in the file, so it goes on across restarts. Never by the
+wall clock, which on a Pi jumps by days or decades (no RTC; NTP steps it): a jump forward
+would expire every undelivered event and forget every fingerprint (so a cuff's replayed
+memory would be saved again, a duplicate), a jump back would keep records for ever.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -101,6 +108,18 @@ class OutboxRecord(SQLModel, table=True):
     size: int = Field(default=0, description="body plus RECORD_OVERHEAD_BYTES: its share of the budget")
     created_at: datetime
     delivered_at: datetime | None = None
+    # The outbox's running time (see the module's docstring) when saved and when delivered.
+    saved_running_s: float = 0.0
+    delivered_running_s: float | None = None
+
+
+class OutboxClock(SQLModel, table=True):
+    """The kiosk's running time so far, in seconds: one row, updated with every write."""
+
+    __tablename__ = "outbox_clock"
+
+    id: int = Field(default=1, primary_key=True)
+    running_s: float = 0.0
 
 
 class DeviceReadingSeen(SQLModel, table=True):
@@ -112,6 +131,7 @@ class DeviceReadingSeen(SQLModel, table=True):
     fingerprint: str = Field(primary_key=True, max_length=64)
     seq: int
     seen_at: datetime
+    seen_running_s: float = 0.0
 
 
 class DeviceCursor(SQLModel, table=True):
@@ -150,25 +170,37 @@ class Outbox:
         clock: Callable[[], datetime] = utc_now,
         clock_trusted: Callable[[], bool] = lambda: True,
         limits: OutboxLimits = OutboxLimits(),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`clock_trusted`: whether `clock` is synchronised now (edge_agent/clock.py). Records
-        saved while it is not say so on the wire, and are never expired by their age."""
+        """`clock` gives records their kiosk time; `clock_trusted` says whether it is
+        synchronised now (edge_agent/clock.py): records saved while it is not say so on the wire.
+        `monotonic` measures the running time that ages records (see the module's docstring)."""
         # Checked before anything opens it: a corrupt file is set aside, never written to.
         self.set_aside: Path | None = set_aside_if_corrupt(path)
         self._engine = create_durable_engine(f"sqlite:///{path}")
         SQLModel.metadata.create_all(
             self._engine,
-            tables=[OutboxRecord.__table__, DeviceReadingSeen.__table__, DeviceCursor.__table__],  # type: ignore[attr-defined]
+            tables=[OutboxRecord.__table__, DeviceReadingSeen.__table__, DeviceCursor.__table__,  # type: ignore[attr-defined]
+                    OutboxClock.__table__],  # type: ignore[attr-defined]
         )
         self._upgrade_schema()
         self.path = path
         self.limits = limits
         self._clock = clock
         self._clock_trusted = clock_trusted
+        self._monotonic = monotonic
+        with Session(self._engine) as session:
+            stored = session.get(OutboxClock, 1)
+            if stored is None:
+                stored = OutboxClock(id=1, running_s=0.0)
+                session.add(stored)
+                session.commit()
+            self._running_at_open = stored.running_s
+        self._monotonic_at_open = monotonic()
         self._used_bytes = self._measure()
-        # Set while only health readings are left and they exceed the budget: they are kept
-        # (never evicted) and this is reported loudly, in the log, telemetry and doctor.
-        self.health_over_budget = False
+        # Whether the CRITICAL alarm has been logged for the current episode of health
+        # readings over the budget (see `health_over_budget`).
+        self._alarmed = False
 
     def _upgrade_schema(self) -> None:
         """Outboxes written before records had a class and a size (0.1.0 pre-releases): add
@@ -187,10 +219,50 @@ class Outbox:
             if "size" not in columns:
                 connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
                 connection.exec_driver_sql(f"UPDATE outbox SET size = length(body) + {RECORD_OVERHEAD_BYTES}")
+            # Before running time (0.1.0 pre-releases): existing records start aging now.
+            if "saved_running_s" not in columns:
+                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN saved_running_s FLOAT NOT NULL DEFAULT 0")
+                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN delivered_running_s FLOAT")
+            seen = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(device_readings_seen)")}
+            if "seen_running_s" not in seen:
+                connection.exec_driver_sql(
+                    "ALTER TABLE device_readings_seen ADD COLUMN seen_running_s FLOAT NOT NULL DEFAULT 0"
+                )
 
     @property
     def used_bytes(self) -> int:
         return self._used_bytes
+
+    def running_s(self) -> float:
+        """The kiosk's running time, as this outbox counts it: the clock records age by."""
+        return self._running_at_open + max(0.0, self._monotonic() - self._monotonic_at_open)
+
+    def _tick(self, session: Session) -> float:
+        """The running time now, written in `session`: it commits with the caller's change."""
+        running = self.running_s()
+        # An UPDATE of the one row made at open (a merge's SELECT-then-INSERT races between
+        # threads); max(): writers in two threads may commit out of order.
+        session.execute(
+            update(OutboxClock).where(col(OutboxClock.id) == 1).values(running_s=func.max(OutboxClock.running_s, running))
+        )
+        return running
+
+    @property
+    def health_over_budget(self) -> bool:
+        """True while undelivered health readings alone exceed the budget: they are kept, never
+        evicted, and this is the alarm (log, telemetry, doctor). Cleared once they are delivered
+        (evictable) or the budget is raised."""
+        with Session(self._engine) as session:
+            health = session.exec(
+                select(func.coalesce(func.sum(OutboxRecord.size), 0)).where(
+                    col(OutboxRecord.record_class) == int(RecordClass.HEALTH),
+                    col(OutboxRecord.state) != RecordState.DELIVERED,
+                )
+            ).one()
+        over = int(health) > self.limits.budget_bytes
+        if not over:
+            self._alarmed = False
+        return over
 
     def _measure(self) -> int:
         with Session(self._engine) as session:
@@ -201,6 +273,9 @@ class Outbox:
         SQLModel.metadata.create_all(self._engine, tables=[m.__table__ for m in models])  # type: ignore[attr-defined]
 
     def close(self) -> None:
+        with Session(self._engine) as session:
+            self._tick(session)
+            session.commit()
         self._engine.dispose()
 
     @contextmanager
@@ -208,7 +283,12 @@ class Outbox:
         """A session whose records (see `add`) and other rows commit together, or not at all.
         The caller commits; leaving without a commit rolls everything back."""
         with Session(self._engine) as session:
-            yield session
+            try:
+                yield session
+            except BaseException:
+                # A failed commit (a full disk) undoes evictions `add` already counted.
+                self._used_bytes = self._measure()
+                raise
 
     def save(
         self,
@@ -232,7 +312,8 @@ class Outbox:
             saved = self.add(session, topic, payload, device=device, device_time=device_time,
                              clock_trusted=clock_trusted, qos=qos)
             if fingerprint is not None and saved is not None:
-                session.add(DeviceReadingSeen(fingerprint=fingerprint, seq=saved.seq, seen_at=self._clock()))
+                session.add(DeviceReadingSeen(fingerprint=fingerprint, seq=saved.seq, seen_at=self._clock(),
+                                              seen_running_s=self.running_s()))
             session.commit()
             return saved
 
@@ -270,6 +351,8 @@ class Outbox:
         session.add(record)
         session.flush()  # assigns seq, inside the same transaction
         assert record.seq is not None
+        # Taken holding SQLite's write lock (since the flush): seq order is running-time order.
+        record.saved_running_s = self._tick(session)
         envelope = Envelope(
             message_id=message_id,
             seq=record.seq,
@@ -295,8 +378,6 @@ class Outbox:
         above `record_class` and never a health reading. False if the record should not be kept."""
         budget = self.limits.budget_bytes
         if self._used_bytes + size <= budget:
-            if record_class is RecordClass.HEALTH:
-                self.health_over_budget = False
             return True
         evictable = (col(OutboxRecord.state) == RecordState.DELIVERED) | (
             (col(OutboxRecord.record_class) >= int(record_class))
@@ -332,57 +413,63 @@ class Outbox:
             return True
         if record_class is not RecordClass.HEALTH:
             return False
-        if not self.health_over_budget:
-            log.critical(
-                "OUTBOX FULL OF HEALTH READINGS: %d bytes used of a %d-byte budget and nothing else left to evict. "
-                "Health readings are kept, never dropped: get this kiosk online or give it more disk.",
-                self._used_bytes + size, budget,
-            )
-        self.health_over_budget = True
+        if not self._alarmed:
+            self._alarmed = True
+            self._alarm(self._used_bytes + size)
         return True
+
+    def _alarm(self, used: int) -> None:
+        log.critical(
+            "OUTBOX FULL OF HEALTH READINGS: %d bytes used of a %d-byte budget and nothing else left to evict. "
+            "Health readings are kept, never dropped: get this kiosk online or give it more disk.",
+            used, self.limits.budget_bytes,
+        )
 
     def prune(self) -> Pruned:
         """Delete delivered records past their retention, undelivered ones past their class's
-        maximum age (never health readings), and old replay fingerprints. Really deletes."""
-        now = self._clock()
+        maximum age (never health readings), and old replay fingerprints, all by running time
+        (see the module's docstring). Really deletes."""
         limits = self.limits
         with Session(self._engine) as session:
+            now = self._tick(session)
             delivered = session.execute(
                 delete(OutboxRecord).where(
                     col(OutboxRecord.state) == RecordState.DELIVERED,
-                    col(OutboxRecord.delivered_at) < now - limits.delivered_retention,
+                    col(OutboxRecord.delivered_running_s) < now - limits.delivered_retention.total_seconds(),
                 )
             ).rowcount  # type: ignore[attr-defined]
             expired = 0
-            # Ages are only believed between two trusted times: after a Pi boots at 1970 and NTP
-            # jumps it to today, everything saved before would look 56 years old.
-            expiring = limits.max_age.items() if self._clock_trusted() else ()
-            for record_class, max_age in expiring:
+            for record_class, max_age in limits.max_age.items():
                 if record_class is RecordClass.HEALTH:
                     continue
                 expired += session.execute(
                     delete(OutboxRecord).where(
                         col(OutboxRecord.state) != RecordState.DELIVERED,
                         col(OutboxRecord.record_class) == int(record_class),
-                        col(OutboxRecord.clock_trusted),
-                        col(OutboxRecord.created_at) < now - max_age,
+                        col(OutboxRecord.saved_running_s) < now - max_age.total_seconds(),
                     )
                 ).rowcount  # type: ignore[attr-defined]
             fingerprints = session.execute(
-                delete(DeviceReadingSeen).where(col(DeviceReadingSeen.seen_at) < now - limits.fingerprint_retention)
+                delete(DeviceReadingSeen).where(
+                    col(DeviceReadingSeen.seen_running_s) < now - limits.fingerprint_retention.total_seconds()
+                )
             ).rowcount  # type: ignore[attr-defined]
             session.commit()
         self._used_bytes = self._measure()
         if expired:
             log.warning("outbox: gave up on %d undelivered record(s) past their maximum age", expired)
+        if self.health_over_budget:  # a reminder on every pruning pass, not only the first time
+            self._alarm(self._used_bytes)
         return Pruned(int(delivered), int(expired), int(fingerprints))
 
-    def due(self, limit: int, *, exclude: Collection[int] = ()) -> list[PendingRecord]:
+    def due(self, limit: int, *, exclude: Collection[int] = (), exclude_topics: Collection[str] = ()) -> list[PendingRecord]:
         """Undelivered records, health readings first, each class in sequence order, skipping
-        those in `exclude` (in flight)."""
+        those in `exclude` (in flight) and those on `exclude_topics` (held)."""
         statement = select(OutboxRecord).where(OutboxRecord.state != RecordState.DELIVERED)
         if exclude:
             statement = statement.where(col(OutboxRecord.seq).not_in(list(exclude)))
+        if exclude_topics:
+            statement = statement.where(col(OutboxRecord.topic).not_in(list(exclude_topics)))
         statement = statement.order_by(col(OutboxRecord.record_class), col(OutboxRecord.seq)).limit(limit)
         with Session(self._engine) as session:
             return [
@@ -406,7 +493,8 @@ class Outbox:
             result = session.execute(
                 update(OutboxRecord)
                 .where(col(OutboxRecord.message_id).in_(ids), col(OutboxRecord.state) != RecordState.DELIVERED)
-                .values(state=RecordState.DELIVERED, delivered_at=self._clock())
+                .values(state=RecordState.DELIVERED, delivered_at=self._clock(),
+                        delivered_running_s=self._tick(session))
             )
             session.commit()
             return int(result.rowcount)  # type: ignore[attr-defined]

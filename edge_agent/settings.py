@@ -13,6 +13,7 @@ from pydantic_settings import SettingsConfigDict
 from doorstep.config import FileSettings
 from doorstep.mqtt import BrokerSettings
 from doorstep.wire import Slug
+from edge_agent.logs import LogSettings
 from edge_agent.outbox import OutboxLimits, RecordClass
 from firmware_configs.laundry import load_laundry_profiles
 from firmware_configs.profiles import load_ble_profiles
@@ -116,3 +117,4 @@ class AgentSettings(FileSettings):
     )
     devices: list[DeviceSettings] = Field(default_factory=list, description="health devices at this kiosk")
     laundry: LaundrySettings | None = Field(default=None, description="the laundry room's RS-485 line, if any")
+    log: LogSettings = LogSettings()

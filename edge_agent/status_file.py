@@ -15,6 +15,12 @@ from pydantic import BaseModel
 class JobState(BaseModel):
     id: str
     next_run_time: datetime | None
+    # From the scheduler's events (edge_agent/scheduling.py); absent in files of older agents.
+    last_run_at: datetime | None = None
+    last_outcome: str | None = None  # "ok", "failed" or "missed"
+    last_error: str | None = None
+    runs: int = 0
+    failures: int = 0
 
 
 class AgentStatus(BaseModel):

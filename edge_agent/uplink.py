@@ -52,6 +52,7 @@ class ReceivedCommand:
 class _InFlight:
     seq: int
     mid: int
+    topic: str
     sent_at: float  # monotonic: a wall-clock jump must not make records look overdue or fresh
 
 
@@ -80,6 +81,10 @@ class Uplink:
         self._resend = threading.Event()
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
         self._mid_to_seq: dict[int, int] = {}
+        # Topics the broker refused (MQTT 5 PUBACK reason >= 0x80, e.g. "not authorized" by its
+        # ACL) -> monotonic time until which nothing more of them is sent. Their records wait,
+        # in order; the other streams go on instead of queueing behind them.
+        self._held: dict[str, float] = {}
         self._client = make_client(f"doorstep-agent-{topics.site}-{topics.kiosk}", broker)
         self._client.will_set(topics.status, encode(Status(state=KioskState.OFFLINE)), qos=QOS_RELIABLE, retain=True)
         self._client.on_connect = self._on_connect
@@ -194,14 +199,16 @@ class Uplink:
         if room <= 0:
             return 0
         in_flight_seqs = [f.seq for f in self._in_flight.values()]
+        now = self._monotonic()
+        self._held = {topic: until for topic, until in self._held.items() if until > now}
         sent = 0
-        for record in self._outbox.due(room, exclude=in_flight_seqs):
+        for record in self._outbox.due(room, exclude=in_flight_seqs, exclude_topics=list(self._held)):
             info = self._client.publish(record.topic, record.body, qos=record.qos)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 log.info("publish of seq %d deferred: %s", record.seq, mqtt.error_string(info.rc))
                 break
             self._mid_to_seq[info.mid] = record.seq
-            self._in_flight[record.message_id] = _InFlight(record.seq, info.mid, self._monotonic())
+            self._in_flight[record.message_id] = _InFlight(record.seq, info.mid, record.topic, self._monotonic())
             sent += 1
         return sent
 
@@ -214,8 +221,14 @@ class Uplink:
                 continue  # the online status, or a send we already gave up on
             if puback.failed:
                 # MQTT 5 tells us when the broker refuses (e.g. "not authorized" by its ACL);
-                # the record stays in the outbox and is retried after the ack timeout.
-                log.error("broker refused record seq %d: %s", seq, puback.reason)
+                # the record stays in the outbox, its topic is held for the ack timeout and then
+                # tried again, and its window slot goes to the other streams meanwhile.
+                refused = next((k for k, f in self._in_flight.items() if f.seq == seq), None)
+                topic = self._in_flight.pop(refused).topic if refused is not None else "?"
+                if refused is not None:
+                    self._held[topic] = self._monotonic() + self._ack_timeout_s
+                log.error("broker refused record seq %d on %s: %s (held, tried again in %.0f s)",
+                          seq, topic, puback.reason, self._ack_timeout_s)
             else:
                 accepted.append(seq)
         if accepted:

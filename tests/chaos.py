@@ -123,6 +123,8 @@ class DoorstepProcess:
     workdir: Path
     logs: list[Path] = field(default_factory=list)
     config: Path | None = None  # of its latest life
+    # Added to the environment of every life (tests/test_clock_jumps.py: a faked clock).
+    environment: Mapping[str, str] = field(default_factory=dict)
     _process: subprocess.Popen[bytes] | None = None
     _meant_to_run: bool = False
 
@@ -137,6 +139,7 @@ class DoorstepProcess:
                 # Its own group: a kill reaches anything it started, and a failing test can
                 # still find and stop all of it.
                 start_new_session=True,
+                env={**os.environ, **self.environment},
             )
         self.logs.append(log_path)
         self._meant_to_run = True

@@ -3,19 +3,29 @@ wrong certificate or password is a clear error, never a silent retry or a plaint
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import random
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from cloud_bridge.store import Telemetry
 
 from doorstep.broker_check import check_broker
 from doorstep.mosquitto import BrokerTlsFiles, MosquittoProcess
 from doorstep.mqtt import BrokerSettings, TlsSettings, reconnect_delay_s
-from edge_agent.outbox import RecordState
+from edge_agent.outbox import RecordClass, RecordState
 from tests.support import agent_settings, running_agent, wait_until
+from tests.test_doctor import doctor_json
 from tests.test_end_to_end import cuff_backends
 from tests.tls_material import CertificateAuthority
 
@@ -37,6 +47,11 @@ def started(request: pytest.FixtureRequest) -> Iterator[list[MosquittoProcess]]:
     yield brokers
     for broker in brokers:
         broker.stop()
+
+
+def doctor_checks(config: Path) -> dict[str, dict[str, str]]:
+    _code, checks = doctor_json(config)
+    return checks
 
 
 def settings_for(broker: MosquittoProcess, **fields: object) -> BrokerSettings:
@@ -123,6 +138,7 @@ def test_reconnect_delays_grow_are_capped_and_spread() -> None:
 
 KIOSK_ACL_DENYING_READINGS = """user kiosk-07
 topic write doorstep/v1/test-site/kiosk-1/status
+topic write doorstep/v1/test-site/kiosk-1/telemetry
 topic read doorstep/v1/test-site/kiosk-1/acks
 topic read doorstep/v1/test-site/kiosk-1/commands/+
 
@@ -132,12 +148,18 @@ topic readwrite doorstep/#
 KIOSK_ACL = KIOSK_ACL_DENYING_READINGS.replace("/status\n", "/status\ntopic write doorstep/v1/test-site/kiosk-1/readings/+\n")
 
 
+def telemetry_count(bridge: Any) -> int:
+    with Session(bridge.engine) as session:
+        return int(session.exec(select(func.count()).select_from(Telemetry)).one())
+
+
 @pytest.mark.asyncio
 async def test_a_publish_the_acl_refuses_is_not_taken_as_sent(
     tmp_path: Path, bridge_factory: object, caplog: pytest.LogCaptureFixture
 ) -> None:
     """MQTT 5's PUBACK says "Not authorized" (3.1.1 would PUBACK success and drop it): the
-    record stays pending, and is delivered once the ACL allows it."""
+    record stays pending, and is delivered once the ACL allows it. Meanwhile the streams the
+    ACL allows go on: with a window of one, a refused reading must not hold telemetry back."""
     passwords, acl = tmp_path / "passwords", tmp_path / "acl"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "kiosk-07", "kiosk pass"], check=True)
     subprocess.run(["mosquitto_passwd", "-b", str(passwords), "bridge", "bridge pass"], check=True)
@@ -147,19 +169,22 @@ async def test_a_publish_the_acl_refuses_is_not_taken_as_sent(
     try:
         bridge = bridge_factory(broker, broker_settings=settings_for(broker, username="bridge", password="bridge pass"))  # type: ignore[operator]
         settings = agent_settings(tmp_path, broker).model_copy(
-            update={"broker": settings_for(broker, username="kiosk-07", password="kiosk pass")}
+            update={"broker": settings_for(broker, username="kiosk-07", password="kiosk pass"),
+                    "inflight_window": 1, "telemetry_every_s": 0.3}
         )
         with caplog.at_level(logging.ERROR, logger="edge_agent.uplink"):
             async with running_agent(settings, cuff_backends()) as agent:
                 await wait_until(lambda: "Not authorized" in caplog.text, what="the refusal in the log")
                 assert agent.outbox is not None
-                assert agent.outbox.counts()[RecordState.PENDING] == 1 and bridge.reading_count() == 0
+                await wait_until(lambda: telemetry_count(bridge) >= 3, what="telemetry past the refused reading")
+                assert agent.outbox.depth()[RecordClass.HEALTH][0] == 1 and bridge.reading_count() == 0
                 acl.write_text(KIOSK_ACL)
                 broker.kill()
                 broker.start()
                 await wait_until(lambda: bridge.reading_count() == 1, timeout=30, what="the reading, once allowed")
-                await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] == 1)  # type: ignore[union-attr]
-        assert "broker refused record seq 1: Not authorized" in caplog.text
+                await wait_until(lambda: agent.outbox.depth()[RecordClass.HEALTH][0] == 0, what="its ack")  # type: ignore[union-attr]
+        assert re.search(r"broker refused record seq \d+ on doorstep/v1/test-site/kiosk-1/readings/blood_pressure: "
+                         r"Not authorized", caplog.text)
     finally:
         broker.stop()
 
@@ -179,3 +204,79 @@ async def test_the_agent_logs_a_wrong_password_by_name(
     with caplog.at_level(logging.ERROR, logger="edge_agent.uplink"):
         async with running_agent(settings):
             await wait_until(lambda: "broker refused the connection: Not authorized" in caplog.text)
+
+
+@pytest.mark.asyncio
+# paho 2.1 leaks the socket of each failed TLS handshake (see above).
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_kiosk_configured_for_tls_never_falls_back_to_plaintext(
+    tmp_path: Path, site_ca: CertificateAuthority, running_broker: MosquittoProcess, bridge_factory: object,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A plaintext broker (a misconfigured port, or someone in the middle offering no TLS): the
+    agent fails the handshake, says so, and sends nothing; doctor says the same."""
+    bridge = bridge_factory(running_broker)  # type: ignore[operator]
+    tls = TlsSettings(ca_file=site_ca.issued.cert)
+    settings = agent_settings(tmp_path, running_broker).model_copy(
+        update={"broker": settings_for(running_broker, tls=tls)}
+    )
+    with caplog.at_level(logging.ERROR, logger="edge_agent.uplink"):
+        async with running_agent(settings, cuff_backends()) as agent:
+            assert agent.outbox is not None
+            await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 1, what="the reading saved")  # type: ignore[union-attr]
+            await wait_until(lambda: "cannot connect to the broker: TLS to" in caplog.text, what="the TLS failure logged")
+            await asyncio.sleep(1.5)
+            assert agent.uplink is not None and not agent.uplink.connected
+    assert bridge.reading_count() == 0  # nothing went in plaintext
+    config = tmp_path / "agent.yaml"
+    config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+    checks = doctor_checks(config)
+    assert checks["broker"]["verdict"] == "failed" and "TLS to" in checks["broker"]["detail"]
+
+
+def test_doctor_names_a_wrong_password(tmp_path: Path, started: list[MosquittoProcess]) -> None:
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "kiosk-07", "right horse"], check=True)
+    broker = MosquittoProcess.on_free_port(tmp_path / "broker-pw", password_file=passwords)
+    broker.start()
+    started.append(broker)
+    settings = agent_settings(tmp_path, broker, with_cuff=False).model_copy(
+        update={"broker": settings_for(broker, username="kiosk-07", password="battery staple")}
+    )
+    config = tmp_path / "agent.yaml"
+    data = settings.model_dump(mode="json", exclude_none=True)
+    data["broker"]["password"] = "battery staple"  # model_dump masks secrets
+    config.write_text(yaml.safe_dump(data))
+    checks = doctor_checks(config)
+    assert checks["broker"]["verdict"] == "failed"
+    assert "refused this client" in checks["broker"]["detail"] and "broker.password" in checks["broker"]["detail"]
+
+
+def test_paho_waits_the_jittered_backoff_between_attempts() -> None:
+    """The delays of reconnect_delay_s are the ones paho really waits (use_jittered_backoff
+    wires them into its reconnect loop): nothing listens on the port, attempts are timed."""
+    from doorstep.mosquitto import free_port
+    from doorstep.mqtt import connect_in_background, make_client
+
+    broker = BrokerSettings(host="127.0.0.1", port=free_port(), reconnect_min_s=1, reconnect_max_s=4)
+    failures: list[float] = []
+    client = make_client("backoff-test", broker)
+    client.on_connect_fail = lambda _c, _u: failures.append(time.monotonic())
+    connect_in_background(client, broker)
+    try:
+        deadline = time.monotonic() + 20
+        while len(failures) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    waits = [later - earlier for earlier, later in zip(failures, failures[1:])]
+    assert len(waits) == 3, failures
+    # Attempt n waits between half and all of min(max, min * 2**n): 1-2 s, 2-4 s, then capped at
+    # 2-4 s. paho 2.x waits the first delay twice after the very first failure (once in its
+    # first-connection path, once in its main loop), so the first wait is 2-4 s as well.
+    slack = 0.3
+    assert all(2 - slack <= wait <= 4 + slack for wait in waits), waits
+    # Jittered: paho's own backoff would wait exactly 2, 2 and 4 s. (All three of ours within
+    # 50 ms of those: a chance of about 1 in 8,000.)
+    assert any(min(abs(wait - 2), abs(wait - 4)) > 0.05 for wait in waits), waits

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
-from edge_agent.outbox import Outbox
-from tests.test_outbox_upkeep import BEAT, EVENT, HEALTH, MACHINE, READING, START, TELEMETRY, Clock
+from edge_agent.outbox import Outbox, Pruned
+from tests.test_outbox_upkeep import BEAT, EVENT, HEALTH, MACHINE, READING, START, TELEMETRY, Clock, RunningClock
 
 
 def test_the_kernel_answers_on_linux() -> None:
@@ -30,13 +30,15 @@ def test_the_watch_follows_the_check_and_says_so(caplog: pytest.LogCaptureFixtur
 
 
 def test_clock_jumps_do_not_reorder_duplicate_or_lose_records(tmp_path: Path) -> None:
-    clock = Clock()
-    outbox = Outbox(tmp_path / "o.sqlite3", clock=clock)
+    """The outbox alone (tests/test_clock_jumps.py does it with real processes)."""
+    clock, running = Clock(), RunningClock()
+    outbox = Outbox(tmp_path / "o.sqlite3", clock=clock, monotonic=running)
     jumps = [timedelta(0), -timedelta(days=400), timedelta(days=3650), timedelta(seconds=-5), timedelta(0)]
     saved = []
     for jump in jumps:
         clock.now = START + jump
         saved.append(outbox.save(HEALTH, READING))
+        running.advance(timedelta(seconds=1))
     due = outbox.due(100)
     assert [r.seq for r in due] == [s.seq for s in saved if s] == [1, 2, 3, 4, 5]
     assert [json.loads(r.body)["kiosk_time"][:10] for r in due] == [
@@ -48,19 +50,36 @@ def test_clock_jumps_do_not_reorder_duplicate_or_lose_records(tmp_path: Path) ->
     assert len(outbox.due(100)) == 3
 
 
-def test_records_saved_while_the_clock_was_untrusted_never_expire_by_age(tmp_path: Path) -> None:
-    clock, trusted = Clock(), [False]
-    outbox = Outbox(tmp_path / "o.sqlite3", clock=clock, clock_trusted=lambda: trusted[0])
+def test_a_clock_jump_forward_expires_nothing_and_forgets_no_replayed_reading(tmp_path: Path) -> None:
+    """Ages are running time: ten years on the wall clock in a second is a second."""
+    clock, running = Clock(), RunningClock()
+    outbox = Outbox(tmp_path / "o.sqlite3", clock=clock, monotonic=running)
+    event, beat = outbox.save(EVENT, MACHINE), outbox.save(TELEMETRY, BEAT)
+    reading = outbox.save(HEALTH, READING, fingerprint="c" * 64)
+    outbox.mark_delivered([reading.message_id])  # type: ignore[union-attr]
+    clock.now = START + timedelta(days=3650)  # NTP, or a wrong RTC, steps the clock
+    running.advance(timedelta(seconds=1))
+    assert outbox.prune() == Pruned(delivered=0, expired=0, fingerprints=0)
+    assert {r.seq for r in outbox.due(10)} == {event.seq, beat.seq}  # type: ignore[union-attr]
+    # The cuff replays its memory at the next connection: still recognised, not saved again.
+    assert outbox.save(HEALTH, READING, fingerprint="c" * 64) is None
+
+
+def test_records_saved_while_the_clock_was_untrusted_are_flagged_and_age_by_running_time(tmp_path: Path) -> None:
+    clock, running, trusted = Clock(), RunningClock(), [False]
+    outbox = Outbox(tmp_path / "o.sqlite3", clock=clock, clock_trusted=lambda: trusted[0], monotonic=running)
     clock.now = START.replace(year=1970)  # a Pi booting without an RTC
     untrusted_event = outbox.save(EVENT, MACHINE)
     untrusted_beat = outbox.save(TELEMETRY, BEAT)
     assert json.loads(outbox.due(10)[0].body)["kiosk_clock_trusted"] is False
-    clock.now = START  # NTP catches up: 56 years later
-    assert outbox.prune().expired == 0  # still untrusted now: no age is believed
+    clock.now = START  # NTP catches up: 56 years later on the wall clock, a minute of running
     trusted[0] = True
+    running.advance(timedelta(minutes=1))
+    assert outbox.prune().expired == 0
     trusted_beat = outbox.save(TELEMETRY, BEAT)
-    clock.now = START + timedelta(days=3)
-    assert outbox.prune().expired == 1  # only the beat saved on a trusted clock
+    assert json.loads(outbox.due(10)[-1].body)["kiosk_clock_trusted"] is True
+    running.advance(timedelta(days=2, seconds=-30))
+    assert outbox.prune().expired == 1  # the 1970 beat: two days of running, whatever its kiosk time said
     left = {r.seq for r in outbox.due(10)}
-    assert left == {untrusted_event.seq, untrusted_beat.seq}  # type: ignore[union-attr]
-    assert trusted_beat is not None and trusted_beat.seq not in left
+    assert left == {untrusted_event.seq, trusted_beat.seq}  # type: ignore[union-attr]
+    assert untrusted_beat is not None and untrusted_beat.seq not in left

@@ -51,3 +51,17 @@ def test_every_field_is_documented_and_every_documented_field_exists(model: type
     names = documented(section)
     assert fields - names == set(), "fields missing from docs/configuration.md"
     assert names - fields == set(), "docs/configuration.md documents fields that do not exist"
+
+
+def test_the_raspberry_pi_example_is_a_configuration_the_agent_accepts(tmp_path: Path) -> None:
+    example = DOC.split("### A complete example for a Raspberry Pi kiosk", 1)[1]
+    text = example.split("```yaml\n", 1)[1].split("```", 1)[0]
+    etc = tmp_path / "etc-doorstep"
+    etc.mkdir()
+    (etc / "site-ca.crt").write_text("")  # FilePath: it must exist
+    config = tmp_path / "agent.yaml"
+    config.write_text(text.replace("/etc/doorstep/", f"{etc}/"))
+    settings = AgentSettings.from_file(config)
+    assert settings.broker.tls is not None and settings.broker.port == 8883 and settings.broker.username
+    assert [d.model for d in settings.devices] == ["omron", "generic-thermometer"]
+    assert settings.laundry is not None and len(settings.laundry.machines) == 8

@@ -56,7 +56,11 @@ async def test_a_healthy_kiosk(tmp_path: Path, running_broker: MosquittoProcess)
     assert checks["disk"]["verdict"] == "ok"
     assert checks["outbox"]["verdict"] in ("ok", "warning") and "undelivered" in checks["outbox"]["detail"]
     assert checks["agent"]["verdict"] == "ok" and str(os.getpid()) in checks["agent"]["detail"]
-    assert {"job telemetry", "job outbox-prune", "job time-sanity"} <= set(checks)
+    assert {"job telemetry", "job outbox-prune", "job time-sanity", "job outbox-flush"} <= set(checks)
+    # Each job's last run, as the agent's scheduler saw it: the 0.5 s flush has run by now.
+    flush = checks["job outbox-flush"]
+    assert flush["verdict"] == "ok" and ": ok;" in flush["detail"] and "next run" in flush["detail"]
+    assert "outbox set aside" not in checks
     assert code == 0 and text.exit_code == 0 and "ok   broker" in text.stdout
 
 
@@ -85,3 +89,21 @@ def test_a_bad_configuration_is_refused_before_any_check(tmp_path: Path) -> None
     config.write_text("site: Bad Site\nkiosk: k\n")
     result = runner.invoke(app, ["doctor", "--config", str(config)])
     assert result.exit_code == 2 and "site" in result.stderr
+
+
+def test_doctor_shows_a_corrupt_outbox_set_aside_and_health_readings_over_budget(tmp_path: Path, broker: MosquittoProcess) -> None:
+    from edge_agent.outbox import Outbox
+    from edge_agent.settings import OutboxSettings
+    from tests.test_outbox_upkeep import HEALTH, READING
+
+    settings = agent_settings(tmp_path, broker).model_copy(update={"outbox": OutboxSettings(budget_mb=0.001)})
+    settings.outbox_path.write_bytes(b"not a database" * 10)
+    outbox = Outbox(settings.outbox_path, limits=settings.outbox.limits())  # sets it aside, starts afresh
+    for _ in range(3):  # 1 KB of budget: three readings are over it
+        outbox.save(HEALTH, READING)
+    assert outbox.health_over_budget
+    outbox.close()
+    _code, checks = doctor_json(write_config(tmp_path / "agent.yaml", settings))
+    assert checks["outbox"]["verdict"] == "warning" and "HEALTH READINGS OVER THE BUDGET" in checks["outbox"]["detail"]
+    aside = checks["outbox set aside"]
+    assert aside["verdict"] == "warning" and "outbox.sqlite3.corrupt-" in aside["detail"]

@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import text
+
 from doorstep.wire import Envelope, KioskTopics, ReadingKind
 from edge_agent.outbox import Outbox, RecordState
 
@@ -39,6 +41,10 @@ def test_records_are_durable_with_full_sync_and_survive_reopening(tmp_path: Path
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     connection.close()
+    # synchronous is per connection: ask one of the outbox's own. 2 = FULL: a commit is on
+    # disk (fsync of the WAL) before save() returns, for every class.
+    with Outbox(path).unit_of_work() as session:
+        assert session.execute(text("PRAGMA synchronous")).scalar() == 2
     reopened = Outbox(path)
     assert [r.message_id for r in reopened.due(10)] == [saved.message_id]
     reopened.close()

@@ -7,13 +7,18 @@ import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
+from doorstep.mosquitto import MosquittoProcess
 from doorstep.wire import EventType, KioskTopics, ReadingKind
 from edge_agent.outbox import RECORD_OVERHEAD_BYTES, Outbox, OutboxLimits, RecordState
+from edge_agent.settings import OutboxSettings
+from tests.support import agent_settings, running_agent, wait_until
+from tests.test_end_to_end import cuff_backends
 
 TOPICS = KioskTopics("site-a", "kiosk-1")
 HEALTH = TOPICS.reading(ReadingKind.BLOOD_PRESSURE)
@@ -98,26 +103,44 @@ def test_delivered_records_make_room_before_anything_undelivered(tmp_path: Path)
     assert [r.seq for r in outbox.due(10)] == [first[0].seq, first[2].seq, 4]  # type: ignore[union-attr]
 
 
+class RunningClock:
+    """A monotonic clock the test moves: the running time records age by."""
+
+    def __init__(self, start_s: float = 1000.0) -> None:
+        self.s = start_s
+
+    def __call__(self) -> float:
+        return self.s
+
+    def advance(self, delta: timedelta) -> None:
+        self.s += delta.total_seconds()
+
+
 def test_prune_really_deletes_by_age_with_an_injected_clock(tmp_path: Path) -> None:
-    clock = Clock()
+    clock, running = Clock(), RunningClock()
     path = tmp_path / "o.sqlite3"
-    outbox = Outbox(path, clock=clock)
+    outbox = Outbox(path, clock=clock, monotonic=running)
     delivered = outbox.save(HEALTH, READING)
     old_beat = outbox.save(TELEMETRY, BEAT)
     old_event = outbox.save(EVENT, MACHINE)
     old_health = outbox.save(HEALTH, READING, fingerprint="f" * 64)
     outbox.mark_delivered([delivered.message_id])  # type: ignore[union-attr]
-    clock.now = START + timedelta(days=3)
+    running.advance(timedelta(days=3))
     fresh_beat = outbox.save(TELEMETRY, BEAT)
     pruned = outbox.prune()
     assert (pruned.delivered, pruned.expired) == (0, 1)  # 3 days < 7 days' retention; the 3-day-old beat
-    clock.now = START + timedelta(days=8)
+    # A restart: the running time so far is kept in the file; the new process's monotonic
+    # clock starts anywhere (a reboot starts it near 0).
+    outbox.close()
+    running = RunningClock(start_s=5.0)
+    outbox = Outbox(path, clock=clock, monotonic=running)
+    running.advance(timedelta(days=5))
     pruned = outbox.prune()
     assert (pruned.delivered, pruned.expired) == (1, 1)  # the delivered record; the 5-day-old beat
     left = {r.seq for r in outbox.due(100)}
     assert left == {old_event.seq, old_health.seq}  # type: ignore[union-attr]
     assert fresh_beat is not None and old_beat is not None
-    clock.now = START + timedelta(days=200)
+    running.advance(timedelta(days=192))
     pruned = outbox.prune()
     assert (pruned.expired, pruned.fingerprints) == (1, 1)  # the event after 90 days; the fingerprint
     assert {r.seq for r in outbox.due(100)} == {old_health.seq}  # a health reading never expires  # type: ignore[union-attr]
@@ -195,3 +218,21 @@ def test_a_full_disk_is_an_error_and_keeps_what_was_saved(tmp_path: Path) -> Non
         for _ in range(1000):
             outbox.save(HEALTH, READING | {"subject": "f" * 64})
     assert {k.seq for k in kept if k} <= {r.seq for r in outbox.due(10_000)}
+
+
+@pytest.mark.asyncio
+async def test_the_agent_prunes_delivered_records_on_its_schedule(tmp_path: Path, running_broker: MosquittoProcess,
+                                                                   bridge_factory: Any) -> None:
+    bridge = bridge_factory(running_broker)
+    settings = agent_settings(tmp_path, running_broker).model_copy(
+        update={"outbox": OutboxSettings(delivered_retention_days=0, prune_every_s=0.3)}
+    )
+
+    def readings_in_outbox() -> int:
+        with sqlite3.connect(settings.outbox_path) as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM outbox WHERE topic LIKE '%/readings/%'").fetchone()[0])
+
+    async with running_agent(settings, cuff_backends()) as agent:
+        await wait_until(lambda: bridge.reading_count() == 1, what="the reading stored by the bridge")
+        await wait_until(lambda: readings_in_outbox() == 0, what="the delivered reading pruned by the outbox-prune job")
+        assert agent.job_watch is not None and agent.job_watch.records["outbox-prune"].last_outcome == "ok"

@@ -201,3 +201,24 @@ async def test_a_command_cut_short_by_a_restart_is_answered_failed(
     async with running_agent(settings):
         result = await answered(bridge, "cut-1")
     assert result.outcome == "failed" and "restart" in result.payload["detail"]
+
+
+@pytest.mark.asyncio
+async def test_a_command_sent_while_the_kiosk_is_away_is_answered_when_it_returns(
+    tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any
+) -> None:
+    """The agent's MQTT 5 session outlives its connection (clean_start=False, a session expiry):
+    the broker keeps what arrives for it meanwhile, QoS 1, and hands it over on reconnect."""
+    bridge = bridge_factory(running_broker)
+    technician = Technician(running_broker)
+    settings = agent_settings(tmp_path, running_broker, with_cuff=False)
+    try:
+        async with running_agent(settings) as agent:
+            await wait_until(lambda: agent.uplink is not None and agent.uplink.connected)
+            await asyncio.sleep(0.3)  # subscribed
+        away = technician.send("ping", request_id="while-away-1")  # nobody is connected as the kiosk
+        async with running_agent(settings):
+            result = await answered(bridge, away)
+        assert result.outcome == "succeeded" and result.payload["detail"] == "pong"
+    finally:
+        technician.close()

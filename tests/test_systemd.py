@@ -60,3 +60,15 @@ async def test_the_agent_says_ready_and_keeps_feeding_the_watchdog(
         await wait_until(lambda: messages.extend(received(listener)) or messages.count("WATCHDOG=1") >= 3,
                          timeout=5, what="three watchdog pings")
     assert messages[0] == "READY=1"
+
+
+def test_the_unit_restarts_the_agent_and_watches_it() -> None:
+    """deploy/doorstep-agent.service as systemd reads it (its own INI dialect, parsed loosely)."""
+    unit = (Path(__file__).resolve().parents[1] / "deploy" / "doorstep-agent.service").read_text()
+    service = unit.split("[Service]", 1)[1].split("\n[", 1)[0]
+    settings = dict(
+        line.split("=", 1) for line in service.splitlines() if line and not line.startswith("#") and "=" in line
+    )
+    assert settings["Type"] == "notify"  # READY=1 from the agent, as test_the_agent_says_ready... shows
+    assert settings["Restart"] == "always" and int(settings["WatchdogSec"]) > 0
+    assert settings["ExecStart"].split()[1:] == ["agent", "--config", "/etc/doorstep/agent.yaml"]

@@ -1,0 +1,89 @@
+"""A backlog drains through the in-flight window, never more than the window at once, each
+stream in sequence order: a real Mosquitto, the bridge, and an observer on the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from doorstep.mosquitto import MosquittoProcess
+from doorstep.mqtt import make_client
+from doorstep.wire import KioskTopics, ReadingKind
+from edge_agent.outbox import Outbox, RecordClass, RecordState
+from tests.support import KIOSK, SITE, agent_settings, broker_settings, running_agent, wait_until
+from tests.test_outbox_upkeep import READING
+
+TOPICS = KioskTopics(SITE, KIOSK)
+STREAMS = {TOPICS.reading(ReadingKind.BLOOD_PRESSURE): READING,
+           TOPICS.reading(ReadingKind.SPO2): {"spo2": 97.0, "pulse_rate": 64.0}}
+BACKLOG = 300  # per stream: a few days of a busy station offline
+WINDOW = 20
+
+
+class Observer:
+    """Every reading as the broker delivers it, in arrival order."""
+
+    def __init__(self, broker: MosquittoProcess) -> None:
+        self.arrivals: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+        self.client = make_client("window-observer", broker_settings(broker))
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.subscribe(TOPICS.reading("+"), qos=1)  # type: ignore[arg-type]
+        self.client.loop_start()
+
+    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
+        with self._lock:
+            self.arrivals.append((message.topic, json.loads(message.payload)["seq"]))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.mark.asyncio
+async def test_a_backlog_drains_through_the_window_in_order_per_stream(
+    tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any
+) -> None:
+    settings = agent_settings(tmp_path, running_broker, with_cuff=False).model_copy(
+        update={"inflight_window": WINDOW, "ack_timeout_s": 30.0}  # no re-send muddles the order
+    )
+    backlog = Outbox(settings.outbox_path)
+    for n in range(BACKLOG):
+        for topic, payload in STREAMS.items():
+            backlog.save(topic, payload)
+    backlog.close()
+    bridge = bridge_factory(running_broker)
+    observer = Observer(running_broker)
+    await asyncio.sleep(0.3)
+    peak = 0
+    try:
+        async with running_agent(settings) as agent:
+            started = time.monotonic()
+            assert agent.uplink is not None and agent.outbox is not None
+            while agent.outbox.depth()[RecordClass.HEALTH][0] > 0:
+                peak = max(peak, agent.uplink.in_flight)
+                assert agent.uplink.in_flight <= WINDOW
+                assert time.monotonic() - started < 60, "the backlog did not drain in a minute"
+                await asyncio.sleep(0.005)
+            drained_s = time.monotonic() - started
+            await wait_until(lambda: bridge.reading_count() == 2 * BACKLOG, what="every reading in the bridge")
+            assert agent.outbox.counts()[RecordState.DELIVERED] == 2 * BACKLOG
+    finally:
+        observer.close()
+    print(f"{2 * BACKLOG} records drained in {drained_s:.2f} s ({2 * BACKLOG / drained_s:.0f}/s), "
+          f"in flight at most {peak}")
+    assert peak == WINDOW  # the window is used, not one at a time
+    first_seen: dict[str, list[int]] = defaultdict(list)
+    for topic, seq in observer.arrivals:
+        if seq not in first_seen[topic]:
+            first_seen[topic].append(seq)
+    for topic in STREAMS:
+        assert first_seen[topic] == sorted(first_seen[topic]) and len(first_seen[topic]) == BACKLOG, topic
