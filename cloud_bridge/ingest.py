@@ -57,8 +57,9 @@ BATCH_ATTEMPTS = 3
 # Refused messages waiting to become dead letters, at most; and stored per batch, at most.
 REFUSED_BACKLOG = 50_000
 REFUSED_PER_BATCH = 1_000
-# A refused message is logged at most once a second; the others are counted into the next line.
-REFUSAL_LOG_EVERY_S = 1.0
+# Refused messages are logged one by one up to this many a second; past it they are counted,
+# and the count is told in the next line logged (a flood must not become a flood of log lines).
+REFUSALS_LOGGED_PER_S = 10
 
 
 def shared_subscription(group: str) -> str:
@@ -106,7 +107,8 @@ class Ingest:
         self._inbox: queue.Queue[Parsed | _PubAck] = queue.Queue()
         self._refused: deque[Refused] = deque()
         self._refusals_unlogged = 0
-        self._refusal_logged_at = 0.0
+        self._refusal_second = 0
+        self._refusals_this_second = 0
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._client = make_client(client_id, broker)
@@ -170,13 +172,16 @@ class Ingest:
             self._refused.append(refused)
         else:
             self.metrics.dead_letters_dropped.inc()
-        now = time.monotonic()
-        if now - self._refusal_logged_at < REFUSAL_LOG_EVERY_S:
+        second = int(time.monotonic())
+        if second != self._refusal_second:
+            self._refusal_second, self._refusals_this_second = second, 0
+        if self._refusals_this_second >= REFUSALS_LOGGED_PER_S:
             self._refusals_unlogged += 1
             return
-        more = f" (and {self._refusals_unlogged} more refused since the last such line)" if self._refusals_unlogged else ""
+        self._refusals_this_second += 1
+        more = f" (and {self._refusals_unlogged} more refused, not logged)" if self._refusals_unlogged else ""
         log.warning("refused a message on %s: %s%s", refused.topic[:200], refused.reason[:500], more)
-        self._refusal_logged_at, self._refusals_unlogged = now, 0
+        self._refusals_unlogged = 0
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         # Called with paho's message lock held: no lock of ours is taken here.

@@ -54,18 +54,6 @@ class Bridge:
         token = api_token(self.engine, self.worker.context.secret_key, role, site)
         return ServedApp(create_app(self.engine, self.worker.context), token=token)
 
-
-def api_token(engine: Engine, secret_key: str, role: str, site: str | None = None) -> str:
-    """A token for a person of `role` at `site`, added to the bridge's database if needed."""
-    username = f"{role.replace('_', '-')}-{site or 'all'}"
-    now = datetime.now(UTC)
-    with Session(engine) as session:
-        if session.get(User, username) is None:
-            add_user(session, username=username, role=Role(role), site=site, password=None, now=now)
-        token, _ = issue_token(session, secret_key, username=username, purpose="api", now=now, lifetime=None)
-        session.commit()
-    return token
-
     def readings(self) -> list[Reading]:
         with Session(self.engine) as session:
             return list(session.exec(select(Reading)))
@@ -81,6 +69,19 @@ def api_token(engine: Engine, secret_key: str, role: str, site: str | None = Non
     def dead_letters(self) -> list[DeadLetter]:
         with Session(self.engine) as session:
             return list(session.exec(select(DeadLetter)))
+
+
+def api_token(engine: Engine, secret_key: str, role: str, site: str | None = None) -> str:
+    """A token for a person of `role` at `site`, added to the bridge's database if needed."""
+    username = f"{role.replace('_', '-')}-{site or 'all'}"
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        if session.get(User, username) is None:
+            add_user(session, username=username, role=Role(role), site=site, password=None, now=now)
+        token, _ = issue_token(session, secret_key, username=username, purpose="api", now=now, lifetime=None)
+        session.commit()
+    return token
+
 
 
 def agent_settings(tmp_path: Path, broker: MosquittoProcess, *, with_cuff: bool = True) -> AgentSettings:
