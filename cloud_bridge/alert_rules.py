@@ -40,6 +40,7 @@ class AlertKind(StrEnum):
     DANGEROUS_READING = "dangerous_reading"
     SEQUENCE_GAP = "sequence_gap"  # a message was lost somewhere between kiosk and bridge
     SEQUENCE_RESTARTED = "sequence_restarted"  # the kiosk's outbox started over (set aside as corrupt?)
+    MESSAGES_REFUSED = "messages_refused"  # the kiosk sends messages that break the contract (a bug)
 
 
 # Alerts that carry a resident's health data: seen only by those who may read readings.

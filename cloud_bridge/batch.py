@@ -11,6 +11,7 @@ once (waiting out other workers with the busy timeout) instead of failing to upg
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -22,8 +23,11 @@ from sqlalchemy import Engine, insert
 from sqlmodel import Session
 
 from doorstep.wire import (
+    ENVELOPE_CHANNELS,
+    MAX_MESSAGE_BYTES,
     Channel,
     ContractError,
+    KioskTopics,
     Status,
     UpstreamMessage,
     parse_topic,
@@ -31,7 +35,18 @@ from doorstep.wire import (
 )
 
 from cloud_bridge import commands
-from cloud_bridge.alert_rules import AlertRules, KioskView, Signal, device_signals, reading_signals, status_signals, telemetry_signals
+from cloud_bridge.alert_rules import (
+    AlertKind,
+    AlertRules,
+    KioskView,
+    Raise,
+    Severity,
+    Signal,
+    device_signals,
+    reading_signals,
+    status_signals,
+    telemetry_signals,
+)
 from cloud_bridge.alerts import AlertChange, apply_signals
 from cloud_bridge.fleet import Device, Kiosk, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks
 from cloud_bridge.gaps import late_arrivals
@@ -79,6 +94,25 @@ class Refused:
     raw: bytes  # the first DEAD_LETTER_RAW_LIMIT bytes
     raw_size: int
     received_at: datetime
+    # Whose it is, when the topic and an envelope's message_id can still be read: that kiosk is
+    # told (Ack.refused) so it stops sending it again.
+    kiosk: KioskTopics | None = None
+    message_id: uuid.UUID | None = None
+
+
+def _sender_of(topic: str, body: bytes) -> tuple[KioskTopics | None, uuid.UUID | None]:
+    """The kiosk and message id of a refused message, if they can be read at all."""
+    try:
+        parsed = parse_topic(topic)
+    except ContractError:
+        return None, None
+    if parsed.channel not in ENVELOPE_CHANNELS or len(body) > MAX_MESSAGE_BYTES:
+        return parsed.kiosk_topics, None
+    try:
+        data = json.loads(body)
+        return parsed.kiosk_topics, uuid.UUID(str(data["message_id"])) if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return parsed.kiosk_topics, None
 
 
 Classified = UpstreamMessage | KioskStatusReport | Refused | None
@@ -97,7 +131,9 @@ def classify(item: Inbound, received_at: datetime) -> Classified:
         except ValidationError as error:
             raise ContractError(f"status: {error.errors(include_url=False)[0]['msg']}") from None
     except ContractError as error:
-        return Refused(item.topic[:512], error.reason[:2000], item.body[:DEAD_LETTER_RAW_LIMIT], len(item.body), received_at)
+        kiosk, message_id = _sender_of(item.topic, item.body)
+        return Refused(item.topic[:512], error.reason[:2000], item.body[:DEAD_LETTER_RAW_LIMIT], len(item.body),
+                       received_at, kiosk, message_id)
 
 
 @dataclass(slots=True)
@@ -154,12 +190,27 @@ def commit_parsed(
         for message in new:
             signals += reading_signals(message, rules)
         signals += late_arrivals(session, new, received_at)
+        signals += refusal_signals(parsed.refused)
         commands.apply_results(session, [m for m in new if m.topic.channel is Channel.COMMAND_RESULTS])
         outcome.alert_changes = apply_signals(session, signals)
         if notify:
             webhook.enqueue(session, outcome.alert_changes, received_at)
         session.commit()
     return outcome
+
+
+def refusal_signals(refused: Sequence[Refused]) -> list[Signal]:
+    """A kiosk whose messages break the contract has a bug to fix: one alert per kiosk."""
+    latest: dict[KioskTopics, Refused] = {}
+    for message in refused:
+        if message.kiosk is not None:
+            latest[message.kiosk] = message
+    return [
+        Raise(AlertKind.MESSAGES_REFUSED, Severity.WARNING, kiosk.site, kiosk.kiosk, "",
+              f"the bridge refuses this kiosk's messages as breaking the contract: {message.reason[:300]}",
+              message.received_at, {"topic": message.topic, "reason": message.reason[:500]})
+        for kiosk, message in sorted(latest.items(), key=lambda item: (item[0].site, item[0].kiosk))
+    ]
 
 
 def view(row: Kiosk) -> KioskView:

@@ -26,6 +26,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
-from doorstep.wire import MAX_ACK_IDS, QOS_RELIABLE, TOPIC_ROOT, Ack, Channel, KioskTopics, UpstreamMessage, encode
+from doorstep.wire import MAX_ACK_IDS, QOS_RELIABLE, TOPIC_ROOT, Ack, Channel, KioskTopics, RefusedMessage, UpstreamMessage, encode
 
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
@@ -289,17 +290,23 @@ class Ingest:
             if change.event == "opened":
                 self.metrics.alerts.labels(change.alert.kind).inc()
                 log.warning("alert %s at %s/%s: %s", change.alert.kind, change.alert.site, change.alert.kiosk, change.alert.title)
-        self._confirm(outcome.valid)
+        self._confirm(outcome.valid, batch.refused)
         self._on_committed(outcome)
 
-    def _confirm(self, stored: list[UpstreamMessage]) -> None:
-        by_kiosk: dict[KioskTopics, list[UpstreamMessage]] = defaultdict(list)
+    def _confirm(self, stored: list[UpstreamMessage], refused: list[Refused]) -> None:
+        """Tell each kiosk what is now stored, and what was refused (kept as a dead letter)."""
+        ids: dict[KioskTopics, list[uuid.UUID]] = defaultdict(list)
+        refusals: dict[KioskTopics, list[RefusedMessage]] = defaultdict(list)
         for message in stored:
-            by_kiosk[message.topic.kiosk_topics].append(message)
-        for topics, messages in by_kiosk.items():
-            ids = list(dict.fromkeys(m.envelope.message_id for m in messages))
-            for start in range(0, len(ids), MAX_ACK_IDS):
-                ack = Ack(message_ids=ids[start : start + MAX_ACK_IDS])
+            ids[message.topic.kiosk_topics].append(message.envelope.message_id)
+        for message in refused:
+            if message.kiosk is not None and message.message_id is not None:
+                refusals[message.kiosk].append(RefusedMessage(message_id=message.message_id, reason=message.reason[:500]))
+        for topics in ids.keys() | refusals.keys():
+            confirmed = list(dict.fromkeys(ids.get(topics, [])))
+            refused_here = refusals.get(topics, [])
+            for start in range(0, max(len(confirmed), len(refused_here)), MAX_ACK_IDS):
+                ack = Ack(message_ids=confirmed[start : start + MAX_ACK_IDS], refused=refused_here[start : start + MAX_ACK_IDS])
                 with self._lock:
                     info = self._client.publish(topics.acks, encode(ack), qos=QOS_RELIABLE)
                     if info.rc == mqtt.MQTT_ERR_SUCCESS:

@@ -354,6 +354,7 @@ class KioskTelemetry(_Strict):
     outbox_bytes: int = Field(ge=0)
     outbox_budget_bytes: int = Field(ge=0)
     health_over_budget: bool = Field(description="only health readings left, over the budget: kept, and alarming")
+    refused_records: int = Field(default=0, ge=0, description="records the bridge refused as breaking the contract: kept, not sent")
     disk_free_bytes: int | None = Field(default=None, ge=0)
     cpu_temperature_c: float | None = None
     clock_synchronised: bool = Field(description="false until NTP has set the kiosk's clock (a Pi has no RTC)")
@@ -472,10 +473,14 @@ class UpstreamMessage:
     payload: BaseModel | dict[str, Any]
 
 
+# The channels whose messages are envelopes (everything a kiosk sends but its status).
+ENVELOPE_CHANNELS: Final = frozenset({Channel.READINGS, Channel.EVENTS, Channel.TELEMETRY, Channel.COMMAND_RESULTS})
+
+
 def validate_upstream(topic: str, body: bytes) -> UpstreamMessage:
     """Parse and validate one upstream message; raise ContractError with the reason."""
     parsed = parse_topic(topic)
-    if parsed.channel not in (Channel.READINGS, Channel.EVENTS, Channel.TELEMETRY, Channel.COMMAND_RESULTS):
+    if parsed.channel not in ENVELOPE_CHANNELS:
         raise ContractError(f"topic {topic!r}: channel {parsed.channel} does not carry an envelope")
     if len(body) > MAX_MESSAGE_BYTES:
         raise ContractError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
@@ -531,10 +536,24 @@ class Status(_Strict):
 MAX_ACK_IDS: Final = 500
 
 
-class Ack(_Strict):
-    """Sent by the bridge on a kiosk's …/acks after its database commit: these ids are stored."""
+class RefusedMessage(_Strict):
+    message_id: uuid.UUID
+    reason: str = Field(max_length=500, description="why it breaks this contract, e.g. 'payload.systolic: …'")
 
-    message_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_ACK_IDS)
+
+class Ack(_Strict):
+    """Sent by the bridge on a kiosk's …/acks after its database commit. `message_ids` are
+    stored. `refused` were refused for breaking this contract and kept as dead letters: sending
+    them again cannot help, so the kiosk stops, keeps them for a technician, and reports them."""
+
+    message_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_ACK_IDS)
+    refused: list[RefusedMessage] = Field(default_factory=list, max_length=MAX_ACK_IDS)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Ack:
+        if not self.message_ids and not self.refused:
+            raise ValueError("an ack confirms or refuses at least one message")
+        return self
 
 
 def encode(model: BaseModel) -> bytes:

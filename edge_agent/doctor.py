@@ -154,11 +154,21 @@ def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
         yield Check("outbox", Verdict.FAILED, f"{path} is corrupt ({problem}); the agent will set it aside at start")
         return
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        # SQLAlchemy keeps an Enum member's name ('PENDING'), not its value.
         rows = connection.execute(
             "SELECT record_class, COUNT(*), MIN(created_at), SUM(size) FROM outbox "
-            "WHERE state != 'DELIVERED' GROUP BY record_class"
+            "WHERE state IN ('PENDING', 'PUBLISHED') GROUP BY record_class"
         ).fetchall()
         used = connection.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0]
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(outbox)")}
+        refused = (
+            connection.execute(
+                "SELECT COUNT(*), MAX(seq), (SELECT refusal FROM outbox WHERE state = 'REFUSED' ORDER BY seq DESC LIMIT 1) "
+                "FROM outbox WHERE state = 'REFUSED'"
+            ).fetchone()
+            if "refusal" in columns
+            else (0, None, None)
+        )
     budget = int(settings.outbox.budget_mb * 1024 * 1024)
     parts = []
     for record_class, count, oldest, _size in sorted(rows):
@@ -171,6 +181,10 @@ def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
     health_waiting = any(c == RecordClass.HEALTH and n > 0 for c, n, *_ in rows)
     verdict = Verdict.WARNING if used > budget or health_waiting else Verdict.OK
     yield Check("outbox", verdict, detail)
+    if refused[0]:
+        yield Check("outbox refused", Verdict.WARNING,
+                    f"the bridge refused {refused[0]} record(s) as breaking the contract (kept, not sent again; "
+                    f"a bug to report); the latest, seq {refused[1]}: {refused[2]}")
     # Files set aside at start as corrupt (edge_agent/outbox_integrity.py): maybe recoverable.
     aside = sorted(p.name for p in path.parent.glob(f"{path.name}.corrupt-*") if not p.name.endswith(("-wal", "-shm")))
     if aside:

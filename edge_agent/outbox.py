@@ -46,6 +46,13 @@ class RecordState(StrEnum):
     PENDING = "pending"
     PUBLISHED = "published"
     DELIVERED = "delivered"
+    # The bridge refused it as breaking the contract (a bug): never sent again, kept for a
+    # technician, reported in telemetry and by doctor; it ages out like an undelivered record.
+    REFUSED = "refused"
+
+
+# Records still to be sent: neither confirmed nor refused.
+_UNSENT = (RecordState.PENDING, RecordState.PUBLISHED)
 
 
 class RecordClass(IntEnum):
@@ -111,6 +118,7 @@ class OutboxRecord(SQLModel, table=True):
     # The outbox's running time (see the module's docstring) when saved and when delivered.
     saved_running_s: float = 0.0
     delivered_running_s: float | None = None
+    refusal: str | None = Field(default=None, description="the bridge's reason, when it refused the record")
 
 
 class OutboxClock(SQLModel, table=True):
@@ -223,6 +231,8 @@ class Outbox:
             if "saved_running_s" not in columns:
                 connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN saved_running_s FLOAT NOT NULL DEFAULT 0")
                 connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN delivered_running_s FLOAT")
+            if "refusal" not in columns:
+                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN refusal VARCHAR")
             seen = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(device_readings_seen)")}
             if "seen_running_s" not in seen:
                 connection.exec_driver_sql(
@@ -465,7 +475,7 @@ class Outbox:
     def due(self, limit: int, *, exclude: Collection[int] = (), exclude_topics: Collection[str] = ()) -> list[PendingRecord]:
         """Undelivered records, health readings first, each class in sequence order, skipping
         those in `exclude` (in flight) and those on `exclude_topics` (held)."""
-        statement = select(OutboxRecord).where(OutboxRecord.state != RecordState.DELIVERED)
+        statement = select(OutboxRecord).where(col(OutboxRecord.state).in_(_UNSENT))
         if exclude:
             statement = statement.where(col(OutboxRecord.seq).not_in(list(exclude)))
         if exclude_topics:
@@ -499,6 +509,32 @@ class Outbox:
             session.commit()
             return int(result.rowcount)  # type: ignore[attr-defined]
 
+    def mark_refused(self, refusals: Mapping[uuid.UUID, str]) -> int:
+        """Record the bridge's refusal of records (each with its reason): they are not sent
+        again. Returns how many were newly refused."""
+        refused = 0
+        with Session(self._engine) as session:
+            for message_id, reason in refusals.items():
+                result = session.execute(
+                    update(OutboxRecord)
+                    .where(col(OutboxRecord.message_id) == str(message_id), col(OutboxRecord.state).in_(_UNSENT))
+                    .values(state=RecordState.REFUSED, refusal=reason[:500])
+                )
+                refused += int(result.rowcount)  # type: ignore[attr-defined]
+            session.commit()
+        return refused
+
+    def refusals(self, limit: int = 20) -> list[tuple[int, str, str | None]]:
+        """The newest refused records: (seq, topic, the bridge's reason)."""
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(OutboxRecord.seq, OutboxRecord.topic, OutboxRecord.refusal)
+                .where(col(OutboxRecord.state) == RecordState.REFUSED)
+                .order_by(col(OutboxRecord.seq).desc())
+                .limit(limit)
+            ).all()
+        return [(int(seq), topic, refusal) for seq, topic, refusal in rows]
+
     def counts(self) -> dict[RecordState, int]:
         with Session(self._engine) as session:
             rows = session.exec(select(OutboxRecord.state, func.count()).group_by(OutboxRecord.state)).all()
@@ -507,10 +543,10 @@ class Outbox:
         return counts
 
     def depth(self) -> dict[RecordClass, tuple[int, datetime | None]]:
-        """Undelivered records per class: how many, and when the oldest was saved."""
+        """Records still to be sent, per class: how many, and when the oldest was saved."""
         statement = (
             select(OutboxRecord.record_class, func.count(), func.min(OutboxRecord.created_at))
-            .where(OutboxRecord.state != RecordState.DELIVERED)
+            .where(col(OutboxRecord.state).in_(_UNSENT))
             .group_by(col(OutboxRecord.record_class))
         )
         found: dict[RecordClass, tuple[int, datetime | None]] = {c: (0, None) for c in RecordClass}

@@ -108,6 +108,9 @@ class AgentSettings(FileSettings):
         default=15.0, gt=0, description="re-send a record the bridge has not confirmed within this time"
     )
     inflight_window: int = Field(default=20, ge=1, le=1000, description="records sent but not yet confirmed")
+    resend_max_s: float = Field(
+        default=300, gt=0, description="while the bridge does not answer, one record is re-sent at most this rarely"
+    )
     telemetry_every_s: float = Field(default=60, gt=0, description="how often the kiosk reports its own health")
     command_timeout_s: float = Field(default=30, gt=0, description="a remote command not done by then is answered timed_out")
     trust_clock: Literal["if_synchronised", "always"] = Field(

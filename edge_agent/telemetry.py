@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from doorstep.wire import DeviceTelemetry, KioskTelemetry, OutboxDepth
-from edge_agent.outbox import Outbox
+from edge_agent.outbox import Outbox, RecordState
 
 # The SoC's temperature on a Raspberry Pi (and most Linux boards), in millidegrees Celsius.
 CPU_THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
@@ -44,6 +44,7 @@ def kiosk_telemetry(
         outbox_bytes=outbox.used_bytes,
         outbox_budget_bytes=outbox.limits.budget_bytes,
         health_over_budget=outbox.health_over_budget,
+        refused_records=outbox.counts()[RecordState.REFUSED],
         disk_free_bytes=disk_free_bytes(outbox.path.parent),
         cpu_temperature_c=cpu_temperature_c(),
         clock_synchronised=clock_synchronised,

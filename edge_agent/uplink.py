@@ -25,7 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from doorstep.broker_check import check_broker
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
-from doorstep.wire import QOS_RELIABLE, ContractError, KioskState, KioskTopics, Status, decode_ack, encode
+from doorstep.wire import QOS_RELIABLE, Ack, ContractError, KioskState, KioskTopics, Status, decode_ack, encode
 from edge_agent.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ class Uplink:
         *,
         window: int,
         ack_timeout_s: float,
+        resend_max_s: float = 300.0,
         wake: Callable[[], object] = lambda: None,  # its return value is ignored
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -72,11 +73,17 @@ class Uplink:
         self._topics = topics
         self._window = window
         self._ack_timeout_s = ack_timeout_s
+        self._resend_max_s = max(resend_max_s, ack_timeout_s)
+        # Ack timeouts in a row with no ack at all in between: the bridge (not one message) is
+        # away. Then only one record is in flight, as a probe, and its timeout doubles up to
+        # resend_max_s: a district of kiosks must not fill the broker's queue for an absent
+        # bridge with a window of re-sends every ack_timeout_s (115,000 a kiosk a day).
+        self._silent_timeouts = 0
         self._wake = wake
         self._monotonic = monotonic
         self._connected = threading.Event()
         self._pubacks: queue.SimpleQueue[_PubAck] = queue.SimpleQueue()
-        self._acks: queue.SimpleQueue[list[uuid.UUID]] = queue.SimpleQueue()
+        self._acks: queue.SimpleQueue[Ack] = queue.SimpleQueue()
         self._commands: queue.SimpleQueue[ReceivedCommand] = queue.SimpleQueue()
         self._resend = threading.Event()
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
@@ -167,7 +174,7 @@ class Uplink:
         except ContractError as error:
             log.warning("ignored a malformed ack on %s: %s", message.topic, error.reason)
             return
-        self._acks.put(ack.message_ids)
+        self._acks.put(ack)
         self._wake()
 
     # -- called from the agent's loop ---------------------------------------------------------
@@ -192,10 +199,11 @@ class Uplink:
             self._resend.clear()
             self._in_flight.clear()
             self._mid_to_seq.clear()
+            self._silent_timeouts = 0  # asked for: the whole window, now
         self._expire_overdue()
         if not self.connected:
             return 0
-        room = self._window - len(self._in_flight)
+        room = (self._window if self._silent_timeouts == 0 else 1) - len(self._in_flight)
         if room <= 0:
             return 0
         in_flight_seqs = [f.seq for f in self._in_flight.values()]
@@ -236,21 +244,46 @@ class Uplink:
 
     def _apply_acks(self) -> None:
         confirmed: list[uuid.UUID] = []
+        refused: dict[uuid.UUID, str] = {}
         while not self._acks.empty():
-            confirmed.extend(self._acks.get_nowait())
-        if not confirmed:
+            ack = self._acks.get_nowait()
+            confirmed.extend(ack.message_ids)
+            refused.update((r.message_id, r.reason) for r in ack.refused)
+        if not confirmed and not refused:
             return
-        for message_id in confirmed:
+        if self._silent_timeouts:
+            log.info("the bridge answers again: sending with the whole window")
+        self._silent_timeouts = 0
+        for message_id in [*confirmed, *refused]:
             done = self._in_flight.pop(message_id, None)
             if done is not None:
                 self._mid_to_seq.pop(done.mid, None)
-        delivered = self._outbox.mark_delivered(confirmed)
-        log.debug("bridge confirmed %d records (%d newly)", len(confirmed), delivered)
+        if confirmed:
+            delivered = self._outbox.mark_delivered(confirmed)
+            log.debug("bridge confirmed %d records (%d newly)", len(confirmed), delivered)
+        if refused:
+            # A bug in this kiosk (or a newer contract at the bridge): sending again cannot help.
+            newly = self._outbox.mark_refused(refused)
+            if newly:
+                reason = next(iter(refused.values()))
+                log.error("the bridge REFUSED %d record(s) as breaking the contract (kept here, not sent again; "
+                          "see doorstep doctor): %s", newly, reason)
+
+    @property
+    def resend_after_s(self) -> float:
+        """How long a record in flight waits for its ack before it is sent again."""
+        return min(self._resend_max_s, self._ack_timeout_s * 2 ** min(self._silent_timeouts, 32))
 
     def _expire_overdue(self) -> None:
-        deadline = self._monotonic() - self._ack_timeout_s
+        timeout = self.resend_after_s
+        deadline = self._monotonic() - timeout
         overdue = [mid for mid, f in self._in_flight.items() if f.sent_at <= deadline]
         for message_id in overdue:
             expired = self._in_flight.pop(message_id)
             self._mid_to_seq.pop(expired.mid, None)
-            log.info("no confirmation for seq %d within %.0f s: will send again", expired.seq, self._ack_timeout_s)
+            log.info("no confirmation for seq %d within %.0f s: will send again", expired.seq, timeout)
+        if overdue:
+            self._silent_timeouts += 1
+            if self._silent_timeouts == 1:
+                log.warning("no confirmation from the bridge within %.0f s: probing with one record at a time, "
+                            "waiting up to %.0f s, until it answers", timeout, self._resend_max_s)

@@ -70,7 +70,7 @@ def test_only_the_bridge_confirmation_delivers_and_it_is_idempotent(tmp_path: Pa
     outbox.mark_published([first.seq])  # a late PUBACK does not undo delivery
     assert outbox.state_of(first.message_id) is RecordState.DELIVERED
     assert [r.seq for r in outbox.due(10)] == [second.seq]
-    assert outbox.counts() == {RecordState.PENDING: 1, RecordState.PUBLISHED: 0, RecordState.DELIVERED: 1}
+    assert outbox.counts() == {RecordState.PENDING: 1, RecordState.PUBLISHED: 0, RecordState.DELIVERED: 1, RecordState.REFUSED: 0}
     outbox.close()
 
 

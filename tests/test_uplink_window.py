@@ -87,3 +87,33 @@ async def test_a_backlog_drains_through_the_window_in_order_per_stream(
             first_seen[topic].append(seq)
     for topic in STREAMS:
         assert first_seen[topic] == sorted(first_seen[topic]) and len(first_seen[topic]) == BACKLOG, topic
+
+
+@pytest.mark.asyncio
+async def test_while_the_bridge_is_away_the_kiosk_probes_instead_of_resending_its_window(
+    tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any
+) -> None:
+    settings = agent_settings(tmp_path, running_broker, with_cuff=False).model_copy(
+        update={"inflight_window": WINDOW, "ack_timeout_s": 0.2, "resend_max_s": 0.8}
+    )
+    backlog = Outbox(settings.outbox_path)
+    for _ in range(50):
+        backlog.save(TOPICS.reading(ReadingKind.BLOOD_PRESSURE), READING)
+    backlog.close()
+    observer = Observer(running_broker)
+    await asyncio.sleep(0.3)
+    try:
+        async with running_agent(settings) as agent:
+            assert agent.uplink is not None and agent.outbox is not None
+            await asyncio.sleep(4)  # no bridge: nobody acks
+            sent_while_away = len(observer.arrivals)
+            # Re-sending the window every ack timeout would be 20 per 0.2 s: 400 in 4 s. The
+            # probe sends the window once, then one record at 0.2, 0.4, 0.8, 0.8, ... s.
+            assert WINDOW <= sent_while_away <= WINDOW + 8, sent_while_away
+            assert agent.uplink.resend_after_s == 0.8
+            bridge = bridge_factory(running_broker)
+            await wait_until(lambda: bridge.reading_count() == 50, what="the backlog once the bridge is back")
+            await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] == 50, what="every record confirmed")
+            assert agent.uplink.resend_after_s == 0.2  # the first ack brought back the whole window
+    finally:
+        observer.close()
