@@ -30,6 +30,8 @@ from edge_agent.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
+# Ack timeouts in a row, with no ack in between, after which the bridge is taken to be away.
+SILENT_BEFORE_PROBING = 3
 # A failed connection is diagnosed (doorstep/broker_check.py) the first time and
 # then every this many attempts, so a kiosk offline for a day does not log a check a second.
 DIAGNOSE_EVERY = 20
@@ -74,10 +76,12 @@ class Uplink:
         self._window = window
         self._ack_timeout_s = ack_timeout_s
         self._resend_max_s = max(resend_max_s, ack_timeout_s)
-        # Ack timeouts in a row with no ack at all in between: the bridge (not one message) is
-        # away. Then only one record is in flight, as a probe, and its timeout doubles up to
-        # resend_max_s: a district of kiosks must not fill the broker's queue for an absent
-        # bridge with a window of re-sends every ack_timeout_s (115,000 a kiosk a day).
+        # Ack timeouts in a row with no ack at all in between. From SILENT_BEFORE_PROBING on,
+        # the bridge (not one message) is taken to be away: only one record is in flight, as a
+        # probe, and its timeout doubles up to resend_max_s. A district of kiosks must not fill
+        # the broker's queue for an absent bridge with a window of re-sends every ack_timeout_s
+        # (115,000 a kiosk a day); a lost message or a dead worker among live ones, though, is
+        # re-sent at the usual pace.
         self._silent_timeouts = 0
         self._wake = wake
         self._monotonic = monotonic
@@ -203,7 +207,7 @@ class Uplink:
         self._expire_overdue()
         if not self.connected:
             return 0
-        room = (self._window if self._silent_timeouts == 0 else 1) - len(self._in_flight)
+        room = (self._window if not self.probing else 1) - len(self._in_flight)
         if room <= 0:
             return 0
         in_flight_seqs = [f.seq for f in self._in_flight.values()]
@@ -251,7 +255,7 @@ class Uplink:
             refused.update((r.message_id, r.reason) for r in ack.refused)
         if not confirmed and not refused:
             return
-        if self._silent_timeouts:
+        if self.probing:
             log.info("the bridge answers again: sending with the whole window")
         self._silent_timeouts = 0
         for message_id in [*confirmed, *refused]:
@@ -270,9 +274,15 @@ class Uplink:
                           "see doorstep doctor): %s", newly, reason)
 
     @property
+    def probing(self) -> bool:
+        """Whether the bridge seems away: one record at a time, each waiting longer."""
+        return self._silent_timeouts >= SILENT_BEFORE_PROBING
+
+    @property
     def resend_after_s(self) -> float:
         """How long a record in flight waits for its ack before it is sent again."""
-        return min(self._resend_max_s, self._ack_timeout_s * 2 ** min(self._silent_timeouts, 32))
+        doublings = max(0, self._silent_timeouts - SILENT_BEFORE_PROBING + 1)
+        return min(self._resend_max_s, self._ack_timeout_s * 2 ** min(doublings, 32))
 
     def _expire_overdue(self) -> None:
         timeout = self.resend_after_s
@@ -284,6 +294,6 @@ class Uplink:
             log.info("no confirmation for seq %d within %.0f s: will send again", expired.seq, timeout)
         if overdue:
             self._silent_timeouts += 1
-            if self._silent_timeouts == 1:
+            if self._silent_timeouts == SILENT_BEFORE_PROBING:
                 log.warning("no confirmation from the bridge within %.0f s: probing with one record at a time, "
                             "waiting up to %.0f s, until it answers", timeout, self._resend_max_s)
