@@ -34,7 +34,9 @@ def postgres_available() -> bool:
 
 
 class PostgresCluster:
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """`durable`: fsync on, as in production (the benchmarks); the tests need no power-cut
+        safety and run faster without it."""
         initdb, pg_ctl = _tool("initdb"), _tool("pg_ctl")
         if initdb is None or pg_ctl is None:
             raise RuntimeError("PostgreSQL is not installed (./dev setup installs the postgresql package)")
@@ -50,7 +52,9 @@ class PostgresCluster:
             self.root.chmod(0o755)
             self._as = ["runuser", "-u", "postgres", "--"]
         self._run([initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off -c full_page_writes=off"
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}"
+        if not durable:
+            options += " -c fsync=off -c full_page_writes=off"
         self._run([pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "postgres.log"), "-w", "start"])
 
     def _run(self, command: list[str]) -> None:
