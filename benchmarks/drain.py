@@ -1,0 +1,138 @@
+"""Benchmark 1, drain: a kiosk's backlog of N readings (the real outbox file, the real agent
+process) through a real Mosquitto to a real bridge worker process, in records per second until
+the bridge has confirmed every one; against raw paho-mqtt publishing the same bodies at QoS 1
+with the same in-flight window to the same broker (with a subscriber doing nothing, where the
+bridge would be), until the last PUBACK.
+
+The raw stack stops at the broker's PUBACK; Doorstep goes on to the bridge's commit and its
+ack, because a PUBACK is not storage (docs/protocol.md). That round trip is the price of the
+promise, and this benchmark says how big it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+from tqdm import tqdm
+
+from cloud_bridge.store import Reading
+from doorstep.db import create_durable_engine
+
+from benchmarks import agents, plots, raw_mqtt, stack
+from benchmarks.backlog import backlog
+from benchmarks.report import Figure, common_arguments, publish
+
+KIOSK = "kiosk-drain"
+POLL_S = 0.1
+
+
+def drain_doorstep(directory: Path, template: Path, records: int, window: int, database: str,
+                   progress: bool) -> tuple[float, list[tuple[float, int]]]:
+    """Seconds from the bridge's first message to the last record confirmed; the curve."""
+    with stack.broker(directory) as mqtt, stack.databases(directory) as dbs:
+        url = dbs.new(database)
+        with stack.bridge_workers(directory / "bridge", mqtt, url) as _workers:
+            outbox = directory / "outbox.sqlite3"
+            outbox.write_bytes(template.read_bytes())
+            config = agents.write_config(directory / "agent.yaml", KIOSK, outbox, mqtt, inflight_window=window)
+            engine = create_durable_engine(url)
+            agent = agents.start(config, directory / "agent.log")
+            curve: list[tuple[float, int]] = []
+            bar = tqdm(total=records, desc=f"drain (window {window})", unit="rec", disable=not progress, leave=False)
+            try:
+                deadline = time.monotonic() + max(600, records / 20)
+                delivered = 0
+                while delivered < records:
+                    if agent.poll() is not None:
+                        raise RuntimeError(f"the agent exited with {agent.returncode}; see {directory / 'agent.log'}")
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"drain stalled at {delivered} of {records}")
+                    time.sleep(POLL_S)
+                    delivered = agents.outbox_states(outbox).get("delivered", 0)
+                    curve.append((time.time(), delivered))
+                    bar.update(delivered - bar.n)
+                finished = time.time()
+            finally:
+                bar.close()
+                agents.stop(agent)
+            with Session(engine) as session:
+                first = session.exec(select(func.min(Reading.received_at))).one()
+                stored = session.exec(select(func.count()).select_from(Reading)).one()
+            engine.dispose()
+    if stored != records:
+        raise RuntimeError(f"the bridge holds {stored} readings, not {records}")
+    assert first is not None
+    started = first.replace(tzinfo=UTC).timestamp() if first.tzinfo is None else first.timestamp()
+    return finished - started, [(t - started, n) for t, n in curve if t >= started]
+
+
+def drain_raw(directory: Path, template: Path, window: int) -> float:
+    import json
+    import subprocess
+    import sys
+
+    with stack.broker(directory / "raw") as mqtt:
+        subscriber = raw_mqtt.NullSubscriber(mqtt.host, mqtt.port, "$share/bridge/doorstep/v1/#").start()
+        try:
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.raw_mqtt", "publish", "--outbox", str(template),
+                 "--port", str(mqtt.port), "--window", str(window)],
+                capture_output=True, text=True, check=True, timeout=3600,
+            ).stdout
+        finally:
+            subscriber.stop()
+    return float(json.loads(out)["seconds"])
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--window", type=int, default=20, help="the agent's inflight_window and raw paho's")
+    parser.add_argument("--database", choices=stack.DATABASES, default="sqlite")
+    common_arguments(parser)
+    args = parser.parse_args(argv)
+    rate = Figure("drain rate", "records/s", goal="ratio ≥ 0.9", judge=lambda _v, r: r is not None and r >= 0.9)
+    curves = []
+    with stack.workdir("drain") as directory:
+        bar = tqdm(total=args.records, desc="building the backlog", unit="rec", disable=args.no_progress, leave=False)
+        template = backlog(directory / "template.sqlite3", KIOSK, args.records, bar.update)
+        bar.close()
+        for run in range(args.repeat):
+            run_dir = directory / f"run-{run}"
+            run_dir.mkdir()
+            raw_s = drain_raw(run_dir, template, args.window)
+            doorstep_s, curve = drain_doorstep(run_dir, template, args.records, args.window, args.database,
+                                               not args.no_progress)
+            rate.raw.append(args.records / raw_s)
+            rate.doorstep.append(args.records / doorstep_s)
+            curves.append(curve)
+            print(f"run {run + 1}: Doorstep {args.records / doorstep_s:,.0f} records/s, raw paho {args.records / raw_s:,.0f}/s")
+    plot = plots.lines(
+        args.plots / "drain.png", f"Drain of a {args.records:,}-reading backlog (window {args.window}, bridge on {args.database})",
+        "seconds since the bridge's first message", "records confirmed by the bridge",
+        [(f"run {i + 1}", [t for t, _ in c], [n for _, n in c]) for i, c in enumerate(curves)],
+    )
+    notes = f"""
+{args.records:,} blood-pressure readings (with a resident pseudonym; {template_size(args.records)}) in the
+outbox of a real `doorstep agent` process with `inflight_window: {args.window}`; one `doorstep bridge` worker
+process on {args.database}; one Mosquitto. Timed from the bridge's first stored message to the moment the
+outbox holds every record as delivered (the bridge's ack applied). Raw: paho-mqtt publishing the same
+bodies at QoS 1 with `max_inflight_messages_set({args.window})` and a new publish only per PUBACK, to a
+fresh Mosquitto with a subscriber that does nothing on the bridge's shared subscription; timed to the
+last PUBACK. Every reading was checked stored exactly once.
+"""
+    publish("drain", "1. Drain: a backlog to the bridge", "python -m benchmarks.drain", [rate], notes, [plot], args.docs)
+    return [rate]
+
+
+def template_size(records: int) -> str:
+    return f"{datetime.now(UTC):%Y}"[:0] + "see the outbox's record size in the Save section"
+
+
+if __name__ == "__main__":
+    main()
