@@ -46,6 +46,7 @@ from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify, commit_parsed
 from cloud_bridge.metrics import BridgeMetrics
+from doorstep.sealing import Opener
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class Ingest:
         share_group: str,
         rules: AlertRules | None = None,
         notify: bool = False,
+        opener: Opener | None = None,
         metrics: BridgeMetrics | None = None,
         batch_max: int = 200,
         batch_wait_s: float = 0.02,
@@ -100,6 +102,7 @@ class Ingest:
         self._subscriptions = [shared_subscription(share_group), STATUS_SUBSCRIPTION]
         self._rules = rules or AlertRules()
         self._notify = notify
+        self._opener = opener
         self.metrics = metrics or BridgeMetrics()
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
@@ -160,7 +163,7 @@ class Ingest:
             topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are the only honest name
         if is_downstream(topic):
             return
-        classified = classify(Inbound(topic, bytes(message.payload)), self._clock())
+        classified = classify(Inbound(topic, bytes(message.payload)), self._clock(), self._opener)
         if isinstance(classified, Refused):
             self._refuse(classified)
         elif classified is not None:
@@ -244,6 +247,7 @@ class Ingest:
                     else:
                         batch.valid += item.valid
                         batch.statuses += item.statuses
+                        batch.unopenable += item.unopenable
                     if len(batch.valid) + len(batch.statuses) >= self._batch_max:
                         break
                     item = self._inbox.get(timeout=self._batch_wait_s)
@@ -257,7 +261,7 @@ class Ingest:
             try:
                 for ack in pubacks:
                     self._command_puback(ack)
-                if batch.valid or batch.statuses or batch.refused:
+                if batch.valid or batch.statuses or batch.refused or batch.unopenable:
                     self.process(batch)
             except Exception:
                 # A bug must not stop ingest for every kiosk; nothing was acked, so nothing is lost.
@@ -283,6 +287,11 @@ class Ingest:
         self.metrics.batch_size.observe(len(batch.valid) + len(batch.statuses) + len(batch.refused))
         for (channel, result), count in outcome.counts().items():
             self.metrics.messages.labels(channel, result).inc(count)
+        if batch.unopenable:
+            self.metrics.unopenable.inc(len(batch.unopenable))
+            log.error("%d reading(s) sealed for payload key(s) %s, which this bridge does not hold: not stored; "
+                      "their kiosks send them again (add the key to payload_keys)",
+                      len(batch.unopenable), ", ".join(sorted({u.key_id for u in batch.unopenable})))
         if outcome.refused:
             self.metrics.dead_letters.inc(outcome.refused)
             self.metrics.messages.labels("unknown", "refused").inc(outcome.refused)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.wire import Ack, Channel, Status, decode_command, parse_topic, validate_upstream
+from doorstep.wire import Ack, Channel, Envelope, Status, decode_command, parse_topic, validate_upstream
 
 PROTOCOL_DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 EXAMPLE = re.compile(r"```json (\S+)\n(.*?)```", re.DOTALL)
@@ -29,5 +29,8 @@ def test_example_parses(topic: str, body: str) -> None:
         Ack.model_validate_json(body)
     elif channel is Channel.COMMANDS:
         decode_command(body.encode())
+    elif '"sealed": {' in body:
+        # No document holds the bridge's private key: the envelope is checked, the box cannot be.
+        Envelope.model_validate_json(body)
     else:
         validate_upstream(topic, body.encode())
