@@ -308,9 +308,9 @@ class Ingest:
         refusals: dict[KioskTopics, list[RefusedMessage]] = defaultdict(list)
         for message in stored:
             ids[message.topic.kiosk_topics].append(message.envelope.message_id)
-        for message in refused:
-            if message.kiosk is not None and message.message_id is not None:
-                refusals[message.kiosk].append(RefusedMessage(message_id=message.message_id, reason=message.reason[:500]))
+        for refusal in refused:
+            if refusal.kiosk is not None and refusal.message_id is not None:
+                refusals[refusal.kiosk].append(RefusedMessage(message_id=refusal.message_id, reason=refusal.reason[:500]))
         for topics in ids.keys() | refusals.keys():
             confirmed = list(dict.fromkeys(ids.get(topics, [])))
             refused_here = refusals.get(topics, [])

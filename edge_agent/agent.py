@@ -251,11 +251,12 @@ class Agent:
         states = []
         for job in self.scheduler.get_jobs():
             record = records.get(job.id)
-            done = {} if record is None else {
-                "last_run_at": record.last_run_at, "last_outcome": record.last_outcome,
-                "last_error": record.last_error, "runs": record.runs, "failures": record.failures,
-            }
-            states.append(JobState(id=job.id, next_run_time=job.next_run_time, **done))
+            if record is None:
+                states.append(JobState(id=job.id, next_run_time=job.next_run_time))
+                continue
+            states.append(JobState(id=job.id, next_run_time=job.next_run_time, last_run_at=record.last_run_at,
+                                   last_outcome=record.last_outcome, last_error=record.last_error, runs=record.runs,
+                                   failures=record.failures))
         return states
 
     def _write_status(self) -> None:

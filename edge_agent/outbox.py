@@ -540,7 +540,7 @@ class Outbox:
                 .order_by(col(OutboxRecord.seq).desc())
                 .limit(limit)
             ).all()
-        return [(int(seq), topic, refusal) for seq, topic, refusal in rows]
+        return [(int(seq or 0), topic, refusal) for seq, topic, refusal in rows]
 
     def counts(self) -> dict[RecordState, int]:
         with Session(self._engine) as session:
