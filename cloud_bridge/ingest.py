@@ -40,7 +40,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
-from doorstep.wire import MAX_ACK_IDS, QOS_RELIABLE, TOPIC_ROOT, Ack, Channel, KioskTopics, RefusedMessage, UpstreamMessage, encode
+from doorstep.wire import (
+    BRIDGE_STATUS_ROOT,
+    MAX_ACK_IDS,
+    QOS_RELIABLE,
+    TOPIC_ROOT,
+    Ack,
+    Channel,
+    KioskState,
+    KioskTopics,
+    RefusedMessage,
+    Status,
+    UpstreamMessage,
+    bridge_status_topic,
+    encode,
+)
 
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
@@ -69,6 +83,9 @@ def shared_subscription(group: str) -> str:
 
 
 def is_downstream(topic: str) -> bool:
+    """What the bridge itself publishes: acks, commands, and its workers' own status."""
+    if topic.startswith(BRIDGE_STATUS_ROOT + "/"):
+        return True
     tail = topic[len(TOPIC_ROOT) :]
     return tail.endswith(_DOWNSTREAM[0]) or _DOWNSTREAM[1] in tail
 
@@ -116,7 +133,10 @@ class Ingest:
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._client = make_client(client_id, broker)
+        self._status_topic = bridge_status_topic(client_id)
+        self._client.will_set(self._status_topic, encode(Status(state=KioskState.OFFLINE)), qos=QOS_RELIABLE, retain=True)
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
@@ -138,6 +158,13 @@ class Ingest:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self.connected:  # a clean disconnect does not fire the Last Will
+            offline = Status(state=KioskState.OFFLINE, at=datetime.now(UTC))
+            info = self._client.publish(self._status_topic, encode(offline), qos=QOS_RELIABLE, retain=True)
+            try:
+                info.wait_for_publish(2)
+            except (RuntimeError, ValueError):
+                pass
         self._client.disconnect()
         self._client.loop_stop()
         self._worker.join(timeout=10)
@@ -149,8 +176,17 @@ class Ingest:
             log.error("broker refused the bridge's connection: %s", reason)
             return
         client.subscribe([(topic, QOS_RELIABLE) for topic in self._subscriptions])
-        self._connected.set()
         log.info("bridge connected, subscribed to %s", ", ".join(self._subscriptions))
+
+    def _on_subscribe(self, client: mqtt.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.error("the broker refused the bridge's subscriptions: %s", ", ".join(refused))
+            return
+        self._connected.set()
+        # Only now, subscribed, may kiosks waiting for the bridge send their backlog.
+        online = Status(state=KioskState.ONLINE, at=datetime.now(UTC))
+        client.publish(self._status_topic, encode(online), qos=QOS_RELIABLE, retain=True)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         self._connected.clear()

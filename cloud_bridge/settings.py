@@ -28,7 +28,9 @@ class BridgeSettings(FileSettings):
     )
     broker: BrokerSettings = BrokerSettings()
     client_id: str = Field(
-        default="doorstep-bridge-1", description="unique per worker; stable across restarts (persistent session)"
+        default="doorstep-bridge-1",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="unique per worker; stable across restarts (persistent session)",
     )
     share_group: str = Field(
         default="bridge", pattern=r"^[A-Za-z0-9_-]+$", description="MQTT 5 shared-subscription group of all workers"

@@ -545,6 +545,20 @@ def _describe(error: ValidationError) -> str:
 # --- Status, acks ---------------------------------------------------------------------------
 
 
+# Each bridge worker says here, retained, whether it is up: "online" once it is subscribed, and
+# "offline" as its Last Will or when it stops. A kiosk that stopped hearing acks (the bridge away)
+# listens, and sends its backlog at once when a worker comes back instead of at its next probe.
+# "_bridge" is not a slug, so it can never be a site.
+BRIDGE_STATUS_ROOT: Final = f"{TOPIC_ROOT}/_bridge"
+BRIDGE_STATUS_FILTER: Final = f"{BRIDGE_STATUS_ROOT}/+"
+
+
+def bridge_status_topic(client_id: str) -> str:
+    if not re.match(r"^[A-Za-z0-9_-]{1,64}$", client_id):
+        raise ContractError(f"bridge client id {client_id!r}: 1-64 letters, digits, '-' or '_'")
+    return f"{BRIDGE_STATUS_ROOT}/{client_id}"
+
+
 class KioskState(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"
