@@ -41,6 +41,7 @@ class AlertKind(StrEnum):
     SEQUENCE_GAP = "sequence_gap"  # a message was lost somewhere between kiosk and bridge
     SEQUENCE_RESTARTED = "sequence_restarted"  # the kiosk's outbox started over (set aside as corrupt?)
     MESSAGES_REFUSED = "messages_refused"  # the kiosk sends messages that break the contract (a bug)
+    PAYLOAD_KEY_MISSING = "payload_key_missing"  # readings sealed for a key the bridge lacks (its configuration)
 
 
 # Alerts that carry a resident's health data: seen only by those who may read readings.

@@ -114,7 +114,7 @@ def _raise(session: Session, signal: Raise) -> list[AlertChange]:
         open_key=open_key(signal.kind, signal.site, signal.kiosk, signal.about),
     )
     excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=["open_key"],
         set_={
             "occurrences": table.c.occurrences + 1,
@@ -123,7 +123,7 @@ def _raise(session: Session, signal: Raise) -> list[AlertChange]:
             "data": excluded.data,
         },
     ).returning(table.c.id, table.c.occurrences)
-    alert_id, occurrences = session.execute(statement).one()
+    alert_id, occurrences = session.execute(upsert).one()
     if occurrences != 1:
         return []
     alert = session.get(Alert, alert_id)

@@ -52,6 +52,7 @@ from cloud_bridge.fleet import Device, Kiosk, KioskReport, apply_device_reports,
 from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
 from cloud_bridge import webhook
+from doorstep.sealing import Opener, UnknownPayloadKey
 
 
 
@@ -115,15 +116,29 @@ def _sender_of(topic: str, body: bytes) -> tuple[KioskTopics | None, uuid.UUID |
         return parsed.kiosk_topics, None
 
 
-Classified = UpstreamMessage | KioskStatusReport | Refused | None
+@dataclass(frozen=True, slots=True)
+class Unopenable:
+    """Sealed for a payload key this bridge does not hold: not the kiosk's fault, so neither
+    stored nor refused; the kiosk sends it again, and it is stored once the key is installed."""
+
+    kiosk: KioskTopics
+    key_id: str
+    received_at: datetime
 
 
-def classify(item: Inbound, received_at: datetime) -> Classified:
+Classified = UpstreamMessage | KioskStatusReport | Refused | Unopenable | None
+
+
+def classify(item: Inbound, received_at: datetime, opener: Opener | None = None) -> Classified:
     """One message as the contract sees it; None for a retained status being cleared."""
     try:
         topic = parse_topic(item.topic)
         if topic.channel is not Channel.STATUS:
-            return validate_upstream(item.topic, item.body)
+            try:
+                # A bridge with no keys at all lacks a key too: the kiosk is not at fault.
+                return validate_upstream(item.topic, item.body, (opener or Opener([])).open)
+            except UnknownPayloadKey as missing:
+                return Unopenable(topic.kiosk_topics, missing.key_id, received_at)
         if not item.body:
             return None
         try:
@@ -141,28 +156,32 @@ class Parsed:
     valid: list[UpstreamMessage] = field(default_factory=list)
     statuses: list[KioskStatusReport] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
+    unopenable: list[Unopenable] = field(default_factory=list)
 
     def add(self, classified: Classified) -> None:
         if isinstance(classified, Refused):
             self.refused.append(classified)
+        elif isinstance(classified, Unopenable):
+            self.unopenable.append(classified)
         elif isinstance(classified, KioskStatusReport):
             self.statuses.append(classified)
         elif classified is not None:
             self.valid.append(classified)
 
 
-def parse(batch: Sequence[Inbound], received_at: datetime) -> Parsed:
+def parse(batch: Sequence[Inbound], received_at: datetime, opener: Opener | None = None) -> Parsed:
     parsed = Parsed()
     for item in batch:
-        parsed.add(classify(item, received_at))
+        parsed.add(classify(item, received_at, opener))
     return parsed
 
 
 def commit_batch(
-    engine: Engine, batch: Sequence[Inbound], *, rules: AlertRules, notify: bool, received_at: datetime
+    engine: Engine, batch: Sequence[Inbound], *, rules: AlertRules, notify: bool, received_at: datetime,
+    opener: Opener | None = None,
 ) -> BatchOutcome:
     """Validate and store a batch and all it implies, in one commit (see commit_parsed)."""
-    return commit_parsed(engine, parse(batch, received_at), rules=rules, notify=notify, received_at=received_at)
+    return commit_parsed(engine, parse(batch, received_at, opener), rules=rules, notify=notify, received_at=received_at)
 
 
 def commit_parsed(
@@ -191,6 +210,7 @@ def commit_parsed(
             signals += reading_signals(message, rules)
         signals += late_arrivals(session, new, received_at)
         signals += refusal_signals(parsed.refused)
+        signals += missing_key_signals(parsed.unopenable)
         commands.apply_results(session, [m for m in new if m.topic.channel is Channel.COMMAND_RESULTS])
         outcome.alert_changes = apply_signals(session, signals)
         if notify:
@@ -210,6 +230,17 @@ def refusal_signals(refused: Sequence[Refused]) -> list[Signal]:
               f"the bridge refuses this kiosk's messages as breaking the contract: {message.reason[:300]}",
               message.received_at, {"topic": message.topic, "reason": message.reason[:500]})
         for kiosk, message in sorted(latest.items(), key=lambda item: (item[0].site, item[0].kiosk))
+    ]
+
+
+def missing_key_signals(unopenable: Sequence[Unopenable]) -> list[Signal]:
+    """Readings this bridge cannot open: its configuration lacks a key the kiosks use."""
+    found = {(u.kiosk.site, u.kiosk.kiosk, u.key_id): u for u in unopenable}
+    return [
+        Raise(AlertKind.PAYLOAD_KEY_MISSING, Severity.CRITICAL, site, kiosk, key_id,
+              f"this kiosk seals its readings for payload key {key_id}, which the bridge does not hold "
+              "(payload_keys): they wait at the kiosk until the key is installed", u.received_at, {"key_id": key_id})
+        for (site, kiosk, key_id), u in sorted(found.items())
     ]
 
 

@@ -40,12 +40,27 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
-from doorstep.wire import MAX_ACK_IDS, QOS_RELIABLE, TOPIC_ROOT, Ack, Channel, KioskTopics, RefusedMessage, UpstreamMessage, encode
+from doorstep.wire import (
+    BRIDGE_STATUS_ROOT,
+    MAX_ACK_IDS,
+    QOS_RELIABLE,
+    TOPIC_ROOT,
+    Ack,
+    Channel,
+    KioskState,
+    KioskTopics,
+    RefusedMessage,
+    Status,
+    UpstreamMessage,
+    bridge_status_topic,
+    encode,
+)
 
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify, commit_parsed
 from cloud_bridge.metrics import BridgeMetrics
+from doorstep.sealing import Opener
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +83,9 @@ def shared_subscription(group: str) -> str:
 
 
 def is_downstream(topic: str) -> bool:
+    """What the bridge itself publishes: acks, commands, and its workers' own status."""
+    if topic.startswith(BRIDGE_STATUS_ROOT + "/"):
+        return True
     tail = topic[len(TOPIC_ROOT) :]
     return tail.endswith(_DOWNSTREAM[0]) or _DOWNSTREAM[1] in tail
 
@@ -89,6 +107,7 @@ class Ingest:
         share_group: str,
         rules: AlertRules | None = None,
         notify: bool = False,
+        opener: Opener | None = None,
         metrics: BridgeMetrics | None = None,
         batch_max: int = 200,
         batch_wait_s: float = 0.02,
@@ -100,6 +119,7 @@ class Ingest:
         self._subscriptions = [shared_subscription(share_group), STATUS_SUBSCRIPTION]
         self._rules = rules or AlertRules()
         self._notify = notify
+        self._opener = opener
         self.metrics = metrics or BridgeMetrics()
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
@@ -113,7 +133,10 @@ class Ingest:
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._client = make_client(client_id, broker)
+        self._status_topic = bridge_status_topic(client_id)
+        self._client.will_set(self._status_topic, encode(Status(state=KioskState.OFFLINE)), qos=QOS_RELIABLE, retain=True)
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
@@ -135,6 +158,13 @@ class Ingest:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self.connected:  # a clean disconnect does not fire the Last Will
+            offline = Status(state=KioskState.OFFLINE, at=datetime.now(UTC))
+            info = self._client.publish(self._status_topic, encode(offline), qos=QOS_RELIABLE, retain=True)
+            try:
+                info.wait_for_publish(2)
+            except (RuntimeError, ValueError):
+                pass
         self._client.disconnect()
         self._client.loop_stop()
         self._worker.join(timeout=10)
@@ -146,8 +176,17 @@ class Ingest:
             log.error("broker refused the bridge's connection: %s", reason)
             return
         client.subscribe([(topic, QOS_RELIABLE) for topic in self._subscriptions])
-        self._connected.set()
         log.info("bridge connected, subscribed to %s", ", ".join(self._subscriptions))
+
+    def _on_subscribe(self, client: mqtt.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.error("the broker refused the bridge's subscriptions: %s", ", ".join(refused))
+            return
+        self._connected.set()
+        # Only now, subscribed, may kiosks waiting for the bridge send their backlog.
+        online = Status(state=KioskState.ONLINE, at=datetime.now(UTC))
+        client.publish(self._status_topic, encode(online), qos=QOS_RELIABLE, retain=True)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         self._connected.clear()
@@ -160,7 +199,7 @@ class Ingest:
             topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are the only honest name
         if is_downstream(topic):
             return
-        classified = classify(Inbound(topic, bytes(message.payload)), self._clock())
+        classified = classify(Inbound(topic, bytes(message.payload)), self._clock(), self._opener)
         if isinstance(classified, Refused):
             self._refuse(classified)
         elif classified is not None:
@@ -244,6 +283,7 @@ class Ingest:
                     else:
                         batch.valid += item.valid
                         batch.statuses += item.statuses
+                        batch.unopenable += item.unopenable
                     if len(batch.valid) + len(batch.statuses) >= self._batch_max:
                         break
                     item = self._inbox.get(timeout=self._batch_wait_s)
@@ -257,7 +297,7 @@ class Ingest:
             try:
                 for ack in pubacks:
                     self._command_puback(ack)
-                if batch.valid or batch.statuses or batch.refused:
+                if batch.valid or batch.statuses or batch.refused or batch.unopenable:
                     self.process(batch)
             except Exception:
                 # A bug must not stop ingest for every kiosk; nothing was acked, so nothing is lost.
@@ -283,6 +323,11 @@ class Ingest:
         self.metrics.batch_size.observe(len(batch.valid) + len(batch.statuses) + len(batch.refused))
         for (channel, result), count in outcome.counts().items():
             self.metrics.messages.labels(channel, result).inc(count)
+        if batch.unopenable:
+            self.metrics.unopenable.inc(len(batch.unopenable))
+            log.error("%d reading(s) sealed for payload key(s) %s, which this bridge does not hold: not stored; "
+                      "their kiosks send them again (add the key to payload_keys)",
+                      len(batch.unopenable), ", ".join(sorted({u.key_id for u in batch.unopenable})))
         if outcome.refused:
             self.metrics.dead_letters.inc(outcome.refused)
             self.metrics.messages.labels("unknown", "refused").inc(outcome.refused)
@@ -299,9 +344,9 @@ class Ingest:
         refusals: dict[KioskTopics, list[RefusedMessage]] = defaultdict(list)
         for message in stored:
             ids[message.topic.kiosk_topics].append(message.envelope.message_id)
-        for message in refused:
-            if message.kiosk is not None and message.message_id is not None:
-                refusals[message.kiosk].append(RefusedMessage(message_id=message.message_id, reason=message.reason[:500]))
+        for refusal in refused:
+            if refusal.kiosk is not None and refusal.message_id is not None:
+                refusals[refusal.kiosk].append(RefusedMessage(message_id=refusal.message_id, reason=refusal.reason[:500]))
         for topics in ids.keys() | refusals.keys():
             confirmed = list(dict.fromkeys(ids.get(topics, [])))
             refused_here = refusals.get(topics, [])

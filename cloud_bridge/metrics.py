@@ -26,6 +26,9 @@ class BridgeMetrics:
         self.dead_letters_dropped = Counter(
             "doorstep_bridge_dead_letters_dropped", "Refused messages not kept: a flood past the backlog", registry=r
         )
+        self.unopenable = Counter(
+            "doorstep_bridge_sealed_without_key", "Readings sealed for a payload key this bridge does not hold", registry=r
+        )
         self.acks = Counter("doorstep_bridge_acks", "Ack messages published to kiosks after a commit", registry=r)
         self.batch_failures = Counter("doorstep_bridge_batch_failures", "Batches not stored (kiosks re-send them)", registry=r)
         self.batch_seconds = Histogram(

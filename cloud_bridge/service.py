@@ -48,6 +48,7 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         share_group=settings.share_group,
         rules=settings.alerts,
         notify=notify,
+        opener=settings.opener(),
         metrics=metrics,
         batch_max=settings.batch_max,
         batch_wait_s=settings.batch_wait_s,

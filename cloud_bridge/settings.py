@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.webhook import WebhookSettings
 from doorstep.config import FileSettings
 from doorstep.mqtt import BrokerSettings
+from doorstep.sealing import Opener, private_key_from_file
 
 
 # Good for a laptop and the tests; refused anywhere else.
@@ -26,7 +28,9 @@ class BridgeSettings(FileSettings):
     )
     broker: BrokerSettings = BrokerSettings()
     client_id: str = Field(
-        default="doorstep-bridge-1", description="unique per worker; stable across restarts (persistent session)"
+        default="doorstep-bridge-1",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="unique per worker; stable across restarts (persistent session)",
     )
     share_group: str = Field(
         default="bridge", pattern=r"^[A-Za-z0-9_-]+$", description="MQTT 5 shared-subscription group of all workers"
@@ -49,6 +53,22 @@ class BridgeSettings(FileSettings):
         description="keys the hashes of API tokens; at least 32 characters, e.g. `openssl rand -hex 32`",
     )
     session_hours: float = Field(default=12, gt=0, le=24 * 30, description="a login's token lasts this long")
+    payload_keys: list[FilePath] = Field(
+        default_factory=list,
+        description="private keys (from `doorstep keys create`) that open the readings kiosks sealed; "
+        "an old and a new one while kiosks move over",
+    )
+
+    @field_validator("payload_keys")
+    @classmethod
+    def _keys_readable(cls, paths: list[Path]) -> list[Path]:
+        for path in paths:
+            private_key_from_file(path)  # ValueError names the file and the problem
+        return paths
+
+    def opener(self) -> Opener | None:
+        keys = [private_key_from_file(path) for path in self.payload_keys]
+        return Opener(keys) if keys else None
 
     @model_validator(mode="after")
     def _a_real_secret_outside_development(self) -> BridgeSettings:

@@ -11,7 +11,9 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import JSON, Engine, Index, Insert, Table
+from sqlalchemy import JSON, Engine, Index, Table
+from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -137,7 +139,7 @@ def table_of(model: type[SQLModel]) -> Table:
     return model.__table__  # type: ignore[attr-defined, no-any-return]
 
 
-def dialect_insert(session: Session, model: type[SQLModel]) -> Insert:
+def dialect_insert(session: Session, model: type[SQLModel]) -> SqliteInsert | PostgresqlInsert:
     """INSERT for the session's database, with ON CONFLICT available (SQLite and PostgreSQL)."""
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     return insert(table_of(model))

@@ -114,6 +114,26 @@ def _bridge_database(config: Path | None):  # type: ignore[no-untyped-def]
     return settings, engine
 
 
+keys_app = typer.Typer(help="The key pair that seals residents' readings from kiosk to bridge.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    out: Annotated[Path, typer.Option(help="directory for the private key (payload.key, mode 0600)")] = Path("."),
+) -> None:
+    """Write a new private key for the bridge (its `payload_keys`) and print the public key for
+    every kiosk's `payload_public_key`. Keep the private key on the bridge's machines only."""
+    from doorstep.sealing import write_key_pair
+
+    try:
+        path, public = write_key_pair(out)
+    except FileExistsError:
+        raise _fail(f"{out / 'payload.key'} exists: not overwritten (rotating? create the new one elsewhere)") from None
+    typer.echo(f"private key (bridge, payload_keys): {path}", err=True)
+    typer.echo(public)
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="lowercase letters, digits, '.', '_', '-'")],

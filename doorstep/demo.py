@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from doorstep.mosquitto import MosquittoProcess, free_port
+from doorstep.sealing import encode_key, private_key_from_file, write_key_pair
 
 DEMO_SITE = "demo-site"
 DEMO_KIOSK = "kiosk-1"
@@ -75,6 +76,15 @@ def _spawn(role: str, config: Path, log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _demo_payload_key(directory: Path) -> tuple[Path, str]:
+    """The demo seals readings as a real station does: the bridge holds the private key, the
+    kiosk only the public one. Kept across runs of the same workdir."""
+    path = directory / "payload.key"
+    if path.exists():
+        return path, encode_key(private_key_from_file(path).public_key)
+    return write_key_pair(directory)
+
+
 def run_demo(workdir: Path | None, http_port: int) -> None:
     workdir = workdir or Path(tempfile.mkdtemp(prefix="doorstep-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -87,11 +97,13 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
     bridge_config = workdir / "bridge.yaml"
     database_url = f"sqlite:///{workdir / 'bridge.sqlite3'}"
     tokens = _demo_people(database_url)
+    payload_key, payload_public_key = _demo_payload_key(workdir / "keys")
     bridge_config.write_text(
         yaml.safe_dump(
             {
                 "database_url": database_url,
                 "environment": "development",
+                "payload_keys": [str(payload_key)],
                 "broker": broker_settings,
                 "http_port": http_port,
             }
@@ -105,6 +117,7 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
                 "kiosk": DEMO_KIOSK,
                 "outbox_path": str(workdir / "outbox.sqlite3"),
                 "broker": broker_settings,
+                "payload_public_key": payload_public_key,
                 "devices": [
                     {
                         "address": address,

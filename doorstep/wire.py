@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
@@ -447,6 +448,13 @@ class CommandResultPayload(_Strict):
 # --- The envelope ---------------------------------------------------------------------------
 
 
+class SealedPayload(_Strict):
+    """A payload sealed for the bridge (doorstep/sealing.py): libsodium's sealed box of its JSON."""
+
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="which of the bridge's keys opens it")
+    box: str = Field(min_length=1, max_length=MAX_MESSAGE_BYTES, description="base64")
+
+
 class Envelope(_Strict):
     """What every upstream reading, event and telemetry message carries."""
 
@@ -461,7 +469,14 @@ class Envelope(_Strict):
         default=None, description="the device's own clock, no zone (cuffs' clocks drift); null if unsent"
     )
     device: DeviceIdentity | None = None
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None = Field(default=None, description="the payload, or null when it is sealed")
+    sealed: SealedPayload | None = Field(default=None, description="the payload sealed for the bridge (readings)")
+
+    @model_validator(mode="after")
+    def _payload_or_sealed(self) -> Envelope:
+        if (self.payload is None) == (self.sealed is None):
+            raise ValueError("exactly one of payload and sealed")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,8 +492,11 @@ class UpstreamMessage:
 ENVELOPE_CHANNELS: Final = frozenset({Channel.READINGS, Channel.EVENTS, Channel.TELEMETRY, Channel.COMMAND_RESULTS})
 
 
-def validate_upstream(topic: str, body: bytes) -> UpstreamMessage:
-    """Parse and validate one upstream message; raise ContractError with the reason."""
+def validate_upstream(
+    topic: str, body: bytes, open_sealed: Callable[[SealedPayload], dict[str, Any]] | None = None
+) -> UpstreamMessage:
+    """Parse and validate one upstream message; raise ContractError with the reason. A sealed
+    payload is opened with `open_sealed` (the bridge's keys) and validated like any other."""
     parsed = parse_topic(topic)
     if parsed.channel not in ENVELOPE_CHANNELS:
         raise ContractError(f"topic {topic!r}: channel {parsed.channel} does not carry an envelope")
@@ -488,7 +506,14 @@ def validate_upstream(topic: str, body: bytes) -> UpstreamMessage:
         envelope = Envelope.model_validate_json(body)
     except ValidationError as error:
         raise ContractError(_describe(error)) from None
-    payload: BaseModel | dict[str, Any] = envelope.payload
+    if envelope.sealed is not None:
+        if open_sealed is None:
+            raise ContractError("sealed: this reader holds no key to open payloads")
+        raw = open_sealed(envelope.sealed)
+    else:
+        assert envelope.payload is not None
+        raw = envelope.payload
+    payload: BaseModel | dict[str, Any] = raw
     payload_model: type[BaseModel] | None = None
     if parsed.channel is Channel.READINGS:
         payload_model = READING_PAYLOADS[ReadingKind(str(parsed.name))]
@@ -498,11 +523,11 @@ def validate_upstream(topic: str, body: bytes) -> UpstreamMessage:
         payload_model = KioskTelemetry
     elif parsed.channel is Channel.COMMAND_RESULTS:
         payload_model = CommandResultPayload
-        if envelope.payload.get("request_id") != parsed.name:
+        if raw.get("request_id") != parsed.name:
             raise ContractError(f"payload.request_id does not match the topic's {parsed.name!r}")
     if payload_model is not None:
         try:
-            payload = payload_model.model_validate(envelope.payload)
+            payload = payload_model.model_validate(raw)
         except ValidationError as error:
             raise ContractError("payload: " + _describe(error)) from None
     return UpstreamMessage(parsed, envelope, payload)
@@ -518,6 +543,20 @@ def _describe(error: ValidationError) -> str:
 
 
 # --- Status, acks ---------------------------------------------------------------------------
+
+
+# Each bridge worker says here, retained, whether it is up: "online" once it is subscribed, and
+# "offline" as its Last Will or when it stops. A kiosk that stopped hearing acks (the bridge away)
+# listens, and sends its backlog at once when a worker comes back instead of at its next probe.
+# "_bridge" is not a slug, so it can never be a site.
+BRIDGE_STATUS_ROOT: Final = f"{TOPIC_ROOT}/_bridge"
+BRIDGE_STATUS_FILTER: Final = f"{BRIDGE_STATUS_ROOT}/+"
+
+
+def bridge_status_topic(client_id: str) -> str:
+    if not re.match(r"^[A-Za-z0-9_-]{1,64}$", client_id):
+        raise ContractError(f"bridge client id {client_id!r}: 1-64 letters, digits, '-' or '_'")
+    return f"{BRIDGE_STATUS_ROOT}/{client_id}"
 
 
 class KioskState(StrEnum):

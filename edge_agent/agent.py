@@ -18,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 from bleak.backends.client import BaseBleakClient
 
 from doorstep.config import ConfigError
+from doorstep.sealing import Sealer
 from doorstep.wire import QOS_TELEMETRY, DeviceIdentity, DeviceTelemetry, KioskTelemetry, KioskTopics
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
@@ -96,7 +97,10 @@ class Agent:
         self._stop = stop
         watch = self.clock_watch
         self.outbox = Outbox(
-            self.settings.outbox_path, limits=self.settings.outbox.limits(), clock_trusted=lambda: watch.trusted
+            self.settings.outbox_path,
+            limits=self.settings.outbox.limits(),
+            clock_trusted=lambda: watch.trusted,
+            sealer=Sealer.from_text(self.settings.payload_public_key) if self.settings.payload_public_key else None,
         )
         # Steady interval jobs, and a watch that brings them forward when the clock steps back:
         # a Pi's clock jumps (edge_agent/scheduling.py).
@@ -247,11 +251,12 @@ class Agent:
         states = []
         for job in self.scheduler.get_jobs():
             record = records.get(job.id)
-            done = {} if record is None else {
-                "last_run_at": record.last_run_at, "last_outcome": record.last_outcome,
-                "last_error": record.last_error, "runs": record.runs, "failures": record.failures,
-            }
-            states.append(JobState(id=job.id, next_run_time=job.next_run_time, **done))
+            if record is None:
+                states.append(JobState(id=job.id, next_run_time=job.next_run_time))
+                continue
+            states.append(JobState(id=job.id, next_run_time=job.next_run_time, last_run_at=record.last_run_at,
+                                   last_outcome=record.last_outcome, last_error=record.last_error, runs=record.runs,
+                                   failures=record.failures))
         return states
 
     def _write_status(self) -> None:

@@ -108,10 +108,16 @@ def _serial_port(settings: AgentSettings) -> Iterator[Check]:
     if laundry.port == SIMULATED_PORT:
         yield Check("serial port", Verdict.SKIPPED, "the laundry room is simulated")
         return
+    # Exclusive, as the laundry bus opens it (drivers/laundry/bus.py): a port the running agent
+    # owns is found in use, and is not reconfigured under the agent's feet.
     try:
-        with serial.Serial(laundry.port, baudrate=laundry.baudrate, timeout=0):
+        with serial.Serial(laundry.port, baudrate=laundry.baudrate, timeout=0, exclusive=True):
             pass
     except serial.SerialException as error:
+        if "exclusively lock" in str(error):
+            yield Check("serial port", Verdict.OK, f"{laundry.port} is there and in use (by the running agent, or "
+                        "another program holding it: see `fuser`)")
+            return
         yield Check("serial port", Verdict.FAILED, f"{laundry.port}: {error} (is the adapter plugged in? in group dialout?)")
         return
     yield Check("serial port", Verdict.OK, f"{laundry.port} opens at {laundry.baudrate} bit/s")

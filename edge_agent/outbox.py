@@ -33,6 +33,7 @@ from sqlalchemy import delete, func, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.db import create_durable_engine
+from doorstep.sealing import Sealer
 from doorstep.wire import QOS_RELIABLE, Channel, DeviceIdentity, Envelope, parse_topic
 from edge_agent.outbox_integrity import set_aside_if_corrupt
 
@@ -179,10 +180,14 @@ class Outbox:
         clock_trusted: Callable[[], bool] = lambda: True,
         limits: OutboxLimits = OutboxLimits(),
         monotonic: Callable[[], float] = time.monotonic,
+        sealer: Sealer | None = None,
     ) -> None:
         """`clock` gives records their kiosk time; `clock_trusted` says whether it is
         synchronised now (edge_agent/clock.py): records saved while it is not say so on the wire.
-        `monotonic` measures the running time that ages records (see the module's docstring)."""
+        `monotonic` measures the running time that ages records (see the module's docstring).
+        With a `sealer`, health readings are sealed for the bridge before they are written
+        (doorstep/sealing.py): the file then holds no reading this kiosk could read back."""
+        self._sealer = sealer
         # Checked before anything opens it: a corrupt file is set aside, never written to.
         self.set_aside: Path | None = set_aside_if_corrupt(path)
         self._engine = create_durable_engine(f"sqlite:///{path}")
@@ -363,6 +368,7 @@ class Outbox:
         assert record.seq is not None
         # Taken holding SQLite's write lock (since the flush): seq order is running-time order.
         record.saved_running_s = self._tick(session)
+        sealed = self._sealer.seal(payload_data) if self._sealer is not None and record_class is RecordClass.HEALTH else None
         envelope = Envelope(
             message_id=message_id,
             seq=record.seq,
@@ -370,7 +376,8 @@ class Outbox:
             kiosk_clock_trusted=trusted,
             device_time=device_time,
             device=device,
-            payload=payload_data,
+            payload=None if sealed is not None else payload_data,
+            sealed=sealed,
         )
         record.body = envelope.model_dump_json().encode()
         record.size = len(record.body) + RECORD_OVERHEAD_BYTES
@@ -533,7 +540,7 @@ class Outbox:
                 .order_by(col(OutboxRecord.seq).desc())
                 .limit(limit)
             ).all()
-        return [(int(seq), topic, refusal) for seq, topic, refusal in rows]
+        return [(int(seq or 0), topic, refusal) for seq, topic, refusal in rows]
 
     def counts(self) -> dict[RecordState, int]:
         with Session(self._engine) as session:

@@ -12,6 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from doorstep.config import FileSettings
 from doorstep.mqtt import BrokerSettings
+from doorstep.sealing import public_key_from
 from doorstep.wire import Slug
 from edge_agent.logs import LogSettings
 from edge_agent.outbox import OutboxLimits, RecordClass
@@ -108,6 +109,11 @@ class AgentSettings(FileSettings):
         default=15.0, gt=0, description="re-send a record the bridge has not confirmed within this time"
     )
     inflight_window: int = Field(default=20, ge=1, le=1000, description="records sent but not yet confirmed")
+    payload_public_key: str | None = Field(
+        default=None,
+        description="the bridge's payload key (base64, from `doorstep keys create`): health readings are sealed "
+        "for it when saved, so neither this kiosk's disk nor the broker holds them readable",
+    )
     resend_max_s: float = Field(
         default=300, gt=0, description="while the bridge does not answer, one record is re-sent at most this rarely"
     )
@@ -119,5 +125,12 @@ class AgentSettings(FileSettings):
         "or always (a board with a battery-backed clock and no NTP)",
     )
     devices: list[DeviceSettings] = Field(default_factory=list, description="health devices at this kiosk")
+
+    @field_validator("payload_public_key")
+    @classmethod
+    def _a_public_key(cls, text: str | None) -> str | None:
+        if text is not None:
+            public_key_from(text)
+        return text
     laundry: LaundrySettings | None = Field(default=None, description="the laundry room's RS-485 line, if any")
     log: LogSettings = LogSettings()

@@ -25,7 +25,18 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from doorstep.broker_check import check_broker
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
-from doorstep.wire import QOS_RELIABLE, Ack, ContractError, KioskState, KioskTopics, Status, decode_ack, encode
+from doorstep.wire import (
+    BRIDGE_STATUS_FILTER,
+    BRIDGE_STATUS_ROOT,
+    QOS_RELIABLE,
+    Ack,
+    ContractError,
+    KioskState,
+    KioskTopics,
+    Status,
+    decode_ack,
+    encode,
+)
 from edge_agent.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -90,6 +101,7 @@ class Uplink:
         self._acks: queue.SimpleQueue[Ack] = queue.SimpleQueue()
         self._commands: queue.SimpleQueue[ReceivedCommand] = queue.SimpleQueue()
         self._resend = threading.Event()
+        self._bridge_back = threading.Event()
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
         self._mid_to_seq: dict[int, int] = {}
         # Topics the broker refused (MQTT 5 PUBACK reason >= 0x80, e.g. "not authorized" by its
@@ -142,7 +154,8 @@ class Uplink:
         client.publish(
             self._topics.status, encode(Status(state=KioskState.ONLINE, at=datetime.now(UTC))), QOS_RELIABLE, retain=True
         )
-        client.subscribe([(self._topics.acks, QOS_RELIABLE), (self._topics.command("+"), QOS_RELIABLE)])
+        client.subscribe([(self._topics.acks, QOS_RELIABLE), (self._topics.command("+"), QOS_RELIABLE),
+                          (BRIDGE_STATUS_FILTER, QOS_RELIABLE)])
         self._connected.set()
         self._wake()
 
@@ -168,6 +181,14 @@ class Uplink:
         self._wake()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic.startswith(BRIDGE_STATUS_ROOT + "/"):
+            try:
+                if Status.model_validate_json(message.payload).state is KioskState.ONLINE:
+                    self._bridge_back.set()
+                    self._wake()
+            except ValueError:
+                log.warning("ignored a malformed bridge status on %s", message.topic)
+            return
         if message.topic != self._topics.acks:
             # A command: the agent parses, audits and answers it (edge_agent/remote.py).
             self._commands.put(ReceivedCommand(message.topic.rsplit("/", 1)[-1], bytes(message.payload)))
@@ -199,6 +220,11 @@ class Uplink:
         """Apply acks, expire overdue sends, publish what the window allows; returns how many were sent."""
         self._apply_pubacks()
         self._apply_acks()
+        if self._bridge_back.is_set():
+            self._bridge_back.clear()
+            if self.probing:  # a worker is subscribed again: what waits for a probe goes now
+                log.info("a bridge worker is back: sending what is unconfirmed again, with the whole window")
+                self._resend.set()
         if self._resend.is_set():
             self._resend.clear()
             self._in_flight.clear()

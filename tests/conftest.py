@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from cloud_bridge.service import running_worker
 from cloud_bridge.settings import BridgeSettings
@@ -50,6 +51,15 @@ def bridge_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'bridge.sqlite3'}"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return cluster.new_database()
+
+
+@pytest.fixture
+def bridge_engine(bridge_database: str) -> Iterator[Engine]:
+    """A migrated bridge database (SQLite or PostgreSQL), with no worker running."""
+    engine = create_durable_engine(bridge_database)
+    migrate(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import serial
 import yaml
 from typer.testing import CliRunner
 
@@ -107,3 +108,12 @@ def test_doctor_shows_a_corrupt_outbox_set_aside_and_health_readings_over_budget
     assert checks["outbox"]["verdict"] == "warning" and "HEALTH READINGS OVER THE BUDGET" in checks["outbox"]["detail"]
     aside = checks["outbox set aside"]
     assert aside["verdict"] == "warning" and "outbox.sqlite3.corrupt-" in aside["detail"]
+
+
+def test_a_serial_port_the_agent_owns_is_in_use_not_broken(tmp_path: Path, running_broker: MosquittoProcess) -> None:
+    settings = agent_settings(tmp_path, running_broker, with_cuff=False)
+    with PtyLink() as line, serial.Serial(line.driver_path, exclusive=True):  # as the laundry bus holds it
+        config = write_config(tmp_path / "agent.yaml", settings,
+                              laundry={"port": line.driver_path, "machines": {1: "washer-retrofit-a"}})
+        _code, checks = doctor_json(config)
+    assert checks["serial port"]["verdict"] == "ok" and "in use" in checks["serial port"]["detail"]

@@ -94,7 +94,7 @@ async def test_while_the_bridge_is_away_the_kiosk_probes_instead_of_resending_it
     tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any
 ) -> None:
     settings = agent_settings(tmp_path, running_broker, with_cuff=False).model_copy(
-        update={"inflight_window": WINDOW, "ack_timeout_s": 0.2, "resend_max_s": 0.8}
+        update={"inflight_window": WINDOW, "ack_timeout_s": 0.2, "resend_max_s": 30}
     )
     backlog = Outbox(settings.outbox_path)
     for _ in range(50):
@@ -105,16 +105,19 @@ async def test_while_the_bridge_is_away_the_kiosk_probes_instead_of_resending_it
     try:
         async with running_agent(settings) as agent:
             assert agent.uplink is not None and agent.outbox is not None
-            await asyncio.sleep(4)  # no bridge: nobody acks
+            await asyncio.sleep(6)  # no bridge: nobody acks
             sent_while_away = len(observer.arrivals)
-            # Re-sending the window every ack timeout would be 20 per 0.2 s: 400 in 4 s. After
-            # three silent timeouts (the window sent three times) one record goes at a time,
-            # waiting 0.2, 0.4, 0.8, 0.8, ... s.
-            assert 3 * WINDOW <= sent_while_away <= 3 * WINDOW + 8, sent_while_away
-            assert agent.uplink.resend_after_s == 0.8
+            # Re-sending the window every ack timeout would be 20 per 0.2 s: 600 in 6 s. After
+            # three silent timeouts (the window sent three times, 0.6 s) one record goes at a
+            # time, waiting 0.2, 0.4, 0.8, 1.6, 3.2 s: by now the next probe is seconds away.
+            assert 3 * WINDOW <= sent_while_away <= 3 * WINDOW + 6, sent_while_away
+            assert agent.uplink.probing and agent.uplink.resend_after_s >= 3.2
+            # A worker announces itself once subscribed: the kiosk does not wait for its next probe.
             bridge = bridge_factory(running_broker)
-            await wait_until(lambda: bridge.reading_count() == 50, what="the backlog once the bridge is back")
+            await wait_until(lambda: bridge.ingest.connected, what="the bridge subscribed")
+            back = time.monotonic()
             await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] == 50, what="every record confirmed")
-            assert agent.uplink.resend_after_s == 0.2  # the first ack brought back the whole window
+            assert time.monotonic() - back < 1.5, "the kiosk waited for its probe instead of the bridge's announcement"
+            assert bridge.reading_count() == 50 and not agent.uplink.probing
     finally:
         observer.close()
