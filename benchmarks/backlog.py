@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from doorstep.sealing import Sealer
 from doorstep.wire import BloodPressurePayload, DeviceIdentity, KioskTopics, ReadingKind
 from edge_agent.outbox import Outbox
 
 from benchmarks.report import REPO
+from benchmarks.stack import CACHE, payload_keys
 
 SITE = "bench-site"
 CUFF = DeviceIdentity(model="omron-hem-7361t", address="A4:C1:38:12:34:56", firmware="1.2.0")
@@ -22,7 +23,6 @@ SUBJECT = "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592"
 # Records per commit while building (a backlog builds up one reading at a time; building it
 # that way would take the benchmark longer than the drain it measures).
 BUILD_CHUNK = 1000
-CACHE = Path(tempfile.gettempdir()) / "doorstep-bench-cache"
 
 
 def reading(n: int) -> BloodPressurePayload:
@@ -34,14 +34,14 @@ def reading(n: int) -> BloodPressurePayload:
 
 
 def _code_key() -> str:
-    digest = hashlib.sha256()
-    for path in ("edge_agent/outbox.py", "doorstep/wire.py", "benchmarks/backlog.py"):
+    digest = hashlib.sha256(payload_keys()[1].encode())
+    for path in ("edge_agent/outbox.py", "doorstep/wire.py", "doorstep/sealing.py", "benchmarks/backlog.py"):
         digest.update((REPO / path).read_bytes())
     return digest.hexdigest()[:12]
 
 
 def build(path: Path, kiosk: str, records: int, progress: Callable[[int], object] = lambda n: None) -> None:
-    outbox = Outbox(path)
+    outbox = Outbox(path, sealer=Sealer.from_text(payload_keys()[1]))  # sealed, as in production
     topic = KioskTopics(SITE, kiosk).reading(ReadingKind.BLOOD_PRESSURE)
     done = 0
     while done < records:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 from sqlalchemy import func
@@ -25,6 +25,7 @@ from doorstep.db import create_durable_engine
 
 from benchmarks import agents, plots, raw_mqtt, stack
 from benchmarks.backlog import backlog
+from benchmarks.common import stop_cleanly_on_sigterm
 from benchmarks.report import Figure, common_arguments, publish
 
 KIOSK = "kiosk-drain"
@@ -36,10 +37,12 @@ def drain_doorstep(directory: Path, template: Path, records: int, window: int, d
     """Seconds from the bridge's first message to the last record confirmed; the curve."""
     with stack.broker(directory) as mqtt, stack.databases(directory) as dbs:
         url = dbs.new(database)
-        with stack.bridge_workers(directory / "bridge", mqtt, url) as _workers:
+        key, public = stack.payload_keys()
+        with stack.bridge_workers(directory / "bridge", mqtt, url, key=key) as _workers:
             outbox = directory / "outbox.sqlite3"
             outbox.write_bytes(template.read_bytes())
-            config = agents.write_config(directory / "agent.yaml", KIOSK, outbox, mqtt, inflight_window=window)
+            config = agents.write_config(directory / "agent.yaml", KIOSK, outbox, mqtt, inflight_window=window,
+                                         payload_public_key=public)
             engine = create_durable_engine(url)
             agent = agents.start(config, directory / "agent.log")
             curve: list[tuple[float, int]] = []
@@ -90,6 +93,7 @@ def drain_raw(directory: Path, template: Path, window: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> list[Figure]:
+    stop_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--window", type=int, default=20, help="the agent's inflight_window and raw paho's")
@@ -102,6 +106,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         bar = tqdm(total=args.records, desc="building the backlog", unit="rec", disable=args.no_progress, leave=False)
         template = backlog(directory / "template.sqlite3", KIOSK, args.records, bar.update)
         bar.close()
+        body = body_bytes(template)
         for run in range(args.repeat):
             run_dir = directory / f"run-{run}"
             run_dir.mkdir()
@@ -118,7 +123,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         [(f"run {i + 1}", [t for t, _ in c], [n for _, n in c]) for i, c in enumerate(curves)],
     )
     notes = f"""
-{args.records:,} blood-pressure readings (with a resident pseudonym; {template_size(args.records)}) in the
+{args.records:,} blood-pressure readings (with a resident pseudonym, sealed for the bridge: {body} bytes a body) in the
 outbox of a real `doorstep agent` process with `inflight_window: {args.window}`; one `doorstep bridge` worker
 process on {args.database}; one Mosquitto. Timed from the bridge's first stored message to the moment the
 outbox holds every record as delivered (the bridge's ack applied). Raw: paho-mqtt publishing the same
@@ -130,8 +135,9 @@ last PUBACK. Every reading was checked stored exactly once.
     return [rate]
 
 
-def template_size(records: int) -> str:
-    return f"{datetime.now(UTC):%Y}"[:0] + "see the outbox's record size in the Save section"
+def body_bytes(outbox: Path) -> int:
+    messages = raw_mqtt.outbox_messages(outbox)
+    return round(sum(len(body) for _, body in messages) / len(messages))
 
 
 if __name__ == "__main__":

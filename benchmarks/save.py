@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from doorstep.wire import KioskTopics, ReadingKind
+from doorstep.sealing import Sealer
 from edge_agent.outbox import Outbox
 
 from benchmarks import plots, stack
@@ -25,6 +26,7 @@ from benchmarks.backlog import CUFF, SITE, reading
 from benchmarks.common import percentile, stop_cleanly_on_sigterm
 from benchmarks.procstat import write_bytes
 from benchmarks.report import Figure, common_arguments, publish
+from benchmarks.stack import payload_keys
 
 TOPIC = KioskTopics(SITE, "kiosk-save").reading(ReadingKind.BLOOD_PRESSURE)
 
@@ -35,7 +37,7 @@ def _disk_bytes(path: Path) -> int:
 
 def save_doorstep(path: Path, n: int, progress: bool) -> tuple[list[float], int, int]:
     """Per-save seconds, bytes written (io), bytes on disk added."""
-    outbox = Outbox(path)
+    outbox = Outbox(path, sealer=Sealer.from_text(payload_keys()[1]))  # sealed, as in production
     payloads = [reading(i) for i in range(n)]
     start = datetime(2026, 11, 25, 9, 0, 0)
     fingerprints = [hashlib.sha256(f"{CUFF.address}:{i}".encode()).hexdigest() for i in range(n)]
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     notes = f"""
 {args.readings:,} blood-pressure readings per run, each committed alone (as a kiosk saves a resident's
 reading before it says "saved"), on the machine's disk{'' if args.where is None else f' under {args.where}'}.
-Doorstep: `Outbox.save` with its replay fingerprint (SQLModel ORM: the record, its fingerprint row and
+Doorstep: `Outbox.save` with its replay fingerprint, the payload sealed for the bridge (SQLModel ORM: the record, its fingerprint row and
 the outbox's running clock, one transaction). Raw: sqlite3 `BEGIN; INSERT; COMMIT` of the same bodies
 into a table with the outbox's own schema and indexes, WAL and `synchronous=FULL`. Bytes written are
 the process's `write_bytes` (/proc/self/io: what reached the block layer, WAL frames and checkpoints

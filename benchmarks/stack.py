@@ -10,6 +10,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from doorstep.sealing import encode_key, private_key_from_file, write_key_pair
 
 from doorstep.mosquitto import MosquittoProcess
 from tests.bridge.workers import WorkerProcess, worker_processes
@@ -81,11 +84,27 @@ def databases(directory: Path) -> Iterator[Databases]:
         made.close()
 
 
+# Kept between runs, like the cached backlogs sealed for it (benchmarks/backlog.py).
+CACHE = Path(tempfile.gettempdir()) / "doorstep-bench-cache"
+
+
+def payload_keys() -> tuple[Path, str]:
+    """The bridge's private payload key (a file) and its public key for kiosks: readings are
+    sealed in production, so every benchmark seals them (doorstep/sealing.py)."""
+    key = CACHE / "keys" / "payload.key"
+    if key.exists():
+        return key, encode_key(private_key_from_file(key).public_key)
+    return write_key_pair(CACHE / "keys")
+
+
 @contextmanager
-def bridge_workers(directory: Path, mqtt: MosquittoProcess, database_url: str, count: int = 1) -> Iterator[list[WorkerProcess]]:
+def bridge_workers(directory: Path, mqtt: MosquittoProcess, database_url: str, count: int = 1,
+                   key: Path | None = None, **settings: Any) -> Iterator[list[WorkerProcess]]:
     """`doorstep bridge` processes on one database, serving and subscribed when this yields."""
     directory.mkdir(parents=True, exist_ok=True)
-    workers = worker_processes(directory, mqtt, database_url, count)
+    if key is not None:
+        settings["payload_keys"] = [str(key)]
+    workers = worker_processes(directory, mqtt, database_url, count, **settings)
     try:
         for worker in workers:
             worker.start()

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -69,7 +70,9 @@ class WorkerProcess:
                 self.process.wait()
 
 
-def worker_processes(tmp_path: Path, broker: MosquittoProcess, database_url: str, count: int) -> list[WorkerProcess]:
+def worker_processes(tmp_path: Path, broker: MosquittoProcess, database_url: str, count: int,
+                     **settings: Any) -> list[WorkerProcess]:
+    """`count` workers' configurations; `settings` are added to each (e.g. payload_keys)."""
     workers = []
     for index in range(1, count + 1):
         port = free_port()
@@ -82,6 +85,7 @@ def worker_processes(tmp_path: Path, broker: MosquittoProcess, database_url: str
                     "client_id": f"bridge-worker-{index}",
                     "environment": "development",
                     "http_port": port,
+                    **settings,
                 }
             )
         )
