@@ -128,7 +128,18 @@ def main() -> None:
     pub.add_argument("--host", default="127.0.0.1")
     pub.add_argument("--port", type=int, required=True)
     pub.add_argument("--window", type=int, default=20)
+    idle = sub.add_parser("idle", help="connect and stay idle (the floor of a process's footprint)")
+    idle.add_argument("--host", default="127.0.0.1")
+    idle.add_argument("--port", type=int, required=True)
+    idle.add_argument("--seconds", type=float, default=3600)
     args = parser.parse_args()
+    if args.command == "idle":
+        c = client("raw-idle")
+        connect(c, args.host, args.port)
+        time.sleep(args.seconds)
+        c.disconnect()
+        c.loop_stop()
+        return
     messages = outbox_messages(args.outbox)
     seconds = publish(messages, args.host, args.port, args.window)
     print(json.dumps({"messages": len(messages), "seconds": seconds}))
