@@ -9,6 +9,8 @@ import random
 from doorstep.mqtt import BrokerSettings
 from doorstep.simulate import Fleet, Mix
 
+__all__ = ["Mix", "messages"]
+
 from benchmarks.stack import payload_keys
 
 
@@ -17,10 +19,9 @@ def messages(count: int, kiosks: int = 200, seed: int = 9, mix: Mix = Mix()) -> 
     interleaved across kiosks as a district's traffic is."""
     fleet = Fleet(BrokerSettings(), kiosks, site="load", payload_public_key=payload_keys()[1], seed=seed, mix=mix)
     rng = random.Random(seed)
-    kinds = [(fleet.kiosks[0].telemetry, 1 / mix.telemetry_every_s), (fleet.kiosks[0].reading, 1 / mix.reading_every_s),
-             (fleet.kiosks[0].machine_event, 1 / mix.machine_event_every_s), (fleet.kiosks[0].vend, 1 / mix.vend_every_s)]
+    every = [mix.telemetry_every_s, mix.reading_every_s, mix.machine_event_every_s, mix.vend_every_s]
     names = ["telemetry", "reading", "machine_event", "vend"]
-    weights = [rate for _, rate in kinds]
+    weights = [1 / s if s > 0 else 0.0 for s in every]  # 0: that kind is not in the mix
     out: list[tuple[str, bytes]] = []
     for _ in range(count):
         kiosk = rng.choice(fleet.kiosks)
