@@ -96,11 +96,13 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     stop_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--window", type=int, default=20, help="the agent's inflight_window and raw paho's")
+    parser.add_argument("--windows", type=int, nargs="+", default=[20, 1000],
+                        help="in-flight windows to measure: the agent's inflight_window and raw paho's (20: the default)")
     parser.add_argument("--database", choices=stack.DATABASES, default="sqlite")
     common_arguments(parser)
     args = parser.parse_args(argv)
-    rate = Figure("drain rate", "records/s", goal="ratio ≥ 0.9", judge=lambda _v, r: r is not None and r >= 0.9)
+    rates = {w: Figure(f"drain rate, window {w}", "records/s", goal="ratio ≥ 0.9", judge=lambda _v, r: r is not None and r >= 0.9)
+             for w in args.windows}
     curves = []
     with stack.workdir("drain") as directory:
         bar = tqdm(total=args.records, desc="building the backlog", unit="rec", disable=args.no_progress, leave=False)
@@ -108,31 +110,34 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         bar.close()
         body = body_bytes(template)
         for run in range(args.repeat):
-            run_dir = directory / f"run-{run}"
-            run_dir.mkdir()
-            raw_s = drain_raw(run_dir, template, args.window)
-            doorstep_s, curve = drain_doorstep(run_dir, template, args.records, args.window, args.database,
-                                               not args.no_progress)
-            rate.raw.append(args.records / raw_s)
-            rate.doorstep.append(args.records / doorstep_s)
-            curves.append(curve)
-            print(f"run {run + 1}: Doorstep {args.records / doorstep_s:,.0f} records/s, raw paho {args.records / raw_s:,.0f}/s")
+            for window in args.windows:
+                run_dir = directory / f"run-{run}-{window}"
+                run_dir.mkdir()
+                raw_s = drain_raw(run_dir, template, window)
+                doorstep_s, curve = drain_doorstep(run_dir, template, args.records, window, args.database,
+                                                   not args.no_progress)
+                rates[window].raw.append(args.records / raw_s)
+                rates[window].doorstep.append(args.records / doorstep_s)
+                curves.append((f"window {window}, run {run + 1}", curve))
+                print(f"run {run + 1}, window {window}: Doorstep {args.records / doorstep_s:,.0f} records/s, "
+                      f"raw paho {args.records / raw_s:,.0f}/s")
     plot = plots.lines(
-        args.plots / "drain.png", f"Drain of a {args.records:,}-reading backlog (window {args.window}, bridge on {args.database})",
+        args.plots / "drain.png", f"Drain of a {args.records:,}-reading backlog (bridge on {args.database})",
         "seconds since the bridge's first message", "records confirmed by the bridge",
-        [(f"run {i + 1}", [t for t, _ in c], [n for _, n in c]) for i, c in enumerate(curves)],
+        [(label, [t for t, _ in c], [n for _, n in c]) for label, c in curves],
     )
     notes = f"""
 {args.records:,} blood-pressure readings (with a resident pseudonym, sealed for the bridge: {body} bytes a body) in the
-outbox of a real `doorstep agent` process with `inflight_window: {args.window}`; one `doorstep bridge` worker
+outbox of a real `doorstep agent` process with `inflight_window` as the row says (20 is the default); one `doorstep bridge` worker
 process on {args.database}; one Mosquitto. Timed from the bridge's first stored message to the moment the
 outbox holds every record as delivered (the bridge's ack applied). Raw: paho-mqtt publishing the same
-bodies at QoS 1 with `max_inflight_messages_set({args.window})` and a new publish only per PUBACK, to a
+bodies at QoS 1 with `max_inflight_messages_set` to the same window and a new publish only per PUBACK, to a
 fresh Mosquitto with a subscriber that does nothing on the bridge's shared subscription; timed to the
 last PUBACK. Every reading was checked stored exactly once.
 """
-    publish("drain", "1. Drain: a backlog to the bridge", "python -m benchmarks.drain", [rate], notes, [plot], args.docs)
-    return [rate]
+    publish("drain", "1. Drain: a backlog to the bridge", "python -m benchmarks.drain", list(rates.values()), notes, [plot],
+            args.docs)
+    return list(rates.values())
 
 
 def body_bytes(outbox: Path) -> int:

@@ -79,7 +79,8 @@ def consume_doorstep(directory: Path, messages: list[tuple[str, bytes]], url: st
     if count != len(messages):
         raise RuntimeError(f"{count} stored of {len(messages)}: duplicates or strays")
     assert first is not None and last is not None
-    return Consumed(last - first, cores, curve)
+    # From the first batch's start to the last's (a backlog of a few batches has no span).
+    return Consumed(max(last - first, 1e-3), cores, curve)
 
 
 def consume_raw(directory: Path, messages: list[tuple[str, bytes]]) -> float:

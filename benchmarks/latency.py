@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     args = parser.parse_args(argv)
     # Readings of 100 other kiosks: the bridge's cheapest message, so 1,000/s stays within what
     # one worker stores (benchmarks/ingest.py) and the load is the broker's and the bridge's work.
-    background = load.messages(int(BACKGROUND_PER_S * (args.seconds + 30)), kiosks=100,
+    background = load.messages(int(BACKGROUND_PER_S * (args.seconds + 15)), kiosks=100,
                                mix=load.Mix(telemetry_every_s=0, machine_event_every_s=0, vend_every_s=0))
     conditions = {"at rest": None, f"under {BACKGROUND_PER_S:,} msg/s": background}
     figures: dict[str, tuple[Figure, Figure]] = {}

@@ -102,6 +102,7 @@ class _Owed:
 class FleetStats:
     kiosks: int = 0
     connected: int = 0
+    peak_connected: int = 0
     sent: Counter[str] = field(default_factory=Counter)  # by channel, first sends
     resent: int = 0
     confirmed: int = 0
@@ -162,7 +163,9 @@ class SimulatedKiosk:
             log.error("%s: broker refused the connection: %s", self.topics.kiosk, reason)
             return
         self.connected = True
-        self.fleet.stats.connected += 1
+        stats = self.fleet.stats
+        stats.connected += 1
+        stats.peak_connected = max(stats.peak_connected, stats.connected)
         client.publish(self.topics.status, encode(Status(state=KioskState.ONLINE, at=datetime.now(UTC))),
                        qos=QOS_RELIABLE, retain=True)
         client.subscribe(self.topics.acks, qos=QOS_RELIABLE)
