@@ -35,7 +35,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
@@ -43,7 +43,7 @@ from doorstep.wire import MAX_ACK_IDS, QOS_RELIABLE, TOPIC_ROOT, Ack, Channel, K
 
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
-from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify, commit_parsed
+from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify, commit_isolating, commit_parsed
 from cloud_bridge.metrics import BridgeMetrics
 
 log = logging.getLogger(__name__)
@@ -269,14 +269,27 @@ class Ingest:
             try:
                 outcome = commit_parsed(self._engine, batch, rules=self._rules, notify=self._notify, received_at=self._clock())
                 break
-            except SQLAlchemyError as error:
-                if attempt == BATCH_ATTEMPTS:
-                    # Nothing is confirmed, so every kiosk will send these again.
-                    self.metrics.batch_failures.inc()
-                    log.exception("could not store a batch of %d messages; kiosks will re-send", len(batch.valid))
-                    return
-                log.warning("storing a batch failed (%s); trying again", type(error).__name__)
-                time.sleep(0.05 * attempt)
+            except Exception as error:
+                transient = isinstance(error, SQLAlchemyError)
+                if transient and attempt < BATCH_ATTEMPTS:
+                    log.warning("storing a batch failed (%s); trying again", type(error).__name__)
+                    time.sleep(0.05 * attempt)
+                    continue
+                if not isinstance(error, OperationalError):
+                    # The database refuses something in the batch itself: store the rest, and
+                    # dead-letter what it refuses, rather than fail the same batch at every re-send.
+                    log.error("the database refused a batch of %d messages (%s: %s); storing it in parts",
+                              len(batch.valid) + len(batch.statuses), type(error).__name__, str(error).splitlines()[0][:200])
+                    try:
+                        outcome = commit_isolating(self._engine, batch, rules=self._rules, notify=self._notify,
+                                                   received_at=self._clock())
+                        break
+                    except Exception:  # noqa: BLE001 - logged below, like any batch that cannot be stored
+                        pass
+                # Nothing is confirmed, so every kiosk will send these again.
+                self.metrics.batch_failures.inc()
+                log.exception("could not store a batch of %d messages; kiosks will re-send", len(batch.valid))
+                return
         assert outcome is not None
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(batch.valid) + len(batch.statuses) + len(batch.refused))
