@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from doorstep.broker_cli import broker_app
 from doorstep.config import ConfigError
 
 app = typer.Typer(
@@ -98,6 +99,7 @@ users_app = typer.Typer(help="People who use the bridge's API and dashboard (run
 app.add_typer(users_app, name="users")
 tokens_app = typer.Typer(help="Long-lived API tokens for scripts (shown once, stored hashed).", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(broker_app, name="broker")
 
 
 def _bridge_database(config: Path | None):  # type: ignore[no-untyped-def]
