@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from doorstep.wire import TOPIC_ROOT, Channel, ContractError, KioskTopics
+from doorstep.wire import BRIDGE_STATUS_FILTER, TOPIC_ROOT, Channel, ContractError, KioskTopics
 
 # A bridge worker's name: a slug, with no '.', so it can never read as a kiosk's `site.kiosk`.
 BRIDGE_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -113,6 +113,7 @@ def kiosk_rules(site: str, kiosk: str) -> list[Rule]:
         Rule("write", f"{root}/{Channel.COMMAND_RESULTS}/+"),
         Rule("read", f"{root}/{Channel.COMMANDS}/+"),
         Rule("read", f"{root}/{Channel.ACKS}"),
+        Rule("read", BRIDGE_STATUS_FILTER),  # whether a bridge worker is up (docs/protocol.md)
     ]
 
 
@@ -123,6 +124,7 @@ def bridge_rules() -> list[Rule]:
         Rule("read", f"{TOPIC_ROOT}/#"),
         Rule("write", f"{TOPIC_ROOT}/+/+/{Channel.COMMANDS}/+"),
         Rule("write", f"{TOPIC_ROOT}/+/+/{Channel.ACKS}"),
+        Rule("write", BRIDGE_STATUS_FILTER),  # each worker's retained status and Last Will
     ]
 
 

@@ -25,7 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from doorstep import broker_access
 from doorstep.pki import CertificateAuthority
-from doorstep.wire import KioskTopics
+from doorstep.wire import BRIDGE_STATUS_FILTER, KioskTopics, bridge_status_topic
 from tests.shipped_broker import ShippedBroker, shipped_broker
 
 NOT_AUTHORIZED = 0x87  # MQTT 5.0, 3.2.2.2 (CONNACK), 3.4.2.1 (PUBACK), 3.9.3 (SUBACK)
@@ -267,3 +267,14 @@ def test_a_kiosk_using_another_kiosks_client_id_reads_none_of_its_messages(
     cloud.publish(B.acks, b'{"message_ids": []}')
     thief = kiosk(clients, broker, A, A_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)
     assert thief.messages() == []
+
+
+def test_bridge_workers_announce_themselves_to_kiosks_and_only_they_may(broker: ShippedBroker, clients: list[Client]) -> None:
+    cloud = bridge(clients, broker)
+    a = kiosk(clients, broker, A, A_PASSWORD)
+    assert a.subscribe(BRIDGE_STATUS_FILTER) == [1]
+    online = b'{"state": "online", "at": null}'
+    assert cloud.publish(bridge_status_topic("bridge-1"), online, retain=True) in (0, NO_MATCHING_SUBSCRIBERS)
+    assert a.messages() == [(bridge_status_topic("bridge-1"), online)]
+    # A kiosk cannot pretend a bridge worker is up (its backlog would go to nobody).
+    assert a.publish(bridge_status_topic("bridge-9"), online) == NOT_AUTHORIZED
