@@ -179,6 +179,7 @@ class Agent:
             # down cancels them mid-write.
             self.scheduler.pause()
             if self.screen is not None:
+                self.desk.close_streams()
                 await self.screen.stop()
             await self.job_watch.finished(timeout_s=STOP_GRACE_S)
             tasks += [*self._device_tasks.values(), *self._command_tasks]

@@ -130,3 +130,12 @@ def test_a_clock_stepped_back_never_gives_a_negative_stay(tmp_path: Path) -> Non
     answer = book.check_out(KEY.of_qr("RIDER-1"))
     assert (answer.outcome, answer.stay_s) == ("checked_out", 0.0)
     outbox.close()
+
+
+def test_the_spoken_result_says_the_numbers_and_their_meaning_in_mandarin() -> None:
+    from edge_agent.screen.speech import spoken
+
+    result = {"systolic": 148.0, "diastolic": 92.0, "pulse_rate": 74.0, "unit": "mmHg", "category": "high",
+              "status": ["body_movement"]}
+    assert spoken(result) == "高压 148，低压 92，心率 74，偏高，测量时有干扰，请坐好重新测量"
+    assert spoken({"systolic": None, "diastolic": None}) == "这次没有测出结果，请重新测量"

@@ -40,7 +40,7 @@ class MeasurementDesk:
     _subject: str | None = None
     _record: bool = False
     _since: float = 0.0
-    _subscribers: set[asyncio.Queue[DeskEvent]] = field(default_factory=set)
+    _subscribers: set[asyncio.Queue[DeskEvent | None]] = field(default_factory=set)
 
     # -- the resident, through the screen --
 
@@ -102,14 +102,24 @@ class MeasurementDesk:
     # -- the screens --
 
     async def events(self) -> AsyncIterator[DeskEvent]:
-        """Every event from now on, starting with the current state."""
-        queue: asyncio.Queue[DeskEvent] = asyncio.Queue(SUBSCRIBER_BACKLOG)
+        """Every event from now on, starting with the current state; ends at `close_streams`."""
+        queue: asyncio.Queue[DeskEvent | None] = asyncio.Queue(SUBSCRIBER_BACKLOG)
         self._subscribers.add(queue)
         try:
             yield DeskEvent("state", self.snapshot())
-            while True:
-                yield await queue.get()
+            while (event := await queue.get()) is not None:
+                yield event
         finally:
+            self._subscribers.discard(queue)
+
+    def close_streams(self) -> None:
+        """End every page's event stream: the server is stopping, and an open stream would hold
+        it until its graceful-shutdown timeout. A page's EventSource reconnects by itself."""
+        for queue in list(self._subscribers):
+            try:
+                queue.put_nowait(None)
+            except asyncio.QueueFull:
+                pass
             self._subscribers.discard(queue)
 
     def _announce_state(self) -> dict[str, Any]:
