@@ -207,3 +207,26 @@ async def test_a_port_in_use_leaves_the_kiosk_working_without_its_screen(
                 await wait_until(lambda: len(saved_readings(agent)) == 1, what="a reading saved all the same")
                 assert agent.screen is None
     assert any("kiosk screen cannot listen" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_check_ins_reach_the_bridge_through_the_broker_as_pseudonyms(
+    tmp_path: Path, running_broker, bridge_factory
+) -> None:
+    bridge = bridge_factory(running_broker)
+    async with running_agent(kiosk_settings(tmp_path, running_broker)) as agent:
+        await wait_until(lambda: agent.screen is not None, what="the screen serving")
+        assert agent.screen is not None
+        url = agent.screen.url
+        assert (await acall(url, "POST", "/api/relay/checkin", {"phone_last4": "4821"})).status == 200
+        assert (await acall(url, "POST", "/api/relay/checkout", {"phone_last4": "4821"})).status == 200
+
+        def relay_events() -> list:  # type: ignore[type-arg]
+            return [e for e in bridge.events() if e.type.startswith("relay_")]
+
+        await wait_until(lambda: len(relay_events()) == 2, what="both events stored by the bridge")
+        await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] >= 2, what="the bridge's acks")
+    stored = sorted(relay_events(), key=lambda e: e.type)
+    assert [e.type for e in stored] == ["relay_checkin", "relay_checkout"]
+    assert {e.subject for e in stored} == {PSEUDONYMS.of_phone_last4("4821")}
+    assert all("4821" not in json.dumps({k: v for k, v in e.payload.items() if k != "subject"}) for e in stored)

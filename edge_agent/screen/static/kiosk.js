@@ -125,8 +125,12 @@
       page.desk = state.state;
       if (page.screen === "bp-cuff") renderDesk();
     });
+    // A cuff inflating means someone is at it: the screen follows, unless a person is in the
+    // middle of something else here (a check-in, a laundry start).
+    const atTheCuff = () => ["home", "bp-identify", "bp-cuff", "bp-result"].includes(page.screen);
     events.addEventListener("pressure", (event) => {
       const { pressure } = JSON.parse(event.data);
+      if (!atTheCuff()) return;
       if (page.screen !== "bp-cuff") show("bp-cuff");
       page.desk = "measuring";
       renderDesk();
@@ -136,6 +140,7 @@
     });
     // Sent only once the agent's outbox holds the reading.
     events.addEventListener("result", (event) => {
+      if (!atTheCuff()) return;
       page.lastResult = JSON.parse(event.data);
       renderResult(page.lastResult);
       show("bp-result");
