@@ -139,3 +139,16 @@ def test_the_spoken_result_says_the_numbers_and_their_meaning_in_mandarin() -> N
               "status": ["body_movement"]}
     assert spoken(result) == "高压 148，低压 92，心率 74，偏高，测量时有干扰，请坐好重新测量"
     assert spoken({"systolic": None, "diastolic": None}) == "这次没有测出结果，请重新测量"
+
+
+@pytest.mark.asyncio
+async def test_espeak_ng_says_a_result_with_its_mandarin_voice(tmp_path: Path) -> None:
+    from edge_agent.screen.speech import Speaker
+
+    said = tmp_path / "said.wav"
+    speaker = Speaker("cmn", to_wav=said)
+    speaker.say({"systolic": 128.0, "diastolic": 82.0, "pulse_rate": 71.0, "unit": "mmHg", "category": "high_normal",
+                 "status": []})
+    await speaker.finished()
+    # A RIFF/WAVE file of a few seconds of speech (22,050 samples a second, 16 bits).
+    assert said.read_bytes()[:4] == b"RIFF" and said.stat().st_size > 22_050

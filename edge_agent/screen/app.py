@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edge_agent.screen import routes_admin, routes_health, routes_laundry, routes_relay
 from edge_agent.screen.context import Context, ScreenContext, ScreenError
+from firmware_configs.profiles import load_ble_profiles
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,5 @@ class _NoNetworkMiddleware:
 
 
 def _is_cuff(model: str) -> bool:
-    from firmware_configs.profiles import load_ble_profiles
-
     profile = load_ble_profiles().get(model)
     return profile is not None and profile.kind == "blood_pressure"

@@ -70,9 +70,11 @@ class Started(BaseModel):
 
 def _room(context: ScreenContext) -> LaundryRoom:
     room = context.laundry()
+    if room is None and context.settings.laundry is None:
+        raise ScreenError(404, "no_laundry_room", "this kiosk has no laundry room (no laundry: section)")
     if room is None:
-        reason = "no_laundry_room" if context.settings.laundry is None else "laundry_unavailable"
-        raise ScreenError(503 if context.settings.laundry else 404, reason, "the laundry room's line is not open")
+        # Configured, but the RS-485 line has not opened (yet): the agent retries it.
+        raise ScreenError(503, "laundry_unavailable", "the laundry room's line is not open")
     return room
 
 
@@ -124,8 +126,9 @@ async def account(body: Resident, context: Context) -> Account:
     found = await asyncio.to_thread(room.ledger.account, subject)
     if found is None:
         raise ScreenError(404, "unknown_resident", "no points account for this card at this station")
-    free = price_of(1, found.birth_year, datetime.now(UTC).date(), room.settings.free_from_age).points == 0
-    return Account(balance=found.balance, free=free)
+    # The ledger's own rule decides, so the screen's promise and the charge cannot disagree.
+    price = price_of(1, found.birth_year, datetime.now(UTC).date(), room.settings.free_from_age)
+    return Account(balance=found.balance, free=price.free_reason is not None)
 
 
 @router.post("/start")

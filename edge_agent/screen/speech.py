@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,12 @@ def spoken(result: dict[str, Any]) -> str:
 
 
 class Speaker:
-    def __init__(self, voice: str) -> None:
+    def __init__(self, voice: str, *, to_wav: Path | None = None) -> None:
+        """`to_wav`: write the speech to this WAV file instead of the loudspeaker (a machine
+        without a sound card: the tests)."""
         self._voice = voice
         self._program = shutil.which("espeak-ng")
+        self._to_wav = to_wav
         self._tasks: set[asyncio.Task[None]] = set()
         if self._program is None:
             log.warning("screen.speak_results is on but espeak-ng is not installed (apt-get install espeak-ng)")
@@ -44,10 +48,15 @@ class Speaker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def finished(self) -> None:
+        """Wait for whatever is being said."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _say(self, program: str, words: str) -> None:
         try:
+            output = [] if self._to_wav is None else ["-w", str(self._to_wav)]
             process = await asyncio.create_subprocess_exec(
-                program, "-v", self._voice, words,
+                program, "-v", self._voice, *output, words,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
             )
             _, errors = await process.communicate()
