@@ -139,9 +139,8 @@ class Agent:
                 self.outbox, self.topics, max_stay=timedelta(hours=self.settings.relay.max_stay_hours),
                 saved=self._wakeup.set,
             )
-            relay = self.relay
             self.scheduler.add_job(
-                lambda: asyncio.to_thread(relay.expire), "interval", seconds=RELAY_EXPIRE_EVERY_S, id="relay-expire",
+                self._expire_relay_visits, "interval", seconds=RELAY_EXPIRE_EVERY_S, id="relay-expire",
                 max_instances=1, coalesce=True, misfire_grace_time=None,
             )
         self.scheduler.start()
@@ -389,6 +388,11 @@ class Agent:
         self._reload_requested = True
         if self._stop is not None:
             self._stop.set()
+
+    async def _expire_relay_visits(self) -> None:
+        # A coroutine, so apscheduler runs it on this loop; the SQLite work goes to a thread.
+        if self.relay is not None:
+            await asyncio.to_thread(self.relay.expire)
 
     async def _prune(self) -> None:
         assert self.outbox is not None

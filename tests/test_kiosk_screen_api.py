@@ -189,6 +189,12 @@ async def test_a_check_in_and_out_are_events_in_the_outbox_with_pseudonyms_only(
         assert payloads[0]["visit_id"] == payloads[2]["visit_id"] and payloads[2]["reason"] == "checked_out"
         assert not any("4821" in json.dumps(v) for p in payloads for k, v in p.items() if k != "subject")
         assert agent.outbox.counts()[RecordState.PENDING] >= 3
+        # The scheduled job that closes visits past the maximum stay runs on the agent's loop.
+        assert agent.scheduler is not None
+        job = agent.scheduler.get_job("relay-expire")
+        assert job is not None and asyncio.iscoroutinefunction(job.func)
+        await job.func()
+        assert (await acall(url, "GET", "/api/relay")).body["inside"] == 1  # the QR rider, still inside
 
 
 @pytest.mark.asyncio
