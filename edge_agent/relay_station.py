@@ -126,11 +126,12 @@ class RelayBook:
                     session.commit()
                     self._saved()
                 return RelayAnswer("not_inside", None, None, self._inside(session, now))
+            since = _aware(visit.checked_in_at)
             stay_s = self._close(session, visit, now, "checked_out")
             session.commit()
             inside = self._inside(session, now)
         self._saved()
-        return RelayAnswer("checked_out", _aware(visit.checked_in_at), stay_s, inside)
+        return RelayAnswer("checked_out", since, stay_s, inside)
 
     def expire(self) -> int:
         """Close every visit past the maximum stay, each with its event; how many."""
