@@ -300,6 +300,8 @@ READING_PAYLOADS: Final[dict[ReadingKind, type[BaseModel]]] = {
 class EventType(StrEnum):
     LAUNDRY_MACHINE = "laundry_machine"  # a machine's state, fault or link changed
     LAUNDRY_VEND = "laundry_vend"  # a start transaction moved: started (charged), refused, done, ...
+    RELAY_CHECKIN = "relay_checkin"  # a worker checked in at a 24-hour love relay station
+    RELAY_CHECKOUT = "relay_checkout"  # ... and out (or the visit expired unclosed)
 
 
 ModbusUnit = Annotated[int, Field(ge=1, le=247)]  # Modbus over Serial Line v1.02, 2.2
@@ -336,9 +338,36 @@ class LaundryVendEvent(_Strict):
     subject: Pseudonym | None = Field(default=None, description="the resident's pseudonym")
 
 
+RelayMethod = Literal["phone_last4", "qr"]
+
+
+class RelayCheckinEvent(_Strict):
+    """A courier, rider or sanitation worker checked in at a love relay station. Who is a
+    pseudonym of their phone's last four digits or their QR code, never the digits."""
+
+    visit_id: uuid.UUID
+    subject: Pseudonym
+    method: RelayMethod
+    inside: int = Field(ge=0, description="people inside after this check-in")
+
+
+class RelayCheckoutEvent(_Strict):
+    """A visit ended: checked out by the worker, or `expired` (never checked out within the
+    station's maximum stay; it no longer counts as inside)."""
+
+    visit_id: uuid.UUID = Field(description="the visit_id of its relay_checkin")
+    subject: Pseudonym
+    method: RelayMethod
+    reason: Literal["checked_out", "expired"]
+    stay_s: float = Field(ge=0, description="how long the visit lasted, by the kiosk's clock")
+    inside: int = Field(ge=0, description="people inside after this check-out")
+
+
 EVENT_PAYLOADS: Final[dict[EventType, type[BaseModel]]] = {
     EventType.LAUNDRY_MACHINE: LaundryMachineEvent,
     EventType.LAUNDRY_VEND: LaundryVendEvent,
+    EventType.RELAY_CHECKIN: RelayCheckinEvent,
+    EventType.RELAY_CHECKOUT: RelayCheckoutEvent,
 }
 
 
