@@ -52,11 +52,12 @@ def fuzz_api(
     modes: Iterable[GenerationMode] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
     credentials: Callable[[str], dict[str, str]] = bearer,
     skip: Callable[[str, str], bool] = lambda _method, _path: False,
+    schema_path: str = "/openapi.json",
 ) -> FuzzReport:
     """Fuzz every operation of `app` (its /openapi.json) as the holder of `token` (or a fresh
     token from the callable for each request: for an operation such as logout that spends it).
     Returns what was sent and answered; raises AssertionError naming each failing request."""
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    schema = schemathesis.openapi.from_asgi(schema_path, app)
     report = FuzzReport()
     for result in schema.get_all_operations():
         operation = result.ok()

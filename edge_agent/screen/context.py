@@ -54,7 +54,7 @@ class ScreenError(Exception):
 
     def response(self) -> JSONResponse:
         headers = {} if self.retry_after_s is None else {"Retry-After": str(int(self.retry_after_s))}
-        body: dict[str, Any] = {"error": self.reason, "detail": self.detail}
+        body: dict[str, Any] = {"error": self.reason, "reason": self.detail}
         if self.retry_after_s is not None:
             body["retry_after_s"] = self.retry_after_s
         return JSONResponse(body, status_code=self.status, headers=headers)

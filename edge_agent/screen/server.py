@@ -40,6 +40,10 @@ class ScreenServer:
         self._task: asyncio.Task[None] | None = None
 
     @property
+    def app(self) -> FastAPI:
+        return self._app
+
+    @property
     def port(self) -> int:
         assert self._socket is not None, "not started"
         return int(self._socket.getsockname()[1])
