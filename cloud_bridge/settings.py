@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge.guideline import BloodPressureGuideline, check_against_alerts
 from cloud_bridge.webhook import WebhookSettings
 from doorstep.config import FileSettings
 from doorstep.mqtt import BrokerSettings
@@ -49,6 +50,17 @@ class BridgeSettings(FileSettings):
         description="keys the hashes of API tokens; at least 32 characters, e.g. `openssl rand -hex 32`",
     )
     session_hours: float = Field(default=12, gt=0, le=24 * 30, description="a login's token lasts this long")
+    blood_pressure_guideline: BloodPressureGuideline = Field(
+        default_factory=BloodPressureGuideline, description="the categories the dashboard draws on a resident's chart"
+    )
+    # Each open dashboard asks for the fleet this often: a wall of 200 kiosks is a few pages of
+    # JSON per refresh, and a killed kiosk's Last Will shows within one period.
+    dashboard_refresh_s: float = Field(default=5, ge=1, le=300, description="how often an open dashboard refreshes")
+
+    @model_validator(mode="after")
+    def _guideline_below_the_alerts(self) -> BridgeSettings:
+        check_against_alerts(self.blood_pressure_guideline, self.alerts)
+        return self
 
     @model_validator(mode="after")
     def _a_real_secret_outside_development(self) -> BridgeSettings:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud_bridge.access import Capability, Principal
-from cloud_bridge.api import alerts, auth, commands, fleet, messages
+from cloud_bridge.api import alerts, auth, commands, dashboard, fleet, messages
 from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, require
 
 __all__ = ["MAX_PAGE", "BridgeContext", "create_app"]
@@ -65,6 +65,6 @@ def create_app(engine: Engine, context: BridgeContext | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(ops)
-    for module in (auth, messages, fleet, alerts, commands):
+    for module in (auth, messages, fleet, alerts, commands, dashboard):
         app.include_router(module.router)
     return app

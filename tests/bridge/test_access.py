@@ -139,6 +139,8 @@ MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
     ("GET /api/v1/commands", get("/api/v1/commands"), (200, 200, 200, 200, 401)),
     ("GET /api/v1/commands/{request_id}", get("/api/v1/commands/{w.home_command}"), (200, 200, 200, 200, 401)),
     ("GET /api/v1/commands/{request_id}", get("/api/v1/commands/{w.away_command}"), (200, 404, 404, 200, 401)),
+    # Configuration only (refresh period, blood-pressure bands): anyone logged in.
+    ("GET /api/v1/dashboard/settings", get("/api/v1/dashboard/settings"), (200, 200, 200, 200, 401)),
 ]
 
 
