@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud_bridge.access import Capability, Principal
+from cloud_bridge import dashboard as dashboard_pages
 from cloud_bridge.api import alerts, auth, commands, dashboard, fleet, messages
 from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, require
 
@@ -67,4 +68,5 @@ def create_app(engine: Engine, context: BridgeContext | None = None) -> FastAPI:
     app.include_router(ops)
     for module in (auth, messages, fleet, alerts, commands, dashboard):
         app.include_router(module.router)
+    dashboard_pages.mount(app)
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -221,3 +222,26 @@ def test_commands_are_audited_with_who_what_and_the_result(world: World) -> None
         ("station-staff-test-site", f"{HOME}/kiosk-1", "refused", "laundry_stop"),
     ]
     assert audit[-1]["client"] == "127.0.0.1"
+
+
+def test_the_dashboards_pages_need_no_token_and_hold_no_data(world: World) -> None:
+    """The pages load before anyone logs in (the login page is one of them); what they show
+    comes from the API, which wants the token. They are told to the browser as private and
+    closed to other origins (cloud_bridge/dashboard/headers.py)."""
+    base = f"http://127.0.0.1:{world.api.port}"
+    with urllib.request.urlopen(f"{base}/", timeout=10) as index:  # "/" sends a person to the dashboard
+        assert index.url == f"{base}/dashboard/" and index.status == 200
+        html = index.read().decode()
+        policy = index.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "connect-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert index.headers["referrer-policy"] == "no-referrer"
+    assert HOME not in html and "kiosk-1" not in html
+    for asset in ("/dashboard/js/app.js", "/dashboard/dashboard.css"):
+        with urllib.request.urlopen(base + asset, timeout=10) as response:
+            assert response.status == 200 and response.headers["x-content-type-options"] == "nosniff"
+    world.api.token = None
+    assert world.api.get("/api/v1/kiosks").status == 401
+    world.api.token = world.tokens["doctor"]
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{base}/api/v1/readings", headers={"authorization": f"Bearer {world.tokens['doctor']}"}), timeout=10) as data:
+        assert data.headers["cache-control"] == "no-store"  # no resident's reading left in a browser's cache
