@@ -120,6 +120,8 @@ class App {
   }
 
   async logOut() {
+    this.stopScreen();
+    this.me = null; // from now on every address shows the login, even before the answer
     try {
       await call("logout", { method: "POST" });
     } catch (error) {
@@ -134,6 +136,11 @@ class App {
   }
 
   route() {
+    if (!this.me) {
+      // Logged out (or not yet in): whatever the address asks for, the login comes first.
+      this.showLogin(null);
+      return;
+    }
     this.stopScreen();
     this.renderHeader();
     const hash = window.location.hash;

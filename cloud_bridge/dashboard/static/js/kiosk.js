@@ -52,8 +52,12 @@ export function kioskScreen(screen, view, site, kioskId) {
     try {
       kiosk = await call(`kiosks/${encodeURIComponent(site)}/${encodeURIComponent(kioskId)}`);
     } catch (error) {
-      if (error instanceof ApiError && error.status === 404) {
-        fill(head, el("h1", {}, `${site}/${kioskId}`), el("p", { class: "error" }, t.t("kiosk.not_found")));
+      if (error instanceof ApiError && (error.status === 404 || error.status === 403)) {
+        // Not (yet) a kiosk, or not one of this person's sites: say so, offer nothing.
+        fill(head, el("h1", {}, `${site}/${kioskId}`), el("p", { class: "error", "data-testid": "kiosk-refused" },
+          error.status === 404 ? t.t("kiosk.not_found") : `${t.t("forbidden")}: ${error.message}`));
+        fill(panelHolder);
+        state.panelKey = "";
         return;
       }
       throw error;

@@ -6,9 +6,10 @@ import { el, fill } from "./dom.js";
 
 export function loginScreen(app, view, message) {
   const t = app.translator;
-  const username = el("input", { id: "username", name: "username", autocomplete: "username", required: true, maxlength: 64 });
+  // No `required`: the browser's own bubble would speak its language, not the page's.
+  const username = el("input", { id: "username", name: "username", autocomplete: "username", maxlength: 64 });
   const password = el("input", {
-    id: "password", name: "password", type: "password", autocomplete: "current-password", required: true, maxlength: 1024,
+    id: "password", name: "password", type: "password", autocomplete: "current-password", maxlength: 1024,
   });
   const problem = el("p", { class: "error", id: "login-error", role: "alert" }, message || "");
   const submit = el("button", { type: "submit", class: "primary" }, t.t("login.submit"));
