@@ -124,3 +124,11 @@ def test_each_role_is_offered_what_the_api_allows_it(dashboard: Dashboard, page:
     dashboard.log_in(page, "tech", f"#/kiosk/xuhui-tianlin/{KIOSK}")
     expect(page.locator("[data-command=ping]")).to_be_visible()
     expect(page.locator("[data-nav=residents]")).to_have_count(0)
+    # The technician's filters go with the technician: the next person sees the whole fleet.
+    page.goto(dashboard.url)
+    page.select_option("#filter-site", "xuhui-tianlin")
+    expect(page.locator("[data-testid=kiosks] tbody tr")).to_have_count(1)
+    page.click("#logout")
+    expect(page.locator("#login")).to_be_visible()
+    dashboard.log_in(page, "staff")
+    expect(page.locator(f'[data-testid=kiosks] tr[data-kiosk="{SITE}/{KIOSK}"]')).to_have_count(1)

@@ -4,7 +4,7 @@
 
 import { ApiError, call } from "./api.js";
 import { el, fill } from "./dom.js";
-import { fleetScreen } from "./fleet.js";
+import { FILTERS_KEY, fleetScreen } from "./fleet.js";
 import { DEFAULT_LANGUAGE, Translator } from "./i18n.js";
 import { kioskScreen } from "./kiosk.js";
 import { loginScreen } from "./login.js";
@@ -122,6 +122,7 @@ class App {
   async logOut() {
     this.stopScreen();
     this.me = null; // from now on every address shows the login, even before the answer
+    sessionStorage.removeItem(FILTERS_KEY); // the next person starts with the whole fleet
     try {
       await call("logout", { method: "POST" });
     } catch (error) {

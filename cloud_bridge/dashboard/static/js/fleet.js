@@ -5,7 +5,7 @@ import { allPages } from "./api.js";
 import { el, fill, parseTime } from "./dom.js";
 import { AlertsPanel, deviceProblems, devicesTable, kioskHref, section, statusBadge, table } from "./widgets.js";
 
-const FILTERS_KEY = "doorstep.dashboard.fleet-filters"; // kept while the tab is open, for "back"
+export const FILTERS_KEY = "doorstep.dashboard.fleet-filters"; // kept while the tab is open, for "back"
 
 function loadFilters() {
   try {
@@ -33,6 +33,7 @@ export function fleetScreen(screen, view) {
   const problemsOnly = el("input", { id: "filter-problems", type: "checkbox", checked: filters.problemsOnly,
     onchange: () => { filters.problemsOnly = problemsOnly.checked; changed(); } });
   const siteBound = screen.me.capabilities["fleet:read"] === "own";
+  if (siteBound) filters.site = ""; // one site only: a filter kept from another login must not hide it
 
   function changed() {
     sessionStorage.setItem(FILTERS_KEY, JSON.stringify(filters));

@@ -276,6 +276,7 @@ function describeEvent(t, event) {
       p.free_reason === "over_80" ? ` · ${t.t("event.free")}` : "",
       p.reason ? ` · ${p.reason}` : ""].join("");
   }
-  const { subject, ...rest } = p; // eslint-disable-line no-unused-vars
+  const rest = { ...p };
+  delete rest.subject;
   return JSON.stringify(rest);
 }
