@@ -30,7 +30,7 @@ from doorstep.wire import (
 )
 from cloud_bridge.batch import Inbound
 from tests.bridge.wire_kiosk import WireKiosk
-from tests.dashboard.conftest import KIOSK, SITE, WirePublisher
+from tests.dashboard.conftest import SITE, WirePublisher
 
 CUFF = DeviceIdentity(model="omron-hem-7361t", address="A4:C1:38:12:34:56", firmware="1.2.0")
 GLUCOSE = DeviceIdentity(model="yuwell-580", address="C0:26:DA:01:02:03", firmware="2.0.4")

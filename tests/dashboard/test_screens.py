@@ -137,6 +137,10 @@ def test_the_doctors_chart_of_a_resident_with_the_guideline_bands(
     dashboard: Dashboard, district: District, page: Page, tmp_path: Path
 ) -> None:
     dashboard.log_in(page, "doctor")
+    # The doctor's fleet has the dangerous reading's alert, and it leads to the resident's chart.
+    danger = page.locator("[data-testid=alerts] tr[data-kind=dangerous_reading]")
+    expect(danger).to_contain_text("186/104")
+    expect(danger.locator(f'a[href="#/residents/{RESIDENT}"]')).to_have_count(1)
     page.click("[data-nav=residents]")
     recent = page.locator(f'tr[data-subject="{RESIDENT}"]')
     expect(recent).to_contain_text(str(district.resident_readings))
