@@ -276,7 +276,7 @@ function describeEvent(t, event) {
       p.free_reason === "over_80" ? ` · ${t.t("event.free")}` : "",
       p.reason ? ` · ${p.reason}` : ""].join("");
   }
-  const rest = { ...p };
-  delete rest.subject;
-  return JSON.stringify(rest);
+  // An event type this page does not know (a newer kiosk's): its type only. Its payload may
+  // hold something about a person that this page has not been taught to leave out.
+  return "";
 }
