@@ -180,6 +180,7 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
     print(
         f"""
 Doorstep demo is running. Open:
+  dashboard         {base}/dashboard/   (log in as tech or doctor, password {DEMO_PASSWORD!r})
   readings (JSON)   {base}/api/v1/readings
   laundry events    {base}/api/v1/events
   API documentation {base}/docs

@@ -17,7 +17,8 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud_bridge.access import Capability, Principal
-from cloud_bridge.api import alerts, auth, commands, fleet, messages
+from cloud_bridge import dashboard as dashboard_pages
+from cloud_bridge.api import alerts, auth, commands, dashboard, fleet, messages
 from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, require
 from cloud_bridge.api.limits import RequestLimits
 
@@ -69,6 +70,7 @@ def create_app(engine: Engine, context: BridgeContext | None = None) -> FastAPI:
     # Outermost: an oversized or too deeply nested body is refused before anything reads it.
     app.add_middleware(RequestLimits)
     app.include_router(ops)
-    for module in (auth, messages, fleet, alerts, commands):
+    for module in (auth, messages, fleet, alerts, commands, dashboard):
         app.include_router(module.router)
+    dashboard_pages.mount(app)
     return app

@@ -37,7 +37,7 @@ def _health(kind: str) -> bool:
     return kind in HEALTH_ALERTS
 
 
-def _visible(who: Principal) -> Any:
+def visible_alerts(who: Principal) -> Any:
     """What alerts `who` may see: health alerts with health:read, the others with fleet:read,
     each within its scope of sites."""
     clauses = []
@@ -66,7 +66,7 @@ def list_alerts(
 ) -> Page[AlertPublic]:
     """Unresolved first, critical first, then the most recently reported. Alerts about a
     resident's reading are shown to doctors only."""
-    conditions = [_visible(who)]
+    conditions = [visible_alerts(who)]
     if state == "unresolved":
         conditions.append(col(Alert.open_key).is_not(None))
     elif state is not None:

@@ -15,6 +15,8 @@ from sqlmodel import Session
 
 from cloud_bridge.access import Capability, Principal
 from cloud_bridge.accounts import Authenticated, authenticate
+from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge.guideline import BloodPressureGuideline
 from cloud_bridge.jobs import CommandPublisher
 from cloud_bridge.metrics import BridgeMetrics
 from doorstep.wire import EARLIEST_TIME, INT32_MAX, INT64_MAX, LATEST_TIME
@@ -38,6 +40,9 @@ class BridgeContext:
     notify: bool = False
     on_alerts: Callable[[], None] = lambda: None  # wake the webhook sender
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    alert_rules: AlertRules = field(default_factory=AlertRules)
+    blood_pressure_guideline: BloodPressureGuideline = field(default_factory=BloodPressureGuideline)
+    dashboard_refresh_s: float = 5.0
 
 
 def get_context(request: Request) -> BridgeContext:
