@@ -116,6 +116,9 @@ class DeviceReport:
     link: _Fields | None = None
     state: _Fields | None = None
     last_reading_at: datetime | None = None
+    # The model a telemetry report names: only fills a row that has none. A reading's identity
+    # (model and firmware) is the device's own word; telemetry's must not outdate it.
+    model_hint: str | None = None
 
     def merge(self, group: str, at: datetime, values: dict[str, Any]) -> None:
         current: _Fields | None = getattr(self, group)
@@ -178,7 +181,7 @@ def fold(messages: Iterable[UpstreamMessage], statuses: Iterable[tuple[str, str,
                 kiosk.telemetry = (at, telemetry)
             for reported in telemetry.devices:
                 device = kiosk.device(reported.address)
-                device.merge("identity", at, {"model": reported.model})
+                device.model_hint = reported.model
                 device.merge(
                     "link",
                     at,
@@ -301,6 +304,9 @@ def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> li
                 newer = func.coalesce(table.c[stamp] <= excluded[stamp], True)
                 for name in [*fields.values, stamp]:
                     updates[name] = case((newer, excluded[name]), else_=table.c[name])
+            if report.identity is None and report.model_hint is not None:
+                row["model"] = report.model_hint
+                updates["model"] = func.coalesce(table.c.model, excluded.model)
             if report.last_reading_at is not None:
                 row["last_reading_at"] = report.last_reading_at
                 updates["last_reading_at"] = _greatest(session, table.c.last_reading_at, excluded.last_reading_at)
