@@ -175,6 +175,16 @@ def recent_login_failures(session: Session, username: str, now: datetime) -> int
     )
 
 
+def revoke_all(session: Session, username: str, now: datetime) -> int:
+    """End every live token of `username`; returns how many."""
+    result = session.execute(
+        update(ApiToken)
+        .where(col(ApiToken.username) == username, col(ApiToken.revoked_at).is_(None))
+        .values(revoked_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def revoke(session: Session, token_hash_value: str, now: datetime) -> None:
     session.execute(update(ApiToken).where(col(ApiToken.token_hash) == token_hash_value).values(revoked_at=now))
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import ValidationError
 from sqlalchemy import Engine, insert
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from doorstep.wire import (
@@ -30,6 +30,8 @@ from doorstep.wire import (
     KioskTopics,
     Status,
     UpstreamMessage,
+    decode_status,
+    encode,
     parse_topic,
     validate_upstream,
 )
@@ -67,6 +69,7 @@ class BatchOutcome:
     valid: list[UpstreamMessage] = field(default_factory=list)  # stored now or before: to confirm
     new_ids: set[uuid.UUID] = field(default_factory=set)
     refused: int = 0
+    refusals: list[Refused] = field(default_factory=list)  # dead letters now: their kiosks are told
     statuses: int = 0
     alert_changes: list[AlertChange] = field(default_factory=list)
 
@@ -141,10 +144,7 @@ def classify(item: Inbound, received_at: datetime, opener: Opener | None = None)
                 return Unopenable(topic.kiosk_topics, missing.key_id, received_at)
         if not item.body:
             return None
-        try:
-            return KioskStatusReport(topic.site, topic.kiosk, Status.model_validate_json(item.body))
-        except ValidationError as error:
-            raise ContractError(f"status: {error.errors(include_url=False)[0]['msg']}") from None
+        return KioskStatusReport(topic.site, topic.kiosk, decode_status(item.body))
     except ContractError as error:
         kiosk, message_id = _sender_of(item.topic, item.body)
         return Refused(item.topic[:512], error.reason[:2000], item.body[:DEAD_LETTER_RAW_LIMIT], len(item.body),
@@ -189,7 +189,8 @@ def commit_parsed(
 ) -> BatchOutcome:
     """Store a batch and all it implies, in one commit. Raises on a database error (nothing is
     then stored, nothing must be confirmed)."""
-    outcome = BatchOutcome(valid=parsed.valid, refused=len(parsed.refused), statuses=len(parsed.statuses))
+    outcome = BatchOutcome(valid=parsed.valid, refused=len(parsed.refused), refusals=list(parsed.refused),
+                           statuses=len(parsed.statuses))
     with Session(engine) as session:
         outcome.new_ids = insert_messages(session, parsed.valid, received_at)
         if parsed.refused:
@@ -242,6 +243,57 @@ def missing_key_signals(unopenable: Sequence[Unopenable]) -> list[Signal]:
               "(payload_keys): they wait at the kiosk until the key is installed", u.received_at, {"key_id": key_id})
         for (site, kiosk, key_id), u in sorted(found.items())
     ]
+
+
+def commit_isolating(
+    engine: Engine, parsed: Parsed, *, rules: AlertRules, notify: bool, received_at: datetime
+) -> BatchOutcome:
+    """commit_parsed for a batch the database refused for its content (not for being away or
+    locked: an OperationalError is raised as it is). The batch is split in halves, and halves
+    of those, until each message the database refuses is alone; that message becomes a dead
+    letter with the database's reason, and every other message is stored and confirmed.
+
+    The contract (doorstep/wire.py, check_storable) refuses what is known to break a store, so
+    this is for what is not yet known: one message must never hold back the kiosks whose
+    messages share its batches, re-sent after re-sent."""
+    try:
+        return commit_parsed(engine, parsed, rules=rules, notify=notify, received_at=received_at)
+    except OperationalError:
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever the driver raised is the message's reason
+        units: list[UpstreamMessage | KioskStatusReport] = [*parsed.valid, *parsed.statuses]
+        if len(units) <= 1:
+            refused = [*parsed.refused, *(_refused_by_the_database(unit, error, received_at) for unit in units)]
+            return commit_parsed(engine, Parsed(refused=refused), rules=rules, notify=notify, received_at=received_at)
+    half = len(units) // 2
+    outcome = BatchOutcome()
+    for part, dead, unopenable in ((units[:half], parsed.refused, parsed.unopenable), (units[half:], [], [])):
+        piece = Parsed(refused=list(dead), unopenable=list(unopenable))
+        for unit in part:
+            piece.add(unit)
+        found = commit_isolating(engine, piece, rules=rules, notify=notify, received_at=received_at)
+        outcome.valid += found.valid
+        outcome.new_ids |= found.new_ids
+        outcome.refused += found.refused
+        outcome.refusals += found.refusals
+        outcome.statuses += found.statuses
+        outcome.alert_changes += found.alert_changes
+    return outcome
+
+
+def _refused_by_the_database(unit: UpstreamMessage | KioskStatusReport, error: Exception, received_at: datetime) -> Refused:
+    if isinstance(unit, KioskStatusReport):
+        topic, body, what = KioskTopics(unit.site, unit.kiosk).status, encode(unit.status), "a status"
+    else:
+        parsed = unit.topic
+        topic = "/".join([parsed.kiosk_topics.root, parsed.channel.value, *([parsed.name] if parsed.name else [])])
+        body, what = encode(unit.envelope), f"message {unit.envelope.message_id}"
+    reason = f"the database refused it ({what}): {type(error).__name__}: {str(error).splitlines()[0][:300]}"
+    if isinstance(unit, KioskStatusReport):
+        return Refused(topic, reason, body[:DEAD_LETTER_RAW_LIMIT], len(body), received_at)
+    # Told to its kiosk like any refusal, so it is not sent (and refused) again and again.
+    return Refused(topic, reason, body[:DEAD_LETTER_RAW_LIMIT], len(body), received_at,
+                   unit.topic.kiosk_topics, unit.envelope.message_id)
 
 
 def view(row: Kiosk) -> KioskView:

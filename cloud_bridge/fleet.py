@@ -116,6 +116,9 @@ class DeviceReport:
     link: _Fields | None = None
     state: _Fields | None = None
     last_reading_at: datetime | None = None
+    # The model a telemetry report names: only fills a row that has none. A reading's identity
+    # (model and firmware) is the device's own word; telemetry's must not outdate it.
+    model_hint: str | None = None
 
     def merge(self, group: str, at: datetime, values: dict[str, Any]) -> None:
         current: _Fields | None = getattr(self, group)
@@ -178,7 +181,7 @@ def fold(messages: Iterable[UpstreamMessage], statuses: Iterable[tuple[str, str,
                 kiosk.telemetry = (at, telemetry)
             for reported in telemetry.devices:
                 device = kiosk.device(reported.address)
-                device.merge("identity", at, {"model": reported.model})
+                device.model_hint = reported.model
                 device.merge(
                     "link",
                     at,
@@ -301,15 +304,20 @@ def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> li
                 if fields is not None:
                     row |= fields.values | {stamp: fields.at}
                     shape.append((stamp, tuple(sorted(fields.values))))
+            # A model from telemetry only fills a model never reported by the device itself.
+            with_model_hint = report.identity is None and report.model_hint is not None
+            if with_model_hint:
+                row["model"] = report.model_hint
             if report.last_reading_at is not None:
                 row["last_reading_at"] = report.last_reading_at
-            session.execute(_device_upsert(session, (dialect, tuple(shape), report.last_reading_at is not None)), row)
+            key = (dialect, tuple(shape), report.last_reading_at is not None, with_model_hint)
+            session.execute(_device_upsert(session, key), row)
             applied.append(report)
     return applied
 
 
-# (database, ((group stamp, its columns), ...), with last_reading_at) -> the upsert of that shape
-_UpsertShape = tuple[str, tuple[tuple[str, tuple[str, ...]], ...], bool]
+# (database, ((group stamp, its columns), ...), with last_reading_at, with a model hint)
+_UpsertShape = tuple[str, tuple[tuple[str, tuple[str, ...]], ...], bool, bool]
 _UPSERTS: dict[_UpsertShape, Any] = {}
 
 
@@ -323,13 +331,15 @@ def _device_upsert(session: Session, key: _UpsertShape) -> Any:
     statement = dialect_insert(session, Device)
     excluded = statement.excluded
     updates: dict[str, Any] = {}
-    _dialect, groups, with_last_reading = key
+    _dialect, groups, with_last_reading, with_model_hint = key
     for stamp, names in groups:
         newer = func.coalesce(table.c[stamp] <= excluded[stamp], True)
         for name in [*names, stamp]:
             updates[name] = case((newer, excluded[name]), else_=table.c[name])
     if with_last_reading:
         updates["last_reading_at"] = _greatest(session, table.c.last_reading_at, excluded.last_reading_at)
+    if with_model_hint:
+        updates["model"] = func.coalesce(table.c.model, excluded.model)
     if updates:
         upsert = statement.on_conflict_do_update(index_elements=["site", "kiosk", "address"], set_=updates)
     else:

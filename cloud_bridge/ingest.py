@@ -36,7 +36,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
@@ -58,7 +58,7 @@ from doorstep.wire import (
 
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
-from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify, commit_parsed
+from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify, commit_isolating, commit_parsed
 from cloud_bridge.metrics import BridgeMetrics
 from doorstep.sealing import Opener
 
@@ -310,14 +310,27 @@ class Ingest:
             try:
                 outcome = commit_parsed(self._engine, batch, rules=self._rules, notify=self._notify, received_at=self._clock())
                 break
-            except SQLAlchemyError as error:
-                if attempt == BATCH_ATTEMPTS:
-                    # Nothing is confirmed, so every kiosk will send these again.
-                    self.metrics.batch_failures.inc()
-                    log.exception("could not store a batch of %d messages; kiosks will re-send", len(batch.valid))
-                    return
-                log.warning("storing a batch failed (%s); trying again", type(error).__name__)
-                time.sleep(0.05 * attempt)
+            except Exception as error:
+                transient = isinstance(error, SQLAlchemyError)
+                if transient and attempt < BATCH_ATTEMPTS:
+                    log.warning("storing a batch failed (%s); trying again", type(error).__name__)
+                    time.sleep(0.05 * attempt)
+                    continue
+                if not isinstance(error, OperationalError):
+                    # The database refuses something in the batch itself: store the rest, and
+                    # dead-letter what it refuses, rather than fail the same batch at every re-send.
+                    log.error("the database refused a batch of %d messages (%s: %s); storing it in parts",
+                              len(batch.valid) + len(batch.statuses), type(error).__name__, str(error).splitlines()[0][:200])
+                    try:
+                        outcome = commit_isolating(self._engine, batch, rules=self._rules, notify=self._notify,
+                                                   received_at=self._clock())
+                        break
+                    except Exception:  # noqa: BLE001 - logged below, like any batch that cannot be stored
+                        pass
+                # Nothing is confirmed, so every kiosk will send these again.
+                self.metrics.batch_failures.inc()
+                log.exception("could not store a batch of %d messages; kiosks will re-send", len(batch.valid))
+                return
         assert outcome is not None
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(batch.valid) + len(batch.statuses) + len(batch.refused))
@@ -335,7 +348,7 @@ class Ingest:
             if change.event == "opened":
                 self.metrics.alerts.labels(change.alert.kind).inc()
                 log.warning("alert %s at %s/%s: %s", change.alert.kind, change.alert.site, change.alert.kiosk, change.alert.title)
-        self._confirm(outcome.valid, batch.refused)
+        self._confirm(outcome.valid, outcome.refusals)
         self._on_committed(outcome)
 
     def _confirm(self, stored: list[UpstreamMessage], refused: list[Refused]) -> None:

@@ -71,6 +71,9 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         command_ttl=timedelta(seconds=settings.command_ttl_s),
         notify=notify,
         on_alerts=poke,
+        alert_rules=settings.alerts,
+        blood_pressure_guideline=settings.blood_pressure_guideline,
+        dashboard_refresh_s=settings.dashboard_refresh_s,
     )
     return BridgeWorker(engine, ingest, jobs, sender, context)
 

@@ -9,6 +9,7 @@ from pydantic import Field, FilePath, SecretStr, field_validator, model_validato
 from pydantic_settings import SettingsConfigDict
 
 from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge.guideline import BloodPressureGuideline, check_against_alerts
 from cloud_bridge.webhook import WebhookSettings
 from doorstep.config import FileSettings
 from doorstep.mqtt import BrokerSettings
@@ -69,6 +70,18 @@ class BridgeSettings(FileSettings):
     def opener(self) -> Opener | None:
         keys = [private_key_from_file(path) for path in self.payload_keys]
         return Opener(keys) if keys else None
+
+    blood_pressure_guideline: BloodPressureGuideline = Field(
+        default_factory=BloodPressureGuideline, description="the categories the dashboard draws on a resident's chart"
+    )
+    # Each open dashboard asks for the fleet this often: a wall of 200 kiosks is a few pages of
+    # JSON per refresh, and a killed kiosk's Last Will shows within one period.
+    dashboard_refresh_s: float = Field(default=5, ge=1, le=300, description="how often an open dashboard refreshes")
+
+    @model_validator(mode="after")
+    def _guideline_below_the_alerts(self) -> BridgeSettings:
+        check_against_alerts(self.blood_pressure_guideline, self.alerts)
+        return self
 
     @model_validator(mode="after")
     def _a_real_secret_outside_development(self) -> BridgeSettings:

@@ -6,12 +6,20 @@ import asyncio
 import json
 import logging
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from doorstep.broker_cli import broker_app
 from doorstep.config import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from cloud_bridge.settings import BridgeSettings
 
 app = typer.Typer(
     help="Doorstep: neighbourhood health kiosks, laundry rooms and 24-hour relay stations.",
@@ -98,9 +106,12 @@ users_app = typer.Typer(help="People who use the bridge's API and dashboard (run
 app.add_typer(users_app, name="users")
 tokens_app = typer.Typer(help="Long-lived API tokens for scripts (shown once, stored hashed).", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(broker_app, name="broker")
 
 
-def _bridge_database(config: Path | None):  # type: ignore[no-untyped-def]
+@contextmanager
+def _bridge_database(config: Path | None) -> Iterator[tuple[BridgeSettings, Engine]]:
+    """The bridge's settings and its migrated database, for commands run beside the bridge."""
     from cloud_bridge.settings import BridgeSettings
     from cloud_bridge.store import migrate
     from doorstep.db import create_durable_engine
@@ -110,12 +121,37 @@ def _bridge_database(config: Path | None):  # type: ignore[no-untyped-def]
     except ConfigError as error:
         raise _fail(str(error)) from None
     engine = create_durable_engine(settings.database_url)
-    migrate(engine)
-    return settings, engine
+    try:
+        migrate(engine)
+        yield settings, engine
+    finally:
+        engine.dispose()
 
 
 keys_app = typer.Typer(help="The key pair that seals residents' readings from kiosk to bridge.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    username: Annotated[str, typer.Argument(help="every token of this user stops working (sessions and scripts')")],
+    config: ConfigOption = None,
+) -> None:
+    """Revoke every token of USERNAME now, e.g. after one leaked. The user can log in again."""
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session
+
+    from cloud_bridge.accounts import User, audit, revoke_all
+
+    now = datetime.now(UTC)
+    with _bridge_database(config) as (_settings, engine), Session(engine) as session:
+        if session.get(User, username) is None:
+            raise _fail(f"no user {username!r}")
+        count = revoke_all(session, username, now)
+        audit(session, actor="cli", action="token_revoke", target=username, result="ok", now=now, revoked=count)
+        session.commit()
+    typer.echo(f"revoked {count} token(s) of {username}")
 
 
 @keys_app.command("create")
@@ -160,9 +196,8 @@ def users_add(
                                                                                     confirmation_prompt=True)
     if len(password) < 10:
         raise _fail("a password of at least 10 characters, please")
-    _settings, engine = _bridge_database(config)
     now = datetime.now(UTC)
-    with Session(engine) as session:
+    with _bridge_database(config) as (_settings, engine), Session(engine) as session:
         try:
             add_user(session, username=username, role=chosen, site=site, password=password, now=now)
         except (AccountError, ValidationError) as error:
@@ -186,9 +221,8 @@ def tokens_create(
 
     from cloud_bridge.accounts import User, audit, issue_token
 
-    settings, engine = _bridge_database(config)
     now = datetime.now(UTC)
-    with Session(engine) as session:
+    with _bridge_database(config) as (settings, engine), Session(engine) as session:
         if session.get(User, username) is None:
             raise _fail(f"no user {username!r}: add one with `doorstep users add`")
         token, _row = issue_token(session, settings.secret_key.get_secret_value(), username=username, purpose="api",

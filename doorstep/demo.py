@@ -26,6 +26,12 @@ DEMO_DEVICES = (
 DEMO_LAUNDRY_ROOM = {unit: "washer-retrofit-a" for unit in range(1, 7)} | {7: "dryer-retrofit-b", 8: "dryer-retrofit-b"}
 # A simulated resident measures about this often.
 DEMO_MEASURE_EVERY_S = 10.0
+# The kiosk screen's demo settings. The secret and the PIN are the demo's own, printed in the
+# source: a real site makes its own (openssl rand -hex 32; docs/configuration.md).
+DEMO_RESIDENT_SECRET = "demo-site-resident-secret-not-for-production"
+DEMO_TECHNICIAN_PIN = "246810"
+# Residents with volunteer-points accounts in the demo's laundry room: (card, birth year, points).
+DEMO_RESIDENTS = (("310101194001011234", 1940, 0), ("310101197001011234", 1970, 30))
 # The demo's people: a technician sees the fleet, the family doctor the readings.
 DEMO_PASSWORD = "doorstep-demo"
 DEMO_PEOPLE = (("tech", "technician", None), ("doctor", "doctor", DEMO_SITE))
@@ -56,6 +62,34 @@ def _demo_people(database_url: str) -> dict[str, str]:
         session.commit()
     engine.dispose()
     return tokens
+
+
+def _demo_residents(screen: str, wait_s: float = 30.0) -> str:
+    """Open the demo residents' points accounts through the screen's admin endpoint, as a
+    technician would; a line saying which cards to try."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + wait_s
+    for card, birth_year, points in DEMO_RESIDENTS:
+        body = json.dumps({"card_number": card, "birth_year": birth_year, "balance": points}).encode()
+        request = urllib.request.Request(
+            screen + "api/admin/residents", data=body, method="PUT",
+            headers={"content-type": "application/json", "x-technician-pin": DEMO_TECHNICIAN_PIN},
+        )
+        while True:
+            try:
+                urllib.request.urlopen(request, timeout=2).close()
+                break
+            except (urllib.error.URLError, OSError):
+                # The agent is still starting, or its laundry room is still opening.
+                if time.monotonic() > deadline:
+                    return "(the screen did not answer in time: no demo residents; see agent.log)"
+                time.sleep(0.5)
+    (old_card, _, _), (young_card, _, young_points) = DEMO_RESIDENTS
+    return (f"demo residents' cards: {old_card} (over 80: laundry free), "
+            f"{young_card} ({young_points} volunteer points)")
 
 
 def _port_is_free(port: int) -> bool:
@@ -109,6 +143,7 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
             }
         )
     )
+    screen_port = free_port()
     agent_config = workdir / "agent.yaml"
     agent_config.write_text(
         yaml.safe_dump(
@@ -129,6 +164,9 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
                     for address, model in DEMO_DEVICES
                 ],
                 "laundry": {"port": "simulated", "machines": DEMO_LAUNDRY_ROOM},
+                "relay": {},
+                "resident_secret": DEMO_RESIDENT_SECRET,
+                "screen": {"port": screen_port, "technician_pin": DEMO_TECHNICIAN_PIN},
             }
         )
     )
@@ -137,15 +175,20 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
         "agent": _spawn("agent", agent_config, workdir / "agent.log"),
     }
     base = f"http://127.0.0.1:{http_port}"
+    screen = f"http://127.0.0.1:{screen_port}/"
+    residents = _demo_residents(screen)
     print(
         f"""
 Doorstep demo is running. Open:
+  dashboard         {base}/dashboard/   (log in as tech or doctor, password {DEMO_PASSWORD!r})
   readings (JSON)   {base}/api/v1/readings
   laundry events    {base}/api/v1/events
   API documentation {base}/docs
 The API wants a token (the demo's people log in with the password {DEMO_PASSWORD!r}):
   technician tech   curl -H 'Authorization: Bearer {tokens["tech"]}' {base}/api/v1/kiosks
   doctor doctor     curl -H 'Authorization: Bearer {tokens["doctor"]}' {base}/api/v1/readings
+The kiosk screen   {screen}   (full screen on a Pi: chromium --kiosk {screen})
+  {residents}
 Broker: mqtt://{broker.host}:{broker.port}   watch it: mosquitto_sub -p {broker.port} -t 'doorstep/#' -v
 Simulated residents measure blood pressure and temperature about every {DEMO_MEASURE_EVERY_S:.0f} s;
 a simulated glucose meter hands over its stored records once. A simulated laundry room

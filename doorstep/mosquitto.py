@@ -157,6 +157,13 @@ class MosquittoProcess:
     def stop(self) -> None:
         self._signal_and_wait(signal.SIGTERM)
 
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto reads its password file and ACL again (mosquitto(8), SIGNALS) and
+        disconnects clients whose password is no longer valid; what `systemctl reload` does."""
+        if self._process is None or self._process.poll() is not None:
+            raise RuntimeError("mosquitto is not running")
+        self._process.send_signal(signal.SIGHUP)
+
     def _signal_and_wait(self, sig: signal.Signals) -> None:
         if self._process is None or self._process.poll() is not None:
             return

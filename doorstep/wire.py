@@ -20,10 +20,12 @@ not snapshotted when killed).
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
@@ -47,6 +49,20 @@ QOS_TELEMETRY: Final = 0  # a lost heartbeat is replaced by the next one
 # A message body larger than this is refused before it is parsed: the biggest legitimate
 # message (an ack batch of 500 ids) is ~20 KB, and parsing untrusted megabytes costs memory.
 MAX_MESSAGE_BYTES: Final = 64 * 1024
+
+# What the bridge's database holds, so that a message the contract accepts is one it can store
+# (tests/bridge/test_hostile_ingest.py): a message accepted here and then refused by the
+# database would fail every batch it joined, with the other kiosks' messages in it. PostgreSQL
+# INTEGER and BIGINT columns; 16- and 32-bit Modbus registers (firmware_configs/laundry.py).
+INT32_MAX: Final = 2**31 - 1
+INT64_MAX: Final = 2**63 - 1
+U16_MAX: Final = 0xFFFF
+U32_MAX: Final = 0xFFFF_FFFF
+# Aware times from 1900 (a Raspberry Pi without NTP boots at 1970, which is 1969 west of UTC)
+# to long before the end of Python's calendar (9999), so that converting one to UTC or adding
+# days to it cannot overflow anywhere.
+EARLIEST_TIME: Final = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIME: Final = datetime(9000, 1, 1, tzinfo=UTC)
 
 SLUG_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,31}$"
 _SLUG_RE: Final = re.compile(SLUG_PATTERN)
@@ -175,8 +191,10 @@ def parse_topic(topic: str) -> ParsedTopic:
 
 class _Strict(BaseModel):
     # Unknown fields are an error, not silently dropped: a producer with a typo or a newer
-    # schema must be noticed, not half-stored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # schema must be noticed, not half-stored. Floats are finite: JSON has no NaN or infinity
+    # (RFC 8259, 6), yet Python's parser reads NaN, Infinity and 1e400, and PostgreSQL's json
+    # refuses them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DeviceIdentity(_Strict):
@@ -282,6 +300,8 @@ READING_PAYLOADS: Final[dict[ReadingKind, type[BaseModel]]] = {
 class EventType(StrEnum):
     LAUNDRY_MACHINE = "laundry_machine"  # a machine's state, fault or link changed
     LAUNDRY_VEND = "laundry_vend"  # a start transaction moved: started (charged), refused, done, ...
+    RELAY_CHECKIN = "relay_checkin"  # a worker checked in at a 24-hour love relay station
+    RELAY_CHECKOUT = "relay_checkout"  # ... and out (or the visit expired unclosed)
 
 
 ModbusUnit = Annotated[int, Field(ge=1, le=247)]  # Modbus over Serial Line v1.02, 2.2
@@ -295,12 +315,13 @@ class LaundryMachineEvent(_Strict):
         description="'unknown' until the machine has answered once"
     )
     link: Literal["online", "degraded", "offline"]
-    program: int | None = None
-    remaining_seconds: int | None = Field(default=None, ge=0)
-    error_code: int | None = Field(default=None, ge=1)
+    # Each from a register of the machine's map: 16 or 32 bits.
+    program: int | None = Field(default=None, ge=0, le=U16_MAX)
+    remaining_seconds: int | None = Field(default=None, ge=0, le=U32_MAX)
+    error_code: int | None = Field(default=None, ge=1, le=U16_MAX)
     error_text: dict[Literal["zh", "en"], str] | None = Field(default=None, description="the map's text for the code")
     link_error: str | None = Field(default=None, max_length=200, description="why the link is not online")
-    cycle_count: int | None = Field(default=None, ge=0)
+    cycle_count: int | None = Field(default=None, ge=0, le=U32_MAX)
 
 
 class LaundryVendEvent(_Strict):
@@ -311,15 +332,42 @@ class LaundryVendEvent(_Strict):
     unit: ModbusUnit
     program: int = Field(ge=0, le=0xFFFF)
     outcome: Literal["started", "refused", "not_started", "cycle_done", "faulted", "collected"]
-    points_charged: int = Field(default=0, ge=0)
+    points_charged: int = Field(default=0, ge=0, le=INT32_MAX)
     free_reason: Literal["over_80"] | None = None
     reason: str | None = Field(default=None, max_length=200, description="why it was refused or did not start")
     subject: Pseudonym | None = Field(default=None, description="the resident's pseudonym")
 
 
+RelayMethod = Literal["phone_last4", "qr"]
+
+
+class RelayCheckinEvent(_Strict):
+    """A courier, rider or sanitation worker checked in at a love relay station. Who is a
+    pseudonym of their phone's last four digits or their QR code, never the digits."""
+
+    visit_id: uuid.UUID
+    subject: Pseudonym
+    method: RelayMethod
+    inside: int = Field(ge=0, description="people inside after this check-in")
+
+
+class RelayCheckoutEvent(_Strict):
+    """A visit ended: checked out by the worker, or `expired` (never checked out within the
+    station's maximum stay; it no longer counts as inside)."""
+
+    visit_id: uuid.UUID = Field(description="the visit_id of its relay_checkin")
+    subject: Pseudonym
+    method: RelayMethod
+    reason: Literal["checked_out", "expired"]
+    stay_s: float = Field(ge=0, description="how long the visit lasted, by the kiosk's clock")
+    inside: int = Field(ge=0, description="people inside after this check-out")
+
+
 EVENT_PAYLOADS: Final[dict[EventType, type[BaseModel]]] = {
     EventType.LAUNDRY_MACHINE: LaundryMachineEvent,
     EventType.LAUNDRY_VEND: LaundryVendEvent,
+    EventType.RELAY_CHECKIN: RelayCheckinEvent,
+    EventType.RELAY_CHECKOUT: RelayCheckoutEvent,
 }
 
 
@@ -327,7 +375,7 @@ EVENT_PAYLOADS: Final[dict[EventType, type[BaseModel]]] = {
 
 
 class OutboxDepth(_Strict):
-    records: int = Field(ge=0, description="undelivered records of this class")
+    records: int = Field(ge=0, le=INT32_MAX, description="undelivered records of this class")
     oldest_age_s: float | None = Field(default=None, ge=0, description="age of the oldest; null if none")
 
 
@@ -352,11 +400,11 @@ class KioskTelemetry(_Strict):
 
     uptime_s: float = Field(ge=0)
     outbox: dict[Literal["health", "event", "telemetry"], OutboxDepth]
-    outbox_bytes: int = Field(ge=0)
-    outbox_budget_bytes: int = Field(ge=0)
+    outbox_bytes: int = Field(ge=0, le=INT64_MAX)
+    outbox_budget_bytes: int = Field(ge=0, le=INT64_MAX)
     health_over_budget: bool = Field(description="only health readings left, over the budget: kept, and alarming")
     refused_records: int = Field(default=0, ge=0, description="records the bridge refused as breaking the contract: kept, not sent")
-    disk_free_bytes: int | None = Field(default=None, ge=0)
+    disk_free_bytes: int | None = Field(default=None, ge=0, le=INT64_MAX)
     cpu_temperature_c: float | None = None
     clock_synchronised: bool = Field(description="false until NTP has set the kiosk's clock (a Pi has no RTC)")
     devices: list[DeviceTelemetry] = Field(default_factory=list, max_length=256)
@@ -460,7 +508,8 @@ class Envelope(_Strict):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     message_id: uuid.UUID = Field(description="minted when the record is first cached; the cloud dedupes on it")
-    seq: int = Field(ge=0, description="per-kiosk sequence number, from 1, no gaps")
+    # At most INT32_MAX, the bridge's column: at 300 records a day a kiosk reaches it in 19,000 years.
+    seq: int = Field(ge=0, le=INT32_MAX, description="per-kiosk sequence number, from 1, no gaps")
     kiosk_time: AwareDatetime = Field(description="the kiosk's clock when the record was cached")
     kiosk_clock_trusted: bool = Field(
         default=True, description="false while the kiosk's clock is not synchronised (a Pi has no RTC)"
@@ -530,7 +579,38 @@ def validate_upstream(
             payload = payload_model.model_validate(raw)
         except ValidationError as error:
             raise ContractError("payload: " + _describe(error)) from None
+    # The typed payload too: its times are datetimes there, still strings in the envelope's dict.
+    check_storable(envelope.model_dump(exclude={"payload"}), "")
+    check_storable(payload.model_dump() if isinstance(payload, BaseModel) else payload, "payload")
     return UpstreamMessage(parsed, envelope, payload)
+
+
+def check_storable(value: Any, where: str) -> None:
+    """Raise ContractError for what the models' types let through and a store cannot hold, also
+    inside free-form fields (a command result's `data`): NUL in a string (PostgreSQL's text and
+    jsonb refuse it), a float that is not finite, an integer past 64 bits, an aware time
+    outside EARLIEST_TIME..LATEST_TIME."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ContractError(f"{where or 'body'}: a NUL character in a string")
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise ContractError(f"{where or 'body'}: an integer past 64 bits")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ContractError(f"{where or 'body'}: a number that is not finite")
+    elif isinstance(value, datetime):
+        if value.tzinfo is not None and not EARLIEST_TIME <= value <= LATEST_TIME:
+            raise ContractError(f"{where or 'body'}: a time outside {EARLIEST_TIME.year}-{LATEST_TIME.year}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_storable(key, where)
+            check_storable(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_storable(item, f"{where}.{index}" if where else str(index))
 
 
 def _describe(error: ValidationError) -> str:
@@ -569,6 +649,18 @@ class Status(_Strict):
 
     state: KioskState
     at: AwareDatetime | None = Field(default=None, description="null in the Last Will, set long before it fires")
+
+
+def decode_status(body: bytes) -> Status:
+    """A retained status as the bridge takes it; ContractError ("status: …") for anything else."""
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise ContractError(f"status of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        status = Status.model_validate_json(body)
+    except ValidationError as error:
+        raise ContractError(f"status: {error.errors(include_url=False)[0]['msg']}") from None
+    check_storable(status.model_dump(), "status")
+    return status
 
 
 # The bridge confirms at most this many ids per Ack so one message stays far below MAX_MESSAGE_BYTES.

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,15 +20,24 @@ from bleak.backends.client import BaseBleakClient
 from doorstep.config import ConfigError
 from doorstep.sealing import Sealer
 from doorstep.wire import QOS_TELEMETRY, DeviceIdentity, DeviceTelemetry, KioskTelemetry, KioskTopics
+from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.kiosk_commands import kiosk_handlers
 from edge_agent.laundry import LaundryRoom
-from edge_agent.outbox import Outbox, SavedRecord
+from edge_agent.outbox import Outbox, RecordState, SavedRecord
+from edge_agent.pseudonym import Pseudonyms
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
+from edge_agent.relay_station import RelayBook
 from edge_agent.remote import RemoteCommands
 from edge_agent.scheduling import AgentScheduler, JobWatch, watch_clock_jumps
+from edge_agent.screen.app import create_app
+from edge_agent.screen.context import ScreenContext
+from edge_agent.screen.guard import PinGuard, RateLimit
+from edge_agent.screen.measurement import MeasurementDesk
+from edge_agent.screen.server import ScreenServer
+from edge_agent.screen.speech import Speaker
 from edge_agent.settings import AgentSettings, DeviceSettings, LaundrySettings
 from edge_agent.status_file import AgentStatus, JobState, status_path, write_status
 from edge_agent.systemd import notify, watchdog_interval_s
@@ -47,6 +56,9 @@ TIME_SANITY_EVERY_S = 30.0
 LAUNDRY_RETRY_S = 30.0
 # How long a stop waits for scheduled jobs that are running to finish.
 STOP_GRACE_S = 5.0
+# How often relay-station visits past the maximum stay are closed (they stop counting as
+# inside at once; this only tells the cloud).
+RELAY_EXPIRE_EVERY_S = 600.0
 
 SavedListener = Callable[[SavedRecord, DeviceReading], None]
 RunEnd = Literal["stopped", "reload"]
@@ -89,6 +101,12 @@ class Agent:
         self._command_tasks: set[asyncio.Task[object]] = set()
         self._stop: asyncio.Event | None = None
         self._reload_requested = False
+        # The blood-pressure desk of the screen: whose record the next cuff reading goes on.
+        self.desk = MeasurementDesk(
+            bands=settings.screen.blood_pressure_bands, timeout_s=settings.screen.measure_timeout_s
+        )
+        self.relay: RelayBook | None = None
+        self.screen: ScreenServer | None = None
 
     async def run(self, stop: asyncio.Event) -> RunEnd:
         """Until `stop` is set ("stopped"), or a remote reload_config asks for a restart with
@@ -120,6 +138,15 @@ class Agent:
         if watchdog_s is not None:
             # From the scheduler on the event loop: a hung loop stops the pings.
             self.scheduler.add_job(notify, "interval", args=["WATCHDOG=1"], seconds=watchdog_s, id="systemd-watchdog")
+        if self.settings.relay is not None:
+            self.relay = RelayBook(
+                self.outbox, self.topics, max_stay=timedelta(hours=self.settings.relay.max_stay_hours),
+                saved=self._wakeup.set,
+            )
+            self.scheduler.add_job(
+                self._expire_relay_visits, "interval", seconds=RELAY_EXPIRE_EVERY_S, id="relay-expire",
+                max_instances=1, coalesce=True, misfire_grace_time=None,
+            )
         self.scheduler.start()
         self.uplink = Uplink(
             self.outbox,
@@ -145,6 +172,8 @@ class Agent:
             tasks.append(asyncio.create_task(self._open_laundry(self.settings.laundry), name="laundry"))
         for device in self.settings.devices:
             self.restart_device(device.address)
+        if self.settings.screen.enabled:
+            await self._open_screen()
         log.info("agent %s/%s running with %d device(s)", self.topics.site, self.topics.kiosk, len(self.settings.devices))
         notify("READY=1")
         try:
@@ -153,6 +182,9 @@ class Agent:
             # Let running jobs (a telemetry save, a pruning pass) finish: shutting the scheduler
             # down cancels them mid-write.
             self.scheduler.pause()
+            if self.screen is not None:
+                self.desk.close_streams()
+                await self.screen.stop()
             await self.job_watch.finished(timeout_s=STOP_GRACE_S)
             tasks += [*self._device_tasks.values(), *self._command_tasks]
             for task in tasks:
@@ -162,6 +194,50 @@ class Agent:
             self.uplink.stop()
             self.outbox.close()
         return "reload" if self._reload_requested else "stopped"
+
+    async def _open_screen(self) -> None:
+        """Serve the kiosk screen. A screen that cannot listen is logged, and the kiosk goes on
+        saving readings and laundry events without it."""
+        screen = self.settings.screen
+        secret = self.settings.resident_secret
+        if secret is None:
+            log.warning("no resident_secret: the screen offers measuring without a record only, "
+                        "and no check-ins or laundry starts")
+        if screen.speak_results:
+            speaker = Speaker(screen.speech_voice)
+            self.desk.on_result = speaker.say
+        context = ScreenContext(
+            settings=self.settings,
+            desk=self.desk,
+            pseudonyms=None if secret is None else Pseudonyms(secret.get_secret_value().encode()),
+            lookups=RateLimit(screen.identify_per_minute),
+            pin=PinGuard(screen.technician_pin, attempts=screen.pin_attempts, lockout_s=screen.pin_lockout_s),
+            relay=lambda: self.relay,
+            laundry=lambda: self.laundry,
+            status=self.local_status,
+        )
+        server = ScreenServer(create_app(context), screen.host, screen.port)
+        try:
+            await server.start()
+        except OSError as error:
+            log.error("the kiosk screen cannot listen on %s:%d (%s); the kiosk goes on without it",
+                      screen.host, screen.port, error)
+            return
+        self.screen = server
+
+    def local_status(self) -> dict[str, Any]:
+        """What the technician's admin endpoint shows."""
+        assert self.outbox is not None and self.uplink is not None
+        counts = self.outbox.counts()
+        return {
+            "site": self.topics.site,
+            "kiosk": self.topics.kiosk,
+            "uplink_connected": self.uplink.connected,
+            "clock_synchronised": self.clock_watch.trusted,
+            "outbox": {state.value: counts.get(state, 0) for state in RecordState},
+            "devices": [d.model_dump(mode="json") for d in self.device_telemetry()],
+            "relay_inside": None if self.relay is None else self.relay.inside(),
+        }
 
     async def _pump_forever(self) -> None:
         assert self.uplink is not None
@@ -319,6 +395,11 @@ class Agent:
         if self._stop is not None:
             self._stop.set()
 
+    async def _expire_relay_visits(self) -> None:
+        # A coroutine, so apscheduler runs it on this loop; the SQLite work goes to a thread.
+        if self.relay is not None:
+            await asyncio.to_thread(self.relay.expire)
+
     async def _prune(self) -> None:
         assert self.outbox is not None
         pruned = await asyncio.to_thread(self.outbox.prune)
@@ -332,7 +413,7 @@ class Agent:
             load_ble_profiles()[device.model],
             backend=self._backends.get(device.address),
             cursor=CursorStore(self.outbox.cursor, self.outbox.set_cursor),
-            on_cuff_pressure=self._on_cuff_pressure,
+            on_cuff_pressure=self._cuff_pressure,
             kiosk_time=lambda: datetime.now() if self.clock_watch.trusted else None,
         )
 
@@ -357,9 +438,15 @@ class Agent:
                 log.exception("reading %s failed unexpectedly; will try again", address)
             else:
                 self._last_seen_at[address] = datetime.now(UTC)
+                # The newest blood-pressure reading of a session (a cuff sends its memory oldest
+                # first) is the one the resident at the screen has just taken: only it goes on
+                # their record; older ones replayed with it stay anonymous.
+                newest = max((i for i, r in enumerate(readings) if isinstance(r, BloodPressureMeasurement)),
+                             default=None)
                 try:
-                    for reading in readings:
-                        await self.save_reading(reading, reader.device)
+                    for i, reading in enumerate(readings):
+                        subject = self.desk.subject_now() if i == newest else None
+                        await self.save_reading(reading, reader.device, subject=subject)
                 except Exception:
                     # Not the device's fault (that is a DecodeError, handled in the driver):
                     # our bug or the disk. Loud, and the device keeps being served.
@@ -367,14 +454,23 @@ class Agent:
                 else:
                     reader.saved()
 
-    async def save_reading(self, reading: DeviceReading, device: DeviceIdentity) -> SavedRecord | None:
-        """Commit the reading durably; only then is it reported saved. None: saved before (a replay)."""
+    def _cuff_pressure(self, device: DeviceIdentity, pressure: float | None) -> None:
+        self.desk.cuff_pressure(pressure)
+        if self._on_cuff_pressure is not None:
+            self._on_cuff_pressure(device, pressure)
+
+    async def save_reading(
+        self, reading: DeviceReading, device: DeviceIdentity, *, subject: str | None = None
+    ) -> SavedRecord | None:
+        """Commit the reading durably; only then is it reported saved. None: saved before (a replay).
+        `subject`: the resident's pseudonym; None: anonymous."""
         assert self.outbox is not None
         wire = outgoing(reading)
+        payload = wire.payload if subject is None else wire.payload.model_copy(update={"subject": subject})
         saved = await asyncio.to_thread(
             self.outbox.save,
             self.topics.reading(wire.kind),
-            wire.payload,
+            payload,
             device=device,
             device_time=wire.device_time,
             fingerprint=fingerprint(device, wire),
@@ -387,5 +483,7 @@ class Agent:
         self._last_reading_at[device.address] = datetime.now(UTC)
         if self._on_saved is not None:
             self._on_saved(saved, reading)
+        if isinstance(reading, BloodPressureMeasurement):
+            self.desk.reading_saved(saved.seq, reading, subject)  # committed: the screen may say "saved"
         self._wakeup.set()
         return saved

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from doorstep.config import FileSettings
@@ -97,6 +97,94 @@ class OutboxSettings(BaseModel):
         )
 
 
+class Localised(BaseModel):
+    """A text the screen shows, in both of its languages."""
+
+    zh: str = Field(min_length=1, max_length=80, description="Chinese (the screen's default language)")
+    en: str = Field(min_length=1, max_length=80, description="English")
+
+
+class Band(BaseModel):
+    """A blood-pressure category starts at this systolic OR this diastolic (mmHg)."""
+
+    systolic: int = Field(ge=40, le=300)
+    diastolic: int = Field(ge=20, le=200)
+
+
+class BloodPressureBands(BaseModel):
+    """Where each category of the screen begins. The defaults are the Chinese Guidelines for
+    the Prevention and Treatment of Hypertension (2018 revision), office readings: normal
+    <120 and <80; high-normal 120-139 or 80-89; high (hypertension) >=140 or >=90; and the
+    guideline's grade 3 hypertension, >=180 or >=110, shown as "very high". A reading is put in
+    the highest band either of its two numbers reaches."""
+
+    high_normal: Band = Band(systolic=120, diastolic=80)
+    high: Band = Band(systolic=140, diastolic=90)
+    very_high: Band = Band(systolic=180, diastolic=110)
+
+    @model_validator(mode="after")
+    def _ascending(self) -> BloodPressureBands:
+        bands = [self.high_normal, self.high, self.very_high]
+        for lower, upper in zip(bands, bands[1:], strict=False):
+            if not (lower.systolic < upper.systolic and lower.diastolic < upper.diastolic):
+                raise ValueError("bands must rise: high_normal < high < very_high, systolic and diastolic alike")
+        return self
+
+
+class ScreenSettings(BaseModel):
+    """The kiosk's touch screen: a local web app the agent serves, shown full-screen by Chromium."""
+
+    enabled: bool = Field(default=True, description="serve the kiosk screen")
+    host: str = Field(
+        default="127.0.0.1",
+        description="where the screen's HTTP server listens: loopback, so only the kiosk's own browser reaches it",
+    )
+    port: int = Field(default=8088, ge=0, le=65535, description="its port; 0 picks a free one (tests)")
+    language: Literal["zh-CN", "en"] = Field(default="zh-CN", description="the language the screen starts in")
+    technician_pin: SecretStr | None = Field(
+        default=None, description="6-12 digits that open the admin endpoints; none: they are closed"
+    )
+    pin_attempts: int = Field(default=5, ge=1, description="wrong PINs in a row before the admin endpoints lock")
+    pin_lockout_s: float = Field(default=300, gt=0, description="how long they stay locked")
+    identify_per_minute: int = Field(
+        default=30, ge=1, description="identity look-ups (card numbers, phone digits) the screen answers per minute"
+    )
+    measure_timeout_s: float = Field(
+        default=180, gt=0, description="a resident who identified but has not measured by then is forgotten"
+    )
+    idle_reset_s: float = Field(default=90, gt=0, description="the screen goes back to its start after this long untouched")
+    speak_results: bool = Field(default=False, description="read the blood-pressure result aloud with espeak-ng")
+    speech_voice: str = Field(default="cmn", description="espeak-ng voice: cmn is Mandarin")
+    blood_pressure_bands: BloodPressureBands = BloodPressureBands()
+
+    @field_validator("technician_pin")
+    @classmethod
+    def _pin_digits(cls, pin: SecretStr | None) -> SecretStr | None:
+        if pin is not None and not (pin.get_secret_value().isdigit() and 6 <= len(pin.get_secret_value()) <= 12):
+            raise ValueError("the technician PIN is 6 to 12 digits")
+        return pin
+
+
+DEFAULT_RELAY_OFFERS = (
+    Localised(zh="饮用水", en="Drinking water"),
+    Localised(zh="手机充电", en="Phone charging"),
+    Localised(zh="微波炉热饭", en="Microwave for your meal"),
+    Localised(zh="休息座椅", en="A seat to rest"),
+    Localised(zh="卫生间", en="Toilet"),
+)
+
+
+class RelaySettings(BaseModel):
+    """A 24-hour love relay station (爱心接力站) at this kiosk."""
+
+    offers: list[Localised] = Field(
+        default_factory=lambda: list(DEFAULT_RELAY_OFFERS), max_length=12, description="what the station offers"
+    )
+    max_stay_hours: float = Field(
+        default=12, gt=0, description="a visit not checked out by then no longer counts as inside (closed as expired)"
+    )
+
+
 class AgentSettings(FileSettings):
     model_config = SettingsConfigDict(env_prefix="DOORSTEP_AGENT_", env_nested_delimiter="__", extra="forbid")
 
@@ -133,4 +221,18 @@ class AgentSettings(FileSettings):
             public_key_from(text)
         return text
     laundry: LaundrySettings | None = Field(default=None, description="the laundry room's RS-485 line, if any")
+    relay: RelaySettings | None = Field(default=None, description="a 24-hour love relay station at this kiosk, if any")
+    screen: ScreenSettings = ScreenSettings()
+    resident_secret: SecretStr | None = Field(
+        default=None,
+        description="the per-site secret that keys residents' pseudonyms (HMAC-SHA256); none: identified use is off",
+    )
     log: LogSettings = LogSettings()
+
+    @field_validator("resident_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        # A short secret could be guessed, and then every phone's last four digits with it.
+        if secret is not None and len(secret.get_secret_value()) < 32:
+            raise ValueError("at least 32 characters (openssl rand -hex 32)")
+        return secret

@@ -31,7 +31,7 @@ from cloud_bridge.store import DeadLetter, Event, Reading
 from doorstep.mosquitto import MosquittoProcess, free_port
 from doorstep.mqtt import BrokerSettings
 from edge_agent.agent import Agent
-from edge_agent.settings import AgentSettings, DeviceSettings
+from edge_agent.settings import AgentSettings, DeviceSettings, ScreenSettings
 
 SITE = "test-site"
 KIOSK = "kiosk-1"
@@ -91,6 +91,8 @@ def agent_settings(tmp_path: Path, broker: MosquittoProcess, *, with_cuff: bool 
         outbox_path=tmp_path / "outbox.sqlite3",
         broker=broker_settings(broker),
         ack_timeout_s=1.0,
+        # Any free port: tests run side by side on one machine.
+        screen=ScreenSettings(port=0),
         # One session per test: the simulated cuff measures once per connection.
         devices=[DeviceSettings(address=CUFF_ADDRESS, model="simulated", reconnect_interval_s=3600, idle_timeout_s=0.5)]
         if with_cuff

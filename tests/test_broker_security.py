@@ -4,6 +4,8 @@ wrong certificate or password is a clear error, never a silent retry or a plaint
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import logging
 import re
 import random
@@ -15,6 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -73,6 +79,46 @@ def test_tls_with_the_site_ca_connects_and_anything_else_is_named(
     assert not plain.ok and "set broker.tls" in plain.detail
 
 
+def test_a_broker_certificate_for_another_host_is_refused(
+    tmp_path: Path, site_ca: CertificateAuthority, started: list[MosquittoProcess]
+) -> None:
+    """Signed by the kiosk's own CA, but not for the host the kiosk dialled (RFC 6125): a broker
+    that took another broker's certificate and key, or a name that resolves elsewhere."""
+    other = site_ca.authority.issue_server(["mqtt.other-district.example.cn"], stem="other-broker")
+    broker = MosquittoProcess.on_free_port(tmp_path / "broker-other", tls=BrokerTlsFiles(site_ca.issued.cert, other.cert, other.key))
+    broker.start()
+    started.append(broker)
+    check = check_broker(settings_for(broker, tls=TlsSettings(ca_file=site_ca.issued.cert)), "kiosk-1")
+    assert not check.ok and "certificate is not trusted" in check.detail and "mismatch" in check.detail, check.detail
+
+
+def test_a_kiosk_certificate_cannot_pose_as_the_broker(
+    tmp_path: Path, site_ca: CertificateAuthority, started: list[MosquittoProcess]
+) -> None:
+    """A key stolen from a kiosk, even in a certificate naming the broker's host: its extended key
+    usage is TLS client only (doorstep/pki.py), and a kiosk checks the purpose of what it is shown."""
+    now = datetime.datetime.now(datetime.UTC)
+    authority = site_ca.authority
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(authority.cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(authority.key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "posing.crt", tmp_path / "posing.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    broker = MosquittoProcess.on_free_port(tmp_path / "broker-posing", tls=BrokerTlsFiles(site_ca.issued.cert, cert_file, key_file))
+    broker.start()
+    started.append(broker)
+    check = check_broker(settings_for(broker, tls=TlsSettings(ca_file=site_ca.issued.cert)), "kiosk-1")
+    assert not check.ok and "unsuitable certificate purpose" in check.detail, check.detail
+
+
 def test_a_broker_that_requires_client_certificates(
     tmp_path: Path, site_ca: CertificateAuthority, started: list[MosquittoProcess]
 ) -> None:
@@ -125,6 +171,28 @@ async def test_the_agent_delivers_over_tls_and_says_why_it_cannot_with_the_wrong
             await wait_until(lambda: "certificate is not trusted" in caplog.text, what="a clear TLS error in the log")
             assert agent.uplink is not None and not agent.uplink.connected
     assert bridge.reading_count() == 1  # nothing arrived by any other way
+
+
+@pytest.mark.asyncio
+# paho 2.1 leaks the socket of each failed TLS handshake (see above).
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_the_agent_refuses_a_broker_certificate_for_another_host(
+    tmp_path: Path, site_ca: CertificateAuthority, started: list[MosquittoProcess], caplog: pytest.LogCaptureFixture,
+) -> None:
+    other = site_ca.authority.issue_server(["mqtt.other-district.example.cn"], stem="other-broker")
+    broker = MosquittoProcess.on_free_port(tmp_path / "broker-other", tls=BrokerTlsFiles(site_ca.issued.cert, other.cert, other.key))
+    broker.start()
+    started.append(broker)
+    settings = agent_settings(tmp_path, broker).model_copy(
+        update={"broker": settings_for(broker, tls=TlsSettings(ca_file=site_ca.issued.cert))}
+    )
+    with caplog.at_level(logging.ERROR, logger="edge_agent.uplink"):
+        async with running_agent(settings, cuff_backends()) as agent:
+            await wait_until(lambda: "certificate is not trusted" in caplog.text and "mismatch" in caplog.text,
+                             what="the host-name mismatch in the log")
+            assert agent.uplink is not None and not agent.uplink.connected
+            assert agent.outbox is not None
+            await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 1, what="the reading kept")  # type: ignore[union-attr]
 
 
 def test_reconnect_delays_grow_are_capped_and_spread() -> None:

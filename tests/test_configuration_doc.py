@@ -58,7 +58,7 @@ def test_the_raspberry_pi_example_is_a_configuration_the_agent_accepts(tmp_path:
     text = example.split("```yaml\n", 1)[1].split("```", 1)[0]
     etc = tmp_path / "etc-doorstep"
     etc.mkdir()
-    (etc / "site-ca.crt").write_text("")  # FilePath: it must exist
+    (etc / "ca.crt").write_text("")  # FilePath: it must exist
     config = tmp_path / "agent.yaml"
     config.write_text(text.replace("/etc/doorstep/", f"{etc}/"))
     settings = AgentSettings.from_file(config)

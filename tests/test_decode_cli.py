@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -124,3 +125,25 @@ def test_no_bytes_make_any_codec_raise_anything_but_its_typed_error(short_uuid: 
     except DecodeError:
         return
     json.dumps(decoded)  # whatever decodes is plain JSON
+
+
+# A characteristic value is at most 512 bytes (Bluetooth Core 5.3, Vol 3, Part F, 3.2.9), and
+# most begin with a flags byte: flags with many bits set reach the optional fields, which
+# random bytes seldom do. Every decode must also be quick whatever it is sent (a deadline per
+# example, generous for a shared CI machine; a decoder is microseconds): a device sending
+# garbage must never stall the session that reads it.
+ATT_MAX_VALUE_BYTES = 512
+flagged = st.tuples(st.sampled_from([0xFF, 0x7F, 0x3F, 0x1F, 0x0F]) | st.integers(0, 0xFF),
+                    st.binary(max_size=ATT_MAX_VALUE_BYTES - 1)).map(lambda parts: bytes([parts[0]]) + parts[1])
+
+
+@settings(max_examples=500, deadline=timedelta(seconds=1))
+@given(st.sampled_from(sorted(CODECS)), flagged)
+def test_values_up_to_the_att_maximum_with_any_flags_only_raise_the_typed_error(short_uuid: str, data: bytes) -> None:
+    codec = CODECS[short_uuid]
+    try:
+        decoded = codec.to_json(codec.decode(data))
+    except DecodeError as error:
+        assert error.characteristic == short_uuid and error.field and error.reason
+        return
+    json.dumps(decoded, allow_nan=False)  # plain JSON: no NaN or infinity leaks out as a number

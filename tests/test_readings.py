@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from doorstep.wire import DeviceIdentity, ReadingKind
-from drivers.ble import glucose, pulse_oximeter, thermometer, weight
+from doorstep.wire import DeviceIdentity, Envelope, KioskTopics, ReadingKind, validate_upstream
+from drivers.ble import blood_pressure, glucose, pulse_oximeter, thermometer, weight
+from drivers.ble.errors import DecodeError
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from edge_agent.readings import fingerprint, outgoing
 
@@ -70,3 +74,39 @@ def test_a_replay_has_the_same_fingerprint_and_a_new_reading_another() -> None:
     assert fingerprint(CUFF, untimed) is None
     other_cuff = DeviceIdentity(model="generic", address="A4:C1:38:00:00:00")
     assert fingerprint(other_cuff, first) != fingerprint(CUFF, first)
+
+
+# --- Whatever a device sends -------------------------------------------------------------------
+
+# The characteristics whose readings the kiosk saves and sends, with their decoders.
+SAVED_CHARACTERISTICS = {
+    "2a35": blood_pressure.decode_blood_pressure_measurement,
+    "2a18": glucose.decode_glucose_measurement,
+    "2a1c": thermometer.decode_temperature_measurement,
+    "2a9d": weight.decode_weight_measurement,
+    "2a5e": pulse_oximeter.decode_plx_spot_check_measurement,
+}
+
+
+@settings(max_examples=500, deadline=timedelta(seconds=1))
+@given(st.sampled_from(sorted(SAVED_CHARACTERISTICS)),
+       st.tuples(st.sampled_from([0xFF, 0x1F, 0x0F]) | st.integers(0, 0xFF), st.binary(max_size=64)))
+def test_any_bytes_a_device_sends_are_a_decode_error_or_a_message_the_bridge_accepts(
+    characteristic: str, parts: tuple[int, bytes]
+) -> None:
+    """Across the layers, not only in the decoder: a value that decodes must become a wire
+    payload (no ValidationError escaping from the kiosk's save) that the bridge's own check
+    accepts, so a strange cuff cannot make a record the cloud dead-letters for ever."""
+    data = bytes([parts[0]]) + parts[1]
+    try:
+        reading = SAVED_CHARACTERISTICS[characteristic](data)
+    except DecodeError:
+        return
+    wire = outgoing(reading)
+    envelope = Envelope(
+        message_id=uuid.uuid4(), seq=1, kiosk_time=datetime(2026, 11, 25, tzinfo=UTC), device_time=wire.device_time,
+        device=CUFF, payload=wire.payload.model_dump(mode="json"),
+    )
+    accepted = validate_upstream(KioskTopics("s", "k").reading(wire.kind), envelope.model_dump_json().encode())
+    assert accepted.payload == wire.payload
+    fingerprint(CUFF, wire)

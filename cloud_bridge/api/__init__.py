@@ -1,7 +1,8 @@
 """The bridge's HTTP API (FastAPI; its OpenAPI document is at /docs and /openapi.json).
 
 Every error is JSON: {"error": code, "reason": plain words, "problems": [...] for a request
-that does not fit}. Lists are pages of at most MAX_PAGE items, never unbounded.
+that does not fit}. Lists are pages of at most MAX_PAGE items, never unbounded. A body over
+64 KiB is refused (413) and JSON nested over 32 levels (422) before anything parses it (limits.py).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud_bridge.access import Capability, Principal
-from cloud_bridge.api import alerts, auth, commands, fleet, messages
+from cloud_bridge import dashboard as dashboard_pages
+from cloud_bridge.api import alerts, auth, commands, dashboard, fleet, messages
 from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, require
+from cloud_bridge.api.limits import RequestLimits
 
 __all__ = ["MAX_PAGE", "BridgeContext", "create_app"]
 
@@ -64,7 +67,10 @@ def create_app(engine: Engine, context: BridgeContext | None = None) -> FastAPI:
     app.state.context = context or BridgeContext(engine)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Outermost: an oversized or too deeply nested body is refused before anything reads it.
+    app.add_middleware(RequestLimits)
     app.include_router(ops)
-    for module in (auth, messages, fleet, alerts, commands):
+    for module in (auth, messages, fleet, alerts, commands, dashboard):
         app.include_router(module.router)
+    dashboard_pages.mount(app)
     return app

@@ -18,6 +18,7 @@ from cloud_bridge.api.deps import (
     ContextDep,
     Page,
     PageDep,
+    RowId,
     SessionDep,
     conflict,
     forbidden,
@@ -36,7 +37,7 @@ def _health(kind: str) -> bool:
     return kind in HEALTH_ALERTS
 
 
-def _visible(who: Principal) -> Any:
+def visible_alerts(who: Principal) -> Any:
     """What alerts `who` may see: health alerts with health:read, the others with fleet:read,
     each within its scope of sites."""
     clauses = []
@@ -65,7 +66,7 @@ def list_alerts(
 ) -> Page[AlertPublic]:
     """Unresolved first, critical first, then the most recently reported. Alerts about a
     resident's reading are shown to doctors only."""
-    conditions = [_visible(who)]
+    conditions = [visible_alerts(who)]
     if state == "unresolved":
         conditions.append(col(Alert.open_key).is_not(None))
     elif state is not None:
@@ -91,7 +92,7 @@ def list_alerts(
 
 
 @router.get("/{alert_id}", response_model=AlertPublic)
-def get_alert(session: SessionDep, alert_id: int, who: Principal = require(Capability.FLEET_READ)) -> AlertPublic:
+def get_alert(session: SessionDep, alert_id: RowId, who: Principal = require(Capability.FLEET_READ)) -> AlertPublic:
     alert = session.get(Alert, alert_id)
     if alert is None or not _may_see(who, alert):
         raise not_found(f"no alert {alert_id}")  # another site's alert is not confirmed to exist
@@ -119,14 +120,14 @@ def _transition(session: SessionDep, context: ContextDep, who: Principal, alert_
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
-def acknowledge_alert(session: SessionDep, context: ContextDep, alert_id: int, body: AlertNote | None = None,
+def acknowledge_alert(session: SessionDep, context: ContextDep, alert_id: RowId, body: AlertNote | None = None,
                       who: Principal = require(Capability.ALERTS_MANAGE)) -> AlertPublic:
     """Someone is on it. It stays unresolved, so the same condition does not open a second alert."""
     return _transition(session, context, who, alert_id, body.note if body else None, "acknowledge")
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic)
-def resolve_alert(session: SessionDep, context: ContextDep, alert_id: int, body: AlertNote | None = None,
+def resolve_alert(session: SessionDep, context: ContextDep, alert_id: RowId, body: AlertNote | None = None,
                   who: Principal = require(Capability.ALERTS_MANAGE)) -> AlertPublic:
     """Closed by a person. If the condition is reported again, a new alert opens."""
     return _transition(session, context, who, alert_id, body.note if body else None, "resolve")

@@ -7,16 +7,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from cloud_bridge.access import Capability, Principal
 from cloud_bridge.accounts import Authenticated, authenticate
+from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge.guideline import BloodPressureGuideline
 from cloud_bridge.jobs import CommandPublisher
 from cloud_bridge.metrics import BridgeMetrics
+from doorstep.wire import EARLIEST_TIME, INT32_MAX, INT64_MAX, LATEST_TIME
 
 # The dashboard's login keeps its session token in this cookie (HttpOnly, SameSite=Strict).
 SESSION_COOKIE = "doorstep_session"
@@ -37,6 +40,9 @@ class BridgeContext:
     notify: bool = False
     on_alerts: Callable[[], None] = lambda: None  # wake the webhook sender
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    alert_rules: AlertRules = field(default_factory=AlertRules)
+    blood_pressure_guideline: BloodPressureGuideline = field(default_factory=BloodPressureGuideline)
+    dashboard_refresh_s: float = 5.0
 
 
 def get_context(request: Request) -> BridgeContext:
@@ -114,12 +120,30 @@ class PageParams:
     def __init__(
         self,
         limit: int = Query(default=100, ge=1, le=MAX_PAGE, description=f"at most {MAX_PAGE}"),
-        offset: int = Query(default=0, ge=0),
+        # Bounded like the databases' 64-bit integers: a larger offset is refused (422), not a 500.
+        offset: int = Query(default=0, ge=0, le=INT64_MAX),
     ) -> None:
         self.limit, self.offset = limit, offset
 
 
 PageDep = Annotated[PageParams, Depends()]
+
+# A row's id in a path: ids are 32-bit columns, and PostgreSQL casts the parameter to the
+# column's type (a larger one is "integer out of range", a 500), so larger ids are refused.
+RowId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+
+
+def _storable_time(value: datetime) -> datetime:
+    """A time to compare with stored ones: within the contract's years (doorstep/wire.py), so
+    that converting it to UTC for the query cannot overflow (year 1 at +14:00 would)."""
+    earliest, latest = EARLIEST_TIME.replace(tzinfo=None), LATEST_TIME.replace(tzinfo=None)
+    naive = value.replace(tzinfo=None)
+    if not earliest <= naive <= latest:
+        raise ValueError(f"must lie between {EARLIEST_TIME.year} and {LATEST_TIME.year}")
+    return value
+
+
+QueryTime = Annotated[datetime, AfterValidator(_storable_time)]
 
 Item = TypeVar("Item", bound=BaseModel)
 

@@ -10,6 +10,7 @@ from sqlmodel import col, func, select
 
 from cloud_bridge.alerts import Alert
 from cloud_bridge.access import Capability, Principal
+from cloud_bridge.api.alerts import visible_alerts
 from cloud_bridge.api.deps import ERROR_RESPONSES, Page, PageDep, SessionDep, not_found, require, site_in_scope
 from cloud_bridge.fleet import Device, DeviceBase, Kiosk, KioskBase, kiosk_devices
 
@@ -28,10 +29,12 @@ class KioskDetail(KioskPublic):
     devices: list[DevicePublic]
 
 
-def _open_alerts_by_kiosk():  # type: ignore[no-untyped-def]
+def _open_alerts_by_kiosk(who: Principal):  # type: ignore[no-untyped-def]
+    # Only the alerts `who` may see are counted: a technician must not learn from a count that
+    # a resident had a dangerous reading at a kiosk.
     return (
         select(Alert.site, Alert.kiosk, func.count().label("open_alerts"))
-        .where(col(Alert.open_key).is_not(None))
+        .where(col(Alert.open_key).is_not(None), visible_alerts(who))
         .group_by(Alert.site, Alert.kiosk)
         .subquery()
     )
@@ -46,7 +49,7 @@ def list_kiosks(
     status: Literal["online", "offline", "unknown"] | None = None,
 ) -> Page[KioskPublic]:
     """Every kiosk: those with open alerts first, then offline ones, then by site and name."""
-    counts = _open_alerts_by_kiosk()
+    counts = _open_alerts_by_kiosk(who)
     conditions = []
     site = site_in_scope(who, Capability.FLEET_READ, site)
     if site is not None:
@@ -78,7 +81,7 @@ def get_kiosk(session: SessionDep, site: str, kiosk: str, who: Principal = requi
         raise not_found(f"no kiosk {site}/{kiosk} has sent anything")
     open_alerts = session.exec(
         select(func.count()).select_from(Alert).where(
-            col(Alert.site) == site, col(Alert.kiosk) == kiosk, col(Alert.open_key).is_not(None)
+            col(Alert.site) == site, col(Alert.kiosk) == kiosk, col(Alert.open_key).is_not(None), visible_alerts(who)
         )
     ).one()
     devices = [DevicePublic.model_validate(d.model_dump()) for d in kiosk_devices(session, site, kiosk)]

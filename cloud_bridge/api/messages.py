@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, func, select
 
 from cloud_bridge.access import Capability, Principal
-from cloud_bridge.api.deps import ERROR_RESPONSES, Page, PageDep, PageParams, SessionDep, require, site_in_scope
+from cloud_bridge.api.deps import ERROR_RESPONSES, Page, PageDep, PageParams, QueryTime, SessionDep, require, site_in_scope
 from cloud_bridge.store import (
     CommandResult,
     CommandResultPublic,
@@ -35,8 +35,8 @@ class KioskWindow:
         self,
         site: str | None = None,
         kiosk: str | None = None,
-        since: datetime | None = Query(default=None, description="kiosk time, inclusive"),
-        until: datetime | None = Query(default=None, description="kiosk time, exclusive"),
+        since: QueryTime | None = Query(default=None, description="kiosk time, inclusive"),
+        until: QueryTime | None = Query(default=None, description="kiosk time, exclusive"),
     ) -> None:
         self.site, self.kiosk, self.since, self.until = site, kiosk, since, until
 
@@ -136,7 +136,7 @@ class DeadLetterPublic(BaseModel):
 
 @router.get("/dead_letters", response_model=Page[DeadLetterPublic])
 def list_dead_letters(
-    session: SessionDep, page: PageDep, _who: Principal = require(Capability.DEAD_LETTERS_READ), since: datetime | None = None
+    session: SessionDep, page: PageDep, _who: Principal = require(Capability.DEAD_LETTERS_READ), since: QueryTime | None = None
 ) -> Page[DeadLetterPublic]:
     """Messages refused for breaking the contract, newest first, with why and their first bytes."""
     conditions = [col(DeadLetter.received_at) >= since] if since is not None else []

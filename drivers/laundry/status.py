@@ -101,7 +101,11 @@ def decode_status(profile: LaundryProfile, registers: Sequence[int]) -> MachineS
     firmware = None
     if f.firmware is not None:
         raw = b"".join(r.to_bytes(2, "big") for r in registers[at(f.firmware) : at(f.firmware) + f.firmware.registers])
-        firmware = raw.rstrip(b"\x00 ").decode("ascii", errors="replace")
+        text = raw.rstrip(b"\x00 ").decode("ascii", errors="replace")
+        # ASCII padded with NULs or spaces; anything else a board sends (a half-written buffer)
+        # is shown as U+FFFD, never as control characters: a NUL would make every event naming
+        # this firmware one the bridge refuses (PostgreSQL text cannot hold it).
+        firmware = "".join(c if c.isprintable() else "\ufffd" for c in text)
     return MachineStatus(
         state=profile.states[state_code],
         phase=phase,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -139,6 +140,8 @@ MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
     ("GET /api/v1/commands", get("/api/v1/commands"), (200, 200, 200, 200, 401)),
     ("GET /api/v1/commands/{request_id}", get("/api/v1/commands/{w.home_command}"), (200, 200, 200, 200, 401)),
     ("GET /api/v1/commands/{request_id}", get("/api/v1/commands/{w.away_command}"), (200, 404, 404, 200, 401)),
+    # Configuration only (refresh period, blood-pressure bands): anyone logged in.
+    ("GET /api/v1/dashboard/settings", get("/api/v1/dashboard/settings"), (200, 200, 200, 200, 401)),
 ]
 
 
@@ -170,6 +173,16 @@ def test_what_each_role_sees_in_the_lists(world: World) -> None:
     assert visible_alert_kinds(world, "technician") == {(HOME, "device_fault"), (AWAY, "device_fault")}
     assert visible_alert_kinds(world, "station_staff") == {(HOME, "device_fault")}
     assert visible_alert_kinds(world, "doctor") == {(HOME, "device_fault"), (HOME, "dangerous_reading")}
+    # Open alerts are counted per kiosk as each role sees them: a dangerous reading is not
+    # in a technician's count, or the count would tell what the list does not.
+    def home_open_alerts(role: str) -> int:
+        world.api.token = world.tokens[role]
+        [home] = [k for k in world.api.get("/api/v1/kiosks").body["items"] if k["site"] == HOME]
+        assert world.api.get(f"/api/v1/kiosks/{HOME}/kiosk-1").body["open_alerts"] == home["open_alerts"]
+        return int(home["open_alerts"])
+
+    assert {role: home_open_alerts(role) for role in ROLES[:-1]} == {
+        "technician": 1, "station_staff": 1, "doctor": 2, "read_only": 1}
     world.api.token = world.tokens["station_staff"]
     assert {k["site"] for k in world.api.get("/api/v1/kiosks").body["items"]} == {HOME}
     world.api.token = world.tokens["doctor"]
@@ -209,3 +222,26 @@ def test_commands_are_audited_with_who_what_and_the_result(world: World) -> None
         ("station-staff-test-site", f"{HOME}/kiosk-1", "refused", "laundry_stop"),
     ]
     assert audit[-1]["client"] == "127.0.0.1"
+
+
+def test_the_dashboards_pages_need_no_token_and_hold_no_data(world: World) -> None:
+    """The pages load before anyone logs in (the login page is one of them); what they show
+    comes from the API, which wants the token. They are told to the browser as private and
+    closed to other origins (cloud_bridge/dashboard/headers.py)."""
+    base = f"http://127.0.0.1:{world.api.port}"
+    with urllib.request.urlopen(f"{base}/", timeout=10) as index:  # "/" sends a person to the dashboard
+        assert index.url == f"{base}/dashboard/" and index.status == 200
+        html = index.read().decode()
+        policy = index.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "connect-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert index.headers["referrer-policy"] == "no-referrer"
+    assert HOME not in html and "kiosk-1" not in html
+    for asset in ("/dashboard/js/app.js", "/dashboard/dashboard.css"):
+        with urllib.request.urlopen(base + asset, timeout=10) as response:
+            assert response.status == 200 and response.headers["x-content-type-options"] == "nosniff"
+    world.api.token = None
+    assert world.api.get("/api/v1/kiosks").status == 401
+    world.api.token = world.tokens["doctor"]
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{base}/api/v1/readings", headers={"authorization": f"Bearer {world.tokens['doctor']}"}), timeout=10) as data:
+        assert data.headers["cache-control"] == "no-store"  # no resident's reading left in a browser's cache

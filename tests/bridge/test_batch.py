@@ -190,3 +190,19 @@ def test_a_batch_that_cannot_be_committed_stores_none_of_its_messages(bridge_eng
     with Session(bridge_engine) as session:
         assert session.exec(select(func.count()).select_from(Reading)).one() == 0
         assert session.exec(select(func.count()).select_from(Kiosk)).one() == 0
+
+
+def test_a_readings_firmware_is_kept_whatever_telemetry_comes_before_or_after(bridge_engine: Engine) -> None:
+    kiosk = WireKiosk()
+    cuff = DeviceTelemetry(address="A4:C1:38:12:34:56", model="omron")
+    commit(bridge_engine, kiosk.telemetry(telemetry(devices=[cuff]), at=NOW + timedelta(minutes=5)))
+    commit(bridge_engine, kiosk.reading(blood_pressure(120, 80), at=NOW))  # older than the report, carries firmware
+    commit(bridge_engine, kiosk.telemetry(telemetry(devices=[cuff]), at=NOW + timedelta(minutes=6)))
+    with Session(bridge_engine) as session:
+        device = session.get(Device, (kiosk.site, kiosk.kiosk, "A4:C1:38:12:34:56"))
+        assert device is not None and (device.model, device.firmware) == ("omron-hem-7361t", "1.2.0")
+    other = DeviceTelemetry(address="C0:26:DA:01:02:03", model="generic-glucose-meter")
+    commit(bridge_engine, kiosk.telemetry(telemetry(devices=[other]), at=NOW + timedelta(minutes=7)))
+    with Session(bridge_engine) as session:
+        meter = session.get(Device, (kiosk.site, kiosk.kiosk, "C0:26:DA:01:02:03"))
+        assert meter is not None and meter.model == "generic-glucose-meter"  # no reading yet: telemetry names it

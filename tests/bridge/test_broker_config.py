@@ -5,8 +5,6 @@ long bridge outage costs no re-sends, and it refuses clients it does not know.""
 from __future__ import annotations
 
 import re
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,59 +13,34 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from cloud_bridge.store import Reading
+from doorstep.broker_access import kiosk_username
 from doorstep.broker_check import check_broker
-from doorstep.mosquitto import MosquittoConfig, MosquittoProcess, free_port
+from doorstep.mosquitto import MosquittoProcess
 from doorstep.mqtt import BrokerSettings, make_client
 from doorstep.wire import QOS_RELIABLE
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
-from tests.support import Bridge, settled, wait_for
+from tests.shipped_broker import SHIPPED, setting
+from tests.shipped_broker import shipped_broker as start_shipped
+from tests.support import KIOSK, SITE, Bridge, settled, wait_for
 
-SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "doorstep.conf"
 BRIDGE_USER, BRIDGE_PASSWORD = "bridge", "bridge secret"
-KIOSK_USER, KIOSK_PASSWORD = "test-site-kiosk-1", "kiosk secret"
+KIOSK_PASSWORD = "kiosk secret"
 # More than Mosquitto's default max_queued_messages (1000): what a bridge away for a while misses.
 AWAY = 2500
 
 
-def setting(name: str) -> str:
-    [value] = re.findall(rf"^{name} (.+)$", SHIPPED.read_text(), re.MULTILINE)
-    return value
-
-
-@dataclass(frozen=True)
-class ShippedConfig(MosquittoConfig):
-    """The shipped file with only what a test must change: port, data directory, log, files."""
-
-    original: str = ""
-
-    def render(self) -> str:
-        text = self.original
-        replacements = {
-            r"^listener 1883$": f"listener {self.port} {self.host}",
-            r"^persistence_location .*$": f"persistence_location {self.data_dir}/",
-            r"^password_file .*$": f"password_file {self.password_file}",
-            r"^acl_file .*$": f"acl_file {self.acl_file}",
-            r"^log_dest syslog$": "log_dest stderr",
-        }
-        for pattern, replacement in replacements.items():
-            text, count = re.subn(pattern, replacement, text, flags=re.MULTILINE)
-            assert count == 1, f"the shipped configuration has no line {pattern}"
-        return text + ("user root\n" if "user " not in text else "")
-
-
 def shipped_broker(tmp_path: Path, *, max_queued_messages: int | None = None) -> MosquittoProcess:
-    data = tmp_path / "broker"
-    data.mkdir(parents=True, exist_ok=True)
-    passwords = data / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), BRIDGE_USER, BRIDGE_PASSWORD], check=True)
-    subprocess.run(["mosquitto_passwd", "-b", str(passwords), KIOSK_USER, KIOSK_PASSWORD], check=True)
-    acl = data / "acl"
-    acl.write_text(f"user {BRIDGE_USER}\ntopic readwrite doorstep/v1/#\n\nuser {KIOSK_USER}\ntopic readwrite doorstep/v1/test-site/kiosk-1/#\n")
+    """The shipped file, its ACL as `doorstep broker` writes it: a bridge worker and one kiosk."""
     original = SHIPPED.read_text()
     if max_queued_messages is not None:
         original = re.sub(r"^max_queued_messages .*$", f"max_queued_messages {max_queued_messages}", original, flags=re.MULTILINE)
-    config = ShippedConfig(port=free_port(), data_dir=data, password_file=passwords, acl_file=acl, original=original)
-    return MosquittoProcess(config, log_path=data / "mosquitto.log")
+    broker = start_shipped(tmp_path, original=original)
+    broker.add_bridge(BRIDGE_USER, BRIDGE_PASSWORD)
+    broker.add_kiosk(SITE, KIOSK, KIOSK_PASSWORD)
+    return broker.process
+
+
+KIOSK_USER = kiosk_username(SITE, KIOSK)
 
 
 def test_the_shipped_file_says_what_the_bridge_needs() -> None:

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.ble.blood_pressure import (
@@ -262,6 +262,26 @@ def test_arbitrary_bytes_only_raise_decode_error(data: bytes) -> None:
     except DecodeError as exc:
         assert exc.characteristic in {"2a35", "2a36"}
         assert exc.field
+
+
+dialects = st.builds(
+    BloodPressureDialect,
+    pulse_rate_byte_order=st.sampled_from(["little", "big"]),
+    measurement_status_byte_order=st.sampled_from(["little", "big"]),
+    user_id_without_flag=st.booleans(),
+)
+
+
+@settings(max_examples=300)
+@given(dialects, st.binary(max_size=64))
+def test_arbitrary_bytes_in_any_dialect_only_raise_decode_error(dialect: BloodPressureDialect, data: bytes) -> None:
+    """A profile's dialect changes where fields are read from; it must not open a way around the
+    typed error. Both characteristics are tried on every input."""
+    for decode, characteristic in ((decode_blood_pressure_measurement, "2a35"), (decode_intermediate_cuff_pressure, "2a36")):
+        try:
+            decode(data, dialect)
+        except DecodeError as exc:
+            assert exc.characteristic == characteristic and exc.field
 
 
 # --- A non-compliant cuff, fixed by configuration -------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.laundry.status import MachineStatus, StatusDecodeError, decode_status
@@ -104,3 +104,39 @@ def test_no_registers_make_the_decoder_raise_anything_but_its_typed_error(model:
         decode_status(PROFILES[model], registers)
     except StatusDecodeError:
         pass
+
+
+@st.composite
+def status_blocks(draw: st.DrawFn) -> tuple[str, list[int]]:
+    """A block of the right length for its map, so decoding goes past the length check: its
+    state and phase registers mostly codes the map knows (to reach every later field), every
+    other register anything a controller could send, and now and then a value no 16-bit
+    register holds (a driver bug must still be the typed error, not an IndexError or a crash)."""
+    model = draw(st.sampled_from(sorted(PROFILES)))
+    profile = PROFILES[model]
+    block = profile.status_block
+    registers = draw(st.lists(st.integers(0, 0xFFFF), min_size=block.count, max_size=block.count))
+    fields = profile.fields
+    if draw(st.booleans()):
+        registers[fields.state.address - block.start] = draw(st.sampled_from(sorted(profile.states)))
+        if fields.phase is not None and profile.phases:
+            registers[fields.phase.address - block.start] = draw(st.sampled_from(sorted(profile.phases)))
+    if draw(st.integers(0, 9)) == 0:
+        registers[draw(st.integers(0, block.count - 1))] = draw(st.sampled_from([-1, 0x10000, 2**63]))
+    return model, registers
+
+
+@settings(max_examples=500)
+@given(status_blocks())
+def test_a_block_of_the_right_length_decodes_or_is_the_typed_error_never_anything_else(case: tuple[str, list[int]]) -> None:
+    model, registers = case
+    try:
+        status = decode_status(PROFILES[model], registers)
+    except StatusDecodeError as error:
+        assert error.model == model and error.field and error.reason
+        return
+    # What decodes is what the rest of the kiosk expects: registers' ranges, text that is text.
+    assert status.state in set(PROFILES[model].states.values())
+    assert status.remaining_seconds is None or 0 <= status.remaining_seconds <= 0xFFFF_FFFF
+    assert status.firmware is None or status.firmware.isprintable()  # U+FFFD for what is not printable ASCII
+    assert 0 <= status.heartbeat <= 0xFFFF

@@ -78,6 +78,9 @@ class SimulatedPeripheral:
 
     address: str = "SIM:00:00:00:00:01"
     name: str = "SIM"
+    # False: switched off, not found by a scan. A real cuff advertises only once its start
+    # button is pressed; tests of the kiosk screen press it when the screen says so.
+    advertising: bool = True
     # Misbehaviour switches (meaning per device in each subclass's docstring).
     drop_mid_transfer: bool = False  # disconnect part-way through delivering data
     garbage: bytes | None = None  # sent instead of a valid measurement value

@@ -1,0 +1,333 @@
+// Every label in Chinese (the default) and English. [zh-CN, en].
+
+const LABELS = {
+  "app.title": ["Doorstep 运维看板", "Doorstep dashboard"],
+  "nav.fleet": ["设备总览", "Fleet"],
+  "nav.residents": ["居民血压", "Residents"],
+  "lang.other": ["English", "中文"],
+  "logout": ["退出登录", "Log out"],
+  "role.technician": ["技术员", "technician"],
+  "role.station_staff": ["驿站工作人员", "station staff"],
+  "role.doctor": ["家庭医生", "family doctor"],
+  "role.read_only": ["只读", "read-only"],
+  "who": ["{name}（{role}{site}）", "{name} ({role}{site})"],
+  "who.site": ["，{site}", ", {site}"],
+
+  "login.title": ["登录运维看板", "Log in to the dashboard"],
+  "login.username": ["用户名", "Username"],
+  "login.password": ["密码", "Password"],
+  "login.submit": ["登录", "Log in"],
+  "login.empty": ["请输入用户名和密码", "Enter your username and password"],
+  "login.failed": ["用户名或密码错误（连续错 5 次，该用户名锁定 5 分钟）",
+    "Wrong username or password (5 wrong tries lock the username for 5 minutes)"],
+  "session.expired": ["登录已失效，请重新登录", "Your session has ended: please log in again"],
+
+  "fresh.loading": ["加载中…", "Loading…"],
+  "fresh.updated": ["更新于 {time}", "Updated {time}"],
+  "fresh.failed": ["连接中断：显示的是 {time} 的数据", "Connection lost: showing data of {time}"],
+  "error": ["出错了：{reason}", "Something went wrong: {reason}"],
+  "forbidden": ["你的角色不能查看这一页", "Your role may not see this page"],
+  "none": ["无", "none"],
+  "partial": ["只显示了前 {shown} 条（共 {total} 条）", "Showing the first {shown} of {total}"],
+
+  "status.online": ["在线", "online"],
+  "status.offline": ["离线", "offline"],
+  "status.unknown": ["未知", "unknown"],
+  "reason.connected": ["已连接", "connected"],
+  "reason.stopped cleanly": ["正常关闭", "stopped cleanly"],
+  "reason.connection lost (Last Will)": ["连接意外中断（遗嘱消息）", "connection lost (Last Will)"],
+  "filter.site": ["站点", "Site"],
+  "filter.status": ["状态", "Status"],
+  "filter.all": ["全部", "All"],
+  "filter.alerts": ["有告警", "With alerts"],
+  "filter.search": ["查找终端", "Find a kiosk"],
+  "filter.problems": ["只看异常", "Problems only"],
+
+  "summary.kiosks": ["终端", "kiosks"],
+  "summary.online": ["在线", "online"],
+  "summary.offline": ["离线", "offline"],
+  "summary.unknown": ["未知", "unknown"],
+  "summary.alerts": ["待处理告警", "open alerts"],
+  "summary.critical": ["紧急", "critical"],
+  "summary.devices": ["设备", "devices"],
+  "summary.device_problems": ["设备异常", "device problems"],
+
+  "alerts.title": ["待处理告警", "Open alerts"],
+  "alerts.none": ["没有待处理的告警", "No open alerts"],
+  "severity.critical": ["紧急", "critical"],
+  "severity.warning": ["警告", "warning"],
+  "alertstate.open": ["未处理", "open"],
+  "alertstate.acknowledged": ["处理中", "acknowledged"],
+  "alertstate.resolved": ["已解决", "resolved"],
+  "alertkind.kiosk_offline": ["终端离线", "kiosk offline"],
+  "alertkind.device_fault": ["设备故障", "device fault"],
+  "alertkind.device_offline": ["设备离线", "device offline"],
+  "alertkind.low_battery": ["电量低", "low battery"],
+  "alertkind.backlog_growing": ["积压增长", "backlog growing"],
+  "alertkind.outbox_full": ["缓存已满", "outbox full"],
+  "alertkind.dangerous_reading": ["危险读数", "dangerous reading"],
+  "alertkind.sequence_gap": ["消息缺失", "messages missing"],
+  "alertkind.sequence_restarted": ["序号重启", "sequence restarted"],
+  "alert.acknowledge": ["认领", "Acknowledge"],
+  "alert.resolve": ["解决", "Resolve"],
+  "alert.note": ["备注（可选，留给下一位同事）", "Note (optional, for the next person)"],
+  "alert.confirm": ["确定", "Confirm"],
+  "alert.cancel": ["取消", "Cancel"],
+  "alert.by": ["{who} 已认领", "taken by {who}"],
+  "alert.trend": ["查看趋势", "See the trend"],
+  "alert.failed": ["操作失败：{reason}", "Not done: {reason}"],
+
+  "col.severity": ["级别", "Severity"],
+  "col.kind": ["类型", "Kind"],
+  "col.where": ["位置", "Where"],
+  "col.title": ["内容", "What"],
+  "col.since": ["开始", "Since"],
+  "col.state": ["状态", "State"],
+  "col.actions": ["操作", "Actions"],
+  "col.status": ["状态", "Status"],
+  "col.site": ["站点", "Site"],
+  "col.kiosk": ["终端", "Kiosk"],
+  "col.last_seen": ["最后联系", "Last seen"],
+  "col.backlog": ["积压", "Backlog"],
+  "col.outbox": ["缓存", "Outbox"],
+  "col.disk": ["磁盘剩余", "Disk free"],
+  "col.cpu": ["CPU 温度", "CPU temp."],
+  "col.devices": ["设备", "Devices"],
+  "col.alerts": ["告警", "Alerts"],
+  "col.address": ["地址", "Address"],
+  "col.model": ["型号", "Model"],
+  "col.firmware": ["固件", "Firmware"],
+  "col.link": ["连接", "Link"],
+  "col.battery": ["电量", "Battery"],
+  "col.machine": ["机器状态", "Machine"],
+  "col.error": ["故障", "Fault"],
+  "col.last_reading": ["最近测量", "Last reading"],
+  "col.time": ["时间", "Time"],
+  "col.type": ["类型", "Type"],
+  "col.summary": ["内容", "What"],
+  "col.command": ["指令", "Command"],
+  "col.args": ["参数", "Arguments"],
+  "col.issued_by": ["发出人", "By"],
+  "col.result": ["结果", "Result"],
+  "col.systolic": ["收缩压", "Systolic"],
+  "col.diastolic": ["舒张压", "Diastolic"],
+  "col.pulse": ["脉搏", "Pulse"],
+  "col.category": ["分级", "Category"],
+  "col.flags": ["提示", "Notes"],
+  "col.readings": ["测量次数", "Readings"],
+  "col.pseudonym": ["居民化名", "Pseudonym"],
+
+  "kiosks.title": ["终端", "Kiosks"],
+  "kiosks.none": ["没有符合条件的终端", "No kiosk matches"],
+  "devices.title": ["设备", "Devices"],
+  "devices.none": ["没有设备", "No devices"],
+  "devices.count": ["{n} 台", "{n}"],
+  "devices.issue.offline": ["{n} 台离线", "{n} offline"],
+  "devices.issue.fault": ["{n} 台故障", "{n} faulted"],
+  "devices.issue.battery": ["{n} 台电量低", "{n} low battery"],
+  "backlog.records": ["{n} 条", "{n}"],
+  "backlog.oldest": ["最早 {age}", "oldest {age}"],
+
+  "kiosk.back": ["← 返回总览", "← Back to the fleet"],
+  "kiosk.not_found": ["这个终端还没有发来任何数据", "This kiosk has not sent anything"],
+  "kiosk.reason": ["原因", "Reason"],
+  "kiosk.first_seen": ["首次联系", "First seen"],
+  "kiosk.uptime": ["运行时长", "Up for"],
+  "kiosk.clock": ["时钟", "Clock"],
+  "kiosk.clock.trusted": ["已校准", "synchronised"],
+  "kiosk.clock.untrusted": ["未校准", "not synchronised"],
+  "kiosk.seq": ["消息序号", "Sequence"],
+  "kiosk.seq.value": ["已收到 {last}，已核对到 {checked}", "{last} received, accounted for to {checked}"],
+  "kiosk.health": ["运行状况", "Health"],
+  "kiosk.events": ["最近事件", "Recent events"],
+  "kiosk.telemetry": ["遥测曲线", "Telemetry"],
+  "kiosk.alerts": ["这台终端的告警", "This kiosk's alerts"],
+  "kiosk.budget": ["{used} / 上限 {budget}", "{used} of {budget}"],
+  "kiosk.over_budget": ["超出上限（只剩健康读数）", "over budget (health readings only)"],
+  "range": ["时间范围", "Range"],
+  "range.6h": ["6 小时", "6 h"],
+  "range.24h": ["24 小时", "24 h"],
+  "range.7d": ["7 天", "7 days"],
+  "range.30d": ["30 天", "30 days"],
+  "range.90d": ["90 天", "90 days"],
+  "range.1y": ["1 年", "1 year"],
+  "range.all": ["全部", "all"],
+  "chart.backlog": ["未送达记录（条）", "Undelivered records"],
+  "chart.disk": ["磁盘剩余（GB）", "Disk free (GB)"],
+  "chart.outbox": ["缓存占用（MB）", "Outbox size (MB)"],
+  "chart.systolic": ["收缩压（mmHg）", "Systolic (mmHg)"],
+  "chart.diastolic": ["舒张压（mmHg）", "Diastolic (mmHg)"],
+  "chart.empty": ["这段时间没有数据", "No data in this range"],
+  "series.health": ["健康读数", "health"],
+  "series.event": ["事件", "events"],
+  "series.telemetry": ["遥测", "telemetry"],
+  "series.disk": ["磁盘剩余", "disk free"],
+  "series.outbox": ["缓存", "outbox"],
+  "band.over_budget": ["超出上限", "over budget"],
+
+  "commands.title": ["远程指令", "Remote commands"],
+  "commands.history": ["指令记录", "Command history"],
+  "commands.none": ["还没有指令", "No commands yet"],
+  "commands.general": ["终端", "Kiosk"],
+  "commands.device": ["蓝牙设备", "Bluetooth device"],
+  "commands.laundry": ["洗衣房", "Laundry room"],
+  "commands.no_devices": ["没有蓝牙设备", "no Bluetooth devices"],
+  "commands.no_machines": ["没有洗衣机", "no laundry machines"],
+  "commands.confirm": ["再点一次确认：{what}", "Click again to confirm: {what}"],
+  "commands.refused_here": ["发送失败：{reason}", "Not sent: {reason}"],
+  "commands.unit": ["{n} 号机", "machine {n}"],
+  "commands.start_note": ["启动洗衣机要扣居民的积分，只能由居民本人在终端上操作。",
+    "Starting a machine charges a resident: only the resident starts one, at the kiosk."],
+  "cmd.ping": ["连通测试", "Ping"],
+  "cmd.status": ["立即上报状态", "Report status now"],
+  "cmd.reload_config": ["重新加载配置", "Reload configuration"],
+  "cmd.flush_outbox": ["立即重发缓存", "Re-send the outbox now"],
+  "cmd.export_diagnostics": ["导出诊断信息", "Export diagnostics"],
+  "cmd.reconnect_device": ["重连设备", "Reconnect"],
+  "cmd.laundry_stop": ["停止", "Stop"],
+  "cmd.laundry_clear_fault": ["清除故障", "Clear fault"],
+  "cmd.laundry_start": ["启动洗衣机", "Start a machine"],
+  "cmdstatus.pending": ["等待发送", "pending"],
+  "cmdstatus.delivered": ["已送达，等待回复", "delivered, waiting"],
+  "cmdstatus.succeeded": ["成功", "succeeded"],
+  "cmdstatus.failed": ["失败", "failed"],
+  "cmdstatus.refused": ["被终端拒绝", "refused"],
+  "cmdstatus.timed_out": ["超时", "timed out"],
+  "cmd.data": ["返回数据", "Data"],
+
+  "events.none": ["没有事件", "No events"],
+  "event.laundry_machine": ["洗衣机", "machine"],
+  "event.laundry_vend": ["洗衣交易", "laundry start"],
+  "event.machine": ["{unit} 号机：{state}", "machine {unit}: {state}"],
+  "event.remaining": ["剩 {min} 分钟", "{min} min left"],
+  "event.vend": ["{unit} 号机 程序 {program}：{outcome}", "machine {unit}, program {program}: {outcome}"],
+  "event.points": ["扣 {n} 积分", "{n} points"],
+  "event.free": ["免费（80 岁以上）", "free (over 80)"],
+  "link.online": ["在线", "online"],
+  "link.degraded": ["不稳定", "degraded"],
+  "link.offline": ["离线", "offline"],
+  "link.unknown": ["未知", "unknown"],
+  "machine.idle": ["空闲", "idle"],
+  "machine.ready": ["就绪", "ready"],
+  "machine.running": ["运行中", "running"],
+  "machine.paused": ["暂停", "paused"],
+  "machine.done": ["已完成", "done"],
+  "machine.fault": ["故障", "fault"],
+  "machine.service": ["维护中", "service"],
+  "machine.unknown": ["未知", "unknown"],
+  "vend.started": ["已启动", "started"],
+  "vend.refused": ["被拒绝", "refused"],
+  "vend.not_started": ["未能启动", "did not start"],
+  "vend.cycle_done": ["洗涤完成", "cycle done"],
+  "vend.faulted": ["故障", "faulted"],
+  "vend.collected": ["已取衣", "collected"],
+
+  "residents.title": ["居民血压趋势", "A resident's blood pressure"],
+  "residents.pseudonym": ["居民化名（64 位十六进制）", "Resident's pseudonym (64 hex characters)"],
+  "residents.open": ["查看", "Show"],
+  "residents.invalid": ["化名应为 64 位十六进制字符（0-9、a-f）", "A pseudonym is 64 hexadecimal characters (0-9, a-f)"],
+  "residents.recent": ["最近测量过血压的居民", "Residents who measured recently"],
+  "residents.none": ["没有血压读数", "No blood-pressure readings"],
+  "residents.privacy": ["这里只有化名：系统不保存居民的真实身份。", "Pseudonyms only: the bridge never holds who a resident is."],
+  "residents.summary": ["{n} 次测量，最近一次 {latest}", "{n} readings, the latest {latest}"],
+  "residents.readings": ["读数", "Readings"],
+  "guideline.source": ["分级依据：{name}。“很高”从危险读数告警阈值（{s}/{d} mmHg）起。",
+    "Bands: {name}. \"Very high\" starts at the dangerous-reading alert ({s}/{d} mmHg)."],
+  "category.normal": ["正常", "normal"],
+  "category.high_normal": ["正常高值", "high-normal"],
+  "category.high": ["高血压", "high"],
+  "category.very_high": ["很高（告警）", "very high (alert)"],
+  "flag.suspect": ["可疑：{why}", "suspect: {why}"],
+  "flag.clock": ["终端时间未校准", "kiosk clock not synchronised"],
+  "flag.kpa": ["原始单位 kPa", "measured in kPa"],
+  "bpstatus.body_movement": ["测量时身体移动", "moved during the measurement"],
+  "bpstatus.cuff_too_loose": ["袖带过松", "cuff too loose"],
+  "bpstatus.irregular_pulse": ["脉搏不齐", "irregular pulse"],
+  "bpstatus.pulse_rate_exceeds_upper_limit": ["脉率高于上限", "pulse above the upper limit"],
+  "bpstatus.pulse_rate_below_lower_limit": ["脉率低于下限", "pulse below the lower limit"],
+  "bpstatus.improper_measurement_position": ["测量姿势不当", "improper measurement position"],
+
+  "ago.now": ["刚刚", "just now"],
+  "ago.s": ["{n} 秒前", "{n} s ago"],
+  "ago.m": ["{n} 分钟前", "{n} min ago"],
+  "ago.h": ["{n} 小时前", "{n} h ago"],
+  "ago.d": ["{n} 天前", "{n} d ago"],
+  "dur.s": ["{n} 秒", "{n} s"],
+  "dur.m": ["{n} 分钟", "{n} min"],
+  "dur.h": ["{n} 小时", "{n} h"],
+  "dur.d": ["{n} 天", "{n} d"],
+};
+
+export const DEFAULT_LANGUAGE = "zh-CN";
+
+export class Translator {
+  constructor(lang) {
+    this.lang = lang === "en" ? "en" : DEFAULT_LANGUAGE;
+    this.index = this.lang === "en" ? 1 : 0;
+  }
+
+  has(key) {
+    return key in LABELS;
+  }
+
+  /** The label for `key`, with {name} placeholders filled from `vars`. */
+  t(key, vars = {}) {
+    const entry = LABELS[key];
+    const text = entry ? entry[this.index] : `⟦${key}⟧`; // a missing label shows, and tests look for it
+    return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
+  }
+
+  /** A label for a value the API sends (a status, a kind), or the value itself if unknown. */
+  of(prefix, value) {
+    if (value === null || value === undefined) return "—";
+    return this.has(`${prefix}.${value}`) ? this.t(`${prefix}.${value}`) : String(value);
+  }
+
+  /** A {zh, en} text (a laundry map's error text): this language first. */
+  pick(texts) {
+    if (!texts) return "";
+    return this.lang === "en" ? texts.en || texts.zh || "" : texts.zh || texts.en || "";
+  }
+
+  time(date) {
+    return date ? date.toLocaleTimeString(this.lang, { hour12: false }) : "—";
+  }
+
+  dateTime(date) {
+    if (!date) return "—";
+    return date.toLocaleString(this.lang, {
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
+    });
+  }
+
+  duration(seconds) {
+    if (seconds === null || seconds === undefined) return "—";
+    const s = Math.max(0, seconds);
+    if (s < 60) return this.t("dur.s", { n: Math.round(s) });
+    if (s < 90 * 60) return this.t("dur.m", { n: Math.round(s / 60) });
+    if (s < 36 * 3600) return this.t("dur.h", { n: Math.round(s / 3600) });
+    return this.t("dur.d", { n: Math.round(s / 86400) });
+  }
+
+  ago(date, now = new Date()) {
+    if (!date) return "—";
+    const s = (now - date) / 1000;
+    if (s < 5) return this.t("ago.now");
+    if (s < 60) return this.t("ago.s", { n: Math.round(s) });
+    if (s < 90 * 60) return this.t("ago.m", { n: Math.round(s / 60) });
+    if (s < 36 * 3600) return this.t("ago.h", { n: Math.round(s / 3600) });
+    return this.t("ago.d", { n: Math.round(s / 86400) });
+  }
+
+  bytes(n) {
+    if (n === null || n === undefined) return "—";
+    const units = ["B", "KB", "MB", "GB", "TB"];
+    let value = n;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return `${value.toFixed(value < 10 && unit > 0 ? 1 : 0)} ${units[unit]}`;
+  }
+}

@@ -1,0 +1,282 @@
+// One kiosk: its state, alerts, devices, telemetry charts, recent events, and (for those who
+// may send commands at its site) the command panel with each command's result.
+
+import { ApiError, allPages, call } from "./api.js";
+import { chartWidth, timeChart } from "./chart.js";
+import { el, fill, parseTime } from "./dom.js";
+import { AlertsPanel, devicesTable, section, statusBadge, table } from "./widgets.js";
+
+const FINAL = new Set(["succeeded", "failed", "refused", "timed_out"]);
+const COMMAND_POLL_S = 1; // a command's answer usually comes within a second or two
+const TELEMETRY_REFRESH_S = 30; // telemetry arrives once a minute by default
+const TELEMETRY_PAGES = 6; // at most 3,000 reports per chart: two days at the agent's default
+const CONFIRM_WINDOW_MS = 5000;
+const RANGES = { "6h": 6 * 3600e3, "24h": 24 * 3600e3, "7d": 7 * 24 * 3600e3 };
+const GENERAL_COMMANDS = ["ping", "status", "reload_config", "flush_outbox", "export_diagnostics"];
+// Commands that disturb someone (a restart, a resident's wash) want a second click.
+const CONFIRM = new Set(["reload_config", "laundry_stop"]);
+const MODBUS_ADDRESS = /^modbus-unit-(\d+)$/;
+
+export function kioskScreen(screen, view, site, kioskId) {
+  const t = screen.t;
+  const mayCommand = screen.may("commands:send", site);
+  const head = el("div", { class: "kiosk-head" });
+  const facts = el("div", { class: "facts", "data-testid": "facts" });
+  const alerts = new AlertsPanel(screen, { withKiosk: false, onChanged: () => refresh() });
+  const devices = el("div", { "data-testid": "kiosk-devices" });
+  const events = el("div", { "data-testid": "events" });
+  const charts = el("div", { class: "charts charts-3", "data-testid": "charts" });
+  const history = el("div", { "data-testid": "command-history" });
+  const commands = new Map(); // request id -> the command as last fetched
+  const state = { range: "24h", kiosk: null, panel: null, panelKey: "" };
+
+  const rangeSelect = el("select", { id: "telemetry-range", onchange: () => { state.range = rangeSelect.value; refreshTelemetry(); } },
+    Object.keys(RANGES).map((r) => el("option", { value: r }, t.t(`range.${r}`))));
+  rangeSelect.value = state.range;
+  const panelHolder = el("div", { "data-testid": "command-panel" });
+
+  fill(view,
+    el("p", {}, el("a", { href: "#/" }, t.t("kiosk.back"))),
+    head,
+    facts,
+    section(t.t("kiosk.alerts"), alerts.node),
+    mayCommand ? section(t.t("commands.title"), panelHolder) : null,
+    section(t.t("commands.history"), history),
+    section(t.t("devices.title"), devices),
+    el("section", { class: "panel" }, el("h2", {}, t.t("kiosk.telemetry"), " ",
+      el("label", { class: "inline" }, t.t("range"), " ", rangeSelect)), charts),
+    section(t.t("kiosk.events"), events));
+
+  async function refresh() {
+    let kiosk;
+    try {
+      kiosk = await call(`kiosks/${encodeURIComponent(site)}/${encodeURIComponent(kioskId)}`);
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 404 || error.status === 403)) {
+        // Not (yet) a kiosk, or not one of this person's sites: say so, offer nothing.
+        fill(head, el("h1", {}, `${site}/${kioskId}`), el("p", { class: "error", "data-testid": "kiosk-refused" },
+          error.status === 404 ? t.t("kiosk.not_found") : `${t.t("forbidden")}: ${error.message}`));
+        fill(panelHolder);
+        state.panelKey = "";
+        return;
+      }
+      throw error;
+    }
+    const [open, recent, sent] = await Promise.all([
+      call("alerts", { query: { site, kiosk: kioskId, state: "unresolved", limit: 100 } }),
+      call("events", { query: { site, kiosk: kioskId, limit: 30 } }),
+      call("commands", { query: { site, kiosk: kioskId, limit: 20 } }),
+    ]);
+    if (screen.stopped) return;
+    state.kiosk = kiosk;
+    renderHead(kiosk);
+    alerts.update(open.items);
+    fill(devices, devicesTable(screen, kiosk.devices));
+    fill(events, eventsTable(t, recent.items));
+    for (const command of sent.items) {
+      const known = commands.get(command.request_id);
+      if (!known || !FINAL.has(known.status) || FINAL.has(command.status)) commands.set(command.request_id, command);
+    }
+    renderHistory();
+    if (mayCommand) renderPanel(kiosk.devices);
+  }
+
+  function renderHead(k) {
+    fill(head,
+      el("h1", {}, el("span", { class: "site" }, `${k.site}/`), k.kiosk, " ", statusBadge(t, k.status, k.status_reason)),
+      k.status_reason ? el("p", { class: "sub", "data-testid": "status-reason" }, `${t.t("kiosk.reason")}: ${t.of("reason", k.status_reason)}`) : null);
+    const fact = (label, value, bad) => el("div", { class: `fact${bad ? " bad" : ""}` }, el("span", { class: "label" }, label), el("span", { class: "value" }, value));
+    const budget = k.outbox_budget_bytes ? t.t("kiosk.budget", { used: t.bytes(k.outbox_bytes), budget: t.bytes(k.outbox_budget_bytes) }) : t.bytes(k.outbox_bytes);
+    fill(facts,
+      fact(t.t("col.last_seen"), t.ago(parseTime(k.last_seen_at))),
+      fact(t.t("kiosk.first_seen"), t.dateTime(parseTime(k.first_seen_at))),
+      fact(t.t("kiosk.uptime"), t.duration(k.uptime_s)),
+      fact(t.t("kiosk.clock"), k.clock_trusted === false ? t.t("kiosk.clock.untrusted") : k.clock_trusted ? t.t("kiosk.clock.trusted") : "—", k.clock_trusted === false),
+      fact(t.t("col.backlog"), k.backlog_records === null || k.backlog_records === undefined ? "—"
+        : `${t.t("backlog.records", { n: k.backlog_records })}${k.backlog_oldest_age_s ? ` · ${t.t("backlog.oldest", { age: t.duration(k.backlog_oldest_age_s) })}` : ""}`,
+      k.backlog_records > 100),
+      fact(t.t("col.outbox"), k.health_over_budget ? `${budget} · ${t.t("kiosk.over_budget")}` : budget, k.health_over_budget),
+      fact(t.t("col.disk"), t.bytes(k.disk_free_bytes)),
+      fact(t.t("col.cpu"), k.cpu_temperature_c === null || k.cpu_temperature_c === undefined ? "—" : `${k.cpu_temperature_c.toFixed(1)} °C`),
+      fact(t.t("kiosk.seq"), t.t("kiosk.seq.value", { last: k.last_seq, checked: k.seq_checked_through })));
+  }
+
+  // --- Commands ---------------------------------------------------------------------------
+
+  const feedback = el("p", { class: "feedback", "data-testid": "command-feedback", "aria-live": "polite" });
+
+  function renderPanel(kioskDevices) {
+    const bluetooth = kioskDevices.filter((d) => !MODBUS_ADDRESS.test(d.address)).map((d) => d.address);
+    const units = kioskDevices.map((d) => d.address.match(MODBUS_ADDRESS)).filter(Boolean).map((m) => Number(m[1])).sort((a, b) => a - b);
+    const key = JSON.stringify([bluetooth, units]);
+    if (key === state.panelKey) return; // rebuilt only when the devices change: keeps choices
+    state.panelKey = key;
+    const deviceSelect = el("select", { id: "command-device" }, bluetooth.map((a) => el("option", { value: a }, a)));
+    const unitSelect = el("select", { id: "command-unit" }, units.map((u) => el("option", { value: u }, t.t("commands.unit", { n: u }))));
+    const button = (command, args, what) => {
+      const node = el("button", { type: "button", "data-command": command }, what);
+      let armed = 0;
+      node.addEventListener("click", () => {
+        if (CONFIRM.has(command) && Date.now() - armed > CONFIRM_WINDOW_MS) {
+          armed = Date.now();
+          node.textContent = t.t("commands.confirm", { what });
+          node.classList.add("armed");
+          setTimeout(() => { node.textContent = what; node.classList.remove("armed"); }, CONFIRM_WINDOW_MS);
+          return;
+        }
+        armed = 0;
+        node.textContent = what;
+        node.classList.remove("armed");
+        send(command, args());
+      });
+      return node;
+    };
+    fill(panelHolder,
+      el("div", { class: "command-group" }, el("span", { class: "group-label" }, t.t("commands.general")),
+        GENERAL_COMMANDS.map((c) => button(c, () => ({}), t.t(`cmd.${c}`)))),
+      el("div", { class: "command-group" }, el("span", { class: "group-label" }, t.t("commands.device")),
+        bluetooth.length ? [deviceSelect, button("reconnect_device", () => ({ address: deviceSelect.value }), t.t("cmd.reconnect_device"))]
+          : el("span", { class: "sub" }, t.t("commands.no_devices"))),
+      el("div", { class: "command-group" }, el("span", { class: "group-label" }, t.t("commands.laundry")),
+        units.length ? [unitSelect,
+          button("laundry_stop", () => ({ unit: Number(unitSelect.value) }), t.t("cmd.laundry_stop")),
+          button("laundry_clear_fault", () => ({ unit: Number(unitSelect.value) }), t.t("cmd.laundry_clear_fault"))]
+          : el("span", { class: "sub" }, t.t("commands.no_machines")),
+        units.length ? el("span", { class: "sub" }, t.t("commands.start_note")) : null),
+      feedback);
+  }
+
+  async function send(command, args) {
+    feedback.textContent = "";
+    let created;
+    try {
+      created = await call(`kiosks/${encodeURIComponent(site)}/${encodeURIComponent(kioskId)}/commands`,
+        { method: "POST", body: { command, args } });
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) { screen.app.sessionEnded(); return; }
+      feedback.textContent = t.t("commands.refused_here", { reason: error.message });
+      return;
+    }
+    commands.set(created.request_id, created);
+    renderHistory();
+    follow(created.request_id);
+  }
+
+  /** GET /api/v1/commands/{id} every second until the command's status is final. */
+  async function follow(requestId) {
+    while (!screen.stopped) {
+      await new Promise((resolve) => setTimeout(resolve, COMMAND_POLL_S * 1000));
+      if (screen.stopped) return;
+      try {
+        const command = await call(`commands/${encodeURIComponent(requestId)}`);
+        commands.set(requestId, command);
+        renderHistory();
+        if (FINAL.has(command.status)) return;
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) { screen.app.sessionEnded(); return; }
+        // A network hiccup: try again at the next tick.
+      }
+    }
+  }
+
+  function renderHistory() {
+    const rows = [...commands.values()]
+      .sort((a, b) => (b.issued_at > a.issued_at ? 1 : b.issued_at < a.issued_at ? -1 : 0))
+      .slice(0, 20)
+      .map((c) => el("tr", { "data-request-id": c.request_id, "data-command-status": c.status },
+        el("td", { title: c.issued_at }, t.time(parseTime(c.issued_at))),
+        el("td", {}, t.of("cmd", c.command)),
+        el("td", { class: "mono" }, describeArgs(t, c.args)),
+        el("td", {}, c.issued_by),
+        el("td", {}, el("span", { class: `cmd cmd-${c.status}` }, t.of("cmdstatus", c.status))),
+        el("td", { class: "result" }, c.detail || "", resultData(t, c.data))));
+    fill(history, table([
+      { label: t.t("col.time") }, { label: t.t("col.command") }, { label: t.t("col.args") },
+      { label: t.t("col.issued_by") }, { label: t.t("col.status") }, { label: t.t("col.result") },
+    ], rows, { empty: t.t("commands.none") }));
+  }
+
+  // --- Telemetry ----------------------------------------------------------------------------
+
+  async function refreshTelemetry() {
+    const to = new Date();
+    const from = new Date(to.getTime() - RANGES[state.range]);
+    const reports = await allPages("telemetry", { site, kiosk: kioskId, since: from.toISOString() }, TELEMETRY_PAGES);
+    if (screen.stopped) return;
+    const points = (pick) => reports.items.map((r) => ({ t: parseTime(r.kiosk_time), v: pick(r.payload) }))
+      .filter((p) => p.t && Number.isFinite(p.v));
+    const mb = 1024 ** 2;
+    const gb = 1024 ** 3;
+    const budgets = reports.items.map((r) => r.payload.outbox_budget_bytes).filter(Number.isFinite);
+    const outbox = points((p) => p.outbox_bytes / mb);
+    const budget = budgets.length ? budgets[0] / mb : null;
+    // The budget is drawn once the outbox is half way there; below that it would flatten the line.
+    const nearBudget = budget !== null && outbox.some((p) => p.v > budget / 2);
+    const lang = t.lang;
+    const columns = window.matchMedia("(min-width: 1100px)").matches ? 3 : 1;
+    const width = chartWidth(charts, columns);
+    fill(charts,
+      timeChart({
+        title: t.t("chart.backlog"), from, to, lang, width, emptyText: t.t("chart.empty"), height: 200,
+        series: ["health", "event"].map((cls) => ({
+          key: cls, label: t.t(`series.${cls}`), points: points((p) => p.outbox && p.outbox[cls] ? p.outbox[cls].records : NaN),
+        })),
+      }),
+      timeChart({
+        title: t.t("chart.outbox"), from, to, lang, width, emptyText: t.t("chart.empty"), height: 200,
+        yMax: nearBudget ? Math.max(budget * 1.1, ...outbox.map((p) => p.v * 1.1)) : undefined,
+        bands: nearBudget ? [{ key: "over_budget", label: t.t("band.over_budget"), from: budget, below: null }] : [],
+        series: [{ key: "outbox", label: t.t("series.outbox"), points: outbox }],
+      }),
+      timeChart({
+        title: t.t("chart.disk"), from, to, lang, width, zero: false, emptyText: t.t("chart.empty"), height: 200,
+        series: [{ key: "disk", label: t.t("series.disk"), points: points((p) => (p.disk_free_bytes ?? NaN) / gb) }],
+      }),
+      reports.complete ? null : el("p", { class: "sub" }, t.t("partial", { shown: reports.items.length, total: reports.total })));
+  }
+
+  screen.every(refresh);
+  screen.every(refreshTelemetry, Math.max(TELEMETRY_REFRESH_S, screen.settings.refresh_s));
+}
+
+function describeArgs(t, args) {
+  const entries = Object.entries(args || {});
+  if (entries.length === 0) return "—";
+  return entries.map(([name, value]) => (name === "unit" ? t.t("commands.unit", { n: value }) : `${name}: ${value}`)).join(", ");
+}
+
+function resultData(t, data) {
+  if (!data || Object.keys(data).length === 0) return null;
+  return el("details", {}, el("summary", {}, t.t("cmd.data")), el("pre", {}, JSON.stringify(data, null, 2)));
+}
+
+function eventsTable(t, items) {
+  const rows = items.map((e) => el("tr", { "data-event": e.type },
+    el("td", { title: e.kiosk_time }, t.dateTime(parseTime(e.kiosk_time))),
+    el("td", {}, t.of("event", e.type)),
+    el("td", { class: "mono" }, e.device_address || "—"),
+    el("td", {}, describeEvent(t, e))));
+  return table([{ label: t.t("col.time") }, { label: t.t("col.type") }, { label: t.t("col.address") }, { label: t.t("col.summary") }],
+    rows, { empty: t.t("events.none") });
+}
+
+/** One line per event, in words. A resident's pseudonym is never shown here: staff and
+ * technicians have no use for it, and the fewer places it appears the better. */
+function describeEvent(t, event) {
+  const p = event.payload || {};
+  if (event.type === "laundry_machine") {
+    return [t.t("event.machine", { unit: p.unit, state: t.of("machine", p.state) }),
+      p.remaining_seconds ? `, ${t.t("event.remaining", { min: Math.ceil(p.remaining_seconds / 60) })}` : "",
+      p.error_code ? ` · E${p.error_code} ${t.pick(p.error_text)}` : "",
+      p.link && p.link !== "online" ? ` · ${t.of("link", p.link)}${p.link_error ? ` (${p.link_error})` : ""}` : ""].join("");
+  }
+  if (event.type === "laundry_vend") {
+    return [t.t("event.vend", { unit: p.unit, program: p.program, outcome: t.of("vend", p.outcome) }),
+      p.points_charged ? ` · ${t.t("event.points", { n: p.points_charged })}` : "",
+      p.free_reason === "over_80" ? ` · ${t.t("event.free")}` : "",
+      p.reason ? ` · ${p.reason}` : ""].join("");
+  }
+  // An event type this page does not know (a newer kiosk's): its type only. Its payload may
+  // hold something about a person that this page has not been taught to leave out.
+  return "";
+}

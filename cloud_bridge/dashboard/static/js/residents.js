@@ -1,0 +1,176 @@
+// For the family doctor: a resident's blood pressure over time, by pseudonym, with the
+// guideline's bands (GET /api/v1/dashboard/settings) drawn behind. The bridge holds only
+// pseudonyms; nothing here asks for or shows who a resident is.
+
+import { allPages, call } from "./api.js";
+import { chartWidth, timeChart } from "./chart.js";
+import { el, fill, parseTime } from "./dom.js";
+import { PSEUDONYM, kioskHref, section, shortPseudonym, table } from "./widgets.js";
+
+const MMHG_PER_KPA = 7.50062; // as cloud_bridge/alert_rules.py converts
+const RANGES = { "30d": 30, "90d": 90, "1y": 365, all: null };
+const READING_PAGES = 10; // 5,000 readings: years of daily measurements
+
+/** A reading's pressures in mmHg (null where the cuff sent a special value). */
+export function inMmhg(payload) {
+  const factor = payload.unit === "kPa" ? MMHG_PER_KPA : 1;
+  const convert = (v) => (v === null || v === undefined ? null : Math.round(v * factor));
+  return { systolic: convert(payload.systolic), diastolic: convert(payload.diastolic) };
+}
+
+/** The highest band either pressure reaches (the guideline's rule), or null. */
+export function categoryOf(bands, systolic, diastolic) {
+  let found = null;
+  for (const band of bands) {
+    const bySystolic = systolic !== null && (band.systolic_from === null || systolic >= band.systolic_from);
+    const byDiastolic = diastolic !== null && (band.diastolic_from === null || diastolic >= band.diastolic_from);
+    if (bySystolic || byDiastolic) found = band.category;
+  }
+  return found;
+}
+
+export function residentsScreen(screen, view, pseudonym) {
+  const t = screen.t;
+  const guideline = screen.settings.blood_pressure;
+  const input = el("input", { id: "pseudonym", class: "mono wide", value: pseudonym || "", maxlength: 64,
+    placeholder: t.t("residents.pseudonym"), autocomplete: "off", spellcheck: "false" });
+  const problem = el("span", { class: "error", id: "pseudonym-error", role: "alert" });
+  const body = el("div");
+  const open = (event) => {
+    event.preventDefault();
+    const value = input.value.trim().toLowerCase();
+    if (!PSEUDONYM.test(value)) {
+      problem.textContent = t.t("residents.invalid");
+      return;
+    }
+    window.location.hash = `#/residents/${value}`;
+  };
+  fill(view,
+    el("h1", {}, t.t("residents.title")),
+    el("form", { class: "search", onsubmit: open }, el("label", { for: "pseudonym" }, t.t("residents.pseudonym")), " ",
+      input, " ", el("button", { type: "submit", class: "primary" }, t.t("residents.open")), " ", problem),
+    el("p", { class: "sub privacy" }, t.t("residents.privacy")),
+    body);
+
+  if (!pseudonym) {
+    recentResidents(screen, body, guideline);
+    return;
+  }
+  if (!PSEUDONYM.test(pseudonym)) {
+    problem.textContent = t.t("residents.invalid");
+    return;
+  }
+  oneResident(screen, body, pseudonym, guideline);
+}
+
+function recentResidents(screen, body, guideline) {
+  const t = screen.t;
+  screen.every(async () => {
+    const answer = await call("readings", { query: { kind: "blood_pressure", limit: 500 } });
+    if (screen.stopped) return;
+    const residents = new Map();
+    for (const reading of answer.items) {
+      if (!reading.subject) continue; // measured without saving to a record
+      const entry = residents.get(reading.subject) || { latest: reading, count: 0 };
+      entry.count += 1;
+      residents.set(reading.subject, entry);
+    }
+    const rows = [...residents.entries()].map(([subject, { latest, count }]) => {
+      const { systolic, diastolic } = inMmhg(latest.payload);
+      const category = categoryOf(guideline.bands, systolic, diastolic);
+      return el("tr", { "data-subject": subject },
+        el("td", {}, el("a", { href: `#/residents/${subject}`, class: "mono", title: subject }, shortPseudonym(subject))),
+        el("td", { class: "num" }, String(count)),
+        el("td", { class: "num" }, `${systolic ?? "—"}/${diastolic ?? "—"}`),
+        el("td", {}, category ? el("span", { class: `category category-${category}` }, t.of("category", category)) : "—"),
+        el("td", { title: latest.kiosk_time }, t.ago(parseTime(latest.kiosk_time))),
+        el("td", {}, `${latest.site}/${latest.kiosk}`));
+    });
+    fill(body, section(t.t("residents.recent"), table([
+      { label: t.t("col.pseudonym") }, { label: t.t("col.readings"), num: true }, { label: "mmHg", num: true },
+      { label: t.t("col.category") }, { label: t.t("col.last_reading") }, { label: t.t("col.kiosk") },
+    ], rows, { empty: t.t("residents.none") })));
+  });
+}
+
+function oneResident(screen, body, pseudonym, guideline) {
+  const t = screen.t;
+  const state = { range: "90d" };
+  const rangeSelect = el("select", { id: "reading-range", onchange: () => { state.range = rangeSelect.value; load(); } },
+    Object.keys(RANGES).map((r) => el("option", { value: r }, t.t(`range.${r}`))));
+  rangeSelect.value = state.range;
+  const summary = el("p", { "data-testid": "reading-summary" });
+  const charts = el("div", { class: "charts charts-2", "data-testid": "bp-charts" });
+  const readings = el("div", { "data-testid": "readings" });
+  const veryHigh = guideline.bands.find((b) => b.alerts) || {};
+  fill(body,
+    el("h2", { class: "mono pseudonym", "data-testid": "pseudonym" }, pseudonym),
+    el("div", { class: "filters" }, el("label", {}, t.t("range"), " ", rangeSelect), summary),
+    charts,
+    el("p", { class: "sub", "data-testid": "guideline" },
+      t.t("guideline.source", { name: guideline.guideline, s: veryHigh.systolic_from, d: veryHigh.diastolic_from })),
+    section(t.t("residents.readings"), readings));
+
+  async function load() {
+    const days = RANGES[state.range];
+    const to = new Date();
+    const from = days ? new Date(to.getTime() - days * 86400e3) : null;
+    const answer = await allPages("readings", {
+      subject: pseudonym, kind: "blood_pressure", since: from ? from.toISOString() : null,
+    }, READING_PAGES);
+    if (screen.stopped) return;
+    const points = answer.items.map((r) => ({ reading: r, at: parseTime(r.kiosk_time), ...inMmhg(r.payload) }))
+      .filter((p) => p.at);
+    const latest = points[0];
+    fill(summary, points.length
+      ? t.t("residents.summary", { n: answer.total, latest: `${latest.systolic ?? "—"}/${latest.diastolic ?? "—"} mmHg · ${t.dateTime(latest.at)}` })
+      : t.t("residents.none"));
+    const start = from || (points.length ? new Date(Math.min(...points.map((p) => p.at.getTime())) - 86400e3) : null);
+    const width = chartWidth(charts, window.matchMedia("(min-width: 1100px)").matches ? 2 : 1);
+    const chartOf = (which, title, lo, hi) => {
+      const values = points.map((p) => p[which]).filter((v) => v !== null);
+      return timeChart({
+        title, from: start, to, lang: t.lang, width, emptyText: t.t("chart.empty"), height: 260,
+        yMin: Math.min(lo, ...values.map((v) => v - 10)), yMax: Math.max(hi, ...values.map((v) => v + 10)),
+        bands: guideline.bands.map((b) => ({ key: b.category, label: t.of("category", b.category),
+          from: b[`${which}_from`], below: b[`${which}_below`] })),
+        series: [{ key: which, label: title, points: points.filter((p) => p[which] !== null).map((p) => ({
+          t: p.at, v: p[which], title: `${t.dateTime(p.at)}  ${p.systolic ?? "—"}/${p.diastolic ?? "—"} mmHg`,
+        })) }],
+      });
+    };
+    fill(charts,
+      chartOf("systolic", t.t("chart.systolic"), 90, 200),
+      chartOf("diastolic", t.t("chart.diastolic"), 50, 130),
+      answer.complete ? null : el("p", { class: "sub" }, t.t("partial", { shown: answer.items.length, total: answer.total })));
+    fill(readings, readingsTable(t, guideline, points));
+  }
+
+  screen.every(load);
+}
+
+function readingsTable(t, guideline, points) {
+  const rows = points.map((p) => {
+    const r = p.reading;
+    const payload = r.payload;
+    const category = categoryOf(guideline.bands, p.systolic, p.diastolic);
+    const notes = [
+      ...(payload.status || []).map((s) => t.of("bpstatus", s)),
+      ...(payload.suspect && payload.suspect.length ? [t.t("flag.suspect", { why: payload.suspect.join(", ") })] : []),
+      ...(r.kiosk_clock_trusted ? [] : [t.t("flag.clock")]),
+      ...(payload.unit === "kPa" ? [t.t("flag.kpa")] : []),
+    ];
+    return el("tr", { "data-reading": r.message_id, "data-category": category || "" },
+      el("td", { title: r.kiosk_time }, t.dateTime(p.at)),
+      el("td", { class: "num" }, p.systolic ?? "—"),
+      el("td", { class: "num" }, p.diastolic ?? "—"),
+      el("td", { class: "num" }, payload.pulse_rate === null || payload.pulse_rate === undefined ? "—" : Math.round(payload.pulse_rate)),
+      el("td", {}, category ? el("span", { class: `category category-${category}` }, t.of("category", category)) : "—"),
+      el("td", {}, el("a", { href: kioskHref(r.site, r.kiosk) }, `${r.site}/${r.kiosk}`)),
+      el("td", { class: notes.length ? "warn" : null }, notes.join("；")));
+  });
+  return table([
+    { label: t.t("col.time") }, { label: t.t("col.systolic"), num: true }, { label: t.t("col.diastolic"), num: true },
+    { label: t.t("col.pulse"), num: true }, { label: t.t("col.category") }, { label: t.t("col.kiosk") }, { label: t.t("col.flags") },
+  ], rows, { empty: t.t("residents.none") });
+}

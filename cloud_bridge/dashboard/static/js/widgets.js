@@ -1,0 +1,168 @@
+// Pieces the fleet and kiosk screens share: status badges, the alerts table with its actions,
+// and the devices table.
+
+import { call } from "./api.js";
+import { el, fill, parseTime } from "./dom.js";
+
+export const PSEUDONYM = /^[0-9a-f]{64}$/;
+
+export function kioskHref(site, kiosk) {
+  return `#/kiosk/${encodeURIComponent(site)}/${encodeURIComponent(kiosk)}`;
+}
+
+/** A pseudonym shortened for a table (it is no one's name; the full one is in its title). */
+export function shortPseudonym(pseudonym) {
+  return `${pseudonym.slice(0, 8)}…`;
+}
+
+export function statusBadge(t, status, reason) {
+  return el("span", { class: `status status-${status}`, "data-status": status, title: reason ? t.of("reason", reason) : null },
+    el("span", { class: "dot" }), t.of("status", status));
+}
+
+export function table(headers, rows, { empty, className } = {}) {
+  return el("table", { class: className || "grid-table" },
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { class: h.num ? "num" : null }, h.label)))),
+    el("tbody", {}, rows.length ? rows : el("tr", { class: "empty" }, el("td", { colspan: headers.length }, empty || "—"))));
+}
+
+export function section(title, ...children) {
+  return el("section", { class: "panel" }, el("h2", {}, title), ...children);
+}
+
+// --- Devices ----------------------------------------------------------------------------------
+
+/** What is wrong with a device, as label keys: offline, fault, battery. */
+export function deviceProblems(device, lowBattery) {
+  const problems = [];
+  if (device.link === "offline" || device.link === "degraded") problems.push("offline");
+  if (device.state === "fault" || device.error_code) problems.push("fault");
+  if (device.battery_percent !== null && device.battery_percent !== undefined && device.battery_percent <= lowBattery) {
+    problems.push("battery");
+  }
+  return problems;
+}
+
+export function devicesTable(screen, devices, { withKiosk = false } = {}) {
+  const t = screen.t;
+  const low = screen.settings.low_battery_percent;
+  const headers = [
+    ...(withKiosk ? [{ label: t.t("col.kiosk") }] : []),
+    { label: t.t("col.address") }, { label: t.t("col.model") }, { label: t.t("col.firmware") },
+    { label: t.t("col.link") }, { label: t.t("col.battery"), num: true }, { label: t.t("col.machine") },
+    { label: t.t("col.error") }, { label: t.t("col.last_seen") }, { label: t.t("col.last_reading") },
+  ];
+  const rows = devices.map((d) => {
+    const problems = deviceProblems(d, low);
+    const battery = d.battery_percent ?? null;
+    return el("tr", { class: problems.length ? "problem" : null, "data-device": `${d.site}/${d.kiosk}/${d.address}` },
+      withKiosk ? el("td", {}, el("a", { href: kioskHref(d.site, d.kiosk) }, `${d.site}/${d.kiosk}`)) : null,
+      el("td", { class: "mono" }, d.address),
+      el("td", {}, d.model || "—"),
+      el("td", { class: "mono" }, d.firmware || "—"),
+      el("td", {}, el("span", { class: `link link-${d.link || "unknown"}` }, t.of("link", d.link || "unknown"))),
+      el("td", { class: `num${problems.includes("battery") ? " bad" : ""}` }, battery === null ? "—" : `${battery}%`),
+      el("td", {}, d.state ? el("span", { class: `machine machine-${d.state}` }, t.of("machine", d.state)) : "—"),
+      el("td", { class: d.error_code ? "bad" : null },
+        d.error_code ? `E${d.error_code} ${t.pick(d.error_text)}`.trim() : "—"),
+      el("td", { title: d.last_seen_at || null }, t.ago(parseTime(d.last_seen_at))),
+      el("td", { title: d.last_reading_at || null }, t.ago(parseTime(d.last_reading_at))));
+  });
+  return table(headers, rows, { empty: t.t("devices.none") });
+}
+
+// --- Alerts -----------------------------------------------------------------------------------
+
+/**
+ * The alerts table. While someone is writing a note for an acknowledgement or resolution, the
+ * refresh does not rebuild the table (it would take their text and focus away); the newest
+ * alerts are shown once they confirm or cancel.
+ */
+export class AlertsPanel {
+  constructor(screen, { withKiosk = true, onChanged }) {
+    this.screen = screen;
+    this.withKiosk = withKiosk;
+    this.onChanged = onChanged;
+    this.alerts = [];
+    this.editing = null; // {id, action}
+    this.node = el("div", { class: "alerts", "data-testid": "alerts" });
+  }
+
+  update(alerts) {
+    this.alerts = alerts;
+    if (!this.editing) this.render();
+  }
+
+  render() {
+    const t = this.screen.t;
+    const headers = [
+      { label: t.t("col.severity") }, { label: t.t("col.kind") },
+      ...(this.withKiosk ? [{ label: t.t("col.where") }] : []),
+      { label: t.t("col.title") }, { label: t.t("col.since") }, { label: t.t("col.state") }, { label: t.t("col.actions") },
+    ];
+    const rows = [];
+    for (const alert of this.alerts) {
+      rows.push(this.row(alert));
+      if (this.editing && this.editing.id === alert.id) rows.push(this.form(alert, headers.length));
+    }
+    fill(this.node, table(headers, rows, { empty: t.t("alerts.none"), className: "grid-table alerts-table" }));
+  }
+
+  row(alert) {
+    const t = this.screen.t;
+    const opened = parseTime(alert.opened_at);
+    const about = alert.kind === "dangerous_reading" && PSEUDONYM.test(alert.about)
+      ? el("a", { href: `#/residents/${alert.about}`, class: "mono", title: alert.about }, t.t("alert.trend"))
+      : alert.about ? el("span", { class: "mono about" }, alert.about) : null;
+    const manage = this.screen.may("alerts:manage", alert.site);
+    const actions = manage ? [
+      alert.state === "open" ? el("button", { type: "button", class: "small", "data-action": "acknowledge",
+        onclick: () => this.edit(alert.id, "acknowledge") }, t.t("alert.acknowledge")) : null,
+      el("button", { type: "button", class: "small", "data-action": "resolve",
+        onclick: () => this.edit(alert.id, "resolve") }, t.t("alert.resolve")),
+    ] : [];
+    return el("tr", { class: `alert-${alert.severity} alert-${alert.state}`, "data-alert": alert.id, "data-kind": alert.kind },
+      el("td", {}, el("span", { class: `severity severity-${alert.severity}` }, t.of("severity", alert.severity))),
+      el("td", {}, t.of("alertkind", alert.kind)),
+      this.withKiosk ? el("td", {}, el("a", { href: kioskHref(alert.site, alert.kiosk) }, `${alert.site}/${alert.kiosk}`),
+        about ? " " : null, about) : null,
+      el("td", { class: "title-cell" }, alert.title, alert.occurrences > 1 ? el("span", { class: "count" }, ` ×${alert.occurrences}`) : null,
+        !this.withKiosk && about ? [" ", about] : null),
+      el("td", { title: alert.opened_at }, t.ago(opened)),
+      el("td", {}, alert.state === "acknowledged" && alert.acknowledged_by
+        ? t.t("alert.by", { who: alert.acknowledged_by }) : t.of("alertstate", alert.state)),
+      el("td", { class: "actions" }, actions));
+  }
+
+  edit(id, action) {
+    this.editing = { id, action, problem: "" };
+    this.render();
+    const input = this.node.querySelector("input[name=note]");
+    if (input) input.focus();
+  }
+
+  form(alert, columns) {
+    const t = this.screen.t;
+    const note = el("input", { name: "note", maxlength: 2000, placeholder: t.t("alert.note"), class: "note" });
+    const problem = el("span", { class: "error" }, this.editing.problem || "");
+    const confirm = async (event) => {
+      event.preventDefault();
+      const { action } = this.editing;
+      try {
+        await call(`alerts/${alert.id}/${action}`, { method: "POST", body: note.value.trim() ? { note: note.value.trim() } : {} });
+      } catch (error) {
+        problem.textContent = t.t("alert.failed", { reason: error.message });
+        return;
+      }
+      this.editing = null;
+      this.render();
+      if (this.onChanged) this.onChanged();
+    };
+    const cancel = () => { this.editing = null; this.render(); };
+    return el("tr", { class: "alert-form" }, el("td", { colspan: columns },
+      el("form", { onsubmit: confirm },
+        el("strong", {}, t.t(`alert.${this.editing.action}`), " "), note, " ",
+        el("button", { type: "submit", class: "small primary", "data-action": "confirm" }, t.t("alert.confirm")), " ",
+        el("button", { type: "button", class: "small", onclick: cancel }, t.t("alert.cancel")), " ", problem)));
+  }
+}

@@ -1,0 +1,394 @@
+// The kiosk screen: one page, a section per screen, talking to the agent's local API.
+// No libraries and no network: everything it needs is served by the agent on the kiosk.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const page = {
+    language: "zh-CN",
+    config: null,
+    screen: "home",
+    desk: "idle",          // the blood-pressure desk's state, from the agent
+    relayAction: "checkin",
+    laundry: { machine: null, program: null, card: null, account: null },
+    idleTimer: null,
+    lastResult: null,
+  };
+  const t = (key, vars) => translate(page.language, key, vars);
+
+  // -- talking to the agent --
+
+  async function api(method, path, body) {
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers: body === undefined ? {} : { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (error) {
+      throw { error: "offline" };
+    }
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw data.error ? data : { error: "other" };
+    return data;
+  }
+
+  function errorText(problem) {
+    const key = "err." + (problem && problem.error);
+    const text = t(key, { seconds: (problem && problem.retry_after_s) || 60 });
+    return text === key ? t("err.other") : text;
+  }
+
+  function showError(id, problem) {
+    const box = $(id);
+    box.textContent = errorText(problem);
+    box.hidden = false;
+  }
+
+  // -- screens, words, language --
+
+  function show(name) {
+    page.screen = name;
+    for (const section of document.querySelectorAll(".screen")) section.hidden = section.id !== "screen-" + name;
+    for (const box of document.querySelectorAll(".error")) box.hidden = true;
+    $("home-button").hidden = name === "home";
+    armIdleReset();
+  }
+
+  function render() {
+    document.documentElement.lang = page.language;
+    for (const element of document.querySelectorAll("[data-t]")) element.textContent = t(element.dataset.t);
+    const other = page.language === "en" ? "zh-CN" : "en";
+    $("language").textContent = other === "en" ? "English" : "中文";
+    $("language").lang = other;
+    if (page.screen === "bp-cuff") renderDesk();
+    if (page.screen === "bp-result" && page.lastResult) renderResult(page.lastResult);
+    if (page.screen === "relay") loadRelay();
+    if (page.screen === "laundry") loadLaundry();
+    renderClock();
+  }
+
+  function renderClock() {
+    const now = new Date();
+    const locale = page.language === "en" ? "en-GB" : "zh-CN";
+    $("clock").textContent = now.toLocaleString(locale, { month: "long", day: "numeric", weekday: "long", hour: "2-digit", minute: "2-digit" });
+  }
+
+  // Back to the start when nobody has touched the screen for a while: the next person must not
+  // find the last one's card number or result.
+  function armIdleReset() {
+    clearTimeout(page.idleTimer);
+    if (page.screen === "home" || !page.config) return;
+    page.idleTimer = setTimeout(() => {
+      if (page.desk === "measuring") return armIdleReset();  // a cuff inflating: wait for it
+      goHome();
+    }, page.config.idle_reset_s * 1000);
+  }
+
+  function goHome() {
+    if (page.desk !== "idle") api("POST", "/api/bp/cancel").catch(() => {});
+    for (const input of document.querySelectorAll(".entry")) input.value = "";
+    page.laundry = { machine: null, program: null, card: null, account: null };
+    show("home");
+  }
+
+  // An on-screen keypad: a kiosk has no keyboard. A card or QR scanner "types" into the focused
+  // field like a keyboard and ends with Enter, which presses the screen's OK.
+  function buildKeypads() {
+    for (const pad of document.querySelectorAll(".keypad")) {
+      const input = $(pad.dataset.for);
+      for (const key of pad.dataset.keys.split(" ")) {
+        const button = document.createElement("button");
+        button.className = "key";
+        button.textContent = key;
+        button.addEventListener("click", () => {
+          if (key === "⌫") input.value = input.value.slice(0, -1);
+          else if (key === "C") input.value = "";
+          else if (input.value.length < input.maxLength) input.value += key;
+          input.focus();
+        });
+        pad.appendChild(button);
+      }
+    }
+    for (const [field, ok] of [["bp-card", "bp-card-ok"], ["relay-digits", "relay-ok"], ["laundry-card", "laundry-card-ok"]]) {
+      $(field).addEventListener("keydown", (event) => { if (event.key === "Enter") $(ok).click(); });
+    }
+  }
+
+  // -- blood pressure --
+
+  function listenToDesk() {
+    const events = new EventSource("/api/bp/events");
+    events.addEventListener("state", (event) => {
+      const state = JSON.parse(event.data);
+      page.desk = state.state;
+      if (page.screen === "bp-cuff") renderDesk();
+    });
+    // A cuff inflating means someone is at it: the screen follows, unless a person is in the
+    // middle of something else here (a check-in, a laundry start).
+    const atTheCuff = () => ["home", "bp-identify", "bp-cuff", "bp-result"].includes(page.screen);
+    events.addEventListener("pressure", (event) => {
+      const { pressure } = JSON.parse(event.data);
+      if (!atTheCuff()) return;
+      if (page.screen !== "bp-cuff") show("bp-cuff");
+      page.desk = "measuring";
+      renderDesk();
+      $("bp-pressure").textContent = pressure;
+      $("bp-meter-fill").style.width = Math.min(100, (pressure / 220) * 100) + "%";
+      armIdleReset();
+    });
+    // Sent only once the agent's outbox holds the reading.
+    events.addEventListener("result", (event) => {
+      if (!atTheCuff()) return;
+      page.lastResult = JSON.parse(event.data);
+      renderResult(page.lastResult);
+      show("bp-result");
+    });
+  }
+
+  function renderDesk() {
+    const measuring = page.desk === "measuring";
+    $("bp-cuff-title").textContent = t(measuring ? "bp.measuring.title" : "bp.cuff.title");
+    $("bp-cuff-next").textContent = t(measuring ? "bp.measuring.next" : "bp.cuff.next");
+    $("bp-whose").textContent = page.desk === "idle" ? "" : t(page.deskRecord ? "bp.whose.record" : "bp.whose.anonymous");
+  }
+
+  function renderResult(result) {
+    const shown = (value) => (value === null || value === undefined ? "—" : Math.round(value * 10) / 10);
+    $("bp-systolic").textContent = shown(result.systolic);
+    $("bp-diastolic").textContent = shown(result.diastolic);
+    $("bp-pulse").textContent = shown(result.pulse_rate);
+    $("bp-unit").textContent = result.unit;
+    const category = $("bp-category");
+    category.className = "category " + (result.category || "none");
+    category.textContent = t("bp.category." + (result.category || "none"));
+    const flags = $("bp-flags");
+    flags.replaceChildren();
+    const words = result.status.map((flag) => t("bp.flag." + flag));
+    if (result.suspect.length) words.push(t("bp.flag.suspect"));
+    for (const text of words) {
+      const item = document.createElement("li");
+      item.textContent = text;
+      flags.appendChild(item);
+    }
+    $("bp-saved").textContent = result.saved ? t(result.record ? "bp.saved.record" : "bp.saved.anonymous") : "";
+  }
+
+  async function beginMeasurement(body) {
+    try {
+      const state = await api("POST", "/api/bp/begin", body);
+      page.desk = state.state;
+      page.deskRecord = state.record;
+      $("bp-pressure").textContent = "—";
+      $("bp-meter-fill").style.width = "0%";
+      $("bp-card").value = "";
+      show("bp-cuff");
+      renderDesk();
+    } catch (problem) {
+      showError("bp-identify-error", problem);
+    }
+  }
+
+  // -- relay station --
+
+  async function loadRelay() {
+    try {
+      const station = await api("GET", "/api/relay");
+      $("relay-inside").textContent = station.inside;
+      const offers = $("relay-offers");
+      offers.replaceChildren();
+      for (const offer of station.offers) {
+        const item = document.createElement("li");
+        item.textContent = page.language === "en" ? offer.en : offer.zh;
+        offers.appendChild(item);
+      }
+    } catch (problem) {
+      $("relay-inside").textContent = "—";
+    }
+  }
+
+  function askWho(action) {
+    page.relayAction = action;
+    $("relay-who-title").textContent = t(action === "checkin" ? "relay.who.in" : "relay.who.out");
+    $("relay-digits").value = "";
+    show("relay-who");
+    $("relay-digits").focus();
+  }
+
+  async function relayWho() {
+    const typed = $("relay-digits").value.trim();
+    // Four digits are typed on the keypad; anything else came from the QR scanner.
+    const body = /^[0-9]{1,4}$/.test(typed) ? { phone_last4: typed } : { qr: typed };
+    try {
+      const answer = await api("POST", "/api/relay/" + page.relayAction, body);
+      const since = answer.since ? new Date(answer.since).toLocaleTimeString(page.language === "en" ? "en-GB" : "zh-CN", { hour: "2-digit", minute: "2-digit" }) : "";
+      $("relay-done-title").textContent = t("relay." + answer.outcome, { time: since });
+      $("relay-done-next").textContent = t("relay." + answer.outcome + ".next", { minutes: answer.stay_minutes ?? 0 });
+      $("relay-done-inside").textContent = answer.inside;
+      $("relay-digits").value = "";
+      show("relay-done");
+    } catch (problem) {
+      showError("relay-error", problem);
+    }
+  }
+
+  // -- laundry --
+
+  function machineName(machine) {
+    return t(machine.kind === "dryer" ? "laundry.dryer" : "laundry.washer", { unit: machine.unit });
+  }
+
+  function localName(text) {
+    return page.language === "en" ? text.en : text.zh;
+  }
+
+  async function loadLaundry() {
+    let machines;
+    try {
+      machines = await api("GET", "/api/laundry");
+    } catch (problem) {
+      showError("laundry-error", problem);
+      return;
+    }
+    const grid = $("laundry-machines");
+    grid.replaceChildren();
+    for (const machine of machines) {
+      const card = document.createElement("button");
+      card.className = "machine " + machine.shown;
+      card.id = "machine-" + machine.unit;
+      card.disabled = machine.shown !== "free";
+      const name = document.createElement("div");
+      name.className = "machine-name";
+      name.textContent = machineName(machine);
+      const state = document.createElement("div");
+      state.className = "machine-state";
+      if (machine.shown === "busy") {
+        state.textContent = machine.minutes_left === null ? t("laundry.busy.nominutes") : t("laundry.busy", { minutes: machine.minutes_left });
+      } else if (machine.shown === "fault") {
+        state.textContent = t("laundry.fault") + (machine.error ? "：" + localName(machine.error) : "");
+      } else {
+        state.textContent = t("laundry." + machine.shown);
+      }
+      card.append(name, state);
+      card.addEventListener("click", () => chooseMachine(machine));
+      grid.appendChild(card);
+    }
+  }
+
+  function chooseMachine(machine) {
+    page.laundry.machine = machine;
+    $("laundry-program-title").textContent = machineName(machine);
+    const list = $("laundry-programs");
+    list.replaceChildren();
+    for (const program of machine.programs) {
+      const button = document.createElement("button");
+      button.className = "program";
+      button.id = "program-" + program.code;
+      button.textContent = t("laundry.program", { name: localName(program.name), minutes: program.minutes, points: program.price_points });
+      button.addEventListener("click", () => chooseProgram(program));
+      list.appendChild(button);
+    }
+    show("laundry-program");
+  }
+
+  function chooseProgram(program) {
+    page.laundry.program = program;
+    $("laundry-card-next").textContent = t("laundry.card.next", { machine: machineName(page.laundry.machine), program: localName(program.name) });
+    $("laundry-card").value = "";
+    show("laundry-card");
+    $("laundry-card").focus();
+  }
+
+  async function laundryCard() {
+    const card = $("laundry-card").value;
+    try {
+      const account = await api("POST", "/api/laundry/account", { card_number: card });
+      page.laundry.card = card;
+      page.laundry.account = account;
+      const { machine, program } = page.laundry;
+      $("laundry-confirm-what").textContent = t("laundry.confirm.what", { machine: machineName(machine), program: localName(program.name), minutes: program.minutes });
+      $("laundry-confirm-price").textContent = account.free ? t("laundry.confirm.free") : t("laundry.confirm.paid", { points: program.price_points, balance: account.balance });
+      show("laundry-confirm");
+    } catch (problem) {
+      showError("laundry-card-error", problem);
+    }
+  }
+
+  async function laundryStart() {
+    const { machine, program, card } = page.laundry;
+    $("laundry-start").disabled = true;
+    try {
+      const result = await api("POST", "/api/laundry/start", { card_number: card, unit: machine.unit, program: program.code });
+      if (result.outcome === "started") {
+        const charged = result.points_charged > 0 ? t("laundry.charged", { points: result.points_charged, balance: result.balance }) : t("laundry.charged.free");
+        $("laundry-done-title").textContent = t("laundry.started");
+        $("laundry-done-next").textContent = t("laundry.started.next", { machine: machineName(machine), minutes: program.minutes, charged });
+      } else if (result.outcome === "checking") {
+        $("laundry-done-title").textContent = t("laundry.checking");
+        $("laundry-done-next").textContent = t("laundry.checking.next");
+      } else {
+        $("laundry-done-title").textContent = t("laundry.refused");
+        $("laundry-done-next").textContent = errorText({ error: result.reason });
+      }
+    } catch (problem) {
+      $("laundry-done-title").textContent = t("laundry.refused");
+      $("laundry-done-next").textContent = errorText(problem);
+    } finally {
+      $("laundry-start").disabled = false;
+    }
+    page.laundry.card = null;
+    $("laundry-card").value = "";
+    show("laundry-done");
+  }
+
+  // -- wiring --
+
+  function wire() {
+    $("language").addEventListener("click", () => { page.language = page.language === "en" ? "zh-CN" : "en"; render(); });
+    $("home-button").addEventListener("click", goHome);
+    $("go-bp").addEventListener("click", () => { show("bp-identify"); $("bp-card").focus(); });
+    $("go-relay").addEventListener("click", () => { show("relay"); loadRelay(); });
+    $("go-laundry").addEventListener("click", () => { show("laundry"); loadLaundry(); });
+    $("bp-card-ok").addEventListener("click", () => beginMeasurement({ card_number: $("bp-card").value }));
+    $("bp-anonymous").addEventListener("click", () => beginMeasurement({ anonymous: true }));
+    $("bp-cancel").addEventListener("click", goHome);
+    $("bp-done").addEventListener("click", goHome);
+    $("bp-again").addEventListener("click", () => { show("bp-identify"); $("bp-card").focus(); });
+    $("relay-in").addEventListener("click", () => askWho("checkin"));
+    $("relay-out").addEventListener("click", () => askWho("checkout"));
+    $("relay-ok").addEventListener("click", relayWho);
+    $("relay-back").addEventListener("click", () => { show("relay"); loadRelay(); });
+    $("relay-done-ok").addEventListener("click", goHome);
+    $("laundry-program-back").addEventListener("click", () => { show("laundry"); loadLaundry(); });
+    $("laundry-card-ok").addEventListener("click", laundryCard);
+    $("laundry-card-back").addEventListener("click", () => show("laundry-program"));
+    $("laundry-start").addEventListener("click", laundryStart);
+    $("laundry-confirm-back").addEventListener("click", () => { show("laundry"); loadLaundry(); });
+    $("laundry-done-ok").addEventListener("click", goHome);
+    document.addEventListener("pointerdown", armIdleReset);
+    setInterval(renderClock, 15000);
+    // The laundry screen keeps counting down while it is shown.
+    setInterval(() => { if (page.screen === "laundry") loadLaundry(); }, 10000);
+  }
+
+  async function start() {
+    buildKeypads();
+    wire();
+    try {
+      page.config = await api("GET", "/api/screen");
+    } catch (problem) {
+      page.config = { language: "zh-CN", idle_reset_s: 90, health: true, relay: true, laundry: true, records: true };
+    }
+    page.language = page.config.language;
+    for (const button of document.querySelectorAll("[data-service]")) button.hidden = !page.config[button.dataset.service];
+    $("bp-card-ok").hidden = !page.config.records;
+    $("bp-card").hidden = !page.config.records;
+    render();
+    show("home");
+    listenToDesk();
+    document.body.dataset.ready = "yes";
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();

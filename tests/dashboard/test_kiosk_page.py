@@ -1,0 +1,134 @@
+"""A kiosk's page against a real `doorstep agent` process: commands sent from the page reach the
+agent through the real broker and its answers show; and what each role is offered there."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+from doorstep.wire import DeviceTelemetry, KioskState
+from edge_agent.settings import DeviceSettings
+from tests.bridge.wire_kiosk import WireKiosk, telemetry
+from tests.dashboard.conftest import KIOSK, SITE, AgentProcess, Dashboard, WirePublisher
+from tests.support import CUFF_ADDRESS, wait_for
+
+KIOSK_PAGE = f"#/kiosk/{SITE}/{KIOSK}"
+
+
+def test_commands_sent_from_the_kiosk_page_reach_a_real_agent_and_show_their_result(
+    dashboard: Dashboard, page: Page, start_agent: Any
+) -> None:
+    # A simulated cuff, so that the kiosk has a device to reconnect; telemetry every 2 s tells
+    # the bridge about it.
+    cuff = DeviceSettings(address=CUFF_ADDRESS, model="simulated", simulated=True, reconnect_interval_s=3600)
+    agent: AgentProcess = start_agent(devices=[cuff], telemetry_every_s=2)
+    dashboard.log_in(page, "tech", KIOSK_PAGE)
+    expect(page.locator("h1 [data-status]")).to_have_attribute("data-status", "online", timeout=30_000)
+    expect(page.locator(f'#command-device option[value="{CUFF_ADDRESS}"]')).to_have_count(1, timeout=30_000)
+
+    page.click("[data-command=ping]")
+    history = page.get_by_test_id("command-history")
+    ping = history.locator("tr", has_text="连通测试")
+    expect(ping).to_have_attribute("data-command-status", "succeeded")
+    expect(ping).to_contain_text("pong")
+    ping.locator("summary").click()  # what the kiosk answered: its own time
+    expect(ping.locator("pre")).to_contain_text("kiosk_time")
+
+    page.select_option("#command-device", CUFF_ADDRESS)
+    page.click("[data-command=reconnect_device]")
+    reconnect = history.locator("tr", has_text="重连设备")
+    expect(reconnect).to_have_attribute("data-command-status", "succeeded")
+    expect(reconnect).to_contain_text(f"{CUFF_ADDRESS}: its session restarted")
+
+    # Reloading the configuration restarts the agent: it asks for a second click first.
+    reload_button = page.locator("[data-command=reload_config]")
+    reload_button.click()
+    expect(reload_button).to_contain_text("再点一次确认")
+    assert history.locator("tr", has_text="重新加载配置").count() == 0
+    # Every command is the technician's in the bridge's audit, and was the agent's to answer.
+    sent = dashboard.api.get("/api/v1/commands", site=SITE, kiosk=KIOSK).body["items"]
+    assert [(c["command"], c["issued_by"], c["status"]) for c in sent] == [
+        ("reconnect_device", "tech", "succeeded"), ("ping", "tech", "succeeded")]
+    assert agent.process.poll() is None
+
+
+def test_a_kiosk_that_is_gone_shows_its_commands_waiting(dashboard: Dashboard, page: Page, start_agent: Any) -> None:
+    agent: AgentProcess = start_agent()
+    wait_for(lambda: dashboard.api.get(f"/api/v1/kiosks/{SITE}/{KIOSK}").body.get("status") == "online", timeout=30,
+             what="the agent online")
+    agent.kill()
+    dashboard.log_in(page, "staff", KIOSK_PAGE)
+    expect(page.locator("h1 [data-status]")).to_have_attribute("data-status", "offline")
+    expect(page.get_by_test_id("status-reason")).to_contain_text("连接意外中断")
+    page.click("[data-command=status]")
+    # The broker keeps it for the kiosk's session: delivered, and no answer yet.
+    waiting = page.locator("[data-testid=command-history] tr", has_text="立即上报状态")
+    expect(waiting).to_have_attribute("data-command-status", "delivered")
+    expect(waiting).to_contain_text("staff")
+
+
+def two_sites(dashboard: Dashboard, wire: WirePublisher) -> None:
+    """A kiosk of the people's own site and one of another, both online with a cuff."""
+    now = datetime.now(UTC)
+    for site in (SITE, "xuhui-tianlin"):
+        kiosk = WireKiosk(site=site, kiosk=KIOSK)
+        cuff = DeviceTelemetry(address="A4:C1:38:12:34:56", model="omron-hem-7361t", battery_percent=80)
+        wire.send(kiosk, kiosk.status(KioskState.ONLINE, now), kiosk.telemetry(telemetry(devices=[cuff]), at=now))
+    wait_for(lambda: dashboard.api.get("/api/v1/kiosks").body["total"] == 2, what="both kiosks stored")
+
+
+def test_read_only_sees_the_fleet_but_no_command_panel_and_no_alert_buttons(
+    dashboard: Dashboard, page: Page, wire: WirePublisher
+) -> None:
+    two_sites(dashboard, wire)
+    kiosk = WireKiosk(site=SITE, kiosk=KIOSK)
+    wire.send(kiosk, kiosk.status(KioskState.OFFLINE))  # its Last Will: an alert to (not) act on
+    dashboard.log_in(page, "viewer")
+    expect(page.locator("[data-testid=kiosks] tbody tr")).to_have_count(2)
+    expect(page.locator("[data-testid=alerts] tr[data-kind=kiosk_offline]")).to_have_count(1)
+    expect(page.locator("[data-testid=alerts] button")).to_have_count(0)
+    expect(page.locator("[data-nav=residents]")).to_have_count(0)
+    page.click(f'a[href="{KIOSK_PAGE}"]')
+    expect(page.get_by_test_id("kiosk-devices")).to_contain_text("omron-hem-7361t")
+    expect(page.get_by_test_id("command-history")).to_be_visible()
+    expect(page.get_by_test_id("command-panel")).to_have_count(0)
+    expect(page.locator("[data-command]")).to_have_count(0)
+    # Nor does a read-only person get the residents' screen by typing its address.
+    page.goto(dashboard.url + "#/residents")
+    expect(page.get_by_test_id("forbidden")).to_be_visible()
+
+
+def test_each_role_is_offered_what_the_api_allows_it(dashboard: Dashboard, page: Page, wire: WirePublisher) -> None:
+    two_sites(dashboard, wire)
+    # The family doctor: the readings, never the command panel.
+    dashboard.log_in(page, "doctor", KIOSK_PAGE)
+    expect(page.get_by_test_id("kiosk-devices")).to_contain_text("omron-hem-7361t")
+    expect(page.get_by_test_id("command-panel")).to_have_count(0)
+    expect(page.locator("[data-nav=residents]")).to_be_visible()
+    page.click("#logout")
+    expect(page.locator("#login")).to_be_visible()
+    # Station staff: commands at their own site only; another site's kiosk is not theirs to see.
+    dashboard.log_in(page, "staff", KIOSK_PAGE)
+    expect(page.locator("[data-command=ping]")).to_be_visible()
+    page.goto(dashboard.url + f"#/kiosk/xuhui-tianlin/{KIOSK}")
+    expect(page.locator("[data-command]")).to_have_count(0)
+    expect(page.get_by_test_id("kiosk-refused")).to_contain_text("xuhui-tianlin")
+    page.goto(dashboard.url)
+    expect(page.locator("[data-testid=kiosks] tbody tr")).to_have_count(1)
+    expect(page.locator("#filter-site")).to_have_count(0)  # one site: nothing to filter by
+    # The technician: every site, and commands everywhere.
+    page.click("#logout")
+    expect(page.locator("#login")).to_be_visible()
+    dashboard.log_in(page, "tech", f"#/kiosk/xuhui-tianlin/{KIOSK}")
+    expect(page.locator("[data-command=ping]")).to_be_visible()
+    expect(page.locator("[data-nav=residents]")).to_have_count(0)
+    # The technician's filters go with the technician: the next person sees the whole fleet.
+    page.goto(dashboard.url)
+    page.select_option("#filter-site", "xuhui-tianlin")
+    expect(page.locator("[data-testid=kiosks] tbody tr")).to_have_count(1)
+    page.click("#logout")
+    expect(page.locator("#login")).to_be_visible()
+    dashboard.log_in(page, "staff")
+    expect(page.locator(f'[data-testid=kiosks] tr[data-kiosk="{SITE}/{KIOSK}"]')).to_have_count(1)

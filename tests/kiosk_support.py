@@ -1,0 +1,104 @@
+"""What the kiosk-screen tests share: an agent set up as a kiosk with every screen, a cuff
+whose start button the test presses, and plain HTTP calls to the screen's API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from doorstep.mosquitto import MosquittoProcess
+from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
+from drivers.ble.simulated import SimulatedCuff
+from drivers.ble.simulated.peripheral import Link
+from edge_agent.pseudonym import Pseudonyms
+from edge_agent.settings import AgentSettings, LaundrySettings, RelaySettings, ScreenSettings
+from tests.support import CUFF_ADDRESS, agent_settings
+
+SECRET = "kiosk-test-secret-0123456789abcdef0123"
+PIN = "135790"
+PSEUDONYMS = Pseudonyms(SECRET.encode())
+ROOM = {unit: "washer-retrofit-a" for unit in range(1, 7)} | {7: "dryer-retrofit-b", 8: "dryer-retrofit-b"}
+
+# What the test resident's cuff measures: high (>= 140 systolic), and she moved.
+HIGH_AND_MOVED = BloodPressureMeasurement(
+    unit=BloodPressureUnit.MMHG,
+    systolic=148.0,
+    diastolic=92.0,
+    mean_arterial_pressure=111.0,
+    timestamp=datetime(2026, 11, 25, 9, 30),
+    pulse_rate=74.0,
+    status=(MeasurementStatus.BODY_MOVEMENT,),
+)
+
+
+@dataclass(kw_only=True)
+class ButtonCuff(SimulatedCuff):
+    """A cuff that is off until its start button is pressed, measures once, and is off again:
+    what a real one does, and what the screen tells the resident to do."""
+
+    advertising: bool = False
+
+    def press_start(self) -> None:
+        self.advertising = True
+
+    async def run(self, link: Link) -> None:
+        self.advertising = False  # connected: it stops advertising, and is off after this
+        await super().run(link)
+
+
+def button_cuff(measurements: Callable[[], list[BloodPressureMeasurement]] | None = None, **options: Any) -> ButtonCuff:
+    return ButtonCuff(address=CUFF_ADDRESS, measurements=measurements or (lambda: [HIGH_AND_MOVED]), **options)
+
+
+def kiosk_settings(
+    tmp_path: Path, broker: MosquittoProcess, *, laundry: bool = False, screen: dict[str, Any] | None = None,
+    secret: str | None = SECRET,
+) -> AgentSettings:
+    """A kiosk with a cuff polled often (it is found only once its button is pressed), a relay
+    station, a screen on a free loopback port with a technician PIN, and optionally the
+    simulated laundry room."""
+    settings = agent_settings(tmp_path, broker)
+    cuff = settings.devices[0].model_copy(update={"reconnect_interval_s": 0.2, "idle_timeout_s": 0.5})
+    return settings.model_copy(
+        update={
+            "devices": [cuff],
+            "resident_secret": None if secret is None else SecretStr(secret),
+            "relay": RelaySettings(),
+            "screen": ScreenSettings(**{"port": 0, "technician_pin": SecretStr(PIN), **(screen or {})}),
+            "laundry": LaundrySettings(port="simulated", machines=ROOM) if laundry else None,
+        }
+    )
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+def call(base_url: str, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+         headers: dict[str, str] | None = None) -> Answer:
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method,
+                                     headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return Answer(response.status, json.loads(response.read() or b"null"), dict(response.headers))
+    except urllib.error.HTTPError as error:
+        with error:
+            return Answer(error.code, json.loads(error.read() or b"null"), dict(error.headers))
+
+
+async def acall(base_url: str, method: str, path: str, body: Any = None, **options: Any) -> Answer:
+    """`call` off the event loop: the agent serving it runs on this loop."""
+    return await asyncio.to_thread(call, base_url, method, path, body, **options)

@@ -1,0 +1,280 @@
+"""Each party kept to what it may do, against the shipped broker configuration and the ACL that
+`doorstep broker` writes (deploy/mosquitto/doorstep.conf, doorstep/broker_access.py), started
+for real: kiosks on the TLS listeners, a bridge worker on loopback.
+
+MQTT 5 reason codes asserted here: CONNACK 0x86 Bad User Name or Password and 0x87 Not
+authorized (MQTT 5.0, 3.2.2.2), PUBACK 0x87 Not authorized (3.4.2.1), SUBACK 0x87 (3.9.3).
+"""
+
+from __future__ import annotations
+
+import queue
+import ssl
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from doorstep import broker_access
+from doorstep.pki import CertificateAuthority
+from doorstep.wire import BRIDGE_STATUS_FILTER, KioskTopics, bridge_status_topic
+from tests.shipped_broker import ShippedBroker, shipped_broker
+
+NOT_AUTHORIZED = 0x87  # MQTT 5.0, 3.2.2.2 (CONNACK), 3.4.2.1 (PUBACK), 3.9.3 (SUBACK)
+BAD_CREDENTIALS = 0x86  # 3.2.2.2
+NO_MATCHING_SUBSCRIBERS = 0x10  # 3.4.2.1: a success
+
+A = KioskTopics("site-a", "kiosk-1")
+B = KioskTopics("site-b", "kiosk-2")
+A_PASSWORD, B_PASSWORD, BRIDGE_PASSWORD = "a " + "x" * 30, "b " + "y" * 30, "bridge " + "z" * 30
+# How long a message the broker would deliver is given to arrive: a delivered one arrives on
+# loopback in milliseconds, so silence this long means it was withheld.
+QUIET_S = 1.0
+
+
+@dataclass
+class Client:
+    """A bare paho MQTT 5 client that reports every reason code the broker sends back."""
+
+    client: mqtt.Client
+    connack: ReasonCode | None = None
+    pubacks: queue.SimpleQueue[tuple[int, ReasonCode]] = field(default_factory=queue.SimpleQueue)
+    subacks: queue.SimpleQueue[list[ReasonCode]] = field(default_factory=queue.SimpleQueue)
+    received: queue.SimpleQueue[tuple[str, bytes]] = field(default_factory=queue.SimpleQueue)
+
+    def publish(self, topic: str, body: bytes = b"{}", retain: bool = False) -> int:
+        """The PUBACK's reason code."""
+        info = self.client.publish(topic, body, qos=1, retain=retain)
+        while True:
+            mid, reason = self.pubacks.get(timeout=5)
+            if mid == info.mid:
+                return reason.value
+
+    def subscribe(self, *topics: str) -> list[int]:
+        self.client.subscribe([(topic, 1) for topic in topics])
+        return [reason.value for reason in self.subacks.get(timeout=5)]
+
+    def messages(self, quiet_s: float = QUIET_S) -> list[tuple[str, bytes]]:
+        """What arrives until nothing has for `quiet_s`."""
+        found = []
+        while True:
+            try:
+                found.append(self.received.get(timeout=quiet_s))
+            except queue.Empty:
+                return found
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[ShippedBroker]:
+    shipped = shipped_broker(tmp_path)
+    shipped.add_kiosk(A.site, A.kiosk, A_PASSWORD)
+    shipped.add_kiosk(B.site, B.kiosk, B_PASSWORD)
+    shipped.add_bridge("bridge-1", BRIDGE_PASSWORD)
+    shipped.process.start()
+    yield shipped
+    shipped.process.stop()
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    made: list[Client] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+def connect(
+    made: list[Client], port: int, *, username: str | None = None, password: str | None = None,
+    ca: Path | None = None, cert: tuple[Path, Path] | None = None, client_id: str | None = None,
+    clean_start: bool = True,
+) -> Client:
+    """Connect and wait for the CONNACK (or raise what the TLS handshake raised)."""
+    paho = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{uuid.uuid4().hex[:8]}",
+                       protocol=mqtt.MQTTv5)
+    if username is not None:
+        paho.username_pw_set(username, password)
+    if ca is not None:
+        paho.tls_set(ca_certs=str(ca), certfile=str(cert[0]) if cert else None, keyfile=str(cert[1]) if cert else None,
+                     cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client = Client(paho)
+    connacks: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
+    paho.on_connect = lambda _c, _u, _f, reason, _p: connacks.put(reason)
+    paho.on_publish = lambda _c, _u, mid, reason, _p: client.pubacks.put((mid, reason))
+    paho.on_subscribe = lambda _c, _u, _mid, reasons, _p: client.subacks.put(list(reasons))
+    paho.on_message = lambda _c, _u, message: client.received.put((message.topic, bytes(message.payload)))
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 0 if clean_start else 3600
+    paho.connect("127.0.0.1", port, keepalive=10, clean_start=clean_start, properties=properties)
+    made.append(client)
+    paho.loop_start()
+    client.connack = connacks.get(timeout=5)
+    return client
+
+
+def kiosk(made: list[Client], broker: ShippedBroker, topics: KioskTopics, password: str, **options: Any) -> Client:
+    """A kiosk on the TLS listener with its password."""
+    client = connect(made, broker.config.tls_port, username=broker_access.kiosk_username(topics.site, topics.kiosk),
+                     password=password, ca=broker.ca.cert_file, **options)
+    assert client.connack is not None and not client.connack.is_failure, client.connack
+    return client
+
+
+def bridge(made: list[Client], broker: ShippedBroker) -> Client:
+    """A bridge worker on the loopback listener, subscribed as cloud_bridge/ingest.py does."""
+    client = connect(made, broker.config.port, username="bridge-1", password=BRIDGE_PASSWORD)
+    assert client.connack is not None and not client.connack.is_failure, client.connack
+    assert client.subscribe("$share/bridge/doorstep/v1/#", "doorstep/v1/+/+/status") == [1, 1]
+    return client
+
+
+def test_a_kiosk_publishes_only_its_own_upstream_topics(broker: ShippedBroker, clients: list[Client]) -> None:
+    cloud = bridge(clients, broker)
+    a = kiosk(clients, broker, A, A_PASSWORD)
+    for topic in (A.reading("blood_pressure"), A.event("laundry_machine"), A.telemetry,  # type: ignore[arg-type]
+                  A.command_result("r-1"), A.status):
+        assert a.publish(topic) in (0, NO_MATCHING_SUBSCRIBERS), topic
+    allowed = {topic for topic, _ in cloud.messages()}
+    assert len(allowed) == 5
+    # As kiosk B, anywhere outside its own tree, or downstream (forging its own acks/commands):
+    # MQTT 5 says so in the PUBACK, where 3.1.1 would have acknowledged and dropped it.
+    refused = [B.reading("blood_pressure"), B.status, B.telemetry, B.command_result("r-1"),  # type: ignore[arg-type]
+               A.acks, A.command("r-2"), B.acks, B.command("r-3"),
+               f"{A.root}/readings/blood_pressure/extra", "doorstep/v1/site-a", "elsewhere/entirely", "$SYS/broker/x"]
+    for topic in refused:
+        assert a.publish(topic) == NOT_AUTHORIZED, topic
+    assert cloud.messages() == []  # and nothing of it reached anyone
+
+
+def test_a_kiosk_reads_only_its_own_commands_and_acks(broker: ShippedBroker, clients: list[Client]) -> None:
+    cloud = bridge(clients, broker)
+    a = kiosk(clients, broker, A, A_PASSWORD)
+    b = kiosk(clients, broker, B, B_PASSWORD)
+    assert b.subscribe(B.acks, B.command("+")) == [1, 1]
+    # Mosquitto 2.0 grants any SUBSCRIBE (its ACL file does not check subscriptions), so what
+    # counts is what it delivers: each message is checked against the reader's `read` rules.
+    granted = a.subscribe("#", "doorstep/v1/#", B.command("+"), B.acks, f"{B.root}/#")
+    assert all(code in (1, NOT_AUTHORIZED) for code in granted), granted
+    assert a.subscribe(A.acks, A.command("+")) == [1, 1]
+    for target in (B, A):
+        assert cloud.publish(target.command("req-1"), b'{"command": "ping"}') in (0, NO_MATCHING_SUBSCRIBERS)
+        assert cloud.publish(target.acks, b'{"message_ids": []}') in (0, NO_MATCHING_SUBSCRIBERS)
+    b.publish(B.reading("blood_pressure"))  # type: ignore[arg-type]
+    b.publish(B.status, b'{"state": "online"}', retain=True)
+    assert sorted({topic for topic, _ in a.messages()}) == sorted([A.command("req-1"), A.acks])
+    assert sorted({topic for topic, _ in b.messages()}) == sorted([B.command("req-1"), B.acks])
+    # Nor can it see another kiosk's retained status by subscribing later.
+    late = kiosk(clients, broker, A, A_PASSWORD)
+    late.subscribe("#")
+    assert late.messages() == []
+
+
+def test_the_bridge_reads_every_kiosk_and_writes_only_commands_and_acks(broker: ShippedBroker, clients: list[Client]) -> None:
+    a = kiosk(clients, broker, A, A_PASSWORD)
+    a.publish(A.status, b'{"state": "online"}', retain=True)
+    cloud = bridge(clients, broker)  # after the status: it comes on the worker's own subscription
+    a.publish(A.reading("blood_pressure"))  # type: ignore[arg-type]
+    kiosk(clients, broker, B, B_PASSWORD).publish(B.telemetry)
+    assert sorted({topic for topic, _ in cloud.messages()}) == sorted([A.status, A.reading("blood_pressure"), B.telemetry])  # type: ignore[arg-type]
+    for topic in (A.command("req-1"), B.acks):
+        assert cloud.publish(topic) in (0, NO_MATCHING_SUBSCRIBERS), topic
+    # A bridge that is broken into still cannot put words in a kiosk's mouth.
+    for topic in (A.reading("blood_pressure"), A.status, B.telemetry, B.command_result("r-1"), "doorstep/v1/x"):  # type: ignore[arg-type]
+        assert cloud.publish(topic) == NOT_AUTHORIZED, topic
+
+
+def test_unknown_clients_and_wrong_passwords_are_refused(broker: ShippedBroker, clients: list[Client]) -> None:
+    for port, tls in ((broker.config.port, None), (broker.config.tls_port, broker.ca.cert_file)):
+        for username, password in ((None, None), ("stranger", "guess"), ("site-a.kiosk-1", B_PASSWORD),
+                                   ("site-a.kiosk-1", None), ("bridge-1", A_PASSWORD)):
+            refused = connect(clients, port, username=username, password=password, ca=tls)
+            assert refused.connack is not None and refused.connack.value in (NOT_AUTHORIZED, BAD_CREDENTIALS), (
+                port, username, refused.connack)
+
+
+def test_plaintext_is_refused_on_the_tls_ports(broker: ShippedBroker, clients: list[Client]) -> None:
+    for port in (broker.config.tls_port, broker.config.certificate_port):
+        with pytest.raises((TimeoutError, queue.Empty, ConnectionError, OSError)):
+            connect(clients, port, username="site-a.kiosk-1", password=A_PASSWORD)
+    assert "wrong version number" in (broker.process.log_path.read_text() if broker.process.log_path else "")
+
+
+def test_a_client_certificate_is_the_kiosk_whatever_username_it_sends(
+    tmp_path: Path, broker: ShippedBroker, clients: list[Client]
+) -> None:
+    """On the certificate listener the Common Name is the username (use_identity_as_username):
+    a kiosk's certificate cannot be used to speak as another kiosk, and no password is needed."""
+    b_cert = broker.ca.issue_kiosk(B.site, B.kiosk)
+    port, ca = broker.config.certificate_port, broker.ca.cert_file
+    as_b = connect(clients, port, ca=ca, cert=(b_cert.cert, b_cert.key))
+    assert as_b.connack is not None and not as_b.connack.is_failure
+    assert as_b.publish(B.telemetry) in (0, NO_MATCHING_SUBSCRIBERS)
+    pretending = connect(clients, port, username="site-a.kiosk-1", password=A_PASSWORD, ca=ca, cert=(b_cert.cert, b_cert.key))
+    assert pretending.publish(A.telemetry) == NOT_AUTHORIZED
+    assert pretending.publish(B.telemetry) in (0, NO_MATCHING_SUBSCRIBERS)
+    # No certificate, or one from another CA: refused in the handshake, before MQTT.
+    rogue = CertificateAuthority.create(tmp_path / "rogue", "rogue CA").issue_kiosk(A.site, A.kiosk)
+    for cert in (None, (rogue.cert, rogue.key)):
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError, queue.Empty)):
+            connect(clients, port, username="site-a.kiosk-1", password=A_PASSWORD, ca=ca, cert=cert)
+
+
+def test_a_removed_kiosk_is_disconnected_and_locked_out_on_reload(broker: ShippedBroker, clients: list[Client]) -> None:
+    """A stolen kiosk is taken off the broker: its account removed, the broker reloaded."""
+    a = kiosk(clients, broker, A, A_PASSWORD)
+    b_cert = broker.ca.issue_kiosk(B.site, B.kiosk)
+    b = connect(clients, broker.config.certificate_port, ca=broker.ca.cert_file, cert=(b_cert.cert, b_cert.key))
+    disconnected: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
+    a.client.on_disconnect = lambda _c, _u, _f, reason, _p: disconnected.put(reason)
+    for username in ("site-a.kiosk-1", "site-b.kiosk-2"):
+        assert broker_access.revoke(broker.acl, username)
+        broker_access.remove_password(broker.passwd, username)
+    broker.process.reload()
+    disconnected.get(timeout=5)  # its password is gone: Mosquitto drops the connection
+    a.client.loop_stop()
+    again = connect(clients, broker.config.tls_port, username="site-a.kiosk-1", password=A_PASSWORD, ca=broker.ca.cert_file)
+    assert again.connack is not None and again.connack.value in (NOT_AUTHORIZED, BAD_CREDENTIALS)
+    # A certificate cannot be revoked without a CRL, but with its account gone it may do nothing.
+    deadline = time.monotonic() + 5
+    while b.publish(B.telemetry) != NOT_AUTHORIZED:
+        assert time.monotonic() < deadline, "the reload did not take the certificate kiosk's rights"
+        time.sleep(0.1)
+
+
+def test_a_kiosk_using_another_kiosks_client_id_reads_none_of_its_messages(
+    broker: ShippedBroker, clients: list[Client]
+) -> None:
+    """Client ids are not credentials: kiosk A connecting with B's client id takes over B's
+    session (Mosquitto 2.0 hands a session to whoever presents its client id), but every queued
+    message is checked against A's ACL on delivery, so A reads none of B's. (B loses what was
+    queued; docs/security.md, "A rogue kiosk".)"""
+    b = kiosk(clients, broker, B, B_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)
+    b.subscribe(B.acks, B.command("+"))
+    b.close()
+    cloud = bridge(clients, broker)
+    cloud.publish(B.command("req-1"), b'{"command": "ping"}')
+    cloud.publish(B.acks, b'{"message_ids": []}')
+    thief = kiosk(clients, broker, A, A_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)
+    assert thief.messages() == []
+
+
+def test_bridge_workers_announce_themselves_to_kiosks_and_only_they_may(broker: ShippedBroker, clients: list[Client]) -> None:
+    cloud = bridge(clients, broker)
+    a = kiosk(clients, broker, A, A_PASSWORD)
+    assert a.subscribe(BRIDGE_STATUS_FILTER) == [1]
+    online = b'{"state": "online", "at": null}'
+    assert cloud.publish(bridge_status_topic("bridge-1"), online, retain=True) in (0, NO_MATCHING_SUBSCRIBERS)
+    assert a.messages() == [(bridge_status_topic("bridge-1"), online)]
+    # A kiosk cannot pretend a bridge worker is up (its backlog would go to nobody).
+    assert a.publish(bridge_status_topic("bridge-9"), online) == NOT_AUTHORIZED
