@@ -83,8 +83,8 @@ RS-485 line, polled every 10 s when idle: the pymodbus simulator runs **inside**
 so its cost is counted here and a real room costs less), connected to Mosquitto and a bridge, readings
 sealed. Watched for {args.seconds:.0f} s after {args.warm_up:.0f} s of warm-up; memory is the peak VmRSS
 of the process, CPU its user+system time over the wall time. Raw: a Python process with paho-mqtt
-connected and idle (the floor under any MQTT client in Python). On a Raspberry Pi 4 the CPU share
-is about 2-3x this machine's.
+connected and idle (the floor under any MQTT client in Python). Not measured on a Raspberry Pi: its
+cores are slower than this machine's, so read the CPU share as a lower bound there.
 """
     publish("footprint", "3. Footprint: the idle agent", "python -m benchmarks.footprint", [rss, cpu], notes, [plot],
             args.docs)

@@ -119,7 +119,10 @@ def doorstep_latencies(directory: Path, seconds: float, background: list[tuple[s
                 agents.stop(agent)
                 if load_thread is not None:
                     load_thread.stop()
-            time.sleep(1)  # the last acks
+            # The last readings' acks: the agent has published them; the bridge may be behind.
+            catch_up = time.monotonic() + 60
+            while time.monotonic() < catch_up and set(observer.saved) - set(observer.acked):
+                time.sleep(0.2)
             observer.stop()
             return observer.latencies()
 

@@ -24,9 +24,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from doorstep.mqtt import no_delay
+
 
 def client(client_id: str) -> mqtt.Client:
-    return mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    """paho as it comes, but for TCP_NODELAY, which Doorstep's clients set too (doorstep/mqtt.py):
+    the raw stack must not be measured slower for a socket option."""
+    c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.on_socket_open = lambda _c, _u, sock: no_delay(sock)
+    return c
 
 
 def connect(c: mqtt.Client, host: str, port: int, *, persistent: bool = False) -> None:

@@ -76,6 +76,8 @@ class MosquittoConfig:
             f"autosave_interval {self.autosave_interval_s}",
             f"max_queued_messages {self.max_queued_messages}",
             "max_inflight_messages 0",
+            # Small packets go at once: see deploy/mosquitto/doorstep.conf.
+            "set_tcp_nodelay true",
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 
 # Ack timeouts in a row, with no ack in between, after which the bridge is taken to be away.
 SILENT_BEFORE_PROBING = 3
+# PUBACKs are written to the outbox together, at most this often. "Published" is information
+# (doctor, telemetry), not a state anything waits on, and a commit per PUBACK (an fsync each)
+# held the bridge's acks back behind it: with a window of 20 a backlog drained at ~200 records/s,
+# every window waiting out 20 commits (benchmarks/drain.py).
+PUBLISHED_EVERY_S = 0.25
 # A failed connection is diagnosed (doorstep/broker_check.py) the first time and
 # then every this many attempts, so a kiosk offline for a day does not log a check a second.
 DIAGNOSE_EVERY = 20
@@ -108,6 +113,9 @@ class Uplink:
         # ACL) -> monotonic time until which nothing more of them is sent. Their records wait,
         # in order; the other streams go on instead of queueing behind them.
         self._held: dict[str, float] = {}
+        # Records the broker PUBACKed, not yet marked published in the outbox.
+        self._published: list[int] = []
+        self._published_written_at = monotonic()
         self._client = make_client(f"doorstep-agent-{topics.site}-{topics.kiosk}", broker)
         self._client.will_set(topics.status, encode(Status(state=KioskState.OFFLINE)), qos=QOS_RELIABLE, retain=True)
         self._client.on_connect = self._on_connect
@@ -220,6 +228,7 @@ class Uplink:
         """Apply acks, expire overdue sends, publish what the window allows; returns how many were sent."""
         self._apply_pubacks()
         self._apply_acks()
+        self._write_published()
         if self._bridge_back.is_set():
             self._bridge_back.clear()
             if self.probing:  # a worker is subscribed again: what waits for a probe goes now
@@ -269,8 +278,14 @@ class Uplink:
                           seq, topic, puback.reason, self._ack_timeout_s)
             else:
                 accepted.append(seq)
-        if accepted:
-            self._outbox.mark_published(accepted)
+        self._published += accepted
+
+    def _write_published(self) -> None:
+        now = self._monotonic()
+        if self._published and now - self._published_written_at >= PUBLISHED_EVERY_S:
+            self._outbox.mark_published(self._published)  # a delivered record stays delivered
+            self._published = []
+            self._published_written_at = now
 
     def _apply_acks(self) -> None:
         confirmed: list[uuid.UUID] = []

@@ -37,13 +37,13 @@ def test_drain_save_and_footprint_run_tiny(tmp_path: Path) -> None:
     _bench()
     from benchmarks import drain, footprint, save
 
-    text = _run(drain.main, tmp_path, "--records", "200")
+    text = _run(drain.main, tmp_path, "--records", "200", "--windows", "20")
     text = _run(save.main, tmp_path, "--readings", "50")
     text = _run(footprint.main, tmp_path, "--seconds", "2", "--warm-up", "2")
     for section in ("drain", "save", "footprint"):
         assert f"<!-- benchmark:{section}:start -->" in text
     assert (tmp_path / "plots" / "drain.png").stat().st_size > 0
-    assert "| drain rate (records/s) |" in text
+    assert "| drain rate, window 20 (records/s) |" in text
 
 
 @pytest.mark.timeout(120)
