@@ -26,6 +26,7 @@ from edge_agent.clock import ClockWatch, kernel_clock_synchronised
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.kiosk_commands import kiosk_handlers
 from edge_agent.laundry import LaundryRoom
+from edge_agent.local_audit import LocalAudit
 from edge_agent.outbox import Outbox, RecordState, SavedRecord
 from edge_agent.pseudonym import Pseudonyms
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
@@ -215,6 +216,7 @@ class Agent:
             relay=lambda: self.relay,
             laundry=lambda: self.laundry,
             status=self.local_status,
+            audit=LocalAudit(self.outbox).record if self.outbox is not None else (lambda action, result, **detail: None),
         )
         server = ScreenServer(create_app(context), screen.host, screen.port)
         try:

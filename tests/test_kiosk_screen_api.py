@@ -16,6 +16,7 @@ import pytest
 from doorstep.wire import Envelope
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import simulated_backend
+from edge_agent.local_audit import LocalAudit
 from edge_agent.outbox import RecordState
 from edge_agent.settings import AgentSettings
 from tests.kiosk_support import PIN, PSEUDONYMS, acall, button_cuff, kiosk_settings
@@ -97,6 +98,11 @@ async def test_admin_endpoints_want_the_technicians_pin_and_lock_after_wrong_one
         assert [a.status for a in answers] == [401, 401, 429]
         locked = await acall(url, "GET", "/api/admin/status", headers={"x-technician-pin": PIN})
         assert locked.status == 429 and locked.body["error"] == "pin_locked" and int(locked.headers["retry-after"]) > 0
+        assert agent.outbox is not None
+        # Every use of the PIN, let in or not, is in the kiosk's own audit log.
+        log = [(e.action, e.result) for e in reversed(LocalAudit(agent.outbox).entries())]
+        assert log == [("technician_pin", "wrong_pin"), ("technician_pin", "ok"), ("technician_pin", "wrong_pin"),
+                       ("technician_pin", "wrong_pin"), ("technician_pin", "pin_locked"), ("technician_pin", "pin_locked")]
 
 
 @pytest.mark.asyncio
@@ -149,6 +155,11 @@ async def test_bad_requests_get_a_reason_never_a_crash(tmp_path: Path, broker) -
             assert (answer.status, answer.body["error"]) == (status, reason), (method, path, body, answer.body)
         broken = await acall(url, "POST", "/api/relay/checkin", raw=b'{"phone_last4": ')
         assert (broken.status, broken.body["error"]) == (422, "bad_request")
+        # Refused before anything parses them, as at the bridge (doorstep/http_limits.py).
+        huge = await acall(url, "POST", "/api/relay/checkin", raw=b'{"qr": "' + b"x" * 100_000 + b'"}')
+        assert (huge.status, huge.body["error"]) == (413, "payload_too_large")
+        deep = await acall(url, "POST", "/api/relay/checkin", raw=b"[" * 5000 + b"]" * 5000)
+        assert deep.status == 422 and "nested 5000 levels" in deep.body["reason"]
         assert (await acall(url, "GET", "/api/screen")).status == 200  # still serving
 
 

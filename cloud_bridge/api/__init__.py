@@ -2,7 +2,7 @@
 
 Every error is JSON: {"error": code, "reason": plain words, "problems": [...] for a request
 that does not fit}. Lists are pages of at most MAX_PAGE items, never unbounded. A body over
-64 KiB is refused (413) and JSON nested over 32 levels (422) before anything parses it (limits.py).
+64 KiB is refused (413) and JSON nested over 32 levels (422) before anything parses it (doorstep/http_limits.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from cloud_bridge.access import Capability, Principal
 from cloud_bridge import dashboard as dashboard_pages
 from cloud_bridge.api import alerts, auth, commands, dashboard, fleet, messages
 from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, require
-from cloud_bridge.api.limits import RequestLimits
+from doorstep.http_limits import RequestLimits
 
 __all__ = ["MAX_PAGE", "BridgeContext", "create_app"]
 

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from doorstep.http_limits import RequestLimits
 from edge_agent.screen import routes_admin, routes_health, routes_laundry, routes_relay
 from edge_agent.screen.context import Context, ScreenContext, ScreenError
 from firmware_configs.profiles import load_ble_profiles
@@ -28,6 +29,8 @@ CONTENT_SECURITY_POLICY = "default-src 'self'; img-src 'self' data:; style-src '
 def create_app(context: ScreenContext) -> FastAPI:
     app = FastAPI(title="Doorstep kiosk screen", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     app.state.context = context
+    # Bodies over 64 KiB and JSON nested too deep are refused before anything parses them.
+    app.add_middleware(RequestLimits, refuse_nul=False)
 
     @app.exception_handler(ScreenError)
     async def screen_error(_request: Request, error: ScreenError) -> JSONResponse:

@@ -29,6 +29,7 @@ class ScreenContext:
     relay: Callable[[], RelayBook | None]
     laundry: Callable[[], LaundryRoom | None]  # None until the RS-485 line has opened
     status: Callable[[], dict[str, Any]]  # the agent's state, for the admin endpoint
+    audit: Callable[..., None] = lambda action, result, **detail: None  # LocalAudit.record
 
     def identify(self, how: Callable[[Pseudonyms], str]) -> str:
         """A pseudonym through `how` (e.g. Pseudonyms.of_card with the typed number), counted
@@ -68,16 +69,18 @@ def _context(request: Request) -> ScreenContext:
 Context = Annotated[ScreenContext, Depends(_context)]
 
 
-def _technician(context: Context, x_technician_pin: Annotated[str | None, Header()] = None) -> None:
+def _technician(request: Request, context: Context, x_technician_pin: Annotated[str | None, Header()] = None) -> None:
     try:
         context.pin.check(x_technician_pin)
     except Refused as refused:
+        context.audit("technician_pin", refused.reason, method=request.method, path=request.url.path)
         details = {
             "admin_disabled": "no technician_pin is configured: the admin endpoints are closed",
             "wrong_pin": "wrong technician PIN (header X-Technician-Pin)",
             "pin_locked": "too many wrong PINs: locked for a while",
         }
         raise ScreenError(refused.status, refused.reason, details[refused.reason], refused.retry_after_s) from None
+    context.audit("technician_pin", "ok", method=request.method, path=request.url.path)
 
 
 Technician = Depends(_technician)

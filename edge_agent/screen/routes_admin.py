@@ -39,6 +39,8 @@ async def open_account(body: ResidentAccount, context: Context) -> Opened:
     card = body.card_number
     subject = context.identify(lambda p: p.of_card(card))
     await asyncio.to_thread(room.ledger.open_account, subject, balance=body.balance, birth_year=body.birth_year)
+    await asyncio.to_thread(context.audit, "open_account", "ok", subject=subject, balance=body.balance,
+                            birth_year=body.birth_year)
     return Opened(subject=subject, balance=body.balance, birth_year=body.birth_year)
 
 

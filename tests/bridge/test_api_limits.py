@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from cloud_bridge.api import create_app
-from cloud_bridge.api.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
+from doorstep.http_limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
 from cloud_bridge.settings import DEVELOPMENT_SECRET
 from tests.support import ServedApp, api_token
 

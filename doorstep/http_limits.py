@@ -65,16 +65,23 @@ def json_depth(body: bytes) -> int:
 
 
 class RequestLimits:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int = MAX_BODY_BYTES, max_json_depth: int = MAX_JSON_DEPTH) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int = MAX_BODY_BYTES, max_json_depth: int = MAX_JSON_DEPTH,
+        refuse_nul: bool = True,
+    ) -> None:
+        """`refuse_nul`: for an app whose store cannot hold U+0000 (the bridge's PostgreSQL); the
+        kiosk's SQLite can, and its routes name what a NUL makes wrong (a bad QR code)."""
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
+        self.refuse_nul = refuse_nul
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"") or b"\x00" in scope.get("query_string", b""):
+        if self.refuse_nul and ("\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+                                or b"\x00" in scope.get("query_string", b"")):
             await _refuse(send, 422, "invalid_request", NUL_REASON)
             return
         headers = dict(scope.get("headers") or [])
@@ -114,7 +121,7 @@ class RequestLimits:
                 await _refuse(send, 422, "invalid_request",
                               f"the JSON body is nested {shape.depth} levels deep, more than {self.max_json_depth}")
                 return
-            if shape.nul:
+            if shape.nul and self.refuse_nul:
                 await _refuse(send, 422, "invalid_request", NUL_REASON)
                 return
         replayed = False
