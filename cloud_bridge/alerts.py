@@ -88,16 +88,48 @@ def open_key(kind: AlertKind, site: str, kiosk: str, about: str) -> str:
 
 def apply_signals(session: Session, signals: Sequence[Signal]) -> list[AlertChange]:
     """Raise and clear, in the order given, within the session's transaction."""
+    # Most signals are clears of conditions that are not open (a healthy device says so with
+    # every telemetry): the open alerts they name are found in one query, not one each.
+    open_alerts = _open_alerts(session, {_key_of(signal) for signal in signals})
     changes: list[AlertChange] = []
     for signal in signals:
+        key = _key_of(signal)
         if isinstance(signal, Raise):
-            changes.extend(_raise(session, signal))
-        else:
-            changes.extend(_clear(session, signal))
+            alert_id, occurrences = _raise(session, signal)
+            if occurrences == 1:
+                opened = session.get(Alert, alert_id)
+                assert opened is not None
+                open_alerts[key] = opened
+                changes.append(AlertChange(AlertEvent.OPENED, AlertPublic.model_validate(opened, from_attributes=True)))
+            elif (known := open_alerts.get(key)) is not None:
+                session.expire(known)  # the upsert counted it under the session: read afresh if used
+            elif (fetched := session.get(Alert, alert_id)) is not None:  # opened by another worker since the look-up
+                open_alerts[key] = fetched
+        elif (found := open_alerts.pop(key, None)) is not None:
+            changes.append(_resolve(session, found, SYSTEM, signal.note, signal.at))
     return changes
 
 
-def _raise(session: Session, signal: Raise) -> list[AlertChange]:
+_KEYS_PER_QUERY = 500
+
+
+def _key_of(signal: Signal) -> str:
+    return open_key(signal.kind, signal.site, signal.kiosk, signal.about)
+
+
+def _open_alerts(session: Session, keys: set[str]) -> dict[str, Alert]:
+    wanted = sorted(keys)
+    found: dict[str, Alert] = {}
+    for start in range(0, len(wanted), _KEYS_PER_QUERY):
+        chunk = wanted[start:start + _KEYS_PER_QUERY]
+        for alert in session.exec(select(Alert).where(col(Alert.open_key).in_(chunk))):
+            assert alert.open_key is not None
+            found[alert.open_key] = alert
+    return found
+
+
+def _raise(session: Session, signal: Raise) -> tuple[int, int]:
+    """Open the condition's alert, or count one more occurrence of it: (its id, its occurrences)."""
     table = table_of(Alert)
     statement = dialect_insert(session, Alert).values(
         kind=signal.kind.value,
@@ -111,7 +143,7 @@ def _raise(session: Session, signal: Raise) -> list[AlertChange]:
         opened_at=signal.at,
         last_at=signal.at,
         occurrences=1,
-        open_key=open_key(signal.kind, signal.site, signal.kiosk, signal.about),
+        open_key=_key_of(signal),
     )
     excluded = statement.excluded
     upsert = statement.on_conflict_do_update(
@@ -124,19 +156,7 @@ def _raise(session: Session, signal: Raise) -> list[AlertChange]:
         },
     ).returning(table.c.id, table.c.occurrences)
     alert_id, occurrences = session.execute(upsert).one()
-    if occurrences != 1:
-        return []
-    alert = session.get(Alert, alert_id)
-    assert alert is not None
-    return [AlertChange(AlertEvent.OPENED, AlertPublic.model_validate(alert, from_attributes=True))]
-
-
-def _clear(session: Session, signal: Clear) -> list[AlertChange]:
-    key = open_key(signal.kind, signal.site, signal.kiosk, signal.about)
-    found = session.exec(select(Alert).where(col(Alert.open_key) == key)).first()
-    if found is None:
-        return []
-    return [_resolve(session, found, SYSTEM, signal.note, signal.at)]
+    return int(alert_id), int(occurrences)
 
 
 def _resolve(session: Session, alert: Alert, by: str, note: str | None, at: datetime) -> AlertChange:

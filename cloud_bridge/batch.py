@@ -50,7 +50,9 @@ from cloud_bridge.alert_rules import (
     telemetry_signals,
 )
 from cloud_bridge.alerts import AlertChange, apply_signals
-from cloud_bridge.fleet import Device, Kiosk, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks
+from cloud_bridge.fleet import (
+    Kiosk, KioskReport, apply_device_reports, apply_kiosk_reports, fold, kiosk_devices_of, status_reason, touch_kiosks,
+)
 from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
 from cloud_bridge import webhook
@@ -324,11 +326,12 @@ def _kiosk_signals(before: Kiosk, report: KioskReport, after: Kiosk, received_at
 def _device_signals(session: Session, reports: Sequence[KioskReport], rules: AlertRules) -> list[Signal]:
     """Signals from the device reports that won (were newer than what the row held)."""
     signals: list[Signal] = []
+    rows = kiosk_devices_of(session, [(k.site, k.kiosk) for k in reports if k.devices])
     for kiosk in reports:
         for address, report in sorted(kiosk.devices.items()):
             if report.state is None and report.link is None:
                 continue
-            row = session.get(Device, (kiosk.site, kiosk.kiosk, address))
+            row = rows.get((kiosk.site, kiosk.kiosk, address))
             if row is None:
                 continue
             state_won = report.state is not None and row.state_at == report.state.at

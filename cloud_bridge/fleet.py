@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ColumnElement, case, func
+from sqlalchemy import JSON, BigInteger, ColumnElement, case, func, tuple_
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.wire import (
@@ -219,34 +219,50 @@ def status_reason(status: Status) -> str:
 
 
 def touch_kiosks(session: Session, reports: Sequence[KioskReport]) -> None:
-    """Insert unseen kiosks; advance last seen and the highest sequence number."""
-    table = table_of(Kiosk)
-    for report in reports:
-        statement = dialect_insert(session, Kiosk).values(
-            site=report.site,
-            kiosk=report.kiosk,
-            status=KioskStatus.UNKNOWN.value,
-            first_seen_at=report.last_seen_at,
-            last_seen_at=report.last_seen_at,
-            last_seq=report.last_seq,
-            seq_checked_through=0,
-            backlog_rising=0,
-            health_over_budget=False,
-        )
+    """Insert unseen kiosks; advance last seen and the highest sequence number. One statement
+    for the batch, its values bound per kiosk (in the reports' order: workers lock rows alike)."""
+    if not reports:
+        return
+    session.execute(_kiosk_touch(session), [
+        {
+            "site": report.site,
+            "kiosk": report.kiosk,
+            "status": KioskStatus.UNKNOWN.value,
+            "first_seen_at": report.last_seen_at,
+            "last_seen_at": report.last_seen_at,
+            "last_seq": report.last_seq,
+            "seq_checked_through": 0,
+            "backlog_rising": 0,
+            "health_over_budget": False,
+        }
+        for report in reports
+    ])
+
+
+_TOUCHES: dict[str, Any] = {}
+
+
+def _kiosk_touch(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    cached = _TOUCHES.get(dialect)
+    if cached is None:
+        table = table_of(Kiosk)
+        statement = dialect_insert(session, Kiosk)
         excluded = statement.excluded
-        values: dict[str, Any] = {
+        cached = _TOUCHES[dialect] = statement.on_conflict_do_update(index_elements=["site", "kiosk"], set_={
             "last_seen_at": _greatest(session, table.c.last_seen_at, excluded.last_seen_at),
             "last_seq": _greatest(session, table.c.last_seq, excluded.last_seq),
-        }
-        session.execute(statement.on_conflict_do_update(index_elements=["site", "kiosk"], set_=values))
+        })
+    return cached
 
 
 def apply_kiosk_reports(session: Session, reports: Sequence[KioskReport]) -> list[tuple[Kiosk, KioskReport, Kiosk]]:
     """Fold the reports into the kiosks' rows (already touched); returns (before, report, after)
     for each kiosk, for the alert rules."""
+    rows = _locked_kiosks(session, [(report.site, report.kiosk) for report in reports])
     changed = []
     for report in reports:
-        row = session.get(Kiosk, (report.site, report.kiosk), with_for_update=True)
+        row = rows.get((report.site, report.kiosk))
         assert row is not None, "touch_kiosks first"
         before = Kiosk.model_validate(row.model_dump())
         if report.newest_seq_clock_trusted is not None and report.newest_seq_clock_trusted[0] >= row.last_seq:
@@ -264,6 +280,24 @@ def apply_kiosk_reports(session: Session, reports: Sequence[KioskReport]) -> lis
         session.add(row)
         changed.append((before, report, row))
     return changed
+
+
+_KIOSKS_PER_QUERY = 200
+
+
+def _locked_kiosks(session: Session, kiosks: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Kiosk]:
+    """The kiosks' rows, read afresh and locked for the transaction, in key order, a query per
+    200 kiosks (not one each)."""
+    wanted = sorted(set(kiosks))
+    found: dict[tuple[str, str], Kiosk] = {}
+    for start in range(0, len(wanted), _KIOSKS_PER_QUERY):
+        chunk = wanted[start:start + _KIOSKS_PER_QUERY]
+        statement = (select(Kiosk).where(tuple_(col(Kiosk.site), col(Kiosk.kiosk)).in_(chunk))
+                     .order_by(col(Kiosk.site), col(Kiosk.kiosk)).with_for_update()
+                     .execution_options(populate_existing=True))
+        for row in session.exec(statement):
+            found[(row.site, row.kiosk)] = row
+    return found
 
 
 def _fold_telemetry(row: Kiosk, at: datetime, telemetry: KioskTelemetry) -> None:
@@ -350,3 +384,17 @@ def _device_upsert(session: Session, key: _UpsertShape) -> Any:
 
 def kiosk_devices(session: Session, site: str, kiosk: str) -> list[Device]:
     return list(session.exec(select(Device).where(col(Device.site) == site, col(Device.kiosk) == kiosk).order_by(col(Device.address))))
+
+
+def kiosk_devices_of(session: Session, kiosks: Sequence[tuple[str, str]]) -> dict[tuple[str, str, str], Device]:
+    """The devices of many kiosks by (site, kiosk, address), read afresh (the batch's upserts
+    changed them under the session), in a query per 200 kiosks rather than one per device."""
+    wanted = sorted(set(kiosks))
+    found: dict[tuple[str, str, str], Device] = {}
+    for start in range(0, len(wanted), _KIOSKS_PER_QUERY):
+        chunk = wanted[start:start + _KIOSKS_PER_QUERY]
+        statement = (select(Device).where(tuple_(col(Device.site), col(Device.kiosk)).in_(chunk))
+                     .execution_options(populate_existing=True))
+        for device in session.exec(statement):
+            found[(device.site, device.kiosk, device.address)] = device
+    return found
