@@ -203,12 +203,14 @@ def commit_parsed(
         reports = fold(parsed.valid, [(s.site, s.kiosk, s.status) for s in parsed.statuses], received_at)
         signals: list[Signal] = []
         new = [m for m in parsed.valid if m.envelope.message_id in outcome.new_ids]
-        if reports:
-            touch_kiosks(session, reports)
-            for before, report, after in apply_kiosk_reports(session, reports):
-                signals += _kiosk_signals(before, report, after, received_at, rules)
-            apply_device_reports(session, reports)
-            signals += _device_signals(session, reports, rules)
+        touch_kiosks(session, reports)
+        # Held to the end of the transaction: the session keeps its rows only weakly, and the
+        # steps below (late_arrivals) would read every kiosk again.
+        kiosks = apply_kiosk_reports(session, reports)
+        for before, report, after in kiosks:
+            signals += _kiosk_signals(before, report, after, received_at, rules)
+        apply_device_reports(session, reports)
+        signals += _device_signals(session, reports, rules)
         for message in new:
             signals += reading_signals(message, rules)
         signals += late_arrivals(session, new, received_at)

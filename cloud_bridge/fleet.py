@@ -328,6 +328,10 @@ def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> li
     it, cost over half of a worker's CPU on telemetry from 200 kiosks (py-spy)."""
     dialect = session.get_bind().dialect.name
     applied = []
+    # Consecutive devices of one shape go in one executemany; runs keep the order, so rows are
+    # still locked in (kiosk, address) order.
+    run_key: _UpsertShape | None = None
+    run: list[dict[str, Any]] = []
     for kiosk in reports:
         for address in sorted(kiosk.devices):
             report = kiosk.devices[address]
@@ -345,8 +349,16 @@ def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> li
             if report.last_reading_at is not None:
                 row["last_reading_at"] = report.last_reading_at
             key = (dialect, tuple(shape), report.last_reading_at is not None, with_model_hint)
-            session.execute(_device_upsert(session, key), row)
+            if key != run_key and run:
+                assert run_key is not None
+                session.execute(_device_upsert(session, run_key), run)
+                run = []
+            run_key = key
+            run.append(row)
             applied.append(report)
+    if run:
+        assert run_key is not None
+        session.execute(_device_upsert(session, run_key), run)
     return applied
 
 

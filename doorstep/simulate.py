@@ -141,7 +141,7 @@ class SimulatedKiosk:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.client.on_socket_open = lambda _c, _u, sock: (no_delay(sock), fleet.watch(self, sock))
+        self.client.on_socket_open = lambda _c, _u, sock: fleet.watch(self, sock)
         self.client.on_socket_close = lambda _c, _u, sock: fleet.unwatch(sock)
         self.client.on_socket_register_write = lambda _c, _u, sock: fleet.want_write(self, sock, True)
         self.client.on_socket_unregister_write = lambda _c, _u, sock: fleet.want_write(self, sock, False)
@@ -333,6 +333,7 @@ class Fleet:
     # -- the selector ------------------------------------------------------------------------
 
     def watch(self, kiosk: SimulatedKiosk, sock: Any) -> None:
+        no_delay(sock)
         self._selector.register(sock, selectors.EVENT_READ, kiosk)
 
     def unwatch(self, sock: Any) -> None:

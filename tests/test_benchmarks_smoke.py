@@ -3,7 +3,7 @@ drives a tiny fleet against a real broker and bridge. The figures are not checke
 not timed tests (docs/performance.md has the measurements), only that each benchmark works
 and writes its section and plots.
 
-The benchmarks need the `bench` extra (matplotlib, tqdm); without it they are skipped here.
+The benchmarks need matplotlib and tqdm, which the `test` extra installs.
 """
 
 from __future__ import annotations
