@@ -32,6 +32,11 @@ KIOSK = "kiosk-drain"
 POLL_S = 0.1
 
 
+def unconfirmed_window(publish_window: int) -> int:
+    """The agent's inflight_window for a row: its default (200), or twice a larger PUBACK window."""
+    return max(200, 2 * publish_window)
+
+
 def drain_doorstep(directory: Path, template: Path, records: int, window: int, database: str,
                    progress: bool) -> tuple[float, list[tuple[float, int]]]:
     """Seconds from the bridge's first message to the last record confirmed; the curve."""
@@ -41,8 +46,8 @@ def drain_doorstep(directory: Path, template: Path, records: int, window: int, d
         with stack.bridge_workers(directory / "bridge", mqtt, url, key=key) as _workers:
             outbox = directory / "outbox.sqlite3"
             outbox.write_bytes(template.read_bytes())
-            config = agents.write_config(directory / "agent.yaml", KIOSK, outbox, mqtt, inflight_window=window,
-                                         payload_public_key=public)
+            config = agents.write_config(directory / "agent.yaml", KIOSK, outbox, mqtt, publish_window=window,
+                                         inflight_window=unconfirmed_window(window), payload_public_key=public)
             engine = create_durable_engine(url)
             agent = agents.start(config, directory / "agent.log")
             curve: list[tuple[float, int]] = []
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--windows", type=int, nargs="+", default=[20, 1000],
-                        help="in-flight windows to measure: the agent's inflight_window and raw paho's (20: the default)")
+                        help="in-flight (PUBACK) windows to measure: the agent's publish_window and raw paho's (20: the default)")
     parser.add_argument("--database", choices=stack.DATABASES, default="sqlite")
     common_arguments(parser)
     args = parser.parse_args(argv)
@@ -128,7 +133,8 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     )
     notes = f"""
 {args.records:,} blood-pressure readings (with a resident pseudonym, sealed for the bridge: {body} bytes a body) in the
-outbox of a real `doorstep agent` process with `inflight_window` as the row says (20 is the default); one `doorstep bridge` worker
+outbox of a real `doorstep agent` process with `publish_window` (records awaiting the broker's PUBACK) as the row says (20 is
+the default) and `inflight_window` (records awaiting the bridge's ack) at its default of 200, or twice a larger `publish_window`; one `doorstep bridge` worker
 process on {args.database}; one Mosquitto. Timed from the bridge's first stored message to the moment the
 outbox holds every record as delivered (the bridge's ack applied). Raw: paho-mqtt publishing the same
 bodies at QoS 1 with `max_inflight_messages_set` to the same window and a new publish only per PUBACK, to a

@@ -39,7 +39,11 @@ class BridgeSettings(FileSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
     batch_max: int = Field(default=200, ge=1, le=10_000, description="messages stored per transaction at most")
-    batch_wait_s: float = Field(default=0.02, ge=0, le=5, description="how long to gather a batch")
+    batch_wait_s: float = Field(
+        default=0.005, ge=0, le=5,
+        description="how long to gather a batch while messages stream in; the first message after a quiet spell "
+        "(nothing stored for this long) is stored at once",
+    )
     alerts: AlertRules = AlertRules()
     webhook: WebhookSettings | None = Field(default=None, description="where alerts are posted as they open and change")
     command_ttl_s: float = Field(

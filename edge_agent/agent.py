@@ -154,6 +154,7 @@ class Agent:
             self.topics,
             self.settings.broker,
             window=self.settings.inflight_window,
+            publish_window=self.settings.publish_window,
             ack_timeout_s=self.settings.ack_timeout_s,
             resend_max_s=self.settings.resend_max_s,
             wake=lambda: loop.call_soon_threadsafe(self._wakeup.set),
@@ -480,6 +481,7 @@ class Agent:
         if saved is None:
             log.info("%s replayed a reading saved before (%s); not saved again", device.address, wire.device_time)
             return None
+        self._wakeup.set()  # the uplink first: the screen and the log do not hold the reading back
         log.info("saved %s from %s (seq %d)%s", wire.kind, device.address, saved.seq,
                  f", suspect: {', '.join(wire.payload.suspect)}" if wire.payload.suspect else "")
         self._last_reading_at[device.address] = datetime.now(UTC)
@@ -487,5 +489,4 @@ class Agent:
             self._on_saved(saved, reading)
         if isinstance(reading, BloodPressureMeasurement):
             self.desk.reading_saved(saved.seq, reading, subject)  # committed: the screen may say "saved"
-        self._wakeup.set()
         return saved

@@ -196,7 +196,13 @@ class AgentSettings(FileSettings):
     ack_timeout_s: float = Field(
         default=15.0, gt=0, description="re-send a record the bridge has not confirmed within this time"
     )
-    inflight_window: int = Field(default=20, ge=1, le=1000, description="records sent but not yet confirmed")
+    inflight_window: int = Field(
+        default=200, ge=1, le=10_000, description="records sent but not yet confirmed by the bridge, at most"
+    )
+    publish_window: int = Field(
+        default=20, ge=1, le=1000,
+        description="records published but not yet acknowledged by the broker (PUBACK), at most: MQTT's in-flight window",
+    )
     payload_public_key: str | None = Field(
         default=None,
         description="the bridge's payload key (base64, from `doorstep keys create`): health readings are sealed "

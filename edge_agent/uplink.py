@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ from doorstep.wire import (
     decode_ack,
     encode,
 )
-from edge_agent.outbox import Outbox
+from edge_agent.outbox import Outbox, PendingRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ PUBLISHED_EVERY_S = 0.25
 # A failed connection is diagnosed (doorstep/broker_check.py) the first time and
 # then every this many attempts, so a kiosk offline for a day does not log a check a second.
 DIAGNOSE_EVERY = 20
+# Records read from the outbox at a time to be sent next (at least what the windows allow).
+NEXT_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +86,24 @@ class Uplink:
         *,
         window: int,
         ack_timeout_s: float,
+        publish_window: int = 20,
         resend_max_s: float = 300.0,
         wake: Callable[[], object] = lambda: None,  # its return value is ignored
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._outbox = outbox
         self._topics = topics
+        # Two windows: records the bridge has not confirmed (its commit and ack take a round trip
+        # of tens of ms, so a backlog drains `window` records per round trip), and within them
+        # records the broker has not PUBACKed (paho rescans its in-flight queue on every PUBACK:
+        # a large one is slow). With one window of 20 for both, a backlog drained at ~530
+        # records/s, waiting out a bridge commit every 20 (benchmarks/drain.py).
         self._window = window
+        self._publish_window = min(publish_window, window)
+        # Records to send next, read from the outbox a page at a time: looking them up for
+        # every pump, past every record in flight, cost more than sending them. Dropped when
+        # what is in flight changes other than by confirmation (expiry, refusal, re-send).
+        self._next: deque[PendingRecord] = deque()
         self._ack_timeout_s = ack_timeout_s
         self._resend_max_s = max(resend_max_s, ack_timeout_s)
         # Ack timeouts in a row with no ack at all in between. From SILENT_BEFORE_PROBING on,
@@ -117,6 +131,7 @@ class Uplink:
         self._published: list[int] = []
         self._published_written_at = monotonic()
         self._client = make_client(f"doorstep-agent-{topics.site}-{topics.kiosk}", broker)
+        self._client.max_inflight_messages_set(self._publish_window)
         self._client.will_set(topics.status, encode(Status(state=KioskState.OFFLINE)), qos=QOS_RELIABLE, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -133,6 +148,11 @@ class Uplink:
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    @property
+    def awaiting_puback(self) -> int:
+        """Of those in flight, the records the broker has not acknowledged yet (as far as applied)."""
+        return len(self._mid_to_seq)
 
     def start(self) -> None:
         connect_in_background(self._client, self._broker)
@@ -238,22 +258,32 @@ class Uplink:
             self._resend.clear()
             self._in_flight.clear()
             self._mid_to_seq.clear()
+            self._next.clear()
             self._silent_timeouts = 0  # asked for: the whole window, now
         self._expire_overdue()
         if not self.connected:
             return 0
-        room = (self._window if not self.probing else 1) - len(self._in_flight)
+        room = min((self._window if not self.probing else 1) - len(self._in_flight),
+                   self._publish_window - len(self._mid_to_seq))
         if room <= 0:
             return 0
-        in_flight_seqs = [f.seq for f in self._in_flight.values()]
         now = self._monotonic()
-        self._held = {topic: until for topic, until in self._held.items() if until > now}
+        held = {topic: until for topic, until in self._held.items() if until > now}
+        if held.keys() != self._held.keys():
+            self._next.clear()  # a topic held or let go: what is next changes
+        self._held = held
+        if not self._next:
+            page = max(room, NEXT_PAGE) if not self.probing else room
+            self._next.extend(self._outbox.due(page, exclude=[f.seq for f in self._in_flight.values()],
+                                               exclude_topics=list(self._held)))
         sent = 0
-        for record in self._outbox.due(room, exclude=in_flight_seqs, exclude_topics=list(self._held)):
+        while self._next and sent < room:
+            record = self._next[0]
             info = self._client.publish(record.topic, record.body, qos=record.qos)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 log.info("publish of seq %d deferred: %s", record.seq, mqtt.error_string(info.rc))
                 break
+            self._next.popleft()
             self._mid_to_seq[info.mid] = record.seq
             self._in_flight[record.message_id] = _InFlight(record.seq, info.mid, record.topic, self._monotonic())
             sent += 1
@@ -328,12 +358,17 @@ class Uplink:
     def _expire_overdue(self) -> None:
         timeout = self.resend_after_s
         deadline = self._monotonic() - timeout
-        overdue = [mid for mid, f in self._in_flight.items() if f.sent_at <= deadline]
+        overdue = []
+        for message_id, in_flight in self._in_flight.items():  # in the order sent: oldest first
+            if in_flight.sent_at > deadline:
+                break
+            overdue.append(message_id)
         for message_id in overdue:
             expired = self._in_flight.pop(message_id)
             self._mid_to_seq.pop(expired.mid, None)
             log.info("no confirmation for seq %d within %.0f s: will send again", expired.seq, timeout)
         if overdue:
+            self._next.clear()  # the overdue go again first, in order
             self._silent_timeouts += 1
             if self._silent_timeouts == SILENT_BEFORE_PROBING:
                 log.warning("no confirmation from the bridge within %.0f s: probing with one record at a time, "
