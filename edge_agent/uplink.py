@@ -263,8 +263,7 @@ class Uplink:
         self._expire_overdue()
         if not self.connected:
             return 0
-        room = min((self._window if not self.probing else 1) - len(self._in_flight),
-                   self._publish_window - len(self._mid_to_seq))
+        room = min(self._window_now - len(self._in_flight), self._publish_window - len(self._mid_to_seq))
         if room <= 0:
             return 0
         now = self._monotonic()
@@ -343,6 +342,16 @@ class Uplink:
                 reason = next(iter(refused.values()))
                 log.error("the bridge REFUSED %d record(s) as breaking the contract (kept here, not sent again; "
                           "see doorstep doctor): %s", newly, reason)
+
+    @property
+    def _window_now(self) -> int:
+        """Records that may await the bridge's ack now. After a timeout with no ack at all, no
+        more than the broker's window: a district's kiosks must not each queue `window`
+        records at the broker for a bridge that is away, which the bridge would then wade
+        through as duplicates when it is back."""
+        if self.probing:
+            return 1
+        return self._publish_window if self._silent_timeouts else self._window
 
     @property
     def probing(self) -> bool:
