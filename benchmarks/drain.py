@@ -43,7 +43,7 @@ def drain_doorstep(directory: Path, template: Path, records: int, window: int, d
     with stack.broker(directory) as mqtt, stack.databases(directory) as dbs:
         url = dbs.new(database)
         key, public = stack.payload_keys()
-        with stack.bridge_workers(directory / "bridge", mqtt, url, key=key) as _workers:
+        with stack.bridge_workers(directory / "bridge", mqtt, url, key=key):
             outbox = directory / "outbox.sqlite3"
             outbox.write_bytes(template.read_bytes())
             config = agents.write_config(directory / "agent.yaml", KIOSK, outbox, mqtt, publish_window=window,

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import JSON, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from cloud_bridge.alert_rules import AlertKind, Clear, Raise, Signal
+from cloud_bridge.alert_rules import AlertKind, Raise, Signal
 from cloud_bridge.store import dialect_insert, table_of
 
 
