@@ -48,6 +48,12 @@ _BRIDGE_NAME: Final = re.compile(BRIDGE_NAME_PATTERN)
 # salt length and iterations mosquitto_passwd uses (src/password_mosq.h: SALT_LEN 12,
 # PW_DEFAULT_ITERATIONS 101). Iterations only slow the guessing of a weak password; ours are 32
 # random bytes, beyond guessing at any cost.
+# How long the certificates of doorstep/pki.py are valid. Here, not in pki.py, so that the CLI
+# can show them as its defaults without importing cryptography (~17 MB resident, measured):
+# every `doorstep agent` process loads the CLI, and a kiosk never issues a certificate.
+CA_DAYS: Final = 3650  # the CA outlives the kiosks it signs; replacing it means visiting every kiosk
+BROKER_DAYS: Final = 825  # the broker's certificate is replaced on the server alone, so more often
+KIOSK_DAYS: Final = 1825  # a kiosk's card is rewritten by a visit: about the life of the hardware
 HASH_ID: Final = 7
 SALT_BYTES: Final = 12
 ITERATIONS: Final = 101

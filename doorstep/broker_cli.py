@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from doorstep import broker_access
-from doorstep.broker_access import BrokerAccessError
-from doorstep.pki import BROKER_DAYS, CA_DAYS, KIOSK_DAYS, CertificateAuthority, PkiError
+from doorstep.broker_access import BROKER_DAYS, CA_DAYS, KIOSK_DAYS, BrokerAccessError
+
+# doorstep.pki (cryptography) is imported by the commands that issue certificates, not here:
+# every `doorstep agent` process loads this module with the CLI (see broker_access.CA_DAYS).
 
 broker_app = typer.Typer(
     help="The broker's certificates and accounts: a CA, the broker's certificate, one account per kiosk and bridge worker.",
@@ -39,6 +41,8 @@ def new_ca(
     days: Annotated[int, typer.Option(help="validity")] = CA_DAYS,
 ) -> None:
     """Create the CA that signs the broker's certificate and every kiosk's (ca.crt, ca.key)."""
+    from doorstep.pki import CertificateAuthority, PkiError
+
     try:
         ca = CertificateAuthority.create(pki, name, days=days)
     except PkiError as error:
@@ -54,6 +58,8 @@ def server_cert(
     days: Annotated[int, typer.Option(help="validity")] = BROKER_DAYS,
 ) -> None:
     """Issue the broker's TLS certificate (broker.crt, broker.key) for the names kiosks dial."""
+    from doorstep.pki import CertificateAuthority, PkiError
+
     try:
         issued = CertificateAuthority.load(pki).issue_server(host, days=days)
     except PkiError as error:
@@ -70,6 +76,8 @@ def kiosk_cert(
     days: Annotated[int, typer.Option(help="validity")] = KIOSK_DAYS,
 ) -> None:
     """Issue a kiosk's client certificate, named {site}.{kiosk}, for the certificate listener."""
+    from doorstep.pki import CertificateAuthority, PkiError
+
     try:
         broker_access.kiosk_username(site, kiosk)
         ca = CertificateAuthority.load(pki)

@@ -29,11 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from doorstep.broker_access import kiosk_username
+from doorstep.broker_access import BROKER_DAYS, CA_DAYS, KIOSK_DAYS, kiosk_username
 
-CA_DAYS: Final = 3650  # the CA outlives the kiosks it signs; replacing it means visiting every kiosk
-BROKER_DAYS: Final = 825  # the broker's certificate is replaced on the server alone, so more often
-KIOSK_DAYS: Final = 1825  # a kiosk's card is rewritten by a visit: about the life of the hardware
 # Certificates are valid from a little before they are made: a kiosk whose clock is a few
 # minutes behind must not refuse a broker certificate issued a moment ago.
 BACKDATE: Final = datetime.timedelta(minutes=5)
