@@ -1,4 +1,5 @@
-"""`doorstep demo`: a real broker, bridge and agent (simulated cuff) as separate processes."""
+"""`doorstep demo`: a real broker, bridge and agent (simulated cuff) as separate processes, and a
+simulated laundry room in its own, on a pseudo-terminal line the agent opens as a serial port."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import yaml
 
 from doorstep.mosquitto import MosquittoProcess, free_port
 from doorstep.sealing import encode_key, private_key_from_file, write_key_pair
+from drivers.laundry.simulated_room import RoomProcess
 
 DEMO_SITE = "demo-site"
 DEMO_KIOSK = "kiosk-1"
@@ -144,6 +146,8 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
         )
     )
     screen_port = free_port()
+    # The machines, as a kiosk finds them: another party at the end of its RS-485 line.
+    laundry_room = RoomProcess(DEMO_LAUNDRY_ROOM, log=workdir / "laundry-room.log")
     agent_config = workdir / "agent.yaml"
     agent_config.write_text(
         yaml.safe_dump(
@@ -163,7 +167,7 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
                     }
                     for address, model in DEMO_DEVICES
                 ],
-                "laundry": {"port": "simulated", "machines": DEMO_LAUNDRY_ROOM},
+                "laundry": {"port": laundry_room.port, "machines": DEMO_LAUNDRY_ROOM},
                 "relay": {},
                 "resident_secret": DEMO_RESIDENT_SECRET,
                 "screen": {"port": screen_port, "technician_pin": DEMO_TECHNICIAN_PIN},
@@ -173,6 +177,7 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
     children = {
         "bridge": _spawn("bridge", bridge_config, workdir / "bridge.log"),
         "agent": _spawn("agent", agent_config, workdir / "agent.log"),
+        "laundry-room": laundry_room.process,
     }
     base = f"http://127.0.0.1:{http_port}"
     screen = f"http://127.0.0.1:{screen_port}/"
@@ -215,9 +220,10 @@ Press Ctrl-C to stop.
                     stopping = True
             time.sleep(0.2)
     finally:
-        # Agent first, so it says "offline" to a broker that is still there. (Ctrl-C in a
-        # terminal also reaches the children, which stop by themselves; that is fine too.)
-        for name in ("agent", "bridge"):
+        # Agent first, so it says "offline" to a broker that is still there, and does not see its
+        # laundry line go. (Ctrl-C in a terminal also reaches the children, which stop by
+        # themselves; that is fine too.)
+        for name in ("agent", "laundry-room", "bridge"):
             child = children[name]
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -225,5 +231,6 @@ Press Ctrl-C to stop.
                     child.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     child.kill()
+        laundry_room.stop()
         broker.stop()
         print("Doorstep demo stopped.", flush=True)

@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
@@ -41,8 +41,6 @@ from drivers.laundry.bus import (
     UnitLink,
     driver_state,
 )
-from drivers.laundry.pty_link import PtyLink
-from drivers.laundry.simulator import LaundryRoomSimulator, busy_room
 from drivers.laundry.status import CommandResult, MachineStatus
 from drivers.laundry.vend import VendEvent, VendState
 from edge_agent.laundry_ledger import CommandState, LaundryLedger, LedgerRefusal, VendOutcome, VendTransaction
@@ -50,12 +48,18 @@ from edge_agent.outbox import Outbox
 from edge_agent.settings import LaundrySettings, PollCadence
 from firmware_configs.laundry import LaundryProfile, MachineState, load_laundry_profiles
 
+if TYPE_CHECKING:
+    # Imported by `start` only for `port: simulated`: a kiosk's room is real machines, and the
+    # agent does not load the simulator (a pymodbus server) to talk to them.
+    from drivers.laundry.simulated_room import SimulatedRoom
+    from drivers.laundry.simulator import LaundryRoomSimulator
+
 log = logging.getLogger(__name__)
 
-# `port: simulated` plays the room in-process on a pty pair; its machines' clocks run this many
-# times faster than real time, so a 45-minute wash ends during a demo.
+# `port: simulated` plays the demo's room in this process on a pty pair, for tests that drive the
+# machines; the demo and the footprint benchmark run it as its own process instead, as a real
+# room is (drivers/laundry/simulated_room.py).
 SIMULATED_PORT = "simulated"
-SIMULATED_SPEEDUP = 30
 
 # The apscheduler job's name (shown by `doorstep doctor`).
 POLL_JOB = "laundry-poll"
@@ -159,26 +163,23 @@ class LaundryRoom:
         # residents tapping one machine, or a technician's command racing a start.
         self._unit_locks = {unit: asyncio.Lock() for unit in self.profiles}
         self._tasks: list[asyncio.Task[None]] = []
-        self._link: PtyLink | None = None
-        self.simulator: LaundryRoomSimulator | None = None
+        self._simulated: SimulatedRoom | None = None
         self.bus: LaundryBus | None = None
+
+    @property
+    def simulator(self) -> LaundryRoomSimulator | None:
+        """The machines of `port: simulated`, to drive them (tests); None for a real line."""
+        return self._simulated.simulator if self._simulated is not None else None
 
     # -- life cycle --
 
     async def start(self) -> None:
         port = self.settings.port
         if port == SIMULATED_PORT:
-            self._link = PtyLink(line_baudrate=self.settings.baudrate)
-            self.simulator = LaundryRoomSimulator(
-                self._link.simulator_path,
-                self.profiles,
-                baudrate=self.settings.baudrate,
-                tick_interval_s=1.0,
-                seconds_per_tick=SIMULATED_SPEEDUP,
-            )
-            busy_room(self.simulator)
-            await self.simulator.start()
-            port = self._link.driver_path
+            from drivers.laundry.simulated_room import SimulatedRoom
+
+            self._simulated = await SimulatedRoom.open(self.profiles, baudrate=self.settings.baudrate)
+            port = self._simulated.driver_path
         await self._resume_unfinished()
         self.bus = LaundryBus(
             port,
@@ -217,12 +218,9 @@ class LaundryRoom:
         if self.bus is not None:
             await self.bus.stop()
             self.bus = None
-        if self.simulator is not None:
-            await self.simulator.stop()
-            self.simulator = None
-        if self._link is not None:
-            self._link.close()
-            self._link = None
+        if self._simulated is not None:
+            await self._simulated.close()
+            self._simulated = None
 
     async def _resume_unfinished(self) -> None:
         """After a (re)start: a reservation never sent is released; a start in doubt is decided

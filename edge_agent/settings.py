@@ -53,7 +53,7 @@ class PollCadence(BaseModel):
 
 
 class LaundrySettings(BaseModel):
-    port: str = Field(description="the RS-485 adapter's serial port, e.g. /dev/ttyUSB0; 'simulated' for the demo room")
+    port: str = Field(description="the RS-485 adapter's serial port, e.g. /dev/ttyUSB0; 'simulated' for the demo's room inside the agent")
     baudrate: int = Field(default=9600, description="as set on every controller board of the line")
     reply_timeout_s: float = Field(default=0.3, gt=0, description="how long to wait for a machine's reply")
     machines: dict[int, str] = Field(
