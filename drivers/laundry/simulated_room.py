@@ -73,7 +73,7 @@ class RoomProcess:
         with open(log or "/dev/null", "ab") as err:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "drivers.laundry.simulated_room", f"--baudrate={baudrate}", *arguments],
-                stdout=subprocess.PIPE, stderr=err, text=True,
+                stdout=subprocess.PIPE, stderr=err,
             )
         assert self.process.stdout is not None
         try:
@@ -82,12 +82,12 @@ class RoomProcess:
             self.stop()
             raise
 
-    def _read_port(self, stdout: IO[str]) -> str:
+    def _read_port(self, stdout: IO[bytes]) -> str:
         with selectors.DefaultSelector() as selector:
             selector.register(stdout, selectors.EVENT_READ)
             if not selector.select(START_TIMEOUT_S):
                 raise RuntimeError(f"the simulated laundry room printed no port in {START_TIMEOUT_S:.0f} s")
-        line = stdout.readline().strip()
+        line = stdout.readline().decode(errors="replace").strip()
         if not line.startswith("/dev/"):
             raise RuntimeError(f"the simulated laundry room did not start (exit {self.process.poll()}): {line!r}")
         return line
