@@ -19,6 +19,7 @@ from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.store import migrate
 from cloud_bridge.webhook import WebhookSender
 from doorstep.db import create_durable_engine
+from doorstep.heap import freeze_start_up_objects
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def run_bridge(settings: BridgeSettings) -> None:
                 )
             )
             log.info("bridge API on http://%s:%d", settings.http_host, settings.http_port)
+            freeze_start_up_objects()
             server.run()
     finally:
         engine.dispose()

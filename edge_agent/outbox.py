@@ -17,6 +17,7 @@ memory would be saved again, a duplicate), a jump back would keep records for ev
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -203,6 +204,13 @@ class Outbox:
         With a `sealer`, health readings are sealed for the bridge before they are written
         (doorstep/sealing.py): the file then holds no reading this kiosk could read back."""
         self._sealer = sealer
+        # One writer at a time, queued here rather than at SQLite's lock: a writer that finds
+        # SQLite's lock taken sleeps in growing steps (1, 2, 5, 10 ... ms, sqlite3_busy_timeout),
+        # so with four cuffs saving at once a reading took 12 ms at the median from its
+        # kiosk_time to its commit, 6 ms from asking to commit with this lock, which hands over
+        # as soon as a commit is done (benchmarks/latency.py, traced). Reentrant: a unit of work
+        # may call back into the outbox in the same thread.
+        self._writer = threading.RLock()
         # Checked before anything opens it: a corrupt file is set aside, never written to.
         self.set_aside: Path | None = set_aside_if_corrupt(path)
         self._engine = create_durable_engine(f"sqlite:///{path}")
@@ -304,8 +312,14 @@ class Outbox:
         """Tables of other parts of the agent that must commit together with outbox records."""
         SQLModel.metadata.create_all(self._engine, tables=[m.__table__ for m in models])  # type: ignore[attr-defined]
 
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A session for a write transaction, holding the writer lock until it ends."""
+        with self._writer, Session(self._engine) as session:
+            yield session
+
     def close(self) -> None:
-        with Session(self._engine) as session:
+        with self._writing() as session:
             self._tick(session)
             session.commit()
         self._engine.dispose()
@@ -314,7 +328,7 @@ class Outbox:
     def unit_of_work(self) -> Iterator[Session]:
         """A session whose records (see `add`) and other rows commit together, or not at all.
         The caller commits; leaving without a commit rolls everything back."""
-        with Session(self._engine) as session:
+        with self._writing() as session:
             try:
                 yield session
             except BaseException:
@@ -458,7 +472,7 @@ class Outbox:
         maximum age (never health readings), and old replay fingerprints, all by running time
         (see the module's docstring). Really deletes."""
         limits = self.limits
-        with Session(self._engine) as session:
+        with self._writing() as session:
             now = self._tick(session)
             delivered = session.execute(
                 delete(OutboxRecord).where(
@@ -517,7 +531,7 @@ class Outbox:
             ]
 
     def mark_published(self, seqs: Collection[int]) -> None:
-        with Session(self._engine) as session:
+        with self._writing() as session:
             session.execute(
                 update(OutboxRecord)
                 .where(col(OutboxRecord.seq).in_(list(seqs)), col(OutboxRecord.state) == RecordState.PENDING)
@@ -528,7 +542,7 @@ class Outbox:
     def mark_delivered(self, message_ids: Iterable[uuid.UUID]) -> int:
         """Record the bridge's confirmation; returns how many records it newly delivered."""
         ids = [str(m) for m in message_ids]
-        with Session(self._engine) as session:
+        with self._writing() as session:
             result = session.execute(
                 update(OutboxRecord)
                 .where(col(OutboxRecord.message_id).in_(ids), col(OutboxRecord.state) != RecordState.DELIVERED)
@@ -542,7 +556,7 @@ class Outbox:
         """Record the bridge's refusal of records (each with its reason): they are not sent
         again. Returns how many were newly refused."""
         refused = 0
-        with Session(self._engine) as session:
+        with self._writing() as session:
             for message_id, reason in refusals.items():
                 result = session.execute(
                     update(OutboxRecord)
@@ -595,6 +609,6 @@ class Outbox:
             return None if found is None else found.position
 
     def set_cursor(self, address: str, position: int) -> None:
-        with Session(self._engine) as session:
+        with self._writing() as session:
             session.merge(DeviceCursor(address=address, position=position))
             session.commit()
