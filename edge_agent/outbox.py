@@ -16,6 +16,7 @@ memory would be saved again, a duplicate), a jump back would keep records for ev
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -34,6 +35,7 @@ from sqlalchemy import Integer, bindparam, delete, func, insert, text, update
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -74,6 +76,9 @@ class RecordClass(IntEnum):
     TELEMETRY = 2  # heartbeats and health of the kiosk: the next one replaces a lost one
 
 
+# Cached: parsing the topic was a tenth of a save's Python (cProfile); a kiosk has few topics
+# (a command result's has its request id in it, hence the bound).
+@functools.lru_cache(maxsize=256)
 def record_class_of(topic: str) -> RecordClass:
     channel = parse_topic(topic).channel
     if channel is Channel.READINGS:
@@ -147,6 +152,9 @@ class DeviceReadingSeen(SQLModel, table=True):
     connection must not become new records each time."""
 
     __tablename__ = "device_readings_seen"
+    # Keyed by the fingerprint alone: a save writes one b-tree page for it, not a table's and its
+    # primary key index's (write_bytes 46.7 -> 42.8 KB a reading, benchmarks/save.py).
+    __table_args__ = {"sqlite_with_rowid": False}
 
     fingerprint: str = Field(primary_key=True, max_length=64)
     seq: int
@@ -191,9 +199,11 @@ class _Prepared:
         )
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        found = [values[name] if name in values else default for name, _, default in self._binds]
-        return tuple(value if process is None else process(value)
-                     for value, (_, process, _) in zip(found, self._binds, strict=True))
+        found = []
+        for name, process, default in self._binds:
+            value = values.get(name, default)
+            found.append(value if process is None else process(value))
+        return tuple(found)
 
     def run(self, cursor: DBAPICursor, values: Mapping[str, Any] = MappingProxyType({})) -> DBAPICursor:
         parameters = self.parameters(values)
@@ -356,6 +366,26 @@ class Outbox:
                 connection.exec_driver_sql(
                     "ALTER TABLE device_readings_seen ADD COLUMN seen_running_s FLOAT NOT NULL DEFAULT 0"
                 )
+        self._rebuild_seen_without_rowid()
+
+    def _rebuild_seen_without_rowid(self) -> None:
+        """Fingerprints written before they were kept WITHOUT ROWID (0.1.0): copied into the
+        table as the model makes it, in one transaction, so that a power cut keeps one or the other."""
+        with self._engine.begin() as connection:
+            (sql,) = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'device_readings_seen'"
+            ).one()
+            if "WITHOUT ROWID" in sql.upper():
+                return
+            # pysqlite begins a transaction before DML only: this one holds the DDL too.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql("ALTER TABLE device_readings_seen RENAME TO device_readings_seen_rowid")
+            _SEEN.create(connection)
+            connection.exec_driver_sql(
+                "INSERT INTO device_readings_seen (fingerprint, seq, seen_at, seen_running_s) "
+                "SELECT fingerprint, seq, seen_at, seen_running_s FROM device_readings_seen_rowid"
+            )
+            connection.exec_driver_sql("DROP TABLE device_readings_seen_rowid")
 
     @property
     def used_bytes(self) -> int:
@@ -436,31 +466,47 @@ class Outbox:
         # On the DBAPI connection, with no Session: a save is its own transaction.
         connection = self._engine.raw_connection()
         try:
-            cursor = connection.cursor()
-            seq = self._take_seq(cursor)
-            running = self.running_s()
-            now = self._clock()
-            if fingerprint is not None and _INSERT_SEEN.run(cursor, {
-                "fingerprint": fingerprint, "seq": seq, "seen_at": now, "seen_running_s": running,
-            }).rowcount == 0:
-                connection.rollback()  # seen before: gives the seq back
-                return None
-            saved = self._write(cursor, seq, running, now, topic, payload, device=device, device_time=device_time,
-                                clock_trusted=clock_trusted, qos=qos)
-            if saved is None and fingerprint is not None:
-                _FORGET_SEEN.run(cursor, {"fingerprint": fingerprint})  # not kept, so not seen
-            try:
-                connection.commit()
-            except sqlite3.Error as error:
-                raise _wrapped(error, "COMMIT", ()) from error
-            return saved
+            saved = self._save(connection, topic, payload, device=device, device_time=device_time,
+                               clock_trusted=clock_trusted, qos=qos, fingerprint=fingerprint)
         except BaseException:
-            connection.rollback()
+            connection.close()  # the pool rolls back what was not committed
             # A failed commit (a full disk) undoes evictions `_make_room` already counted.
             self._used_bytes = self._measure()
             raise
-        finally:
-            connection.close()
+        connection.close()
+        return saved
+
+    def _save(
+        self,
+        connection: PoolProxiedConnection,
+        topic: str,
+        payload: BaseModel | dict[str, Any],
+        *,
+        device: DeviceIdentity | None,
+        device_time: datetime | None,
+        clock_trusted: bool | None,
+        qos: int,
+        fingerprint: str | None,
+    ) -> SavedRecord | None:
+        record_class = record_class_of(topic)  # a topic outside the tree fails before any write
+        cursor = connection.cursor()
+        seq = self._take_seq(cursor)
+        running = self.running_s()
+        now = self._clock()
+        if fingerprint is not None and _INSERT_SEEN.run(cursor, {
+            "fingerprint": fingerprint, "seq": seq, "seen_at": now, "seen_running_s": running,
+        }).rowcount == 0:
+            connection.rollback()  # seen before; the seq is given back
+            return None
+        saved = self._write(cursor, seq, running, now, topic, record_class, payload, device=device,
+                            device_time=device_time, clock_trusted=clock_trusted, qos=qos)
+        if saved is None and fingerprint is not None:
+            _FORGET_SEEN.run(cursor, {"fingerprint": fingerprint})  # not kept, so not seen
+        try:
+            connection.commit()
+        except sqlite3.Error as error:
+            raise _wrapped(error, "COMMIT", ()) from error
+        return saved
 
     def add(
         self,
@@ -479,10 +525,11 @@ class Outbox:
         first). None: a non-health record for which there is no room (only health readings, or
         higher classes, are left). A health reading is always added: if it cannot fit, the
         budget is exceeded and `health_over_budget` is raised, loudly."""
+        record_class = record_class_of(topic)
         # The DBAPI cursor of the session's own connection: in its transaction, with its other rows.
         cursor = session.connection().connection.cursor()
         seq = self._take_seq(cursor)
-        return self._write(cursor, seq, self.running_s(), self._clock(), topic, payload, device=device,
+        return self._write(cursor, seq, self.running_s(), self._clock(), topic, record_class, payload, device=device,
                            device_time=device_time, clock_trusted=clock_trusted, qos=qos)
 
     @staticmethod
@@ -500,6 +547,7 @@ class Outbox:
         running: float,
         now: datetime,
         topic: str,
+        record_class: RecordClass,
         payload: BaseModel | dict[str, Any],
         *,
         device: DeviceIdentity | None,
@@ -511,7 +559,6 @@ class Outbox:
         (see `add`), its seq given back."""
         message_id = uuid.uuid4()
         trusted = self._clock_trusted() if clock_trusted is None else clock_trusted
-        record_class = record_class_of(topic)
         payload_data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
         sealed = self._sealer.seal(payload_data) if self._sealer is not None and record_class is RecordClass.HEALTH else None
         envelope = Envelope(
