@@ -35,8 +35,8 @@ from sqlalchemy import Integer, bindparam, delete, func, insert, text, update
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import DBAPICursor
-from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -153,7 +153,7 @@ class DeviceReadingSeen(SQLModel, table=True):
 
     __tablename__ = "device_readings_seen"
     # Keyed by the fingerprint alone: a save writes one b-tree page for it, not a table's and its
-    # primary key index's (write_bytes 46.7 -> 42.8 KB a reading, benchmarks/save.py).
+    # primary key index's (write_bytes 46.7 -> 43.2 KB a reading, benchmarks/save.py).
     __table_args__ = {"sqlite_with_rowid": False}
 
     fingerprint: str = Field(primary_key=True, max_length=64)
@@ -236,7 +236,7 @@ _TAKE_SEQ = _Prepared(text(
     "UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(seq), 0) FROM outbox)) + 1 "
     "WHERE name = 'outbox' RETURNING seq"
 ))
-# No record was ever saved in this file: SQLite writes the row at the first insert; written here.
+# sqlite_sequence has no row for the outbox before its first record: the first save writes it.
 _FIRST_SEQ = _Prepared(text(
     "INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', coalesce(max(seq), 0) + 1 FROM outbox RETURNING seq"
 ))
@@ -253,6 +253,7 @@ _INSERT_SEEN = _Prepared(sqlite_insert(_SEEN).values({
 _FORGET_SEEN = _Prepared(delete(_SEEN).where(_SEEN.c.fingerprint == bindparam("fingerprint")))
 _TICK = (update(_CLOCK).where(_CLOCK.c.id == 1)
          .values(running_s=func.max(_CLOCK.c.running_s, bindparam("running"))))
+_TICK_PREPARED = _Prepared(_TICK)
 # Eviction (see `_make_room`): delivered records first, then the lowest class, oldest first.
 _VICTIMS = _Prepared(
     select(_OUTBOX.c.seq, _OUTBOX.c.size, (_OUTBOX.c.state != RecordState.DELIVERED).label("undelivered"))
@@ -323,8 +324,8 @@ class Outbox:
                 session.commit()
             # A save writes its running time in its record, not in the clock's row (a page less
             # per save): the newest record (the highest seq, taken under the write lock, so the
-            # latest running time too) carries the clock on. Only pruning can delete it, and
-            # pruning writes the clock's row in the same transaction.
+            # latest running time too) carries the clock on. Whatever deletes records (pruning,
+            # eviction) writes the clock's row in the same transaction.
             newest = session.execute(select(OutboxRecord.saved_running_s)
                                      .order_by(col(OutboxRecord.seq).desc()).limit(1)).scalar()
             self._running_at_open = max(stored.running_s, newest or 0.0)
@@ -606,6 +607,8 @@ class Outbox:
                     break
             _EVICT.run_many(cursor, chosen)
             self._used_bytes -= freed
+            # The newest record may be among them, and it carries the running time (see __init__).
+            _TICK_PREPARED.run(cursor, {"running": self.running_s()})
         if evicted_undelivered:
             log.warning("outbox over its budget: evicted %d undelivered lower-class record(s)", evicted_undelivered)
         if self._used_bytes + size <= budget:

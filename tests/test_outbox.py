@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from doorstep.wire import Envelope, EventType, KioskTopics, ReadingKind
 from edge_agent.outbox import DeviceReadingSeen, Outbox, OutboxLimits, OutboxRecord, RecordClass, RecordState
+from tests.test_outbox_upkeep import record_size
 
 TOPIC = KioskTopics("site-a", "kiosk-1").reading(ReadingKind.BLOOD_PRESSURE)
 PAYLOAD = {"unit": "mmHg", "systolic": 120.0, "diastolic": 80.0, "mean_arterial_pressure": 93.0}
@@ -173,4 +174,28 @@ def test_the_running_time_goes_on_after_a_crash_from_the_newest_record(tmp_path:
     outbox._engine.dispose()  # the power cut: no close, so the clock's row says 0
     rebooted = Outbox(path, monotonic=lambda: 5.0)
     assert rebooted.running_s() == pytest.approx(3600)
+    rebooted.close()
+
+
+def test_the_running_time_survives_the_eviction_of_the_newest_record(tmp_path: Path) -> None:
+    """Only health readings and one telemetry record, the newest: an event evicts it and is
+    still not kept. The clock's row, written with the eviction, carries the running time on."""
+    topics = KioskTopics("site-a", "kiosk-1")
+    path = tmp_path / "outbox.sqlite3"
+    scratch = Outbox(tmp_path / "scratch.sqlite3")
+    # Room for two readings and the beat; the event is bigger than the beat.
+    room = 2 * record_size(scratch, TOPIC, PAYLOAD) + record_size(scratch, topics.telemetry, {"uptime_s": 1})
+    running = [1000.0]
+    outbox = Outbox(path, monotonic=lambda: running[0], limits=OutboxLimits(budget_bytes=room))
+    outbox.save(TOPIC, PAYLOAD)
+    outbox.save(TOPIC, PAYLOAD)
+    running[0] += 3600
+    beat = outbox.save(topics.telemetry, {"uptime_s": 1})
+    assert beat is not None
+    running[0] += 60
+    assert outbox.save(topics.event(EventType.LAUNDRY_MACHINE), {"unit": 1, "state": "idle", "link": "online"}) is None
+    assert beat.seq not in {r.seq for r in outbox.due(10)}
+    outbox._engine.dispose()  # a power cut: no close
+    rebooted = Outbox(path, monotonic=lambda: 5.0)
+    assert rebooted.running_s() >= 3600
     rebooted.close()
