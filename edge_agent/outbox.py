@@ -191,17 +191,17 @@ class _Prepared:
         compiled = statement.compile(dialect=_DIALECT)
         assert isinstance(compiled, SQLCompiler)  # a statement, not DDL
         self.sql = str(compiled)
-        # (name, processor, the value bound in the statement itself, used when none is given)
+        # (name, processor, whether it must be given, else the value bound in the statement).
         # The type's SQLite form does the processing (a datetime stored as SQLAlchemy's text).
         self._binds = tuple(
-            (name, compiled.binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT), compiled.binds[name].value)
-            for name in compiled.positiontup or ()
+            (name, bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT), bind.required, bind.value)
+            for name, bind in ((name, compiled.binds[name]) for name in compiled.positiontup or ())
         )
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         found = []
-        for name, process, default in self._binds:
-            value = values.get(name, default)
+        for name, process, required, default in self._binds:
+            value = values[name] if required else values.get(name, default)  # KeyError: a value not given
             found.append(value if process is None else process(value))
         return tuple(found)
 
