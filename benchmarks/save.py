@@ -123,8 +123,10 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     notes = f"""
 {args.readings:,} blood-pressure readings per run, each committed alone (as a kiosk saves a resident's
 reading before it says "saved"), on the machine's disk{'' if args.where is None else f' under {args.where}'}.
-Doorstep: `Outbox.save` with its replay fingerprint, the payload sealed for the bridge (SQLModel ORM: the record, its fingerprint row and
-the outbox's running clock, one transaction). Raw: sqlite3 `BEGIN; INSERT; COMMIT` of the same bodies
+Doorstep: `Outbox.save` with its replay fingerprint, the payload sealed for the bridge: three statements
+on the DBAPI connection in one transaction (the record's seq taken from `sqlite_sequence`, the fingerprint's
+row, which is the replay check too, and the record with its body, its running time in it), so one page
+more than raw's for the fingerprint. Raw: sqlite3 `BEGIN; INSERT; COMMIT` of the same bodies
 into a table with the outbox's own schema and indexes, WAL and `synchronous=FULL`. Bytes written are
 the process's `write_bytes` (/proc/self/io: what reached the block layer, WAL frames and checkpoints
 included) per reading, and the growth of the database file plus its WAL.

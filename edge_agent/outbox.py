@@ -16,7 +16,9 @@ memory would be saved again, a duplicate), a jump back would keep records for ev
 
 from __future__ import annotations
 
+import functools
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -30,7 +32,14 @@ from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, delete, func, insert, text, update
+from sqlalchemy import Integer, bindparam, delete, func, insert, text, update
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.db import create_durable_engine
@@ -68,6 +77,9 @@ class RecordClass(IntEnum):
     TELEMETRY = 2  # heartbeats and health of the kiosk: the next one replaces a lost one
 
 
+# Cached: parsing the topic was a tenth of a save's Python (cProfile); a kiosk has few topics
+# (a command result's has its request id in it, hence the bound).
+@functools.lru_cache(maxsize=256)
 def record_class_of(topic: str) -> RecordClass:
     channel = parse_topic(topic).channel
     if channel is Channel.READINGS:
@@ -127,7 +139,8 @@ class OutboxRecord(SQLModel, table=True):
 
 
 class OutboxClock(SQLModel, table=True):
-    """The kiosk's running time so far, in seconds: one row, updated with every write."""
+    """The kiosk's running time so far, in seconds: one row, written by deliveries, pruning and
+    closing. A save writes its running time in its record instead (see `Outbox.__init__`)."""
 
     __tablename__ = "outbox_clock"
 
@@ -140,6 +153,9 @@ class DeviceReadingSeen(SQLModel, table=True):
     connection must not become new records each time."""
 
     __tablename__ = "device_readings_seen"
+    # Keyed by the fingerprint alone: a save writes one b-tree page for it, not a table's and its
+    # primary key index's (write_bytes 46.7 -> 43.2 KB a reading, benchmarks/save.py).
+    __table_args__ = {"sqlite_with_rowid": False}
 
     fingerprint: str = Field(primary_key=True, max_length=64)
     seq: int
@@ -156,16 +172,99 @@ class DeviceCursor(SQLModel, table=True):
     position: int
 
 
-# The save path in SQLAlchemy Core under the models' own tables, each statement built once with
-# its values bound (an ORM object flushed then updated, or a statement rebuilt with its values
-# in it, cost most of a save: benchmarks/save.py, cProfile).
 _OUTBOX = OutboxRecord.__table__  # type: ignore[attr-defined]
 _SEEN = DeviceReadingSeen.__table__  # type: ignore[attr-defined]
-_INSERT_RECORD = insert(_OUTBOX).returning(_OUTBOX.c.seq)
-_FILL_RECORD = update(_OUTBOX).where(_OUTBOX.c.seq == bindparam("record_seq"))
-_SEEN_BEFORE = select(_SEEN.c.fingerprint).where(_SEEN.c.fingerprint == bindparam("seen"))
-_TICK = (update(OutboxClock.__table__).where(OutboxClock.__table__.c.id == 1)  # type: ignore[attr-defined]
-         .values(running_s=func.max(OutboxClock.__table__.c.running_s, bindparam("running"))))  # type: ignore[attr-defined]
+_CLOCK = OutboxClock.__table__  # type: ignore[attr-defined]
+_DIALECT = sqlite_dialect()
+
+
+class _Prepared:
+    """A statement of the models' own tables compiled once for SQLite, run on the DBAPI cursor
+    with the columns' own bind processing (enums stored by name, aware datetimes in UTC).
+
+    A save through the Session, a Core statement at a time, cost more than SQLite itself: 0.6 of
+    its 1.0 ms of CPU went to the Session's transaction bookkeeping, the compiled cache's lookup
+    and result objects (benchmarks/save.py, cProfile)."""
+
+    __slots__ = ("sql", "_binds")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = statement.compile(dialect=_DIALECT)
+        assert isinstance(compiled, SQLCompiler)  # a statement, not DDL
+        self.sql = str(compiled)
+        # (name, processor, whether it must be given, else the value bound in the statement).
+        # The type's SQLite form does the processing (a datetime stored as SQLAlchemy's text).
+        self._binds = tuple(
+            (name, bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT), bind.required, bind.value)
+            for name, bind in ((name, compiled.binds[name]) for name in compiled.positiontup or ())
+        )
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        found = []
+        for name, process, required, default in self._binds:
+            value = values[name] if required else values.get(name, default)  # KeyError: a value not given
+            found.append(value if process is None else process(value))
+        return tuple(found)
+
+    def run(self, cursor: DBAPICursor, values: Mapping[str, Any] = MappingProxyType({})) -> DBAPICursor:
+        parameters = self.parameters(values)
+        try:
+            cursor.execute(self.sql, parameters)
+        except sqlite3.Error as error:
+            raise _wrapped(error, self.sql, parameters) from error
+        return cursor
+
+    def run_many(self, cursor: DBAPICursor, rows: Iterable[Mapping[str, Any]]) -> None:
+        parameters = [self.parameters(values) for values in rows]
+        try:
+            cursor.executemany(self.sql, parameters)
+        except sqlite3.Error as error:
+            raise _wrapped(error, self.sql, parameters) from error
+
+
+def _wrapped(error: sqlite3.Error, sql: str, parameters: Any) -> StatementError:
+    """SQLite's error as SQLAlchemy raises it (OperationalError for a full disk, IntegrityError,
+    ...): what callers of the outbox, and of `unit_of_work`, catch."""
+    return DBAPIError.instance(sql, parameters, error, sqlite3.Error, dialect=_DIALECT)
+
+
+# A record's seq is taken before it is written, so that its body (whose envelope holds the seq)
+# goes in with it, in one INSERT: the rule of AUTOINCREMENT (one more than the larger of the
+# highest seq ever used and the highest seq left), in its own table, sqlite_sequence. The UPDATE
+# is the save's first write, so it runs holding SQLite's write lock: no other connection can
+# take the same seq, and a rollback gives it back (no gap).
+_TAKE_SEQ = _Prepared(text(
+    "UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(seq), 0) FROM outbox)) + 1 "
+    "WHERE name = 'outbox' RETURNING seq"
+))
+# sqlite_sequence has no row for the outbox before its first record: the first save writes it.
+_FIRST_SEQ = _Prepared(text(
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', coalesce(max(seq), 0) + 1 FROM outbox RETURNING seq"
+))
+# A record not kept (no room) gives its seq back, so the bridge sees no gap for a message that never was.
+_GIVE_BACK_SEQ = _Prepared(text("UPDATE sqlite_sequence SET seq = :seq - 1 WHERE name = 'outbox'"))
+_INSERT_RECORD = _Prepared(insert(_OUTBOX).values({
+    name: bindparam(name) for name in ("seq", "message_id", "topic", "qos", "body", "state", "record_class",
+                                       "clock_trusted", "size", "created_at", "saved_running_s")
+}))
+# The replay check and the fingerprint's row in one statement: no row written, a reading seen before.
+_INSERT_SEEN = _Prepared(sqlite_insert(_SEEN).values({
+    name: bindparam(name) for name in ("fingerprint", "seq", "seen_at", "seen_running_s")
+}).on_conflict_do_nothing(index_elements=[_SEEN.c.fingerprint]))
+_FORGET_SEEN = _Prepared(delete(_SEEN).where(_SEEN.c.fingerprint == bindparam("fingerprint")))
+_TICK = (update(_CLOCK).where(_CLOCK.c.id == 1)
+         .values(running_s=func.max(_CLOCK.c.running_s, bindparam("running"))))
+_TICK_PREPARED = _Prepared(_TICK)
+# Eviction (see `_make_room`): delivered records first, then the lowest class, oldest first.
+_VICTIMS = _Prepared(
+    select(_OUTBOX.c.seq, _OUTBOX.c.size, (_OUTBOX.c.state != RecordState.DELIVERED).label("undelivered"))
+    .where((_OUTBOX.c.state == RecordState.DELIVERED)
+           | ((_OUTBOX.c.record_class >= bindparam("record_class", type_=Integer))
+              & (_OUTBOX.c.record_class != int(RecordClass.HEALTH))))
+    .order_by(_OUTBOX.c.state != RecordState.DELIVERED, _OUTBOX.c.record_class.desc(), _OUTBOX.c.seq)
+    .limit(EVICTION_BATCH)
+)
+_EVICT = _Prepared(delete(_OUTBOX).where(_OUTBOX.c.seq == bindparam("victim")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +330,13 @@ class Outbox:
                 stored = OutboxClock(id=1, running_s=0.0)
                 session.add(stored)
                 session.commit()
-            self._running_at_open = stored.running_s
+            # A save writes its running time in its record, not in the clock's row (a page less
+            # per save): the newest record (the highest seq, taken under the write lock, so the
+            # latest running time too) carries the clock on. Whatever deletes records (pruning,
+            # eviction) writes the clock's row in the same transaction.
+            newest = session.execute(select(OutboxRecord.saved_running_s)
+                                     .order_by(col(OutboxRecord.seq).desc()).limit(1)).scalar()
+            self._running_at_open = max(stored.running_s, newest or 0.0)
         self._monotonic_at_open = monotonic()
         self._used_bytes = self._measure()
         # Whether the CRITICAL alarm has been logged for the current episode of health
@@ -270,6 +375,26 @@ class Outbox:
                 connection.exec_driver_sql(
                     "ALTER TABLE device_readings_seen ADD COLUMN seen_running_s FLOAT NOT NULL DEFAULT 0"
                 )
+        self._rebuild_seen_without_rowid()
+
+    def _rebuild_seen_without_rowid(self) -> None:
+        """Fingerprints written before they were kept WITHOUT ROWID (0.1.0): copied into the
+        table as the model makes it, in one transaction, so that a power cut keeps one or the other."""
+        with self._engine.begin() as connection:
+            (sql,) = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'device_readings_seen'"
+            ).one()
+            if "WITHOUT ROWID" in sql.upper():
+                return
+            # pysqlite begins a transaction before DML only: this one holds the DDL too.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql("ALTER TABLE device_readings_seen RENAME TO device_readings_seen_rowid")
+            _SEEN.create(connection)
+            connection.exec_driver_sql(
+                "INSERT INTO device_readings_seen (fingerprint, seq, seen_at, seen_running_s) "
+                "SELECT fingerprint, seq, seen_at, seen_running_s FROM device_readings_seen_rowid"
+            )
+            connection.exec_driver_sql("DROP TABLE device_readings_seen_rowid")
 
     @property
     def used_bytes(self) -> int:
@@ -280,7 +405,8 @@ class Outbox:
         return self._running_at_open + max(0.0, self._monotonic() - self._monotonic_at_open)
 
     def _tick(self, session: Session) -> float:
-        """The running time now, written in `session`: it commits with the caller's change."""
+        """The running time now, written in `session`: it commits with the caller's change.
+        Deliveries, pruning and closing write it; a save keeps it in its record instead."""
         running = self.running_s()
         # An UPDATE of the one row made at open (a merge's SELECT-then-INSERT races between
         # threads); max(): writers in two threads may commit out of order.
@@ -352,16 +478,51 @@ class Outbox:
         With a `fingerprint` (the device's own identity of the reading), a reading saved before
         is not saved again and None is returned: the check and the save are one transaction.
         """
-        with self.unit_of_work() as session:
-            if fingerprint is not None and session.execute(_SEEN_BEFORE, {"seen": fingerprint}).first() is not None:
-                return None
-            saved = self.add(session, topic, payload, device=device, device_time=device_time,
-                             clock_trusted=clock_trusted, qos=qos)
-            if fingerprint is not None and saved is not None:
-                session.execute(insert(_SEEN), {"fingerprint": fingerprint, "seq": saved.seq, "seen_at": self._clock(),
-                                                "seen_running_s": self.running_s()})
-            session.commit()
-            return saved
+        # On the DBAPI connection, with no Session: a save is its own transaction.
+        with self._writer:
+            connection = self._engine.raw_connection()
+            try:
+                saved = self._save(connection, topic, payload, device=device, device_time=device_time,
+                                   clock_trusted=clock_trusted, qos=qos, fingerprint=fingerprint)
+            except BaseException:
+                connection.close()  # the pool rolls back what was not committed
+                # A failed commit (a full disk) undoes evictions `_make_room` already counted.
+                self._used_bytes = self._measure()
+                raise
+            connection.close()
+        return saved
+
+    def _save(
+        self,
+        connection: PoolProxiedConnection,
+        topic: str,
+        payload: BaseModel | dict[str, Any],
+        *,
+        device: DeviceIdentity | None,
+        device_time: datetime | None,
+        clock_trusted: bool | None,
+        qos: int,
+        fingerprint: str | None,
+    ) -> SavedRecord | None:
+        record_class = record_class_of(topic)  # a topic outside the tree fails before any write
+        cursor = connection.cursor()
+        seq = self._take_seq(cursor)
+        running = self.running_s()
+        now = self._clock()
+        if fingerprint is not None and _INSERT_SEEN.run(cursor, {
+            "fingerprint": fingerprint, "seq": seq, "seen_at": now, "seen_running_s": running,
+        }).rowcount == 0:
+            connection.rollback()  # seen before; the seq is given back
+            return None
+        saved = self._write(cursor, seq, running, now, topic, record_class, payload, device=device,
+                            device_time=device_time, clock_trusted=clock_trusted, qos=qos)
+        if saved is None and fingerprint is not None:
+            _FORGET_SEEN.run(cursor, {"fingerprint": fingerprint})  # not kept, so not seen
+        try:
+            connection.commit()
+        except sqlite3.Error as error:
+            raise _wrapped(error, "COMMIT", ()) from error
+        return saved
 
     def add(
         self,
@@ -380,19 +541,41 @@ class Outbox:
         first). None: a non-health record for which there is no room (only health readings, or
         higher classes, are left). A health reading is always added: if it cannot fit, the
         budget is exceeded and `health_over_budget` is raised, loudly."""
-        message_id = uuid.uuid4()
-        now = self._clock()
-        trusted = self._clock_trusted() if clock_trusted is None else clock_trusted
         record_class = record_class_of(topic)
+        # The DBAPI cursor of the session's own connection: in its transaction, with its other rows.
+        cursor = session.connection().connection.cursor()
+        seq = self._take_seq(cursor)
+        return self._write(cursor, seq, self.running_s(), self._clock(), topic, record_class, payload, device=device,
+                           device_time=device_time, clock_trusted=clock_trusted, qos=qos)
+
+    @staticmethod
+    def _take_seq(cursor: DBAPICursor) -> int:
+        """The next record's seq (see _TAKE_SEQ); from here the transaction holds the write lock,
+        so records' seqs rise with their running times."""
+        row = _TAKE_SEQ.run(cursor).fetchone() or _FIRST_SEQ.run(cursor).fetchone()
+        assert row is not None  # an INSERT ... RETURNING returns its row
+        return int(row[0])
+
+    def _write(
+        self,
+        cursor: DBAPICursor,
+        seq: int,
+        running: float,
+        now: datetime,
+        topic: str,
+        record_class: RecordClass,
+        payload: BaseModel | dict[str, Any],
+        *,
+        device: DeviceIdentity | None,
+        device_time: datetime | None,
+        clock_trusted: bool | None,
+        qos: int,
+    ) -> SavedRecord | None:
+        """Write record `seq` with its body, built once here; None if there is no room for it
+        (see `add`), its seq given back."""
+        message_id = uuid.uuid4()
+        trusted = self._clock_trusted() if clock_trusted is None else clock_trusted
         payload_data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-        # Core statements in the session's transaction (see _INSERT_RECORD).
-        seq = int(session.execute(_INSERT_RECORD, {
-            "message_id": str(message_id), "topic": topic, "qos": qos, "body": b"", "created_at": now,
-            "state": RecordState.PENDING, "record_class": int(record_class), "clock_trusted": trusted, "size": 0,
-            "saved_running_s": 0.0,
-        }).scalar_one())
-        # Taken holding SQLite's write lock (since the insert): seq order is running-time order.
-        running = self._tick(session)
         sealed = self._sealer.seal(payload_data) if self._sealer is not None and record_class is RecordClass.HEALTH else None
         envelope = Envelope(
             message_id=message_id,
@@ -406,49 +589,41 @@ class Outbox:
         )
         body = envelope.model_dump_json().encode()
         size = len(body) + RECORD_OVERHEAD_BYTES
-        if not self._make_room(session, record_class, size, keep=seq):
-            session.execute(delete(_OUTBOX).where(_OUTBOX.c.seq == seq))
+        if not self._make_room(cursor, record_class, size):
+            _GIVE_BACK_SEQ.run(cursor, {"seq": seq})
             log.warning("outbox over its budget of %d bytes: a %s record was not kept (only higher classes are left)",
                         self.limits.budget_bytes, record_class.name.lower())
             return None
-        session.execute(_FILL_RECORD, {"record_seq": seq, "body": body, "size": size, "saved_running_s": running})
+        _INSERT_RECORD.run(cursor, {
+            "seq": seq, "message_id": str(message_id), "topic": topic, "qos": qos, "body": body,
+            "state": RecordState.PENDING, "record_class": int(record_class), "clock_trusted": trusted, "size": size,
+            "created_at": now, "saved_running_s": running,
+        })
         self._used_bytes += size
         return SavedRecord(seq=seq, message_id=message_id)
 
-    def _make_room(self, session: Session, record_class: RecordClass, size: int, *, keep: int) -> bool:
+    def _make_room(self, cursor: DBAPICursor, record_class: RecordClass, size: int) -> bool:
         """Evict, delivered records first, then the lowest class and oldest first, never a class
         above `record_class` and never a health reading. False if the record should not be kept."""
         budget = self.limits.budget_bytes
         if self._used_bytes + size <= budget:
             return True
-        evictable = (col(OutboxRecord.state) == RecordState.DELIVERED) | (
-            (col(OutboxRecord.record_class) >= int(record_class))
-            & (col(OutboxRecord.record_class) != int(RecordClass.HEALTH))
-        )
-        order = (
-            (col(OutboxRecord.state) != RecordState.DELIVERED),  # delivered first
-            col(OutboxRecord.record_class).desc(),
-            col(OutboxRecord.seq),
-        )
         evicted_undelivered = 0
         while self._used_bytes + size > budget:
-            victims = session.exec(
-                select(OutboxRecord.seq, OutboxRecord.size, OutboxRecord.state)
-                .where(evictable, col(OutboxRecord.seq) != keep)
-                .order_by(*order)
-                .limit(EVICTION_BATCH)
-            ).all()
+            victims = _VICTIMS.run(cursor, {"record_class": int(record_class)}).fetchall()
             if not victims:
                 break
             freed, chosen = 0, []
-            for seq, victim_size, state in victims:
-                chosen.append(seq)
+            for seq, victim_size, undelivered in victims:
+                chosen.append({"victim": seq})
                 freed += victim_size
-                evicted_undelivered += state != RecordState.DELIVERED
+                evicted_undelivered += undelivered
                 if self._used_bytes - freed + size <= budget:
                     break
-            session.execute(delete(OutboxRecord).where(col(OutboxRecord.seq).in_(chosen)))
+            _EVICT.run_many(cursor, chosen)
             self._used_bytes -= freed
+            # The newest record may be among them, and it carries the running time (see __init__).
+            _TICK_PREPARED.run(cursor, {"running": self.running_s()})
         if evicted_undelivered:
             log.warning("outbox over its budget: evicted %d undelivered lower-class record(s)", evicted_undelivered)
         if self._used_bytes + size <= budget:

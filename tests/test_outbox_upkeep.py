@@ -236,3 +236,24 @@ async def test_the_agent_prunes_delivered_records_on_its_schedule(tmp_path: Path
         await wait_until(lambda: bridge.reading_count() == 1, what="the reading stored by the bridge")
         await wait_until(lambda: readings_in_outbox() == 0, what="the delivered reading pruned by the outbox-prune job")
         assert agent.job_watch is not None and agent.job_watch.records["outbox-prune"].last_outcome == "ok"
+
+
+def test_fingerprints_kept_before_without_rowid_are_moved_and_still_recognised(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    Outbox(path).close()
+    with sqlite3.connect(path) as connection:  # the table as 0.1.0 made it: a rowid table and its key's index
+        connection.execute("DROP TABLE device_readings_seen")
+        connection.execute("CREATE TABLE device_readings_seen (fingerprint VARCHAR(64) NOT NULL, seq INTEGER NOT NULL, "
+                           "seen_at DATETIME NOT NULL, PRIMARY KEY (fingerprint))")
+        connection.execute("INSERT INTO device_readings_seen VALUES (?, 7, '2026-11-25 09:00:00.000000')", ("d" * 64,))
+    outbox = Outbox(path)
+    assert outbox.save(HEALTH, READING, fingerprint="d" * 64) is None  # still recognised
+    assert outbox.save(HEALTH, READING, fingerprint="e" * 64) is not None
+    outbox.close()
+    with sqlite3.connect(path) as connection:
+        (sql,) = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'device_readings_seen'").fetchone()
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rows = connection.execute("SELECT fingerprint, seq, seen_running_s FROM device_readings_seen ORDER BY fingerprint").fetchall()
+    assert "WITHOUT ROWID" in sql and "device_readings_seen_rowid" not in tables
+    assert rows[0] == ("d" * 64, 7, 0.0) and [r[0] for r in rows] == ["d" * 64, "e" * 64]
+    assert Outbox(path).save(HEALTH, READING, fingerprint="e" * 64) is None  # idempotent
