@@ -28,6 +28,8 @@ from benchmarks.common import percentile, stop_cleanly_on_sigterm
 from benchmarks.report import Figure, common_arguments, publish
 
 CUFFS = 4
+# How long the agent may take to start and save its first reading.
+START_UP_S = 60.0
 BACKGROUND_PER_S = 1000
 
 
@@ -110,6 +112,13 @@ def doorstep_latencies(directory: Path, seconds: float, background: list[tuple[s
             )
             agent = agents.start(config, directory / "agent.log")
             try:
+                # The window opens at the first reading: the agent's start-up is not measured,
+                # and a slow start on a busy machine does not leave a short run with none.
+                started = time.monotonic()
+                while not observer.saved and time.monotonic() - started < START_UP_S:
+                    if agent.poll() is not None:
+                        raise RuntimeError(f"the agent exited; see {directory / 'agent.log'}")
+                    time.sleep(0.1)
                 for _ in tqdm(range(int(seconds)), desc="latency" + (" under load" if background else ""), unit="s",
                               disable=not progress, leave=False):
                     time.sleep(1)
