@@ -12,6 +12,7 @@ import hashlib
 import os
 import sqlite3
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,48 +36,81 @@ def _disk_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
-def save_doorstep(path: Path, n: int, progress: bool) -> tuple[list[float], int, int]:
-    """Per-save seconds, bytes written (io), bytes on disk added."""
-    outbox = Outbox(path, sealer=Sealer.from_text(payload_keys()[1]))  # sealed, as in production
-    payloads = [reading(i) for i in range(n)]
-    start = datetime(2026, 11, 25, 9, 0, 0)
-    fingerprints = [hashlib.sha256(f"{CUFF.address}:{i}".encode()).hexdigest() for i in range(n)]
-    before_disk, before_io = _disk_bytes(path), write_bytes()
-    latencies = []
-    for i in tqdm(range(n), desc="Outbox.save", disable=not progress, leave=False):
+# Saves per turn: Doorstep and raw take turns, so that both meet the same moments of a noisy
+# machine (run one after the other, a busy spell during one side's run decided the p99 ratio).
+BLOCK = 100
+
+
+class DoorstepSide:
+    """The real Outbox.save, sealed and fingerprinted, as the agent saves a cuff's reading."""
+
+    def __init__(self, path: Path, n: int) -> None:
+        self.outbox = Outbox(path, sealer=Sealer.from_text(payload_keys()[1]))  # sealed, as in production
+        self._payloads = [reading(i) for i in range(n)]
+        self._start = datetime(2026, 11, 25, 9, 0, 0)
+        self._fingerprints = [hashlib.sha256(f"{CUFF.address}:{i}".encode()).hexdigest() for i in range(n)]
+
+    def save(self, i: int) -> float:
         began = time.perf_counter()
-        outbox.save(TOPIC, payloads[i], device=CUFF, device_time=start + timedelta(minutes=i), fingerprint=fingerprints[i])
-        latencies.append(time.perf_counter() - began)
-    written, grown = write_bytes() - before_io, _disk_bytes(path) - before_disk
-    outbox.close()
-    return latencies, written, grown
+        self.outbox.save(TOPIC, self._payloads[i], device=CUFF, device_time=self._start + timedelta(minutes=i),
+                         fingerprint=self._fingerprints[i])
+        return time.perf_counter() - began
 
 
-def save_raw(path: Path, schema_from: Path, n: int, progress: bool) -> tuple[list[float], int, int]:
+class RawSide:
     """The same bodies, by sqlite3 itself, into the outbox's own tables and indexes."""
-    with sqlite3.connect(schema_from) as source:
-        schema = [sql for (sql,) in source.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name = 'outbox' "
-                                                   "OR (type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL)")]
-        rows = source.execute("SELECT message_id, topic, body FROM outbox ORDER BY seq LIMIT ?", (n,)).fetchall()
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    for sql in schema:
-        db.execute(sql)
-    before_disk, before_io = _disk_bytes(path), write_bytes()
-    latencies = []
-    now = datetime.now().isoformat()
-    for message_id, topic, body in tqdm(rows, desc="raw sqlite3", disable=not progress, leave=False):
+
+    def __init__(self, path: Path, schema_from: Path) -> None:
+        with sqlite3.connect(schema_from) as source:
+            schema = [sql for (sql,) in source.execute(
+                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name = 'outbox' "
+                "OR (type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL)")]
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        for sql in schema:
+            self.db.execute(sql)
+        self._now = datetime.now().isoformat()
+
+    def save(self, message_id: str, topic: str, body: bytes) -> float:
         began = time.perf_counter()
-        db.execute("BEGIN")
-        db.execute("INSERT INTO outbox (message_id, topic, qos, body, state, record_class, clock_trusted, size, created_at, "
-                   "saved_running_s) VALUES (?, ?, 1, ?, 'PENDING', 0, 1, ?, ?, 0)",
-                   (message_id, topic, body, len(body) + 256, now))
-        db.execute("COMMIT")
-        latencies.append(time.perf_counter() - began)
-    written, grown = write_bytes() - before_io, _disk_bytes(path) - before_disk
-    db.close()
-    return latencies, written, grown
+        self.db.execute("BEGIN")
+        self.db.execute("INSERT INTO outbox (message_id, topic, qos, body, state, record_class, clock_trusted, size, "
+                        "created_at, saved_running_s) VALUES (?, ?, 1, ?, 'PENDING', 0, 1, ?, ?, 0)",
+                        (message_id, topic, body, len(body) + 256, self._now))
+        self.db.execute("COMMIT")
+        return time.perf_counter() - began
+
+
+@dataclass
+class Measured:
+    latencies: list[float] = field(default_factory=list)
+    written: int = 0  # write_bytes while saving
+    grown: int = 0  # the database and its WAL
+
+
+def save_both(ours: Path, raw: Path, n: int, progress: bool) -> tuple[Measured, Measured]:
+    """Doorstep and raw in turns of BLOCK saves; raw saves the bodies Doorstep has just saved."""
+    doorstep_side = DoorstepSide(ours, n)
+    raw_side = RawSide(raw, ours)
+    reader = sqlite3.connect(ours)
+    d, r = Measured(), Measured()
+    d_disk, r_disk = _disk_bytes(ours), _disk_bytes(raw)
+    for first in tqdm(range(0, n, BLOCK), desc="Outbox.save and raw sqlite3, in turns", disable=not progress, leave=False):
+        block = range(first, min(n, first + BLOCK))
+        before = write_bytes()
+        d.latencies += [doorstep_side.save(i) for i in block]
+        d.written += write_bytes() - before
+        rows = reader.execute("SELECT message_id, topic, body FROM outbox ORDER BY seq LIMIT ? OFFSET ?",
+                              (len(block), first)).fetchall()
+        before = write_bytes()
+        r.latencies += [raw_side.save(*row) for row in rows]
+        r.written += write_bytes() - before
+    d.grown, r.grown = _disk_bytes(ours) - d_disk, _disk_bytes(raw) - r_disk
+    reader.close()
+    doorstep_side.outbox.close()
+    raw_side.db.close()
+    return d, r
 
 
 def main(argv: list[str] | None = None) -> list[Figure]:
@@ -101,15 +135,15 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         for run in range(args.repeat):
             ours = base / f"outbox-{run}-{os.getpid()}.sqlite3"
             raw = base / f"raw-{run}-{os.getpid()}.sqlite3"
-            d_lat, d_io, d_disk = save_doorstep(ours, args.readings, not args.no_progress)
-            r_lat, r_io, r_disk = save_raw(raw, ours, args.readings, not args.no_progress)
-            for figure, (d, r) in ((throughput, (len(d_lat) / sum(d_lat), len(r_lat) / sum(r_lat))),
-                                   (p50, (percentile(d_lat, 50) * 1e3, percentile(r_lat, 50) * 1e3)),
-                                   (p99, (percentile(d_lat, 99) * 1e3, percentile(r_lat, 99) * 1e3)),
-                                   (io, (d_io / args.readings, r_io / args.readings)),
-                                   (disk, (d_disk / args.readings, r_disk / args.readings))):
-                figure.doorstep.append(d)
-                figure.raw.append(r)
+            d, r = save_both(ours, raw, args.readings, not args.no_progress)
+            d_lat, r_lat = d.latencies, r.latencies
+            for figure, (dv, rv) in ((throughput, (len(d_lat) / sum(d_lat), len(r_lat) / sum(r_lat))),
+                                     (p50, (percentile(d_lat, 50) * 1e3, percentile(r_lat, 50) * 1e3)),
+                                     (p99, (percentile(d_lat, 99) * 1e3, percentile(r_lat, 99) * 1e3)),
+                                     (io, (d.written / args.readings, r.written / args.readings)),
+                                     (disk, (d.grown / args.readings, r.grown / args.readings))):
+                figure.doorstep.append(dv)
+                figure.raw.append(rv)
             series.append((d_lat, r_lat))
             print(f"run {run + 1}: Outbox.save {throughput.doorstep[-1]:,.0f}/s p99 {p99.doorstep[-1]:.2f} ms; "
                   f"raw {throughput.raw[-1]:,.0f}/s p99 {p99.raw[-1]:.2f} ms")
@@ -127,7 +161,8 @@ Doorstep: `Outbox.save` with its replay fingerprint, the payload sealed for the 
 on the DBAPI connection in one transaction (the record's seq taken from `sqlite_sequence`, the fingerprint's
 row, which is the replay check too, and the record with its body, its running time in it), so one page
 more than raw's for the fingerprint. Raw: sqlite3 `BEGIN; INSERT; COMMIT` of the same bodies
-into a table with the outbox's own schema and indexes, WAL and `synchronous=FULL`. Bytes written are
+into a table with the outbox's own schema and indexes, WAL and `synchronous=FULL`. The two take turns,
+{BLOCK} saves each, in one process, so that both meet the same moments of the machine. Bytes written are
 the process's `write_bytes` (/proc/self/io: what reached the block layer, WAL frames and checkpoints
 included) per reading, and the growth of the database file plus its WAL.
 """
