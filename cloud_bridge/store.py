@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -11,10 +12,10 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import JSON, ColumnElement, CursorResult, Engine, Executable, Index, Table, bindparam, func
-from sqlalchemy.types import TypeEngine
+from sqlalchemy import JSON, ColumnElement, CursorResult, Engine, Executable, Index, String, Table, Text, bindparam, cast, func
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -151,13 +152,16 @@ def dialect_insert(session: Session, model: type[SQLModel]) -> SqliteInsert | Po
 class BulkInsert:
     """An INSERT of many rows in one statement, built once per database and reused.
 
-    On PostgreSQL each column is bound as one array and the rows are unnested from them
-    (INSERT … SELECT unnest(%(site)s::VARCHAR[]), …): one short statement whatever the number
-    of rows, which psycopg parses once and PostgreSQL prepares once. A multi-row VALUES of 200
-    rows was a statement of thousands of parameters that psycopg parsed afresh for every batch
-    (~4 ms each, no cache past 50 parameters), and an executemany of upserts one pipelined
-    statement per row. Elsewhere (SQLite) it is an executemany, which SQLAlchemy sends as
-    multi-row INSERTs ("insertmanyvalues"), RETURNING included.
+    On PostgreSQL each column is bound as one JSON array and the rows are taken apart from them
+    (INSERT … SELECT json_array_elements_text(%(seq)s::JSON)::INTEGER, …; set-returning
+    functions in a select list run in lockstep, PostgreSQL 10+): one short statement whatever
+    the number of rows, which psycopg parses once and PostgreSQL prepares once, its parameters
+    written by json.dumps in C. A multi-row VALUES of 200 rows was a statement of thousands of
+    parameters that psycopg parsed afresh for every batch (~4 ms each, no cache past 50
+    parameters), an executemany of upserts one pipelined statement per row, and PostgreSQL
+    arrays psycopg writes in Python, element by element (for JSON payloads, with regular
+    expressions: a third of a batch's CPU). Elsewhere (SQLite) it is an executemany, which
+    SQLAlchemy sends as multi-row INSERTs ("insertmanyvalues"), RETURNING included.
 
     `finish` adds ON CONFLICT and RETURNING to the dialect's INSERT; every row given to
     execute() has every column named."""
@@ -166,8 +170,8 @@ class BulkInsert:
                  finish: Callable[[Any], Executable]) -> None:
         table = table_of(model)
         self.columns = tuple(columns)
-        self._arrays = dialect == "postgresql"
-        if self._arrays:
+        self._json = dialect == "postgresql"
+        if self._json:
             rows = core_select(*[_unnested(name, table.c[name].type) for name in self.columns])
             self.statement = finish(postgresql_insert(table).from_select(self.columns, rows))
         else:
@@ -177,19 +181,36 @@ class BulkInsert:
         # The session's connection, not session.execute: the same transaction without the
         # ORM's per-statement work (autoflush, ORM compile hooks).
         connection = session.connection()
-        if self._arrays:
-            return connection.execute(self.statement, {name: [row[name] for row in rows] for name in self.columns})
+        if self._json:
+            return connection.execute(self.statement, {
+                name: json.dumps([row[name] for row in rows], default=_json_scalar) for name in self.columns
+            })
         return connection.execute(self.statement, list(rows))
 
 
 def _unnested(name: str, column_type: TypeEngine[Any]) -> ColumnElement[Any]:
-    """One column of a BulkInsert's rows, bound on PostgreSQL as one parameter. A JSON column's
-    values go as one JSON array, taken apart by json_array_elements (set-returning functions in
-    a select list run in lockstep, PostgreSQL 10+): psycopg writes an array of JSON texts as an
-    array literal, escaping each quote through a regular expression (a third of a batch's CPU)."""
+    """One column of a BulkInsert's rows on PostgreSQL, from a JSON array bound as text. Text
+    is not cast (a cast to VARCHAR(n) would cut a long value short; the column's own
+    assignment refuses it)."""
+    values = cast(bindparam(name, type_=Text), postgresql.JSON)
     if isinstance(column_type, JSON):
-        return func.json_array_elements(bindparam(name, type_=column_type))
-    return func.unnest(bindparam(name, type_=ARRAY(column_type)))
+        return func.json_array_elements(values)
+    texts = func.json_array_elements_text(values)
+    # SQLModel's str columns are AutoString, a TypeDecorator over String.
+    if isinstance(column_type.impl if isinstance(column_type, TypeDecorator) else column_type, String):
+        return texts
+    return cast(texts, column_type)
+
+
+def _json_scalar(value: Any) -> str:
+    """What json.dumps cannot write itself, as PostgreSQL reads it back: UUIDs, aware times."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError(f"a time without a zone: {value!r}")  # as UTCDateTime refuses it
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not written to a bulk insert")
 
 
 _BULK: dict[tuple[str, str], BulkInsert] = {}
