@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +209,9 @@ def _json_scalar(value: Any) -> str:
     if isinstance(value, datetime):
         if value.utcoffset() is None:
             raise ValueError(f"a time without a zone: {value!r}")  # as UTCDateTime refuses it
-        return value.isoformat()
+        # In UTC, as UTCDateTime binds it: PostgreSQL reads no offset past ±15:59 (the contract
+        # allows any a datetime can hold).
+        return value.astimezone(UTC).isoformat()
     raise TypeError(f"{type(value).__name__} is not written to a bulk insert")
 
 
