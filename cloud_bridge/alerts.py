@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, String, any_, bindparam, column, func
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -126,7 +127,7 @@ def _open_alerts(session: Session, keys: set[str]) -> dict[str, Alert]:
     if session.get_bind().dialect.name == "postgresql":
         statement = select(Alert).where(col(Alert.open_key) == any_(bindparam("keys", wanted, type_=ARRAY(String))))
     else:
-        listed = select(column("value")).select_from(func.json_each(bindparam("keys", wanted, type_=JSON)))
+        listed = core_select(column("value", String)).select_from(func.json_each(bindparam("keys", wanted, type_=JSON)))
         statement = select(Alert).where(col(Alert.open_key).in_(listed.scalar_subquery()))
     found: dict[str, Alert] = {}
     for alert in session.exec(statement):
