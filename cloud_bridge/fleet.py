@@ -32,7 +32,7 @@ from doorstep.wire import (
     UpstreamMessage,
 )
 
-from cloud_bridge.store import BulkInsert, bulk_insert, table_of
+from cloud_bridge.store import BulkInsert, bulk_insert, json_column, json_parameters, table_of
 
 
 class KioskStatus(StrEnum):
@@ -320,14 +320,31 @@ def apply_kiosk_reports(session: Session, reports: Sequence[KioskReport],
             updates.append({"key_site": row.site, "key_kiosk": row.kiosk} | {name: getattr(row, name) for name in _FOLDED})
         changed.append((before, report, row))
     if updates:
-        session.connection().execute(_KIOSK_UPDATE, updates)
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection().execute(_KIOSK_UPDATE_FROM_JSON, json_parameters(_KIOSK_UPDATE_COLUMNS, updates))
+        else:
+            session.connection().execute(_KIOSK_UPDATE, updates)
     return changed
 
 
+_KIOSKS = table_of(Kiosk)
 _KIOSK_UPDATE = (
-    update(table_of(Kiosk))
-    .where(table_of(Kiosk).c.site == bindparam("key_site"), table_of(Kiosk).c.kiosk == bindparam("key_kiosk"))
+    update(_KIOSKS)
+    .where(_KIOSKS.c.site == bindparam("key_site"), _KIOSKS.c.kiosk == bindparam("key_kiosk"))
     .values({name: bindparam(name) for name in _FOLDED})
+)
+# On PostgreSQL one UPDATE … FROM the rows as JSON arrays (as BulkInsert does), not an
+# executemany: psycopg pipelines that as a statement per kiosk, ~40 µs of CPU each.
+_KIOSK_UPDATE_COLUMNS = ("key_site", "key_kiosk", *_FOLDED)
+_FOLDED_ROWS = select(
+    json_column("key_site", _KIOSKS.c.site.type).label("key_site"),
+    json_column("key_kiosk", _KIOSKS.c.kiosk.type).label("key_kiosk"),
+    *[json_column(name, _KIOSKS.c[name].type).label(name) for name in _FOLDED],
+).subquery("folded")
+_KIOSK_UPDATE_FROM_JSON = (
+    update(_KIOSKS)
+    .where(_KIOSKS.c.site == _FOLDED_ROWS.c.key_site, _KIOSKS.c.kiosk == _FOLDED_ROWS.c.key_kiosk)
+    .values({name: _FOLDED_ROWS.c[name] for name in _FOLDED})
 )
 
 

@@ -172,7 +172,7 @@ class BulkInsert:
         self.columns = tuple(columns)
         self._json = dialect == "postgresql"
         if self._json:
-            rows = core_select(*[_unnested(name, table.c[name].type) for name in self.columns])
+            rows = core_select(*[json_column(name, table.c[name].type) for name in self.columns])
             self.statement = finish(postgresql_insert(table).from_select(self.columns, rows))
         else:
             self.statement = finish(sqlite_insert(table))
@@ -182,14 +182,17 @@ class BulkInsert:
         # ORM's per-statement work (autoflush, ORM compile hooks).
         connection = session.connection()
         if self._json:
-            return connection.execute(self.statement, {
-                name: json.dumps([row[name] for row in rows], default=_json_scalar) for name in self.columns
-            })
+            return connection.execute(self.statement, json_parameters(self.columns, rows))
         return connection.execute(self.statement, list(rows))
 
 
-def _unnested(name: str, column_type: TypeEngine[Any]) -> ColumnElement[Any]:
-    """One column of a BulkInsert's rows on PostgreSQL, from a JSON array bound as text. Text
+def json_parameters(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Rows as the parameters of json_column()s: each column's values, one JSON array."""
+    return {name: json.dumps([row[name] for row in rows], default=_json_scalar) for name in columns}
+
+
+def json_column(name: str, column_type: TypeEngine[Any]) -> ColumnElement[Any]:
+    """One column of many rows on PostgreSQL (BulkInsert), from a JSON array bound as text. Text
     is not cast (a cast to VARCHAR(n) would cut a long value short; the column's own
     assignment refuses it)."""
     values = cast(bindparam(name, type_=Text), postgresql.JSON)
