@@ -51,7 +51,7 @@ from cloud_bridge.alert_rules import (
 )
 from cloud_bridge.alerts import AlertChange, apply_signals
 from cloud_bridge.fleet import (
-    Kiosk, KioskReport, apply_device_reports, apply_kiosk_reports, fold, kiosk_devices_of, status_reason, touch_kiosks,
+    DeviceRow, Kiosk, KioskReport, KioskRow, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
 )
 from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
@@ -203,17 +203,13 @@ def commit_parsed(
         reports = fold(parsed.valid, [(s.site, s.kiosk, s.status) for s in parsed.statuses], received_at)
         signals: list[Signal] = []
         new = [m for m in parsed.valid if m.envelope.message_id in outcome.new_ids]
-        touch_kiosks(session, reports)
-        # Held to the end of the transaction: the session keeps its rows only weakly, and the
-        # steps below (late_arrivals) would read every kiosk again.
-        kiosks = apply_kiosk_reports(session, reports)
-        for before, report, after in kiosks:
+        rows = touch_kiosks(session, reports)
+        for before, report, after in apply_kiosk_reports(session, reports, rows):
             signals += _kiosk_signals(before, report, after, received_at, rules)
-        apply_device_reports(session, reports)
-        signals += _device_signals(session, reports, rules)
+        signals += _device_signals(reports, apply_device_reports(session, reports), rules)
         for message in new:
             signals += reading_signals(message, rules)
-        signals += late_arrivals(session, new, received_at)
+        signals += late_arrivals(session, new, {key: row.seq_checked_through for key, row in rows.items()}, received_at)
         signals += refusal_signals(parsed.refused)
         signals += missing_key_signals(parsed.unopenable)
         commands.apply_results(session, [m for m in new if m.topic.channel is Channel.COMMAND_RESULTS])
@@ -300,7 +296,7 @@ def _refused_by_the_database(unit: UpstreamMessage | KioskStatusReport, error: E
                    unit.topic.kiosk_topics, unit.envelope.message_id)
 
 
-def view(row: Kiosk) -> KioskView:
+def view(row: Kiosk | KioskRow) -> KioskView:
     return KioskView(
         site=row.site,
         kiosk=row.kiosk,
@@ -315,7 +311,7 @@ def view(row: Kiosk) -> KioskView:
     )
 
 
-def _kiosk_signals(before: Kiosk, report: KioskReport, after: Kiosk, received_at: datetime, rules: AlertRules) -> list[Signal]:
+def _kiosk_signals(before: KioskRow, report: KioskReport, after: KioskRow, received_at: datetime, rules: AlertRules) -> list[Signal]:
     signals: list[Signal] = []
     if report.status is not None and after.status_at == report.status[0]:
         at, status = report.status
@@ -325,10 +321,11 @@ def _kiosk_signals(before: Kiosk, report: KioskReport, after: Kiosk, received_at
     return signals
 
 
-def _device_signals(session: Session, reports: Sequence[KioskReport], rules: AlertRules) -> list[Signal]:
-    """Signals from the device reports that won (were newer than what the row held)."""
+def _device_signals(reports: Sequence[KioskReport], rows: dict[tuple[str, str, str], DeviceRow],
+                    rules: AlertRules) -> list[Signal]:
+    """Signals from the device reports that won (were newer than what the row held); `rows`
+    are the devices as the batch's upsert left them."""
     signals: list[Signal] = []
-    rows = kiosk_devices_of(session, [(k.site, k.kiosk) for k in reports if k.devices])
     for kiosk in reports:
         for address, report in sorted(kiosk.devices.items()):
             if report.state is None and report.link is None:

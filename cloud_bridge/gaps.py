@@ -11,7 +11,7 @@ SD card): flagged too, since what the old outbox held may be gone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -62,18 +62,20 @@ def scan(session: Session, kiosk: Kiosk, now: datetime, grace: timedelta) -> lis
     return signals
 
 
-def late_arrivals(session: Session, stored: Sequence[UpstreamMessage], now: datetime) -> list[Signal]:
-    """For newly stored messages at or below their kiosk's watermark: close the gaps they fill,
-    and flag a sequence number that another message already holds."""
+def late_arrivals(session: Session, stored: Sequence[UpstreamMessage], checked_through: Mapping[tuple[str, str], int],
+                  now: datetime) -> list[Signal]:
+    """For newly stored messages at or below their kiosk's watermark (`checked_through`, by
+    (site, kiosk), read in this transaction): close the gaps they fill, and flag a sequence
+    number that another message already holds."""
     signals: list[Signal] = []
     by_kiosk: dict[tuple[str, str], list[UpstreamMessage]] = {}
     for message in stored:
         by_kiosk.setdefault((message.topic.site, message.topic.kiosk), []).append(message)
     for (site, kiosk_id), messages in sorted(by_kiosk.items()):
-        kiosk = session.get(Kiosk, (site, kiosk_id))
-        if kiosk is None:
+        watermark = checked_through.get((site, kiosk_id))
+        if watermark is None:
             continue
-        late = [m for m in messages if m.envelope.seq <= kiosk.seq_checked_through]
+        late = [m for m in messages if m.envelope.seq <= watermark]
         if not late:
             continue
         gaps = session.exec(

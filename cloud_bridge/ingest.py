@@ -110,7 +110,7 @@ class Ingest:
         notify: bool = False,
         opener: Opener | None = None,
         metrics: BridgeMetrics | None = None,
-        batch_max: int = 200,
+        batch_max: int = 1000,
         batch_wait_s: float = 0.005,
         on_committed: Callable[[BatchOutcome], None] = lambda outcome: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -125,7 +125,7 @@ class Ingest:
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
         # When the last batch was stored (monotonic). Gathering pays only while messages stream
-        # in (a batch of one costs ~3.6 ms of CPU, of 200 ~0.8 ms a message); after a quiet
+        # in (a batch of one costs ~2-3 ms of CPU, of 1,000 ~0.4 ms a message); after a quiet
         # spell the first message is stored at once: at rest, gathering was 20 ms of a
         # cuff-to-commit p50 of 38 ms (benchmarks/latency.py).
         self._stored_at = -math.inf

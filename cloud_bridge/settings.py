@@ -38,7 +38,11 @@ class BridgeSettings(FileSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
-    batch_max: int = Field(default=200, ge=1, le=10_000, description="messages stored per transaction at most")
+    # A batch writes each of its kiosks' rows and every device they report once, however many
+    # of their messages it holds: on the fleet's mix (200 kiosks) a batch of 1,000 cost 0.16 ms
+    # of CPU a message to store on PostgreSQL, one of 200 0.37 ms, and it needs fewer acks (one
+    # per kiosk per batch). Only a backlog fills it: batches are gathered for batch_wait_s.
+    batch_max: int = Field(default=1000, ge=1, le=10_000, description="messages stored per transaction at most")
     batch_wait_s: float = Field(
         default=0.005, ge=0, le=5,
         description="how long to gather a batch while messages stream in; the first message after a quiet spell "

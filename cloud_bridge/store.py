@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel
-from sqlalchemy import JSON, Engine, Index, Table
+from sqlalchemy import JSON, ColumnElement, CursorResult, Engine, Executable, Index, String, Table, Text, bindparam, cast, func
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -145,6 +149,88 @@ def dialect_insert(session: Session, model: type[SQLModel]) -> SqliteInsert | Po
     return insert(table_of(model))
 
 
+class BulkInsert:
+    """An INSERT of many rows in one statement, built once per database and reused.
+
+    On PostgreSQL each column is bound as one JSON array and the rows are taken apart from them
+    (INSERT … SELECT json_array_elements_text(%(seq)s::JSON)::INTEGER, …; set-returning
+    functions in a select list run in lockstep, PostgreSQL 10+): one short statement whatever
+    the number of rows, which psycopg parses once and PostgreSQL prepares once, its parameters
+    written by json.dumps in C. A multi-row VALUES of 200 rows was a statement of thousands of
+    parameters that psycopg parsed afresh for every batch (~4 ms each, no cache past 50
+    parameters), an executemany of upserts one pipelined statement per row, and PostgreSQL
+    arrays psycopg writes in Python, element by element (for JSON payloads, with regular
+    expressions: a third of a batch's CPU). Elsewhere (SQLite) it is an executemany, which
+    SQLAlchemy sends as multi-row INSERTs ("insertmanyvalues"), RETURNING included.
+
+    `finish` adds ON CONFLICT and RETURNING to the dialect's INSERT; every row given to
+    execute() has every column named."""
+
+    def __init__(self, dialect: str, model: type[SQLModel], columns: Sequence[str],
+                 finish: Callable[[Any], Executable]) -> None:
+        table = table_of(model)
+        self.columns = tuple(columns)
+        self._json = dialect == "postgresql"
+        if self._json:
+            rows = core_select(*[json_column(name, table.c[name].type) for name in self.columns])
+            self.statement = finish(postgresql_insert(table).from_select(self.columns, rows))
+        else:
+            self.statement = finish(sqlite_insert(table))
+
+    def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> CursorResult[Any]:
+        # The session's connection, not session.execute: the same transaction without the
+        # ORM's per-statement work (autoflush, ORM compile hooks).
+        connection = session.connection()
+        if self._json:
+            return connection.execute(self.statement, json_parameters(self.columns, rows))
+        return connection.execute(self.statement, list(rows))
+
+
+def json_parameters(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Rows as the parameters of json_column()s: each column's values, one JSON array."""
+    return {name: json.dumps([row[name] for row in rows], default=_json_scalar) for name in columns}
+
+
+def json_column(name: str, column_type: TypeEngine[Any]) -> ColumnElement[Any]:
+    """One column of many rows on PostgreSQL (BulkInsert), from a JSON array bound as text. Text
+    is not cast (a cast to VARCHAR(n) would cut a long value short; the column's own
+    assignment refuses it)."""
+    values = cast(bindparam(name, type_=Text), postgresql.JSON)
+    if isinstance(column_type, JSON):
+        return func.json_array_elements(values)
+    texts = func.json_array_elements_text(values)
+    # SQLModel's str columns are AutoString, a TypeDecorator over String.
+    if isinstance(column_type.impl if isinstance(column_type, TypeDecorator) else column_type, String):
+        return texts
+    return cast(texts, column_type)
+
+
+def _json_scalar(value: Any) -> str:
+    """What json.dumps cannot write itself, as PostgreSQL reads it back: UUIDs, aware times."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError(f"a time without a zone: {value!r}")  # as UTCDateTime refuses it
+        # In UTC, as UTCDateTime binds it: PostgreSQL reads no offset past ±15:59 (the contract
+        # allows any a datetime can hold).
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"{type(value).__name__} is not written to a bulk insert")
+
+
+_BULK: dict[tuple[str, str], BulkInsert] = {}
+
+
+def bulk_insert(session: Session, name: str, model: type[SQLModel], columns: Sequence[str],
+                finish: Callable[[Any], Executable]) -> BulkInsert:
+    """The BulkInsert called `name` for the session's database, built on first use."""
+    dialect = session.get_bind().dialect.name
+    found = _BULK.get((dialect, name))
+    if found is None:
+        found = _BULK[(dialect, name)] = BulkInsert(dialect, model, columns, finish)
+    return found
+
+
 def migration_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
@@ -170,77 +256,65 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def _common_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
+_KIOSK_COLUMNS = ("message_id", "site", "kiosk", "seq", "kiosk_time", "kiosk_clock_trusted", "payload", "received_at")
+_DEVICE_COLUMNS = (*_KIOSK_COLUMNS, "device_model", "device_address", "device_firmware", "subject")
+_COLUMNS_OF_CHANNEL: dict[Channel, tuple[str, ...]] = {
+    Channel.READINGS: (*_DEVICE_COLUMNS, "kind", "device_time"),
+    Channel.EVENTS: (*_DEVICE_COLUMNS, "type"),
+    Channel.TELEMETRY: _KIOSK_COLUMNS,
+    Channel.COMMAND_RESULTS: (*_KIOSK_COLUMNS, "request_id", "command", "outcome"),
+}
+
+
+def message_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
+    """The row of a message in its channel's table (MESSAGE_TABLES), every column of it named."""
     envelope = message.envelope
     payload = message.payload.model_dump(mode="json") if isinstance(message.payload, BaseModel) else message.payload
-    return {
+    row: dict[str, Any] = {
         "message_id": envelope.message_id,
         "site": message.topic.site,
         "kiosk": message.topic.kiosk,
         "seq": envelope.seq,
         "kiosk_time": envelope.kiosk_time,
         "kiosk_clock_trusted": envelope.kiosk_clock_trusted,
-        "device_model": envelope.device.model if envelope.device else None,
-        "device_address": envelope.device.address if envelope.device else None,
-        "device_firmware": envelope.device.firmware if envelope.device else None,
-        "subject": payload.get("subject"),
         "payload": payload,
         "received_at": received_at,
     }
-
-
-def reading_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
-    device_time = message.envelope.device_time
-    return _common_row(message, received_at) | {
-        "kind": message.topic.name,
-        "device_time": device_time.isoformat() if device_time else None,
-    }
-
-
-def event_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
-    return _common_row(message, received_at) | {"type": message.topic.name}
-
-
-_TELEMETRY_COLUMNS = ("message_id", "site", "kiosk", "seq", "kiosk_time", "kiosk_clock_trusted", "payload", "received_at")
-
-
-def telemetry_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
-    row = _common_row(message, received_at)
-    return {name: row[name] for name in _TELEMETRY_COLUMNS}
-
-
-def command_result_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
-    row = telemetry_row(message, received_at)
-    payload = row["payload"]
-    return row | {"request_id": payload["request_id"], "command": payload["command"], "outcome": payload["outcome"]}
-
-
-_ROW_OF_CHANNEL = {
-    Channel.READINGS: reading_row,
-    Channel.EVENTS: event_row,
-    Channel.TELEMETRY: telemetry_row,
-    Channel.COMMAND_RESULTS: command_result_row,
-}
+    channel = message.topic.channel
+    if channel is Channel.READINGS or channel is Channel.EVENTS:
+        device = envelope.device
+        row["device_model"] = device.model if device else None
+        row["device_address"] = device.address if device else None
+        row["device_firmware"] = device.firmware if device else None
+        row["subject"] = payload.get("subject")
+        if channel is Channel.READINGS:
+            row["kind"] = message.topic.name
+            row["device_time"] = envelope.device_time.isoformat() if envelope.device_time else None
+        else:
+            row["type"] = message.topic.name
+    elif channel is Channel.COMMAND_RESULTS:
+        row |= {"request_id": payload["request_id"], "command": payload["command"], "outcome": payload["outcome"]}
+    return row
 
 
 def insert_messages(session: Session, messages: Sequence[UpstreamMessage], received_at: datetime) -> set[uuid.UUID]:
     """Add valid messages to the session's transaction; a message id already stored is a no-op.
-    Returns the ids stored now for the first time (a redelivery is not among them)."""
+    Returns the ids stored now for the first time (a redelivery is not among them): one
+    INSERT … ON CONFLICT DO NOTHING RETURNING per table, for the whole batch."""
+    rows: dict[Channel, list[dict[str, Any]]] = {}
+    for message in messages:
+        rows.setdefault(message.topic.channel, []).append(message_row(message, received_at))
     new: set[uuid.UUID] = set()
     for channel, model in _TABLE_OF_CHANNEL.items():
-        rows = [_ROW_OF_CHANNEL[channel](m, received_at) for m in messages if m.topic.channel is channel]
-        if not rows:
+        if channel not in rows:
             continue
-        # Rows as executemany parameters, not .values(rows): a multi-row VALUES clause is a new
-        # statement for every batch size, compiled afresh each time (a third of a worker's CPU
-        # in a backlog's drain, measured with py-spy); this one is compiled once and cached, and
-        # SQLAlchemy still sends it as multi-row INSERTs ("insertmanyvalues") with RETURNING.
-        statement = (
-            dialect_insert(session, model)
-            .on_conflict_do_nothing(index_elements=["message_id"])
-            .returning(table_of(model).c.message_id)
+        table = table_of(model)
+        statement = bulk_insert(
+            session, f"messages:{channel}", model, _COLUMNS_OF_CHANNEL[channel],
+            lambda insert, table=table: insert.on_conflict_do_nothing(index_elements=["message_id"])  # type: ignore[misc]
+            .returning(table.c.message_id),
         )
-        new.update(session.execute(statement, rows).scalars())
+        new.update(statement.execute(session, rows[channel]).scalars())
     return new
 
 
