@@ -100,6 +100,7 @@ def run_bridge(settings: BridgeSettings) -> None:
     """Run until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""
     engine = create_durable_engine(settings.database_url)
     migrate(engine)
+    freeze_start_up_objects()  # before ingest starts: the collection it runs first would stall it
     try:
         with running_worker(settings, engine) as worker:
             server = uvicorn.Server(
@@ -108,7 +109,6 @@ def run_bridge(settings: BridgeSettings) -> None:
                 )
             )
             log.info("bridge API on http://%s:%d", settings.http_host, settings.http_port)
-            freeze_start_up_objects()
             server.run()
     finally:
         engine.dispose()

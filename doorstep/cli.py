@@ -15,6 +15,7 @@ import typer
 
 from doorstep.broker_cli import broker_app
 from doorstep.config import ConfigError
+from doorstep.heap import freeze_start_up_objects
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -85,6 +86,9 @@ def agent(config: ConfigOption = None, log_level: AgentLogLevel = None) -> None:
                 log.error("%s; logging to stderr instead", error)
             log.info("restarting with the configuration in %s", config)
 
+    # Before the loop runs: the collection this starts with stalls whatever runs beside it (in a
+    # big process, for longer than a cuff session's idle timeout).
+    freeze_start_up_objects()
     asyncio.run(main())
 
 

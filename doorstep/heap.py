@@ -14,12 +14,7 @@ import gc
 
 
 def freeze_start_up_objects() -> None:
-    """Call once started: what is alive now is left out of every later collection."""
+    """Call once imported, before the work starts: what is alive now (modules, classes, schemas:
+    they live as long as the process) is left out of every later collection."""
     gc.collect()  # garbage of the start-up itself must not be frozen with it
     gc.freeze()
-
-
-def unfreeze() -> None:
-    """Call on the way out of a run that may be followed by another in the same process (the
-    agent's reload): what the old run leaves in reference cycles becomes collectable again."""
-    gc.unfreeze()

@@ -18,7 +18,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 from bleak.backends.client import BaseBleakClient
 
 from doorstep.config import ConfigError
-from doorstep.heap import freeze_start_up_objects, unfreeze
 from doorstep.sealing import Sealer
 from doorstep.wire import QOS_TELEMETRY, DeviceIdentity, DeviceTelemetry, KioskTelemetry, KioskTopics
 from drivers.ble.blood_pressure import BloodPressureMeasurement
@@ -178,12 +177,10 @@ class Agent:
         if self.settings.screen.enabled:
             await self._open_screen()
         log.info("agent %s/%s running with %d device(s)", self.topics.site, self.topics.kiosk, len(self.settings.devices))
-        freeze_start_up_objects()
         notify("READY=1")
         try:
             await stop.wait()
         finally:
-            unfreeze()
             # Let running jobs (a telemetry save, a pruning pass) finish: shutting the scheduler
             # down cancels them mid-write.
             self.scheduler.pause()

@@ -1,20 +1,38 @@
-"""Start-up objects are kept out of the collector's full passes while the agent runs
-(doorstep/heap.py): those passes were the p99 of a reading's latency."""
+"""`doorstep agent` keeps its start-up objects out of the collector's full passes, frozen
+before its event loop starts (doorstep/heap.py): those passes were the p99 of a reading's
+latency, and the collection that precedes the freeze must not stall a running cuff session."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from tests.support import agent_settings, running_agent, wait_until
+from doorstep.cli import app
 
 
-@pytest.mark.asyncio
-async def test_the_running_agent_freezes_its_start_up_objects_and_lets_them_go_when_it_stops(tmp_path: Path, broker) -> None:
+def test_the_agent_command_freezes_its_start_up_objects_before_its_loop_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(f"site: s\nkiosk: k\noutbox_path: {tmp_path / 'outbox.sqlite3'}\n")
+    frozen_when_the_loop_starts: list[int] = []
+
+    def loop_not_started(main: Coroutine[Any, Any, None]) -> None:
+        # The agent's run is not what is tested here (everything else runs it for real).
+        frozen_when_the_loop_starts.append(gc.get_freeze_count())
+        main.close()
+
     gc.unfreeze()
-    async with running_agent(agent_settings(tmp_path, broker, with_cuff=False)):
-        await wait_until(lambda: gc.get_freeze_count() > 10_000, what="start-up objects frozen")
-    # Stopped (or reloading): what it made may be garbage now, and collectable again.
-    assert gc.get_freeze_count() == 0
+    monkeypatch.setattr(asyncio, "run", loop_not_started)
+    try:
+        result = CliRunner().invoke(app, ["agent", "--config", str(config)])
+    finally:
+        gc.unfreeze()  # this test process is not the agent's
+    assert result.exit_code == 0, result.output
+    assert frozen_when_the_loop_starts and frozen_when_the_loop_starts[0] > 10_000
