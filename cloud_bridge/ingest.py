@@ -282,8 +282,12 @@ class Ingest:
             batch = Parsed()
             pubacks: list[_PubAck] = []
             item = first
+            # While messages stream in, a batch gathers for batch_wait_s in all, not per message:
+            # at 1,000 msg/s every message came within 5 ms of the one before, so a batch waited
+            # to be full (batch_max), and a reading under load waited about a second for it
+            # (benchmarks/latency.py). A backlog still fills a batch at once, from the queue.
             streaming = time.monotonic() - self._stored_at < self._batch_wait_s
-            wait_s = self._batch_wait_s if streaming else 0.0
+            deadline = time.monotonic() + (self._batch_wait_s if streaming else 0.0)
             try:
                 while item is not None:
                     if isinstance(item, _PubAck):
@@ -294,7 +298,7 @@ class Ingest:
                         batch.unopenable += item.unopenable
                     if len(batch.valid) + len(batch.statuses) >= self._batch_max:
                         break
-                    item = self._inbox.get(timeout=wait_s)
+                    item = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 pass
             # Dead letters fill what room the batch has left; alone, a batch takes a big share.
