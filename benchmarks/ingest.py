@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from cloud_bridge.store import Event, Reading, Telemetry
 from doorstep.db import create_durable_engine
 
-from benchmarks import load, plots, raw_mqtt, stack
+from benchmarks import load, plots, raw_mqtt, raw_pg, stack
 from benchmarks.common import stop_cleanly_on_sigterm
 from benchmarks.procstat import Sampler
 from benchmarks.report import Figure, common_arguments, publish
@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                           judge=(lambda _v, r: r is not None and r >= 0.8) if db == "postgresql" else None)
                for db in args.databases}
     cpu = {db: Figure(f"worker CPU while storing, {db}", "cores") for db in args.databases}
+    # The same worker against PostgreSQL alone writing the same rows (benchmarks/raw_pg.py): how
+    # far a worker is from the database's own limit, as the do-nothing subscriber is the broker's.
+    database_alone = Figure("one worker stores, postgresql, against PostgreSQL alone (psycopg COPY)", "msgs/s")
     curves = []
     with stack.workdir("ingest") as directory, stack.databases(directory) as dbs:
         for run in range(args.repeat):
@@ -118,6 +121,9 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                 figures[db].doorstep.append(args.messages / consumed.seconds)
                 figures[db].raw.append(args.messages / raw_s)
                 cpu[db].doorstep.append(consumed.cpu_cores)
+                if db == "postgresql":
+                    database_alone.doorstep.append(args.messages / consumed.seconds)
+                    database_alone.raw.append(args.messages / raw_pg.store(dbs.new(db), traffic))
                 curves.append((f"{db}, run {run + 1}", consumed.curve))
                 print(f"run {run + 1} {db}: {args.messages / consumed.seconds:,.0f} msgs/s stored "
                       f"({consumed.cpu_cores:.2f} cores); raw subscriber {args.messages / raw_s:,.0f} msgs/s")
@@ -133,11 +139,13 @@ subscriber's persistent session while it was away, then consumed. Doorstep: one 
 process (default `batch_max` 1000, `batch_wait_s` 0.005), timed from its first to its last stored
 message (`received_at`), every message checked stored once; its CPU is its own process's. Raw: a paho
 subscriber on the same shared subscription that only counts, timed from its reconnect to the last
-message. PostgreSQL is a throwaway cluster with fsync on.
+message. PostgreSQL is a throwaway cluster with fsync on. "PostgreSQL alone" is the same messages written to
+a fresh bridge database (the same tables and indexes) by psycopg directly: each body read with `json.loads`,
+not validated nor opened, its row COPYed to its table, 1,000 a commit (benchmarks/raw_pg.py).
 """
-    publish("ingest", "5. Ingest: one bridge worker", "python -m benchmarks.ingest", [*figures.values(), *cpu.values()],
-            notes, [plot], args.docs)
-    return [*figures.values(), *cpu.values()]
+    measured = [*figures.values(), *([database_alone] if database_alone.raw else []), *cpu.values()]
+    publish("ingest", "5. Ingest: one bridge worker", "python -m benchmarks.ingest", measured, notes, [plot], args.docs)
+    return measured
 
 
 if __name__ == "__main__":

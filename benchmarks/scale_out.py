@@ -16,7 +16,7 @@ import time
 from doorstep.mqtt import BrokerSettings
 from doorstep.simulate import Fleet, Mix, summary
 
-from benchmarks import load, plots, stack
+from benchmarks import load, plots, raw_pg, stack
 from benchmarks.common import stop_cleanly_on_sigterm
 from benchmarks.fleet import check_exactly_once
 from benchmarks.ingest import consume_doorstep
@@ -70,11 +70,15 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     drained = Figure("killed worker: drain after the kiosks stopped", "s", higher_is_better=False)
     with stack.workdir("scale-out") as directory, stack.databases(directory) as dbs:
         for run in range(args.repeat):
+            # The database's own limit in this run: the same backlog written by psycopg alone.
+            database_alone = args.messages / raw_pg.store(dbs.new("postgresql"), traffic)
+            print(f"run {run + 1}, PostgreSQL alone: {database_alone:,.0f} msgs/s")
             for n in args.workers:
                 b0, t0 = machine_busy()
                 consumed = consume_doorstep(directory / f"run-{run}-{n}", traffic, dbs.new("postgresql"), workers=n)
                 b1, t1 = machine_busy()
                 rate[n].doorstep.append(args.messages / consumed.seconds)
+                rate[n].raw.append(database_alone)
                 cores[n].doorstep.append(consumed.cpu_cores)
                 busy[n].doorstep.append(100 * (b1 - b0) / (t1 - t0))
                 print(f"run {run + 1}, {n} worker(s): {rate[n].doorstep[-1]:,.0f} msgs/s, workers {consumed.cpu_cores:.2f} cores")
@@ -90,7 +94,9 @@ def main(argv: list[str] | None = None) -> list[Figure]:
 Throughput: a backlog of {args.messages:,} messages in the fleet simulator's mix (as in Ingest) queued at Mosquitto for
 the workers' shared subscription while they were stopped, then taken by {', '.join(map(str, args.workers))} `doorstep bridge`
 processes started together on one fresh PostgreSQL database (fsync on); timed from the first to the last stored
-message; "machine busy" is all CPU time of the machine (both cores, everything on it, the colleagues' work included)
+message. The raw stack is PostgreSQL alone, the database's own limit: the same backlog written to a fresh
+bridge database (the same tables and indexes) by psycopg directly, bodies read with `json.loads`, rows COPYed
+1,000 a commit (benchmarks/raw_pg.py). "Machine busy" is all CPU time of the machine (both cores, everything on it, the colleagues' work included)
 over that time. Kill test: {args.kiosks} simulated kiosks (a reading every 10 s each besides the usual mix, ack timeout
 5 s) send for {args.seconds:.0f} s to 3 workers; the first is SIGKILLed after {args.seconds / 3:.0f} s and not restarted; then
 the kiosks stop minting and re-send until everything is confirmed. tests/bridge/test_scale_out.py proves the same
