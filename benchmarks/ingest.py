@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                 cpu[db].doorstep.append(consumed.cpu_cores)
                 if db == "postgresql":
                     database_alone.doorstep.append(args.messages / consumed.seconds)
-                    database_alone.raw.append(args.messages / raw_pg.store(dbs.new(db), traffic))
+                    database_alone.raw.append(args.messages / raw_pg.store(dbs.new(db), traffic).seconds)
                 curves.append((f"{db}, run {run + 1}", consumed.curve))
                 print(f"run {run + 1} {db}: {args.messages / consumed.seconds:,.0f} msgs/s stored "
                       f"({consumed.cpu_cores:.2f} cores); raw subscriber {args.messages / raw_s:,.0f} msgs/s")

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     with stack.workdir("scale-out") as directory, stack.databases(directory) as dbs:
         for run in range(args.repeat):
             # The database's own limit in this run: the same backlog written by psycopg alone.
-            database_alone = args.messages / raw_pg.store(dbs.new("postgresql"), traffic)
+            database_alone = args.messages / raw_pg.store(dbs.new("postgresql"), traffic).seconds
             print(f"run {run + 1}, PostgreSQL alone: {database_alone:,.0f} msgs/s")
             for n in args.workers:
                 b0, t0 = machine_busy()

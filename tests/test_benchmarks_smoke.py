@@ -56,17 +56,19 @@ def test_latency_and_ingest_run_tiny(tmp_path: Path) -> None:
     assert "<!-- benchmark:latency:start -->" in text and "| one worker stores, sqlite (msgs/s) |" in text
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not installed")
 def test_fleet_and_scale_out_run_tiny(tmp_path: Path) -> None:
     _bench()
-    from benchmarks import fleet, ingest, scale_out
+    from benchmarks import fleet, floors, ingest, scale_out
 
     _run(fleet.main, tmp_path, "--kiosks", "5", "--minutes", "0.05", "--database", "sqlite")
     text = _run(scale_out.main, tmp_path, "--messages", "100", "--workers", "2", "--kiosks", "5", "--seconds", "4")
     assert "| 2 workers store (msgs/s) |" in text
     text = _run(ingest.main, tmp_path, "--messages", "100", "--databases", "postgresql")
     assert "| one worker stores, postgresql, against PostgreSQL alone (psycopg COPY) (msgs/s) |" in text
+    text = _run(floors.main, tmp_path, "--records", "100")
+    assert "| **the time the goal leaves** |" in text
     assert "| messages lost (messages) | 0" in text
     assert "| killed worker: messages lost (messages) | 0" in text
 
