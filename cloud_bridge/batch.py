@@ -33,7 +33,7 @@ from doorstep.wire import (
     decode_status,
     encode,
     parse_topic,
-    validate_upstream,
+    validate_envelope,
 )
 
 from cloud_bridge import commands
@@ -141,7 +141,7 @@ def classify(item: Inbound, received_at: datetime, opener: Opener | None = None)
         if topic.channel is not Channel.STATUS:
             try:
                 # A bridge with no keys at all lacks a key too: the kiosk is not at fault.
-                return validate_upstream(item.topic, item.body, (opener or Opener([])).open)
+                return validate_envelope(topic, item.body, (opener or Opener([])).open)
             except UnknownPayloadKey as missing:
                 return Unopenable(topic.kiosk_topics, missing.key_id, received_at)
         if not item.body:
@@ -253,7 +253,7 @@ def commit_isolating(
     of those, until each message the database refuses is alone; that message becomes a dead
     letter with the database's reason, and every other message is stored and confirmed.
 
-    The contract (doorstep/wire.py, check_storable) refuses what is known to break a store, so
+    The contract (doorstep/wire.py, validate_upstream) refuses what is known to break a store, so
     this is for what is not yet known: one message must never hold back the kiosks whose
     messages share its batches, re-sent after re-sent."""
     try:

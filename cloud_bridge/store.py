@@ -11,7 +11,6 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel
 from sqlalchemy import JSON, ColumnElement, CursorResult, Engine, Executable, Index, String, Table, Text, bindparam, cast, func
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy import select as core_select
@@ -269,7 +268,7 @@ _COLUMNS_OF_CHANNEL: dict[Channel, tuple[str, ...]] = {
 def message_row(message: UpstreamMessage, received_at: datetime) -> dict[str, Any]:
     """The row of a message in its channel's table (MESSAGE_TABLES), every column of it named."""
     envelope = message.envelope
-    payload = message.payload.model_dump(mode="json") if isinstance(message.payload, BaseModel) else message.payload
+    payload = message.payload.model_dump(mode="json")
     row: dict[str, Any] = {
         "message_id": envelope.message_id,
         "site": message.topic.site,

@@ -101,20 +101,14 @@ class Opener:
     def key_ids(self) -> list[str]:
         return sorted(self._boxes)
 
-    def open(self, sealed: SealedPayload) -> dict[str, Any]:
-        """The payload; UnknownPayloadKey for a key not held, ContractError for a box that is
-        not one (tampered, truncated, not sealed for this key)."""
+    def open(self, sealed: SealedPayload) -> bytes:
+        """The payload's JSON, for the reader to validate as it would an unsealed payload;
+        UnknownPayloadKey for a key not held, ContractError for a box that is not one
+        (tampered, truncated, not sealed for this key)."""
         box = self._boxes.get(sealed.key_id)
         if box is None:
             raise UnknownPayloadKey(sealed.key_id)
         try:
-            plain = box.decrypt(base64.b64decode(sealed.box, validate=True))
+            return box.decrypt(base64.b64decode(sealed.box, validate=True))
         except (CryptoError, binascii.Error, ValueError) as error:
             raise ContractError(f"sealed: cannot be opened with key {sealed.key_id}: {error}") from None
-        try:
-            payload = json.loads(plain)
-        except ValueError as error:
-            raise ContractError(f"sealed: the opened payload is not JSON: {error}") from None
-        if not isinstance(payload, dict):
-            raise ContractError("sealed: the opened payload is not an object")
-        return payload

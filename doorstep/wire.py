@@ -27,9 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -39,6 +40,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION: Final = 1
 TOPIC_ROOT: Final = "doorstep/v1"
@@ -63,6 +65,8 @@ U32_MAX: Final = 0xFFFF_FFFF
 # days to it cannot overflow anywhere.
 EARLIEST_TIME: Final = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_TIME: Final = datetime(9000, 1, 1, tzinfo=UTC)
+# Every aware time of an upstream message: pydantic compares the instant, whatever the zone.
+StorableTime = Annotated[AwareDatetime, Field(ge=EARLIEST_TIME, le=LATEST_TIME)]
 
 SLUG_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,31}$"
 _SLUG_RE: Final = re.compile(SLUG_PATTERN)
@@ -105,6 +109,9 @@ class ReadingKind(StrEnum):
     TEMPERATURE = "temperature"
     WEIGHT = "weight"
     SPO2 = "spo2"
+
+
+_READING_KINDS: Final = frozenset(kind.value for kind in ReadingKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +187,11 @@ def parse_topic(topic: str) -> ParsedTopic:
     if len(rest) != expected_levels or (rest and not rest[0]):
         raise ContractError(f"topic {topic!r}: wrong number of levels for channel {channel}")
     name = rest[0] if rest else None
-    if channel is Channel.READINGS and name not in {k.value for k in ReadingKind}:
+    if channel is Channel.READINGS and name not in _READING_KINDS:
         raise ContractError(f"topic {topic!r}: unknown reading kind {name!r}")
-    if channel is Channel.EVENTS and name not in {t.value for t in EventType}:
+    if channel is Channel.EVENTS and name not in _EVENT_TYPES:
         raise ContractError(f"topic {topic!r}: unknown event type {name!r}")
-    if channel in (Channel.COMMANDS, Channel.COMMAND_RESULTS) and not re.match(REQUEST_ID_PATTERN, str(name)):
+    if channel in (Channel.COMMANDS, Channel.COMMAND_RESULTS) and not _REQUEST_ID_RE.match(str(name)):
         raise ContractError(f"topic {topic!r}: request id {name!r} is not 1-64 letters, digits, '-' or '_'")
     return ParsedTopic(topics.site, topics.kiosk, channel, name)
 
@@ -195,6 +202,64 @@ class _Strict(BaseModel):
     # (RFC 8259, 6), yet Python's parser reads NaN, Infinity and 1e400, and PostgreSQL's json
     # refuses them.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# --- What the bridge's database can hold ----------------------------------------------------
+#
+# The models' own types keep a typed field storable as it is validated: floats finite (_Strict),
+# every integer field bounded within 64 bits, every aware time a StorableTime. What they cannot
+# see is a NUL inside a string (it is checked on the body, see _refuse_nul) and what free-form
+# JSON holds (StorableJson).
+
+
+def _unstorable(value: Any, where: str = "") -> tuple[str, str] | None:
+    """Where (a dotted path, "" for `value` itself) and what the first value is inside `value`
+    (parsed JSON, or a model's dump) that a store cannot hold: NUL in a string or a key
+    (PostgreSQL's text and jsonb refuse it), a float that is not finite, an integer past 64 bits."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return where, "a NUL character in a string"
+    elif isinstance(value, bool) or value is None:
+        return None
+    elif isinstance(value, int):
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            return where, "an integer past 64 bits"
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            return where, "a number that is not finite"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable(key, where) or _unstorable(item, f"{where}.{key}" if where else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _unstorable(item, f"{where}.{index}" if where else str(index))
+            if found is not None:
+                return found
+    return None
+
+
+def check_storable(value: Any, where: str) -> None:
+    """Raise ContractError for the first value inside `value` that a store cannot hold (see
+    _unstorable); `where` names `value` in the reason."""
+    found = _unstorable(value, where)
+    if found is not None:
+        raise ContractError(f"{found[0] or 'body'}: {found[1]}")
+
+
+def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
+    found = _unstorable(value)
+    if found is not None:
+        where, what = found
+        # The text goes in as context: a key of the JSON may hold braces.
+        raise PydanticCustomError("not_storable", "{problem}", {"problem": f"{what} at {where}" if where else what})
+    return value
+
+
+# A free-form JSON object (a command result's `data`): its values have no type to bound them,
+# so they are walked, once, as they are validated.
+StorableJson = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 
 
 class DeviceIdentity(_Strict):
@@ -304,6 +369,9 @@ class EventType(StrEnum):
     RELAY_CHECKOUT = "relay_checkout"  # ... and out (or the visit expired unclosed)
 
 
+_EVENT_TYPES: Final = frozenset(event.value for event in EventType)
+
+
 ModbusUnit = Annotated[int, Field(ge=1, le=247)]  # Modbus over Serial Line v1.02, 2.2
 
 
@@ -348,7 +416,7 @@ class RelayCheckinEvent(_Strict):
     visit_id: uuid.UUID
     subject: Pseudonym
     method: RelayMethod
-    inside: int = Field(ge=0, description="people inside after this check-in")
+    inside: int = Field(ge=0, le=INT64_MAX, description="people inside after this check-in")
 
 
 class RelayCheckoutEvent(_Strict):
@@ -360,7 +428,7 @@ class RelayCheckoutEvent(_Strict):
     method: RelayMethod
     reason: Literal["checked_out", "expired"]
     stay_s: float = Field(ge=0, description="how long the visit lasted, by the kiosk's clock")
-    inside: int = Field(ge=0, description="people inside after this check-out")
+    inside: int = Field(ge=0, le=INT64_MAX, description="people inside after this check-out")
 
 
 EVENT_PAYLOADS: Final[dict[EventType, type[BaseModel]]] = {
@@ -384,11 +452,11 @@ class DeviceTelemetry(_Strict):
     model: str = Field(min_length=1, max_length=64)
     link: Literal["online", "degraded", "offline", "unknown"] = "unknown"
     battery_percent: int | None = Field(default=None, ge=0, le=100)
-    last_reading_at: AwareDatetime | None = None
+    last_reading_at: StorableTime | None = None
     clock_offset_s: float | None = Field(
         default=None, description="the device's clock minus the kiosk's when last connected, before the kiosk set it"
     )
-    last_seen_at: AwareDatetime | None = Field(
+    last_seen_at: StorableTime | None = Field(
         default=None,
         description="a Bluetooth device's last connection (it is reachable only while it measures, "
         "so its link stays 'unknown' and this is what tells a silent device from a lost one)",
@@ -403,7 +471,7 @@ class KioskTelemetry(_Strict):
     outbox_bytes: int = Field(ge=0, le=INT64_MAX)
     outbox_budget_bytes: int = Field(ge=0, le=INT64_MAX)
     health_over_budget: bool = Field(description="only health readings left, over the budget: kept, and alarming")
-    refused_records: int = Field(default=0, ge=0, description="records the bridge refused as breaking the contract: kept, not sent")
+    refused_records: int = Field(default=0, ge=0, le=INT64_MAX, description="records the bridge refused as breaking the contract: kept, not sent")
     disk_free_bytes: int | None = Field(default=None, ge=0, le=INT64_MAX)
     cpu_temperature_c: float | None = None
     clock_synchronised: bool = Field(description="false until NTP has set the kiosk's clock (a Pi has no RTC)")
@@ -459,6 +527,7 @@ COMMAND_ARGS: Final[dict[CommandName, type[BaseModel]]] = {
 
 
 REQUEST_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+_REQUEST_ID_RE: Final = re.compile(REQUEST_ID_PATTERN)
 RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
 
 
@@ -490,7 +559,7 @@ class CommandResultPayload(_Strict):
     command: str = Field(max_length=64, description="as received (it may have been unknown)")
     outcome: CommandOutcome
     detail: str | None = Field(default=None, max_length=2000)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: StorableJson = Field(default_factory=dict)
 
 
 # --- The envelope ---------------------------------------------------------------------------
@@ -503,14 +572,15 @@ class SealedPayload(_Strict):
     box: str = Field(min_length=1, max_length=MAX_MESSAGE_BYTES, description="base64")
 
 
-class Envelope(_Strict):
-    """What every upstream reading, event and telemetry message carries."""
+class EnvelopeHeader(_Strict):
+    """What an envelope carries besides its payload: all the bridge reads to route, deduplicate
+    and store a message."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     message_id: uuid.UUID = Field(description="minted when the record is first cached; the cloud dedupes on it")
     # At most INT32_MAX, the bridge's column: at 300 records a day a kiosk reaches it in 19,000 years.
     seq: int = Field(ge=0, le=INT32_MAX, description="per-kiosk sequence number, from 1, no gaps")
-    kiosk_time: AwareDatetime = Field(description="the kiosk's clock when the record was cached")
+    kiosk_time: StorableTime = Field(description="the kiosk's clock when the record was cached")
     kiosk_clock_trusted: bool = Field(
         default=True, description="false while the kiosk's clock is not synchronised (a Pi has no RTC)"
     )
@@ -518,13 +588,38 @@ class Envelope(_Strict):
         default=None, description="the device's own clock, no zone (cuffs' clocks drift); null if unsent"
     )
     device: DeviceIdentity | None = None
+
+
+def _one_of(payload: object, sealed: SealedPayload | None) -> None:
+    if (payload is None) == (sealed is None):
+        raise ValueError("exactly one of payload and sealed")
+
+
+class Envelope(EnvelopeHeader):
+    """What every upstream reading, event and telemetry message carries, as the kiosk builds it."""
+
     payload: dict[str, Any] | None = Field(default=None, description="the payload, or null when it is sealed")
     sealed: SealedPayload | None = Field(default=None, description="the payload sealed for the bridge (readings)")
 
     @model_validator(mode="after")
     def _payload_or_sealed(self) -> Envelope:
-        if (self.payload is None) == (self.sealed is None):
-            raise ValueError("exactly one of payload and sealed")
+        _one_of(self.payload, self.sealed)
+        return self
+
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+
+
+class TypedEnvelope(EnvelopeHeader, Generic[PayloadT]):
+    """An Envelope as the bridge reads it: the same JSON, its payload typed for its topic, so that
+    one pass over the body validates all of it."""
+
+    payload: PayloadT | None = None
+    sealed: SealedPayload | None = None
+
+    @model_validator(mode="after")
+    def _payload_or_sealed(self) -> TypedEnvelope[PayloadT]:
+        _one_of(self.payload, self.sealed)
         return self
 
 
@@ -533,91 +628,99 @@ class UpstreamMessage:
     """An upstream message that passed validation, with its payload typed for its topic."""
 
     topic: ParsedTopic
-    envelope: Envelope
-    payload: BaseModel | dict[str, Any]
+    envelope: EnvelopeHeader  # the whole envelope as it came (encode gives its body back)
+    payload: BaseModel  # opened, if it came sealed
 
 
 # The channels whose messages are envelopes (everything a kiosk sends but its status).
 ENVELOPE_CHANNELS: Final = frozenset({Channel.READINGS, Channel.EVENTS, Channel.TELEMETRY, Channel.COMMAND_RESULTS})
 
 
+def _typed_envelope(payload_model: type[BaseModel]) -> type[TypedEnvelope[Any]]:
+    return TypedEnvelope[payload_model]  # type: ignore[valid-type]  # parametrised at run time, per topic
+
+
+# The payload model of each envelope topic but command results (any request id), by channel and
+# last level (None for telemetry).
+_PAYLOAD_MODELS: Final[dict[tuple[Channel, str | None], type[BaseModel]]] = {
+    **{(Channel.READINGS, kind.value): model for kind, model in READING_PAYLOADS.items()},
+    **{(Channel.EVENTS, event.value): model for event, model in EVENT_PAYLOADS.items()},
+    (Channel.TELEMETRY, None): KioskTelemetry,
+}
+# The envelope model that validates the body of a topic with that payload in one pass.
+_ENVELOPE_PAYLOADS: Final[list[type[BaseModel]]] = [*_PAYLOAD_MODELS.values(), CommandResultPayload]
+_ENVELOPE_MODELS: Final = {model: _typed_envelope(model) for model in _ENVELOPE_PAYLOADS}
+
+
+def _payload_model(topic: ParsedTopic) -> type[BaseModel]:
+    """The model of the payload an envelope topic carries."""
+    if topic.channel is Channel.COMMAND_RESULTS:
+        return CommandResultPayload
+    return _PAYLOAD_MODELS[(topic.channel, topic.name)]
+
+# How JSON writes a NUL in a string: the parser refuses a raw control character in one.
+_JSON_NUL: Final = b"\\u0000"
+
+
 def validate_upstream(
-    topic: str, body: bytes, open_sealed: Callable[[SealedPayload], dict[str, Any]] | None = None
+    topic: str, body: bytes, open_sealed: Callable[[SealedPayload], bytes] | None = None
 ) -> UpstreamMessage:
     """Parse and validate one upstream message; raise ContractError with the reason. A sealed
-    payload is opened with `open_sealed` (the bridge's keys) and validated like any other."""
-    parsed = parse_topic(topic)
-    if parsed.channel not in ENVELOPE_CHANNELS:
-        raise ContractError(f"topic {topic!r}: channel {parsed.channel} does not carry an envelope")
+    payload is opened with `open_sealed` (the bridge's keys: the payload's JSON) and validated
+    like any other."""
+    return validate_envelope(parse_topic(topic), body, open_sealed)
+
+
+def validate_envelope(
+    topic: ParsedTopic, body: bytes, open_sealed: Callable[[SealedPayload], bytes] | None = None
+) -> UpstreamMessage:
+    """validate_upstream for a topic already parsed."""
+    if topic.channel not in ENVELOPE_CHANNELS:
+        raise ContractError(f"channel {topic.channel} does not carry an envelope")
     if len(body) > MAX_MESSAGE_BYTES:
         raise ContractError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    model = _payload_model(topic)
     try:
-        envelope = Envelope.model_validate_json(body)
+        envelope = _ENVELOPE_MODELS[model].model_validate_json(body)
     except ValidationError as error:
         raise ContractError(_describe(error)) from None
+    if _JSON_NUL in body:
+        _refuse_nul(envelope, "")
+    payload = envelope.payload
     if envelope.sealed is not None:
         if open_sealed is None:
             raise ContractError("sealed: this reader holds no key to open payloads")
-        raw = open_sealed(envelope.sealed)
-    else:
-        assert envelope.payload is not None
-        raw = envelope.payload
-    payload: BaseModel | dict[str, Any] = raw
-    payload_model: type[BaseModel] | None = None
-    if parsed.channel is Channel.READINGS:
-        payload_model = READING_PAYLOADS[ReadingKind(str(parsed.name))]
-    elif parsed.channel is Channel.EVENTS:
-        payload_model = EVENT_PAYLOADS[EventType(str(parsed.name))]
-    elif parsed.channel is Channel.TELEMETRY:
-        payload_model = KioskTelemetry
-    elif parsed.channel is Channel.COMMAND_RESULTS:
-        payload_model = CommandResultPayload
-        if raw.get("request_id") != parsed.name:
-            raise ContractError(f"payload.request_id does not match the topic's {parsed.name!r}")
-    if payload_model is not None:
+        plain = open_sealed(envelope.sealed)
         try:
-            payload = payload_model.model_validate(raw)
+            payload = model.model_validate_json(plain)
         except ValidationError as error:
-            raise ContractError("payload: " + _describe(error)) from None
-    # The typed payload too: its times are datetimes there, still strings in the envelope's dict.
-    check_storable(envelope.model_dump(exclude={"payload"}), "")
-    check_storable(payload.model_dump() if isinstance(payload, BaseModel) else payload, "payload")
-    return UpstreamMessage(parsed, envelope, payload)
+            raise ContractError(_describe(error, "payload")) from None
+        if _JSON_NUL in plain:
+            _refuse_nul(payload, "payload")
+    assert payload is not None
+    if isinstance(payload, CommandResultPayload) and payload.request_id != topic.name:
+        raise ContractError(f"payload.request_id does not match the topic's {topic.name!r}")
+    return UpstreamMessage(topic, envelope, payload)
 
 
-def check_storable(value: Any, where: str) -> None:
-    """Raise ContractError for what the models' types let through and a store cannot hold, also
-    inside free-form fields (a command result's `data`): NUL in a string (PostgreSQL's text and
-    jsonb refuse it), a float that is not finite, an integer past 64 bits, an aware time
-    outside EARLIEST_TIME..LATEST_TIME."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ContractError(f"{where or 'body'}: a NUL character in a string")
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int):
-        if not -INT64_MAX - 1 <= value <= INT64_MAX:
-            raise ContractError(f"{where or 'body'}: an integer past 64 bits")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ContractError(f"{where or 'body'}: a number that is not finite")
-    elif isinstance(value, datetime):
-        if value.tzinfo is not None and not EARLIEST_TIME <= value <= LATEST_TIME:
-            raise ContractError(f"{where or 'body'}: a time outside {EARLIEST_TIME.year}-{LATEST_TIME.year}")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_storable(key, where)
-            check_storable(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            check_storable(item, f"{where}.{index}" if where else str(index))
+def _refuse_nul(model: BaseModel, where: str) -> None:
+    """Raise ContractError naming the field if a string of `model` holds a NUL. Called only for
+    a body that writes the escape (a NUL is refused wherever it is, so this is rare), which may
+    also be a literal backslash before "u0000": that is no NUL, and passes."""
+    check_storable(model.model_dump(), where)
 
 
-def _describe(error: ValidationError) -> str:
-    """One line naming each bad field, e.g. "seq: Input should be >= 0"."""
+def _describe(error: ValidationError, within: str = "") -> str:
+    """One line naming each bad field, e.g. "seq: Input should be >= 0", and a payload's fields
+    within it, "payload: systolic: …" (as kiosks log and report a refusal); `within` names what
+    was validated if it was not the body."""
     problems = []
     for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"]) or "body"
+        loc = [*([within] if within else []), *(str(part) for part in item["loc"])]
+        if len(loc) > 1 and loc[0] == "payload":
+            where = "payload: " + ".".join(loc[1:])
+        else:
+            where = ".".join(loc) or "body"
         problems.append(f"{where}: {item['msg']}")
     return "; ".join(problems)
 
@@ -648,7 +751,7 @@ class Status(_Strict):
     """Retained on …/status: "online" when the agent connects, "offline" as its Last Will."""
 
     state: KioskState
-    at: AwareDatetime | None = Field(default=None, description="null in the Last Will, set long before it fires")
+    at: StorableTime | None = Field(default=None, description="null in the Last Will, set long before it fires")
 
 
 def decode_status(body: bytes) -> Status:
@@ -659,7 +762,6 @@ def decode_status(body: bytes) -> Status:
         status = Status.model_validate_json(body)
     except ValidationError as error:
         raise ContractError(f"status: {error.errors(include_url=False)[0]['msg']}") from None
-    check_storable(status.model_dump(), "status")
     return status
 
 
