@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
             keep("drain envelope", cpu_us(bodies, Envelope.model_validate_json))
             sealed: list[SealedPayload] = [e.sealed for e in envelopes if e.sealed is not None]
             keep("drain open", cpu_us(sealed, opener.open))
-            payloads = [opener.open(s) for s in sealed]
+            payloads = [json.loads(opener.open(s)) for s in sealed]  # open gives the payload's JSON
             keep("drain payload", cpu_us(payloads, BloodPressurePayload.model_validate))
             rows = [(e.message_id.hex, "bench-site", KIOSK, e.seq, e.kiosk_time.isoformat(), 1, json.dumps(p),
                      e.kiosk_time.isoformat(), "m", "a", "f", p.get("subject"), "blood_pressure", None)
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
             mixed = [Envelope.model_validate_json(body) for body in mix]
             keep("ingest sealed share", sum(e.sealed is not None for e in mixed) / len(mixed))
             keep("ingest open", cpu_us(mixed, lambda e: opener.open(e.sealed) if e.sealed is not None else None))
-            inside = [(payload_model(topic), opener.open(e.sealed) if e.sealed is not None else e.payload)
+            inside = [(payload_model(topic), json.loads(opener.open(e.sealed)) if e.sealed is not None else e.payload)
                       for (topic, _), e in zip(traffic, mixed, strict=True)]
             keep("ingest payload", cpu_us(inside, lambda pair: pair[0].model_validate(pair[1])))
             written = raw_pg.store(dbs.new("postgresql"), traffic)
