@@ -5,13 +5,19 @@ forgets a record only once it is stored. Everything before the commit may be los
 already PUBACKed the message to the broker when on_message returns; the broker itself may lose
 it): the kiosk re-sends whatever is not confirmed, and the unique message id makes that a no-op.
 
-A worker keeps no state outside the database, so any number of them can share the MQTT 5
-shared subscription `$share/{group}/doorstep/v1/#`. Each worker also subscribes on its own to
-the kiosks' retained status topics, which a shared subscription never delivers on subscribing
+A worker keeps no state outside the database, so any number of them can share its MQTT 5
+shared subscriptions, one per channel that carries an envelope (`wire.ENVELOPE_CHANNELS`):
+`$share/{group}/doorstep/v1/+/+/readings/+`, `…/events/+`, `…/telemetry` and
+`…/command_results/+`. Each message matches exactly one of them, so it goes to one worker of
+the group. They name only what kiosks send up: one `$share/{group}/doorstep/v1/#` also brought
+back what the bridge itself sends down, about 0.3 acks per message at 1,000-message batches,
+each read and PUBACKed by paho for nothing. Each worker also subscribes on its own to the
+kiosks' retained status topics, which a shared subscription never delivers on subscribing
 (MQTT 5.0, 4.8.2), so a worker started after a kiosk learns whether it is online.
 
-The shared subscription also brings back what the bridge itself sends down (acks, commands);
-those are dropped by topic before anything is parsed.
+A worker's persistent session may still hold the `#` subscription of a bridge from before
+(7 days, doorstep/mqtt.py), with acks queued for it: the worker unsubscribes it when it finds
+its session resumed, and drops anything downstream by topic before it is parsed.
 
 Each message is checked against the contract as it arrives. Valid ones (and kiosks' statuses)
 queue for the next batch; refused ones wait in a queue of their own and fill only what room a
@@ -43,6 +49,7 @@ from sqlmodel import Session
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
 from doorstep.wire import (
     BRIDGE_STATUS_ROOT,
+    ENVELOPE_CHANNELS,
     MAX_ACK_IDS,
     QOS_RELIABLE,
     TOPIC_ROOT,
@@ -54,6 +61,7 @@ from doorstep.wire import (
     Status,
     UpstreamMessage,
     bridge_status_topic,
+    channel_filter,
     encode,
 )
 
@@ -65,8 +73,9 @@ from doorstep.sealing import Opener
 
 log = logging.getLogger(__name__)
 
-STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/{Channel.STATUS}"
-# What the bridge publishes itself, and hears again through `#`.
+STATUS_SUBSCRIPTION = channel_filter(Channel.STATUS)
+# What the bridge publishes itself: none of its subscriptions matches it, but a session held
+# over from a bridge that subscribed to `#` brings it (see the module's docstring).
 _DOWNSTREAM = (f"/{Channel.ACKS}", f"/{Channel.COMMANDS}/")
 # A failed batch is tried again this many times (a PostgreSQL deadlock, a locked SQLite file)
 # before it is given up to the kiosks' re-sends.
@@ -79,7 +88,14 @@ REFUSED_PER_BATCH = 1_000
 REFUSALS_LOGGED_PER_S = 10
 
 
-def shared_subscription(group: str) -> str:
+def subscriptions(group: str) -> list[str]:
+    """A worker's subscriptions: one shared per channel that carries an envelope (a channel
+    added to ENVELOPE_CHANNELS is subscribed with it), and its own to the kiosks' statuses."""
+    return [*(f"$share/{group}/{channel_filter(channel)}" for channel in sorted(ENVELOPE_CHANNELS)), STATUS_SUBSCRIPTION]
+
+
+def legacy_subscription(group: str) -> str:
+    """The one shared subscription of a bridge from before subscriptions(): it heard its acks."""
     return f"$share/{group}/{TOPIC_ROOT}/#"
 
 
@@ -117,7 +133,8 @@ class Ingest:
     ) -> None:
         self._engine = engine
         self._broker = broker
-        self._subscriptions = [shared_subscription(share_group), STATUS_SUBSCRIPTION]
+        self._subscriptions = subscriptions(share_group)
+        self._legacy_subscription = legacy_subscription(share_group)
         self._rules = rules or AlertRules()
         self._notify = notify
         self._opener = opener
@@ -177,11 +194,15 @@ class Ingest:
 
     # --- paho's thread: only hand over ---------------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: mqtt.ConnectFlags, reason: ReasonCode, _p: Any) -> None:
         if reason.is_failure:
             log.error("broker refused the bridge's connection: %s", reason)
             return
         client.subscribe([(topic, QOS_RELIABLE) for topic in self._subscriptions])
+        if flags.session_present:
+            # It may hold the `#` of an older bridge (a filter it does not hold is a no-op, 0x11).
+            # Only now, subscribed: in between, a message would match neither.
+            client.unsubscribe(self._legacy_subscription)
         log.info("bridge connected, subscribed to %s", ", ".join(self._subscriptions))
 
     def _on_subscribe(self, client: mqtt.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any) -> None:

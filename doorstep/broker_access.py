@@ -124,7 +124,7 @@ def kiosk_rules(site: str, kiosk: str) -> list[Rule]:
 
 
 def bridge_rules() -> list[Rule]:
-    """Reads every kiosk (its shared subscription and its own status subscription are checked
+    """Reads every kiosk (its shared subscriptions and its own status subscription are checked
     per message against these), writes only what goes down."""
     return [
         Rule("read", f"{TOPIC_ROOT}/#"),

@@ -103,6 +103,11 @@ _NAMED_CHANNELS: Final = {
 }
 
 
+def channel_filter(channel: Channel) -> str:
+    """The MQTT topic filter of one channel of every kiosk, e.g. doorstep/v1/+/+/readings/+."""
+    return f"{TOPIC_ROOT}/+/+/{channel}" + ("/+" if channel in _NAMED_CHANNELS else "")
+
+
 class ReadingKind(StrEnum):
     BLOOD_PRESSURE = "blood_pressure"
     GLUCOSE = "glucose"

@@ -23,6 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from cloud_bridge import ingest
 from doorstep import broker_access
 from doorstep.pki import CertificateAuthority
 from doorstep.wire import BRIDGE_STATUS_FILTER, KioskTopics, bridge_status_topic
@@ -135,7 +136,8 @@ def bridge(made: list[Client], broker: ShippedBroker) -> Client:
     """A bridge worker on the loopback listener, subscribed as cloud_bridge/ingest.py does."""
     client = connect(made, broker.config.port, username="bridge-1", password=BRIDGE_PASSWORD)
     assert client.connack is not None and not client.connack.is_failure, client.connack
-    assert client.subscribe("$share/bridge/doorstep/v1/#", "doorstep/v1/+/+/status") == [1, 1]
+    topics = ingest.subscriptions("bridge")
+    assert client.subscribe(*topics) == [1] * len(topics)
     return client
 
 
