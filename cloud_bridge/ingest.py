@@ -59,7 +59,7 @@ from doorstep.wire import (
 
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
-from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify, commit_isolating, commit_parsed
+from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify_all, commit_isolating, commit_parsed
 from cloud_bridge.metrics import BridgeMetrics
 from doorstep.sealing import Opener
 
@@ -205,12 +205,13 @@ class Ingest:
             topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are the only honest name
         if is_downstream(topic):
             return
-        classified = classify(Inbound(topic, bytes(message.payload)), self._clock(), self._opener)
-        if isinstance(classified, Refused):
-            self._refuse(classified)
-        elif classified is not None:
-            item = Parsed()
-            item.add(classified)
+        item = Parsed()
+        for classified in classify_all(Inbound(topic, bytes(message.payload)), self._clock(), self._opener):
+            if isinstance(classified, Refused):
+                self._refuse(classified)
+            else:
+                item.add(classified)
+        if item.valid or item.statuses or item.unopenable:  # a batch's records join one batch together
             self._inbox.put(item)
 
     def _refuse(self, refused: Refused) -> None:
@@ -371,8 +372,9 @@ class Ingest:
         for message in stored:
             ids[message.topic.kiosk_topics].append(message.envelope.message_id)
         for refusal in refused:
-            if refusal.kiosk is not None and refusal.message_id is not None:
-                refusals[refusal.kiosk].append(RefusedMessage(message_id=refusal.message_id, reason=refusal.reason[:500]))
+            if refusal.kiosk is not None:
+                refusals[refusal.kiosk] += [RefusedMessage(message_id=message_id, reason=refusal.reason[:500])
+                                            for message_id in refusal.message_ids]
         for topics in ids.keys() | refusals.keys():
             confirmed = list(dict.fromkeys(ids.get(topics, [])))
             refused_here = refusals.get(topics, [])
