@@ -15,7 +15,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Engine, insert
@@ -197,7 +197,11 @@ def _classify_record(record: BatchRecord, kiosk: KioskTopics, received_at: datet
     except ContractError as error:
         return Refused(record.topic, error.reason[:2000], record.body[:DEAD_LETTER_RAW_LIMIT], len(record.body),
                        received_at, kiosk, record.message_id)
-    return classify(Inbound(record.topic, record.body), received_at, opener)
+    classified = classify(Inbound(record.topic, record.body), received_at, opener)
+    if isinstance(classified, Refused) and classified.kiosk is None:
+        # A topic outside the contract (an unknown kind), yet whose record it is, is known: told, it is not sent again.
+        return replace(classified, kiosk=kiosk, message_id=record.message_id)
+    return classified
 
 
 @dataclass(slots=True)

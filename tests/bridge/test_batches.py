@@ -86,15 +86,23 @@ def test_a_bad_record_is_refused_alone_with_its_own_reason_and_the_rest_are_stor
     bad = kiosk.reading(blood_pressure(130, 80))
     bad = Inbound(bad.topic, bad.body.replace(b'"systolic":130.0', b'"systolic":"high"'))
     telemetry = kiosk.telemetry(health_report())
-    outcome = commit(bridge_engine, kiosk.batch(good[0], bad, telemetry, good[1]))
+    unknown = kiosk.reading(blood_pressure(125, 80))
+    unknown = Inbound(unknown.topic.replace("blood_pressure", "blood_sugar"), unknown.body)
+    surrogate = kiosk.reading(blood_pressure(126, 80))  # a lone surrogate: no store holds it (PostgreSQL's text)
+    surrogate = Inbound(surrogate.topic, surrogate.body.replace(b'"unit":"mmHg"', b'"unit":"mm\\ud800Hg"'))
+    assert isinstance(classify(surrogate, NOW), Refused)
+    outcome = commit(bridge_engine, kiosk.batch(good[0], bad, telemetry, unknown, surrogate, good[1]))
     assert outcome.new_ids == {message_id(g) for g in good}
-    assert refused_ids(outcome) == {message_id(bad), message_id(telemetry)}
+    assert refused_ids(outcome) == {message_id(r) for r in (bad, telemetry, unknown, surrogate)}  # each told
     alone = classify(bad, NOW)
     assert isinstance(alone, Refused)
-    dead = {d.topic: d for d in rows(bridge_engine, DeadLetter)}
-    assert dead[bad.topic].reason == alone.reason  # the reason it would have had alone
-    assert json.loads(dead[bad.topic].raw) == json.loads(bad.body)  # its own envelope, as raw
-    assert "is not sent in a batch" in dead[telemetry.topic].reason  # QoS 0: never batched
+    dead = {d.reason.split(":")[0]: d for d in rows(bridge_engine, DeadLetter)}
+    assert len(dead) == 4
+    assert dead["payload"].reason == alone.reason  # the reason it would have had alone
+    assert dead["payload"].topic == bad.topic and json.loads(dead["payload"].raw) == json.loads(bad.body)  # its envelope
+    assert dead["body"].reason.startswith("body: Invalid JSON")
+    assert "is not sent in a batch" in dead[f"topic '{telemetry.topic}'"].reason  # QoS 0: never batched
+    assert "unknown reading kind 'blood_sugar'" in dead[f"topic '{unknown.topic}'"].reason
     assert len(rows(bridge_engine, Reading)) == 2
 
 
