@@ -199,7 +199,8 @@ def _classify_record(record: BatchRecord, kiosk: KioskTopics, received_at: datet
                        received_at, kiosk, record.message_id)
     classified = classify(Inbound(record.topic, record.body), received_at, opener)
     if isinstance(classified, Refused) and classified.kiosk is None:
-        # A topic outside the contract (an unknown kind), yet whose record it is, is known: told, it is not sent again.
+        # Its topic is outside the contract (an unknown kind), yet its kiosk and id are known:
+        # told that it is refused, the kiosk does not send it again and again.
         return replace(classified, kiosk=kiosk, message_id=record.message_id)
     return classified
 

@@ -646,7 +646,7 @@ MAX_BATCH_RECORDS: Final = 500
 # What a topic's tail below a kiosk can hold (channel, kind or type, request id): a record's
 # topic is built from it, and must be one a dead letter can name (no NUL for PostgreSQL).
 _CHANNEL_TAIL: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64})?$")
-_BATCH_OPEN: Final = b'{"schema_version":1,"records":['
+_BATCH_OPEN: Final = b'{"schema_version":%d,"records":[' % SCHEMA_VERSION
 _BATCH_CLOSE: Final = b"]}"
 # The bytes of a batch with no records: each record adds its entry and, but the first, a comma.
 BATCH_CONTAINER_BYTES: Final = len(_BATCH_OPEN) + len(_BATCH_CLOSE)
