@@ -6,7 +6,9 @@ bridge would be), until the last PUBACK.
 
 The raw stack stops at the broker's PUBACK; Doorstep goes on to the bridge's commit and its
 ack, because a PUBACK is not storage (docs/protocol.md). That round trip is the price of the
-promise, and this benchmark says how big it is.
+promise, and this benchmark says how big it is. Raw paho publishes each body as a message of
+its own (the issue's definition of raw); Doorstep sends a backlog in batches, as it does in
+production (docs/protocol.md, Batches).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from tqdm import tqdm
 
 from cloud_bridge.store import Reading
 from doorstep.db import create_durable_engine
+from doorstep.wire import BATCH_CONTAINER_BYTES, MAX_MESSAGE_BYTES, batch_entry
+from edge_agent.settings import AgentSettings
 
 from benchmarks import agents, plots, raw_mqtt, stack
 from benchmarks.backlog import backlog
@@ -32,9 +36,13 @@ KIOSK = "kiosk-drain"
 POLL_S = 0.1
 
 
+DEFAULT_INFLIGHT_WINDOW: int = AgentSettings.model_fields["inflight_window"].default
+DEFAULT_BATCH_RECORDS: int = AgentSettings.model_fields["batch_records"].default
+
+
 def unconfirmed_window(publish_window: int) -> int:
-    """The agent's inflight_window for a row: its default (200), or twice a larger PUBACK window."""
-    return max(200, 2 * publish_window)
+    """The agent's inflight_window for a row: its default, or twice a larger PUBACK window."""
+    return max(DEFAULT_INFLIGHT_WINDOW, 2 * publish_window)
 
 
 def drain_doorstep(directory: Path, template: Path, records: int, window: int, database: str,
@@ -114,6 +122,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         template = backlog(directory / "template.sqlite3", KIOSK, args.records, bar.update)
         bar.close()
         body = body_bytes(template)
+        per_batch = records_per_batch(template)
         for run in range(args.repeat):
             for window in args.windows:
                 run_dir = directory / f"run-{run}-{window}"
@@ -133,17 +142,31 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     )
     notes = f"""
 {args.records:,} blood-pressure readings (with a resident pseudonym, sealed for the bridge: {body} bytes a body) in the
-outbox of a real `doorstep agent` process with `publish_window` (records awaiting the broker's PUBACK) as the row says (20 is
-the default) and `inflight_window` (records awaiting the bridge's ack) at its default of 200, or twice a larger `publish_window`; one `doorstep bridge` worker
-process on {args.database}; one Mosquitto. Timed from the bridge's first stored message to the moment the
+outbox of a real `doorstep agent` process with `publish_window` (messages awaiting the broker's PUBACK) as the row says (20 is
+the default) and `inflight_window` (records awaiting the bridge's ack) at its default of {DEFAULT_INFLIGHT_WINDOW:,}, or twice a larger
+`publish_window`. The agent sends the backlog in batches (`batch_records` {DEFAULT_BATCH_RECORDS}, its default, within the 64 KiB
+body limit: {per_batch} of these records a message); one `doorstep bridge` worker process on {args.database}, which unpacks,
+validates, opens (sealed) and dedupes each record; one Mosquitto. Timed from the bridge's first stored message to the moment the
 outbox holds every record as delivered (the bridge's ack applied). Raw: paho-mqtt publishing the same
-bodies at QoS 1 with `max_inflight_messages_set` to the same window and a new publish only per PUBACK, to a
-fresh Mosquitto with a subscriber that does nothing on the bridge's shared subscription; timed to the
+bodies at QoS 1, each a message of its own, with `max_inflight_messages_set` to the same window and a new publish only per
+PUBACK, to a fresh Mosquitto with a subscriber that does nothing on the bridge's shared subscription; timed to the
 last PUBACK. Every reading was checked stored exactly once.
 """
     publish("drain", "1. Drain: a backlog to the bridge", "python -m benchmarks.drain", list(rates.values()), notes, [plot],
             args.docs)
     return list(rates.values())
+
+
+def records_per_batch(outbox: Path) -> int:
+    """How many of the backlog's first records one batch message holds, as the agent packs them
+    (edge_agent/uplink.py): up to batch_records, within MAX_MESSAGE_BYTES."""
+    size, count = BATCH_CONTAINER_BYTES, 0
+    for topic, body in raw_mqtt.outbox_messages(outbox)[:DEFAULT_BATCH_RECORDS]:
+        size += len(batch_entry(topic.split("/", 4)[4], body)) + (1 if count else 0)
+        if size > MAX_MESSAGE_BYTES:
+            break
+        count += 1
+    return count
 
 
 def body_bytes(outbox: Path) -> int:

@@ -15,7 +15,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Engine, insert
@@ -25,14 +25,18 @@ from sqlmodel import Session
 from doorstep.wire import (
     ENVELOPE_CHANNELS,
     MAX_MESSAGE_BYTES,
+    BatchRecord,
+    BatchRefused,
     Channel,
     ContractError,
     KioskTopics,
     Status,
     UpstreamMessage,
+    check_batched,
     decode_status,
     encode,
     parse_topic,
+    split_batch,
     validate_envelope,
 )
 
@@ -104,6 +108,13 @@ class Refused:
     # told (Ack.refused) so it stops sending it again.
     kiosk: KioskTopics | None = None
     message_id: uuid.UUID | None = None
+    # A batch refused as a whole: its records' ids, when every one could be read, told refused too.
+    batch_ids: tuple[uuid.UUID, ...] = ()
+
+    @property
+    def message_ids(self) -> list[uuid.UUID]:
+        """The ids its kiosk is told are refused."""
+        return [*([self.message_id] if self.message_id is not None else []), *self.batch_ids]
 
 
 def _sender_of(topic: str, body: bytes) -> tuple[KioskTopics | None, uuid.UUID | None]:
@@ -153,6 +164,47 @@ def classify(item: Inbound, received_at: datetime, opener: Opener | None = None)
                        received_at, kiosk, message_id)
 
 
+def classify_all(item: Inbound, received_at: datetime, opener: Opener | None = None) -> list[Classified]:
+    """classify, but for a batch (docs/protocol.md, Batches): one item per record of it."""
+    if item.topic.endswith("/" + Channel.BATCH) and _is_batch_topic(item.topic):  # the cheap test first
+        return classify_batch(item, received_at, opener)
+    return [classify(item, received_at, opener)]
+
+
+def _is_batch_topic(topic: str) -> bool:
+    try:
+        return parse_topic(topic).channel is Channel.BATCH
+    except ContractError:
+        return False  # refused by classify, as any topic outside the tree
+
+
+def classify_batch(item: Inbound, received_at: datetime, opener: Opener | None = None) -> list[Classified]:
+    """Each record of a batch classified as if it had come alone on its own topic (the same
+    validation, refusal reasons, dedupe and storage), or the whole batch refused for its
+    container. Raises ContractError if `item` is not on a batch topic."""
+    kiosk = parse_topic(item.topic).kiosk_topics
+    try:
+        records = split_batch(item.topic, item.body)
+    except BatchRefused as error:
+        return [Refused(item.topic, error.reason[:2000], item.body[:DEAD_LETTER_RAW_LIMIT], len(item.body),
+                        received_at, kiosk, batch_ids=error.message_ids)]
+    return [_classify_record(record, kiosk, received_at, opener) for record in records]
+
+
+def _classify_record(record: BatchRecord, kiosk: KioskTopics, received_at: datetime, opener: Opener | None) -> Classified:
+    try:
+        check_batched(record)  # never a status, a telemetry report or another batch
+    except ContractError as error:
+        return Refused(record.topic, error.reason[:2000], record.body[:DEAD_LETTER_RAW_LIMIT], len(record.body),
+                       received_at, kiosk, record.message_id)
+    classified = classify(Inbound(record.topic, record.body), received_at, opener)
+    if isinstance(classified, Refused) and classified.kiosk is None:
+        # Its topic is outside the contract (an unknown kind), yet its kiosk and id are known:
+        # told that it is refused, the kiosk does not send it again and again.
+        return replace(classified, kiosk=kiosk, message_id=record.message_id)
+    return classified
+
+
 @dataclass(slots=True)
 class Parsed:
     valid: list[UpstreamMessage] = field(default_factory=list)
@@ -174,7 +226,8 @@ class Parsed:
 def parse(batch: Sequence[Inbound], received_at: datetime, opener: Opener | None = None) -> Parsed:
     parsed = Parsed()
     for item in batch:
-        parsed.add(classify(item, received_at, opener))
+        for classified in classify_all(item, received_at, opener):
+            parsed.add(classified)
     return parsed
 
 

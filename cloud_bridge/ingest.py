@@ -6,9 +6,9 @@ already PUBACKed the message to the broker when on_message returns; the broker i
 it): the kiosk re-sends whatever is not confirmed, and the unique message id makes that a no-op.
 
 A worker keeps no state outside the database, so any number of them can share its MQTT 5
-shared subscriptions, one per channel that carries an envelope (`wire.ENVELOPE_CHANNELS`):
-`$share/{group}/doorstep/v1/+/+/readings/+`, `…/events/+`, `…/telemetry` and
-`…/command_results/+`. Each message matches exactly one of them, so it goes to one worker of
+shared subscriptions, one per channel a kiosk sends up but its status (`wire.UPSTREAM_CHANNELS`):
+`$share/{group}/doorstep/v1/+/+/readings/+`, `…/events/+`, `…/telemetry`,
+`…/command_results/+` and `…/batch`. Each message matches exactly one of them, so it goes to one worker of
 the group. They name only what kiosks send up: one `$share/{group}/doorstep/v1/#` also brought
 back what the bridge itself sends down, about 0.3 acks per message at 1,000-message batches,
 each read and PUBACKed by paho for nothing. Each worker also subscribes on its own to the
@@ -38,7 +38,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
@@ -49,7 +49,7 @@ from sqlmodel import Session
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
 from doorstep.wire import (
     BRIDGE_STATUS_ROOT,
-    ENVELOPE_CHANNELS,
+    UPSTREAM_CHANNELS,
     MAX_ACK_IDS,
     QOS_RELIABLE,
     TOPIC_ROOT,
@@ -67,7 +67,7 @@ from doorstep.wire import (
 
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
-from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify, commit_isolating, commit_parsed
+from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify_all, commit_isolating, commit_parsed
 from cloud_bridge.metrics import BridgeMetrics
 from doorstep.sealing import Opener
 
@@ -88,10 +88,14 @@ REFUSED_PER_BATCH = 1_000
 REFUSALS_LOGGED_PER_S = 10
 
 
+# Shared by the workers: every upstream channel but the statuses, which each worker hears itself.
+SHARED_CHANNELS: Final = UPSTREAM_CHANNELS - {Channel.STATUS}
+
+
 def subscriptions(group: str) -> list[str]:
-    """A worker's subscriptions: one shared per channel that carries an envelope (a channel
-    added to ENVELOPE_CHANNELS is subscribed with it), and its own to the kiosks' statuses."""
-    return [*(f"$share/{group}/{channel_filter(channel)}" for channel in sorted(ENVELOPE_CHANNELS)), STATUS_SUBSCRIPTION]
+    """A worker's subscriptions: one shared per upstream channel (a channel added to
+    UPSTREAM_CHANNELS is subscribed with it), and its own to the kiosks' statuses."""
+    return [*(f"$share/{group}/{channel_filter(channel)}" for channel in sorted(SHARED_CHANNELS)), STATUS_SUBSCRIPTION]
 
 
 def legacy_subscription(group: str) -> str:
@@ -226,12 +230,13 @@ class Ingest:
             topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are the only honest name
         if is_downstream(topic):
             return
-        classified = classify(Inbound(topic, bytes(message.payload)), self._clock(), self._opener)
-        if isinstance(classified, Refused):
-            self._refuse(classified)
-        elif classified is not None:
-            item = Parsed()
-            item.add(classified)
+        item = Parsed()
+        for classified in classify_all(Inbound(topic, bytes(message.payload)), self._clock(), self._opener):
+            if isinstance(classified, Refused):
+                self._refuse(classified)
+            else:
+                item.add(classified)
+        if item.valid or item.statuses or item.unopenable:  # a batch's records join one batch together
             self._inbox.put(item)
 
     def _refuse(self, refused: Refused) -> None:
@@ -392,8 +397,9 @@ class Ingest:
         for message in stored:
             ids[message.topic.kiosk_topics].append(message.envelope.message_id)
         for refusal in refused:
-            if refusal.kiosk is not None and refusal.message_id is not None:
-                refusals[refusal.kiosk].append(RefusedMessage(message_id=refusal.message_id, reason=refusal.reason[:500]))
+            if refusal.kiosk is not None:
+                refusals[refusal.kiosk] += [RefusedMessage(message_id=message_id, reason=refusal.reason[:500])
+                                            for message_id in refusal.message_ids]
         for topics in ids.keys() | refusals.keys():
             confirmed = list(dict.fromkeys(ids.get(topics, [])))
             refused_here = refusals.get(topics, [])

@@ -155,6 +155,7 @@ class Agent:
             self.settings.broker,
             window=self.settings.inflight_window,
             publish_window=self.settings.publish_window,
+            batch_records=self.settings.batch_records,
             ack_timeout_s=self.settings.ack_timeout_s,
             resend_max_s=self.settings.resend_max_s,
             wake=lambda: loop.call_soon_threadsafe(self._wakeup.set),

@@ -13,7 +13,7 @@ from pydantic_settings import SettingsConfigDict
 from doorstep.config import FileSettings
 from doorstep.mqtt import BrokerSettings
 from doorstep.sealing import public_key_from
-from doorstep.wire import Slug
+from doorstep.wire import MAX_BATCH_RECORDS, Slug
 from edge_agent.logs import LogSettings
 from edge_agent.outbox import OutboxLimits, RecordClass
 from firmware_configs.laundry import load_laundry_profiles
@@ -197,11 +197,18 @@ class AgentSettings(FileSettings):
         default=15.0, gt=0, description="re-send a record the bridge has not confirmed within this time"
     )
     inflight_window: int = Field(
-        default=200, ge=1, le=10_000, description="records sent but not yet confirmed by the bridge, at most"
+        default=1000, ge=1, le=10_000,
+        description="records sent but not yet confirmed by the bridge, at most: several batches' worth, so that "
+        "a backlog keeps the bridge busy while its acks come back",
     )
     publish_window: int = Field(
         default=20, ge=1, le=1000,
-        description="records published but not yet acknowledged by the broker (PUBACK), at most: MQTT's in-flight window",
+        description="messages (a record, or a batch) published but not yet acknowledged by the broker (PUBACK), "
+        "at most: MQTT's in-flight window",
+    )
+    batch_records: int = Field(
+        default=100, ge=1, le=MAX_BATCH_RECORDS,
+        description="records sent in one message when two or more are due (within 64 KiB); 1: each alone",
     )
     payload_public_key: str | None = Field(
         default=None,

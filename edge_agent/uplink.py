@@ -6,10 +6,15 @@ and no lock is held across a paho call (paho calls on_publish holding its own me
 
 paho keeps messages published while disconnected in memory only, so nothing is handed to it
 unless connected: the outbox, not paho's queue, is the source of truth.
+
+A backlog goes many records to a message (docs/protocol.md, Batches): one record per message
+drained it at 1,870 records/s where raw paho publishes 14,000 messages/s (benchmarks/drain.py,
+window 20), every record paying a PUBACK, a broker delivery and a bridge wake-up of its own.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -27,16 +32,22 @@ from paho.mqtt.reasoncodes import ReasonCode
 from doorstep.broker_check import check_broker
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
 from doorstep.wire import (
+    BATCH_CONTAINER_BYTES,
     BRIDGE_STATUS_FILTER,
     BRIDGE_STATUS_ROOT,
+    MAX_BATCH_RECORDS,
+    MAX_MESSAGE_BYTES,
     QOS_RELIABLE,
     Ack,
     ContractError,
     KioskState,
     KioskTopics,
     Status,
+    batch_entry,
+    batched_channel,
     decode_ack,
     encode,
+    encode_batch,
 )
 from edge_agent.outbox import Outbox, PendingRecord
 
@@ -54,6 +65,10 @@ PUBLISHED_EVERY_S = 0.25
 DIAGNOSE_EVERY = 20
 # Records read from the outbox at a time to be sent next (at least what the windows allow).
 NEXT_PAGE = 100
+# After the broker refuses a batch (an ACL written before batches lacks the batch topic: PUBACK
+# 0x87), records go one by one for this long before a batch is tried again: a refused batch
+# costs a round trip, and its records are sent again singly.
+BATCH_REFUSED_HOLD_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +86,21 @@ class ReceivedCommand:
 
 @dataclass(slots=True)
 class _InFlight:
+    """A record sent and not yet confirmed by the bridge."""
+
     seq: int
-    mid: int
+    mid: int  # of the message it went in: alone, or in a batch with others
     topic: str
     sent_at: float  # monotonic: a wall-clock jump must not make records look overdue or fresh
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """A message published and not yet acknowledged by the broker: a record alone, or a batch."""
+
+    topic: str  # the record's own topic, or the batch topic
+    seqs: tuple[int, ...]
+    message_ids: tuple[uuid.UUID, ...]
 
 
 class Uplink:
@@ -87,6 +113,7 @@ class Uplink:
         window: int,
         ack_timeout_s: float,
         publish_window: int = 20,
+        batch_records: int = 100,
         resend_max_s: float = 300.0,
         wake: Callable[[], object] = lambda: None,  # its return value is ignored
         monotonic: Callable[[], float] = time.monotonic,
@@ -94,12 +121,15 @@ class Uplink:
         self._outbox = outbox
         self._topics = topics
         # Two windows: records the bridge has not confirmed (its commit and ack take a round trip
-        # of tens of ms, so a backlog drains `window` records per round trip), and within them
-        # records the broker has not PUBACKed (paho rescans its in-flight queue on every PUBACK:
-        # a large one is slow). With one window of 20 for both, a backlog drained at ~530
-        # records/s, waiting out a bridge commit every 20 (benchmarks/drain.py).
+        # of tens of ms, so a backlog drains `window` records per round trip), and messages the
+        # broker has not PUBACKed (paho rescans its in-flight queue on every PUBACK: a large one
+        # is slow). With one window of 20 for both, a backlog drained at ~530 records/s, waiting
+        # out a bridge commit every 20 (benchmarks/drain.py). A message holds one record, or a
+        # batch of up to `batch_records` (1: never a batch).
         self._window = window
         self._publish_window = min(publish_window, window)
+        self._batch_records = max(1, min(batch_records, MAX_BATCH_RECORDS))
+        self._batch_refusal_logged = False
         # Records to send next, read from the outbox a page at a time: looking them up for
         # every pump, past every record in flight, cost more than sending them. Dropped when
         # what is in flight changes other than by confirmation (expiry, refusal, re-send).
@@ -122,10 +152,11 @@ class Uplink:
         self._resend = threading.Event()
         self._bridge_back = threading.Event()
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
-        self._mid_to_seq: dict[int, int] = {}
+        self._awaiting_puback: dict[int, _Message] = {}  # by paho's message id
         # Topics the broker refused (MQTT 5 PUBACK reason >= 0x80, e.g. "not authorized" by its
         # ACL) -> monotonic time until which nothing more of them is sent. Their records wait,
-        # in order; the other streams go on instead of queueing behind them.
+        # in order; the other streams go on instead of queueing behind them. The batch topic
+        # held means records go one by one.
         self._held: dict[str, float] = {}
         # Records the broker PUBACKed, not yet marked published in the outbox.
         self._published: list[int] = []
@@ -151,8 +182,8 @@ class Uplink:
 
     @property
     def awaiting_puback(self) -> int:
-        """Of those in flight, the records the broker has not acknowledged yet (as far as applied)."""
-        return len(self._mid_to_seq)
+        """The messages (a record each, or a batch) the broker has not acknowledged yet, as far as applied."""
+        return len(self._awaiting_puback)
 
     def start(self) -> None:
         connect_in_background(self._client, self._broker)
@@ -257,56 +288,103 @@ class Uplink:
         if self._resend.is_set():
             self._resend.clear()
             self._in_flight.clear()
-            self._mid_to_seq.clear()
+            self._awaiting_puback.clear()
             self._next.clear()
             self._silent_timeouts = 0  # asked for: the whole window, now
         self._expire_overdue()
         if not self.connected:
             return 0
-        room = min(self._window_now - len(self._in_flight), self._publish_window - len(self._mid_to_seq))
-        if room <= 0:
+        room = self._window_now - len(self._in_flight)  # records
+        messages = self._publish_window - len(self._awaiting_puback)
+        if room <= 0 or messages <= 0:
             return 0
         now = self._monotonic()
         held = {topic: until for topic, until in self._held.items() if until > now}
         if held.keys() != self._held.keys():
             self._next.clear()  # a topic held or let go: what is next changes
         self._held = held
-        if not self._next:
+        # Read again while fewer are next than one message could take: a record left over from
+        # the last page must not go alone while the rest of the backlog waits in the outbox.
+        if len(self._next) < min(room, self._batch_records):
             page = max(room, NEXT_PAGE) if not self.probing else room
+            self._next.clear()
             self._next.extend(self._outbox.due(page, exclude=[f.seq for f in self._in_flight.values()],
                                                exclude_topics=list(self._held)))
         sent = 0
-        while self._next and sent < room:
-            record = self._next[0]
-            info = self._client.publish(record.topic, record.body, qos=record.qos)
+        while self._next and room > 0 and messages > 0:
+            records, entries = self._compose(room)
+            if entries:
+                topic, body, qos = self._topics.batch, encode_batch(entries), QOS_RELIABLE
+            else:
+                topic, body, qos = records[0].topic, records[0].body, records[0].qos
+            info = self._client.publish(topic, body, qos=qos)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                log.info("publish of seq %d deferred: %s", record.seq, mqtt.error_string(info.rc))
+                log.info("publish of seq %d deferred: %s", records[0].seq, mqtt.error_string(info.rc))
                 break
-            self._next.popleft()
-            self._mid_to_seq[info.mid] = record.seq
-            self._in_flight[record.message_id] = _InFlight(record.seq, info.mid, record.topic, self._monotonic())
-            sent += 1
+            sent_at = self._monotonic()
+            for record in records:
+                self._next.popleft()
+                self._in_flight[record.message_id] = _InFlight(record.seq, info.mid, record.topic, sent_at)
+            self._awaiting_puback[info.mid] = _Message(topic, tuple(r.seq for r in records),
+                                                       tuple(r.message_id for r in records))
+            sent += len(records)
+            room -= len(records)
+            messages -= 1
         return sent
+
+    def _compose(self, room: int) -> tuple[list[PendingRecord], list[bytes]]:
+        """The records of the next message, from the head of what is next, and their batch
+        entries: as many as may share a batch, in order (up to batch_records, the room in the
+        window and MAX_MESSAGE_BYTES), or the first alone with no entries. A record alone goes on
+        its own topic: a reading at rest is one message, as it was before batches."""
+        first = self._next[0]
+        limit = min(room, self._batch_records)
+        if limit < 2 or self._topics.batch in self._held:
+            return [first], []
+        records: list[PendingRecord] = []
+        entries: list[bytes] = []
+        size = BATCH_CONTAINER_BYTES
+        for record in itertools.islice(self._next, limit):
+            channel = batched_channel(self._topics, record.topic) if record.qos == QOS_RELIABLE else None
+            if channel is None:
+                break  # telemetry (QoS 0) goes alone, and so the order of what is next is kept
+            entry = batch_entry(channel, record.body)
+            size += len(entry) + (1 if entries else 0)  # and a comma
+            if size > MAX_MESSAGE_BYTES:
+                break
+            records.append(record)
+            entries.append(entry)
+        return (records, entries) if len(records) >= 2 else ([first], [])
 
     def _apply_pubacks(self) -> None:
         accepted: list[int] = []
         while not self._pubacks.empty():
             puback = self._pubacks.get_nowait()
-            seq = self._mid_to_seq.pop(puback.mid, None)
-            if seq is None:
+            message = self._awaiting_puback.pop(puback.mid, None)
+            if message is None:
                 continue  # the online status, or a send we already gave up on
-            if puback.failed:
-                # MQTT 5 tells us when the broker refuses (e.g. "not authorized" by its ACL);
-                # the record stays in the outbox, its topic is held for the ack timeout and then
-                # tried again, and its window slot goes to the other streams meanwhile.
-                refused = next((k for k, f in self._in_flight.items() if f.seq == seq), None)
-                topic = self._in_flight.pop(refused).topic if refused is not None else "?"
-                if refused is not None:
-                    self._held[topic] = self._monotonic() + self._ack_timeout_s
-                log.error("broker refused record seq %d on %s: %s (held, tried again in %.0f s)",
-                          seq, topic, puback.reason, self._ack_timeout_s)
+            if not puback.failed:
+                accepted += message.seqs
+                continue
+            # MQTT 5 tells us when the broker refuses (e.g. "not authorized" by its ACL): the
+            # records stay in the outbox, their topic is held and then tried again, and their
+            # window slots go to the other streams meanwhile.
+            for message_id in message.message_ids:
+                self._in_flight.pop(message_id, None)
+            self._next.clear()  # what is next changes (a refused batch's records go again first, in order)
+            if message.topic == self._topics.batch:
+                # An ACL from before batches. Its records go again at once, one by one. Said once
+                # (the batches in flight with it are refused too, and so is one an hour later).
+                self._held[message.topic] = self._monotonic() + BATCH_REFUSED_HOLD_S
+                log.log(logging.DEBUG if self._batch_refusal_logged else logging.WARNING,
+                        "broker refused a batch of %d records on %s: %s (sending records one by one, a batch "
+                        "again in %.0f s; `doorstep broker` rewrites the ACL with the batch topic)",
+                        len(message.seqs), message.topic, puback.reason, BATCH_REFUSED_HOLD_S)
+                self._batch_refusal_logged = True
             else:
-                accepted.append(seq)
+                self._held[message.topic] = self._monotonic() + self._ack_timeout_s
+                log.error("broker refused record seq %d on %s: %s (held, tried again in %.0f s)",
+                          message.seqs[0], message.topic, puback.reason, self._ack_timeout_s)
         self._published += accepted
 
     def _write_published(self) -> None:
@@ -331,7 +409,8 @@ class Uplink:
         for message_id in [*confirmed, *refused]:
             done = self._in_flight.pop(message_id, None)
             if done is not None:
-                self._mid_to_seq.pop(done.mid, None)
+                # The bridge has it, so the broker took its message (a batch too): no PUBACK to wait for.
+                self._awaiting_puback.pop(done.mid, None)
         if confirmed:
             delivered = self._outbox.mark_delivered(confirmed)
             log.debug("bridge confirmed %d records (%d newly)", len(confirmed), delivered)
@@ -346,7 +425,7 @@ class Uplink:
     @property
     def _window_now(self) -> int:
         """Records that may await the bridge's ack now. After a timeout with no ack at all, no
-        more than the broker's window: a district's kiosks must not each queue `window`
+        more than `publish_window` records: a district's kiosks must not each queue `window`
         records at the broker for a bridge that is away, which the bridge would then wade
         through as duplicates when it is back."""
         if self.probing:
@@ -372,9 +451,9 @@ class Uplink:
             if in_flight.sent_at > deadline:
                 break
             overdue.append(message_id)
-        for message_id in overdue:
+        for message_id in overdue:  # a batch's records were sent together, and expire together
             expired = self._in_flight.pop(message_id)
-            self._mid_to_seq.pop(expired.mid, None)
+            self._awaiting_puback.pop(expired.mid, None)
             log.info("no confirmation for seq %d within %.0f s: will send again", expired.seq, timeout)
         if overdue:
             self._next.clear()  # the overdue go again first, in order

@@ -26,7 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from cloud_bridge import ingest
 from doorstep import broker_access
 from doorstep.pki import CertificateAuthority
-from doorstep.wire import BRIDGE_STATUS_FILTER, KioskTopics, bridge_status_topic
+from doorstep.wire import BRIDGE_STATUS_FILTER, UPSTREAM_CHANNELS, KioskTopics, bridge_status_topic
 from tests.shipped_broker import ShippedBroker, shipped_broker
 
 NOT_AUTHORIZED = 0x87  # MQTT 5.0, 3.2.2.2 (CONNACK), 3.4.2.1 (PUBACK), 3.9.3 (SUBACK)
@@ -145,18 +145,26 @@ def test_a_kiosk_publishes_only_its_own_upstream_topics(broker: ShippedBroker, c
     cloud = bridge(clients, broker)
     a = kiosk(clients, broker, A, A_PASSWORD)
     for topic in (A.reading("blood_pressure"), A.event("laundry_machine"), A.telemetry,  # type: ignore[arg-type]
-                  A.command_result("r-1"), A.status):
+                  A.command_result("r-1"), A.status, A.batch):
         assert a.publish(topic) in (0, NO_MATCHING_SUBSCRIBERS), topic
     allowed = {topic for topic, _ in cloud.messages()}
-    assert len(allowed) == 5
+    assert len(allowed) == 6
     # As kiosk B, anywhere outside its own tree, or downstream (forging its own acks/commands):
     # MQTT 5 says so in the PUBACK, where 3.1.1 would have acknowledged and dropped it.
-    refused = [B.reading("blood_pressure"), B.status, B.telemetry, B.command_result("r-1"),  # type: ignore[arg-type]
+    refused = [B.reading("blood_pressure"), B.status, B.telemetry, B.command_result("r-1"), B.batch,  # type: ignore[arg-type]
+               f"{A.batch}/readings/blood_pressure",
                A.acks, A.command("r-2"), B.acks, B.command("r-3"),
                f"{A.root}/readings/blood_pressure/extra", "doorstep/v1/site-a", "elsewhere/entirely", "$SYS/broker/x"]
     for topic in refused:
         assert a.publish(topic) == NOT_AUTHORIZED, topic
     assert cloud.messages() == []  # and nothing of it reached anyone
+
+
+def test_a_kiosks_rules_name_every_upstream_channel_of_the_contract() -> None:
+    """A channel added to the contract (as `batch` was) is one the ACL must let kiosks write."""
+    written = {rule.topic.removeprefix(A.root + "/").split("/")[0]
+               for rule in broker_access.kiosk_rules(A.site, A.kiosk) if rule.access == "write"}
+    assert written == set(UPSTREAM_CHANNELS)
 
 
 def test_a_kiosk_reads_only_its_own_commands_and_acks(broker: ShippedBroker, clients: list[Client]) -> None:

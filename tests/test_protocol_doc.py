@@ -9,13 +9,16 @@ import pytest
 
 from doorstep.wire import (
     BRIDGE_STATUS_ROOT,
+    UPSTREAM_CHANNELS,
     Ack,
     Channel,
     Envelope,
     Status,
     bridge_status_topic,
+    check_batched,
     decode_command,
     parse_topic,
+    split_batch,
     validate_upstream,
 )
 
@@ -27,8 +30,7 @@ EXAMPLES = EXAMPLE.findall(PROTOCOL_DOC.read_text(encoding="utf-8"))
 def test_the_document_has_examples_of_every_upstream_and_downstream_body() -> None:
     assert any(topic.startswith(BRIDGE_STATUS_ROOT + "/") for topic, _ in EXAMPLES)
     channels = {parse_topic(topic).channel for topic, _ in EXAMPLES if not topic.startswith(BRIDGE_STATUS_ROOT + "/")}
-    assert {Channel.READINGS, Channel.EVENTS, Channel.TELEMETRY, Channel.COMMANDS, Channel.COMMAND_RESULTS,
-            Channel.STATUS, Channel.ACKS} <= channels
+    assert {*UPSTREAM_CHANNELS, Channel.COMMANDS, Channel.ACKS} <= channels
 
 
 @pytest.mark.parametrize(("topic", "body"), EXAMPLES, ids=[f"{i}:{t}" for i, (t, _) in enumerate(EXAMPLES)])
@@ -44,8 +46,17 @@ def test_example_parses(topic: str, body: str) -> None:
         Ack.model_validate_json(body)
     elif channel is Channel.COMMANDS:
         decode_command(body.encode())
-    elif '"sealed": {' in body:
-        # No document holds the bridge's private key: the envelope is checked, the box cannot be.
-        Envelope.model_validate_json(body)
+    elif channel is Channel.BATCH:
+        records = split_batch(topic, body.encode())
+        assert len(records) >= 2  # an example of what a batch is for
+        for record in records:
+            check_batched(record)
+            upstream_example_parses(record.topic, record.body.decode())
     else:
+        upstream_example_parses(topic, body)
+
+
+def upstream_example_parses(topic: str, body: str) -> None:
+    # No document holds the bridge's private key: a sealed envelope is checked, its box cannot be.
+    if Envelope.model_validate_json(body).sealed is None:
         validate_upstream(topic, body.encode())

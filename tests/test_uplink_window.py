@@ -15,7 +15,7 @@ import pytest
 
 from doorstep.mosquitto import MosquittoProcess
 from doorstep.mqtt import make_client
-from doorstep.wire import KioskTopics, ReadingKind
+from doorstep.wire import KioskTopics, ReadingKind, split_batch
 from edge_agent.outbox import Outbox, RecordClass, RecordState
 from tests.support import KIOSK, SITE, agent_settings, broker_settings, running_agent, wait_until
 from tests.test_outbox_upkeep import READING
@@ -28,20 +28,26 @@ WINDOW = 20
 
 
 class Observer:
-    """Every reading as the broker delivers it, in arrival order."""
+    """Every reading as the broker delivers it, alone or in a batch, in arrival order; and
+    how many records each message held."""
 
     def __init__(self, broker: MosquittoProcess) -> None:
         self.arrivals: list[tuple[str, int]] = []
+        self.message_sizes: list[int] = []
         self._lock = threading.Lock()
         self.client = make_client("window-observer", broker_settings(broker))
         self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port)
-        self.client.subscribe(TOPICS.reading("+"), qos=1)  # type: ignore[arg-type]
+        self.client.subscribe([(TOPICS.reading("+"), 1), (TOPICS.batch, 1)])  # type: ignore[arg-type]
         self.client.loop_start()
 
     def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
+        body = bytes(message.payload)
+        records = ([(r.topic, r.body) for r in split_batch(message.topic, body)] if message.topic == TOPICS.batch
+                   else [(message.topic, body)])
         with self._lock:
-            self.arrivals.append((message.topic, json.loads(message.payload)["seq"]))
+            self.arrivals += [(topic, json.loads(body)["seq"]) for topic, body in records]
+            self.message_sizes.append(len(records))
 
     def close(self) -> None:
         self.client.disconnect()

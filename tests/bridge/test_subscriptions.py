@@ -18,7 +18,7 @@ from cloud_bridge.ingest import Ingest, legacy_subscription, subscriptions
 from cloud_bridge.store import Reading, migrate
 from doorstep.db import create_durable_engine
 from doorstep.mosquitto import MosquittoProcess
-from doorstep.wire import ENVELOPE_CHANNELS, Channel, KioskTopics, bridge_status_topic, channel_filter
+from doorstep.wire import UPSTREAM_CHANNELS, Channel, KioskTopics, bridge_status_topic, channel_filter
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.support import broker_settings, wait_for
 
@@ -31,7 +31,7 @@ def test_each_upstream_topic_matches_one_subscription_and_no_downstream_topic_an
     for channel in Channel:
         topic = f"{root}/{channel}" + ("/x-1" if channel_filter(channel).endswith("/+") else "")
         matching = [f for f in filters if mqtt.topic_matches_sub(f, topic)]
-        upstream = channel in ENVELOPE_CHANNELS or channel is Channel.STATUS
+        upstream = channel in UPSTREAM_CHANNELS
         assert len(matching) == (1 if upstream else 0), (topic, matching)
     assert not [f for f in filters if mqtt.topic_matches_sub(f, bridge_status_topic("worker-1"))]
     # Statuses come on the worker's own subscription (a shared one is sent no retained message).

@@ -25,7 +25,9 @@ from doorstep.wire import (
     OutboxDepth,
     ReadingKind,
     Status,
+    batch_entry,
     encode,
+    encode_batch,
 )
 
 CUFF = DeviceIdentity(model="omron-hem-7361t", address="A4:C1:38:12:34:56", firmware="1.2.0")
@@ -90,3 +92,8 @@ class WireKiosk:
 
     def status(self, state: KioskState, at: datetime | None = None) -> Inbound:
         return Inbound(self.topics.status, encode(Status(state=state, at=at)))
+
+    def batch(self, *records: Inbound) -> Inbound:
+        """Records as the agent batches them: each one's envelope as it is, under its topic's tail."""
+        root = self.topics.root + "/"
+        return Inbound(self.topics.batch, encode_batch([batch_entry(r.topic.removeprefix(root), r.body) for r in records]))
