@@ -30,12 +30,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from cloud_bridge.store import migrate
 from doorstep.db import create_durable_engine
 from doorstep.sealing import Opener, Sealer, private_key_from_file
-from doorstep.wire import EVENT_PAYLOADS, READING_PAYLOADS, BloodPressurePayload, Envelope, EventType, KioskTelemetry, ReadingKind, SealedPayload
+from doorstep.wire import BloodPressurePayload, Envelope, SealedPayload, parse_topic, payload_model_of
 
 from benchmarks import load, raw_mqtt, raw_pg, stack
 from benchmarks.backlog import backlog
@@ -47,8 +45,6 @@ from edge_agent.outbox import Outbox
 from benchmarks.machine import describe
 from benchmarks.report import common_arguments, write_section
 
-_READING_COLUMNS = ("message_id", "site", "kiosk", "seq", "kiosk_time", "kiosk_clock_trusted", "payload", "received_at",
-                    "device_model", "device_address", "device_firmware", "subject", "kind", "device_time")
 
 
 def cpu_us(items: Sequence[Any], step: Callable[[Any], object]) -> float:
@@ -66,7 +62,8 @@ def sqlite_insert_us(directory: Path, rows: list[tuple[Any, ...]]) -> float:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
-    statement = f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) VALUES ({', '.join('?' * len(_READING_COLUMNS))})"
+    columns = raw_pg.COLUMNS["readings"]
+    statement = f"INSERT INTO readings ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     began = time.process_time()
     for start in range(0, len(rows), 1000):
         db.execute("BEGIN IMMEDIATE")
@@ -75,16 +72,6 @@ def sqlite_insert_us(directory: Path, rows: list[tuple[Any, ...]]) -> float:
     spent = time.process_time() - began
     db.close()
     return spent / len(rows) * 1e6
-
-
-def payload_model(topic: str) -> type[BaseModel]:
-    """The contract's payload model for a fleet-mix topic (readings, events, telemetry)."""
-    channel, _, name = topic.split("/", 4)[4].partition("/")
-    if channel == "readings":
-        return READING_PAYLOADS[ReadingKind(name)]
-    if channel == "events":
-        return EVENT_PAYLOADS[EventType(name)]
-    return KioskTelemetry
 
 
 def save_floors(directory: Path, bodies: Sequence[bytes], payloads: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -162,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
             mixed = [Envelope.model_validate_json(body) for body in mix]
             keep("ingest sealed share", sum(e.sealed is not None for e in mixed) / len(mixed))
             keep("ingest open", cpu_us(mixed, lambda e: opener.open(e.sealed) if e.sealed is not None else None))
-            inside = [(payload_model(topic), json.loads(opener.open(e.sealed)) if e.sealed is not None else e.payload)
+            inside = [(payload_model_of(parse_topic(topic)), json.loads(opener.open(e.sealed)) if e.sealed is not None else e.payload)
                       for (topic, _), e in zip(traffic, mixed, strict=True)]
             keep("ingest payload", cpu_us(inside, lambda pair: pair[0].model_validate(pair[1])))
             written = raw_pg.store(dbs.new("postgresql"), traffic)

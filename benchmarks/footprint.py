@@ -1,7 +1,8 @@
 """Benchmark 3, footprint: the real agent process idle with a simulated cuff and the simulated
 laundry room (6 washers, 2 dryers polled on a pseudo-terminal RS-485 line), connected to a real
-broker and bridge: its resident memory and CPU over a minute. Against the floor of the raw
-stack: a Python process with paho-mqtt connected and idle."""
+broker and bridge: its resident memory and CPU over a minute. Against the floors of the raw
+stack: a Python process with paho-mqtt connected and idle, and one that imports the agent's
+libraries and runs nothing (benchmarks/raw_imports.py)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ from doorstep.db import create_durable_engine
 
 _KIOSK = ("message_id", "site", "kiosk", "seq", "kiosk_time", "kiosk_clock_trusted", "payload", "received_at")
 _DEVICE = (*_KIOSK, "device_model", "device_address", "device_firmware", "subject")
-_COLUMNS = {
+# Each table's columns that a kiosk's message fills (the bridge's schema, cloud_bridge/store.py).
+COLUMNS = {
     "readings": (*_DEVICE, "kind", "device_time"),
     "events": (*_DEVICE, "type"),
     "telemetry": _KIOSK,
@@ -66,7 +67,7 @@ def store(url: str, messages: Sequence[tuple[str, bytes]], batch: int = 1000) ->
                                                          received_at))
             with connection.cursor() as cursor:
                 for table, found in rows.items():  # a channel's name is its table's
-                    with cursor.copy(f"COPY {table} ({', '.join(_COLUMNS[table])}) FROM STDIN") as copy:
+                    with cursor.copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as copy:
                         for row in found:
                             copy.write_row(row)
             connection.commit()

@@ -666,7 +666,7 @@ _ENVELOPE_PAYLOADS: Final[list[type[BaseModel]]] = [*_PAYLOAD_MODELS.values(), C
 _ENVELOPE_MODELS: Final = {model: _typed_envelope(model) for model in _ENVELOPE_PAYLOADS}
 
 
-def _payload_model(topic: ParsedTopic) -> type[BaseModel]:
+def payload_model_of(topic: ParsedTopic) -> type[BaseModel]:
     """The model of the payload an envelope topic carries."""
     if topic.channel is Channel.COMMAND_RESULTS:
         return CommandResultPayload
@@ -693,7 +693,7 @@ def validate_envelope(
         raise ContractError(f"channel {topic.channel} does not carry an envelope")
     if len(body) > MAX_MESSAGE_BYTES:
         raise ContractError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    model = _payload_model(topic)
+    model = payload_model_of(topic)
     try:
         envelope = _ENVELOPE_MODELS[model].model_validate_json(body)
     except ValidationError as error:
