@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -131,6 +132,10 @@ class BloodPressureBands(BaseModel):
         return self
 
 
+# A DNS name or IPv4 address, or an IPv6 address in brackets, as it stands in a Host header.
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+
+
 class ScreenSettings(BaseModel):
     """The kiosk's touch screen: a local web app the agent serves, shown full-screen by Chromium."""
 
@@ -140,6 +145,12 @@ class ScreenSettings(BaseModel):
         description="where the screen's HTTP server listens: loopback, so only the kiosk's own browser reaches it",
     )
     port: int = Field(default=8088, ge=0, le=65535, description="its port; 0 picks a free one (tests)")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, max_length=16,
+        description="host names the screen answers to besides 127.0.0.1, localhost, [::1] and `host`, e.g. "
+        "'kiosk-1.local' if Chromium opens the screen by that name (no scheme, no port: the port is always the "
+        "screen's own); any other Host header is refused, which is what stops DNS rebinding",
+    )
     language: Literal["zh-CN", "en"] = Field(default="zh-CN", description="the language the screen starts in")
     technician_pin: SecretStr | None = Field(
         default=None, description="6-12 digits that open the admin endpoints; none: they are closed"
@@ -156,6 +167,15 @@ class ScreenSettings(BaseModel):
     speak_results: bool = Field(default=False, description="read the blood-pressure result aloud with espeak-ng")
     speech_voice: str = Field(default="cmn", description="espeak-ng voice: cmn is Mandarin")
     blood_pressure_bands: BloodPressureBands = BloodPressureBands()
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _bare_host_names(cls, names: list[str]) -> list[str]:
+        # Compared with the Host header's name part, which is case-insensitive (RFC 9110 4.2.3).
+        bad = [name for name in names if not _HOST_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"not a host name (no scheme, no port, e.g. 'kiosk-1.local' or '[fe80::1]'): {bad}")
+        return [name.lower() for name in names]
 
     @field_validator("technician_pin")
     @classmethod
