@@ -76,12 +76,17 @@ def _demo_residents(screen: str, wait_s: float = 30.0) -> str:
     deadline = time.monotonic() + wait_s
     for card, birth_year, points in DEMO_RESIDENTS:
         body = json.dumps({"card_number": card, "birth_year": birth_year, "balance": points}).encode()
-        request = urllib.request.Request(
-            screen + "api/admin/residents", data=body, method="PUT",
-            headers={"content-type": "application/json", "x-technician-pin": DEMO_TECHNICIAN_PIN},
-        )
         while True:
             try:
+                # The screen takes changes only with its page token (edge_agent/screen/same_origin.py),
+                # which a tool on the kiosk fetches as the page does.
+                with urllib.request.urlopen(screen + "api/page-token", timeout=2) as answer:
+                    token = json.load(answer)["token"]
+                request = urllib.request.Request(
+                    screen + "api/admin/residents", data=body, method="PUT",
+                    headers={"content-type": "application/json", "x-technician-pin": DEMO_TECHNICIAN_PIN,
+                             "x-page-token": token},
+                )
                 urllib.request.urlopen(request, timeout=2).close()
                 break
             except (urllib.error.URLError, OSError):

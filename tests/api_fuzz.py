@@ -53,18 +53,23 @@ def fuzz_api(
     credentials: Callable[[str], dict[str, str]] = bearer,
     skip: Callable[[str, str], bool] = lambda _method, _path: False,
     schema_path: str = "/openapi.json",
+    headers: dict[str, str] | None = None,
 ) -> FuzzReport:
     """Fuzz every operation of `app` (its /openapi.json) as the holder of `token` (or a fresh
     token from the callable for each request: for an operation such as logout that spends it).
+    `headers` go with every request, the schema's too: what a client of an app that checks
+    them sends (the kiosk's page: its Host, Origin, Sec-Fetch-Site and page token).
     Returns what was sent and answered; raises AssertionError naming each failing request."""
-    schema = schemathesis.openapi.from_asgi(schema_path, app)
+    always = headers or {}
+    schema = schemathesis.openapi.from_asgi(schema_path, app, headers=always)
     report = FuzzReport()
     for result in schema.get_all_operations():
         operation = result.ok()
         if skip(operation.method.upper(), operation.path):
             continue
         for mode in modes:
-            _fuzz_operation(operation, mode, token, credentials, examples_per_operation, report)
+            _fuzz_operation(operation, mode, token, lambda t: {**always, **credentials(t)}, examples_per_operation,
+                            report)
     assert not report.failures, f"{len(report.failures)} failing requests:\n" + "\n\n".join(report.failures[:10])
     return report
 

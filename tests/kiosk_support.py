@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,16 +88,33 @@ class Answer:
 
 
 def call(base_url: str, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-         headers: dict[str, str] | None = None) -> Answer:
+         headers: dict[str, str] | None = None, as_page: bool = True) -> Answer:
+    """A request to the screen's API. `as_page`: with what the kiosk's own page sends (see
+    `page_headers`), so the test reaches the route behind the same-origin guard."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method,
-                                     headers={"content-type": "application/json", **(headers or {})})
+    sent = {"content-type": "application/json", **(page_headers(base_url) if as_page else {}), **(headers or {})}
+    request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method, headers=sent)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return Answer(response.status, json.loads(response.read() or b"null"), dict(response.headers))
     except urllib.error.HTTPError as error:
         with error:
             return Answer(error.code, json.loads(error.read() or b"null"), dict(error.headers))
+
+
+def origin_of(base_url: str) -> str:
+    parts = urllib.parse.urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def page_headers(base_url: str) -> dict[str, str]:
+    """What Chromium sends with a request of the kiosk's own page: its Origin and Sec-Fetch-Site
+    same-origin, and the page token kiosk.js fetched at load (GET /api/page-token)."""
+    headers = {"origin": origin_of(base_url), "sec-fetch-site": "same-origin"}
+    fetched = call(base_url, "GET", "/api/page-token", headers=headers, as_page=False)
+    if fetched.status == 200:
+        headers["x-page-token"] = fetched.body["token"]
+    return headers
 
 
 async def acall(base_url: str, method: str, path: str, body: Any = None, **options: Any) -> Answer:

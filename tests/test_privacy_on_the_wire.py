@@ -26,8 +26,9 @@ from edge_agent.pseudonym import Pseudonyms
 PHONE_LAST4 = "4096"
 
 
-def call(url: str, body: Any = None, token: str | None = None) -> Any:
+def call(url: str, body: Any = None, token: str | None = None, page_token: str | None = None) -> Any:
     headers = {"content-type": "application/json"} | ({"authorization": f"Bearer {token}"} if token else {})
+    headers |= {"x-page-token": page_token} if page_token else {}  # the kiosk screen's, for a POST
     request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
                                      method="GET" if body is None else "POST", headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -93,9 +94,10 @@ def test_nothing_the_kiosk_publishes_names_a_resident(tmp_path: Path) -> None:
         pseudonyms = Pseudonyms(DEMO_RESIDENT_SECRET.encode())
         resident, rider = pseudonyms.of_card(card), pseudonyms.of_phone_last4(PHONE_LAST4)
 
-        call(screen + "api/bp/begin", {"card_number": card})
-        call(screen + "api/relay/checkin", {"phone_last4": PHONE_LAST4})
-        call(screen + "api/relay/checkout", {"phone_last4": PHONE_LAST4})
+        page = call(screen + "api/page-token")["token"]  # as the kiosk's page gets it
+        call(screen + "api/bp/begin", {"card_number": card}, page_token=page)
+        call(screen + "api/relay/checkin", {"phone_last4": PHONE_LAST4}, page_token=page)
+        call(screen + "api/relay/checkout", {"phone_last4": PHONE_LAST4}, page_token=page)
         idle = None
         deadline = time.monotonic() + 60
         while idle is None and time.monotonic() < deadline:  # the room is polled a few seconds in
@@ -105,7 +107,8 @@ def test_nothing_the_kiosk_publishes_names_a_resident(tmp_path: Path) -> None:
                 pass
             time.sleep(0.5)
         assert idle is not None, f"no free machine; logs in {tmp_path}"
-        call(screen + "api/laundry/start", {"card_number": card, "unit": idle["unit"], "program": idle["programs"][0]["code"]})
+        call(screen + "api/laundry/start", {"card_number": card, "unit": idle["unit"], "program": idle["programs"][0]["code"]},
+             page_token=page)
         # Her reading reaches the doctor's view under her pseudonym (a simulated cuff measures
         # about every 10 s), and the events with theirs.
         deadline = time.monotonic() + 90

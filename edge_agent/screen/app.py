@@ -6,16 +6,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from doorstep.http_limits import RequestLimits
 from edge_agent.screen import routes_admin, routes_health, routes_laundry, routes_relay
 from edge_agent.screen.context import Context, ScreenContext, ScreenError
+from edge_agent.screen.same_origin import SameOriginOnly, mint_page_token, own_host_names
 from firmware_configs.profiles import load_ble_profiles
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,9 @@ CONTENT_SECURITY_POLICY = "default-src 'self'; img-src 'self' data:; style-src '
 def create_app(context: ScreenContext) -> FastAPI:
     app = FastAPI(title="Doorstep kiosk screen", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     app.state.context = context
+    # One per start of the screen: a page loaded before a restart is refused once, fetches the
+    # new one and goes on (kiosk.js).
+    page_token = mint_page_token()
     # Bodies over 64 KiB and JSON nested too deep are refused before anything parses them.
     app.add_middleware(RequestLimits, refuse_nul=False)
 
@@ -68,11 +73,27 @@ def create_app(context: ScreenContext) -> FastAPI:
             "bands": settings.screen.blood_pressure_bands.model_dump(),
         }
 
+    @app.get("/api/page-token", tags=["screen"])
+    async def page_token_for_the_page(response: Response) -> PageToken:
+        """The token the page sends in X-Page-Token with every request that changes something
+        (edge_agent/screen/same_origin.py). Only the kiosk's own page can read it: no CORS
+        header is sent, and a request from another origin or under another host name is refused."""
+        response.headers["cache-control"] = "no-store"
+        return PageToken(token=page_token)
+
     for module in (routes_health, routes_relay, routes_laundry, routes_admin):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
+    # Outside the body limits (a foreign page's request is refused before it is read) and
+    # inside the content security policy (a refusal carries it too).
+    names = own_host_names(context.settings.screen.host, context.settings.screen.allowed_hosts)
+    app.add_middleware(SameOriginOnly, token=page_token, host_names=names)
     app.add_middleware(_NoNetworkMiddleware)
     return app
+
+
+class PageToken(BaseModel):
+    token: str
 
 
 class _NoNetworkMiddleware:

@@ -13,25 +13,42 @@
     laundry: { machine: null, program: null, card: null, account: null },
     idleTimer: null,
     lastResult: null,
+    token: null,           // the agent's page token, fetched at start (see api)
   };
   const t = (key, vars) => translate(page.language, key, vars);
 
   // -- talking to the agent --
 
-  async function api(method, path, body) {
+  // Every request carries the page token the agent handed this page (GET /api/page-token): the
+  // agent refuses a request that changes something without it, so a page of another origin in
+  // this browser, which cannot read the token, cannot act on the kiosk. A body is always JSON.
+  async function api(method, path, body, again) {
+    if (page.token === null && path !== "/api/page-token") await fetchToken();
+    const headers = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (page.token !== null) headers["x-page-token"] = page.token;
     let response;
     try {
-      response = await fetch(path, {
-        method,
-        headers: body === undefined ? {} : { "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+      response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (error) {
       throw { error: "offline" };
     }
     const data = await response.json().catch(() => ({}));
+    // The agent restarted since this page loaded, with a new token: fetch it and try once more.
+    if (!response.ok && !again && (data.error === "wrong_page_token" || data.error === "no_page_token")) {
+      page.token = null;
+      return api(method, path, body, true);
+    }
     if (!response.ok) throw data.error ? data : { error: "other" };
     return data;
+  }
+
+  async function fetchToken() {
+    try {
+      page.token = (await api("GET", "/api/page-token")).token;
+    } catch (problem) {
+      page.token = null;  // the agent is not answering: the request itself will say so
+    }
   }
 
   function errorText(problem) {
@@ -375,6 +392,7 @@
   async function start() {
     buildKeypads();
     wire();
+    await fetchToken();
     try {
       page.config = await api("GET", "/api/screen");
     } catch (problem) {
