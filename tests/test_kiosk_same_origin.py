@@ -173,6 +173,8 @@ async def test_the_page_works_under_each_of_the_screens_own_host_names(tmp_path:
             host = f"{name}:{port}"
             page = await asend(url, "GET", "/", {"Host": host})
             assert page.status == 200, (host, page.status)
+            # No other origin may frame it either (it would act for whoever draws over it).
+            assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
             began = await asend(url, "POST", "/api/bp/begin",
                                 {"Host": host, "Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin",
                                  "X-Page-Token": token, "Content-Type": "application/json; charset=utf-8"},

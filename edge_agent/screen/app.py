@@ -24,8 +24,12 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 # The page may load only what this server serves: the kiosk works with the network down, and a
-# page that fetched a font or a script from the internet would break exactly then.
-CONTENT_SECURITY_POLICY = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'"
+# page that fetched a font or a script from the internet would break exactly then. Nor may a page
+# of another origin frame it: framed, the page still holds its token and acts for whoever
+# draws over it (same_origin.py keeps other origins from acting directly).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+)
 
 
 def create_app(context: ScreenContext) -> FastAPI:
