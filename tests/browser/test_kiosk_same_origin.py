@@ -166,3 +166,23 @@ async def test_the_idle_reset_still_cancels_the_desk_from_the_kiosks_own_page(
         # Nobody touches the screen: it goes home and forgets her, through the guarded API.
         await expect(page.locator("#screen-home")).to_be_visible(timeout=SLOW)
         await wait_until(lambda: agent.desk.snapshot() == {"state": "idle", "record": False}, what="the desk idle")
+
+
+@pytest.mark.asyncio
+async def test_a_page_loaded_before_the_agent_restarted_gets_the_new_token_and_goes_on(
+    tmp_path: Path, broker, page: Page
+) -> None:
+    settings = kiosk_settings(tmp_path, broker)
+    async with running_agent(settings) as agent:
+        await wait_until(lambda: agent.screen is not None, what="the screen serving")
+        assert agent.screen is not None
+        port, url = agent.screen.port, agent.screen.url
+        await open_kiosk(page, url)
+    # The same port, a new token: the page is not reloaded (a kiosk's page stays up for days).
+    restarted = settings.model_copy(update={"screen": settings.screen.model_copy(update={"port": port})})
+    async with running_agent(restarted) as agent:
+        await wait_until(lambda: agent.screen is not None, what="the screen serving again")
+        await page.click("#go-bp")
+        await page.click("#bp-anonymous")
+        await expect(page.locator("#bp-whose")).to_have_text("结果不记入个人档案。", timeout=SLOW)
+        assert agent.desk.snapshot() == {"state": "waiting", "record": False}
