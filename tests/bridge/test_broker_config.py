@@ -19,7 +19,7 @@ from doorstep.mosquitto import MosquittoProcess
 from doorstep.mqtt import BrokerSettings, make_client
 from doorstep.wire import QOS_RELIABLE
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
-from tests.shipped_broker import SHIPPED, setting
+from tests.shipped_broker import SHIPPED, setting, settings
 from tests.shipped_broker import shipped_broker as start_shipped
 from tests.support import KIOSK, SITE, Bridge, settled, wait_for
 
@@ -48,6 +48,12 @@ def test_the_shipped_file_says_what_the_bridge_needs() -> None:
     assert setting("persistence") == "true"
     assert int(setting("autosave_interval")) <= 60
     assert setting("allow_anonymous") == "false"
+    # Accounts and rules from the dynamic-security plugin, which checks SUBSCRIBE (issue 16).
+    assert setting("plugin").endswith("/mosquitto_dynamic_security.so")
+    assert "password_file" not in SHIPPED.read_text() and "\nacl_file" not in SHIPPED.read_text()
+    # Every listener binds the client id to the username.
+    assert settings("listener") and len(settings("use_username_as_clientid")) == len(settings("listener"))
+    assert set(settings("use_username_as_clientid")) == {"true"}
     assert int(setting("max_packet_size")) > 64 * 1024  # above the contract's largest message
 
 
@@ -80,11 +86,12 @@ def test_a_bridge_away_finds_what_it_missed_in_its_session(tmp_path: Path, bridg
     try:
         settings = BrokerSettings(host=broker.host, port=broker.port, reconnect_min_s=1, reconnect_max_s=1,
                                   username=BRIDGE_USER, password=BRIDGE_PASSWORD)  # type: ignore[arg-type]
-        away: Bridge = bridge_factory(broker, client_id="bridge-away", broker_settings=settings)
+        # Its client id is its username (the shipped broker binds them): the same session each time.
+        away: Bridge = bridge_factory(broker, broker_settings=settings)
         wait_for(lambda: away.ingest.connected, what="the bridge connected")
         away.ingest.stop()  # gone, its persistent session kept by the broker
         publish_backlog(broker, AWAY)
-        back: Bridge = bridge_factory(broker, client_id="bridge-away", broker_settings=settings)
+        back: Bridge = bridge_factory(broker, broker_settings=settings)
         found = settled(lambda: stored(back))
         if queue_limit is None:
             assert found == AWAY
