@@ -26,6 +26,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_bridge import ingest
 from doorstep import broker_access
+from doorstep.broker_check import check_broker
+from doorstep.mqtt import BrokerSettings, TlsSettings
 from doorstep.pki import CertificateAuthority
 from doorstep.wire import BRIDGE_STATUS_FILTER, UPSTREAM_CHANNELS, KioskTopics, bridge_status_topic
 from tests.shipped_broker import ShippedBroker, shipped_broker
@@ -356,4 +358,22 @@ def test_a_kiosk_with_the_bridges_client_id_cannot_disconnect_it(broker: Shipped
     received = [body for topic, body in cloud.messages() if topic == B.reading("blood_pressure")]  # type: ignore[arg-type]
     assert dropped.empty(), dropped.get()
     assert sorted(received) == sorted(f'{{"n": {index}}}'.encode() for index in range(READINGS))
+
+
+def test_checking_a_kiosks_credentials_keeps_what_its_session_holds(broker: ShippedBroker, clients: list[Client]) -> None:
+    """`doorstep doctor` and the agent's diagnosis (doorstep/broker_check.py) connect with the
+    kiosk's account, so, the client id being the account's, with the agent's session: they must
+    not clean it. A command and an ack queued for the kiosk are still delivered afterwards."""
+    b = kiosk(clients, broker, B, B_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)
+    assert b.subscribe(B.acks, B.command("+")) == [1, 1]
+    b.close()
+    cloud = bridge(clients, broker)
+    cloud.publish(B.command("req-1"), b'{"command": "ping"}')
+    cloud.publish(B.acks, b'{"message_ids": []}')
+    settings = BrokerSettings(host="127.0.0.1", port=broker.config.tls_port, username="site-b.kiosk-2",
+                              password=B_PASSWORD, tls=TlsSettings(ca_file=broker.ca.cert_file))  # type: ignore[arg-type]
+    for _ in range(2):
+        assert check_broker(settings, "doorstep-doctor-site-b-kiosk-2").ok
+    back = kiosk(clients, broker, B, B_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)
+    assert sorted(topic for topic, _ in back.messages()) == sorted([B.command("req-1"), B.acks])
 
