@@ -176,18 +176,7 @@ def grant(admin: DynsecAdmin, username: str, password: str | None, *, group: str
     """Give `username` its rules, in a role of its own name, and `password` (None: it logs in with
     its certificate). An existing account is brought to this version's rules and, with a
     password, given the new one: how a newer Doorstep's rules reach every account."""
-    acls = acls_for(username, group)
-    role = admin.one({"command": "getRole", "rolename": username}, allow=["Role not found"])
-    if is_missing(role):
-        admin.one({"command": "createRole", "rolename": username, "textname": f"{describe(username)} {username}",
-                   "acls": [acl.as_json() for acl in acls]})
-    else:
-        held = {Acl(a["acltype"], a["topic"]) for a in role["data"]["role"].get("acls", [])}
-        wanted = set(acls)
-        admin.run(*({"command": "removeRoleACL", "rolename": username, "acltype": acl.acltype, "topic": acl.topic}
-                    for acl in sorted(held - wanted)),
-                  *({"command": "addRoleACL", "rolename": username, "allow": True, **acl.as_json()}
-                    for acl in sorted(wanted - held)))
+    _sync_role(admin, username, acls_for(username, group))
     login = PASSWORD_LOGIN if password is not None else CERTIFICATE_LOGIN
     client = admin.one({"command": "getClient", "username": username}, allow=["Client not found"])
     if is_missing(client):
@@ -201,6 +190,35 @@ def grant(admin: DynsecAdmin, username: str, password: str | None, *, group: str
     if username not in {r["rolename"] for r in client["data"]["client"].get("roles", [])}:
         commands.append({"command": "addClientRole", "username": username, "rolename": username})
     admin.run(*commands)
+
+
+def _sync_role(admin: DynsecAdmin, username: str, acls: list[Acl]) -> bool:
+    """The role of `username` holds exactly `acls` afterwards; True if it had to change. (A
+    changed role's clients are disconnected by the plugin, and come back under the new rules.)"""
+    role = admin.one({"command": "getRole", "rolename": username}, allow=["Role not found"])
+    if is_missing(role):
+        admin.one({"command": "createRole", "rolename": username, "textname": f"{describe(username)} {username}",
+                   "acls": [acl.as_json() for acl in acls]})
+        return True
+    held = {Acl(a["acltype"], a["topic"]) for a in role["data"]["role"].get("acls", [])}
+    wanted = set(acls)
+    admin.run(*({"command": "removeRoleACL", "rolename": username, "acltype": acl.acltype, "topic": acl.topic}
+                for acl in sorted(held - wanted)),
+              *({"command": "addRoleACL", "rolename": username, "allow": True, **acl.as_json()}
+                for acl in sorted(wanted - held)))
+    return held != wanted
+
+
+def update_rules(admin: DynsecAdmin, *, group: str = DEFAULT_SHARE_GROUP) -> list[str]:
+    """Bring every account's role to this version's rules (a channel added to the contract),
+    passwords untouched; the accounts whose rules changed."""
+    changed = []
+    for account in accounts(admin):
+        if _sync_role(admin, account.username, acls_for(account.username, group)):
+            changed.append(account.username)
+        if not account.has_rights:
+            admin.one({"command": "addClientRole", "username": account.username, "rolename": account.username})
+    return changed
 
 
 def revoke(admin: DynsecAdmin, username: str) -> bool:

@@ -205,6 +205,24 @@ def add_bridge(
     typer.echo(IN_FORCE)
 
 
+@broker_app.command("update-rules")
+def update_rules(
+    group: Group = DEFAULT_SHARE_GROUP,
+    broker_host: BrokerHost = "127.0.0.1",
+    broker_port: BrokerPort = 1883,
+    admin: AdminName = ADMIN_USERNAME,
+    admin_password_file: AdminPasswordFile = DEFAULT_ADMIN_PASSWORD_FILE,
+) -> None:
+    """After upgrading Doorstep: give every account this version's rules (a new channel in the
+    contract), keeping every password. Clients whose rules change are reconnected by the broker."""
+    try:
+        with _admin(broker_host, broker_port, admin, admin_password_file) as plugin:
+            changed = broker_access.update_rules(plugin, group=group)
+    except DynsecError as error:
+        raise _fail(error) from None
+    typer.echo(f"{len(changed)} account(s) given new rules" + (": " + ", ".join(changed) if changed else ""))
+
+
 @broker_app.command("remove")
 def remove(
     username: str,

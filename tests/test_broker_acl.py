@@ -377,3 +377,18 @@ def test_checking_a_kiosks_credentials_keeps_what_its_session_holds(broker: Ship
     back = kiosk(clients, broker, B, B_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)
     assert sorted(topic for topic, _ in back.messages()) == sorted([B.command("req-1"), B.acks])
 
+
+
+def test_update_rules_gives_an_older_accounts_rules_back_and_keeps_its_password(
+    broker: ShippedBroker, clients: list[Client]
+) -> None:
+    """An account from before batches (its role lacks the batch topic) is refused a batch; after
+    `doorstep broker update-rules` the same password publishes one."""
+    with broker.admin() as admin:
+        admin.one({"command": "removeRoleACL", "rolename": "site-a.kiosk-1", "acltype": "publishClientSend",
+                   "topic": A.batch})
+    assert kiosk(clients, broker, A, A_PASSWORD).publish(A.batch) == NOT_AUTHORIZED
+    with broker.admin() as admin:
+        assert broker_access.update_rules(admin) == ["site-a.kiosk-1"]
+        assert broker_access.update_rules(admin) == []  # nothing left to change
+    assert kiosk(clients, broker, A, A_PASSWORD).publish(A.batch) in (0, NO_MATCHING_SUBSCRIBERS)

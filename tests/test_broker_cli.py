@@ -59,6 +59,7 @@ async def test_what_doorstep_broker_makes_is_what_the_shipped_broker_and_the_age
         bridge_password = shown_password(doorstep("add-bridge", "bridge-1", *accounts))
         assert doorstep("list", *accounts).splitlines() == [
             "bridge-1\tbridge worker\tpassword", f"{SITE}.{KIOSK}\tkiosk\tpassword", f"{SITE}.kiosk-2\tkiosk\tcertificate"]
+        assert doorstep("update-rules", *accounts).startswith("0 account(s) given new rules")  # all current
         bridge = bridge_factory(broker.process, broker_settings=BrokerSettings(
             host="127.0.0.1", port=config.port, username="bridge-1", password=bridge_password,  # type: ignore[arg-type]
             reconnect_min_s=1, reconnect_max_s=1))
