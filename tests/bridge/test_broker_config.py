@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.store import Reading
 from doorstep.broker_access import kiosk_username
 from doorstep.broker_check import check_broker
@@ -117,3 +119,14 @@ def test_unknown_clients_and_wrong_passwords_are_refused(tmp_path: Path) -> None
         assert right.ok
     finally:
         broker.stop()
+
+
+def test_a_workers_client_id_is_its_broker_username() -> None:
+    """The shipped broker makes the client id the username and lets a worker announce only its
+    own presence topic: settings that would have it announce another are refused."""
+    account = BrokerSettings(username="bridge-2", password="secret")  # type: ignore[arg-type]
+    assert BridgeSettings(environment="development", broker=account).worker_id == "bridge-2"
+    assert BridgeSettings(environment="development", broker=account, client_id="bridge-2").worker_id == "bridge-2"
+    assert BridgeSettings(environment="development").worker_id == "doorstep-bridge-1"  # no account: a laptop
+    with pytest.raises(ValidationError, match="client_id 'doorstep-bridge-1' is not broker.username 'bridge-2'"):
+        BridgeSettings(environment="development", broker=account, client_id="doorstep-bridge-1")
