@@ -183,10 +183,13 @@ def grant(admin: DynsecAdmin, username: str, password: str | None, *, group: str
         admin.one({"command": "createClient", "username": username, "textdescription": login,
                    "roles": [{"rolename": username}], **({"password": password} if password is not None else {})})
         return
-    commands: list[dict[str, Any]] = [{"command": "modifyClient", "username": username, "textdescription": login}]
+    commands: list[dict[str, Any]] = []
     if password is not None:
         # setClientPassword disconnects the client: whoever holds the old password is out.
-        commands.append({"command": "setClientPassword", "username": username, "password": password})
+        commands += [{"command": "setClientPassword", "username": username, "password": password},
+                     {"command": "modifyClient", "username": username, "textdescription": PASSWORD_LOGIN}]
+    # Without a password an account keeps the one it has (the plugin cannot take a password
+    # away; `remove` and a new `add-kiosk --no-password` can).
     if username not in {r["rolename"] for r in client["data"]["client"].get("roles", [])}:
         commands.append({"command": "addClientRole", "username": username, "rolename": username})
     admin.run(*commands)

@@ -236,6 +236,10 @@ class DynsecAdmin:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+        # The callbacks refer back to this object: without them there is no reference cycle,
+        # so paho's client is freed (and its internal socket pair closed, Client.__del__) as
+        # soon as this object is, not by a later garbage collection in arbitrary order.
+        self._client.on_message = self._client.on_connect = self._client.on_subscribe = None
 
     def run(self, *commands: Mapping[str, Any], allow: Iterable[str] = ()) -> list[dict[str, Any]]:
         """Send the commands and return the plugin's answer to each. An answer whose error is in

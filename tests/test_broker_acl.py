@@ -78,6 +78,11 @@ class Client:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        # Break the cycle through the callbacks (they refer to this object), so that paho's
+        # client is freed at once and its own __del__ closes its internal socket pair; left to
+        # the cycle collector the sockets may be finalised first, unclosed (ResourceWarning).
+        self.client.on_connect = self.client.on_publish = self.client.on_subscribe = None
+        self.client.on_message = self.client.on_disconnect = None
 
 
 @pytest.fixture
@@ -392,3 +397,18 @@ def test_update_rules_gives_an_older_accounts_rules_back_and_keeps_its_password(
         assert broker_access.update_rules(admin) == ["site-a.kiosk-1"]
         assert broker_access.update_rules(admin) == []  # nothing left to change
     assert kiosk(clients, broker, A, A_PASSWORD).publish(A.batch) in (0, NO_MATCHING_SUBSCRIBERS)
+
+
+def test_adding_a_kiosk_again_replaces_its_password_at_once(broker: ShippedBroker, clients: list[Client]) -> None:
+    """`doorstep broker add-kiosk` for a kiosk the broker knows: a new password, in force now;
+    a client still on the old one is disconnected (setClientPassword kicks it)."""
+    old = kiosk(clients, broker, A, A_PASSWORD)
+    dropped: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
+    old.client.on_disconnect = lambda _c, _u, _f, reason, _p: dropped.put(reason)
+    with broker.admin() as admin:
+        broker_access.grant(admin, "site-a.kiosk-1", "a new " + "n" * 30)
+    dropped.get(timeout=5)
+    old.client.disconnect()  # no reconnecting with the old password
+    refused = connect(clients, broker.config.tls_port, username="site-a.kiosk-1", password=A_PASSWORD, ca=broker.ca.cert_file)
+    assert refused.connack is not None and refused.connack.value in (NOT_AUTHORIZED, BAD_CREDENTIALS)
+    assert kiosk(clients, broker, A, "a new " + "n" * 30).publish(A.telemetry) in (0, NO_MATCHING_SUBSCRIBERS)
