@@ -412,3 +412,19 @@ def test_adding_a_kiosk_again_replaces_its_password_at_once(broker: ShippedBroke
     refused = connect(clients, broker.config.tls_port, username="site-a.kiosk-1", password=A_PASSWORD, ca=broker.ca.cert_file)
     assert refused.connack is not None and refused.connack.value in (NOT_AUTHORIZED, BAD_CREDENTIALS)
     assert kiosk(clients, broker, A, "a new " + "n" * 30).publish(A.telemetry) in (0, NO_MATCHING_SUBSCRIBERS)
+
+
+def test_a_certificate_only_kiosk_cannot_log_in_with_a_password(tmp_path: Path, clients: list[Client]) -> None:
+    """An account made with --no-password has no hash in the plugin: on the password listeners
+    no password, however guessed, lets anyone in as that kiosk."""
+    shipped = shipped_broker(tmp_path)
+    shipped.add_kiosk(B.site, B.kiosk, None)
+    shipped.process.start()
+    try:
+        for port, tls in ((shipped.config.port, None), (shipped.config.tls_port, shipped.ca.cert_file)):
+            for password in (None, "", "guess", B_PASSWORD):
+                refused = connect(clients, port, username="site-b.kiosk-2", password=password, ca=tls)
+                assert refused.connack is not None and refused.connack.value in (NOT_AUTHORIZED, BAD_CREDENTIALS), (
+                    port, password, refused.connack)
+    finally:
+        shipped.process.stop()
