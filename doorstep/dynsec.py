@@ -196,8 +196,9 @@ class DynsecAdmin:
     def __init__(self, broker: BrokerSettings, *, timeout_s: float = 10.0) -> None:
         self._broker = broker
         self._timeout_s = timeout_s
-        # Its own client id: on a broker binding client ids to usernames it is the username
-        # anyway (use_username_as_clientid), so two admin commands at once take turns.
+        # On a broker binding client ids to usernames (use_username_as_clientid) the client id
+        # is the admin's username whatever is sent: two admin connections at once would take
+        # each other's session, so `doorstep broker` commands are run one at a time.
         self._client = make_client(f"doorstep-admin-{uuid.uuid4().hex[:8]}", broker)
         self._responses: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._client.on_message = lambda _c, _u, message: self._responses.put(bytes(message.payload))
