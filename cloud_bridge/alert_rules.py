@@ -42,6 +42,9 @@ class AlertKind(StrEnum):
     SEQUENCE_RESTARTED = "sequence_restarted"  # the kiosk's outbox started over (set aside as corrupt?)
     MESSAGES_REFUSED = "messages_refused"  # the kiosk sends messages that break the contract (a bug)
     PAYLOAD_KEY_MISSING = "payload_key_missing"  # readings sealed for a key the bridge lacks (its configuration)
+    # A bridge worker's own connection to the broker (site BRIDGE_SITE, about: its client id).
+    BRIDGE_SESSION_TAKEN_OVER = "bridge_taken_over"  # another client connected with its client id
+    BRIDGE_DISCONNECTS = "bridge_disconnects"  # disconnected again and again: a second holder of its credentials?
 
 
 # Alerts that carry a resident's health data: seen only by those who may read readings.
@@ -287,3 +290,49 @@ def heartbeat_signals(kiosks: Iterable[KioskView], now: datetime, rules: AlertRu
         elif kiosk.status == KioskState.ONLINE and silent_s < rules.heartbeat_missed_s:
             signals.append(Clear(AlertKind.KIOSK_OFFLINE, kiosk.site, kiosk.kiosk, "", now, "the kiosk is heard again"))
     return signals
+
+
+# --- A bridge worker's connection to the broker -----------------------------------------------
+
+# Alerts about a bridge worker itself, not a kiosk: this "site" is no kiosk's (not a slug: the
+# '_' leads, as in the workers' presence topics doorstep/v1/_bridge/{client_id}), so only
+# roles over every site see them, and `about` names the worker's client id.
+BRIDGE_SITE = "_bridge"
+# MQTT 5.0, 3.14.2.1: the DISCONNECT a broker sends the client whose session another client
+# took over (EMQX sends it). Mosquitto 2.0.11 sends none: it closes the connection, and paho
+# reports 0x80 "Unspecified error" (measured; src/handle_connect.c, do_disconnect), so there a
+# takeover is seen as disconnects that keep coming.
+SESSION_TAKEN_OVER = 0x8E
+# Unexpected disconnects within the window that make an alert. A broker restart or one network
+# cut is one; two clients holding one session take it from each other at every reconnect
+# (measured before issue 16: the bridge was disconnected 6 times in 12 s).
+DISCONNECTS_ALERTING = 3
+DISCONNECTS_WINDOW_S = 60.0
+
+
+@dataclass
+class DisconnectWatch:
+    """Counts a bridge worker's unexpected disconnects and says when they make an alert: at once
+    for "Session taken over", or when DISCONNECTS_ALERTING come within DISCONNECTS_WINDOW_S."""
+
+    client_id: str
+    limit: int = DISCONNECTS_ALERTING
+    window_s: float = DISCONNECTS_WINDOW_S
+    _times: list[float] = field(default_factory=list)
+
+    def disconnected(self, reason_code: int, reason: str, monotonic_s: float, at: datetime) -> Raise | None:
+        self._times = [t for t in self._times if monotonic_s - t < self.window_s] + [monotonic_s]
+        data = {"client_id": self.client_id, "reason": reason, "reason_code": reason_code,
+                "disconnects_in_window": len(self._times), "window_s": self.window_s}
+        if reason_code == SESSION_TAKEN_OVER:
+            return Raise(AlertKind.BRIDGE_SESSION_TAKEN_OVER, Severity.CRITICAL, BRIDGE_SITE, "", self.client_id,
+                         f"bridge worker {self.client_id}: another client connected with its client id and took "
+                         "over its session (its credentials are used elsewhere: a second worker with the same "
+                         "account, or stolen)", at, data)
+        if len(self._times) >= self.limit:
+            return Raise(AlertKind.BRIDGE_DISCONNECTS, Severity.CRITICAL, BRIDGE_SITE, "", self.client_id,
+                         f"bridge worker {self.client_id}: disconnected from the broker {len(self._times)} times in "
+                         f"{self.window_s:.0f} s (last: {reason}); another client using its account takes its "
+                         "session at every reconnect, or its link to the broker is failing", at, data)
+        return None
+

@@ -66,7 +66,9 @@ from doorstep.wire import (
 )
 
 from cloud_bridge import commands
-from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge import webhook
+from cloud_bridge.alert_rules import AlertRules, DisconnectWatch, Raise
+from cloud_bridge.alerts import apply_signals
 from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify_all, commit_isolating, commit_parsed
 from cloud_bridge.metrics import BridgeMetrics
 from doorstep.sealing import Opener
@@ -118,6 +120,13 @@ class _PubAck:
     failed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _LinkAlert:
+    """An alert about this worker's own connection, raised from paho's thread, stored by the worker's."""
+
+    signal: Raise
+
+
 class Ingest:
     def __init__(
         self,
@@ -152,7 +161,7 @@ class Ingest:
         self._stored_at = -math.inf
         self._on_committed = on_committed
         self._clock = clock
-        self._inbox: queue.Queue[Parsed | _PubAck] = queue.Queue()
+        self._inbox: queue.Queue[Parsed | _PubAck | _LinkAlert] = queue.Queue()
         self._refused: deque[Refused] = deque()
         self._refusals_unlogged = 0
         self._refusal_second = 0
@@ -160,6 +169,11 @@ class Ingest:
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._client = make_client(client_id, broker)
+        self._client_id = client_id
+        self._disconnects = DisconnectWatch(client_id)
+        # Set once a connection succeeds, cleared on its disconnect: a refused CONNECT (a wrong
+        # password) is logged by _on_connect and is not a disconnect.
+        self._was_connected = False
         self._status_topic = bridge_status_topic(client_id)
         self._client.will_set(self._status_topic, encode(Status(state=KioskState.OFFLINE)), qos=QOS_RELIABLE, retain=True)
         self._client.on_connect = self._on_connect
@@ -202,6 +216,7 @@ class Ingest:
         if reason.is_failure:
             log.error("broker refused the bridge's connection: %s", reason)
             return
+        self._was_connected = True
         client.subscribe([(topic, QOS_RELIABLE) for topic in self._subscriptions])
         if flags.session_present:
             # It may hold the `#` of an older bridge (a filter it does not hold is a no-op, 0x11).
@@ -221,7 +236,18 @@ class Ingest:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         self._connected.clear()
-        log.warning("bridge disconnected from broker: %s", reason)
+        was_connected, self._was_connected = self._was_connected, False
+        if self._stopping.is_set() or not was_connected:
+            log.info("bridge disconnected from broker: %s", reason)
+            return
+        # Unexpected: counted, and loud when it says someone else holds this worker's session
+        # (issue 16: a kiosk took the bridge's client id; now only the bridge's own account can).
+        self.metrics.disconnects.labels(str(reason)).inc()
+        log.warning("bridge %s disconnected from broker: %s", self._client_id, reason)
+        signal = self._disconnects.disconnected(reason.value, str(reason), time.monotonic(), self._clock())
+        if signal is not None:
+            log.error("%s", signal.title)
+            self._inbox.put(_LinkAlert(signal))
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:
@@ -302,11 +328,12 @@ class Ingest:
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                first: Parsed | _PubAck | None = self._inbox.get(timeout=0.2 if not self._refused else 0)
+                first: Parsed | _PubAck | _LinkAlert | None = self._inbox.get(timeout=0.2 if not self._refused else 0)
             except queue.Empty:
                 first = None
             batch = Parsed()
             pubacks: list[_PubAck] = []
+            link_alerts: list[_LinkAlert] = []
             item = first
             # While messages stream in, a batch gathers for batch_wait_s in all, not per message:
             # at 1,000 msg/s every message came within 5 ms of the one before, so a batch waited
@@ -318,6 +345,8 @@ class Ingest:
                 while item is not None:
                     if isinstance(item, _PubAck):
                         pubacks.append(item)
+                    elif isinstance(item, _LinkAlert):
+                        link_alerts.append(item)
                     else:
                         batch.valid += item.valid
                         batch.statuses += item.statuses
@@ -333,6 +362,8 @@ class Ingest:
                 batch.refused.append(self._refused.popleft())
                 room -= 1
             try:
+                if link_alerts:
+                    self._raise_link_alerts([alert.signal for alert in link_alerts])
                 for ack in pubacks:
                     self._command_puback(ack)
                 if batch.valid or batch.statuses or batch.refused or batch.unopenable:
@@ -341,6 +372,19 @@ class Ingest:
             except Exception:
                 # A bug must not stop ingest for every kiosk; nothing was acked, so nothing is lost.
                 log.exception("a batch of %d messages failed; kiosks will re-send", len(batch.valid))
+
+    def _raise_link_alerts(self, signals: list[Raise]) -> None:
+        """Alerts about this worker's connection, in the alerts table technicians watch (and to the
+        webhook), like any other: a bridge that cannot keep its session is losing kiosks' time."""
+        with Session(self._engine) as session:
+            changes = apply_signals(session, signals)
+            if self._notify:
+                webhook.enqueue(session, changes, self._clock())
+            session.commit()
+        for change in changes:
+            self.metrics.alerts.labels(change.alert.kind).inc()
+        if changes:
+            self._on_committed(BatchOutcome(alert_changes=changes))
 
     def process(self, batch: Parsed) -> None:
         started = time.perf_counter()

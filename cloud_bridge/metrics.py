@@ -40,4 +40,9 @@ class BridgeMetrics:
         )
         self.alerts = Counter("doorstep_bridge_alerts_opened", "Alerts opened, by kind", ["kind"], registry=r)
         self.webhooks = Counter("doorstep_bridge_webhooks", "Webhook posts by outcome", ["outcome"], registry=r)
+        self.disconnects = Counter(
+            "doorstep_bridge_broker_disconnects",
+            "Unexpected disconnects of this worker from the broker, by reason (a session taken over among them)",
+            ["reason"], registry=r,
+        )
         self.commands = Counter("doorstep_bridge_commands_published", "Command publishes (first or again)", registry=r)

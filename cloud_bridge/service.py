@@ -45,7 +45,7 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
     ingest = Ingest(
         engine,
         settings.broker,
-        client_id=settings.client_id,
+        client_id=settings.worker_id,
         share_group=settings.share_group,
         rules=settings.alerts,
         notify=notify,

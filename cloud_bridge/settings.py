@@ -18,6 +18,8 @@ from doorstep.sealing import Opener, private_key_from_file
 
 # Good for a laptop and the tests; refused anywhere else.
 DEVELOPMENT_SECRET = "development-only-secret"
+# A worker's client id on a broker without accounts (a laptop, the demo).
+DEFAULT_CLIENT_ID = "doorstep-bridge-1"
 
 
 class BridgeSettings(FileSettings):
@@ -28,10 +30,11 @@ class BridgeSettings(FileSettings):
         description="SQLAlchemy URL: sqlite:///path (default) or postgresql+psycopg://user:pass@host/db",
     )
     broker: BrokerSettings = BrokerSettings()
-    client_id: str = Field(
-        default="doorstep-bridge-1",
+    client_id: str | None = Field(
+        default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="unique per worker; stable across restarts (persistent session)",
+        description="unique per worker; stable across restarts (persistent session); with a broker.username, "
+        "that username (the default), since the broker binds each account to its own client id",
     )
     share_group: str = Field(
         default="bridge", pattern=r"^[A-Za-z0-9_-]+$", description="MQTT 5 shared-subscription group of all workers"
@@ -85,6 +88,23 @@ class BridgeSettings(FileSettings):
     # Each open dashboard asks for the fleet this often: a wall of 200 kiosks is a few pages of
     # JSON per refresh, and a killed kiosk's Last Will shows within one period.
     dashboard_refresh_s: float = Field(default=5, ge=1, le=300, description="how often an open dashboard refreshes")
+
+    @property
+    def worker_id(self) -> str:
+        """This worker's client id: `client_id`, else its broker username, else doorstep-bridge-1."""
+        return self.client_id or self.broker.username or DEFAULT_CLIENT_ID
+
+    @model_validator(mode="after")
+    def _client_id_is_the_username(self) -> BridgeSettings:
+        # deploy/mosquitto/doorstep.conf makes every client id the username (use_username_as_clientid,
+        # issue 16), and gives a worker's account only its own presence topic,
+        # doorstep/v1/_bridge/{username}: a different client_id would announce a worker the
+        # broker does not let it announce.
+        username = self.broker.username
+        if username is not None and self.client_id is not None and self.client_id != username:
+            raise ValueError(f"client_id {self.client_id!r} is not broker.username {username!r}: the broker binds "
+                             "each account to its own client id; leave client_id out, or make them the same")
+        return self
 
     @model_validator(mode="after")
     def _guideline_below_the_alerts(self) -> BridgeSettings:

@@ -1,79 +1,83 @@
-"""Who may connect to the broker and what each may do: Mosquitto's password file and ACL file.
+"""Who may connect to the broker and what each may do: one account and one role per kiosk and
+per bridge worker, in Mosquitto's dynamic-security plugin (doorstep/dynsec.py).
 
 Every kiosk has its own identity, `{site}.{kiosk}` (the '.' is not in the slug alphabet, so
 no two kiosks can share one): its username with a password, or the Common Name of its client
-certificate (doorstep/pki.py). Each bridge worker has its own name too (one per client id).
+certificate (doorstep/pki.py). Each bridge worker has its own name, a slug without '.'.
 
-The ACL (Mosquitto's `acl_file`, mosquitto.conf(5)) names each account's topics explicitly.
-It does not use `pattern` lines with `%u`, for three reasons found on the way:
-- one pattern level holds one topic level (mosquitto.conf(5): "the substitution pattern must be
-  the only text for that level of hierarchy"), and a kiosk's root is two levels, site and kiosk.
-  Mosquitto 2.0 (2.0.11 here, measured) happens to substitute a username `site/kiosk` across
-  two levels, and 2.1 denies it (eclipse-mosquitto/mosquitto#3520): a broker upgrade would lock
-  every kiosk out;
-- patterns apply to every account, the bridge's too: measured on 2.0.11, `pattern write
-  doorstep/v1/%u/readings/+` let a user `bridge` publish `doorstep/v1/bridge/readings/status`,
-  a valid kiosk topic (site "bridge", kiosk "readings");
-- a kiosk taken out of service is one block removed, whether it logs in with a password or a
-  certificate (a certificate has no other revocation here: no CRL is kept).
-A district of 2,000 kiosks makes a file of about 20,000 lines, which Mosquitto reads in
-milliseconds, and a lookup per message stays within one account's nine lines.
+The identity is the client id too: every listener of deploy/mosquitto/doorstep.conf sets
+`use_username_as_clientid`, which replaces whatever client id a client sends by its username
+(after a certificate's Common Name became the username, src/handle_connect.c in 2.0.11). So a
+kiosk connecting with the bridge's client id, or with another kiosk's, only ever takes over its
+own session (issue 16, finding 2). Only a second holder of the same credentials can take a
+session over; the bridge watches for that (cloud_bridge/ingest.py, DisconnectWatch).
 
-Mosquitto 2.0 does not check SUBSCRIBE against the ACL file at all (src/security_default.c:
-"FIXME - implement ACL subscription strings"): a kiosk may subscribe to `#` and is granted it,
-but each message is checked against the reader's `read` rules before it is delivered, so it
-receives only its own commands and acks (tests/test_broker_acl.py). PUBLISH is checked, and an
-MQTT 5 client is told: PUBACK reason code 0x87 Not authorized (MQTT 5.0, 3.4.2.1).
+Why the plugin, not Mosquitto's acl_file (issue 16, finding 1): Mosquitto 2.0 does not check a
+SUBSCRIBE against the acl_file at all (src/security_default.c: "FIXME - implement ACL
+subscription strings"). A kiosk could join the bridge's shared subscription,
+`$share/bridge/doorstep/v1/+/+/readings/+`: the broker then gave it its turn of every kiosk's
+messages and dropped each one the kiosk may not read, so the bridge got a fraction of them on
+first delivery. The plugin checks each SUBSCRIBE against the role's subscribe ACLs, with the
+`$share/{group}/` prefix as the client sent it (src/handle_subscribe.c passes the whole filter
+to mosquitto_acl_check; plugins/dynamic-security/acl.c, acl_check_subscribe), and refuses what
+no ACL allows (defaultACLAccess subscribe false): SUBACK 0x87 (MQTT 5.0, 3.9.3).
+
+Each role's ACLs name its topics explicitly: one role per identity, so taking a kiosk out of
+service is deleting its client and role, whether it logs in with a password or a certificate,
+and the plugin disconnects it at once (deleteClient kicks the username,
+plugins/dynamic-security/clients.c).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from doorstep.wire import BRIDGE_STATUS_FILTER, TOPIC_ROOT, Channel, ContractError, KioskTopics
+from doorstep.dynsec import (
+    Acl,
+    DynsecAdmin,
+    PasswordHash,
+    client_json,
+    hash_from_passwd_line,
+    hash_password,
+    is_missing,
+    read_config,
+    role_json,
+    write_config,
+)
+from doorstep.wire import BRIDGE_STATUS_FILTER, TOPIC_ROOT, Channel, ContractError, KioskTopics, bridge_status_topic
 
 # A bridge worker's name: a slug, with no '.', so it can never read as a kiosk's `site.kiosk`.
 BRIDGE_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,63}$"
 _BRIDGE_NAME: Final = re.compile(BRIDGE_NAME_PATTERN)
+# The bridge workers' shared-subscription group (cloud_bridge/settings.py, share_group).
+DEFAULT_SHARE_GROUP: Final = "bridge"
+# The account `doorstep broker` administers the plugin with (doorstep broker init).
+ADMIN_USERNAME: Final = "doorstep-admin"
 
-# Mosquitto 2.0's password hash, "$7$": PBKDF2-SHA512 (mosquitto_passwd's default), with the
-# salt length and iterations mosquitto_passwd uses (src/password_mosq.h: SALT_LEN 12,
-# PW_DEFAULT_ITERATIONS 101). Iterations only slow the guessing of a weak password; ours are 32
-# random bytes, beyond guessing at any cost.
 # How long the certificates of doorstep/pki.py are valid. Here, not in pki.py, so that the CLI
 # can show them as its defaults without importing cryptography (~17 MB resident, measured):
 # every `doorstep agent` process loads the CLI, and a kiosk never issues a certificate.
 CA_DAYS: Final = 3650  # the CA outlives the kiosks it signs; replacing it means visiting every kiosk
 BROKER_DAYS: Final = 825  # the broker's certificate is replaced on the server alone, so more often
 KIOSK_DAYS: Final = 1825  # a kiosk's card is rewritten by a visit: about the life of the hardware
-HASH_ID: Final = 7
-SALT_BYTES: Final = 12
-ITERATIONS: Final = 101
 PASSWORD_BYTES: Final = 32
 
-ACL_HEADER: Final = """\
-# Doorstep's broker ACL, written by `doorstep broker add-kiosk` / `add-bridge` / `remove`
-# (doorstep/broker_access.py), which rewrite every account's rules: edits by hand are lost.
-# Mosquitto reads it at start and on SIGHUP (systemctl reload mosquitto). Each kiosk publishes
-# only its own upstream topics and reads only its own commands and acks; each bridge worker
-# reads every kiosk and writes only commands and acks.
-"""
+# How an account logs in, kept in the client's textDescription: the plugin does not say whether
+# a client has a password.
+PASSWORD_LOGIN: Final = "password"
+CERTIFICATE_LOGIN: Final = "certificate"
 
 
 class BrokerAccessError(ValueError):
-    """A name that cannot be an account, or a file that is not ours to rewrite."""
+    """A name that cannot be an account, or a file that is not ours to convert."""
 
 
 def kiosk_username(site: str, kiosk: str) -> str:
-    """The broker identity of a kiosk: username, and Common Name of its certificate."""
+    """The broker identity of a kiosk: username, client id, and Common Name of its certificate."""
     try:
         KioskTopics(site, kiosk)  # both must be slugs
     except ContractError as error:
@@ -99,68 +103,156 @@ def check_bridge_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Rule:
-    access: str  # "read" or "write": Mosquitto's access types
-    topic: str
-
-    def line(self) -> str:
-        return f"topic {self.access} {self.topic}"
+def new_password() -> str:
+    return secrets.token_urlsafe(PASSWORD_BYTES)
 
 
-def kiosk_rules(site: str, kiosk: str) -> list[Rule]:
-    """The kiosk's own upstream channels (docs/protocol.md, Topics), and its two downstream ones."""
-    root = KioskTopics(site, kiosk).root
+# --- What each identity may do ---------------------------------------------------------------
+
+
+def kiosk_acls(site: str, kiosk: str) -> list[Acl]:
+    """The kiosk's own upstream channels (docs/protocol.md, Topics), and its two downstream ones,
+    subscribed exactly as the agent subscribes them (edge_agent/uplink.py): no wildcard of its
+    own, no `$share/…` group, nobody else's topics."""
+    topics = KioskTopics(site, kiosk)
+    root = topics.root
+    downstream = [topics.command("+"), topics.acks, BRIDGE_STATUS_FILTER]  # the bridge's presence (docs/protocol.md)
     return [
-        Rule("write", f"{root}/{Channel.STATUS}"),  # birth, clean stop and the Last Will
-        Rule("write", f"{root}/{Channel.READINGS}/+"),
-        Rule("write", f"{root}/{Channel.EVENTS}/+"),
-        Rule("write", f"{root}/{Channel.TELEMETRY}"),
-        Rule("write", f"{root}/{Channel.COMMAND_RESULTS}/+"),
-        # A backlog, many records to a message. An ACL written before batches lacks it: the
-        # agent is refused (PUBACK 0x87) and sends its records one by one.
-        Rule("write", f"{root}/{Channel.BATCH}"),
-        Rule("read", f"{root}/{Channel.COMMANDS}/+"),
-        Rule("read", f"{root}/{Channel.ACKS}"),
-        Rule("read", BRIDGE_STATUS_FILTER),  # whether a bridge worker is up (docs/protocol.md)
+        Acl("publishClientSend", f"{root}/{Channel.STATUS}"),  # birth, clean stop and the Last Will
+        Acl("publishClientSend", f"{root}/{Channel.READINGS}/+"),
+        Acl("publishClientSend", f"{root}/{Channel.EVENTS}/+"),
+        Acl("publishClientSend", f"{root}/{Channel.TELEMETRY}"),
+        Acl("publishClientSend", f"{root}/{Channel.COMMAND_RESULTS}/+"),
+        Acl("publishClientSend", f"{root}/{Channel.BATCH}"),
+        *(Acl("publishClientReceive", topic) for topic in downstream),
+        *(Acl("subscribeLiteral", topic) for topic in downstream),
     ]
 
 
-def bridge_rules() -> list[Rule]:
-    """Reads every kiosk (its shared subscriptions and its own status subscription are checked
-    per message against these), writes only what goes down."""
+def bridge_acls(name: str, group: str = DEFAULT_SHARE_GROUP) -> list[Acl]:
+    """Reads every kiosk, through the group's shared subscriptions and its own one to the kiosks'
+    statuses; writes only what goes down, and its own presence."""
     return [
-        Rule("read", f"{TOPIC_ROOT}/#"),
-        Rule("write", f"{TOPIC_ROOT}/+/+/{Channel.COMMANDS}/+"),
-        Rule("write", f"{TOPIC_ROOT}/+/+/{Channel.ACKS}"),
-        Rule("write", BRIDGE_STATUS_FILTER),  # each worker's retained status and Last Will
+        Acl("publishClientReceive", f"{TOPIC_ROOT}/#"),
+        # Every shared subscription of its group under the root (cloud_bridge/ingest.py,
+        # subscriptions(): one per upstream channel); kept whole so that a channel added
+        # upstream needs no change here. A pattern ACL holds a subscription within it
+        # (plugins/dynamic-security/sub_matches_sub.c).
+        Acl("subscribePattern", f"$share/{group}/{TOPIC_ROOT}/#"),
+        Acl("subscribeLiteral", f"{TOPIC_ROOT}/+/+/{Channel.STATUS}"),
+        Acl("publishClientSend", f"{TOPIC_ROOT}/+/+/{Channel.COMMANDS}/+"),
+        Acl("publishClientSend", f"{TOPIC_ROOT}/+/+/{Channel.ACKS}"),
+        Acl("publishClientSend", bridge_status_topic(name)),  # its retained status and Last Will
     ]
 
 
-def rules_for(username: str) -> list[Rule]:
+def acls_for(username: str, group: str = DEFAULT_SHARE_GROUP) -> list[Acl]:
     kiosk = split_kiosk_username(username)
     if kiosk is not None:
-        return kiosk_rules(*kiosk)
-    return bridge_rules()
+        return kiosk_acls(*kiosk)
+    return bridge_acls(check_bridge_name(username), group)
 
 
-def render_acl(usernames: set[str]) -> str:
-    """The whole ACL file for these accounts: bridge workers first, then kiosks, sorted."""
-    bridges = sorted(u for u in usernames if split_kiosk_username(u) is None)
-    kiosks = sorted(u for u in usernames if split_kiosk_username(u) is not None)
-    blocks = []
-    for username in bridges + kiosks:
-        what = "bridge worker" if username in bridges else "kiosk"
-        lines = [f"# {what} {username}", f"user {username}", *(rule.line() for rule in rules_for(username))]
-        blocks.append("\n".join(lines))
-    return ACL_HEADER + "".join(f"\n{block}\n" for block in blocks)
+def describe(username: str) -> str:
+    return "kiosk" if split_kiosk_username(username) is not None else "bridge worker"
+
+
+# --- On the running broker ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    username: str
+    kind: str  # "kiosk" or "bridge worker"
+    login: str  # PASSWORD_LOGIN or CERTIFICATE_LOGIN
+    roles: tuple[str, ...]
+
+    @property
+    def has_rights(self) -> bool:
+        return self.username in self.roles
+
+
+def grant(admin: DynsecAdmin, username: str, password: str | None, *, group: str = DEFAULT_SHARE_GROUP) -> None:
+    """Give `username` its rules, in a role of its own name, and `password` (None: it logs in with
+    its certificate). An existing account is brought to this version's rules and, with a
+    password, given the new one: how a newer Doorstep's rules reach every account."""
+    _sync_role(admin, username, acls_for(username, group))
+    login = PASSWORD_LOGIN if password is not None else CERTIFICATE_LOGIN
+    client = admin.one({"command": "getClient", "username": username}, allow=["Client not found"])
+    if is_missing(client):
+        admin.one({"command": "createClient", "username": username, "textdescription": login,
+                   "roles": [{"rolename": username}], **({"password": password} if password is not None else {})})
+        return
+    commands: list[dict[str, Any]] = []
+    if password is not None:
+        # setClientPassword disconnects the client: whoever holds the old password is out.
+        commands += [{"command": "setClientPassword", "username": username, "password": password},
+                     {"command": "modifyClient", "username": username, "textdescription": PASSWORD_LOGIN}]
+    # Without a password an account keeps the one it has (the plugin cannot take a password
+    # away; `remove` and a new `add-kiosk --no-password` can).
+    if username not in {r["rolename"] for r in client["data"]["client"].get("roles", [])}:
+        commands.append({"command": "addClientRole", "username": username, "rolename": username})
+    admin.run(*commands)
+
+
+def _sync_role(admin: DynsecAdmin, username: str, acls: list[Acl]) -> bool:
+    """The role of `username` holds exactly `acls` afterwards; True if it had to change. (A
+    changed role's clients are disconnected by the plugin, and come back under the new rules.)"""
+    role = admin.one({"command": "getRole", "rolename": username}, allow=["Role not found"])
+    if is_missing(role):
+        admin.one({"command": "createRole", "rolename": username, "textname": f"{describe(username)} {username}",
+                   "acls": [acl.as_json() for acl in acls]})
+        return True
+    held = {Acl(a["acltype"], a["topic"]) for a in role["data"]["role"].get("acls", [])}
+    wanted = set(acls)
+    admin.run(*({"command": "removeRoleACL", "rolename": username, "acltype": acl.acltype, "topic": acl.topic}
+                for acl in sorted(held - wanted)),
+              *({"command": "addRoleACL", "rolename": username, "allow": True, **acl.as_json()}
+                for acl in sorted(wanted - held)))
+    return held != wanted
+
+
+def update_rules(admin: DynsecAdmin, *, group: str = DEFAULT_SHARE_GROUP) -> list[str]:
+    """Bring every account's role to this version's rules (a channel added to the contract),
+    passwords untouched; the accounts whose rules changed."""
+    changed = []
+    for account in accounts(admin):
+        if _sync_role(admin, account.username, acls_for(account.username, group)):
+            changed.append(account.username)
+        if not account.has_rights:
+            admin.one({"command": "addClientRole", "username": account.username, "rolename": account.username})
+    return changed
+
+
+def revoke(admin: DynsecAdmin, username: str) -> bool:
+    """Take the account away (the plugin disconnects it at once); False if there was none."""
+    client, role = admin.run({"command": "deleteClient", "username": username},
+                             {"command": "deleteRole", "rolename": username},
+                             allow=["Client not found", "Role not found"])
+    return not (is_missing(client) and is_missing(role))
+
+
+def accounts(admin: DynsecAdmin) -> list[Account]:
+    """Every kiosk and bridge worker the plugin knows: the clients `grant` and `import_legacy` made,
+    which say how they log in in their textdescription (not the admin account)."""
+    listed = admin.one({"command": "listClients", "verbose": True, "count": -1, "offset": 0})
+    found = []
+    for client in listed["data"]["clients"]:
+        username, login = client["username"], client.get("textdescription")
+        if login not in (PASSWORD_LOGIN, CERTIFICATE_LOGIN):
+            continue  # not made by grant or import_legacy: the admin account, or one made by hand
+        roles = tuple(sorted(r["rolename"] for r in client.get("roles", [])))
+        found.append(Account(username, describe(username), login, roles))
+    return sorted(found, key=lambda a: a.username)
+
+
+# --- Upgrading a broker host: the old password file and ACL into the plugin's file --------------
 
 
 def acl_usernames(text: str) -> set[str]:
-    """The accounts of an ACL file this module wrote. Their rules are not read back: they are
-    written again from this module, which is how a newer Doorstep's rules reach every account.
-    Anything this module would never write (a pattern, rules for anonymous clients) is refused
-    rather than silently dropped."""
+    """The accounts of an ACL file `doorstep broker` wrote before the plugin (user blocks of
+    topic lines). Their rules are not read: each gets this version's rules. Anything else (a
+    pattern, rules for anonymous clients) is refused rather than silently dropped."""
     names: set[str] = set()
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -173,88 +265,52 @@ def acl_usernames(text: str) -> set[str]:
                 check_bridge_name(name)
             names.add(name)
         elif keyword != "topic" or not names:
-            raise BrokerAccessError(f"ACL line {number} ({line!r}) is not one `doorstep broker` writes: "
-                                    "refusing to rewrite the file; move it aside first")
+            raise BrokerAccessError(f"ACL line {number} ({line!r}) is not one `doorstep broker` wrote: "
+                                    "convert that account by hand")
     return names
 
 
-# --- The password file ------------------------------------------------------------------------
-
-
-def new_password() -> str:
-    return secrets.token_urlsafe(PASSWORD_BYTES)
-
-
-def hash_password(password: str, *, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
-    """The password file's hash of `password`, as mosquitto_passwd writes it."""
-    salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return f"${HASH_ID}${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def _password_lines(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
+def password_hashes(text: str) -> dict[str, str]:
+    """username -> hash, of a mosquitto_passwd file."""
     entries: dict[str, str] = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         if line.strip():
             username, _, hashed = line.partition(":")
-            entries[username] = hashed
+            entries[username] = hashed.strip()
     return entries
 
 
-def password_usernames(path: Path) -> set[str]:
-    return set(_password_lines(path))
+def import_legacy(dynsec_file: Path, *, passwd: Path, acl: Path, group: str = DEFAULT_SHARE_GROUP) -> list[str]:
+    """Add every account of the old password file and ACL to the plugin's file, with the
+    password it had (the same PBKDF2-SHA512 hash, doorstep/dynsec.py) and this version's rules:
+    no kiosk needs a new password. The broker must be stopped (the plugin rewrites its file).
+    Returns the usernames imported."""
+    config = read_config(dynsec_file)
+    with_rights = acl_usernames(acl.read_text()) if acl.exists() else set()
+    hashes = password_hashes(passwd.read_text()) if passwd.exists() else {}
+    unknown = sorted(set(hashes) - with_rights)
+    if unknown:
+        # Without rules in the old ACL they could do nothing; an account kept must be meant.
+        raise BrokerAccessError(f"in {passwd} but not in {acl}: {', '.join(unknown)}; remove them or add them to the ACL")
+    clients = {c["username"]: c for c in config["clients"]}
+    roles = {r["rolename"]: r for r in config["roles"]}
+    for username in sorted(with_rights):
+        hashed: PasswordHash | None = hash_from_passwd_line(hashes[username]) if username in hashes else None
+        roles[username] = role_json(username, acls_for(username, group))
+        login = PASSWORD_LOGIN if hashed is not None else CERTIFICATE_LOGIN
+        clients[username] = client_json(username, hashed, [username], description=login)
+    config["clients"], config["roles"] = list(clients.values()), list(roles.values())
+    write_config(dynsec_file, config, overwrite=True)
+    return sorted(with_rights)
 
 
-def _replace(path: Path, text: str) -> None:
-    """Write the whole file at once (a reload mid-write must never see half of it), keeping the
-    mode and owner of the file it replaces: Mosquitto reads it as its own unprivileged user."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.stat() if path.exists() else None
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(text)
-        # New files: the owner writes, the broker's group reads, nobody else (the hashes and the
-        # list of kiosks are nobody's business).
-        os.chmod(temporary, old.st_mode & 0o777 if old else 0o640)
-        if old is not None and os.geteuid() == 0:
-            os.chown(temporary, old.st_uid, old.st_gid)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def set_password(path: Path, username: str, password: str) -> None:
-    entries = _password_lines(path)
-    entries[username] = hash_password(password)
-    _replace(path, "".join(f"{name}:{hashed}\n" for name, hashed in sorted(entries.items())))
-
-
-def remove_password(path: Path, username: str) -> bool:
-    entries = _password_lines(path)
-    if entries.pop(username, None) is None:
-        return False
-    _replace(path, "".join(f"{name}:{hashed}\n" for name, hashed in sorted(entries.items())))
-    return True
-
-
-def allow(acl_path: Path, username: str) -> None:
-    """Give `username` its rules in the ACL file (a no-op if it has them)."""
-    names = acl_usernames(acl_path.read_text()) if acl_path.exists() else set()
-    names.add(username)
-    _replace(acl_path, render_acl(names))
-
-
-def revoke(acl_path: Path, username: str) -> bool:
-    """Take every right of `username` away; False if it had none."""
-    if not acl_path.exists():
-        return False
-    names = acl_usernames(acl_path.read_text())
-    if username not in names:
-        return False
-    names.discard(username)
-    _replace(acl_path, render_acl(names))
-    return True
+def offline_grant(dynsec_file: Path, username: str, password: str | None, *, group: str = DEFAULT_SHARE_GROUP) -> None:
+    """`grant`, into the plugin's file of a stopped broker (tests, and an installation before its
+    first start)."""
+    config = read_config(dynsec_file)
+    hashed = hash_password(password) if password is not None else None
+    login = PASSWORD_LOGIN if hashed is not None else CERTIFICATE_LOGIN
+    config["clients"] = [c for c in config["clients"] if c["username"] != username] + [
+        client_json(username, hashed, [username], description=login)]
+    config["roles"] = [r for r in config["roles"] if r["rolename"] != username] + [role_json(username, acls_for(username, group))]
+    write_config(dynsec_file, config, overwrite=True)

@@ -1,8 +1,16 @@
 """Can this client reach the broker, and if not, exactly why: for the log and `doorstep doctor`.
 
 paho retries a failed connection silently; a kiosk with a wrong CA, an expired certificate or a
-wrong password must say so in plain words instead. The check connects once, synchronously,
-with a client id of its own (never the agent's: the broker would drop the agent's session)."""
+wrong password must say so in plain words instead. The check connects once, synchronously.
+
+It must leave the session of the account it checks as it was. On a broker that binds the client
+id to the username (deploy/mosquitto/doorstep.conf, use_username_as_clientid: issue 16) the
+check's own client id is replaced by the account's, so it lands in the agent's session whatever
+id it sends: a clean start would throw away the commands and acks queued for the kiosk. So it
+resumes the session (clean_start=0) with the agent's expiry, acknowledges nothing that the
+broker delivers from it (manual acks: unacknowledged, they are sent again to the agent,
+MQTT 5.0, 4.4), subscribes to nothing, and leaves with a normal DISCONNECT. An agent connected
+at that moment is disconnected by the broker and reconnects."""
 
 from __future__ import annotations
 
@@ -13,9 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from doorstep.mqtt import BrokerSettings, TlsSettings, make_client
+from doorstep.mqtt import SESSION_EXPIRY_S, BrokerSettings, TlsSettings, make_client
 
 # MQTT 5.0, 3.2.2.2 CONNACK reason codes.
 BAD_CREDENTIALS = 0x86
@@ -53,6 +63,9 @@ def check_broker(broker: BrokerSettings, client_id: str, *, timeout_s: float = 5
         answers.put(reason)
 
     client.on_connect = on_connect
+    client.manual_ack_set(True)  # what the session holds for the agent stays the agent's
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = SESSION_EXPIRY_S  # the session's expiry is the last CONNECT's
     try:
         if broker.tls is not None:
             # Our own handshake first: paho leaks the socket of a failed one, and says less.
@@ -62,7 +75,8 @@ def check_broker(broker: BrokerSettings, client_id: str, *, timeout_s: float = 5
                 # A plaintext listener reads our ClientHello as a broken MQTT packet and hangs up.
                 return BrokerCheck(False, f"TLS to {where} failed: the broker hung up during the handshake "
                                           "(does this port speak TLS? broker.tls is set, so plaintext is never tried)")
-        client.connect(broker.host, broker.port, keepalive=max(5, int(timeout_s)), clean_start=True)
+        client.connect(broker.host, broker.port, keepalive=max(5, int(timeout_s)), clean_start=False,
+                       properties=properties)
     except ssl.SSLCertVerificationError as error:
         return BrokerCheck(False, f"TLS to {where}: the broker's certificate is not trusted ({error.verify_message})")
     except ssl.SSLError as error:

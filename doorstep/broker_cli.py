@@ -3,13 +3,15 @@ bridge worker). What each file is for, and where it goes: docs/security.md."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from doorstep import broker_access
-from doorstep.broker_access import BROKER_DAYS, CA_DAYS, KIOSK_DAYS, BrokerAccessError
+from doorstep.broker_access import ADMIN_USERNAME, BROKER_DAYS, CA_DAYS, DEFAULT_SHARE_GROUP, KIOSK_DAYS, BrokerAccessError
+from doorstep.dynsec import DynsecAdmin, DynsecError
 
 # doorstep.pki (cryptography) is imported by the commands that issue certificates, not here:
 # every `doorstep agent` process loads this module with the CLI (see broker_access.CA_DAYS).
@@ -19,14 +21,30 @@ broker_app = typer.Typer(
     no_args_is_help=True,
 )
 
-# Where deploy/mosquitto/doorstep.conf reads them.
-DEFAULT_PASSWD = Path("/etc/mosquitto/doorstep.passwd")
-DEFAULT_ACL = Path("/etc/mosquitto/doorstep.acl")
+# Where deploy/mosquitto/doorstep.conf has the plugin keep its file, and where `init` puts the
+# admin's password for the other commands (root's, mode 0600).
+DEFAULT_DYNSEC = Path("/var/lib/mosquitto/dynamic-security.json")
+DEFAULT_ADMIN_PASSWORD_FILE = Path("/etc/doorstep/broker-admin.password")
 
 PkiDir = Annotated[Path, typer.Option("--pki", help="the CA's directory (keep ca.key off the broker if you can)")]
-PasswdFile = Annotated[Path, typer.Option("--passwd", help="Mosquitto's password_file")]
-AclFile = Annotated[Path, typer.Option("--acl", help="Mosquitto's acl_file")]
-RELOAD = "then reload the broker: sudo systemctl reload mosquitto"
+DynsecFile = Annotated[Path, typer.Option("--dynsec", help="the dynamic-security plugin's file (plugin_opt_config_file)")]
+BrokerHost = Annotated[str, typer.Option("--broker-host", help="the broker's loopback listener")]
+BrokerPort = Annotated[int, typer.Option("--broker-port", help="its port")]
+AdminName = Annotated[str, typer.Option("--admin", help="the plugin's admin account (made by `doorstep broker init`)")]
+AdminPasswordFile = Annotated[Path, typer.Option("--admin-password-file", help="a file holding the admin's password")]
+Group = Annotated[str, typer.Option("--group", help="the bridge workers' shared-subscription group (share_group)")]
+IN_FORCE = "in force now: no reload needed"
+
+
+def _admin(host: str, port: int, admin: str, password_file: Path) -> DynsecAdmin:
+    from doorstep.mqtt import BrokerSettings
+
+    try:
+        password = password_file.read_text().strip()
+    except OSError as error:
+        raise DynsecError(f"cannot read the admin's password from {password_file} ({error.strerror}): made by "
+                          "`doorstep broker init`; pass --admin-password-file") from None
+    return DynsecAdmin(BrokerSettings(host=host, port=port, username=admin, password=password))  # type: ignore[arg-type]
 
 
 def _fail(error: Exception) -> typer.Exit:
@@ -91,73 +109,157 @@ def kiosk_cert(
     typer.echo(f"the broker must also know it: doorstep broker add-kiosk {site} {kiosk} --no-password")
 
 
+@broker_app.command("init")
+def init(
+    dynsec: DynsecFile = DEFAULT_DYNSEC,
+    admin: AdminName = ADMIN_USERNAME,
+    admin_password_file: AdminPasswordFile = DEFAULT_ADMIN_PASSWORD_FILE,
+) -> None:
+    """Before the broker's first start: the plugin's file, holding only an admin account (which
+    may administer the plugin and read nothing else), and the admin's password for the other
+    commands."""
+    from doorstep import dynsec as plugin
+
+    if admin_password_file.exists():
+        raise _fail(DynsecError(f"{admin_password_file} exists: refusing to replace the admin's password"))
+    password = broker_access.new_password()
+    try:
+        plugin.write_config(dynsec, plugin.new_config(admin, password), overwrite=False)
+        admin_password_file.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(admin_password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(password + "\n")
+    except (DynsecError, OSError) as error:
+        raise _fail(error) from None
+    typer.echo(f"created {dynsec} (admin account {admin}) and {admin_password_file} (mode 0600)")
+    typer.echo("the broker must own the plugin's file: sudo chown mosquitto: " + str(dynsec))
+    typer.echo("then start the broker: sudo systemctl restart mosquitto")
+
+
+@broker_app.command("import-legacy")
+def import_legacy(
+    dynsec: DynsecFile = DEFAULT_DYNSEC,
+    passwd: Annotated[Path, typer.Option("--passwd", help="the old password_file")] = Path("/etc/mosquitto/doorstep.passwd"),
+    acl: Annotated[Path, typer.Option("--acl", help="the old acl_file")] = Path("/etc/mosquitto/doorstep.acl"),
+    group: Group = DEFAULT_SHARE_GROUP,
+) -> None:
+    """Upgrading a broker host, with the broker stopped: every account of the password file and
+    ACL that `doorstep broker` wrote before, into the plugin's file, with its password (the same
+    hash) and this version's rules. No kiosk needs a new password."""
+    try:
+        imported = broker_access.import_legacy(dynsec, passwd=passwd, acl=acl, group=group)
+    except (BrokerAccessError, DynsecError, OSError, KeyError) as error:
+        raise _fail(error) from None
+    typer.echo(f"imported {len(imported)} account(s) into {dynsec}: " + ", ".join(imported))
+    typer.echo("now remove password_file and acl_file from the broker's configuration, add the plugin "
+               "(deploy/mosquitto/doorstep.conf), and start it")
+
+
 @broker_app.command("add-kiosk")
 def add_kiosk(
     site: str,
     kiosk: str,
-    passwd: PasswdFile = DEFAULT_PASSWD,
-    acl: AclFile = DEFAULT_ACL,
     password: Annotated[bool, typer.Option(help="give it a password (--no-password: it logs in with its certificate)")] = True,
+    broker_host: BrokerHost = "127.0.0.1",
+    broker_port: BrokerPort = 1883,
+    admin: AdminName = ADMIN_USERNAME,
+    admin_password_file: AdminPasswordFile = DEFAULT_ADMIN_PASSWORD_FILE,
 ) -> None:
-    """Let a kiosk onto the broker: its own topics in the ACL, and a new random password."""
+    """Let a kiosk onto the running broker: its own topics, and a new random password."""
     try:
         username = broker_access.kiosk_username(site, kiosk)
-        broker_access.allow(acl, username)
         secret = broker_access.new_password() if password else None
-        if secret is not None:
-            broker_access.set_password(passwd, username, secret)
-    except (BrokerAccessError, OSError) as error:
+        with _admin(broker_host, broker_port, admin, admin_password_file) as plugin:
+            broker_access.grant(plugin, username, secret)
+    except (BrokerAccessError, DynsecError) as error:
         raise _fail(error) from None
     typer.echo(f"kiosk {username}: may publish under doorstep/v1/{site}/{kiosk}/ and read its own commands and acks")
     if secret is not None:
         typer.echo(f"broker.username: {username}")
         typer.echo(f"password (shown once, kept nowhere else): {secret}")
         typer.echo("put it in the kiosk's /etc/doorstep/agent.env as DOORSTEP_AGENT_BROKER__PASSWORD=…")
-    typer.echo(RELOAD)
+    typer.echo(IN_FORCE)
 
 
 @broker_app.command("add-bridge")
-def add_bridge(name: str, passwd: PasswdFile = DEFAULT_PASSWD, acl: AclFile = DEFAULT_ACL) -> None:
-    """Let a bridge worker (one per client_id) read every kiosk and write only commands and acks."""
+def add_bridge(
+    name: str,
+    group: Group = DEFAULT_SHARE_GROUP,
+    broker_host: BrokerHost = "127.0.0.1",
+    broker_port: BrokerPort = 1883,
+    admin: AdminName = ADMIN_USERNAME,
+    admin_password_file: AdminPasswordFile = DEFAULT_ADMIN_PASSWORD_FILE,
+) -> None:
+    """Let a bridge worker (one account per worker: its client id is its name) read every kiosk
+    through its group's shared subscriptions, and write only commands and acks."""
     try:
-        broker_access.allow(acl, broker_access.check_bridge_name(name))
+        broker_access.check_bridge_name(name)
         secret = broker_access.new_password()
-        broker_access.set_password(passwd, name, secret)
-    except (BrokerAccessError, OSError) as error:
+        with _admin(broker_host, broker_port, admin, admin_password_file) as plugin:
+            broker_access.grant(plugin, name, secret, group=group)
+    except (BrokerAccessError, DynsecError) as error:
         raise _fail(error) from None
-    typer.echo(f"bridge worker {name}: broker.username {name}")
+    typer.echo(f"bridge worker {name}: broker.username {name} (its client id, too)")
     typer.echo(f"password (shown once, kept nowhere else): {secret}")
     typer.echo("put it in the bridge's environment as DOORSTEP_BRIDGE_BROKER__PASSWORD=…")
-    typer.echo(RELOAD)
+    typer.echo(IN_FORCE)
+
+
+@broker_app.command("update-rules")
+def update_rules(
+    group: Group = DEFAULT_SHARE_GROUP,
+    broker_host: BrokerHost = "127.0.0.1",
+    broker_port: BrokerPort = 1883,
+    admin: AdminName = ADMIN_USERNAME,
+    admin_password_file: AdminPasswordFile = DEFAULT_ADMIN_PASSWORD_FILE,
+) -> None:
+    """After upgrading Doorstep: give every account this version's rules (a new channel in the
+    contract), keeping every password. Clients whose rules change are reconnected by the broker."""
+    try:
+        with _admin(broker_host, broker_port, admin, admin_password_file) as plugin:
+            changed = broker_access.update_rules(plugin, group=group)
+    except DynsecError as error:
+        raise _fail(error) from None
+    typer.echo(f"{len(changed)} account(s) given new rules" + (": " + ", ".join(changed) if changed else ""))
 
 
 @broker_app.command("remove")
-def remove(username: str, passwd: PasswdFile = DEFAULT_PASSWD, acl: AclFile = DEFAULT_ACL) -> None:
-    """Take an account (a stolen or retired kiosk: {site}.{kiosk}) off the broker, password and rights.
-
-    On reload, a client connected with that password is disconnected."""
+def remove(
+    username: str,
+    broker_host: BrokerHost = "127.0.0.1",
+    broker_port: BrokerPort = 1883,
+    admin: AdminName = ADMIN_USERNAME,
+    admin_password_file: AdminPasswordFile = DEFAULT_ADMIN_PASSWORD_FILE,
+) -> None:
+    """Take an account (a stolen or retired kiosk: {site}.{kiosk}) off the broker, password and
+    rights. A client connected with it is disconnected at once, certificate or password."""
     try:
-        had_rights = broker_access.revoke(acl, username)
-        had_password = broker_access.remove_password(passwd, username)
-    except (BrokerAccessError, OSError) as error:
+        if split := broker_access.split_kiosk_username(username):
+            broker_access.kiosk_username(*split)
+        else:
+            broker_access.check_bridge_name(username)
+        with _admin(broker_host, broker_port, admin, admin_password_file) as plugin:
+            removed = broker_access.revoke(plugin, username)
+    except (BrokerAccessError, DynsecError) as error:
         raise _fail(error) from None
-    if not (had_rights or had_password):
-        raise _fail(BrokerAccessError(f"no account {username!r} in {acl} or {passwd}"))
-    typer.echo(f"removed {username}: " + ", ".join(
-        what for what, done in (("its rights", had_rights), ("its password", had_password)) if done))
-    typer.echo(RELOAD)
+    if not removed:
+        raise _fail(BrokerAccessError(f"no account {username!r} on the broker"))
+    typer.echo(f"removed {username}: its password and its rights; {IN_FORCE}")
 
 
 @broker_app.command("list")
-def list_accounts(passwd: PasswdFile = DEFAULT_PASSWD, acl: AclFile = DEFAULT_ACL) -> None:
+def list_accounts(
+    broker_host: BrokerHost = "127.0.0.1",
+    broker_port: BrokerPort = 1883,
+    admin: AdminName = ADMIN_USERNAME,
+    admin_password_file: AdminPasswordFile = DEFAULT_ADMIN_PASSWORD_FILE,
+) -> None:
     """Every account: kiosk or bridge worker, with a password or a certificate only."""
     try:
-        names = broker_access.acl_usernames(acl.read_text()) if acl.exists() else set()
-        with_password = broker_access.password_usernames(passwd)
-    except (BrokerAccessError, OSError) as error:
+        with _admin(broker_host, broker_port, admin, admin_password_file) as plugin:
+            found = broker_access.accounts(plugin)
+    except DynsecError as error:
         raise _fail(error) from None
-    for name in sorted(names | with_password):
-        kind = "bridge worker" if broker_access.split_kiosk_username(name) is None else "kiosk"
-        login = "password" if name in with_password else "certificate"
-        rights = "" if name in names else " (no rights: not in the ACL)"
-        typer.echo(f"{name}\t{kind}\t{login}{rights}")
+    for account in found:
+        rights = "" if account.has_rights else " (no rights: its role is missing)"
+        typer.echo(f"{account.username}\t{account.kind}\t{account.login}{rights}")

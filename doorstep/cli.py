@@ -328,7 +328,9 @@ def simulate(
     kiosks: Annotated[int, typer.Option("--kiosks", "-n", min=1, help="how many kiosks, each its own MQTT connection")] = 10,
     minutes: Annotated[float, typer.Option(min=0, help="how long they send; then what is owed is drained")] = 1.0,
     broker: Annotated[str, typer.Option(help="the broker as host:port")] = "127.0.0.1:1883",
-    username: Annotated[str | None, typer.Option(help="broker username (all simulated kiosks use it)")] = None,
+    username: Annotated[str | None, typer.Option(help="broker username, shared by all simulated kiosks: for a test broker "
+                                                 "that does not make the client id the username (the shipped "
+                                                 "configuration does: they would take each other's session)")] = None,
     password: Annotated[str | None, typer.Option(help="broker password", envvar="DOORSTEP_SIMULATE_PASSWORD")] = None,
     site: Annotated[str, typer.Option(help="site id prefix: kiosks go 50 to a site, SITE-1, SITE-2, ...")] = "sim",
     payload_public_key: Annotated[

@@ -6,8 +6,9 @@ Keys are ECDSA P-256 (RFC 5480), which Mosquitto's OpenSSL and Python's ssl both
 which a Raspberry Pi signs with in well under a millisecond.
 
 A kiosk's certificate names the kiosk in its Common Name as `{site}.{kiosk}`: the broker's
-`use_identity_as_username` makes that its username, which the ACL (doorstep/broker_access.py)
-gives the kiosk's own topics and nothing else.
+`use_identity_as_username` makes that its username (and `use_username_as_clientid` its client
+id), which the broker's rules (doorstep/broker_access.py) give the kiosk's own topics and
+nothing else.
 
 Extended key usage keeps the roles apart (RFC 5280, 4.2.1.12): the broker's certificate is for
 TLS servers only, a kiosk's for TLS clients only, so a key stolen from a kiosk cannot pose as

@@ -72,14 +72,16 @@ def bridge_factory(bridge_database: str) -> Iterator[Callable[..., Bridge]]:
 
         def start(
             broker: MosquittoProcess,
-            client_id: str = "bridge-test-1",
+            client_id: str | None = None,
             broker_settings: BrokerSettings | None = None,
             **settings: Any,
         ) -> Bridge:
+            broker_settings = broker_settings or default_broker_settings(broker)
             bridge_settings = BridgeSettings(
                 database_url=bridge_database,
-                broker=broker_settings or default_broker_settings(broker),
-                client_id=client_id,
+                broker=broker_settings,
+                # With an account, the client id is its username (BridgeSettings.worker_id).
+                client_id=client_id or (None if broker_settings.username else "bridge-test-1"),
                 environment="development",
                 **settings,
             )

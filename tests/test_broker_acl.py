@@ -1,6 +1,7 @@
-"""Each party kept to what it may do, against the shipped broker configuration and the ACL that
-`doorstep broker` writes (deploy/mosquitto/doorstep.conf, doorstep/broker_access.py), started
-for real: kiosks on the TLS listeners, a bridge worker on loopback.
+"""Each party kept to what it may do, against the shipped broker configuration and the rules
+that `doorstep broker` gives in the dynamic-security plugin (deploy/mosquitto/doorstep.conf,
+doorstep/broker_access.py), started for real: kiosks on the TLS listeners, a bridge worker on
+loopback.
 
 MQTT 5 reason codes asserted here: CONNACK 0x86 Bad User Name or Password and 0x87 Not
 authorized (MQTT 5.0, 3.2.2.2), PUBACK 0x87 Not authorized (3.4.2.1), SUBACK 0x87 (3.9.3).
@@ -25,6 +26,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_bridge import ingest
 from doorstep import broker_access
+from doorstep.broker_check import check_broker
+from doorstep.mqtt import BrokerSettings, TlsSettings
 from doorstep.pki import CertificateAuthority
 from doorstep.wire import BRIDGE_STATUS_FILTER, UPSTREAM_CHANNELS, KioskTopics, bridge_status_topic
 from tests.shipped_broker import ShippedBroker, shipped_broker
@@ -75,6 +78,11 @@ class Client:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        # Break the cycle through the callbacks (they refer to this object), so that paho's
+        # client is freed at once and its own __del__ closes its internal socket pair; left to
+        # the cycle collector the sockets may be finalised first, unclosed (ResourceWarning).
+        self.client.on_connect = self.client.on_publish = self.client.on_subscribe = None
+        self.client.on_message = self.client.on_disconnect = None
 
 
 @pytest.fixture
@@ -132,9 +140,9 @@ def kiosk(made: list[Client], broker: ShippedBroker, topics: KioskTopics, passwo
     return client
 
 
-def bridge(made: list[Client], broker: ShippedBroker) -> Client:
+def bridge(made: list[Client], broker: ShippedBroker, **options: Any) -> Client:
     """A bridge worker on the loopback listener, subscribed as cloud_bridge/ingest.py does."""
-    client = connect(made, broker.config.port, username="bridge-1", password=BRIDGE_PASSWORD)
+    client = connect(made, broker.config.port, username="bridge-1", password=BRIDGE_PASSWORD, **options)
     assert client.connack is not None and not client.connack.is_failure, client.connack
     topics = ingest.subscriptions("bridge")
     assert client.subscribe(*topics) == [1] * len(topics)
@@ -162,8 +170,8 @@ def test_a_kiosk_publishes_only_its_own_upstream_topics(broker: ShippedBroker, c
 
 def test_a_kiosks_rules_name_every_upstream_channel_of_the_contract() -> None:
     """A channel added to the contract (as `batch` was) is one the ACL must let kiosks write."""
-    written = {rule.topic.removeprefix(A.root + "/").split("/")[0]
-               for rule in broker_access.kiosk_rules(A.site, A.kiosk) if rule.access == "write"}
+    written = {acl.topic.removeprefix(A.root + "/").split("/")[0]
+               for acl in broker_access.kiosk_acls(A.site, A.kiosk) if acl.acltype == "publishClientSend"}
     assert written == set(UPSTREAM_CHANNELS)
 
 
@@ -172,10 +180,10 @@ def test_a_kiosk_reads_only_its_own_commands_and_acks(broker: ShippedBroker, cli
     a = kiosk(clients, broker, A, A_PASSWORD)
     b = kiosk(clients, broker, B, B_PASSWORD)
     assert b.subscribe(B.acks, B.command("+")) == [1, 1]
-    # Mosquitto 2.0 grants any SUBSCRIBE (its ACL file does not check subscriptions), so what
-    # counts is what it delivers: each message is checked against the reader's `read` rules.
-    granted = a.subscribe("#", "doorstep/v1/#", B.command("+"), B.acks, f"{B.root}/#")
-    assert all(code in (1, NOT_AUTHORIZED) for code in granted), granted
+    # Refused at the SUBSCRIBE (the plugin checks it; Mosquitto's acl_file never did), and each
+    # message is checked against the reader's receive rules on delivery as well.
+    granted = a.subscribe("#", "doorstep/v1/#", B.command("+"), B.acks, f"{B.root}/#", f"{A.root}/#")
+    assert granted == [NOT_AUTHORIZED] * 6, granted
     assert a.subscribe(A.acks, A.command("+")) == [1, 1]
     for target in (B, A):
         assert cloud.publish(target.command("req-1"), b'{"command": "ping"}') in (0, NO_MATCHING_SUBSCRIBERS)
@@ -186,7 +194,7 @@ def test_a_kiosk_reads_only_its_own_commands_and_acks(broker: ShippedBroker, cli
     assert sorted({topic for topic, _ in b.messages()}) == sorted([B.command("req-1"), B.acks])
     # Nor can it see another kiosk's retained status by subscribing later.
     late = kiosk(clients, broker, A, A_PASSWORD)
-    late.subscribe("#")
+    assert late.subscribe("#") == [NOT_AUTHORIZED]
     assert late.messages() == []
 
 
@@ -240,43 +248,65 @@ def test_a_client_certificate_is_the_kiosk_whatever_username_it_sends(
             connect(clients, port, username="site-a.kiosk-1", password=A_PASSWORD, ca=ca, cert=cert)
 
 
-def test_a_removed_kiosk_is_disconnected_and_locked_out_on_reload(broker: ShippedBroker, clients: list[Client]) -> None:
-    """A stolen kiosk is taken off the broker: its account removed, the broker reloaded."""
+def test_a_removed_kiosk_is_disconnected_and_locked_out_at_once(broker: ShippedBroker, clients: list[Client]) -> None:
+    """A stolen kiosk is taken off the broker: its account removed on the running broker, no
+    reload; whether it logs in with a password or a certificate, it is disconnected at once."""
     a = kiosk(clients, broker, A, A_PASSWORD)
     b_cert = broker.ca.issue_kiosk(B.site, B.kiosk)
     b = connect(clients, broker.config.certificate_port, ca=broker.ca.cert_file, cert=(b_cert.cert, b_cert.key))
-    disconnected: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
-    a.client.on_disconnect = lambda _c, _u, _f, reason, _p: disconnected.put(reason)
-    for username in ("site-a.kiosk-1", "site-b.kiosk-2"):
-        assert broker_access.revoke(broker.acl, username)
-        broker_access.remove_password(broker.passwd, username)
-    broker.process.reload()
-    disconnected.get(timeout=5)  # its password is gone: Mosquitto drops the connection
-    a.client.loop_stop()
+    disconnected: dict[str, queue.SimpleQueue[ReasonCode]] = {"a": queue.SimpleQueue(), "b": queue.SimpleQueue()}
+    for name, client in (("a", a), ("b", b)):
+        client.client.on_disconnect = lambda _c, _u, _f, reason, _p, name=name: disconnected[name].put(reason)  # type: ignore[misc]
+    with broker.admin() as admin:
+        for username in ("site-a.kiosk-1", "site-b.kiosk-2"):
+            assert broker_access.revoke(admin, username)
+        assert not broker_access.revoke(admin, "site-a.kiosk-1")  # nothing left to remove
+    disconnected["a"].get(timeout=5)
+    disconnected["b"].get(timeout=5)
+    for client in (a, b):
+        client.client.loop_stop()
     again = connect(clients, broker.config.tls_port, username="site-a.kiosk-1", password=A_PASSWORD, ca=broker.ca.cert_file)
     assert again.connack is not None and again.connack.value in (NOT_AUTHORIZED, BAD_CREDENTIALS)
-    # A certificate cannot be revoked without a CRL, but with its account gone it may do nothing.
-    deadline = time.monotonic() + 5
-    while b.publish(B.telemetry) != NOT_AUTHORIZED:
-        assert time.monotonic() < deadline, "the reload did not take the certificate kiosk's rights"
-        time.sleep(0.1)
+    # A certificate cannot be revoked without a CRL: it still connects (the certificate listener
+    # asks no password of the plugin), but with its account gone it may do nothing.
+    b_again = connect(clients, broker.config.certificate_port, ca=broker.ca.cert_file, cert=(b_cert.cert, b_cert.key))
+    assert b_again.publish(B.telemetry) == NOT_AUTHORIZED
+    assert b_again.subscribe(B.acks) == [NOT_AUTHORIZED]
 
 
-def test_a_kiosk_using_another_kiosks_client_id_reads_none_of_its_messages(
+def test_a_kiosk_using_another_kiosks_client_id_does_not_take_over_its_session(
     broker: ShippedBroker, clients: list[Client]
 ) -> None:
-    """Client ids are not credentials: kiosk A connecting with B's client id takes over B's
-    session (Mosquitto 2.0 hands a session to whoever presents its client id), but every queued
-    message is checked against A's ACL on delivery, so A reads none of B's. (B loses what was
-    queued; docs/security.md, "A rogue kiosk".)"""
-    b = kiosk(clients, broker, B, B_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)
-    b.subscribe(B.acks, B.command("+"))
+    """Issue 16, finding 2 for kiosks: the client id is the account's (use_username_as_clientid),
+    so kiosk A sending B's client id gets a session of its own. B, connected, stays connected;
+    what was queued for B while it was away is still there for B. (Before, A took B's session
+    over: B was disconnected and lost its queued commands and acks.)"""
+    b_id = "doorstep-agent-site-b-kiosk-2"
+    b = kiosk(clients, broker, B, B_PASSWORD, client_id=b_id, clean_start=False)
+    assert b.subscribe(B.acks, B.command("+")) == [1, 1]
     b.close()
     cloud = bridge(clients, broker)
     cloud.publish(B.command("req-1"), b'{"command": "ping"}')
     cloud.publish(B.acks, b'{"message_ids": []}')
-    thief = kiosk(clients, broker, A, A_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)
-    assert thief.messages() == []
+    # With a password, and with B's id under A's certificate too.
+    thief = kiosk(clients, broker, A, A_PASSWORD, client_id=b_id, clean_start=False)
+    assert thief.connack is not None and not thief.connack.is_failure
+    a_cert = broker.ca.issue_kiosk(A.site, A.kiosk)
+    by_certificate = connect(clients, broker.config.certificate_port, ca=broker.ca.cert_file,
+                             cert=(a_cert.cert, a_cert.key), client_id=b_id, clean_start=False)
+    assert by_certificate.connack is not None and not by_certificate.connack.is_failure
+    assert thief.messages() == [] and by_certificate.messages(quiet_s=0.1) == []
+    back = kiosk(clients, broker, B, B_PASSWORD, client_id=b_id, clean_start=False)
+    assert sorted(topic for topic, _ in back.messages()) == sorted([B.command("req-1"), B.acks])
+    # And B, connected, is not disconnected by A presenting its client id again.
+    dropped: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
+    back.client.on_disconnect = lambda _c, _u, _f, reason, _p: dropped.put(reason)
+    kiosk(clients, broker, A, A_PASSWORD, client_id=b_id, clean_start=False)
+    connect(clients, broker.config.certificate_port, ca=broker.ca.cert_file, cert=(a_cert.cert, a_cert.key),
+            client_id=b_id, clean_start=True)
+    time.sleep(QUIET_S)
+    assert dropped.empty()
+    assert back.publish(B.telemetry) in (0, NO_MATCHING_SUBSCRIBERS)  # still connected, still itself
 
 
 def test_bridge_workers_announce_themselves_to_kiosks_and_only_they_may(broker: ShippedBroker, clients: list[Client]) -> None:
@@ -288,3 +318,113 @@ def test_bridge_workers_announce_themselves_to_kiosks_and_only_they_may(broker: 
     assert a.messages() == [(bridge_status_topic("bridge-1"), online)]
     # A kiosk cannot pretend a bridge worker is up (its backlog would go to nobody).
     assert a.publish(bridge_status_topic("bridge-9"), online) == NOT_AUTHORIZED
+
+
+# --- Issue 16: a kiosk against the bridge's shared subscription and its session ----------------
+
+READINGS = 40
+
+
+def test_a_kiosk_cannot_join_the_bridges_shared_subscription(broker: ShippedBroker, clients: list[Client]) -> None:
+    """Finding 1. Kiosk A, with its own password, opens three connections, each subscribing every
+    shared filter of the bridge's group (and of another group). Each SUBSCRIBE is refused (SUBACK
+    0x87), and the bridge gets all of B's readings on first delivery. Before, Mosquitto granted
+    them, gave A its turn of every message and dropped the ones A may not read: the bridge got
+    10-11 of 40."""
+    cloud = bridge(clients, broker)
+    shared = ingest.subscriptions("bridge")
+    for _ in range(3):
+        hostile = kiosk(clients, broker, A, A_PASSWORD)
+        assert hostile.subscribe(*shared) == [NOT_AUTHORIZED] * len(shared)
+        assert hostile.subscribe(*ingest.subscriptions("kiosks")) == [NOT_AUTHORIZED] * len(shared)
+    b = kiosk(clients, broker, B, B_PASSWORD)
+    for index in range(READINGS):
+        assert b.publish(B.reading("blood_pressure"), f'{{"n": {index}}}'.encode()) == 0  # type: ignore[arg-type]
+    received = [body for topic, body in cloud.messages() if topic == B.reading("blood_pressure")]  # type: ignore[arg-type]
+    assert sorted(received) == sorted(f'{{"n": {index}}}'.encode() for index in range(READINGS))
+    assert all(client.messages(quiet_s=0.1) == [] for client in clients if client not in (cloud, b))
+
+
+def test_a_kiosk_with_the_bridges_client_id_cannot_disconnect_it(broker: ShippedBroker, clients: list[Client]) -> None:
+    """Finding 2. Kiosk A connects again and again with the bridge's client id (the documented
+    default, and the worker's username), with clean_start=0: it gets its own session each time,
+    the bridge is never disconnected and receives every reading meanwhile. Before, the bridge
+    was disconnected at every attempt and lost readings, and its Last Will never fired."""
+    cloud = bridge(clients, broker, client_id="doorstep-bridge-1", clean_start=False)
+    dropped: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
+    cloud.client.on_disconnect = lambda _c, _u, _f, reason, _p: dropped.put(reason)
+    b = kiosk(clients, broker, B, B_PASSWORD)
+    for attempt in range(6):
+        thief = kiosk(clients, broker, A, A_PASSWORD, client_id=("doorstep-bridge-1", "bridge-1")[attempt % 2],
+                      clean_start=False)
+        assert thief.subscribe(*ingest.subscriptions("bridge")) == [NOT_AUTHORIZED] * len(ingest.subscriptions("bridge"))
+        for index in range(attempt * READINGS // 6, (attempt + 1) * READINGS // 6):
+            assert b.publish(B.reading("blood_pressure"), f'{{"n": {index}}}'.encode()) == 0  # type: ignore[arg-type]
+    received = [body for topic, body in cloud.messages() if topic == B.reading("blood_pressure")]  # type: ignore[arg-type]
+    assert dropped.empty(), dropped.get()
+    assert sorted(received) == sorted(f'{{"n": {index}}}'.encode() for index in range(READINGS))
+
+
+def test_checking_a_kiosks_credentials_keeps_what_its_session_holds(broker: ShippedBroker, clients: list[Client]) -> None:
+    """`doorstep doctor` and the agent's diagnosis (doorstep/broker_check.py) connect with the
+    kiosk's account, so, the client id being the account's, with the agent's session: they must
+    not clean it. A command and an ack queued for the kiosk are still delivered afterwards."""
+    b = kiosk(clients, broker, B, B_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)
+    assert b.subscribe(B.acks, B.command("+")) == [1, 1]
+    b.close()
+    cloud = bridge(clients, broker)
+    cloud.publish(B.command("req-1"), b'{"command": "ping"}')
+    cloud.publish(B.acks, b'{"message_ids": []}')
+    settings = BrokerSettings(host="127.0.0.1", port=broker.config.tls_port, username="site-b.kiosk-2",
+                              password=B_PASSWORD, tls=TlsSettings(ca_file=broker.ca.cert_file))  # type: ignore[arg-type]
+    for _ in range(2):
+        assert check_broker(settings, "doorstep-doctor-site-b-kiosk-2").ok
+    back = kiosk(clients, broker, B, B_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)
+    assert sorted(topic for topic, _ in back.messages()) == sorted([B.command("req-1"), B.acks])
+
+
+
+def test_update_rules_gives_an_older_accounts_rules_back_and_keeps_its_password(
+    broker: ShippedBroker, clients: list[Client]
+) -> None:
+    """An account from before batches (its role lacks the batch topic) is refused a batch; after
+    `doorstep broker update-rules` the same password publishes one."""
+    with broker.admin() as admin:
+        admin.one({"command": "removeRoleACL", "rolename": "site-a.kiosk-1", "acltype": "publishClientSend",
+                   "topic": A.batch})
+    assert kiosk(clients, broker, A, A_PASSWORD).publish(A.batch) == NOT_AUTHORIZED
+    with broker.admin() as admin:
+        assert broker_access.update_rules(admin) == ["site-a.kiosk-1"]
+        assert broker_access.update_rules(admin) == []  # nothing left to change
+    assert kiosk(clients, broker, A, A_PASSWORD).publish(A.batch) in (0, NO_MATCHING_SUBSCRIBERS)
+
+
+def test_adding_a_kiosk_again_replaces_its_password_at_once(broker: ShippedBroker, clients: list[Client]) -> None:
+    """`doorstep broker add-kiosk` for a kiosk the broker knows: a new password, in force now;
+    a client still on the old one is disconnected (setClientPassword kicks it)."""
+    old = kiosk(clients, broker, A, A_PASSWORD)
+    dropped: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
+    old.client.on_disconnect = lambda _c, _u, _f, reason, _p: dropped.put(reason)
+    with broker.admin() as admin:
+        broker_access.grant(admin, "site-a.kiosk-1", "a new " + "n" * 30)
+    dropped.get(timeout=5)
+    old.client.disconnect()  # no reconnecting with the old password
+    refused = connect(clients, broker.config.tls_port, username="site-a.kiosk-1", password=A_PASSWORD, ca=broker.ca.cert_file)
+    assert refused.connack is not None and refused.connack.value in (NOT_AUTHORIZED, BAD_CREDENTIALS)
+    assert kiosk(clients, broker, A, "a new " + "n" * 30).publish(A.telemetry) in (0, NO_MATCHING_SUBSCRIBERS)
+
+
+def test_a_certificate_only_kiosk_cannot_log_in_with_a_password(tmp_path: Path, clients: list[Client]) -> None:
+    """An account made with --no-password has no hash in the plugin: on the password listeners
+    no password, however guessed, lets anyone in as that kiosk."""
+    shipped = shipped_broker(tmp_path)
+    shipped.add_kiosk(B.site, B.kiosk, None)
+    shipped.process.start()
+    try:
+        for port, tls in ((shipped.config.port, None), (shipped.config.tls_port, shipped.ca.cert_file)):
+            for password in (None, "", "guess", B_PASSWORD):
+                refused = connect(clients, port, username="site-b.kiosk-2", password=password, ca=tls)
+                assert refused.connack is not None and refused.connack.value in (NOT_AUTHORIZED, BAD_CREDENTIALS), (
+                    port, password, refused.connack)
+    finally:
+        shipped.process.stop()

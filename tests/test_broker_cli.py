@@ -18,7 +18,7 @@ from doorstep.broker_access import BrokerAccessError
 from doorstep.cli import app
 from doorstep.mqtt import BrokerSettings, TlsSettings
 from edge_agent.outbox import RecordClass
-from tests.shipped_broker import shipped_broker
+from tests.shipped_broker import ADMIN_PASSWORD, shipped_broker
 from tests.support import KIOSK, SITE, agent_settings, running_agent, wait_until
 from tests.test_end_to_end import cuff_backends
 
@@ -40,20 +40,26 @@ def shown_password(output: str) -> str:
 async def test_what_doorstep_broker_makes_is_what_the_shipped_broker_and_the_agent_use(
     tmp_path: Path, bridge_factory: Any
 ) -> None:
-    pki, passwd, acl = tmp_path / "pki", tmp_path / "doorstep.passwd", tmp_path / "doorstep.acl"
+    pki, dynsec, admin_password = tmp_path / "pki", tmp_path / "dynamic-security.json", tmp_path / "admin.password"
     doorstep("new-ca", "--pki", pki, "--name", "Doorstep test")
     doorstep("server-cert", "--pki", pki, "--host", "localhost", "--host", "127.0.0.1")
-    accounts = ("--passwd", passwd, "--acl", acl)
-    kiosk_password = shown_password(doorstep("add-kiosk", SITE, KIOSK, *accounts))
+    doorstep("init", "--dynsec", dynsec, "--admin-password-file", admin_password)
+    for secret in (dynsec, admin_password, pki / "ca.key"):
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
     doorstep("kiosk-cert", SITE, "kiosk-2", "--pki", pki)
-    doorstep("add-kiosk", SITE, "kiosk-2", "--no-password", *accounts)
-    bridge_password = shown_password(doorstep("add-bridge", "bridge-1", *accounts))
-    assert stat.S_IMODE(passwd.stat().st_mode) == 0o640 and stat.S_IMODE((pki / "ca.key").stat().st_mode) == 0o600
 
-    broker = shipped_broker(tmp_path, pki=pki, passwd=passwd, acl=acl)
+    broker = shipped_broker(tmp_path, pki=pki, dynsec_file=dynsec)
     broker.process.start()
     try:
         config = broker.config
+        # Accounts are made on the running broker, in force at once: no reload.
+        accounts = ("--broker-port", str(config.port), "--admin-password-file", admin_password)
+        kiosk_password = shown_password(doorstep("add-kiosk", SITE, KIOSK, *accounts))
+        doorstep("add-kiosk", SITE, "kiosk-2", "--no-password", *accounts)
+        bridge_password = shown_password(doorstep("add-bridge", "bridge-1", *accounts))
+        assert doorstep("list", *accounts).splitlines() == [
+            "bridge-1\tbridge worker\tpassword", f"{SITE}.{KIOSK}\tkiosk\tpassword", f"{SITE}.kiosk-2\tkiosk\tcertificate"]
+        assert doorstep("update-rules", *accounts).startswith("0 account(s) given new rules")  # all current
         bridge = bridge_factory(broker.process, broker_settings=BrokerSettings(
             host="127.0.0.1", port=config.port, username="bridge-1", password=bridge_password,  # type: ignore[arg-type]
             reconnect_min_s=1, reconnect_max_s=1))
@@ -72,45 +78,84 @@ async def test_what_doorstep_broker_makes_is_what_the_shipped_broker_and_the_age
             for agent in (one, two):  # the bridge's acks reached each, through its read rules
                 await wait_until(lambda: agent.outbox.depth()[RecordClass.HEALTH][0] == 0, what="the ack")  # type: ignore[union-attr]
         assert {reading.kiosk for reading in bridge.readings()} == {KIOSK, "kiosk-2"}
+        assert f"removed {SITE}.kiosk-2" in doorstep("remove", f"{SITE}.kiosk-2", *accounts)
+        assert [line.split("\t")[0] for line in doorstep("list", *accounts).splitlines()] == ["bridge-1", f"{SITE}.{KIOSK}"]
     finally:
         broker.process.stop()
 
 
-def test_a_password_file_from_mosquitto_passwd_is_kept_and_ours_is_read_by_it(tmp_path: Path) -> None:
-    passwd = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "legacy", "old secret"], check=True)
-    legacy_line = passwd.read_text()
-    broker_access.set_password(passwd, "site-a.kiosk-1", "new secret")
-    assert legacy_line in passwd.read_text()
-    # mosquitto_passwd rewrites the file it reads: it parses our hashes as its own.
-    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "legacy", "newer secret"], check=True)
-    assert broker_access.password_usernames(passwd) == {"legacy", "site-a.kiosk-1"}
-    assert broker_access.remove_password(passwd, "legacy") and not broker_access.remove_password(passwd, "legacy")
+LEGACY_ACL_HEADER = "# Doorstep's broker ACL, written by `doorstep broker add-kiosk` (before the plugin)\n"
 
 
-def test_a_hand_written_acl_is_not_rewritten(tmp_path: Path) -> None:
-    acl = tmp_path / "acl"
-    acl.write_text("pattern write doorstep/v1/%u/#\n")
-    with pytest.raises(BrokerAccessError, match="line 1"):
-        broker_access.allow(acl, "site-a.kiosk-1")
-    acl.write_text("topic read doorstep/v1/#\n")  # rules for anonymous clients
-    with pytest.raises(BrokerAccessError, match="line 1"):
-        broker_access.allow(acl, "site-a.kiosk-1")
-    assert acl.read_text() == "topic read doorstep/v1/#\n"
+@pytest.mark.asyncio
+async def test_an_old_password_file_and_acl_are_imported_with_every_password_kept(
+    tmp_path: Path, bridge_factory: Any
+) -> None:
+    """Upgrading a broker host: the password file (here from mosquitto_passwd itself) and the ACL
+    of before become plugin accounts with the same passwords and this version's rules."""
+    passwd, acl = tmp_path / "doorstep.passwd", tmp_path / "doorstep.acl"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), f"{SITE}.{KIOSK}", "old kiosk secret"], check=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "bridge-1", "old bridge secret"], check=True)
+    acl.write_text(LEGACY_ACL_HEADER + f"\n# bridge worker bridge-1\nuser bridge-1\ntopic read doorstep/v1/#\n"
+                   f"\n# kiosk\nuser {SITE}.{KIOSK}\ntopic write doorstep/v1/{SITE}/{KIOSK}/status\n"
+                   f"\nuser {SITE}.kiosk-2\ntopic write doorstep/v1/{SITE}/kiosk-2/status\n")
+    broker = shipped_broker(tmp_path)
+    result = doorstep("import-legacy", "--dynsec", broker.dynsec_file, "--passwd", passwd, "--acl", acl)
+    assert f"imported 3 account(s) into {broker.dynsec_file}: bridge-1, {SITE}.{KIOSK}, {SITE}.kiosk-2" in result
+    broker.process.start()
+    try:
+        with broker.admin() as admin:
+            assert [(a.username, a.login) for a in broker_access.accounts(admin)] == [
+                ("bridge-1", "password"), (f"{SITE}.{KIOSK}", "password"), (f"{SITE}.kiosk-2", "certificate")]
+        bridge = bridge_factory(broker.process, broker_settings=BrokerSettings(
+            host="127.0.0.1", port=broker.config.port, username="bridge-1", password="old bridge secret",  # type: ignore[arg-type]
+            reconnect_min_s=1, reconnect_max_s=1))
+        kiosk = BrokerSettings(host="127.0.0.1", port=broker.config.tls_port, username=f"{SITE}.{KIOSK}",
+                               password="old kiosk secret", tls=TlsSettings(ca_file=broker.ca.cert_file),  # type: ignore[arg-type]
+                               reconnect_min_s=1, reconnect_max_s=1)
+        settings = agent_settings(tmp_path / "a", broker.process).model_copy(update={"broker": kiosk})
+        async with running_agent(settings, cuff_backends()) as agent:
+            # Its reading needs this version's rules (the old ACL gave it only its status).
+            await wait_until(lambda: bridge.reading_count() == 1, what="a reading with the old password")
+            await wait_until(lambda: agent.outbox.depth()[RecordClass.HEALTH][0] == 0, what="the ack")  # type: ignore[union-attr]
+    finally:
+        broker.process.stop()
+
+
+def test_a_hand_written_acl_is_not_imported(tmp_path: Path) -> None:
+    broker = shipped_broker(tmp_path)
+    before = broker.dynsec_file.read_text()
+    acl, passwd = tmp_path / "acl", tmp_path / "passwd"
+    passwd.write_text("")
+    for text in ("pattern write doorstep/v1/%u/#\n", "topic read doorstep/v1/#\n"):  # a pattern; anonymous rules
+        acl.write_text(text)
+        with pytest.raises(BrokerAccessError, match="line 1"):
+            broker_access.import_legacy(broker.dynsec_file, passwd=passwd, acl=acl)
+    assert broker.dynsec_file.read_text() == before
 
 
 def test_names_that_cannot_be_accounts_are_refused_by_name(tmp_path: Path) -> None:
-    accounts = ("--passwd", str(tmp_path / "p"), "--acl", str(tmp_path / "a"))
-    for args, problem in (
-        (["add-kiosk", "Pudong", "k1", *accounts], "site id 'Pudong' is not a slug"),
-        (["add-kiosk", "pudong", "kiosk.7", *accounts], "kiosk id 'kiosk.7' is not a slug"),
-        (["add-bridge", "site.kiosk", *accounts], "no '.'"),
-        (["remove", "nobody", *accounts], "no account 'nobody'"),
-        (["kiosk-cert", "pudong", "k1", "--pki", str(tmp_path / "none")], "no CA in"),
-    ):
-        result = runner.invoke(app, ["broker", *args])
-        assert result.exit_code == 1 and problem in result.output, (args, result.output)
-    assert not (tmp_path / "p").exists() and not (tmp_path / "a").exists()
+    broker = shipped_broker(tmp_path)
+    secret = tmp_path / "admin.password"
+    secret.write_text(ADMIN_PASSWORD + "\n")
+    broker.process.start()
+    try:
+        accounts = ("--broker-port", str(broker.config.port), "--admin-password-file", str(secret))
+        for args, problem in (
+            (["add-kiosk", "Pudong", "k1", *accounts], "site id 'Pudong' is not a slug"),
+            (["add-kiosk", "pudong", "kiosk.7", *accounts], "kiosk id 'kiosk.7' is not a slug"),
+            (["add-bridge", "site.kiosk", *accounts], "no '.'"),
+            (["remove", "nobody", *accounts], "no account 'nobody'"),
+            (["kiosk-cert", "pudong", "k1", "--pki", str(tmp_path / "none")], "no CA in"),
+            (["add-kiosk", "pudong", "k1", "--broker-port", str(broker.config.port), "--admin-password-file",
+              str(tmp_path / "none")], "cannot read the admin's password"),
+        ):
+            result = runner.invoke(app, ["broker", *args])
+            assert result.exit_code == 1 and problem in result.output, (args, result.output)
+        with broker.admin() as admin:
+            assert broker_access.accounts(admin) == []
+    finally:
+        broker.process.stop()
 
 
 def test_a_ca_is_never_replaced(tmp_path: Path) -> None:
