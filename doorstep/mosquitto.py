@@ -30,16 +30,6 @@ class MosquittoNotInstalled(RuntimeError):
     pass
 
 
-def dynsec_plugin() -> Path:
-    """Mosquitto's dynamic-security plugin, which Debian installs under the architecture's own
-    library directory (/usr/lib/x86_64-linux-gnu/, /usr/lib/aarch64-linux-gnu/, ...)."""
-    found = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so")) + sorted(
-        Path("/usr/local/lib").glob("mosquitto_dynamic_security.so"))
-    if not found:
-        raise MosquittoNotInstalled("mosquitto_dynamic_security.so not found: run 'sudo apt-get install mosquitto'")
-    return found[0]
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))

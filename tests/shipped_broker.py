@@ -1,6 +1,6 @@
 """deploy/mosquitto/doorstep.conf started for real, with only what a test must change: its ports
 (free ones), its data directory, its log, the paths of its certificates (a throwaway CA), of the
-dynamic-security plugin (per architecture) and of the plugin's file. The accounts are made by the
+dynamic-security plugin and of the plugin's file. The accounts are made by the
 product's own code (doorstep/broker_access.py), so the rules under test are the ones
 `doorstep broker` gives."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from doorstep import broker_access, dynsec
 from doorstep.dynsec import DynsecAdmin
-from doorstep.mosquitto import MosquittoConfig, MosquittoProcess, dynsec_plugin, free_port
+from doorstep.mosquitto import MosquittoConfig, MosquittoProcess, free_port
 from doorstep.mqtt import BrokerSettings
 from doorstep.pki import CertificateAuthority
 
@@ -40,7 +40,6 @@ class ShippedConfig(MosquittoConfig):
             r"^certfile .*$": (f"certfile {self.pki / 'broker.crt'}", 2),
             r"^keyfile .*$": (f"keyfile {self.pki / 'broker.key'}", 2),
             r"^persistence_location .*$": (f"persistence_location {self.data_dir}/", 1),
-            r"^plugin .*mosquitto_dynamic_security\.so$": (f"plugin {dynsec_plugin()}", 1),
             r"^plugin_opt_config_file .*$": (f"plugin_opt_config_file {self.dynsec_file}", 1),
             r"^log_dest syslog$": ("log_dest stderr", 1),
         }
