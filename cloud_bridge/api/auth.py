@@ -48,8 +48,10 @@ class Me(BaseModel):
 
 @router.post("/login", response_model=SessionToken)
 def log_in(credentials: Credentials, request: Request, response: Response, session: SessionDep, context: ContextDep) -> SessionToken:
-    """A session token for a person (also set as an HttpOnly cookie for the dashboard). Five
-    wrong passwords within five minutes lock the username out for the rest of that window."""
+    """A session token for a person (also set as an HttpOnly cookie for the dashboard). A
+    username has five password checks in five minutes from its first attempt, reserved before
+    each check (so concurrent guesses cannot share one): past them it is locked out for the rest
+    of that window. Every refusal is the same 401, whether the username exists or not."""
     now = context.clock()
     user = login(session, credentials.username, credentials.password, now)
     client = client_address(request)
