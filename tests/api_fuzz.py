@@ -57,7 +57,8 @@ def fuzz_api(
     """Fuzz every operation of `app` (its /openapi.json) as the holder of `token` (or a fresh
     token from the callable for each request: for an operation such as logout that spends it).
     Returns what was sent and answered; raises AssertionError naming each failing request."""
-    schema = schemathesis.openapi.from_asgi(schema_path, app)
+    # The document is fetched with the same credentials: the bridge's wants a token.
+    schema = schemathesis.openapi.from_asgi(schema_path, app, headers=credentials(token() if callable(token) else token))
     report = FuzzReport()
     for result in schema.get_all_operations():
         operation = result.ok()

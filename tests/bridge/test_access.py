@@ -147,7 +147,7 @@ MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
 
 
 def test_the_matrix_covers_every_route(bridge_engine: Engine) -> None:
-    # Every operation the API documents (the documentation itself is public, and holds no data).
+    # Every operation the API documents (the documentation itself: test_the_api_description_needs_a_token).
     paths = create_app(bridge_engine).openapi()["paths"]
     routes = {f"{method.upper()} {path}" for path, operations in paths.items() for method in operations}
     assert routes == {route for route, _, _ in MATRIX}
@@ -291,3 +291,22 @@ def test_a_technician_sees_why_health_messages_were_refused_but_not_their_bytes(
             assert letter["raw_base64"] is None, letter
     schema = create_app(world.engine).openapi()["components"]["schemas"]["DeadLetterPublic"]
     assert "null" in json.dumps(schema["properties"]["raw_base64"]) and "readings" in schema["properties"]["raw_base64"]["description"]
+
+
+def test_the_api_description_needs_a_token(world: World) -> None:
+    """Issue 16, finding 7: /openapi.json and /docs answered anyone, against this page's rule
+    that every path but /healthz needs a token. Any role may read them; FastAPI's /redoc is gone."""
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        world.api.token = None
+        refused = world.api.get(path)
+        assert refused.status in (401, 404), (path, refused)
+        assert refused.body["error"] in ("unauthenticated", "not_found"), (path, refused.body)
+        for role in ROLES[:-1]:
+            world.api.token = world.tokens[role]
+            assert world.api.get(path).status == (404 if path == "/redoc" else 200), (path, role)
+    world.api.token = None
+    assert world.api.get("/openapi.json").status == 401 and world.api.get("/docs").status == 401
+    world.api.token = world.tokens["read_only"]
+    document = world.api.get("/openapi.json").body
+    assert "/api/v1/readings" in document["paths"] and "/openapi.json" not in document["paths"]
+    assert "swagger-ui" in world.api.get("/docs").body
