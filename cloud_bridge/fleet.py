@@ -5,6 +5,15 @@ in cloud_bridge/store.py). Messages arrive out of order (re-sends, several worke
 drained health readings first), so every field is written only by a report newer than the one
 that wrote it before: each group of fields keeps the kiosk time of its source.
 
+A kiosk's time is trusted to order its own reports only so far: one more than
+KIOSK_TIME_AHEAD_ALLOWED ahead of the bridge's clock when it arrives (a Pi with no real-time
+clock, a bad NTP answer, a rogue kiosk) orders as its arrival instead (ordering_time), and the
+kiosk's row records when one came (clock_ahead_at). A report dated 8999 used to win every
+comparison after it: the kiosk's telemetry and its devices' rows ignored every later report
+(issue 16, finding 7). Every kiosk-time comparison of the fleet goes through ordering_time:
+telemetry, device identity, link and state, and last_reading_at (from readings and from
+telemetry). Statuses, last_seen_at and the gap scan are ordered by the bridge's own clock.
+
 Within one batch the rows of a kiosk are first "touched" (inserted if new) in a fixed order,
 which takes PostgreSQL's row locks and SQLite's write lock before anything is read: two workers
 folding reports of the same kiosk wait for each other instead of interleaving.
@@ -15,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from copy import copy
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import JSON, BigInteger, ColumnElement, bindparam, case, func, update
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -33,6 +42,19 @@ from doorstep.wire import (
 )
 
 from cloud_bridge.store import BulkInsert, bulk_insert, json_column, json_parameters, table_of
+
+
+# How far ahead of the bridge's clock a kiosk's time may be and still order its reports: a day
+# covers any honest clock error and time zone mistake; further is a broken clock.
+KIOSK_TIME_AHEAD_ALLOWED: Final = timedelta(days=1)
+
+
+def ordering_time(kiosk_time: datetime, received_at: datetime) -> datetime:
+    """The time a kiosk's report is ordered by among the fleet's state: its kiosk time, unless
+    that lies more than KIOSK_TIME_AHEAD_ALLOWED past its arrival (`received_at`, the bridge's
+    clock), when it is ordered as its arrival: newer than what came before, older than what the
+    kiosk sends once its clock is right. Behind is not capped: a backlog arrives days late."""
+    return received_at if kiosk_time > received_at + KIOSK_TIME_AHEAD_ALLOWED else kiosk_time
 
 
 class KioskStatus(StrEnum):
@@ -54,6 +76,9 @@ class KioskBase(SQLModel):
         default=0, description="every sequence number up to here is accounted for (stored or flagged as a gap)"
     )
     clock_trusted: bool | None = Field(default=None, description="in the kiosk's newest message")
+    clock_ahead_at: datetime | None = Field(
+        default=None, description="when the bridge last received a message from this kiosk dated more than a day "
+        "ahead of the bridge's clock: the kiosk's clock is wrong (such a time orders as its arrival)")
     telemetry_at: datetime | None = Field(default=None, description="kiosk time of the newest telemetry folded in")
     uptime_s: float | None = None
     backlog_records: int | None = Field(default=None, description="undelivered health and event records")
@@ -134,6 +159,7 @@ class KioskReport:
     last_seen_at: datetime
     last_seq: int = 0
     newest_seq_clock_trusted: tuple[int, bool] | None = None
+    clock_ahead_at: datetime | None = None  # a message of the batch was dated too far ahead
     telemetry: tuple[datetime, KioskTelemetry] | None = None  # the newest in the batch
     status: tuple[datetime, Status] | None = None
     devices: dict[str, DeviceReport] = field(default_factory=dict)
@@ -160,7 +186,9 @@ def fold(messages: Iterable[UpstreamMessage], statuses: Iterable[tuple[str, str,
         kiosk.last_seq = max(kiosk.last_seq, envelope.seq)
         if kiosk.newest_seq_clock_trusted is None or envelope.seq > kiosk.newest_seq_clock_trusted[0]:
             kiosk.newest_seq_clock_trusted = (envelope.seq, envelope.kiosk_clock_trusted)
-        at = envelope.kiosk_time
+        at = ordering_time(envelope.kiosk_time, received_at)
+        if at != envelope.kiosk_time:
+            kiosk.clock_ahead_at = received_at
         if envelope.device is not None:
             device = kiosk.device(envelope.device.address)
             device.merge("identity", at, {"model": envelope.device.model, "firmware": envelope.device.firmware})
@@ -194,7 +222,9 @@ def fold(messages: Iterable[UpstreamMessage], statuses: Iterable[tuple[str, str,
                     },
                 )
                 if reported.last_reading_at is not None:
-                    device.last_reading_at = max(filter(None, (device.last_reading_at, reported.last_reading_at)))
+                    # The kiosk's clock too, and a "newest" that only moves forward: capped alike.
+                    last_reading = ordering_time(reported.last_reading_at, received_at)
+                    device.last_reading_at = max(filter(None, (device.last_reading_at, last_reading)))
     for site, kiosk_id, status in statuses:
         kiosk = report(site, kiosk_id)
         kiosk.status = (received_at, status)
@@ -234,6 +264,7 @@ class KioskRow:
     last_seq: int
     seq_checked_through: int
     clock_trusted: bool | None
+    clock_ahead_at: datetime | None
     telemetry_at: datetime | None
     uptime_s: float | None
     backlog_records: int | None
@@ -249,7 +280,7 @@ class KioskRow:
 _KIOSK_ROW_FIELDS = tuple(KioskRow.__dataclass_fields__)
 # What folding a batch into a kiosk's row may change (the touch wrote last_seen_at, last_seq;
 # seq_checked_through is the gap scan's).
-_FOLDED = ("clock_trusted", "status", "status_reason", "status_at", "telemetry_at", "uptime_s", "backlog_records",
+_FOLDED = ("clock_trusted", "clock_ahead_at", "status", "status_reason", "status_at", "telemetry_at", "uptime_s", "backlog_records",
            "backlog_oldest_age_s", "backlog_rising", "outbox_bytes", "outbox_budget_bytes", "health_over_budget",
            "disk_free_bytes", "cpu_temperature_c")
 _TOUCH_COLUMNS = ("site", "kiosk", "status", "first_seen_at", "last_seen_at", "last_seq", "seq_checked_through",
@@ -306,6 +337,8 @@ def apply_kiosk_reports(session: Session, reports: Sequence[KioskReport],
         before = copy(row)
         if report.newest_seq_clock_trusted is not None and report.newest_seq_clock_trusted[0] >= row.last_seq:
             row.clock_trusted = report.newest_seq_clock_trusted[1]
+        if report.clock_ahead_at is not None:
+            row.clock_ahead_at = report.clock_ahead_at
         if report.status is not None:
             at, status = report.status
             if row.status_at is None or at >= row.status_at:
