@@ -170,7 +170,13 @@ def authenticate(session: Session, secret_key: str, token: str, now: datetime) -
     return Authenticated(Principal(user.username, Role(user.role), user.site), hashed)
 
 
-def login(session: Session, username: str, password: str, now: datetime) -> User | None:
+@dataclass(frozen=True, slots=True)
+class LoginOutcome:
+    user: User | None  # None: refused
+    locked_out: bool = False  # refused unchecked: the username's checks in this window are spent
+
+
+def login(session: Session, username: str, password: str, now: datetime) -> LoginOutcome:
     """(Commits `session`: call it with nothing pending.) The user, if the password is theirs and the username's allowance of checks is not spent.
 
     The allowance is taken first (reserve_login_attempt, committed on its own), so N
@@ -178,15 +184,15 @@ def login(session: Session, username: str, password: str, now: datetime) -> User
     An unknown, disabled or token-only user costs one scrypt check all the same, so the answer
     takes as long whether or not the username exists."""
     if not reserve_login_attempt(session, username, now):
-        return None
+        return LoginOutcome(None, locked_out=True)
     user = session.get(User, username)
     if user is None or user.disabled or user.password_hash is None:
         password_matches(password, _dummy_hash())
-        return None
+        return LoginOutcome(None)
     if not password_matches(password, user.password_hash):
-        return None
+        return LoginOutcome(None)
     _give_back_attempt(session, username)
-    return user
+    return LoginOutcome(user)
 
 
 def reserve_login_attempt(session: Session, username: str, now: datetime) -> bool:

@@ -22,10 +22,17 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from cloud_bridge.access import Role
-from cloud_bridge.accounts import LOGIN_FAILURE_WINDOW, LOGIN_FAILURES_ALLOWED, LoginAttempts, add_user, prune_login_attempts
+from cloud_bridge.accounts import (
+    LOGIN_FAILURE_WINDOW,
+    LOGIN_FAILURES_ALLOWED,
+    AuditEntry,
+    LoginAttempts,
+    add_user,
+    prune_login_attempts,
+)
 from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.settings import DEVELOPMENT_SECRET
 from doorstep.db import create_durable_engine
@@ -126,6 +133,10 @@ def test_a_burst_of_guesses_costs_at_most_the_allowed_checks_and_then_the_right_
     assert {json.dumps(a.body, sort_keys=True) for a in answers} == {
         json.dumps({"error": "unauthenticated", "reason": "wrong username or password"}, sort_keys=True)}
     assert workers.scrypt.take() == []  # refused before any check: a locked username costs no scrypt
+    with Session(workers.engine) as session:  # the audit log tells the lockout apart
+        refused = session.exec(select(AuditEntry).where(col(AuditEntry.actor) == USERNAME)).all()
+    assert len(refused) == 2 * BURST and all(e.result == "refused" for e in refused)
+    assert sum(bool(e.detail.get("locked_out")) for e in refused) == 2 * BURST - len(checked)
 
     # The window over, the right password logs in again, and a success is not a failure:
     # the user can log in more often than the failures allowed.
