@@ -177,7 +177,8 @@ class LoginOutcome:
 
 
 def login(session: Session, username: str, password: str, now: datetime) -> LoginOutcome:
-    """(Commits `session`: call it with nothing pending.) The user, if the password is theirs and the username's allowance of checks is not spent.
+    """The user, if the password is theirs and the username's allowance of checks is not
+    spent. Commits `session` (call it with nothing pending).
 
     The allowance is taken first (reserve_login_attempt, committed on its own), so N
     simultaneous guesses, on any number of workers, cost at most LOGIN_FAILURES_ALLOWED checks.
