@@ -25,7 +25,7 @@ class Capability(StrEnum):
     HEALTH_READ = "health:read"  # readings, and alerts about readings
     ALERTS_MANAGE = "alerts:manage"  # acknowledge and resolve the alerts one can see
     COMMANDS_SEND = "commands:send"
-    DEAD_LETTERS_READ = "dead_letters:read"  # refused messages, raw bytes included
+    DEAD_LETTERS_READ = "dead_letters:read"  # refused messages; the bytes of health ones only with HEALTH_READ too
     METRICS_READ = "metrics:read"
     AUDIT_READ = "audit:read"
 

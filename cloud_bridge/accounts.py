@@ -8,6 +8,12 @@ token that expires; `doorstep tokens create` makes a long-lived one for a script
 
 Every login (and every refused one), logout, token issued and command sent is written to
 `audit_log`: who, what, when, from where, and the result.
+
+Guessing is limited per username in `login_attempts`, and the limit holds under concurrency and
+across workers: an attempt is reserved in the database, in one atomic statement committed on
+its own, *before* its password is checked; the reservation's number decides whether it may be
+checked at all. (Counting the audit log's refusals before the check and writing them after it
+let a burst of simultaneous guesses all see "no failures yet": 20 at once cost 20 checks.)
 """
 
 from __future__ import annotations
@@ -20,17 +26,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import JSON, func, update
+from sqlalchemy import JSON, case, delete, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from cloud_bridge.access import ROLES_WITH_A_SITE, Principal, Role
+from cloud_bridge.store import dialect_insert, table_of
 
 # scrypt's cost: about 50 ms and 16 MB per login on a small server (RFC 7914, section 2).
 SCRYPT_N: Final = 2**14
 SCRYPT_R: Final = 8
 SCRYPT_P: Final = 1
 TOKEN_BYTES: Final = 32
-# Failed logins of one username within the window, after which logins are refused for it.
+# Password checks of one username within a window (from its first attempt), beyond which its
+# logins are refused unchecked until the window ends. A successful login gives its own back.
 LOGIN_FAILURES_ALLOWED: Final = 5
 LOGIN_FAILURE_WINDOW: Final = timedelta(minutes=5)
 # last_used_at is written at most this often per token: not a database write per request.
@@ -72,6 +80,17 @@ class AuditEntry(SQLModel, table=True):
     result: str = Field(max_length=16, description="ok, refused or failed")
     client: str | None = Field(default=None, max_length=64, description="the caller's address")
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class LoginAttempts(SQLModel, table=True):
+    """The password checks reserved for one username in its current window. Any username that
+    is tried has a row, whether or not it exists, so a lockout does not tell which exist."""
+
+    __tablename__ = "login_attempts"
+
+    username: str = Field(primary_key=True, max_length=64)
+    window_started_at: datetime = Field(index=True, description="the first attempt of the window")
+    attempts: int = Field(description="checks reserved in the window, less the logins that succeeded")
 
 
 class AccountError(ValueError):
@@ -151,28 +170,71 @@ def authenticate(session: Session, secret_key: str, token: str, now: datetime) -
     return Authenticated(Principal(user.username, Role(user.role), user.site), hashed)
 
 
-def login(session: Session, username: str, password: str, now: datetime) -> User | None:
-    """The user, if the password is theirs and they are not locked out by recent failures."""
-    if recent_login_failures(session, username, now) >= LOGIN_FAILURES_ALLOWED:
-        return None
+@dataclass(frozen=True, slots=True)
+class LoginOutcome:
+    user: User | None  # None: refused
+    locked_out: bool = False  # refused unchecked: the username's checks in this window are spent
+
+
+def login(session: Session, username: str, password: str, now: datetime) -> LoginOutcome:
+    """The user, if the password is theirs and the username's allowance of checks is not
+    spent. Commits `session` (call it with nothing pending).
+
+    The allowance is taken first (reserve_login_attempt, committed on its own), so N
+    simultaneous guesses, on any number of workers, cost at most LOGIN_FAILURES_ALLOWED checks.
+    An unknown, disabled or token-only user costs one scrypt check all the same, so the answer
+    takes as long whether or not the username exists."""
+    if not reserve_login_attempt(session, username, now):
+        return LoginOutcome(None, locked_out=True)
     user = session.get(User, username)
     if user is None or user.disabled or user.password_hash is None:
-        hash_password(password)  # the same time whether or not the user exists
-        return None
-    return user if password_matches(password, user.password_hash) else None
+        password_matches(password, _dummy_hash())
+        return LoginOutcome(None)
+    if not password_matches(password, user.password_hash):
+        return LoginOutcome(None)
+    _give_back_attempt(session, username)
+    return LoginOutcome(user)
 
 
-def recent_login_failures(session: Session, username: str, now: datetime) -> int:
-    return int(
-        session.exec(
-            select(func.count()).select_from(AuditEntry).where(
-                col(AuditEntry.actor) == username[:64],
-                col(AuditEntry.action) == "login",
-                col(AuditEntry.result) == "refused",
-                col(AuditEntry.at) > now - LOGIN_FAILURE_WINDOW,
-            )
-        ).one()
-    )
+def reserve_login_attempt(session: Session, username: str, now: datetime) -> bool:
+    """Take one password check from `username`'s allowance: whether it may be checked.
+
+    One INSERT … ON CONFLICT DO UPDATE … RETURNING, committed before any check: PostgreSQL
+    locks the row and SQLite its database for the statement, so concurrent attempts (threads or
+    workers) each get a distinct count and no two read the same one. A window that has ended
+    starts afresh with this attempt."""
+    table = table_of(LoginAttempts)
+    ended = table.c.window_started_at <= now - LOGIN_FAILURE_WINDOW
+    statement = dialect_insert(session, LoginAttempts).values(username=username[:64], window_started_at=now, attempts=1)
+    upsert = statement.on_conflict_do_update(
+        index_elements=["username"],
+        # Both read the row as it was (SQL evaluates every SET against the old row).
+        set_={"attempts": case((ended, 1), else_=table.c.attempts + 1),
+              "window_started_at": case((ended, now), else_=table.c.window_started_at)},
+    ).returning(table.c.attempts)
+    attempts = int(session.execute(upsert).scalar_one())
+    session.commit()
+    return attempts <= LOGIN_FAILURES_ALLOWED
+
+
+def _give_back_attempt(session: Session, username: str) -> None:
+    """A right password is not a failure: its reservation is returned (in the caller's
+    transaction, committed with the login), so a person logging in often is never locked out."""
+    session.execute(update(LoginAttempts).where(col(LoginAttempts.username) == username, col(LoginAttempts.attempts) > 0)
+                    .values(attempts=col(LoginAttempts.attempts) - 1))
+
+
+def prune_login_attempts(session: Session, now: datetime) -> int:
+    """Delete the rows of windows that have ended (a guesser's made-up usernames among them)."""
+    result = session.execute(delete(LoginAttempts).where(col(LoginAttempts.window_started_at) <= now - LOGIN_FAILURE_WINDOW))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _dummy_hash() -> str:
+    """A stored hash with the real parameters but a random salt and digest: no password is its
+    (a 2**-512 chance), and checking one costs what checking a user's does."""
+    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
+                     base64.b64encode(secrets.token_bytes(16)).decode(), base64.b64encode(secrets.token_bytes(64)).decode()])
 
 
 def revoke_all(session: Session, username: str, now: datetime) -> int:

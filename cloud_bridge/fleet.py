@@ -5,6 +5,18 @@ in cloud_bridge/store.py). Messages arrive out of order (re-sends, several worke
 drained health readings first), so every field is written only by a report newer than the one
 that wrote it before: each group of fields keeps the kiosk time of its source.
 
+A kiosk's time orders its reports only up to KIOSK_TIME_AHEAD_ALLOWED ahead of the bridge's
+clock (a Pi with no real-time clock, a bad NTP answer, a rogue kiosk can be further): past that
+"horizon" a time is news when it arrives and old news after — it replaces what is there, and
+anything that comes after replaces it, however the kiosk dates that (supersedes) — and the
+kiosk's row records when one came (clock_ahead_at). A report dated 8999 used to win every
+comparison after it: the kiosk's telemetry and its devices' rows ignored every later report
+(issue 16, finding 7); a row an older bridge froze so is released by the next report too. Every
+kiosk-time comparison of the fleet follows this one rule, in Python (supersedes) and in SQL
+(_supersedes_sql): telemetry, device identity, link and state, and last_reading_at (from
+readings and from telemetry). Statuses, last_seen_at and the gap scan are ordered by the
+bridge's own clock.
+
 Within one batch the rows of a kiosk are first "touched" (inserted if new) in a fixed order,
 which takes PostgreSQL's row locks and SQLite's write lock before anything is read: two workers
 folding reports of the same kiosk wait for each other instead of interleaving.
@@ -15,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from copy import copy
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import JSON, BigInteger, ColumnElement, bindparam, case, func, update
+from sqlalchemy import JSON, BigInteger, ColumnElement, bindparam, case, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.wire import (
@@ -33,6 +45,31 @@ from doorstep.wire import (
 )
 
 from cloud_bridge.store import BulkInsert, bulk_insert, json_column, json_parameters, table_of
+
+
+# How far ahead of the bridge's clock a kiosk's time may be and still order its reports: a day
+# covers any honest clock error and time zone mistake; further is a broken clock.
+KIOSK_TIME_AHEAD_ALLOWED: Final = timedelta(days=1)
+
+
+def horizon_of(received_at: datetime) -> datetime:
+    """The latest kiosk time that orders reports received at `received_at` (the bridge's clock).
+    Behind is not bounded: a backlog legitimately arrives days late."""
+    return received_at + KIOSK_TIME_AHEAD_ALLOWED
+
+
+def supersedes(new: datetime, old: datetime | None, horizon: datetime, *, ties: bool = True) -> bool:
+    """Whether a kiosk's report dated `new` replaces state its report dated `old` wrote: when
+    it is newer (or as new, with `ties`) — but a time past `horizon` is news on arrival and old
+    news after: it replaces what is there, and whatever comes after replaces it."""
+    if old is None or old > horizon or new > horizon:
+        return True
+    return new >= old if ties else new > old
+
+
+def _supersedes_sql(old: Any, new: Any, horizon: Any) -> ColumnElement[bool]:
+    """supersedes() (with ties) in SQL, for the device upserts."""
+    return or_(old.is_(None), old > horizon, new > horizon, old <= new)
 
 
 class KioskStatus(StrEnum):
@@ -54,6 +91,9 @@ class KioskBase(SQLModel):
         default=0, description="every sequence number up to here is accounted for (stored or flagged as a gap)"
     )
     clock_trusted: bool | None = Field(default=None, description="in the kiosk's newest message")
+    clock_ahead_at: datetime | None = Field(
+        default=None, description="when the bridge last received a message from this kiosk dated more than a day "
+        "ahead of the bridge's clock: the kiosk's clock is wrong (such a time orders as its arrival)")
     telemetry_at: datetime | None = Field(default=None, description="kiosk time of the newest telemetry folded in")
     uptime_s: float | None = None
     backlog_records: int | None = Field(default=None, description="undelivered health and event records")
@@ -121,10 +161,15 @@ class DeviceReport:
     # (model and firmware) is the device's own word; telemetry's must not outdate it.
     model_hint: str | None = None
 
-    def merge(self, group: str, at: datetime, values: dict[str, Any]) -> None:
+    def merge(self, group: str, at: datetime, values: dict[str, Any], horizon: datetime) -> None:
         current: _Fields | None = getattr(self, group)
-        if current is None or at >= current.at:
+        if current is None or supersedes(at, current.at, horizon):
             setattr(self, group, _Fields(at, values))
+
+    def reading_at(self, at: datetime, horizon: datetime) -> None:
+        """A reading was taken at `at`: last_reading_at only moves forward (as supersedes says)."""
+        if self.last_reading_at is None or supersedes(at, self.last_reading_at, horizon):
+            self.last_reading_at = at
 
 
 @dataclass(slots=True)
@@ -134,9 +179,14 @@ class KioskReport:
     last_seen_at: datetime
     last_seq: int = 0
     newest_seq_clock_trusted: tuple[int, bool] | None = None
+    clock_ahead_at: datetime | None = None  # a message of the batch was dated past the horizon
     telemetry: tuple[datetime, KioskTelemetry] | None = None  # the newest in the batch
     status: tuple[datetime, Status] | None = None
     devices: dict[str, DeviceReport] = field(default_factory=dict)
+
+    @property
+    def horizon(self) -> datetime:
+        return horizon_of(self.last_seen_at)  # last_seen_at is the batch's arrival
 
     def device(self, address: str) -> DeviceReport:
         if address not in self.devices:
@@ -161,24 +211,27 @@ def fold(messages: Iterable[UpstreamMessage], statuses: Iterable[tuple[str, str,
         if kiosk.newest_seq_clock_trusted is None or envelope.seq > kiosk.newest_seq_clock_trusted[0]:
             kiosk.newest_seq_clock_trusted = (envelope.seq, envelope.kiosk_clock_trusted)
         at = envelope.kiosk_time
+        horizon = kiosk.horizon
+        if at > horizon:
+            kiosk.clock_ahead_at = received_at
         if envelope.device is not None:
             device = kiosk.device(envelope.device.address)
-            device.merge("identity", at, {"model": envelope.device.model, "firmware": envelope.device.firmware})
+            device.merge("identity", at, {"model": envelope.device.model, "firmware": envelope.device.firmware}, horizon)
         channel = message.topic.channel
         if channel is Channel.READINGS and envelope.device is not None:
-            device = kiosk.device(envelope.device.address)
-            device.last_reading_at = max(filter(None, (device.last_reading_at, at)))
+            kiosk.device(envelope.device.address).reading_at(at, horizon)
         elif channel is Channel.EVENTS and message.topic.name == EventType.LAUNDRY_MACHINE:
             event = message.payload
             assert isinstance(event, LaundryMachineEvent)
             address = envelope.device.address if envelope.device else f"modbus-unit-{event.unit}"
             device = kiosk.device(address)
-            device.merge("state", at, {"state": event.state, "error_code": event.error_code, "error_text": event.error_text})
-            device.merge("link", at, {"link": event.link})
+            device.merge("state", at, {"state": event.state, "error_code": event.error_code, "error_text": event.error_text},
+                         horizon)
+            device.merge("link", at, {"link": event.link}, horizon)
         elif channel is Channel.TELEMETRY:
             telemetry = message.payload
             assert isinstance(telemetry, KioskTelemetry)
-            if kiosk.telemetry is None or at > kiosk.telemetry[0]:
+            if kiosk.telemetry is None or supersedes(at, kiosk.telemetry[0], horizon, ties=False):
                 kiosk.telemetry = (at, telemetry)
             for reported in telemetry.devices:
                 device = kiosk.device(reported.address)
@@ -192,9 +245,10 @@ def fold(messages: Iterable[UpstreamMessage], statuses: Iterable[tuple[str, str,
                         "last_seen_at": reported.last_seen_at,
                         "clock_offset_s": reported.clock_offset_s,
                     },
+                    horizon,
                 )
-                if reported.last_reading_at is not None:
-                    device.last_reading_at = max(filter(None, (device.last_reading_at, reported.last_reading_at)))
+                if reported.last_reading_at is not None:  # the kiosk's clock too
+                    device.reading_at(reported.last_reading_at, horizon)
     for site, kiosk_id, status in statuses:
         kiosk = report(site, kiosk_id)
         kiosk.status = (received_at, status)
@@ -234,6 +288,7 @@ class KioskRow:
     last_seq: int
     seq_checked_through: int
     clock_trusted: bool | None
+    clock_ahead_at: datetime | None
     telemetry_at: datetime | None
     uptime_s: float | None
     backlog_records: int | None
@@ -249,7 +304,7 @@ class KioskRow:
 _KIOSK_ROW_FIELDS = tuple(KioskRow.__dataclass_fields__)
 # What folding a batch into a kiosk's row may change (the touch wrote last_seen_at, last_seq;
 # seq_checked_through is the gap scan's).
-_FOLDED = ("clock_trusted", "status", "status_reason", "status_at", "telemetry_at", "uptime_s", "backlog_records",
+_FOLDED = ("clock_trusted", "clock_ahead_at", "status", "status_reason", "status_at", "telemetry_at", "uptime_s", "backlog_records",
            "backlog_oldest_age_s", "backlog_rising", "outbox_bytes", "outbox_budget_bytes", "health_over_budget",
            "disk_free_bytes", "cpu_temperature_c")
 _TOUCH_COLUMNS = ("site", "kiosk", "status", "first_seen_at", "last_seen_at", "last_seq", "seq_checked_through",
@@ -306,6 +361,8 @@ def apply_kiosk_reports(session: Session, reports: Sequence[KioskReport],
         before = copy(row)
         if report.newest_seq_clock_trusted is not None and report.newest_seq_clock_trusted[0] >= row.last_seq:
             row.clock_trusted = report.newest_seq_clock_trusted[1]
+        if report.clock_ahead_at is not None:
+            row.clock_ahead_at = report.clock_ahead_at
         if report.status is not None:
             at, status = report.status
             if row.status_at is None or at >= row.status_at:
@@ -314,7 +371,7 @@ def apply_kiosk_reports(session: Session, reports: Sequence[KioskReport],
                 row.status_at = at
         if report.telemetry is not None:
             at, telemetry = report.telemetry
-            if row.telemetry_at is None or at > row.telemetry_at:
+            if supersedes(at, row.telemetry_at, report.horizon, ties=False):
                 _fold_telemetry(row, at, telemetry)
         if row != before:
             updates.append({"key_site": row.site, "key_kiosk": row.kiosk} | {name: getattr(row, name) for name in _FOLDED})
@@ -414,8 +471,10 @@ def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> di
                 row["last_reading_at"] = report.last_reading_at
             by_shape.setdefault((tuple(shape), report.last_reading_at is not None, with_model_hint), []).append(row)
     found: dict[tuple[str, str, str], DeviceRow] = {}
+    # One batch, one arrival: every report's horizon is the same.
+    shared = {"horizon": max(kiosk.horizon for kiosk in reports)} if by_shape else {}
     for key, rows in by_shape.items():
-        for returned in _device_upsert(session, key, tuple(rows[0])).execute(session, rows):
+        for returned in _device_upsert(session, key, tuple(rows[0])).execute(session, rows, shared):
             device = DeviceRow(**returned._mapping)
             found[(device.site, device.kiosk, device.address)] = device
     return found
@@ -427,19 +486,22 @@ _UpsertShape = tuple[tuple[tuple[str, tuple[str, ...]], ...], bool, bool]
 
 def _device_upsert(session: Session, key: _UpsertShape, columns: tuple[str, ...]) -> BulkInsert:
     """INSERT … ON CONFLICT of device rows of this shape: each group's fields and its stamp
-    are taken only if the report's stamp is newer; last_reading_at only moves forward."""
+    are taken only if the report's stamp supersedes the row's; last_reading_at only moves
+    forward. The batch's horizon is the parameter `horizon`."""
     table = table_of(Device)
+    horizon = bindparam("horizon", type_=table.c.state_at.type)
 
     def finish(statement: Any) -> Any:
         excluded = statement.excluded
         updates: dict[str, Any] = {}
         groups, with_last_reading, with_model_hint = key
         for stamp, names in groups:
-            newer = func.coalesce(table.c[stamp] <= excluded[stamp], True)
+            newer = _supersedes_sql(table.c[stamp], excluded[stamp], horizon)
             for name in [*names, stamp]:
                 updates[name] = case((newer, excluded[name]), else_=table.c[name])
         if with_last_reading:
-            updates["last_reading_at"] = _greatest(session, table.c.last_reading_at, excluded.last_reading_at)
+            later = _supersedes_sql(table.c.last_reading_at, excluded.last_reading_at, horizon)
+            updates["last_reading_at"] = case((later, excluded.last_reading_at), else_=table.c.last_reading_at)
         if with_model_hint:
             updates["model"] = func.coalesce(table.c.model, excluded.model)
         returning = [table.c[name] for name in _DEVICE_ROW_FIELDS]

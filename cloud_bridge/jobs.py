@@ -16,7 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
-from cloud_bridge import commands, gaps, webhook
+from cloud_bridge import accounts, commands, gaps, webhook
 from cloud_bridge.alert_rules import AlertKind, AlertRules, Signal, heartbeat_signals
 from cloud_bridge.alerts import Alert, AlertChange, apply_signals
 from cloud_bridge.batch import view
@@ -131,6 +131,8 @@ class BridgeJobs:
                     col(webhook.WebhookDelivery.delivered_at) < now - self._dead_letter_retention
                 )
             ).rowcount  # type: ignore[attr-defined]
+            # Ended lockout windows: a guesser spraying made-up usernames leaves a row for each.
+            accounts.prune_login_attempts(session, now)
             session.commit()
         if dead or sent:
             log.info("pruned %d dead letter(s) and %d sent notification(s)", dead, sent)

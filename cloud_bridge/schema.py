@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
-from cloud_bridge.accounts import ApiToken, AuditEntry, User
+from cloud_bridge.accounts import ApiToken, AuditEntry, LoginAttempts, User
 from cloud_bridge.alerts import Alert
 from cloud_bridge.commands import Command
 from cloud_bridge.fleet import Device, Kiosk
@@ -26,6 +26,7 @@ BRIDGE_MODELS: tuple[type[SQLModel], ...] = (
     User,
     ApiToken,
     AuditEntry,
+    LoginAttempts,
 )
 
 

@@ -176,13 +176,16 @@ class BulkInsert:
         else:
             self.statement = finish(sqlite_insert(table))
 
-    def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> CursorResult[Any]:
+    def execute(self, session: Session, rows: Sequence[Mapping[str, Any]],
+                shared: Mapping[str, Any] | None = None) -> CursorResult[Any]:
+        """`shared`: parameters of the statement outside the rows (its ON CONFLICT clause's),
+        the same for every row."""
         # The session's connection, not session.execute: the same transaction without the
         # ORM's per-statement work (autoflush, ORM compile hooks).
         connection = session.connection()
         if self._json:
-            return connection.execute(self.statement, json_parameters(self.columns, rows))
-        return connection.execute(self.statement, list(rows))
+            return connection.execute(self.statement, {**json_parameters(self.columns, rows), **(shared or {})})
+        return connection.execute(self.statement, [{**row, **shared} for row in rows] if shared else list(rows))
 
 
 def json_parameters(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:

@@ -193,7 +193,7 @@ Doorstep demo is running. Open:
   dashboard         {base}/dashboard/   (log in as tech or doctor, password {DEMO_PASSWORD!r})
   readings (JSON)   {base}/api/v1/readings
   laundry events    {base}/api/v1/events
-  API documentation {base}/docs
+  API documentation {base}/docs   (log in to the dashboard first)
 The API wants a token (the demo's people log in with the password {DEMO_PASSWORD!r}):
   technician tech   curl -H 'Authorization: Bearer {tokens["tech"]}' {base}/api/v1/kiosks
   doctor doctor     curl -H 'Authorization: Bearer {tokens["doctor"]}' {base}/api/v1/readings

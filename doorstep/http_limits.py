@@ -1,6 +1,15 @@
-"""Requests refused before anything parses them: a body too large, JSON nested too deeply, or
-NUL (U+0000) anywhere in the path, the query or a JSON body (PostgreSQL's text cannot hold it,
-so a query comparing with it, or a login audited with it, would fail with a 500).
+"""Requests refused before anything parses them: a body too large, a JSON body not in UTF-8,
+JSON nested too deeply, or NUL (U+0000) anywhere in the path, the query or a JSON body
+(PostgreSQL's text cannot hold it, so a query comparing with it, or a login audited with it,
+would fail with a 500).
+
+JSON bodies must be UTF-8, with no byte order mark (RFC 8259, 8.1: "JSON text exchanged
+between systems that are not part of a closed ecosystem MUST be encoded using UTF-8"; our API's
+clients are ours). Python's parser, which FastAPI uses, also reads UTF-16 and UTF-32, detected
+from the first bytes (json.detect_encoding): there a NUL escape's bytes are interleaved with
+zero bytes, and a scan of UTF-8 bytes missed it (issue 16, finding 6: a 500 on PostgreSQL, a
+NUL stored on SQLite). Refusing every other encoding, by the very function the parser uses to
+choose one, leaves the scan below reading every body the app will parse, as the app will.
 
 An ASGI middleware, so it runs before FastAPI reads the body: a request declaring a body over
 the limit is answered 413 without its body being read at all, one sending more than it
@@ -14,6 +23,7 @@ Both answers are the API's usual JSON error: {"error": ..., "reason": ...}.
 
 from __future__ import annotations
 
+import email.message
 import json
 from dataclasses import dataclass
 from typing import Final
@@ -27,6 +37,23 @@ MAX_JSON_DEPTH: Final = 32  # the deepest body the API takes (a command's args) 
 # is simply closed.
 DRAIN_AT_MOST: Final = 1024 * 1024
 NUL_REASON: Final = "a NUL character (U+0000) in the request: no field may contain one"
+
+
+def not_utf8_reason(encoding: str) -> str:
+    return (f"the JSON body is encoded as {encoding}, not UTF-8: JSON is exchanged in UTF-8, "
+            "without a byte order mark (RFC 8259, section 8.1)")
+
+
+def parsed_as_json(content_type: bytes | None) -> bool:
+    """Whether FastAPI parses a body with this Content-Type as JSON, by its own rule
+    (fastapi/routing.py): application/json or application/…+json, parameters and case aside,
+    and no Content-Type at all (parsed unless the app is strict about content types)."""
+    if not content_type:
+        return True
+    message = email.message.Message()
+    message["content-type"] = content_type.decode("latin-1")
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +141,11 @@ class RequestLimits:
                     more = message.get("more_body", False)
                 await _refuse(send, 413, "payload_too_large", f"the body exceeds {self.max_body_bytes} bytes")
                 return
-        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if body and (content_type == b"application/json" or content_type.endswith(b"+json")):
+        if body and parsed_as_json(headers.get(b"content-type")):
+            encoding = json.detect_encoding(bytes(body))
+            if encoding != "utf-8":  # UTF-16 or UTF-32 (either order), or a UTF-8 byte order mark
+                await _refuse(send, 400, "invalid_request", not_utf8_reason(encoding))
+                return
             shape = scan_json(bytes(body))
             if shape.depth > self.max_json_depth:
                 await _refuse(send, 422, "invalid_request",

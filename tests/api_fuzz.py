@@ -61,7 +61,9 @@ def fuzz_api(
     them sends (the kiosk's page: its Host, Origin, Sec-Fetch-Site and page token).
     Returns what was sent and answered; raises AssertionError naming each failing request."""
     always = headers or {}
-    schema = schemathesis.openapi.from_asgi(schema_path, app, headers=always)
+    # The document is fetched with the same credentials: the bridge's wants a token.
+    schema = schemathesis.openapi.from_asgi(
+        schema_path, app, headers={**always, **credentials(token() if callable(token) else token)})
     report = FuzzReport()
     for result in schema.get_all_operations():
         operation = result.ok()

@@ -1,8 +1,10 @@
-"""The bridge's HTTP API (FastAPI; its OpenAPI document is at /docs and /openapi.json).
+"""The bridge's HTTP API (FastAPI; its OpenAPI document is at /openapi.json, browsable at
+/docs, both for a token of any role: docs/security.md).
 
 Every error is JSON: {"error": code, "reason": plain words, "problems": [...] for a request
 that does not fit}. Lists are pages of at most MAX_PAGE items, never unbounded. A body over
-64 KiB is refused (413) and JSON nested over 32 levels (422) before anything parses it (doorstep/http_limits.py).
+64 KiB (413), a JSON body not in UTF-8 (400), JSON nested over 32 levels or holding U+0000 (422)
+are refused before anything parses it (doorstep/http_limits.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -19,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloud_bridge.access import Capability, Principal
 from cloud_bridge import dashboard as dashboard_pages
 from cloud_bridge.api import alerts, auth, commands, dashboard, fleet, messages
-from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, require
+from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, PrincipalDep, require
 from doorstep.http_limits import RequestLimits
 
 __all__ = ["MAX_PAGE", "BridgeContext", "create_app"]
@@ -37,6 +40,21 @@ def healthz() -> dict[str, str]:
 def metrics(context: ContextDep, _who: Principal = require(Capability.METRICS_READ)) -> Response:
     """Prometheus metrics of this worker."""
     return Response(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# The API's own description, for anyone logged in (any role), not for the internet: it maps every
+# route, parameter and role to whoever scans for one (issue 16, finding 7). Left out of the
+# document itself, as FastAPI's own /openapi.json and /docs are.
+@ops.get("/openapi.json", include_in_schema=False)
+def openapi_document(request: Request, _who: PrincipalDep) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@ops.get("/docs", include_in_schema=False)
+def openapi_browser(_who: PrincipalDep) -> HTMLResponse:
+    """Swagger UI: it fetches /openapi.json with the dashboard's session cookie (log in there
+    first) or, from a script, the bearer token it was itself fetched with."""
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="Doorstep bridge API")
 
 
 def _where(location: tuple[Any, ...]) -> str:
@@ -63,7 +81,9 @@ async def _http_error(_request: Request, error: Exception) -> JSONResponse:
 
 
 def create_app(engine: Engine, context: BridgeContext | None = None) -> FastAPI:
-    app = FastAPI(title="Doorstep bridge", version="1")
+    # FastAPI's own /openapi.json, /docs and /redoc answer anyone: replaced by openapi_document
+    # and openapi_browser above, which want a token.
+    app = FastAPI(title="Doorstep bridge", version="1", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.context = context or BridgeContext(engine)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -48,13 +48,18 @@ class Me(BaseModel):
 
 @router.post("/login", response_model=SessionToken)
 def log_in(credentials: Credentials, request: Request, response: Response, session: SessionDep, context: ContextDep) -> SessionToken:
-    """A session token for a person (also set as an HttpOnly cookie for the dashboard). Five
-    wrong passwords within five minutes lock the username out for the rest of that window."""
+    """A session token for a person (also set as an HttpOnly cookie for the dashboard). A
+    username has five password checks in five minutes from its first attempt, reserved before
+    each check (so concurrent guesses cannot share one): past them it is locked out for the rest
+    of that window. Every refusal is the same 401, whether the username exists or not."""
     now = context.clock()
-    user = login(session, credentials.username, credentials.password, now)
+    outcome = login(session, credentials.username, credentials.password, now)
+    user = outcome.user
     client = client_address(request)
     if user is None:
-        audit(session, actor=credentials.username, action="login", result="refused", now=now, client=client)
+        # The audit tells a lockout from a wrong password (for whoever reads it); the answer does not.
+        audit(session, actor=credentials.username, action="login", result="refused", now=now, client=client,
+              locked_out=outcome.locked_out)
         session.commit()
         raise HTTPException(status_code=401, detail={"error": "unauthenticated", "reason": "wrong username or password"})
     token, row = issue_token(session, context.secret_key, username=user.username, purpose="session", now=now,

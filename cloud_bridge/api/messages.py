@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, select
 
-from cloud_bridge.access import Capability, Principal
+from cloud_bridge.access import Capability, Principal, Scope
 from cloud_bridge.api.deps import ERROR_RESPONSES, Page, PageDep, PageParams, QueryTime, SessionDep, require, site_in_scope
 from cloud_bridge.store import (
     CommandResult,
     CommandResultPublic,
+    DEAD_LETTER_RAW_LIMIT,
     DeadLetter,
     Event,
     EventPublic,
@@ -23,7 +24,7 @@ from cloud_bridge.store import (
     Telemetry,
     TelemetryPublic,
 )
-from doorstep.wire import EventType, ReadingKind
+from doorstep.wire import TOPIC_ROOT, Channel, ContractError, EventType, KioskTopics, ReadingKind, parse_topic
 
 router = APIRouter(prefix="/api/v1", tags=["messages"], responses=ERROR_RESPONSES)
 
@@ -125,30 +126,72 @@ def list_command_results(
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
+# Dead letters whose bytes hold nothing a technician cannot already read through this API
+# (events, telemetry, command results, statuses: FLEET_READ). Every other one — a reading, a
+# batch (it may hold readings), a topic outside the contract (a reading misfiled, say) — may
+# hold a resident's data in clear (a kiosk without payload_public_key does not seal), so its
+# bytes are shown only to whoever may read that site's readings (issue 16, finding 4).
+FLEET_CHANNELS: Final = frozenset({Channel.STATUS, Channel.EVENTS, Channel.TELEMETRY, Channel.COMMAND_RESULTS})
+WITHHELD = ("null when the message may hold a resident's data — a reading, a batch, or a topic outside the "
+            "contract — and the caller may not read that site's readings (health:read)")
+
+
 class DeadLetterPublic(BaseModel):
     id: int
     received_at: datetime
     topic: str
+    site: str | None = Field(description="the sending kiosk's site, when the topic names one")
+    kiosk: str | None = Field(description="the sending kiosk, when the topic names one")
     reason: str
     raw_size: int
-    raw_base64: str  # the first bytes as received (at most DEAD_LETTER_RAW_LIMIT)
+    raw_base64: str | None = Field(
+        description=f"the first bytes as received (at most {DEAD_LETTER_RAW_LIMIT}), base64; {WITHHELD}")
+
+
+def _sender_and_channel(topic: str) -> tuple[KioskTopics | None, Channel | None]:
+    """The kiosk a dead letter's topic names and its channel; the kiosk alone when the rest of
+    the topic breaks the contract, None for either that cannot be read."""
+    try:
+        parsed = parse_topic(topic)
+        return parsed.kiosk_topics, parsed.channel
+    except ContractError:
+        pass
+    parts = topic.split("/")
+    if len(parts) >= 4 and "/".join(parts[:2]) == TOPIC_ROOT:
+        try:
+            return KioskTopics(parts[2], parts[3]), None
+        except ContractError:
+            pass
+    return None, None
+
+
+def may_read_bytes(who: Principal, kiosk: KioskTopics | None, channel: Channel | None) -> bool:
+    if channel in FLEET_CHANNELS:
+        return True
+    if kiosk is None:  # whose it is cannot be told: only for one who reads every site's readings
+        return who.scope(Capability.HEALTH_READ) is Scope.ALL_SITES
+    return who.may(Capability.HEALTH_READ, kiosk.site)
 
 
 @router.get("/dead_letters", response_model=Page[DeadLetterPublic])
 def list_dead_letters(
-    session: SessionDep, page: PageDep, _who: Principal = require(Capability.DEAD_LETTERS_READ), since: QueryTime | None = None
+    session: SessionDep, page: PageDep, who: Principal = require(Capability.DEAD_LETTERS_READ), since: QueryTime | None = None
 ) -> Page[DeadLetterPublic]:
-    """Messages refused for breaking the contract, newest first, with why and their first bytes."""
+    """Messages refused for breaking the contract, newest first, with why and their first bytes
+    — but not the bytes of one that may hold a resident's data, unless the caller may read that
+    site's readings (raw_base64 is then null)."""
     conditions = [col(DeadLetter.received_at) >= since] if since is not None else []
     total = session.exec(select(func.count()).select_from(DeadLetter).where(*conditions)).one()
     rows = session.exec(
         select(DeadLetter).where(*conditions).order_by(col(DeadLetter.id).desc()).offset(page.offset).limit(page.limit)
     ).all()
-    items = [
-        DeadLetterPublic(
-            id=row.id or 0, received_at=row.received_at, topic=row.topic, reason=row.reason, raw_size=row.raw_size,
-            raw_base64=base64.b64encode(row.raw).decode(),
-        )
-        for row in rows
-    ]
+    items = []
+    for row in rows:
+        kiosk, channel = _sender_and_channel(row.topic)
+        items.append(DeadLetterPublic(
+            id=row.id or 0, received_at=row.received_at, topic=row.topic,
+            site=kiosk.site if kiosk else None, kiosk=kiosk.kiosk if kiosk else None,
+            reason=row.reason, raw_size=row.raw_size,
+            raw_base64=base64.b64encode(row.raw).decode() if may_read_bytes(who, kiosk, channel) else None,
+        ))
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)

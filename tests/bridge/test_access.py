@@ -4,6 +4,7 @@ cannot arrive without its policy."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import urllib.request
@@ -22,9 +23,9 @@ from cloud_bridge.accounts import AuditEntry, add_user
 from cloud_bridge.alert_rules import AlertKind, AlertRules, Raise, Severity
 from cloud_bridge.alerts import Alert, apply_signals
 from cloud_bridge.api import BridgeContext, create_app
-from cloud_bridge.batch import commit_batch
+from cloud_bridge.batch import Inbound, commit_batch
 from cloud_bridge.settings import DEVELOPMENT_SECRET
-from doorstep.wire import CommandName, KioskState
+from doorstep.wire import CommandName, KioskState, LaundryMachineEvent
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.support import ServedApp, api_token
 
@@ -146,7 +147,7 @@ MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
 
 
 def test_the_matrix_covers_every_route(bridge_engine: Engine) -> None:
-    # Every operation the API documents (the documentation itself is public, and holds no data).
+    # Every operation the API documents (the documentation itself: test_the_api_description_needs_a_token).
     paths = create_app(bridge_engine).openapi()["paths"]
     routes = {f"{method.upper()} {path}" for path, operations in paths.items() for method in operations}
     assert routes == {route for route, _, _ in MATRIX}
@@ -245,3 +246,67 @@ def test_the_dashboards_pages_need_no_token_and_hold_no_data(world: World) -> No
     with urllib.request.urlopen(urllib.request.Request(
             f"{base}/api/v1/readings", headers={"authorization": f"Bearer {world.tokens['doctor']}"}), timeout=10) as data:
         assert data.headers["cache-control"] == "no-store"  # no resident's reading left in a browser's cache
+
+
+RESIDENT = "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592"
+
+
+def with_unknown_field(message: Inbound) -> Inbound:
+    """The message with one field the contract does not know in its payload: refused, kept."""
+    envelope = json.loads(message.body)
+    envelope["payload"]["colour"] = "blue"
+    return Inbound(message.topic, json.dumps(envelope).encode())
+
+
+def test_a_technician_sees_why_health_messages_were_refused_but_not_their_bytes(world: World) -> None:
+    """Issue 16, finding 4: a kiosk without payload_public_key sends readings in clear; one that
+    breaks the contract was shown to technicians whole, pseudonym and pressures included. A
+    dead letter whose bytes may hold a resident's data — a reading, a batch, a topic outside the
+    contract — keeps its bytes from anyone who may not read that site's readings."""
+    kiosk = WireKiosk(site=HOME, kiosk="kiosk-7")
+    reading = with_unknown_field(kiosk.reading(blood_pressure(203, 121, subject=RESIDENT)))
+    in_a_batch = kiosk.batch(with_unknown_field(kiosk.reading(blood_pressure(203, 121, subject=RESIDENT))))
+    misfiled = Inbound(f"doorstep/v1/{HOME}/kiosk-7/readingz/blood_pressure", reading.body)
+    event = with_unknown_field(kiosk.machine(LaundryMachineEvent(unit=3, state="fault", link="online", error_code=7)))
+    commit_batch(world.engine, [reading, in_a_batch, misfiled, event], rules=AlertRules(), notify=False, received_at=NOW)
+
+    world.api.token = world.tokens["technician"]
+    answer = world.api.get("/api/v1/dead_letters")
+    assert answer.status == 200
+    letters = {letter["topic"]: letter for letter in answer.body["items"]}
+    assert set(letters) == {f"doorstep/v1/{HOME}/kiosk-7/readings/blood_pressure", misfiled.topic,
+                            f"doorstep/v1/{HOME}/kiosk-7/events/laundry_machine"}
+    assert len(answer.body["items"]) == 4  # the reading alone and the one in the batch share a topic
+    text = json.dumps(answer.body)
+    assert RESIDENT not in text
+    shown = [base64.b64decode(letter["raw_base64"]) for letter in answer.body["items"] if letter["raw_base64"]]
+    assert shown and not any(RESIDENT.encode() in raw or b"203" in raw for raw in shown)
+    for letter in answer.body["items"]:
+        # What a technician needs to fix the kiosk: why, where, which kiosk, when, how big.
+        assert (letter["site"], letter["kiosk"]) == (HOME, "kiosk-7")
+        assert letter["reason"] and letter["received_at"] and letter["raw_size"] > 0
+        if "/events/" in letter["topic"]:
+            assert base64.b64decode(letter["raw_base64"]) == event.body  # not health data: shown
+        else:
+            assert letter["raw_base64"] is None, letter
+    schema = create_app(world.engine).openapi()["components"]["schemas"]["DeadLetterPublic"]
+    assert "null" in json.dumps(schema["properties"]["raw_base64"]) and "readings" in schema["properties"]["raw_base64"]["description"]
+
+
+def test_the_api_description_needs_a_token(world: World) -> None:
+    """Issue 16, finding 7: /openapi.json and /docs answered anyone, against this page's rule
+    that every path but /healthz needs a token. Any role may read them; FastAPI's /redoc is gone."""
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        world.api.token = None
+        refused = world.api.get(path)
+        assert refused.status in (401, 404), (path, refused)
+        assert refused.body["error"] in ("unauthenticated", "not_found"), (path, refused.body)
+        for role in ROLES[:-1]:
+            world.api.token = world.tokens[role]
+            assert world.api.get(path).status == (404 if path == "/redoc" else 200), (path, role)
+    world.api.token = None
+    assert world.api.get("/openapi.json").status == 401 and world.api.get("/docs").status == 401
+    world.api.token = world.tokens["read_only"]
+    document = world.api.get("/openapi.json").body
+    assert "/api/v1/readings" in document["paths"] and "/openapi.json" not in document["paths"]
+    assert "swagger-ui" in world.api.get("/docs").body

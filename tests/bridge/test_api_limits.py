@@ -7,13 +7,18 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
+from cloud_bridge.accounts import AuditEntry
+from cloud_bridge.alert_rules import AlertKind, Raise, Severity
+from cloud_bridge.alerts import Alert, apply_signals
 from cloud_bridge.api import create_app
 from doorstep.http_limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
 from cloud_bridge.settings import DEVELOPMENT_SECRET
@@ -111,3 +116,50 @@ def test_a_nul_anywhere_in_a_request_is_refused_before_the_database_sees_it(api:
         assert response.status == 422 and response.body == {"error": "invalid_request", "reason": reason}
     # An escaped backslash before "u0000" is text, not NUL.
     assert api.request("POST", "/api/v1/login", b'{"username": "\\\\u0000", "password": "x"}').status == 401
+
+
+NOT_UTF8 = ["utf-16-le", "utf-16-be", "utf-16", "utf-32-le", "utf-32-be", "utf-32", "utf-8-sig"]
+
+
+@pytest.mark.parametrize("encoding", NOT_UTF8)
+def test_a_json_body_not_in_utf8_is_refused_whatever_it_holds(bridge_engine: Engine, api: ServedApp, encoding: str) -> None:
+    """Issue 16, finding 6: Python's JSON parser also reads UTF-16 and UTF-32 (and a UTF-8 BOM),
+    where the NUL scan, reading UTF-8 bytes, saw no NUL: a login or an alert's note holding one
+    was a 500 on PostgreSQL and stored on SQLite. JSON between systems is UTF-8 (RFC 8259,
+    8.1): anything else is refused (400) before the app, so the one NUL scan sees every body."""
+    with Session(bridge_engine) as session:
+        [change] = apply_signals(session, [Raise(AlertKind.DEVICE_FAULT, Severity.WARNING, "test-site", "kiosk-1",
+                                                 "unit-1", "a fault", datetime.now(UTC))])
+        session.commit()
+    alert_id = change.alert.id
+    token, api.token = api.token, None  # a login needs no token
+    login = api.request("POST", "/api/v1/login", '{"username": "\\u0000@", "password": "x"}'.encode(encoding))
+    api.token = token
+    note = api.request("POST", f"/api/v1/alerts/{alert_id}/acknowledge", '{"note": "fixed\\u0000"}'.encode(encoding))
+    for answer in (login, note):
+        assert answer.status == 400, answer
+        assert answer.body["error"] == "invalid_request" and "UTF-8" in answer.body["reason"], answer.body
+    with Session(bridge_engine) as session:
+        assert session.exec(select(AuditEntry).where(col(AuditEntry.action) == "login")).all() == []
+        alert = session.get(Alert, alert_id)
+        assert alert is not None and (alert.state, alert.acknowledged_by) == ("open", None)
+    # The same in UTF-8 is what the API takes.
+    assert api.request("POST", f"/api/v1/alerts/{alert_id}/acknowledge", b'{"note": "fixed"}').status == 200
+
+
+def test_a_json_body_is_scanned_whatever_its_json_content_type(api: ServedApp) -> None:
+    """FastAPI parses as JSON a body whose media type is application/json in any case, or any
+    application/…+json (and, without strict_content_type, one with none): the limits read each
+    as JSON too. (http.client, since urllib adds a form Content-Type of its own.)"""
+    for content_type in (None, "application/vnd.doorstep+json", "Application/JSON; charset=utf-8"):
+        connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
+        connection.putrequest("POST", "/api/v1/login")
+        body = b'{"username": "\\u0000@", "password": "x"}'
+        connection.putheader("content-length", str(len(body)))
+        if content_type is not None:
+            connection.putheader("content-type", content_type)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        connection.close()
+        assert response.status == 422 and "NUL" in answer["reason"], (content_type, response.status, answer)

@@ -132,3 +132,17 @@ def test_each_role_is_offered_what_the_api_allows_it(dashboard: Dashboard, page:
     expect(page.locator("#login")).to_be_visible()
     dashboard.log_in(page, "staff")
     expect(page.locator(f'[data-testid=kiosks] tr[data-kiosk="{SITE}/{KIOSK}"]')).to_have_count(1)
+
+
+def test_a_kiosk_clock_far_ahead_shows_on_its_page(dashboard: Dashboard, page: Page, wire: WirePublisher) -> None:
+    """Issue 16, finding 7: a message dated more than a day ahead is flagged where a
+    technician looks (the kiosk's clock fact, in red), and the later sane report still shows."""
+    kiosk = WireKiosk(site=SITE, kiosk=KIOSK)
+    now = datetime.now(UTC)
+    wire.send(kiosk, kiosk.status(KioskState.ONLINE, now), kiosk.telemetry(telemetry(backlog=7), at=datetime(8999, 6, 1, tzinfo=UTC)))
+    # Made before the bridge received the one dated 8999: it still replaces it.
+    wire.send(kiosk, kiosk.telemetry(telemetry(backlog=0), at=now))
+    wait_for(lambda: dashboard.api.get(f"/api/v1/kiosks/{SITE}/{KIOSK}").body.get("backlog_records") == 0,
+             what="the sane telemetry folded in after the one dated 8999")
+    dashboard.log_in(page, "tech", KIOSK_PAGE)
+    expect(page.locator(".fact.bad", has_text="时钟")).to_contain_text("时间超前一天以上")

@@ -136,6 +136,7 @@ const LABELS = {
   "kiosk.clock": ["时钟", "Clock"],
   "kiosk.clock.trusted": ["已校准", "synchronised"],
   "kiosk.clock.untrusted": ["未校准", "not synchronised"],
+  "kiosk.clock.ahead": ["时间超前一天以上（{ago}）", "more than a day ahead ({ago})"],
   "kiosk.seq": ["消息序号", "Sequence"],
   "kiosk.seq.value": ["已收到 {last}，已核对到 {checked}", "{last} received, accounted for to {checked}"],
   "kiosk.health": ["运行状况", "Health"],

@@ -91,7 +91,10 @@ export function kioskScreen(screen, view, site, kioskId) {
       fact(t.t("col.last_seen"), t.ago(parseTime(k.last_seen_at))),
       fact(t.t("kiosk.first_seen"), t.dateTime(parseTime(k.first_seen_at))),
       fact(t.t("kiosk.uptime"), t.duration(k.uptime_s)),
-      fact(t.t("kiosk.clock"), k.clock_trusted === false ? t.t("kiosk.clock.untrusted") : k.clock_trusted ? t.t("kiosk.clock.trusted") : "—", k.clock_trusted === false),
+      // clock_ahead_at: a message dated more than a day ahead of the bridge came (a broken clock).
+      fact(t.t("kiosk.clock"), k.clock_ahead_at ? t.t("kiosk.clock.ahead", { ago: t.ago(parseTime(k.clock_ahead_at)) })
+        : k.clock_trusted === false ? t.t("kiosk.clock.untrusted") : k.clock_trusted ? t.t("kiosk.clock.trusted") : "—",
+      Boolean(k.clock_ahead_at) || k.clock_trusted === false),
       fact(t.t("col.backlog"), k.backlog_records === null || k.backlog_records === undefined ? "—"
         : `${t.t("backlog.records", { n: k.backlog_records })}${k.backlog_oldest_age_s ? ` · ${t.t("backlog.oldest", { age: t.duration(k.backlog_oldest_age_s) })}` : ""}`,
       k.backlog_records > 100),
