@@ -3,7 +3,7 @@
 
 import { allPages } from "./api.js";
 import { el, fill, parseTime } from "./dom.js";
-import { AlertsPanel, deviceProblems, devicesTable, kioskHref, section, statusBadge, table } from "./widgets.js";
+import { AlertsPanel, BRIDGE_SITE, deviceProblems, devicesTable, kioskHref, section, statusBadge, table } from "./widgets.js";
 
 export const FILTERS_KEY = "doorstep.dashboard.fleet-filters"; // kept while the tab is open, for "back"
 
@@ -93,8 +93,9 @@ export function fleetScreen(screen, view) {
 
     const kiosks = data.kiosks.filter((k) => kioskShown(k, devicesOf));
     const shownKeys = new Set(kiosks.map((k) => `${k.site}/${k.kiosk}`));
-    // An alert follows its kiosk's filter; with more kiosks than were fetched, every alert shows.
-    alerts.update(data.alerts.filter((a) => shownKeys.has(`${a.site}/${a.kiosk}`) || !data.complete));
+    // An alert follows its kiosk's filter; with more kiosks than were fetched, every alert shows;
+    // one about a bridge worker (its broker session taken over) concerns every kiosk and always shows.
+    alerts.update(data.alerts.filter((a) => a.site === BRIDGE_SITE || shownKeys.has(`${a.site}/${a.kiosk}`) || !data.complete));
     fill(kioskTable, kioskRows(screen, kiosks, devicesOf));
     const devices = data.devices
       .filter((d) => shownKeys.has(`${d.site}/${d.kiosk}`))

@@ -68,6 +68,10 @@ const LABELS = {
   "alertkind.dangerous_reading": ["危险读数", "dangerous reading"],
   "alertkind.sequence_gap": ["消息缺失", "messages missing"],
   "alertkind.sequence_restarted": ["序号重启", "sequence restarted"],
+  "alertkind.messages_refused": ["消息被拒收", "messages refused"],
+  "alertkind.payload_key_missing": ["缺少解密密钥", "payload key missing"],
+  "alertkind.bridge_taken_over": ["云端连接被顶替", "bridge session taken over"],
+  "alertkind.bridge_disconnects": ["云端连接反复断开", "bridge keeps disconnecting"],
   "alert.acknowledge": ["认领", "Acknowledge"],
   "alert.resolve": ["解决", "Resolve"],
   "alert.note": ["备注（可选，留给下一位同事）", "Note (optional, for the next person)"],
@@ -75,6 +79,7 @@ const LABELS = {
   "alert.cancel": ["取消", "Cancel"],
   "alert.by": ["{who} 已认领", "taken by {who}"],
   "alert.trend": ["查看趋势", "See the trend"],
+  "alert.bridge_worker": ["云端服务 {who}", "bridge worker {who}"],
   "alert.failed": ["操作失败：{reason}", "Not done: {reason}"],
 
   "col.severity": ["级别", "Severity"],

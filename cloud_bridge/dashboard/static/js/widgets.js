@@ -5,6 +5,9 @@ import { call } from "./api.js";
 import { el, fill, parseTime } from "./dom.js";
 
 export const PSEUDONYM = /^[0-9a-f]{64}$/;
+/** The "site" of alerts about a bridge worker itself, not a kiosk (cloud_bridge/alert_rules.py
+ * BRIDGE_SITE): its `about` is the worker's client id, and it has no kiosk page to link to. */
+export const BRIDGE_SITE = "_bridge";
 
 export function kioskHref(site, kiosk) {
   return `#/kiosk/${encodeURIComponent(site)}/${encodeURIComponent(kiosk)}`;
@@ -124,8 +127,10 @@ export class AlertsPanel {
     return el("tr", { class: `alert-${alert.severity} alert-${alert.state}`, "data-alert": alert.id, "data-kind": alert.kind },
       el("td", {}, el("span", { class: `severity severity-${alert.severity}` }, t.of("severity", alert.severity))),
       el("td", {}, t.of("alertkind", alert.kind)),
-      this.withKiosk ? el("td", {}, el("a", { href: kioskHref(alert.site, alert.kiosk) }, `${alert.site}/${alert.kiosk}`),
-        about ? " " : null, about) : null,
+      this.withKiosk ? el("td", {}, alert.site === BRIDGE_SITE
+        ? el("span", { class: "bridge-worker" }, t.t("alert.bridge_worker", { who: alert.about }))
+        : [el("a", { href: kioskHref(alert.site, alert.kiosk) }, `${alert.site}/${alert.kiosk}`), about ? " " : null, about])
+        : null,
       el("td", { class: "title-cell" }, alert.title, alert.occurrences > 1 ? el("span", { class: "count" }, ` ×${alert.occurrences}`) : null,
         !this.withKiosk && about ? [" ", about] : null),
       el("td", { title: alert.opened_at }, t.ago(opened)),
