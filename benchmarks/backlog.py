@@ -9,8 +9,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from doorstep.sealing import Sealer
-from doorstep.wire import BloodPressurePayload, DeviceIdentity, KioskTopics, ReadingKind
+from doorstep.contract.payloads import BloodPressurePayload, DeviceIdentity
+from doorstep.contract.sealing import Sealer
+from doorstep.contract.topics import KioskTopics, ReadingKind
 from edge_agent.outbox import Outbox
 
 from benchmarks.report import REPO
@@ -35,8 +36,9 @@ def reading(n: int) -> BloodPressurePayload:
 
 def _code_key() -> str:
     digest = hashlib.sha256(payload_keys()[1].encode())
-    for path in ("edge_agent/outbox.py", "doorstep/wire.py", "doorstep/sealing.py", "benchmarks/backlog.py"):
-        digest.update((REPO / path).read_bytes())
+    code = [REPO / "edge_agent/outbox.py", *sorted((REPO / "doorstep/contract").glob("*.py")), REPO / "benchmarks/backlog.py"]
+    for path in code:
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 

@@ -31,19 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from cloud_bridge.store import migrate
+from doorstep.contract.envelope import Envelope, SealedPayload, payload_model_of
+from doorstep.contract.payloads import BloodPressurePayload
+from doorstep.contract.sealing import Opener, Sealer, private_key_from_file
+from doorstep.contract.topics import parse_topic
 from doorstep.db import create_durable_engine
-from doorstep.sealing import Opener, Sealer, private_key_from_file
-from doorstep.wire import BloodPressurePayload, Envelope, SealedPayload, parse_topic, payload_model_of
 
 from benchmarks import load, raw_mqtt, raw_pg, stack
 from benchmarks.backlog import backlog
 from benchmarks.common import stop_cleanly_on_sigterm
 from benchmarks.drain import KIOSK, drain_raw
 from benchmarks.ingest import consume_raw
-from benchmarks.save import RawSide
-from edge_agent.outbox import Outbox
 from benchmarks.machine import describe
 from benchmarks.report import common_arguments, write_section
+from benchmarks.save import RawSide
+from edge_agent.outbox import Outbox
 
 
 

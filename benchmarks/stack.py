@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from doorstep.sealing import encode_key, private_key_from_file, write_key_pair
+from doorstep.contract.sealing import encode_key, private_key_from_file, write_key_pair
 
 from doorstep.mosquitto import MosquittoProcess
 from tests.bridge.workers import WorkerProcess, worker_processes
@@ -90,7 +90,7 @@ CACHE = Path(tempfile.gettempdir()) / "doorstep-bench-cache"
 
 def payload_keys() -> tuple[Path, str]:
     """The bridge's private payload key (a file) and its public key for kiosks: readings are
-    sealed in production, so every benchmark seals them (doorstep/sealing.py)."""
+    sealed in production, so every benchmark seals them (doorstep/contract/sealing.py)."""
     key = CACHE / "keys" / "payload.key"
     if key.exists():
         return key, encode_key(private_key_from_file(key).public_key)

@@ -15,16 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from doorstep.wire import (
-    BloodPressurePayload,
-    Channel,
-    GlucosePayload,
-    KioskState,
-    ReadingKind,
-    Spo2Payload,
-    TemperaturePayload,
-    UpstreamMessage,
-)
+from doorstep.contract.envelope import UpstreamMessage
+from doorstep.contract.payloads import BloodPressurePayload, GlucosePayload, Spo2Payload, TemperaturePayload
+from doorstep.contract.status import KioskState
+from doorstep.contract.topics import Channel, ReadingKind
 
 # 1 kPa = 7.50062 mmHg (the conventional millimetre of mercury, 133.322 Pa).
 MMHG_PER_KPA = 7.50062

@@ -22,25 +22,15 @@ from sqlalchemy import Engine, insert
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from doorstep.wire import (
-    ENVELOPE_CHANNELS,
-    MAX_MESSAGE_BYTES,
-    BatchRecord,
-    BatchRefused,
-    Channel,
-    ContractError,
-    KioskTopics,
-    Status,
-    UpstreamMessage,
-    check_batched,
-    decode_status,
-    encode,
-    parse_topic,
-    split_batch,
-    validate_envelope,
-)
+from doorstep.contract.batch import BatchRecord, BatchRefused, check_batched, split_batch
+from doorstep.contract.codec import MAX_MESSAGE_BYTES, encode
+from doorstep.contract.envelope import UpstreamMessage, validate_envelope
+from doorstep.contract.errors import ContractError
+from doorstep.contract.status import Status, decode_status
+from doorstep.contract.topics import ENVELOPE_CHANNELS, Channel, KioskTopics, parse_topic
 
 from cloud_bridge import commands
+from cloud_bridge import webhook
 from cloud_bridge.alert_rules import (
     AlertKind,
     AlertRules,
@@ -59,8 +49,7 @@ from cloud_bridge.fleet import (
 )
 from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
-from cloud_bridge import webhook
-from doorstep.sealing import Opener, UnknownPayloadKey
+from doorstep.contract.sealing import Opener, UnknownPayloadKey
 
 
 
@@ -306,7 +295,7 @@ def commit_isolating(
     of those, until each message the database refuses is alone; that message becomes a dead
     letter with the database's reason, and every other message is stored and confirmed.
 
-    The contract (doorstep/wire.py, validate_upstream) refuses what is known to break a store, so
+    The contract (doorstep/contract/envelope.py, validate_upstream) refuses what is known to break a store, so
     this is for what is not yet known: one message must never hold back the kiosks whose
     messages share its batches, re-sent after re-sent."""
     try:

@@ -23,16 +23,10 @@ from pydantic import ValidationError
 from sqlalchemy import JSON, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from doorstep.wire import (
-    COMMAND_ARGS,
-    CommandName,
-    CommandOutcome,
-    CommandResultPayload,
-    KioskCommand,
-    KioskTopics,
-    UpstreamMessage,
-    encode,
-)
+from doorstep.contract.codec import encode
+from doorstep.contract.commands import COMMAND_ARGS, CommandName, CommandOutcome, CommandResultPayload, KioskCommand
+from doorstep.contract.envelope import UpstreamMessage
+from doorstep.contract.topics import KioskTopics
 
 # A command with no result this long after it expired is timed out: the kiosk would have
 # refused it by then, so no result is coming.

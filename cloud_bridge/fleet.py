@@ -34,15 +34,11 @@ from typing import Any, Final
 from sqlalchemy import JSON, BigInteger, ColumnElement, bindparam, case, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from doorstep.wire import (
-    Channel,
-    EventType,
-    KioskState,
-    KioskTelemetry,
-    LaundryMachineEvent,
-    Status,
-    UpstreamMessage,
-)
+from doorstep.contract.envelope import UpstreamMessage
+from doorstep.contract.payloads import LaundryMachineEvent
+from doorstep.contract.status import KioskState, Status
+from doorstep.contract.telemetry import KioskTelemetry
+from doorstep.contract.topics import Channel, EventType
 
 from cloud_bridge.store import BulkInsert, bulk_insert, json_column, json_parameters, table_of
 

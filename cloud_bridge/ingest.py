@@ -46,24 +46,20 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
-from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
-from doorstep.wire import (
+from doorstep.contract.codec import encode
+from doorstep.contract.envelope import UpstreamMessage
+from doorstep.contract.status import MAX_ACK_IDS, Ack, KioskState, RefusedMessage, Status
+from doorstep.contract.topics import (
     BRIDGE_STATUS_ROOT,
-    UPSTREAM_CHANNELS,
-    MAX_ACK_IDS,
     QOS_RELIABLE,
     TOPIC_ROOT,
-    Ack,
+    UPSTREAM_CHANNELS,
     Channel,
-    KioskState,
     KioskTopics,
-    RefusedMessage,
-    Status,
-    UpstreamMessage,
     bridge_status_topic,
     channel_filter,
-    encode,
 )
+from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
 
 from cloud_bridge import commands
 from cloud_bridge import webhook
@@ -71,7 +67,7 @@ from cloud_bridge.alert_rules import AlertRules, DisconnectWatch, Raise
 from cloud_bridge.alerts import apply_signals
 from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify_all, commit_isolating, commit_parsed
 from cloud_bridge.metrics import BridgeMetrics
-from doorstep.sealing import Opener
+from doorstep.contract.sealing import Opener
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.guideline import BloodPressureGuideline, check_against_alerts
 from cloud_bridge.webhook import WebhookSettings
 from doorstep.config import FileSettings
+from doorstep.contract.sealing import Opener, private_key_from_file
 from doorstep.mqtt import BrokerSettings
-from doorstep.sealing import Opener, private_key_from_file
 
 
 # Good for a laptop and the tests; refused anywhere else.

@@ -21,7 +21,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from doorstep.wire import Channel, UpstreamMessage
+from doorstep.contract.envelope import UpstreamMessage
+from doorstep.contract.topics import Channel
 
 # Enough of a refused message to see what was wrong with it, not enough to fill the disk.
 DEAD_LETTER_RAW_LIMIT = 4096

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from doorstep.contract.errors import ContractError
+from doorstep.contract.topics import BRIDGE_STATUS_FILTER, TOPIC_ROOT, Channel, KioskTopics, bridge_status_topic
 from doorstep.dynsec import (
     Acl,
     DynsecAdmin,
@@ -48,7 +50,6 @@ from doorstep.dynsec import (
     role_json,
     write_config,
 )
-from doorstep.wire import BRIDGE_STATUS_FILTER, TOPIC_ROOT, Channel, ContractError, KioskTopics, bridge_status_topic
 
 # A bridge worker's name: a slug, with no '.', so it can never read as a kiosk's `site.kiosk`.
 BRIDGE_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,63}$"

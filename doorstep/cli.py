@@ -164,7 +164,7 @@ def keys_create(
 ) -> None:
     """Write a new private key for the bridge (its `payload_keys`) and print the public key for
     every kiosk's `payload_public_key`. Keep the private key on the bridge's machines only."""
-    from doorstep.sealing import write_key_pair
+    from doorstep.contract.sealing import write_key_pair
 
     try:
         path, public = write_key_pair(out)

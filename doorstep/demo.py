@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from doorstep.contract.sealing import encode_key, private_key_from_file, write_key_pair
 from doorstep.mosquitto import MosquittoProcess, free_port
-from doorstep.sealing import encode_key, private_key_from_file, write_key_pair
 from drivers.laundry.simulated_room import RoomProcess
 
 DEMO_SITE = "demo-site"

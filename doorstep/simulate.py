@@ -2,7 +2,7 @@
 
 What it is for: load-testing a broker and bridge before a district goes live, and the fleet
 benchmark (benchmarks/fleet.py). Each simulated kiosk speaks the wire contract through
-doorstep/wire.py, as the agent does: its own client id, a persistent session, a retained
+doorstep/contract/, as the agent does: its own client id, a persistent session, a retained
 "online" status with an "offline" Last Will, envelopes with message ids and per-kiosk sequence
 numbers, readings sealed for the bridge when a payload key is given, and it keeps every message
 until the bridge's ack confirms it, re-sending it (byte for byte) after `ack_timeout_s`, with
@@ -37,28 +37,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel
 
+from doorstep.contract.codec import encode
+from doorstep.contract.envelope import Envelope
+from doorstep.contract.errors import ContractError
+from doorstep.contract.payloads import BloodPressurePayload, DeviceIdentity, LaundryMachineEvent, LaundryVendEvent
+from doorstep.contract.sealing import Sealer
+from doorstep.contract.status import KioskState, Status, decode_ack
+from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
+from doorstep.contract.topics import QOS_RELIABLE, QOS_TELEMETRY, EventType, KioskTopics, ReadingKind
 from doorstep.mqtt import SESSION_EXPIRY_S, BrokerSettings, no_delay
-from doorstep.sealing import Sealer
-from doorstep.wire import (
-    QOS_RELIABLE,
-    QOS_TELEMETRY,
-    BloodPressurePayload,
-    ContractError,
-    DeviceIdentity,
-    DeviceTelemetry,
-    Envelope,
-    EventType,
-    KioskState,
-    KioskTelemetry,
-    KioskTopics,
-    LaundryMachineEvent,
-    LaundryVendEvent,
-    OutboxDepth,
-    ReadingKind,
-    Status,
-    decode_ack,
-    encode,
-)
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 from bleak.backends.client import BaseBleakClient
 
 from doorstep.config import ConfigError
-from doorstep.sealing import Sealer
-from doorstep.wire import QOS_TELEMETRY, DeviceIdentity, DeviceTelemetry, KioskTelemetry, KioskTopics
+from doorstep.contract.payloads import DeviceIdentity
+from doorstep.contract.sealing import Sealer
+from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry
+from doorstep.contract.topics import QOS_TELEMETRY, KioskTopics
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised

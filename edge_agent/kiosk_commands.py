@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
-from doorstep.wire import CommandName, CommandOutcome
+from doorstep.contract.commands import CommandName, CommandOutcome
 from edge_agent.laundry import LaundryRoom
 from edge_agent.remote import Answer, Handler, RefusedCommand
 

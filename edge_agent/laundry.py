@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
-from doorstep.wire import DeviceIdentity, EventType, KioskTopics, LaundryMachineEvent
+from doorstep.contract.payloads import DeviceIdentity, LaundryMachineEvent
+from doorstep.contract.topics import EventType, KioskTopics
 from drivers.laundry.bus import (
     BusEvent,
     CommandName,

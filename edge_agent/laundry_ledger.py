@@ -24,7 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from doorstep.wire import DeviceIdentity, EventType, KioskTopics, LaundryVendEvent
+from doorstep.contract.payloads import DeviceIdentity, LaundryVendEvent
+from doorstep.contract.topics import EventType, KioskTopics
 from drivers.laundry.vend import Effect, IllegalVendTransition, VendEvent, VendState, next_state
 from edge_agent.outbox import Outbox
 

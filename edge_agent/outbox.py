@@ -42,9 +42,11 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from doorstep.contract.envelope import Envelope
+from doorstep.contract.payloads import DeviceIdentity
+from doorstep.contract.sealing import Sealer
+from doorstep.contract.topics import QOS_RELIABLE, Channel, parse_topic
 from doorstep.db import create_durable_engine
-from doorstep.sealing import Sealer
-from doorstep.wire import QOS_RELIABLE, Channel, DeviceIdentity, Envelope, parse_topic
 from edge_agent.outbox_integrity import set_aside_if_corrupt
 
 log = logging.getLogger(__name__)
@@ -301,7 +303,7 @@ class Outbox:
         synchronised now (edge_agent/clock.py): records saved while it is not say so on the wire.
         `monotonic` measures the running time that ages records (see the module's docstring).
         With a `sealer`, health readings are sealed for the bridge before they are written
-        (doorstep/sealing.py): the file then holds no reading this kiosk could read back."""
+        (doorstep/contract/sealing.py): the file then holds no reading this kiosk could read back."""
         self._sealer = sealer
         # One writer at a time, queued here rather than at SQLite's lock: a writer that finds
         # SQLite's lock taken sleeps in growing steps (1, 2, 5, 10 ... ms, sqlite3_busy_timeout),

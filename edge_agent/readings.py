@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from doorstep.wire import (
+from doorstep.contract.payloads import (
     BloodPressurePayload,
     DeviceIdentity,
     GlucosePayload,
-    ReadingKind,
     ReadingPayload,
     Spo2Payload,
     TemperaturePayload,
     WeightPayload,
 )
+from doorstep.contract.topics import ReadingKind
 from drivers.ble import blood_pressure, glucose, pulse_oximeter, thermometer, weight
 from drivers.plausibility import (
     BODY_TEMPERATURE_CELSIUS,

@@ -22,7 +22,8 @@ from typing import Literal
 from sqlalchemy import text
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
-from doorstep.wire import EventType, KioskTopics, RelayCheckinEvent, RelayCheckoutEvent, RelayMethod
+from doorstep.contract.payloads import RelayCheckinEvent, RelayCheckoutEvent, RelayMethod
+from doorstep.contract.topics import EventType, KioskTopics
 from edge_agent.outbox import Outbox
 
 log = logging.getLogger(__name__)

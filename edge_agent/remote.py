@@ -21,16 +21,9 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel, select
 
-from doorstep.wire import (
-    REQUEST_ID_PATTERN,
-    CommandName,
-    CommandOutcome,
-    CommandResultPayload,
-    ContractError,
-    KioskCommand,
-    KioskTopics,
-    decode_command,
-)
+from doorstep.contract.commands import CommandName, CommandOutcome, CommandResultPayload, KioskCommand, decode_command
+from doorstep.contract.errors import ContractError
+from doorstep.contract.topics import REQUEST_ID_PATTERN, KioskTopics
 from edge_agent.outbox import Outbox
 from edge_agent.uplink import ReceivedCommand
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from doorstep.wire import DeviceTelemetry, KioskTelemetry, OutboxDepth
+from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
 from edge_agent.outbox import Outbox, RecordState
 
 # The SoC's temperature on a Raspberry Pi (and most Linux boards), in millidegrees Celsius.

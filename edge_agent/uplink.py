@@ -30,25 +30,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from doorstep.broker_check import check_broker
+from doorstep.contract.batch import BATCH_CONTAINER_BYTES, MAX_BATCH_RECORDS, batch_entry, batched_channel, encode_batch
+from doorstep.contract.codec import MAX_MESSAGE_BYTES, encode
+from doorstep.contract.errors import ContractError
+from doorstep.contract.status import Ack, KioskState, Status, decode_ack
+from doorstep.contract.topics import BRIDGE_STATUS_FILTER, BRIDGE_STATUS_ROOT, QOS_RELIABLE, KioskTopics
 from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
-from doorstep.wire import (
-    BATCH_CONTAINER_BYTES,
-    BRIDGE_STATUS_FILTER,
-    BRIDGE_STATUS_ROOT,
-    MAX_BATCH_RECORDS,
-    MAX_MESSAGE_BYTES,
-    QOS_RELIABLE,
-    Ack,
-    ContractError,
-    KioskState,
-    KioskTopics,
-    Status,
-    batch_entry,
-    batched_channel,
-    decode_ack,
-    encode,
-    encode_batch,
-)
 from edge_agent.outbox import Outbox, PendingRecord
 
 log = logging.getLogger(__name__)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.wire import Envelope
+from doorstep.contract.envelope import Envelope
 from drivers.ble.blood_pressure import BloodPressureDialect, BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
-from edge_agent.outbox import RecordState
 from edge_agent.devices import default_simulator
+from edge_agent.outbox import RecordState
 from edge_agent.settings import DeviceSettings
 from firmware_configs.profiles import load_ble_profiles
 from tests.support import CUFF_ADDRESS, agent_settings, running_agent, wait_until

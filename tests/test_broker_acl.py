@@ -27,9 +27,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from cloud_bridge import ingest
 from doorstep import broker_access
 from doorstep.broker_check import check_broker
+from doorstep.contract.topics import BRIDGE_STATUS_FILTER, UPSTREAM_CHANNELS, KioskTopics, bridge_status_topic
 from doorstep.mqtt import BrokerSettings, TlsSettings
 from doorstep.pki import CertificateAuthority
-from doorstep.wire import BRIDGE_STATUS_FILTER, UPSTREAM_CHANNELS, KioskTopics, bridge_status_topic
 from tests.shipped_broker import ShippedBroker, shipped_broker
 
 NOT_AUTHORIZED = 0x87  # MQTT 5.0, 3.2.2.2 (CONNACK), 3.4.2.1 (PUBACK), 3.9.3 (SUBACK)

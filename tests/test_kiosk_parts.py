@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
-from doorstep.wire import KioskTopics
+from doorstep.contract.topics import KioskTopics
 from edge_agent.outbox import Outbox
 from edge_agent.pseudonym import IdentifierError, Pseudonyms
 from edge_agent.relay_station import RelayBook

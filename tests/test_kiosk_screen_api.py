@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.wire import Envelope
+from doorstep.contract.envelope import Envelope
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import simulated_backend
 from edge_agent.local_audit import LocalAudit

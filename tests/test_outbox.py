@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from doorstep.wire import Envelope, EventType, KioskTopics, ReadingKind
+from doorstep.contract.envelope import Envelope
+from doorstep.contract.topics import EventType, KioskTopics, ReadingKind
 from edge_agent.outbox import DeviceReadingSeen, Outbox, OutboxLimits, OutboxRecord, RecordClass, RecordState
 from tests.test_outbox_upkeep import record_size
 

@@ -1,4 +1,4 @@
-"""docs/protocol.md must match the code: every example in it parses with doorstep.wire."""
+"""docs/protocol.md must match the code: every example in it parses with doorstep.contract."""
 
 from __future__ import annotations
 
@@ -7,20 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.wire import (
-    BRIDGE_STATUS_ROOT,
-    UPSTREAM_CHANNELS,
-    Ack,
-    Channel,
-    Envelope,
-    Status,
-    bridge_status_topic,
-    check_batched,
-    decode_command,
-    parse_topic,
-    split_batch,
-    validate_upstream,
-)
+from doorstep.contract.batch import check_batched, split_batch
+from doorstep.contract.commands import decode_command
+from doorstep.contract.envelope import Envelope, validate_upstream
+from doorstep.contract.status import Ack, Status
+from doorstep.contract.topics import BRIDGE_STATUS_ROOT, UPSTREAM_CHANNELS, Channel, bridge_status_topic, parse_topic
 
 PROTOCOL_DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 EXAMPLE = re.compile(r"```json (\S+)\n(.*?)```", re.DOTALL)

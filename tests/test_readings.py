@@ -9,10 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doorstep.wire import DeviceIdentity, Envelope, KioskTopics, ReadingKind, validate_upstream
+from doorstep.contract.envelope import Envelope, validate_upstream
+from doorstep.contract.payloads import DeviceIdentity
+from doorstep.contract.topics import KioskTopics, ReadingKind
 from drivers.ble import blood_pressure, glucose, pulse_oximeter, thermometer, weight
-from drivers.ble.errors import DecodeError
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
+from drivers.ble.errors import DecodeError
 from edge_agent.readings import fingerprint, outgoing
 
 WHEN = datetime(2026, 11, 25, 7, 30)

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from doorstep.wire import CommandName, CommandOutcome, KioskTopics
+from doorstep.contract.commands import CommandName, CommandOutcome
+from doorstep.contract.topics import KioskTopics
 from edge_agent.outbox import Outbox
 from edge_agent.remote import Answer, RemoteCommands
 from edge_agent.uplink import ReceivedCommand

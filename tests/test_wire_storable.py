@@ -15,19 +15,22 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from doorstep import wire
-from doorstep.sealing import Opener, Sealer, private_key_from_file, write_key_pair
-from doorstep.wire import EARLIEST_TIME, INT64_MAX, LATEST_TIME, ContractError, KioskTopics, Status, validate_upstream
+from doorstep.contract.envelope import _ENVELOPE_MODELS, validate_upstream
+from doorstep.contract.errors import ContractError
+from doorstep.contract.sealing import Opener, Sealer, private_key_from_file, write_key_pair
+from doorstep.contract.status import Status
+from doorstep.contract.storable import EARLIEST_TIME, INT64_MAX, LATEST_TIME, _storable_json
+from doorstep.contract.topics import KioskTopics, ReadingKind
 
 TOPICS = KioskTopics("site-a", "kiosk-1")
-UPSTREAM_MODELS: list[type[BaseModel]] = [*wire._ENVELOPE_MODELS.values(), Status]
+UPSTREAM_MODELS: list[type[BaseModel]] = [*_ENVELOPE_MODELS.values(), Status]
 
 
 def schema_nodes(schema: Any, free_form_checked: bool = False) -> Iterator[tuple[dict[str, Any], bool]]:
     """Every node of a pydantic-core schema, and whether it is inside a StorableJson."""
     if isinstance(schema, dict):
         function = schema.get("function", {}).get("function") if schema.get("type") == "function-after" else None
-        free_form_checked = free_form_checked or function is wire._storable_json
+        free_form_checked = free_form_checked or function is _storable_json
         yield schema, free_form_checked
         for value in schema.values():
             yield from schema_nodes(value, free_form_checked)
@@ -63,9 +66,9 @@ RESULT = {"request_id": "r-1", "command": "ping", "outcome": "succeeded"}
 @pytest.mark.parametrize(
     ("topic", "payload", "reason"),
     [
-        (TOPICS.reading(wire.ReadingKind.BLOOD_PRESSURE), BP | {"status": ["ok", "a\x00b"]},
+        (TOPICS.reading(ReadingKind.BLOOD_PRESSURE), BP | {"status": ["ok", "a\x00b"]},
          "payload.status.1: a NUL character in a string"),
-        (TOPICS.reading(wire.ReadingKind.BLOOD_PRESSURE), BP | {"special_values": {"x\x00": "nan"}},
+        (TOPICS.reading(ReadingKind.BLOOD_PRESSURE), BP | {"special_values": {"x\x00": "nan"}},
          "payload.special_values: a NUL character in a string"),
         (TOPICS.command_result("r-1"), RESULT | {"data": {"a": [1, {"b": 2**64}]}},
          "payload: data: an integer past 64 bits at a.1.b"),
@@ -83,14 +86,14 @@ def test_what_a_store_cannot_hold_is_refused_naming_where(topic: str, payload: d
 
 
 def test_a_backslash_before_u0000_is_text_not_a_nul() -> None:
-    message = validate_upstream(TOPICS.reading(wire.ReadingKind.BLOOD_PRESSURE), body(BP | {"status": ["C:\\u0000"]}))
+    message = validate_upstream(TOPICS.reading(ReadingKind.BLOOD_PRESSURE), body(BP | {"status": ["C:\\u0000"]}))
     assert message.payload.status == ["C:\\u0000"]  # type: ignore[attr-defined]
 
 
 def test_a_sealed_payload_is_held_to_the_same_rules(tmp_path: Path) -> None:
     key, public = write_key_pair(tmp_path)
     opener = Opener([private_key_from_file(key)])
-    topic = TOPICS.reading(wire.ReadingKind.BLOOD_PRESSURE)
+    topic = TOPICS.reading(ReadingKind.BLOOD_PRESSURE)
     for payload, reason in [(BP | {"status": ["a\x00"]}, "payload.status.0: a NUL character in a string"),
                             (BP | {"user_id": 256}, "payload: user_id: Input should be less than or equal to 255")]:
         sealed = Sealer.from_text(public).seal(payload)

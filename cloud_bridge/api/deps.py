@@ -19,7 +19,7 @@ from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.guideline import BloodPressureGuideline
 from cloud_bridge.jobs import CommandPublisher
 from cloud_bridge.metrics import BridgeMetrics
-from doorstep.wire import EARLIEST_TIME, INT32_MAX, INT64_MAX, LATEST_TIME
+from doorstep.contract.storable import EARLIEST_TIME, INT32_MAX, INT64_MAX, LATEST_TIME
 
 # The dashboard's login keeps its session token in this cookie (HttpOnly, SameSite=Strict).
 SESSION_COOKIE = "doorstep_session"
@@ -134,7 +134,7 @@ RowId = Annotated[int, Path(ge=1, le=INT32_MAX)]
 
 
 def _storable_time(value: datetime) -> datetime:
-    """A time to compare with stored ones: within the contract's years (doorstep/wire.py), so
+    """A time to compare with stored ones: within the contract's years (doorstep/contract/storable.py), so
     that converting it to UTC for the query cannot overflow (year 1 at +14:00 would)."""
     earliest, latest = EARLIEST_TIME.replace(tzinfo=None), LATEST_TIME.replace(tzinfo=None)
     naive = value.replace(tzinfo=None)

@@ -24,7 +24,8 @@ from cloud_bridge.store import (
     Telemetry,
     TelemetryPublic,
 )
-from doorstep.wire import TOPIC_ROOT, Channel, ContractError, EventType, KioskTopics, ReadingKind, parse_topic
+from doorstep.contract.errors import ContractError
+from doorstep.contract.topics import TOPIC_ROOT, Channel, EventType, KioskTopics, ReadingKind, parse_topic
 
 router = APIRouter(prefix="/api/v1", tags=["messages"], responses=ERROR_RESPONSES)
 

@@ -25,7 +25,9 @@ from cloud_bridge.alerts import Alert, apply_signals
 from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.batch import Inbound, commit_batch
 from cloud_bridge.settings import DEVELOPMENT_SECRET
-from doorstep.wire import CommandName, KioskState, LaundryMachineEvent
+from doorstep.contract.commands import CommandName
+from doorstep.contract.payloads import LaundryMachineEvent
+from doorstep.contract.status import KioskState
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.support import ServedApp, api_token
 

@@ -15,7 +15,9 @@ from cloud_bridge.alerts import Alert, AlertState
 from cloud_bridge.batch import Inbound, commit_batch
 from cloud_bridge.fleet import Device, Kiosk
 from cloud_bridge.store import DeadLetter, Reading
-from doorstep.wire import DeviceTelemetry, KioskState, LaundryMachineEvent
+from doorstep.contract.payloads import LaundryMachineEvent
+from doorstep.contract.status import KioskState
+from doorstep.contract.telemetry import DeviceTelemetry
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure, telemetry
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

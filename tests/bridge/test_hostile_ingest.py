@@ -26,7 +26,8 @@ from sqlmodel import Session, select
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.batch import Inbound, KioskStatusReport, Refused, classify, commit_batch
 from cloud_bridge.store import DeadLetter, Reading
-from doorstep.wire import MAX_MESSAGE_BYTES, UpstreamMessage
+from doorstep.contract.codec import MAX_MESSAGE_BYTES
+from doorstep.contract.envelope import UpstreamMessage
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 RULES = AlertRules()

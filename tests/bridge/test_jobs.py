@@ -15,7 +15,8 @@ from cloud_bridge.batch import Inbound, commit_batch
 from cloud_bridge.commands import Command
 from cloud_bridge.fleet import Kiosk
 from cloud_bridge.jobs import BridgeJobs
-from doorstep.wire import CommandName, KioskState
+from doorstep.contract.commands import CommandName
+from doorstep.contract.status import KioskState
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure, telemetry
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

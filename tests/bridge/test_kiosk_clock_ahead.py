@@ -17,7 +17,8 @@ from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.api import create_app
 from cloud_bridge.batch import Inbound, commit_batch
 from cloud_bridge.settings import DEVELOPMENT_SECRET
-from doorstep.wire import DeviceTelemetry, LaundryMachineEvent
+from doorstep.contract.payloads import LaundryMachineEvent
+from doorstep.contract.telemetry import DeviceTelemetry
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure, telemetry
 from tests.support import ServedApp, api_token
 

@@ -13,22 +13,18 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from doorstep.wire import (
-    BloodPressurePayload,
-    CommandOutcome,
-    CommandResultPayload,
-    DeviceIdentity,
-    DeviceTelemetry,
-    GlucosePayload,
-    KioskState,
-    KioskTelemetry,
-    LaundryMachineEvent,
-    OutboxDepth,
-    ReadingKind,
-    TemperaturePayload,
-    decode_command,
-)
 from cloud_bridge.batch import Inbound
+from doorstep.contract.commands import CommandOutcome, CommandResultPayload, decode_command
+from doorstep.contract.payloads import (
+    BloodPressurePayload,
+    DeviceIdentity,
+    GlucosePayload,
+    LaundryMachineEvent,
+    TemperaturePayload,
+)
+from doorstep.contract.status import KioskState
+from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
+from doorstep.contract.topics import ReadingKind
 from tests.bridge.wire_kiosk import WireKiosk
 from tests.dashboard.conftest import SITE, WirePublisher
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from doorstep.wire import DeviceTelemetry, KioskState
+from doorstep.contract.status import KioskState
+from doorstep.contract.telemetry import DeviceTelemetry
 from edge_agent.settings import DeviceSettings
 from tests.bridge.wire_kiosk import WireKiosk, telemetry
 from tests.dashboard.conftest import KIOSK, SITE, AgentProcess, Dashboard, WirePublisher

@@ -25,7 +25,8 @@ from typing import Any
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-from doorstep.wire import ContractError, SealedPayload
+from doorstep.contract.envelope import SealedPayload
+from doorstep.contract.errors import ContractError
 
 
 class UnknownPayloadKey(LookupError):

@@ -1,0 +1,46 @@
+"""The kiosk's own health, sent on a schedule on its telemetry topic (QoS 0: a lost one is
+replaced by the next)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from doorstep.contract.storable import INT32_MAX, INT64_MAX, StorableTime, StrictModel
+
+
+class OutboxDepth(StrictModel):
+    records: int = Field(ge=0, le=INT32_MAX, description="undelivered records of this class")
+    oldest_age_s: float | None = Field(default=None, ge=0, description="age of the oldest; null if none")
+
+
+class DeviceTelemetry(StrictModel):
+    address: str = Field(min_length=1, max_length=64, description="BLE address, or modbus-unit-{n}")
+    model: str = Field(min_length=1, max_length=64)
+    link: Literal["online", "degraded", "offline", "unknown"] = "unknown"
+    battery_percent: int | None = Field(default=None, ge=0, le=100)
+    last_reading_at: StorableTime | None = None
+    clock_offset_s: float | None = Field(
+        default=None, description="the device's clock minus the kiosk's when last connected, before the kiosk set it"
+    )
+    last_seen_at: StorableTime | None = Field(
+        default=None,
+        description="a Bluetooth device's last connection (it is reachable only while it measures, "
+        "so its link stays 'unknown' and this is what tells a silent device from a lost one)",
+    )
+
+
+class KioskTelemetry(StrictModel):
+    """The kiosk's own health, on a schedule (telemetry topic)."""
+
+    uptime_s: float = Field(ge=0)
+    outbox: dict[Literal["health", "event", "telemetry"], OutboxDepth]
+    outbox_bytes: int = Field(ge=0, le=INT64_MAX)
+    outbox_budget_bytes: int = Field(ge=0, le=INT64_MAX)
+    health_over_budget: bool = Field(description="only health readings left, over the budget: kept, and alarming")
+    refused_records: int = Field(default=0, ge=0, le=INT64_MAX, description="records the bridge refused as breaking the contract: kept, not sent")
+    disk_free_bytes: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    cpu_temperature_c: float | None = None
+    clock_synchronised: bool = Field(description="false until NTP has set the kiosk's clock (a Pi has no RTC)")
+    devices: list[DeviceTelemetry] = Field(default_factory=list, max_length=256)
