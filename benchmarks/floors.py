@@ -35,7 +35,7 @@ from doorstep.contract.envelope import Envelope, SealedPayload, payload_model_of
 from doorstep.contract.payloads import BloodPressurePayload
 from doorstep.contract.sealing import Opener, Sealer, private_key_from_file
 from doorstep.contract.topics import parse_topic
-from doorstep.db import create_durable_engine
+from doorstep.runtime.db import create_durable_engine
 
 from benchmarks import load, raw_mqtt, raw_pg, stack
 from benchmarks.backlog import backlog

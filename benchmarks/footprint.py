@@ -13,8 +13,8 @@ import time
 
 from tqdm import tqdm
 
+from doorstep.broker.mosquitto import free_port
 from doorstep.demo import DEMO_LAUNDRY_ROOM
-from doorstep.mosquitto import free_port
 from drivers.laundry.simulated_room import RoomProcess
 
 from benchmarks import agents, plots, stack

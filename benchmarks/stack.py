@@ -1,6 +1,6 @@
 """The real parts a benchmark runs against: a Mosquitto process, bridge worker processes, a
 SQLite file or a throwaway PostgreSQL cluster. The tests' own helpers start them
-(doorstep/mosquitto.py, tests/postgres.py, tests/bridge/workers.py), so a benchmark measures
+(doorstep/broker/mosquitto.py, tests/postgres.py, tests/bridge/workers.py), so a benchmark measures
 exactly what the tests check."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from doorstep.contract.sealing import encode_key, private_key_from_file, write_key_pair
 
-from doorstep.mosquitto import MosquittoProcess
+from doorstep.broker.mosquitto import MosquittoProcess
 from tests.bridge.workers import WorkerProcess, worker_processes
 from tests.postgres import PostgresCluster
 

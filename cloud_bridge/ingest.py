@@ -16,7 +16,7 @@ kiosks' retained status topics, which a shared subscription never delivers on su
 (MQTT 5.0, 4.8.2), so a worker started after a kiosk learns whether it is online.
 
 A worker's persistent session may still hold the `#` subscription of a bridge from before
-(7 days, doorstep/mqtt.py), with acks queued for it: the worker unsubscribes it when it finds
+(7 days, doorstep/runtime/mqtt.py), with acks queued for it: the worker unsubscribes it when it finds
 its session resumed, and drops anything downstream by topic before it is parsed.
 
 Each message is checked against the contract as it arrives. Valid ones (and kiosks' statuses)
@@ -59,7 +59,7 @@ from doorstep.contract.topics import (
     bridge_status_topic,
     channel_filter,
 )
-from doorstep.mqtt import BrokerSettings, connect_in_background, make_client
+from doorstep.runtime.mqtt import BrokerSettings, connect_in_background, make_client
 
 from cloud_bridge import commands
 from cloud_bridge import webhook

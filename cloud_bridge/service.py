@@ -18,8 +18,8 @@ from cloud_bridge.metrics import BridgeMetrics
 from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.store import migrate
 from cloud_bridge.webhook import WebhookSender
-from doorstep.db import create_durable_engine
-from doorstep.heap import freeze_start_up_objects
+from doorstep.runtime.db import create_durable_engine
+from doorstep.runtime.heap import freeze_start_up_objects
 
 log = logging.getLogger(__name__)
 

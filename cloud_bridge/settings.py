@@ -11,9 +11,9 @@ from pydantic_settings import SettingsConfigDict
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.guideline import BloodPressureGuideline, check_against_alerts
 from cloud_bridge.webhook import WebhookSettings
-from doorstep.config import FileSettings
 from doorstep.contract.sealing import Opener, private_key_from_file
-from doorstep.mqtt import BrokerSettings
+from doorstep.runtime.config import FileSettings
+from doorstep.runtime.mqtt import BrokerSettings
 
 
 # Good for a laptop and the tests; refused anywhere else.

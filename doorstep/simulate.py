@@ -45,7 +45,7 @@ from doorstep.contract.sealing import Sealer
 from doorstep.contract.status import KioskState, Status, decode_ack
 from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
 from doorstep.contract.topics import QOS_RELIABLE, QOS_TELEMETRY, EventType, KioskTopics, ReadingKind
-from doorstep.mqtt import SESSION_EXPIRY_S, BrokerSettings, no_delay
+from doorstep.runtime.mqtt import SESSION_EXPIRY_S, BrokerSettings, no_delay
 
 log = logging.getLogger(__name__)
 

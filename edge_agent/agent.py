@@ -17,11 +17,11 @@ from typing import Any, Literal
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from bleak.backends.client import BaseBleakClient
 
-from doorstep.config import ConfigError
 from doorstep.contract.payloads import DeviceIdentity
 from doorstep.contract.sealing import Sealer
 from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry
 from doorstep.contract.topics import QOS_TELEMETRY, KioskTopics
+from doorstep.runtime.config import ConfigError
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised

@@ -18,7 +18,7 @@ from enum import StrEnum
 
 import serial  # type: ignore[import-untyped]
 
-from doorstep.broker_check import check_broker
+from doorstep.broker.check import check_broker
 from edge_agent.clock import kernel_clock_synchronised
 from edge_agent.laundry import SIMULATED_PORT
 from edge_agent.outbox import RecordClass

@@ -46,7 +46,7 @@ from doorstep.contract.envelope import Envelope
 from doorstep.contract.payloads import DeviceIdentity
 from doorstep.contract.sealing import Sealer
 from doorstep.contract.topics import QOS_RELIABLE, Channel, parse_topic
-from doorstep.db import create_durable_engine
+from doorstep.runtime.db import create_durable_engine
 from edge_agent.outbox_integrity import set_aside_if_corrupt
 
 log = logging.getLogger(__name__)

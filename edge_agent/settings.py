@@ -11,11 +11,11 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from doorstep.config import FileSettings
 from doorstep.contract.batch import MAX_BATCH_RECORDS
 from doorstep.contract.sealing import public_key_from
 from doorstep.contract.topics import Slug
-from doorstep.mqtt import BrokerSettings
+from doorstep.runtime.config import FileSettings
+from doorstep.runtime.mqtt import BrokerSettings
 from edge_agent.logs import LogSettings
 from edge_agent.outbox import OutboxLimits, RecordClass
 from firmware_configs.laundry import load_laundry_profiles

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import yaml
 
-from doorstep.mosquitto import MosquittoProcess, free_port
+from doorstep.broker.mosquitto import MosquittoProcess, free_port
 from edge_agent.outbox import RecordState
 from tests.support import KIOSK, SITE
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from doorstep.mosquitto import MosquittoProcess
+from doorstep.broker.mosquitto import MosquittoProcess
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
 from drivers.ble.simulated import SimulatedCuff
 from drivers.ble.simulated.peripheral import Link

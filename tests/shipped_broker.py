@@ -1,7 +1,7 @@
 """deploy/mosquitto/doorstep.conf started for real, with only what a test must change: its ports
 (free ones), its data directory, its log, the paths of its certificates (a throwaway CA), of the
 dynamic-security plugin and of the plugin's file. The accounts are made by the
-product's own code (doorstep/broker_access.py), so the rules under test are the ones
+product's own code (doorstep/broker/access.py), so the rules under test are the ones
 `doorstep broker` gives."""
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from doorstep import broker_access, dynsec
-from doorstep.dynsec import DynsecAdmin
-from doorstep.mosquitto import MosquittoConfig, MosquittoProcess, free_port
-from doorstep.mqtt import BrokerSettings
-from doorstep.pki import CertificateAuthority
+from doorstep.broker import access
+from doorstep.broker import dynsec
+from doorstep.broker.dynsec import DynsecAdmin
+from doorstep.broker.mosquitto import MosquittoConfig, MosquittoProcess, free_port
+from doorstep.broker.pki import CertificateAuthority
+from doorstep.runtime.mqtt import BrokerSettings
 
 SHIPPED = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "doorstep.conf"
 ADMIN_PASSWORD = "admin " + "q" * 30
@@ -76,7 +77,7 @@ class ShippedBroker:
 
     @property
     def admin_settings(self) -> BrokerSettings:
-        return BrokerSettings(host=self.config.host, port=self.config.port, username=broker_access.ADMIN_USERNAME,
+        return BrokerSettings(host=self.config.host, port=self.config.port, username=access.ADMIN_USERNAME,
                               password=ADMIN_PASSWORD)  # type: ignore[arg-type]
 
     @contextmanager
@@ -88,12 +89,12 @@ class ShippedBroker:
     def add_kiosk(self, site: str, kiosk: str, password: str | None) -> str:
         """Allow a kiosk (with a password, or only a certificate) in the plugin's file, before
         the broker starts; its username."""
-        username = broker_access.kiosk_username(site, kiosk)
-        broker_access.offline_grant(self.dynsec_file, username, password)
+        username = access.kiosk_username(site, kiosk)
+        access.offline_grant(self.dynsec_file, username, password)
         return username
 
     def add_bridge(self, name: str, password: str) -> None:
-        broker_access.offline_grant(self.dynsec_file, broker_access.check_bridge_name(name), password)
+        access.offline_grant(self.dynsec_file, access.check_bridge_name(name), password)
 
 
 def shipped_broker(
@@ -110,7 +111,7 @@ def shipped_broker(
         ca = CertificateAuthority.load(pki)
     if dynsec_file is None:
         dynsec_file = data / "dynamic-security.json"
-        dynsec.write_config(dynsec_file, dynsec.new_config(broker_access.ADMIN_USERNAME, ADMIN_PASSWORD), overwrite=False)
+        dynsec.write_config(dynsec_file, dynsec.new_config(access.ADMIN_USERNAME, ADMIN_PASSWORD), overwrite=False)
     config = ShippedConfig(
         port=free_port(), data_dir=data,
         original=original if original is not None else SHIPPED.read_text(),

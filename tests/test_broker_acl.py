@@ -1,6 +1,6 @@
 """Each party kept to what it may do, against the shipped broker configuration and the rules
 that `doorstep broker` gives in the dynamic-security plugin (deploy/mosquitto/doorstep.conf,
-doorstep/broker_access.py), started for real: kiosks on the TLS listeners, a bridge worker on
+doorstep/broker/access.py), started for real: kiosks on the TLS listeners, a bridge worker on
 loopback.
 
 MQTT 5 reason codes asserted here: CONNACK 0x86 Bad User Name or Password and 0x87 Not
@@ -25,11 +25,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_bridge import ingest
-from doorstep import broker_access
-from doorstep.broker_check import check_broker
+from doorstep.broker import access
+from doorstep.broker.check import check_broker
+from doorstep.broker.pki import CertificateAuthority
 from doorstep.contract.topics import BRIDGE_STATUS_FILTER, UPSTREAM_CHANNELS, KioskTopics, bridge_status_topic
-from doorstep.mqtt import BrokerSettings, TlsSettings
-from doorstep.pki import CertificateAuthority
+from doorstep.runtime.mqtt import BrokerSettings, TlsSettings
 from tests.shipped_broker import ShippedBroker, shipped_broker
 
 NOT_AUTHORIZED = 0x87  # MQTT 5.0, 3.2.2.2 (CONNACK), 3.4.2.1 (PUBACK), 3.9.3 (SUBACK)
@@ -134,7 +134,7 @@ def connect(
 
 def kiosk(made: list[Client], broker: ShippedBroker, topics: KioskTopics, password: str, **options: Any) -> Client:
     """A kiosk on the TLS listener with its password."""
-    client = connect(made, broker.config.tls_port, username=broker_access.kiosk_username(topics.site, topics.kiosk),
+    client = connect(made, broker.config.tls_port, username=access.kiosk_username(topics.site, topics.kiosk),
                      password=password, ca=broker.ca.cert_file, **options)
     assert client.connack is not None and not client.connack.is_failure, client.connack
     return client
@@ -171,7 +171,7 @@ def test_a_kiosk_publishes_only_its_own_upstream_topics(broker: ShippedBroker, c
 def test_a_kiosks_rules_name_every_upstream_channel_of_the_contract() -> None:
     """A channel added to the contract (as `batch` was) is one the ACL must let kiosks write."""
     written = {acl.topic.removeprefix(A.root + "/").split("/")[0]
-               for acl in broker_access.kiosk_acls(A.site, A.kiosk) if acl.acltype == "publishClientSend"}
+               for acl in access.kiosk_acls(A.site, A.kiosk) if acl.acltype == "publishClientSend"}
     assert written == set(UPSTREAM_CHANNELS)
 
 
@@ -259,8 +259,8 @@ def test_a_removed_kiosk_is_disconnected_and_locked_out_at_once(broker: ShippedB
         client.client.on_disconnect = lambda _c, _u, _f, reason, _p, name=name: disconnected[name].put(reason)  # type: ignore[misc]
     with broker.admin() as admin:
         for username in ("site-a.kiosk-1", "site-b.kiosk-2"):
-            assert broker_access.revoke(admin, username)
-        assert not broker_access.revoke(admin, "site-a.kiosk-1")  # nothing left to remove
+            assert access.revoke(admin, username)
+        assert not access.revoke(admin, "site-a.kiosk-1")  # nothing left to remove
     disconnected["a"].get(timeout=5)
     disconnected["b"].get(timeout=5)
     for client in (a, b):
@@ -366,7 +366,7 @@ def test_a_kiosk_with_the_bridges_client_id_cannot_disconnect_it(broker: Shipped
 
 
 def test_checking_a_kiosks_credentials_keeps_what_its_session_holds(broker: ShippedBroker, clients: list[Client]) -> None:
-    """`doorstep doctor` and the agent's diagnosis (doorstep/broker_check.py) connect with the
+    """`doorstep doctor` and the agent's diagnosis (doorstep/broker/check.py) connect with the
     kiosk's account, so, the client id being the account's, with the agent's session: they must
     not clean it. A command and an ack queued for the kiosk are still delivered afterwards."""
     b = kiosk(clients, broker, B, B_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)
@@ -394,8 +394,8 @@ def test_update_rules_gives_an_older_accounts_rules_back_and_keeps_its_password(
                    "topic": A.batch})
     assert kiosk(clients, broker, A, A_PASSWORD).publish(A.batch) == NOT_AUTHORIZED
     with broker.admin() as admin:
-        assert broker_access.update_rules(admin) == ["site-a.kiosk-1"]
-        assert broker_access.update_rules(admin) == []  # nothing left to change
+        assert access.update_rules(admin) == ["site-a.kiosk-1"]
+        assert access.update_rules(admin) == []  # nothing left to change
     assert kiosk(clients, broker, A, A_PASSWORD).publish(A.batch) in (0, NO_MATCHING_SUBSCRIBERS)
 
 
@@ -406,7 +406,7 @@ def test_adding_a_kiosk_again_replaces_its_password_at_once(broker: ShippedBroke
     dropped: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
     old.client.on_disconnect = lambda _c, _u, _f, reason, _p: dropped.put(reason)
     with broker.admin() as admin:
-        broker_access.grant(admin, "site-a.kiosk-1", "a new " + "n" * 30)
+        access.grant(admin, "site-a.kiosk-1", "a new " + "n" * 30)
     dropped.get(timeout=5)
     old.client.disconnect()  # no reconnecting with the old password
     refused = connect(clients, broker.config.tls_port, username="site-a.kiosk-1", password=A_PASSWORD, ca=broker.ca.cert_file)

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from doorstep import broker_access
-from doorstep.broker_access import BrokerAccessError
+from doorstep.broker import access
+from doorstep.broker.access import BrokerAccessError
 from doorstep.cli import app
-from doorstep.mqtt import BrokerSettings, TlsSettings
+from doorstep.runtime.mqtt import BrokerSettings, TlsSettings
 from edge_agent.outbox import RecordClass
 from tests.shipped_broker import ADMIN_PASSWORD, shipped_broker
 from tests.support import KIOSK, SITE, agent_settings, running_agent, wait_until
@@ -105,7 +105,7 @@ async def test_an_old_password_file_and_acl_are_imported_with_every_password_kep
     broker.process.start()
     try:
         with broker.admin() as admin:
-            assert [(a.username, a.login) for a in broker_access.accounts(admin)] == [
+            assert [(a.username, a.login) for a in access.accounts(admin)] == [
                 ("bridge-1", "password"), (f"{SITE}.{KIOSK}", "password"), (f"{SITE}.kiosk-2", "certificate")]
         bridge = bridge_factory(broker.process, broker_settings=BrokerSettings(
             host="127.0.0.1", port=broker.config.port, username="bridge-1", password="old bridge secret",  # type: ignore[arg-type]
@@ -130,7 +130,7 @@ def test_a_hand_written_acl_is_not_imported(tmp_path: Path) -> None:
     for text in ("pattern write doorstep/v1/%u/#\n", "topic read doorstep/v1/#\n"):  # a pattern; anonymous rules
         acl.write_text(text)
         with pytest.raises(BrokerAccessError, match="line 1"):
-            broker_access.import_legacy(broker.dynsec_file, passwd=passwd, acl=acl)
+            access.import_legacy(broker.dynsec_file, passwd=passwd, acl=acl)
     assert broker.dynsec_file.read_text() == before
 
 
@@ -153,7 +153,7 @@ def test_names_that_cannot_be_accounts_are_refused_by_name(tmp_path: Path) -> No
             result = runner.invoke(app, ["broker", *args])
             assert result.exit_code == 1 and problem in result.output, (args, result.output)
         with broker.admin() as admin:
-            assert broker_access.accounts(admin) == []
+            assert access.accounts(admin) == []
     finally:
         broker.process.stop()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from doorstep.mosquitto import MosquittoProcess
+from doorstep.broker.mosquitto import MosquittoProcess
 from edge_agent.outbox import RecordState
 from tests.chaos import CUFF_ADDRESSES, Cluster, DoorstepProcess, Target, logged_saved_seqs, wait_until_drained, write_configs
 

@@ -13,8 +13,8 @@ import serial
 import yaml
 from typer.testing import CliRunner
 
+from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.cli import app
-from doorstep.mosquitto import MosquittoProcess
 from drivers.laundry.pty_link import PtyLink
 from edge_agent.settings import AgentSettings
 from edge_agent.status_file import AgentStatus, status_path, write_status

@@ -15,11 +15,11 @@ from types import MappingProxyType
 import paho.mqtt.client as mqtt
 import pytest
 
+from doorstep.broker.mosquitto import MOSQUITTO_DEFAULT_AUTOSAVE_INTERVAL_S, MosquittoProcess
 from doorstep.contract.codec import encode
 from doorstep.contract.envelope import Envelope
 from doorstep.contract.topics import KioskTopics, ReadingKind
-from doorstep.mosquitto import MOSQUITTO_DEFAULT_AUTOSAVE_INTERVAL_S, MosquittoProcess
-from doorstep.mqtt import make_client
+from doorstep.runtime.mqtt import make_client
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from edge_agent.outbox import RecordState

@@ -21,7 +21,7 @@ from typing import Any
 from doorstep.contract.batch import split_batch
 from doorstep.contract.topics import Channel
 from doorstep.demo import DEMO_RESIDENT_SECRET, DEMO_RESIDENTS
-from doorstep.mqtt import BrokerSettings, make_client
+from doorstep.runtime.mqtt import BrokerSettings, make_client
 from edge_agent.pseudonym import Pseudonyms
 
 PHONE_LAST4 = "4096"

@@ -11,8 +11,8 @@ import pytest
 from sqlmodel import Session, select
 
 from cloud_bridge.alerts import Alert
+from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.topics import KioskTopics, ReadingKind
-from doorstep.mosquitto import MosquittoProcess
 from edge_agent.doctor import examine
 from edge_agent.outbox import Outbox, RecordState
 from tests.bridge.wire_kiosk import blood_pressure

@@ -18,14 +18,14 @@ from cloud_bridge.alerts import Alert
 from cloud_bridge.batch import Inbound, Unopenable, classify, commit_batch
 from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.store import Reading
-from doorstep.config import ConfigError
+from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.codec import encode
 from doorstep.contract.envelope import Envelope, SealedPayload, validate_upstream
 from doorstep.contract.errors import ContractError
 from doorstep.contract.sealing import Opener, Sealer, UnknownPayloadKey, private_key_from_file, write_key_pair
 from doorstep.contract.topics import KioskTopics, ReadingKind
-from doorstep.mosquitto import MosquittoProcess
-from doorstep.mqtt import make_client
+from doorstep.runtime.config import ConfigError
+from doorstep.runtime.mqtt import make_client
 from edge_agent.outbox import Outbox, RecordState
 from tests.bridge.wire_kiosk import blood_pressure
 from tests.support import KIOSK, SITE, agent_settings, broker_settings, running_agent, wait_until

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.telemetry import KioskTelemetry
-from doorstep.mosquitto import MosquittoProcess
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from edge_agent.outbox import Outbox, RecordClass, RecordState
 from edge_agent.telemetry import cpu_temperature_c, kiosk_telemetry

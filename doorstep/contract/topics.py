@@ -185,7 +185,7 @@ def parse_topic(topic: str) -> ParsedTopic:
 
 # The channels whose messages are envelopes (everything a kiosk sends but its status and batches).
 ENVELOPE_CHANNELS: Final = frozenset({Channel.READINGS, Channel.EVENTS, Channel.TELEMETRY, Channel.COMMAND_RESULTS})
-# Everything a kiosk publishes: its broker role must let it write each (doorstep/broker_access.py).
+# Everything a kiosk publishes: its broker role must let it write each (doorstep/broker/access.py).
 UPSTREAM_CHANNELS: Final = frozenset({Channel.STATUS, *ENVELOPE_CHANNELS, Channel.BATCH})
 
 

@@ -21,14 +21,14 @@ from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.batch import BatchOutcome, Inbound, Refused, classify, classify_all, commit_batch
 from cloud_bridge.fleet import Kiosk
 from cloud_bridge.store import DeadLetter, Event, Reading
+from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.batch import MAX_BATCH_RECORDS, batch_entry, encode_batch
 from doorstep.contract.codec import MAX_MESSAGE_BYTES
 from doorstep.contract.envelope import UpstreamMessage
 from doorstep.contract.payloads import LaundryMachineEvent
 from doorstep.contract.status import Ack, decode_ack
 from doorstep.contract.topics import QOS_RELIABLE
-from doorstep.mosquitto import MosquittoProcess
-from doorstep.mqtt import make_client
+from doorstep.runtime.mqtt import make_client
 from tests.bridge.test_hostile_ingest import hostile_messages, json_values, render
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.bridge.wire_kiosk import telemetry as health_report

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from doorstep.mosquitto import MosquittoProcess, free_port
+from doorstep.broker.mosquitto import MosquittoProcess, free_port
 
 
 @dataclass

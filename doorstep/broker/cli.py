@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 
-from doorstep import broker_access
-from doorstep.broker_access import ADMIN_USERNAME, BROKER_DAYS, CA_DAYS, DEFAULT_SHARE_GROUP, KIOSK_DAYS, BrokerAccessError
-from doorstep.dynsec import DynsecAdmin, DynsecError
+from doorstep.broker import access
+from doorstep.broker.access import ADMIN_USERNAME, BROKER_DAYS, CA_DAYS, DEFAULT_SHARE_GROUP, KIOSK_DAYS, BrokerAccessError
+from doorstep.broker.dynsec import DynsecAdmin, DynsecError
 
-# doorstep.pki (cryptography) is imported by the commands that issue certificates, not here:
-# every `doorstep agent` process loads this module with the CLI (see broker_access.CA_DAYS).
+# doorstep.broker.pki (cryptography) is imported by the commands that issue certificates, not here:
+# every `doorstep agent` process loads this module with the CLI (see access.CA_DAYS).
 
 broker_app = typer.Typer(
     help="The broker's certificates and accounts: a CA, the broker's certificate, one account per kiosk and bridge worker.",
@@ -37,7 +37,7 @@ IN_FORCE = "in force now: no reload needed"
 
 
 def _admin(host: str, port: int, admin: str, password_file: Path) -> DynsecAdmin:
-    from doorstep.mqtt import BrokerSettings
+    from doorstep.runtime.mqtt import BrokerSettings
 
     try:
         password = password_file.read_text().strip()
@@ -59,7 +59,7 @@ def new_ca(
     days: Annotated[int, typer.Option(help="validity")] = CA_DAYS,
 ) -> None:
     """Create the CA that signs the broker's certificate and every kiosk's (ca.crt, ca.key)."""
-    from doorstep.pki import CertificateAuthority, PkiError
+    from doorstep.broker.pki import CertificateAuthority, PkiError
 
     try:
         ca = CertificateAuthority.create(pki, name, days=days)
@@ -76,7 +76,7 @@ def server_cert(
     days: Annotated[int, typer.Option(help="validity")] = BROKER_DAYS,
 ) -> None:
     """Issue the broker's TLS certificate (broker.crt, broker.key) for the names kiosks dial."""
-    from doorstep.pki import CertificateAuthority, PkiError
+    from doorstep.broker.pki import CertificateAuthority, PkiError
 
     try:
         issued = CertificateAuthority.load(pki).issue_server(host, days=days)
@@ -94,10 +94,10 @@ def kiosk_cert(
     days: Annotated[int, typer.Option(help="validity")] = KIOSK_DAYS,
 ) -> None:
     """Issue a kiosk's client certificate, named {site}.{kiosk}, for the certificate listener."""
-    from doorstep.pki import CertificateAuthority, PkiError
+    from doorstep.broker.pki import CertificateAuthority, PkiError
 
     try:
-        broker_access.kiosk_username(site, kiosk)
+        access.kiosk_username(site, kiosk)
         ca = CertificateAuthority.load(pki)
         issued = ca.issue_kiosk(site, kiosk, days=days)
     except (PkiError, BrokerAccessError) as error:
@@ -118,11 +118,11 @@ def init(
     """Before the broker's first start: the plugin's file, holding only an admin account (which
     may administer the plugin and read nothing else), and the admin's password for the other
     commands."""
-    from doorstep import dynsec as plugin
+    from doorstep.broker import dynsec as plugin
 
     if admin_password_file.exists():
         raise _fail(DynsecError(f"{admin_password_file} exists: refusing to replace the admin's password"))
-    password = broker_access.new_password()
+    password = access.new_password()
     try:
         plugin.write_config(dynsec, plugin.new_config(admin, password), overwrite=False)
         admin_password_file.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +147,7 @@ def import_legacy(
     ACL that `doorstep broker` wrote before, into the plugin's file, with its password (the same
     hash) and this version's rules. No kiosk needs a new password."""
     try:
-        imported = broker_access.import_legacy(dynsec, passwd=passwd, acl=acl, group=group)
+        imported = access.import_legacy(dynsec, passwd=passwd, acl=acl, group=group)
     except (BrokerAccessError, DynsecError, OSError, KeyError) as error:
         raise _fail(error) from None
     typer.echo(f"imported {len(imported)} account(s) into {dynsec}: " + ", ".join(imported))
@@ -167,10 +167,10 @@ def add_kiosk(
 ) -> None:
     """Let a kiosk onto the running broker: its own topics, and a new random password."""
     try:
-        username = broker_access.kiosk_username(site, kiosk)
-        secret = broker_access.new_password() if password else None
+        username = access.kiosk_username(site, kiosk)
+        secret = access.new_password() if password else None
         with _admin(broker_host, broker_port, admin, admin_password_file) as plugin:
-            broker_access.grant(plugin, username, secret)
+            access.grant(plugin, username, secret)
     except (BrokerAccessError, DynsecError) as error:
         raise _fail(error) from None
     typer.echo(f"kiosk {username}: may publish under doorstep/v1/{site}/{kiosk}/ and read its own commands and acks")
@@ -193,10 +193,10 @@ def add_bridge(
     """Let a bridge worker (one account per worker: its client id is its name) read every kiosk
     through its group's shared subscriptions, and write only commands and acks."""
     try:
-        broker_access.check_bridge_name(name)
-        secret = broker_access.new_password()
+        access.check_bridge_name(name)
+        secret = access.new_password()
         with _admin(broker_host, broker_port, admin, admin_password_file) as plugin:
-            broker_access.grant(plugin, name, secret, group=group)
+            access.grant(plugin, name, secret, group=group)
     except (BrokerAccessError, DynsecError) as error:
         raise _fail(error) from None
     typer.echo(f"bridge worker {name}: broker.username {name} (its client id, too)")
@@ -217,7 +217,7 @@ def update_rules(
     contract), keeping every password. Clients whose rules change are reconnected by the broker."""
     try:
         with _admin(broker_host, broker_port, admin, admin_password_file) as plugin:
-            changed = broker_access.update_rules(plugin, group=group)
+            changed = access.update_rules(plugin, group=group)
     except DynsecError as error:
         raise _fail(error) from None
     typer.echo(f"{len(changed)} account(s) given new rules" + (": " + ", ".join(changed) if changed else ""))
@@ -234,12 +234,12 @@ def remove(
     """Take an account (a stolen or retired kiosk: {site}.{kiosk}) off the broker, password and
     rights. A client connected with it is disconnected at once, certificate or password."""
     try:
-        if split := broker_access.split_kiosk_username(username):
-            broker_access.kiosk_username(*split)
+        if split := access.split_kiosk_username(username):
+            access.kiosk_username(*split)
         else:
-            broker_access.check_bridge_name(username)
+            access.check_bridge_name(username)
         with _admin(broker_host, broker_port, admin, admin_password_file) as plugin:
-            removed = broker_access.revoke(plugin, username)
+            removed = access.revoke(plugin, username)
     except (BrokerAccessError, DynsecError) as error:
         raise _fail(error) from None
     if not removed:
@@ -257,7 +257,7 @@ def list_accounts(
     """Every account: kiosk or bridge worker, with a password or a certificate only."""
     try:
         with _admin(broker_host, broker_port, admin, admin_password_file) as plugin:
-            found = broker_access.accounts(plugin)
+            found = access.accounts(plugin)
     except DynsecError as error:
         raise _fail(error) from None
     for account in found:
