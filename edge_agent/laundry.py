@@ -33,16 +33,16 @@ from doorstep.contract.payloads import DeviceIdentity, LaundryMachineEvent
 from doorstep.contract.topics import EventType, KioskTopics
 from drivers.laundry.bus import (
     BusEvent,
-    CommandName,
-    CommandOutcome,
     DriverState,
     ErrorKind,
     LaundryBus,
     LinkState,
+    MachineCommandName,
+    MachineCommandOutcome,
     UnitLink,
     driver_state,
 )
-from drivers.laundry.status import CommandResult, MachineStatus
+from drivers.laundry.status import MachineCommandResult, MachineStatus
 from drivers.laundry.vend import VendEvent, VendState
 from edge_agent.laundry_ledger import CommandState, LaundryLedger, LedgerRefusal, VendOutcome, VendTransaction
 from edge_agent.outbox import Outbox
@@ -295,7 +295,7 @@ class LaundryRoom:
         assert starting is not None
         outcome = await self._send(starting.id, unit, "start", program, starting.command_sequence)
         if outcome.result_code is not None:
-            if outcome.result_code == CommandResult.DONE:
+            if outcome.result_code == MachineCommandResult.DONE:
                 await self._step(starting, VendState.STARTING, VendEvent.CONFIRMED)
             else:
                 await self._step(starting, VendState.STARTING, VendEvent.REFUSED, reason=_result_reason(outcome.result_code))
@@ -310,7 +310,7 @@ class LaundryRoom:
             await self._step(starting, VendState.STARTING, VendEvent.NO_REPLY)
         return await self._result_of(starting.id)
 
-    async def command(self, unit: int, command: CommandName, argument: int = 0) -> CommandView:
+    async def command(self, unit: int, command: MachineCommandName, argument: int = 0) -> CommandView:
         """Pause, resume, stop, clear a fault, add dryer time: persisted with its sequence
         number before it is sent, and after a lost reply read back, never sent twice."""
         assert self.bus is not None
@@ -324,7 +324,7 @@ class LaundryRoom:
         async with self._unit_locks[unit]:
             return await self._command(unit, command, argument)
 
-    async def _command(self, unit: int, command: CommandName, argument: int) -> CommandView:
+    async def _command(self, unit: int, command: MachineCommandName, argument: int) -> CommandView:
         assert self.bus is not None
         if self._has_doubt(unit):
             return CommandView("refused", None, IN_DOUBT)
@@ -341,7 +341,7 @@ class LaundryRoom:
         self._in_doubt[row.id] = (unit, math.inf)
         outcome = await self._send(row.id, unit, command, argument, row.command_sequence)
         if outcome.result_code is not None:
-            done = outcome.result_code == CommandResult.DONE
+            done = outcome.result_code == MachineCommandResult.DONE
             await self._finish_command(row.id, CommandState.DONE if done else CommandState.REFUSED, outcome.result_code)
         elif outcome.error is not None and (
             outcome.error.kind in _WRITE_NOT_EXECUTED
@@ -352,7 +352,9 @@ class LaundryRoom:
             log.warning("unit %d: no answer to %s %s (%s); reading its echo back", unit, command, row.id, outcome.error)
         return await self._command_view(row.id)
 
-    async def _send(self, key: str, unit: int, command: CommandName, argument: int, sequence: int) -> CommandOutcome:
+    async def _send(
+        self, key: str, unit: int, command: MachineCommandName, argument: int, sequence: int
+    ) -> MachineCommandOutcome:
         """Submit to the bus, shielded: if our caller is cancelled (a remote command's timeout,
         the agent stopping) the command still completes or is dropped by the bus as a whole, and
         only a status read after that may decide it; never one read before it reached the line."""
@@ -531,7 +533,7 @@ class LaundryRoom:
             else:
                 result = status.command_echo_result
                 await self._finish_command(
-                    command.id, CommandState.DONE if result == CommandResult.DONE else CommandState.REFUSED, result
+                    command.id, CommandState.DONE if result == MachineCommandResult.DONE else CommandState.REFUSED, result
                 )
             return
         transaction = await asyncio.to_thread(self.ledger.get, key)
@@ -542,7 +544,7 @@ class LaundryRoom:
         if status.command_echo_sequence != transaction.command_sequence:
             await self._step(transaction, VendState.STARTING, VendEvent.REFUSED, outcome="not_started",
                              reason=_NOT_RECEIVED)
-        elif status.command_echo_result == CommandResult.DONE:
+        elif status.command_echo_result == MachineCommandResult.DONE:
             await self._step(transaction, VendState.STARTING, VendEvent.CONFIRMED)
         else:
             await self._step(transaction, VendState.STARTING, VendEvent.REFUSED,
@@ -551,6 +553,6 @@ class LaundryRoom:
 
 def _result_reason(code: int) -> str:
     try:
-        return CommandResult(code).name.lower()
+        return MachineCommandResult(code).name.lower()
     except ValueError:
         return f"result_{code}"

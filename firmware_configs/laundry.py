@@ -47,7 +47,7 @@ Address = Annotated[int, Field(ge=0, le=MAX_REGISTER_ADDRESS)]
 RegisterValue = Annotated[int, Field(ge=0, le=0xFFFF)]
 # 0 in an error register means "no error" (status.py); 0 in a program register means "none".
 NonZeroRegisterValue = Annotated[int, Field(ge=1, le=0xFFFF)]
-CommandName = Literal["start", "pause", "resume", "stop", "clear_fault", "add_time"]
+MachineCommandName = Literal["start", "pause", "resume", "stop", "clear_fault", "add_time"]
 # The state each command needs the map to have, else the board could never be in a state where
 # the command is allowed (the simulator's MACHINE_COMMANDS; docs/laundry.md).
 _STATE_A_COMMAND_NEEDS: dict[str, MachineState] = {
@@ -138,7 +138,7 @@ class CommandBlock(_Strict):
     lost can be read back instead of being sent twice."""
 
     start: Address
-    codes: dict[CommandName, NonZeroRegisterValue] = Field(min_length=1)
+    codes: dict[MachineCommandName, NonZeroRegisterValue] = Field(min_length=1)
 
 
 class LaundryProfile(_Strict):

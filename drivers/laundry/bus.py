@@ -42,18 +42,18 @@ from pymodbus.pdu import ModbusPDU
 
 from drivers.laundry.link import ERROR_EFFECTS, BusError, ErrorKind, LinkEffect, LinkRules, LinkState, UnitLink
 from drivers.laundry.status import MachineStatus, StatusDecodeError, decode_status
-from firmware_configs.laundry import COMMAND_REGISTERS, CommandName, LaundryProfile, MachineState
+from firmware_configs.laundry import COMMAND_REGISTERS, LaundryProfile, MachineCommandName, MachineState
 
 __all__ = [
     "OFFLINE",
     "BusError",
     "BusEvent",
-    "CommandName",
-    "CommandOutcome",
     "DriverState",
     "ErrorKind",
     "LaundryBus",
     "LinkState",
+    "MachineCommandName",
+    "MachineCommandOutcome",
     "PortUnavailable",
     "UnitLink",
     "driver_state",
@@ -95,7 +95,7 @@ def silent_interval_s(baudrate: int) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class CommandOutcome:
+class MachineCommandOutcome:
     unit: int
     command: str
     sequence: int
@@ -159,7 +159,7 @@ class _Command:
     code: int
     argument: int
     sequence: int
-    reply: asyncio.Future[CommandOutcome]
+    reply: asyncio.Future[MachineCommandOutcome]
 
 
 class LaundryBus:
@@ -285,16 +285,18 @@ class LaundryBus:
 
     # -- commands --
 
-    async def submit_command(self, unit: int, command: CommandName, argument: int = 0, sequence: int = 0) -> CommandOutcome:
+    async def submit_command(
+        self, unit: int, command: MachineCommandName, argument: int = 0, sequence: int = 0
+    ) -> MachineCommandOutcome:
         """Queue a command ahead of all polling; returns once the machine's echo is read back."""
         if unit not in self._units:
-            return CommandOutcome(unit, command, sequence, None, BusError(ErrorKind.NO_SUCH_UNIT, "not on this bus"))
+            return MachineCommandOutcome(unit, command, sequence, None, BusError(ErrorKind.NO_SUCH_UNIT, "not on this bus"))
         codes = self._units[unit].profile.commands.codes
         if command not in codes:
             raise ValueError(f"{self._units[unit].profile.model} has no {command!r} command")
         if not (0 <= argument <= 0xFFFF and 0 <= sequence <= 0xFFFF):
             raise ValueError("argument and sequence are 16-bit registers")
-        reply: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[MachineCommandOutcome] = asyncio.get_running_loop().create_future()
         self._commands.append(_Command(unit, command, codes[command], argument, sequence, reply))
         self._wake.set()
         return await reply
@@ -461,7 +463,7 @@ class LaundryBus:
                 async with asyncio.timeout(None if due == math.inf else max(0.0, due - time.monotonic())):
                     await self._wake.wait()
 
-    async def _execute(self, command: _Command) -> CommandOutcome:
+    async def _execute(self, command: _Command) -> MachineCommandOutcome:
         profile = self._units[command.unit].profile
         written = await self._transact(
             command.unit,
@@ -472,7 +474,7 @@ class LaundryBus:
         )
         if isinstance(written, BusError) and written.kind in (ErrorKind.EXCEPTION, ErrorKind.NO_SUCH_UNIT):
             # A valid exception reply: the board refused the write itself and did not act on it.
-            return CommandOutcome(command.unit, command.command, command.sequence, None, written)
+            return MachineCommandOutcome(command.unit, command.command, command.sequence, None, written)
         if not isinstance(written, BusError) and (written.address, written.count) != (
             profile.commands.start,
             COMMAND_REGISTERS,
@@ -493,11 +495,11 @@ class LaundryBus:
                 last = status
                 continue
             if status.command_echo_sequence == command.sequence:
-                return CommandOutcome(
+                return MachineCommandOutcome(
                     command.unit, command.command, command.sequence, status.command_echo_result, None, write_error
                 )
             last = BusError(ErrorKind.NOT_CONFIRMED, f"echo is sequence {status.command_echo_sequence}")
-        return CommandOutcome(command.unit, command.command, command.sequence, None, last, write_error)
+        return MachineCommandOutcome(command.unit, command.command, command.sequence, None, last, write_error)
 
 
 def _without_heartbeat(status: MachineStatus | None) -> MachineStatus | None:

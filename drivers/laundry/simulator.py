@@ -27,7 +27,7 @@ from pymodbus.framer import FramerRTU, FramerType
 from pymodbus.server import ModbusSerialServer
 from pymodbus.transport import ModbusProtocol
 
-from drivers.laundry.status import CommandResult
+from drivers.laundry.status import MachineCommandResult
 from firmware_configs.laundry import (
     COMMAND_REGISTERS,
     BitsField,
@@ -135,7 +135,7 @@ class SimulatedMachine:
         self.echo_sequence = 0
         self.echo_result = 0
         self.command_registers = [0] * COMMAND_REGISTERS
-        self.executed: list[tuple[str | None, int, int, CommandResult]] = []  # (command, argument, sequence, result)
+        self.executed: list[tuple[str | None, int, int, MachineCommandResult]] = []  # (command, argument, sequence, result)
         self._state_codes: dict[MachineState, int] = {}
         for code, state in sorted(profile.states.items()):
             self._state_codes.setdefault(state, code)
@@ -193,19 +193,19 @@ class SimulatedMachine:
         self.echo_sequence = sequence
         self.echo_result = int(result)
 
-    def _run(self, command: str | None, argument: int) -> CommandResult:
+    def _run(self, command: str | None, argument: int) -> MachineCommandResult:
         if command is None:
-            return CommandResult.UNKNOWN_COMMAND
+            return MachineCommandResult.UNKNOWN_COMMAND
         target = MACHINE_COMMANDS.get((self.state, command))
         if target is None:
-            return CommandResult.NOT_ALLOWED_NOW
+            return MachineCommandResult.NOT_ALLOWED_NOW
         match command:
             case "start":
                 if not self.door_closed:
-                    return CommandResult.DOOR_OPEN
+                    return MachineCommandResult.DOOR_OPEN
                 program = next((p for p in self.profile.programs if p.code == argument), None)
                 if program is None:
-                    return CommandResult.BAD_ARGUMENT
+                    return MachineCommandResult.BAD_ARGUMENT
                 self.program = program.code
                 self.duration_s = self.remaining_s = program.duration_s
             case "stop":
@@ -214,11 +214,11 @@ class SimulatedMachine:
                 self.error_code = 0
             case "add_time":
                 if argument == 0:
-                    return CommandResult.BAD_ARGUMENT
+                    return MachineCommandResult.BAD_ARGUMENT
                 self.remaining_s = min(0xFFFF, self.remaining_s + argument)
                 self.duration_s = max(self.duration_s, self.remaining_s)
         self.state = target
-        return CommandResult.DONE
+        return MachineCommandResult.DONE
 
     # -- registers --
 

@@ -31,7 +31,7 @@ class StatusDecodeError(ValueError):
         self.reason = reason
 
 
-class CommandResult(IntEnum):
+class MachineCommandResult(IntEnum):
     """What our retrofit boards echo in `command_echo_result` after executing a command."""
 
     DONE = 0

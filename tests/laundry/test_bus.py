@@ -16,7 +16,7 @@ from pymodbus.constants import ExcCodes
 from drivers.laundry.bus import OFFLINE, ErrorKind, LaundryBus, LinkState, PortUnavailable
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
-from drivers.laundry.status import CommandResult
+from drivers.laundry.status import MachineCommandResult
 from firmware_configs.laundry import MachineState
 
 pytestmark = pytest.mark.asyncio
@@ -102,12 +102,12 @@ async def test_start_is_echoed_and_the_machine_runs(room: Room) -> None:
     await events.aclose()
     # Refusals come back as the machine's result code, not as bus errors.
     again = await room.bus.submit_command(3, "start", argument=2, sequence=42)
-    assert again.error is None and again.result_code == CommandResult.NOT_ALLOWED_NOW and not again.done
+    assert again.error is None and again.result_code == MachineCommandResult.NOT_ALLOWED_NOW and not again.done
     room.sim.door_open(4)
     door = await room.bus.submit_command(4, "start", argument=1, sequence=7)
-    assert door.result_code == CommandResult.DOOR_OPEN
+    assert door.result_code == MachineCommandResult.DOOR_OPEN
     added = await room.bus.submit_command(7, "add_time", argument=600, sequence=1)
-    assert added.result_code == CommandResult.NOT_ALLOWED_NOW  # the dryer is idle
+    assert added.result_code == MachineCommandResult.NOT_ALLOWED_NOW  # the dryer is idle
     room.sim.drain_error(5)
     await wait_for(lambda: room.bus.status(5) is not None and room.bus.status(5).error_code == 21)  # type: ignore[union-attr]
     assert (await room.bus.submit_command(5, "clear_fault", sequence=9)).done
@@ -180,7 +180,7 @@ async def test_commands_jump_the_queue_of_polls(room: Room) -> None:
         await asyncio.sleep(0.13)  # somewhere in the middle of a round
         submitted = time.monotonic()
         outcome = await room.bus.submit_command(unit, "stop", sequence=sequence)
-        assert outcome.result_code == CommandResult.NOT_ALLOWED_NOW  # idle: refused, but it arrived
+        assert outcome.result_code == MachineCommandResult.NOT_ALLOWED_NOW  # idle: refused, but it arrived
         log = [r for r in room.sim.requests if r.at >= submitted]
         write = next(i for i, r in enumerate(log) if r.function == 16)
         assert log[write].unit == unit
@@ -252,7 +252,7 @@ async def test_a_write_reply_that_does_not_match_is_not_believed_and_the_echo_de
     room.sim.inject(5, wrong_write_echo=True)
     outcome = await room.bus.submit_command(5, "start", argument=1, sequence=77)
     assert outcome.write_error is not None and outcome.write_error.kind is ErrorKind.BAD_REPLY
-    assert outcome.done and outcome.result_code == CommandResult.DONE  # read back, not resent
+    assert outcome.done and outcome.result_code == MachineCommandResult.DONE  # read back, not resent
     assert [c[0] for c in room.sim.machines[5].executed] == ["start"]
 
 

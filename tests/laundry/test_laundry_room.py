@@ -22,7 +22,7 @@ from doorstep.contract.topics import KioskTopics
 from drivers.laundry.bus import OFFLINE, LinkState
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
-from drivers.laundry.status import CommandResult, MachineStatus
+from drivers.laundry.status import MachineCommandResult, MachineStatus
 from drivers.laundry.vend import VendState
 from edge_agent.laundry import IN_DOUBT, LaundryRoom, poll_interval_s
 from edge_agent.laundry_ledger import VendTransaction
@@ -147,7 +147,7 @@ async def test_a_start_the_machine_refuses_is_not_charged(laundry: Room) -> None
     board = sim.machines[4]
     board.profile = board.profile.model_copy(update={"programs": [p for p in board.profile.programs if p.code != 3]})
     result = await room.start_program(4, program=3, subject=RESIDENT)
-    assert result.outcome == "refused" and result.reason == CommandResult.BAD_ARGUMENT.name.lower()
+    assert result.outcome == "refused" and result.reason == MachineCommandResult.BAD_ARGUMENT.name.lower()
     assert result.transaction_id is not None
     assert unfinished_state(room, result.transaction_id) is VendState.AVAILABLE
     assert laundry.vend_outcomes(result.transaction_id) == ["refused"]

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from drivers.laundry.simulator import MACHINE_COMMANDS, SimulatedMachine, default_room
-from drivers.laundry.status import CommandResult
+from drivers.laundry.status import MachineCommandResult
 from firmware_configs.laundry import MachineState
 
 DRYER = default_room()[7]
@@ -29,24 +29,24 @@ def test_each_state_and_command_follows_the_table(state: MachineState, command: 
     target = MACHINE_COMMANDS.get((state, command))
     assert machine.echo_sequence == 7
     if target is None:
-        assert (machine.echo_result, machine.state) == (CommandResult.NOT_ALLOWED_NOW, state)
+        assert (machine.echo_result, machine.state) == (MachineCommandResult.NOT_ALLOWED_NOW, state)
     else:
-        assert (machine.echo_result, machine.state) == (CommandResult.DONE, target)
+        assert (machine.echo_result, machine.state) == (MachineCommandResult.DONE, target)
 
 
 def test_the_checks_after_the_table() -> None:
     machine = machine_in(MachineState.IDLE)
     machine.door_closed = False
     machine.execute(DRYER.commands.codes["start"], DRYER.programs[0].code, 1)
-    assert (machine.echo_result, machine.state) == (CommandResult.DOOR_OPEN, MachineState.IDLE)
+    assert (machine.echo_result, machine.state) == (MachineCommandResult.DOOR_OPEN, MachineState.IDLE)
     machine.door_closed = True
     machine.execute(DRYER.commands.codes["start"], 999, 2)
-    assert (machine.echo_result, machine.state) == (CommandResult.BAD_ARGUMENT, MachineState.IDLE)
+    assert (machine.echo_result, machine.state) == (MachineCommandResult.BAD_ARGUMENT, MachineState.IDLE)
     running = machine_in(MachineState.RUNNING)
     running.execute(DRYER.commands.codes["add_time"], 0, 3)
-    assert (running.echo_result, running.remaining_s) == (CommandResult.BAD_ARGUMENT, 600)
+    assert (running.echo_result, running.remaining_s) == (MachineCommandResult.BAD_ARGUMENT, 600)
     running.execute(0x7777, 0, 4)
-    assert running.echo_result == CommandResult.UNKNOWN_COMMAND
+    assert running.echo_result == MachineCommandResult.UNKNOWN_COMMAND
 
 
 def test_the_clock_and_the_door() -> None:
