@@ -59,7 +59,7 @@ from doorstep.contract.topics import (
     bridge_status_topic,
     channel_filter,
 )
-from doorstep.runtime.mqtt import BrokerSettings, connect_in_background, make_client
+from doorstep.runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
 
 from cloud_bridge import commands
 from cloud_bridge import webhook
@@ -110,13 +110,6 @@ def is_downstream(topic: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _PubAck:
-    mid: int
-    reason: str
-    failed: bool
-
-
-@dataclass(frozen=True, slots=True)
 class _LinkAlert:
     """An alert about this worker's own connection, raised from paho's thread, stored by the worker's."""
 
@@ -157,7 +150,7 @@ class Ingest:
         self._stored_at = -math.inf
         self._on_committed = on_committed
         self._clock = clock
-        self._inbox: queue.Queue[Parsed | _PubAck | _LinkAlert] = queue.Queue()
+        self._inbox: queue.Queue[Parsed | PubAck | _LinkAlert] = queue.Queue()
         self._refused: deque[Refused] = deque()
         self._refusals_unlogged = 0
         self._refusal_second = 0
@@ -182,7 +175,7 @@ class Ingest:
         # the command's request id, or None for an ack. A PUBACK may beat publish() back to
         # us (paho's network thread is another thread): such a one waits in _early_pubacks.
         self._in_flight: dict[int, str | None] = {}
-        self._early_pubacks: dict[int, _PubAck] = {}
+        self._early_pubacks: dict[int, PubAck] = {}
         self._lock = threading.Lock()
 
     @property
@@ -279,7 +272,7 @@ class Ingest:
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         # Called with paho's message lock held: no lock of ours is taken here.
-        self._inbox.put(_PubAck(mid, str(reason), reason.is_failure))
+        self._inbox.put(PubAck.of(mid, reason))
 
     # --- commands down -----------------------------------------------------------------
 
@@ -299,7 +292,7 @@ class Ingest:
             self._inbox.put(early)
         return True
 
-    def _command_puback(self, ack: _PubAck) -> None:
+    def _command_puback(self, ack: PubAck) -> None:
         with self._lock:
             if ack.mid not in self._in_flight:
                 # Bounded: PUBACKs of what paho queued while disconnected are never claimed.
@@ -324,11 +317,11 @@ class Ingest:
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                first: Parsed | _PubAck | _LinkAlert | None = self._inbox.get(timeout=0.2 if not self._refused else 0)
+                first: Parsed | PubAck | _LinkAlert | None = self._inbox.get(timeout=0.2 if not self._refused else 0)
             except queue.Empty:
                 first = None
             batch = Parsed()
-            pubacks: list[_PubAck] = []
+            pubacks: list[PubAck] = []
             link_alerts: list[_LinkAlert] = []
             item = first
             # While messages stream in, a batch gathers for batch_wait_s in all, not per message:
@@ -339,7 +332,7 @@ class Ingest:
             deadline = time.monotonic() + (self._batch_wait_s if streaming else 0.0)
             try:
                 while item is not None:
-                    if isinstance(item, _PubAck):
+                    if isinstance(item, PubAck):
                         pubacks.append(item)
                     elif isinstance(item, _LinkAlert):
                         link_alerts.append(item)

@@ -35,7 +35,7 @@ from doorstep.contract.codec import MAX_MESSAGE_BYTES, encode
 from doorstep.contract.errors import ContractError
 from doorstep.contract.status import Ack, KioskState, Status, decode_ack
 from doorstep.contract.topics import BRIDGE_STATUS_FILTER, BRIDGE_STATUS_ROOT, QOS_RELIABLE, KioskTopics
-from doorstep.runtime.mqtt import BrokerSettings, connect_in_background, make_client
+from doorstep.runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
 from edge_agent.outbox import Outbox, PendingRecord
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,6 @@ NEXT_PAGE = 100
 # 0x87), records go one by one for this long before a batch is tried again: a refused batch
 # costs a round trip, and its records are sent again singly.
 BATCH_REFUSED_HOLD_S = 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class _PubAck:
-    mid: int
-    reason: str
-    failed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +126,7 @@ class Uplink:
         self._wake = wake
         self._monotonic = monotonic
         self._connected = threading.Event()
-        self._pubacks: queue.SimpleQueue[_PubAck] = queue.SimpleQueue()
+        self._pubacks: queue.SimpleQueue[PubAck] = queue.SimpleQueue()
         self._acks: queue.SimpleQueue[Ack] = queue.SimpleQueue()
         self._commands: queue.SimpleQueue[ReceivedCommand] = queue.SimpleQueue()
         self._resend = threading.Event()
@@ -223,7 +216,7 @@ class Uplink:
         log.log(logging.WARNING if reason.is_failure else logging.INFO, "disconnected from broker: %s", reason)
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
-        self._pubacks.put(_PubAck(mid, str(reason), reason.is_failure))
+        self._pubacks.put(PubAck.of(mid, reason))
         self._wake()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:

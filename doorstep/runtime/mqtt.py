@@ -9,11 +9,13 @@ from __future__ import annotations
 import random
 import socket
 import ssl
+from dataclasses import dataclass
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
 
 # The broker keeps a session (subscriptions, queued QoS 1 messages) this long after a client
@@ -142,3 +144,17 @@ def connect_in_background(client: mqtt.Client, broker: BrokerSettings) -> None:
         properties=properties,
     )
     client.loop_start()
+
+
+@dataclass(frozen=True, slots=True)
+class PubAck:
+    """The broker's PUBACK of one QoS 1 publish, as paho's network thread hands it over to the
+    thread that sent it (through a queue: plain values, no paho object)."""
+
+    mid: int
+    reason: str
+    failed: bool
+
+    @classmethod
+    def of(cls, mid: int, reason: ReasonCode) -> PubAck:
+        return cls(mid, str(reason), reason.is_failure)
