@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import JSON, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.contract.codec import encode
-from doorstep.contract.commands import COMMAND_ARGS, CommandName, CommandOutcome, CommandResultPayload, KioskCommand
+from doorstep.contract.commands import CommandName, CommandOutcome, CommandResultPayload, KioskCommand, validate_args
 from doorstep.contract.envelope import UpstreamMessage
+from doorstep.contract.errors import ContractError
 from doorstep.contract.topics import KioskTopics
 
 # A command with no result this long after it expired is timed out: the kiosk would have
@@ -89,12 +89,9 @@ def new_request_id(command: CommandName) -> str:
 def check_args(command: CommandName, args: dict[str, Any]) -> dict[str, Any]:
     """The command's arguments, validated by the contract's model; CommandArgsError says why not."""
     try:
-        return COMMAND_ARGS[command].model_validate(args).model_dump(mode="json")
-    except ValidationError as error:
-        problems = "; ".join(
-            f"args.{'.'.join(str(p) for p in e['loc']) or '(all)'}: {e['msg']}" for e in error.errors(include_url=False)
-        )
-        raise CommandArgsError(problems) from None
+        return validate_args(command, args).model_dump(mode="json")
+    except ContractError as error:
+        raise CommandArgsError(error.reason) from None
 
 
 def create(

@@ -1,21 +1,25 @@
-"""What each remote command does on this kiosk (the runner, audit and timeout: edge_agent/remote.py)."""
+"""What each remote command does on this kiosk (the runner, audit and timeout: edge_agent/remote.py).
+
+The handlers act on a `RunningKiosk`: the few parts and operations of the agent they need,
+which edge_agent/agent.py hands over (its Agent is one), so this module does not import the
+agent that imports it. Each handler is given its command's arguments as their contract model
+(COMMAND_ARGS), validated by the runner: a handler checks no argument by hand."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
-from doorstep.contract.commands import CommandName, CommandOutcome
+from doorstep.contract.commands import CommandName, CommandOutcome, DeviceArgs, LaundryStartArgs, LaundryUnitArgs, NoArgs
+from doorstep.contract.telemetry import KioskTelemetry
 from edge_agent.laundry import LaundryRoom
-from edge_agent.remote import Answer, Handler, RefusedCommand
+from edge_agent.outbox import Outbox
+from edge_agent.remote import Answer, Handler, RefusedCommand, RemoteCommands
+from edge_agent.settings import AgentSettings
+from edge_agent.status_file import JobState
+from edge_agent.uplink import Uplink
 
-if TYPE_CHECKING:
-    from edge_agent.agent import Agent
-
-_PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 # Laundry command outcomes (edge_agent/laundry.py) as command outcomes.
 _LAUNDRY_OUTCOMES = {
     "started": CommandOutcome.SUCCEEDED,
@@ -27,67 +31,70 @@ _LAUNDRY_OUTCOMES = {
 }
 
 
-def _int(args: Mapping[str, Any], name: str) -> int:
-    value = args.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise RefusedCommand(f"args.{name}: an integer is required")
-    return value
+class RunningKiosk(Protocol):
+    """What the commands act on: the running agent's parts (None until it has opened them) and
+    the operations it offers."""
+
+    settings: AgentSettings
+    laundry: LaundryRoom | None
+    outbox: Outbox | None
+    uplink: Uplink | None
+    remote: RemoteCommands | None
+
+    async def snapshot(self) -> KioskTelemetry: ...
+
+    def job_states(self) -> list[JobState]: ...
+
+    def check_new_config(self) -> list[str]: ...
+
+    def request_reload(self) -> None: ...
+
+    def restart_device(self, address: str) -> bool: ...
 
 
-def _str(args: Mapping[str, Any], name: str) -> str:
-    value = args.get(name)
-    if not isinstance(value, str) or not value:
-        raise RefusedCommand(f"args.{name}: a non-empty string is required")
-    return value
-
-
-def kiosk_handlers(agent: Agent) -> dict[CommandName, Handler]:
+def kiosk_handlers(agent: RunningKiosk) -> dict[CommandName, Handler]:
     def laundry() -> LaundryRoom:
         if agent.laundry is None:
             raise RefusedCommand("this kiosk has no laundry room, or its line is not open")
         return agent.laundry
 
-    async def ping(_args: Mapping[str, Any]) -> Answer:
+    async def ping(_args: NoArgs) -> Answer:
         return Answer(CommandOutcome.SUCCEEDED, "pong", {"kiosk_time": datetime.now(UTC).isoformat()})
 
-    async def status(_args: Mapping[str, Any]) -> Answer:
+    async def status(_args: NoArgs) -> Answer:
         return Answer(CommandOutcome.SUCCEEDED, None, (await agent.snapshot()).model_dump(mode="json"))
 
-    async def reload_config(_args: Mapping[str, Any]) -> Answer:
+    async def reload_config(_args: NoArgs) -> Answer:
         problems = agent.check_new_config()
         if problems:
             raise RefusedCommand("the configuration file has problems; the running one is kept:\n" + "\n".join(problems))
         return Answer(CommandOutcome.SUCCEEDED, "the file is valid: the agent restarts with it", then=agent.request_reload)
 
-    async def reconnect_device(args: Mapping[str, Any]) -> Answer:
-        address = _str(args, "address")
-        if not agent.restart_device(address):
-            raise RefusedCommand(f"no device {address!r} at this kiosk")
-        return Answer(CommandOutcome.SUCCEEDED, f"{address}: its session restarted")
+    async def reconnect_device(args: DeviceArgs) -> Answer:
+        if not agent.restart_device(args.address):
+            raise RefusedCommand(f"no device {args.address!r} at this kiosk")
+        return Answer(CommandOutcome.SUCCEEDED, f"{args.address}: its session restarted")
 
-    async def laundry_start(args: Mapping[str, Any]) -> Answer:
-        subject = _str(args, "subject")
-        if not _PSEUDONYM.match(subject):
-            raise RefusedCommand("args.subject: a resident pseudonym (64 hex digits) is required")
-        result = await laundry().start_program(_int(args, "unit"), _int(args, "program"), subject)
+    async def laundry_start(args: LaundryStartArgs) -> Answer:
+        result = await laundry().start_program(args.unit, args.program, args.subject)
         data = {"transaction_id": result.transaction_id, "points_charged": result.points_charged}
         return Answer(_LAUNDRY_OUTCOMES[result.outcome], result.reason, data)
 
     def machine_command(name: str) -> Handler:
-        async def run(args: Mapping[str, Any]) -> Answer:
-            view = await laundry().command(_int(args, "unit"), name)  # type: ignore[arg-type]
+        async def run(args: LaundryUnitArgs) -> Answer:
+            view = await laundry().command(args.unit, name)  # type: ignore[arg-type]
             return Answer(_LAUNDRY_OUTCOMES[view.outcome], view.reason, {"command_id": view.command_id})
 
         return run
 
-    async def flush_outbox(_args: Mapping[str, Any]) -> Answer:
+    async def flush_outbox(_args: NoArgs) -> Answer:
         assert agent.uplink is not None and agent.outbox is not None
         agent.uplink.request_resend()
         depth = {c.name.lower(): n for c, (n, _) in agent.outbox.depth().items()}
         return Answer(CommandOutcome.SUCCEEDED, "every unconfirmed record is being sent again", {"undelivered": depth})
 
-    async def export_diagnostics(_args: Mapping[str, Any]) -> Answer:
-        assert agent.scheduler is not None and agent.remote is not None
+    async def export_diagnostics(_args: NoArgs) -> Answer:
+        assert agent.remote is not None
         jobs = [state.model_dump(mode="json") for state in agent.job_states()]
         audit = sorted(agent.remote.audit(), key=lambda row: row.received_at)[-20:]
         return Answer(

@@ -19,9 +19,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlmodel import Field, SQLModel, select
 
-from doorstep.contract.commands import CommandName, CommandOutcome, CommandResultPayload, KioskCommand, decode_command
+from doorstep.contract.commands import (
+    CommandName,
+    CommandOutcome,
+    CommandResultPayload,
+    KioskCommand,
+    decode_command,
+    validate_args,
+)
 from doorstep.contract.errors import ContractError
 from doorstep.contract.topics import REQUEST_ID_PATTERN, KioskTopics
 from edge_agent.outbox import Outbox
@@ -58,10 +66,11 @@ class Answer:
 
 
 class RefusedCommand(Exception):
-    """A handler's way to say "not tried": bad arguments, an unknown device, a bad config."""
+    """A handler's way to say "not tried": an unknown device, a bad config, no laundry room."""
 
 
-Handler = Callable[[Mapping[str, Any]], Awaitable[Answer]]
+# Given the command's arguments as their model (COMMAND_ARGS), already validated.
+Handler = Callable[[Any], Awaitable[Answer]]
 
 
 class RemoteCommands:
@@ -127,7 +136,11 @@ class RemoteCommands:
         handler = self._handlers.get(command.command)
         if handler is None:
             return Answer(CommandOutcome.REFUSED, f"{command.command} is not available on this kiosk")
-        task = asyncio.create_task(_refusals_answered(handler, command.args), name=f"command {command.command}")
+        try:
+            args = validate_args(command.command, command.args, strict=True)
+        except ContractError as error:
+            return Answer(CommandOutcome.REFUSED, error.reason)
+        task = asyncio.create_task(_refusals_answered(handler, args), name=f"command {command.command}")
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         try:
@@ -177,7 +190,7 @@ class RemoteCommands:
         self._saved()
 
 
-async def _refusals_answered(handler: Handler, args: Mapping[str, Any]) -> Answer:
+async def _refusals_answered(handler: Handler, args: BaseModel) -> Answer:
     try:
         return await handler(args)
     except RefusedCommand as refusal:

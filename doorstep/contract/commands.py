@@ -61,6 +61,18 @@ COMMAND_ARGS: Final[dict[CommandName, type[BaseModel]]] = {
 }
 
 
+def validate_args(command: CommandName, args: dict[str, Any], *, strict: bool = False) -> BaseModel:
+    """A command's arguments as its model (COMMAND_ARGS); ContractError names each one that does
+    not fit ("args.unit: Input should be …"). The bridge validates what a person sent, leniently
+    (a "3" typed in a form is 3), and sends the model's dump; the kiosk validates what arrives,
+    strictly (only the JSON types the bridge sends: an integer is an integer, never a string or
+    true)."""
+    try:
+        return COMMAND_ARGS[command].model_validate(args, strict=strict)
+    except ValidationError as error:
+        raise ContractError(describe(error, "args")) from None
+
+
 class KioskCommand(StrictModel):
     """Downstream on …/commands/{request_id}, QoS 1. The request id makes it idempotent: a kiosk
     acts on a request id once, however often it is delivered."""
