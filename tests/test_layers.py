@@ -25,7 +25,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "firmware_configs": frozenset({"contract", "firmware_configs"}),
     "drivers": frozenset({"contract", "firmware_configs", "drivers"}),
     "edge_agent": frozenset({"contract", "runtime", "broker", "firmware_configs", "drivers", "edge_agent"}),
-    "cloud_bridge": frozenset({"contract", "runtime", "broker", "cloud_bridge"}),
+    "cloud_bridge": frozenset({"contract", "runtime", "cloud_bridge"}),
 }
 # The packages whose face (__init__.py) must import nothing: importing the contract must not
 # pull in the apps, nor broker operations the runtime.
