@@ -42,7 +42,7 @@ class StrictModel(BaseModel):
 #
 # The models' own types keep a typed field storable as it is validated: floats finite (StrictModel),
 # every integer field bounded within 64 bits, every aware time a StorableTime. What they cannot
-# see is a NUL inside a string (it is checked on the body, see _refuse_nul) and what free-form
+# see is a NUL inside a string (envelope.py checks the body for one, _refuse_nul) and what free-form
 # JSON holds (StorableJson).
 
 
