@@ -409,8 +409,8 @@ class Ingest:
                     log.error("the database refused a batch of %d messages (%s: %s); storing it in parts",
                               len(batch.valid) + len(batch.statuses), type(error).__name__, str(error).splitlines()[0][:200])
                     try:
-                        outcome = commit_isolating(self._engine, batch, rules=self._rules, guideline=self._guideline, notify=self._notify,
-                                                   received_at=self._clock())
+                        outcome = commit_isolating(self._engine, batch, rules=self._rules, guideline=self._guideline,
+                                                   notify=self._notify, received_at=self._clock())
                         break
                     except Exception:  # noqa: BLE001 - logged below, like any batch that cannot be stored
                         pass
