@@ -72,9 +72,10 @@ class AlertRules(BaseModel):
     )
     # Before issue 17: the line (and the chart's very high) at 180/120. Moved into
     # blood_pressure_guideline.very_high by BridgeSettings, keeping their meaning, then cleared.
-    dangerous_systolic_mmhg: float | None = Field(default=None, gt=0, le=300,
+    # Bounded as they were (gt=0 only, up to the contract's 1000), so every old file still loads.
+    dangerous_systolic_mmhg: float | None = Field(default=None, gt=0, le=1000,
                                                   description="deprecated: blood_pressure_guideline.very_high.systolic")
-    dangerous_diastolic_mmhg: float | None = Field(default=None, gt=0, le=300,
+    dangerous_diastolic_mmhg: float | None = Field(default=None, gt=0, le=1000,
                                                    description="deprecated: blood_pressure_guideline.very_high.diastolic")
     # Level 2 hypoglycaemia (ADA Standards of Care, section 6) and a hyperglycaemic emergency.
     low_glucose_mmol_l: float = Field(default=3.0, gt=0)

@@ -69,10 +69,11 @@ class Threshold(BaseModel):
     """A line on the chart: a reading is at or above it when its systolic reaches `systolic`
     OR its diastolic reaches `diastolic` (mmHg)."""
 
-    # Wide bounds on purpose: they only refuse what cannot be a blood pressure at all; the
-    # ordering checks below refuse what cannot be a guideline.
-    systolic: float = Field(gt=0, le=300, description="mmHg")
-    diastolic: float = Field(gt=0, le=300, description="mmHg")
+    # Wide bounds on purpose: the ordering checks below refuse what cannot be a guideline, and
+    # an alert line may be put out of reach on one number on purpose (bridge files before
+    # issue 17 could say dangerous_systolic_mmhg: 999, and still can).
+    systolic: float = Field(gt=0, le=1000, description="mmHg")
+    diastolic: float = Field(gt=0, le=1000, description="mmHg")
 
     def reached_by(self, systolic_mmhg: float, diastolic_mmhg: float) -> bool:
         return systolic_mmhg >= self.systolic or diastolic_mmhg >= self.diastolic
