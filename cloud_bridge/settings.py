@@ -117,7 +117,10 @@ class BridgeSettings(FileSettings):
         self.blood_pressure_guideline = fold_old_keys(self.blood_pressure_guideline, old)
         for key in ALERT_KEYS:
             setattr(self.alerts, key, None)
-        check_dangerous_line(self.blood_pressure_guideline, self.alerts.dangerous_blood_pressure)
+        try:
+            check_dangerous_line(self.blood_pressure_guideline, self.alerts.dangerous_blood_pressure)
+        except ValueError as error:  # a cross-field check: name the field the operator set
+            raise ValueError(f"alerts.dangerous_blood_pressure: {error}") from None
         return self
 
     @model_validator(mode="after")

@@ -238,7 +238,8 @@ def test_an_alert_line_below_high_is_refused_with_the_file_and_the_reason(tmp_pa
                                     "alerts": {"dangerous_blood_pressure": {"systolic": 130, "diastolic": 95}}}))
     what, problems = validate_file(path)
     assert what == "bridge configuration"
-    assert problems == [f"{path}: the dangerous-reading line 130/95 must be at or above where high starts (140/90)"]
+    assert problems == [f"{path}: alerts.dangerous_blood_pressure: the dangerous-reading line 130/95 must be at or "
+                        "above where high starts (140/90)"]
     path.write_text(yaml.safe_dump({"environment": "development",
                                     "alerts": {"dangerous_blood_pressure": {"systolic": 0, "diastolic": 120}}}))
     assert validate_file(path)[1] == [
