@@ -15,13 +15,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from doorstep.contract.clinical import (
+    BloodPressureGuideline,
+    Threshold,
+    dangerous_line,
+    is_dangerous,
+    to_mmhg,
+)
 from doorstep.contract.envelope import UpstreamMessage
 from doorstep.contract.payloads import BloodPressurePayload, GlucosePayload, Spo2Payload, TemperaturePayload
 from doorstep.contract.status import KioskState
 from doorstep.contract.topics import Channel, ReadingKind
-
-# 1 kPa = 7.50062 mmHg (the conventional millimetre of mercury, 133.322 Pa).
-MMHG_PER_KPA = 7.50062
 
 
 class AlertKind(StrEnum):
@@ -53,10 +57,20 @@ class Severity(StrEnum):
 class AlertRules(BaseModel):
     """Thresholds, in the bridge's configuration (`alerts:`)."""
 
-    # The station's hypertension guideline: a hypertensive crisis at >= 180 systolic or >= 120
-    # diastolic (ACC/AHA 2017; the Chinese guideline's grade 3 starts at 180/110).
-    dangerous_systolic_mmhg: float = Field(default=180, gt=0)
-    dangerous_diastolic_mmhg: float = Field(default=120, gt=0)
+    # A dangerous blood pressure is where the guideline's "very high" starts (grade 3, 180/110
+    # by default: doorstep/contract/clinical.py), so the chart, the kiosk and the pager agree.
+    dangerous_blood_pressure: Threshold | None = Field(
+        default=None,
+        description="set the dangerous-reading line apart from very high, on purpose (at or above high); "
+        "none: it is very high",
+    )
+    # Before issue 17: the line (and the chart's very high) at 180/120. Moved into
+    # blood_pressure_guideline.very_high by BridgeSettings, keeping their meaning, then cleared.
+    # Bounded as they were (gt=0 only, up to the contract's 1000), so every old file still loads.
+    dangerous_systolic_mmhg: float | None = Field(default=None, gt=0, le=1000,
+                                                  description="deprecated: blood_pressure_guideline.very_high.systolic")
+    dangerous_diastolic_mmhg: float | None = Field(default=None, gt=0, le=1000,
+                                                   description="deprecated: blood_pressure_guideline.very_high.diastolic")
     # Level 2 hypoglycaemia (ADA Standards of Care, section 6) and a hyperglycaemic emergency.
     low_glucose_mmol_l: float = Field(default=3.0, gt=0)
     high_glucose_mmol_l: float = Field(default=16.7, gt=0)
@@ -106,18 +120,20 @@ Signal = Raise | Clear
 # --- Readings -------------------------------------------------------------------------------
 
 
-def reading_signals(message: UpstreamMessage, rules: AlertRules) -> list[Raise]:
+def reading_signals(message: UpstreamMessage, rules: AlertRules, guideline: BloodPressureGuideline) -> list[Raise]:
     """A dangerous reading. One open alert per resident (the pseudonym) so a doctor sees "three
     dangerous readings, the latest …", per reading when anonymous."""
     if message.topic.channel is not Channel.READINGS:
         return []
-    problem, values = _danger(message, rules)
+    problem, values = _danger(message, rules, guideline)
     if problem is None:
         return []
     payload = message.payload
     subject = getattr(payload, "subject", None)
     about = subject or f"message-{message.envelope.message_id}"
     suspect = getattr(payload, "suspect", [])
+    # A suspect blood pressure raises nothing (the contract's rule); the other kinds still do,
+    # marked, until their plausibility is part of the contract too.
     title = problem + (" (the kiosk marked it suspect: " + ", ".join(suspect) + ")" if suspect else "")
     return [
         Raise(
@@ -133,17 +149,17 @@ def reading_signals(message: UpstreamMessage, rules: AlertRules) -> list[Raise]:
     ]
 
 
-def _danger(message: UpstreamMessage, rules: AlertRules) -> tuple[str | None, dict[str, Any]]:
+def _danger(
+    message: UpstreamMessage, rules: AlertRules, guideline: BloodPressureGuideline
+) -> tuple[str | None, dict[str, Any]]:
     payload = message.payload
     kind = message.topic.name
     if kind == ReadingKind.BLOOD_PRESSURE and isinstance(payload, BloodPressurePayload):
-        factor = MMHG_PER_KPA if payload.unit == "kPa" else 1.0
-        systolic = payload.systolic * factor if payload.systolic is not None else None
-        diastolic = payload.diastolic * factor if payload.diastolic is not None else None
-        values = {"systolic_mmhg": _round(systolic), "diastolic_mmhg": _round(diastolic)}
-        if (systolic is not None and systolic >= rules.dangerous_systolic_mmhg) or (
-            diastolic is not None and diastolic >= rules.dangerous_diastolic_mmhg
-        ):
+        line = dangerous_line(guideline, rules.dangerous_blood_pressure)
+        if is_dangerous(payload.systolic, payload.diastolic, payload.unit, line, suspect=payload.suspect):
+            systolic = None if payload.systolic is None else to_mmhg(payload.systolic, payload.unit)
+            diastolic = None if payload.diastolic is None else to_mmhg(payload.diastolic, payload.unit)
+            values = {"systolic_mmhg": _round(systolic), "diastolic_mmhg": _round(diastolic)}
             return f"very high blood pressure {_mmhg(systolic)}/{_mmhg(diastolic)} mmHg", values
     elif kind == ReadingKind.GLUCOSE and isinstance(payload, GlucosePayload) and payload.glucose_concentration is not None:
         mmol = payload.glucose_concentration if payload.unit == "mmol/L" else payload.glucose_concentration / 18.0156

@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from doorstep.contract.batch import BatchRecord, BatchRefused, check_batched, split_batch
+from doorstep.contract.clinical import BloodPressureGuideline
 from doorstep.contract.codec import MAX_MESSAGE_BYTES, encode
 from doorstep.contract.envelope import UpstreamMessage, validate_envelope
 from doorstep.contract.errors import ContractError
@@ -220,16 +221,24 @@ def parse(batch: Sequence[Inbound], received_at: datetime, opener: Opener | None
     return parsed
 
 
+# The bridge passes its configured guideline (service.py); the default serves tests and tools.
+DEFAULT_GUIDELINE = BloodPressureGuideline()
+
+
 def commit_batch(
-    engine: Engine, batch: Sequence[Inbound], *, rules: AlertRules, notify: bool, received_at: datetime,
-    opener: Opener | None = None,
+    engine: Engine, batch: Sequence[Inbound], *, rules: AlertRules, notify: bool,
+    received_at: datetime,
+    guideline: BloodPressureGuideline = DEFAULT_GUIDELINE, opener: Opener | None = None,
 ) -> BatchOutcome:
     """Validate and store a batch and all it implies, in one commit (see commit_parsed)."""
-    return commit_parsed(engine, parse(batch, received_at, opener), rules=rules, notify=notify, received_at=received_at)
+    return commit_parsed(engine, parse(batch, received_at, opener), rules=rules, guideline=guideline, notify=notify,
+                         received_at=received_at)
 
 
 def commit_parsed(
-    engine: Engine, parsed: Parsed, *, rules: AlertRules, notify: bool, received_at: datetime
+    engine: Engine, parsed: Parsed, *, rules: AlertRules, notify: bool,
+    received_at: datetime,
+    guideline: BloodPressureGuideline = DEFAULT_GUIDELINE,
 ) -> BatchOutcome:
     """Store a batch and all it implies, in one commit. Raises on a database error (nothing is
     then stored, nothing must be confirmed)."""
@@ -250,7 +259,7 @@ def commit_parsed(
             signals += _kiosk_signals(before, report, after, received_at, rules)
         signals += _device_signals(reports, apply_device_reports(session, reports), rules)
         for message in new:
-            signals += reading_signals(message, rules)
+            signals += reading_signals(message, rules, guideline)
         signals += late_arrivals(session, new, {key: row.seq_checked_through for key, row in rows.items()}, received_at)
         signals += refusal_signals(parsed.refused)
         signals += missing_key_signals(parsed.unopenable)
@@ -288,7 +297,9 @@ def missing_key_signals(unopenable: Sequence[Unopenable]) -> list[Signal]:
 
 
 def commit_isolating(
-    engine: Engine, parsed: Parsed, *, rules: AlertRules, notify: bool, received_at: datetime
+    engine: Engine, parsed: Parsed, *, rules: AlertRules, notify: bool,
+    received_at: datetime,
+    guideline: BloodPressureGuideline = DEFAULT_GUIDELINE,
 ) -> BatchOutcome:
     """commit_parsed for a batch the database refused for its content (not for being away or
     locked: an OperationalError is raised as it is). The batch is split in halves, and halves
@@ -299,21 +310,21 @@ def commit_isolating(
     this is for what is not yet known: one message must never hold back the kiosks whose
     messages share its batches, re-sent after re-sent."""
     try:
-        return commit_parsed(engine, parsed, rules=rules, notify=notify, received_at=received_at)
+        return commit_parsed(engine, parsed, rules=rules, guideline=guideline, notify=notify, received_at=received_at)
     except OperationalError:
         raise
     except Exception as error:  # noqa: BLE001 - whatever the driver raised is the message's reason
         units: list[UpstreamMessage | KioskStatusReport] = [*parsed.valid, *parsed.statuses]
         if len(units) <= 1:
             refused = [*parsed.refused, *(_refused_by_the_database(unit, error, received_at) for unit in units)]
-            return commit_parsed(engine, Parsed(refused=refused), rules=rules, notify=notify, received_at=received_at)
+            return commit_parsed(engine, Parsed(refused=refused), rules=rules, guideline=guideline, notify=notify, received_at=received_at)
     half = len(units) // 2
     outcome = BatchOutcome()
     for part, dead, unopenable in ((units[:half], parsed.refused, parsed.unopenable), (units[half:], [], [])):
         piece = Parsed(refused=list(dead), unopenable=list(unopenable))
         for unit in part:
             piece.add(unit)
-        found = commit_isolating(engine, piece, rules=rules, notify=notify, received_at=received_at)
+        found = commit_isolating(engine, piece, rules=rules, guideline=guideline, notify=notify, received_at=received_at)
         outcome.valid += found.valid
         outcome.new_ids |= found.new_ids
         outcome.refused += found.refused

@@ -1,89 +1,68 @@
-"""The blood-pressure guideline the dashboard draws and judges readings by, as a bridge setting.
+"""bridge.yaml's `blood_pressure_guideline:` and `alerts:` keys from before issue 17, kept working.
 
-The defaults are the office blood-pressure categories of the Chinese guidelines for the
-prevention and treatment of hypertension, 2018 revision (中国高血压防治指南 2018年修订版):
-normal < 120 and < 80 mmHg, high-normal 120-139 and/or 80-89, hypertension >= 140 and/or
->= 90. When systolic and diastolic fall in different categories, the higher one counts. The
-top category, "very high", is not the guideline's: it starts where the bridge raises a
-dangerous-reading alert (AlertRules.dangerous_*), so the line a doctor sees on the chart is
-the line that pages them.
+The rule itself (categories, the dangerous-reading line, units) is doorstep/contract/clinical.py,
+shared with the kiosk. What is left here is bridge-specific: the file's old spellings. Until
+issue 17 the bridge's guideline was flat (`high_systolic_mmhg: 140`) and its "very high" band
+started at the alert thresholds `alerts.dangerous_systolic_mmhg` / `dangerous_diastolic_mmhg`
+(180/120 by default, where the kiosk said 180/110). `--config FILE` is a public contract, so
+those keys still load, with the meaning they had; docs/configuration.md marks them deprecated.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, ValidationError
 
-from cloud_bridge.alert_rules import AlertRules
+from doorstep.contract.clinical import BloodPressureGuideline
 
-
-class BloodPressureCategory(StrEnum):
-    NORMAL = "normal"
-    HIGH_NORMAL = "high_normal"
-    HIGH = "high"
-    VERY_HIGH = "very_high"  # the bridge's dangerous-reading alert
-
-
-class BloodPressureGuideline(BaseModel):
-    """`blood_pressure_guideline:` in bridge.yaml: where each category starts, in mmHg."""
-
-    name: str = Field(default="中国高血压防治指南（2018年修订版）", min_length=1, max_length=200,
-                      description="shown under the chart, so a doctor knows which bands these are")
-    high_normal_systolic_mmhg: float = Field(default=120, gt=0, le=300)
-    high_normal_diastolic_mmhg: float = Field(default=80, gt=0, le=300)
-    high_systolic_mmhg: float = Field(default=140, gt=0, le=300)
-    high_diastolic_mmhg: float = Field(default=90, gt=0, le=300)
-
-    @model_validator(mode="after")
-    def _categories_in_order(self) -> BloodPressureGuideline:
-        if self.high_systolic_mmhg <= self.high_normal_systolic_mmhg:
-            raise ValueError("high_systolic_mmhg must be above high_normal_systolic_mmhg")
-        if self.high_diastolic_mmhg <= self.high_normal_diastolic_mmhg:
-            raise ValueError("high_diastolic_mmhg must be above high_normal_diastolic_mmhg")
-        return self
+# old flat key -> (the contract's category, which number)
+FLAT_KEYS = {
+    "high_normal_systolic_mmhg": ("high_normal", "systolic"),
+    "high_normal_diastolic_mmhg": ("high_normal", "diastolic"),
+    "high_systolic_mmhg": ("high", "systolic"),
+    "high_diastolic_mmhg": ("high", "diastolic"),
+}
+# The old alert thresholds drew the chart's "very high" and fired the alert: both are now the
+# guideline's very_high (the alert follows it unless set apart), so their meaning is kept.
+ALERT_KEYS = {"dangerous_systolic_mmhg": "systolic", "dangerous_diastolic_mmhg": "diastolic"}
 
 
-class Band(BaseModel):
-    """One category: readings from `*_from` (inclusive) up to `*_below` (exclusive); None is
-    open-ended. A reading is in the highest category that either of its values reaches."""
-
-    category: BloodPressureCategory
-    systolic_from: float | None
-    systolic_below: float | None
-    diastolic_from: float | None
-    diastolic_below: float | None
-    alerts: bool = Field(description="a reading here raises a dangerous-reading alert")
+def _deprecated(new: str) -> Any:
+    return Field(default=None, gt=0, le=300, description=f"deprecated: use {new}")
 
 
-class BloodPressureBands(BaseModel):
-    unit: str = "mmHg"
-    guideline: str
-    bands: list[Band]
+class BridgeGuideline(BloodPressureGuideline):
+    """The contract's guideline, accepting the flat keys it had before issue 17 (deprecated)."""
+
+    high_normal_systolic_mmhg: float | None = _deprecated("high_normal.systolic")
+    high_normal_diastolic_mmhg: float | None = _deprecated("high_normal.diastolic")
+    high_systolic_mmhg: float | None = _deprecated("high.systolic")
+    high_diastolic_mmhg: float | None = _deprecated("high.diastolic")
 
 
-def blood_pressure_bands(guideline: BloodPressureGuideline, rules: AlertRules) -> BloodPressureBands:
-    """The four categories, lowest first, with the very-high one taken from the alert rules."""
-    systolic = (guideline.high_normal_systolic_mmhg, guideline.high_systolic_mmhg, rules.dangerous_systolic_mmhg)
-    diastolic = (guideline.high_normal_diastolic_mmhg, guideline.high_diastolic_mmhg, rules.dangerous_diastolic_mmhg)
-    starts_s = (None, *systolic)
-    starts_d = (None, *diastolic)
-    ends_s = (*systolic, None)
-    ends_d = (*diastolic, None)
-    return BloodPressureBands(
-        guideline=guideline.name,
-        bands=[
-            Band(category=category, systolic_from=starts_s[i], systolic_below=ends_s[i], diastolic_from=starts_d[i],
-                 diastolic_below=ends_d[i], alerts=category is BloodPressureCategory.VERY_HIGH)
-            for i, category in enumerate(BloodPressureCategory)
-        ],
-    )
-
-
-def check_against_alerts(guideline: BloodPressureGuideline, rules: AlertRules) -> None:
-    """Raise ValueError when "high" would start at or above the alert threshold: the bands
-    would overlap and the chart would contradict the alerts."""
-    if guideline.high_systolic_mmhg >= rules.dangerous_systolic_mmhg:
-        raise ValueError("blood_pressure_guideline.high_systolic_mmhg must be below alerts.dangerous_systolic_mmhg")
-    if guideline.high_diastolic_mmhg >= rules.dangerous_diastolic_mmhg:
-        raise ValueError("blood_pressure_guideline.high_diastolic_mmhg must be below alerts.dangerous_diastolic_mmhg")
+def fold_old_keys(guideline: BridgeGuideline, old_alert_keys: dict[str, float | None]) -> BridgeGuideline:
+    """The guideline with the old keys moved into their places: flat keys into high_normal and
+    high, the old alert thresholds into very_high. A value given both ways is refused rather
+    than one silently winning; the result is checked again (the categories must rise)."""
+    moves = {
+        (category, number): (f"blood_pressure_guideline.{old}", getattr(guideline, old))
+        for old, (category, number) in FLAT_KEYS.items()
+    } | {("very_high", number): (f"alerts.{old}", old_alert_keys.get(old)) for old, number in ALERT_KEYS.items()}
+    moves = {place: (old, value) for place, (old, value) in moves.items() if value is not None}
+    if not moves:
+        return guideline
+    data = guideline.model_dump(include={"name", "high_normal", "high", "very_high"})
+    for (category, number), (old, value) in moves.items():
+        if category in guideline.model_fields_set:
+            raise ValueError(f"{old} (deprecated) and blood_pressure_guideline.{category} both set "
+                             f"{category}'s {number}: keep only blood_pressure_guideline.{category}.{number}")
+        data[category][number] = value
+    try:
+        return BridgeGuideline.model_validate(data)
+    except ValidationError as error:
+        # Name the old key too: the file the operator reads has it, not the new one.
+        moved = ", ".join(f"{old} -> blood_pressure_guideline.{category}.{number}"
+                          for (category, number), (old, _) in moves.items())
+        raise ValueError("\n".join(f"{str(e['msg']).removeprefix('Value error, ')} (deprecated keys moved: {moved})"
+                                   for e in error.errors())) from None

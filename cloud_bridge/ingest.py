@@ -46,6 +46,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
+from doorstep.contract.clinical import BloodPressureGuideline
 from doorstep.contract.codec import encode
 from doorstep.contract.envelope import UpstreamMessage
 from doorstep.contract.status import MAX_ACK_IDS, Ack, KioskState, RefusedMessage, Status
@@ -125,6 +126,7 @@ class Ingest:
         client_id: str,
         share_group: str,
         rules: AlertRules | None = None,
+        guideline: BloodPressureGuideline | None = None,
         notify: bool = False,
         opener: Opener | None = None,
         metrics: BridgeMetrics | None = None,
@@ -138,6 +140,7 @@ class Ingest:
         self._subscriptions = subscriptions(share_group)
         self._legacy_subscription = legacy_subscription(share_group)
         self._rules = rules or AlertRules()
+        self._guideline = guideline or BloodPressureGuideline()
         self._notify = notify
         self._opener = opener
         self.metrics = metrics or BridgeMetrics()
@@ -380,7 +383,8 @@ class Ingest:
         outcome: BatchOutcome | None = None
         for attempt in range(1, BATCH_ATTEMPTS + 1):
             try:
-                outcome = commit_parsed(self._engine, batch, rules=self._rules, notify=self._notify, received_at=self._clock())
+                outcome = commit_parsed(self._engine, batch, rules=self._rules, guideline=self._guideline,
+                                        notify=self._notify, received_at=self._clock())
                 break
             except Exception as error:
                 transient = isinstance(error, SQLAlchemyError)
@@ -394,8 +398,8 @@ class Ingest:
                     log.error("the database refused a batch of %d messages (%s: %s); storing it in parts",
                               len(batch.valid) + len(batch.statuses), type(error).__name__, str(error).splitlines()[0][:200])
                     try:
-                        outcome = commit_isolating(self._engine, batch, rules=self._rules, notify=self._notify,
-                                                   received_at=self._clock())
+                        outcome = commit_isolating(self._engine, batch, rules=self._rules, guideline=self._guideline,
+                                                   notify=self._notify, received_at=self._clock())
                         break
                     except Exception:  # noqa: BLE001 - logged below, like any batch that cannot be stored
                         pass

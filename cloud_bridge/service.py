@@ -48,6 +48,7 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         client_id=settings.worker_id,
         share_group=settings.share_group,
         rules=settings.alerts,
+        guideline=settings.blood_pressure_guideline,
         notify=notify,
         opener=settings.opener(),
         metrics=metrics,

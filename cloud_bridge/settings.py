@@ -9,8 +9,9 @@ from pydantic import Field, FilePath, SecretStr, field_validator, model_validato
 from pydantic_settings import SettingsConfigDict
 
 from cloud_bridge.alert_rules import AlertRules
-from cloud_bridge.guideline import BloodPressureGuideline, check_against_alerts
+from cloud_bridge.guideline import ALERT_KEYS, BridgeGuideline, fold_old_keys
 from cloud_bridge.webhook import WebhookSettings
+from doorstep.contract.clinical import check_dangerous_line
 from doorstep.contract.sealing import Opener, private_key_from_file
 from doorstep.runtime.config import FileSettings
 from doorstep.runtime.mqtt import BrokerSettings
@@ -82,8 +83,10 @@ class BridgeSettings(FileSettings):
         keys = [private_key_from_file(path) for path in self.payload_keys]
         return Opener(keys) if keys else None
 
-    blood_pressure_guideline: BloodPressureGuideline = Field(
-        default_factory=BloodPressureGuideline, description="the categories the dashboard draws on a resident's chart"
+    blood_pressure_guideline: BridgeGuideline = Field(
+        default_factory=BridgeGuideline,
+        description="the categories the dashboard draws on a resident's chart; very high is also where the "
+        "dangerous-reading alert fires unless alerts.dangerous_blood_pressure sets it apart",
     )
     # Each open dashboard asks for the fleet this often: a wall of 200 kiosks is a few pages of
     # JSON per refresh, and a killed kiosk's Last Will shows within one period.
@@ -107,8 +110,17 @@ class BridgeSettings(FileSettings):
         return self
 
     @model_validator(mode="after")
-    def _guideline_below_the_alerts(self) -> BridgeSettings:
-        check_against_alerts(self.blood_pressure_guideline, self.alerts)
+    def _one_blood_pressure_rule(self) -> BridgeSettings:
+        # Keys from before issue 17 are moved to their one place, then cleared, so nothing can
+        # read a second copy of a threshold (cloud_bridge/guideline.py).
+        old = {key: getattr(self.alerts, key) for key in ALERT_KEYS}
+        self.blood_pressure_guideline = fold_old_keys(self.blood_pressure_guideline, old)
+        for key in ALERT_KEYS:
+            setattr(self.alerts, key, None)
+        try:
+            check_dangerous_line(self.blood_pressure_guideline, self.alerts.dangerous_blood_pressure)
+        except ValueError as error:  # a cross-field check: name the field the operator set
+            raise ValueError(f"alerts.dangerous_blood_pressure: {error}") from None
         return self
 
     @model_validator(mode="after")

@@ -67,8 +67,18 @@ class Reading(ReadingBase, table=True):
     )
 
 
+class BloodPressureMeaning(SQLModel):
+    """What a blood-pressure reading means, by the one rule (doorstep/contract/clinical.py), so
+    the dashboard neither converts units nor categorises on its own."""
+
+    systolic_mmhg: float | None
+    diastolic_mmhg: float | None
+    category: str | None = Field(description="normal, high_normal, high, very_high; null: suspect or no value")
+    dangerous: bool = Field(description="at or above the dangerous-reading alert line (never when suspect)")
+
+
 class ReadingPublic(ReadingBase):
-    pass
+    blood_pressure: BloodPressureMeaning | None = Field(default=None, description="blood-pressure readings only")
 
 
 class EventBase(DeviceMessageBase):

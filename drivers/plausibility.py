@@ -13,9 +13,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from doorstep.contract.clinical import to_mmhg
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
-
-MMHG_PER_KPA: Final = 7.500616827  # 1 kPa = 7.500 616 827 mmHg (by definition of both units)
 
 SYSTOLIC_MMHG: Final = (60.0, 300.0)
 DIASTOLIC_MMHG: Final = (30.0, 200.0)
@@ -34,7 +33,8 @@ class Suspicion(StrEnum):
 
 
 def _mmhg(value: float, unit: BloodPressureUnit) -> float:
-    return value * MMHG_PER_KPA if unit is BloodPressureUnit.KPA else value
+    # The one conversion (doorstep/contract/clinical.py): the contract layer is below drivers too.
+    return to_mmhg(value, unit.value)
 
 
 def _outside(value: float, limits: tuple[float, float]) -> bool:

@@ -91,7 +91,7 @@ class CuffReader(_SessionState):
         listener = self.on_cuff_pressure
         if listener is None:
             return await self.session.collect()
-        return await self.session.collect(lambda pressure: listener(self.device, pressure.systolic))
+        return await self.session.collect(lambda pressure: listener(self.device, pressure.current_cuff_pressure))
 
     def saved(self) -> None:
         return None  # nothing to remember: replays are caught by the outbox's fingerprint

@@ -8,10 +8,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from doorstep.contract.batch import MAX_BATCH_RECORDS
+from doorstep.contract.clinical import BloodPressureGuideline
 from doorstep.contract.sealing import public_key_from
 from doorstep.contract.topics import Slug
 from doorstep.runtime.config import FileSettings
@@ -106,33 +107,6 @@ class Localised(BaseModel):
     en: str = Field(min_length=1, max_length=80, description="English")
 
 
-class Band(BaseModel):
-    """A blood-pressure category starts at this systolic OR this diastolic (mmHg)."""
-
-    systolic: int = Field(ge=40, le=300)
-    diastolic: int = Field(ge=20, le=200)
-
-
-class BloodPressureBands(BaseModel):
-    """Where each category of the screen begins. The defaults are the Chinese Guidelines for
-    the Prevention and Treatment of Hypertension (2018 revision), office readings: normal
-    <120 and <80; high-normal 120-139 or 80-89; high (hypertension) >=140 or >=90; and the
-    guideline's grade 3 hypertension, >=180 or >=110, shown as "very high". A reading is put in
-    the highest band either of its two numbers reaches."""
-
-    high_normal: Band = Band(systolic=120, diastolic=80)
-    high: Band = Band(systolic=140, diastolic=90)
-    very_high: Band = Band(systolic=180, diastolic=110)
-
-    @model_validator(mode="after")
-    def _ascending(self) -> BloodPressureBands:
-        bands = [self.high_normal, self.high, self.very_high]
-        for lower, upper in zip(bands, bands[1:], strict=False):
-            if not (lower.systolic < upper.systolic and lower.diastolic < upper.diastolic):
-                raise ValueError("bands must rise: high_normal < high < very_high, systolic and diastolic alike")
-        return self
-
-
 # A DNS name or IPv4 address, or an IPv6 address in brackets, as it stands in a Host header.
 _HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
 
@@ -167,7 +141,12 @@ class ScreenSettings(BaseModel):
     idle_reset_s: float = Field(default=90, gt=0, description="the screen goes back to its start after this long untouched")
     speak_results: bool = Field(default=False, description="read the blood-pressure result aloud with espeak-ng")
     speech_voice: str = Field(default="cmn", description="espeak-ng voice: cmn is Mandarin")
-    blood_pressure_bands: BloodPressureBands = BloodPressureBands()
+    # The guideline's categories, by the one rule both the kiosk and the bridge use
+    # (doorstep/contract/clinical.py); the key keeps its old name so existing files still load.
+    blood_pressure_bands: BloodPressureGuideline = Field(
+        default_factory=BloodPressureGuideline,
+        description="where each category of the result starts (the bridge's blood_pressure_guideline should match)",
+    )
 
     @field_validator("allowed_hosts")
     @classmethod

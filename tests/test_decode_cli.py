@@ -73,11 +73,30 @@ def test_kpa_as_sent_and_a_special_value_is_null_and_named() -> None:
     }
 
 
+def test_intermediate_cuff_pressure_is_named_the_current_cuff_pressure() -> None:
+    # flags 0x00: mmHg | 4 mmHg | NaN | NaN: a cuff that has just begun to inflate. The GSS
+    # (3.126, org.bluetooth.characteristic.intermediate_cuff_pressure) uses the Systolic
+    # sub-field for the Current Cuff Pressure and leaves Diastolic and MAP unused; printed as
+    # "systolic": 4.0 it read as a finished measurement of 4 mmHg.
+    code, out, _ = decode("2a36", "00 0400 ff07 ff07")
+    assert code == 0
+    assert json.loads(out) == {
+        "unit": "mmHg",
+        "current_cuff_pressure": 4.0,
+        "pulse_rate": None,
+        "user_id": None,
+        "timestamp": None,
+        "status": [],
+        "special_values": {},
+    }
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (("2a35", "02 7800 5000 5d00 ea07"), "2a35: field 'time_stamp' missing"),
         (("2a35", ""), "2a35: field 'flags' missing"),
+        (("2a36", "00 04"), "2a36: field 'current_cuff_pressure' missing"),
         (("2a35", "zz"), "not hex bytes"),
         (("2a99", "00"), "unknown characteristic '2a99'"),
         (("not-a-uuid", "00"), "unknown characteristic"),

@@ -14,13 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
+from doorstep.contract.clinical import BloodPressureGuideline, Threshold, category_of
 from doorstep.contract.topics import KioskTopics
 from edge_agent.outbox import Outbox
 from edge_agent.pseudonym import IdentifierError, Pseudonyms
 from edge_agent.relay_station import RelayBook
-from edge_agent.screen.bands import category_of, to_mmhg
 from edge_agent.screen.guard import PinGuard, RateLimit, Refused
-from edge_agent.settings import Band, BloodPressureBands, ScreenSettings
+from edge_agent.settings import ScreenSettings
 
 KEY = Pseudonyms(b"k" * 32)
 
@@ -45,7 +45,7 @@ def test_any_typed_text_is_a_pseudonym_or_a_typed_refusal(text: str) -> None:
             assert len(made) == 64 and text.strip() not in ("",)
 
 
-BANDS = BloodPressureBands()
+BANDS = ScreenSettings().blood_pressure_bands  # the kiosk's own default: the contract's guideline
 
 
 @pytest.mark.parametrize(
@@ -56,15 +56,16 @@ BANDS = BloodPressureBands()
     ],
 )
 def test_the_chinese_guideline_bands_take_the_higher_of_the_two_numbers(systolic: int, diastolic: int, category: str) -> None:
-    assert category_of(systolic, diastolic, BANDS) == category
+    assert category_of(systolic, diastolic, "mmHg", BANDS, suspect=()) == category
 
 
 def test_kpa_readings_are_banded_in_mmhg_and_the_bands_are_configurable() -> None:
-    assert category_of(to_mmhg(18.7, "kPa"), to_mmhg(12.0, "kPa"), BANDS) == "high"  # 140/90 mmHg
-    stricter = BloodPressureBands(high=Band(systolic=130, diastolic=80), high_normal=Band(systolic=120, diastolic=70))
-    assert category_of(132, 70, stricter) == "high"
-    with pytest.raises(ValidationError, match="bands must rise"):
-        BloodPressureBands(high=Band(systolic=200, diastolic=90))
+    assert category_of(18.7, 12.0, "kPa", BANDS, suspect=()) == "high"  # 140.26/90.01 mmHg
+    stricter = BloodPressureGuideline(high=Threshold(systolic=130, diastolic=80),
+                                      high_normal=Threshold(systolic=120, diastolic=70))
+    assert category_of(132, 70, "mmHg", stricter, suspect=()) == "high"
+    with pytest.raises(ValidationError, match=r"the categories must rise: very_high.systolic \(180\) must be above high.systolic \(200\)"):
+        BloodPressureGuideline(high=Threshold(systolic=200, diastolic=90))
 
 
 def test_a_technician_pin_is_six_to_twelve_digits() -> None:

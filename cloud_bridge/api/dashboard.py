@@ -8,9 +8,20 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from cloud_bridge.api.deps import ERROR_RESPONSES, ContextDep, PrincipalDep
-from cloud_bridge.guideline import BloodPressureBands, blood_pressure_bands
+from doorstep.contract.clinical import Band, Threshold, bands, dangerous_line
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"], responses=ERROR_RESPONSES)
+
+
+class BloodPressureBands(BaseModel):
+    """The guideline's categories as the chart draws them (doorstep/contract/clinical.py)."""
+
+    unit: str = "mmHg"
+    guideline: str = Field(description="the guideline's name, shown under the chart")
+    bands: list[Band] = Field(description="normal, high_normal, high, very_high, lowest first")
+    dangerous_reading: Threshold = Field(
+        description="where the dangerous-reading alert fires: very high's start unless the operator set it apart"
+    )
 
 
 class DashboardSettings(BaseModel):
@@ -21,10 +32,14 @@ class DashboardSettings(BaseModel):
 
 @router.get("/settings", response_model=DashboardSettings)
 def dashboard_settings(context: ContextDep, _who: PrincipalDep) -> DashboardSettings:
-    """For anyone logged in: it holds configuration only, no one's data. The very-high band
-    starts at the bridge's dangerous-reading alert thresholds."""
+    """For anyone logged in: it holds configuration only, no one's data."""
+    guideline = context.blood_pressure_guideline
     return DashboardSettings(
         refresh_s=context.dashboard_refresh_s,
         low_battery_percent=context.alert_rules.low_battery_percent,
-        blood_pressure=blood_pressure_bands(context.blood_pressure_guideline, context.alert_rules),
+        blood_pressure=BloodPressureBands(
+            guideline=guideline.name,
+            bands=bands(guideline),
+            dangerous_reading=dangerous_line(guideline, context.alert_rules.dangerous_blood_pressure),
+        ),
     )

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from cloud_bridge.access import Capability, Principal
 from cloud_bridge.accounts import Authenticated, authenticate
 from cloud_bridge.alert_rules import AlertRules
-from cloud_bridge.guideline import BloodPressureGuideline
+from doorstep.contract.clinical import BloodPressureGuideline
 from cloud_bridge.jobs import CommandPublisher
 from cloud_bridge.metrics import BridgeMetrics
 from doorstep.contract.storable import EARLIEST_TIME, INT32_MAX, INT64_MAX, LATEST_TIME

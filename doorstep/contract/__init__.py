@@ -19,4 +19,6 @@ this file imports nothing; import each name from the module that owns it.
     batch      batch framing: encode_batch, split_batch
     status     a kiosk's status, the bridge's Ack, decode_status, decode_ack
     sealing    readings sealed for the bridge (libsodium sealed boxes)
+    clinical   the blood-pressure rule both sides judge by: categories, the guideline's
+               lines, the dangerous-reading line, mmHg per kPa
 """

@@ -2,8 +2,13 @@
 
 Pure codec: bytes in, typed reading (or :class:`DecodeError`) out.
 Layout: Bluetooth SIG GATT Specification Supplement (GSS) 3.31 "Blood Pressure
-Measurement" and 3.126 "Intermediate Cuff Pressure" (same structure), as used
-by the Blood Pressure Service (BLS) 1.1 sections 3.1 and 3.2. Numbers are
+Measurement" and 3.126 "Intermediate Cuff Pressure" (org.bluetooth.characteristic.
+intermediate_cuff_pressure; same structure), as used by the Blood Pressure Service
+(BLS) 1.1 sections 3.1 and 3.2. In 0x2A36 the GSS uses the Systolic sub-field for
+the "Current Cuff Pressure" and leaves Diastolic and Mean Arterial Pressure
+unused, so it decodes to its own type, IntermediateCuffPressure, whose value is
+named `current_cuff_pressure`: a cuff's 4 mmHg while it starts to inflate is not
+a finished measurement with a systolic of 4. Numbers are
 IEEE 11073-20601 SFLOAT (Annex F.8), all multi-byte fields little-endian
 as in the GSS field tables.
 """
@@ -39,6 +44,8 @@ _STATUS_PULSE_RANGE_MASK = 0x0018
 _STATUS_IMPROPER_POSITION = 0x0020  # bit 5: Measurement Position Detection
 
 _COMPOUND_FIELDS = ("systolic", "diastolic", "mean_arterial_pressure")
+# The same three SFLOATs in 0x2A36: the current cuff pressure, then two unused (sent as NaN).
+_ICP_COMPOUND_FIELDS = ("current_cuff_pressure", "unused_diastolic", "unused_mean_arterial_pressure")
 
 
 class BloodPressureUnit(StrEnum):
@@ -109,12 +116,34 @@ class BloodPressureMeasurement:
         object.__setattr__(self, "special_values", MappingProxyType(dict(self.special_values)))
 
 
-def _decode(data: bytes, characteristic: str, dialect: BloodPressureDialect) -> BloodPressureMeasurement:
+@dataclass(frozen=True, slots=True)
+class IntermediateCuffPressure:
+    """An Intermediate Cuff Pressure (0x2A36) value: the cuff's pressure while a measurement
+    is in progress, for display only (GSS: "used to send intermediate Cuff Pressure values to
+    a device for display purposes while a measurement is in progress")."""
+
+    unit: BloodPressureUnit
+    current_cuff_pressure: float | None  # None when a special value was sent; see special_values
+    timestamp: datetime | None = None
+    pulse_rate: float | None = None
+    user_id: int | None = None
+    status: tuple[MeasurementStatus, ...] = ()
+    # Only for current_cuff_pressure and pulse_rate: the unused fields' NaN is what the GSS asks.
+    special_values: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "special_values", MappingProxyType(dict(self.special_values)))
+
+
+def _decode(
+    data: bytes, characteristic: str, dialect: BloodPressureDialect, compound: tuple[str, str, str] = _COMPOUND_FIELDS
+) -> BloodPressureMeasurement:
     reader = FieldReader(data, characteristic)
     flags = reader.uint8("flags", mandatory=True)
-    # Compound value: Systolic, Diastolic, MAP, always present (GSS 3.31).
+    # Compound value: Systolic, Diastolic, MAP, always present (GSS 3.31); named as the
+    # characteristic names them, so a short 0x2A36 says 'current_cuff_pressure' missing.
     systolic, diastolic, mean_arterial_pressure = (
-        reader.sfloat(name, mandatory=True) for name in _COMPOUND_FIELDS
+        reader.sfloat(name, mandatory=True) for name in compound
     )
     timestamp = reader.date_time("time_stamp") if flags & _FLAG_TIME_STAMP else None
     pulse_rate = (  # GSS 3.31 Pulse Rate
@@ -161,14 +190,37 @@ def decode_blood_pressure_measurement(
 
 def decode_intermediate_cuff_pressure(
     data: bytes, dialect: BloodPressureDialect = SIG_COMPLIANT
-) -> BloodPressureMeasurement:
+) -> IntermediateCuffPressure:
     """Decode an Intermediate Cuff Pressure (0x2A36) value.
 
-    Same layout as 0x2A35; the current cuff pressure is in ``systolic`` and
-    diastolic/MAP are sent as NaN (BLS 3.2), so they decode to None with
-    ``special_values`` saying "nan".
+    Same layout as 0x2A35 (GSS 3.126); the Systolic sub-field is the Current Cuff Pressure,
+    and Diastolic and Mean Arterial Pressure are unused (sent as NaN, BLS 3.2), so they are
+    not kept.
     """
-    return _decode(data, _ICP, dialect)
+    m = _decode(data, _ICP, dialect, _ICP_COMPOUND_FIELDS)
+    kept = ("current_cuff_pressure", "pulse_rate")
+    return IntermediateCuffPressure(
+        unit=m.unit,
+        current_cuff_pressure=m.systolic,
+        timestamp=m.timestamp,
+        pulse_rate=m.pulse_rate,
+        user_id=m.user_id,
+        status=m.status,
+        special_values={name: value for name, value in m.special_values.items() if name in kept},
+    )
+
+
+def intermediate_cuff_pressure_to_json_dict(m: IntermediateCuffPressure) -> dict[str, Any]:
+    """JSON-ready dict keyed by the SIG field names in snake_case (`doorstep decode 2a36`)."""
+    return {
+        "unit": m.unit.value,
+        "current_cuff_pressure": m.current_cuff_pressure,
+        "pulse_rate": m.pulse_rate,
+        "user_id": m.user_id,
+        "timestamp": m.timestamp.isoformat() if m.timestamp is not None else None,
+        "status": [s.value for s in m.status],
+        "special_values": dict(m.special_values),
+    }
 
 
 def _encode_status(status: tuple[MeasurementStatus, ...]) -> int:

@@ -62,7 +62,7 @@ CODECS: Mapping[str, CharacteristicCodec] = _codecs(
         "2a36",
         "Intermediate Cuff Pressure",
         blood_pressure.decode_intermediate_cuff_pressure,
-        blood_pressure.to_json_dict,
+        blood_pressure.intermediate_cuff_pressure_to_json_dict,
     ),
     CharacteristicCodec(
         "2a49",

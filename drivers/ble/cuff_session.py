@@ -21,6 +21,7 @@ from drivers.ble.blood_pressure import (
     SIG_COMPLIANT,
     BloodPressureDialect,
     BloodPressureMeasurement,
+    IntermediateCuffPressure,
     decode_blood_pressure_measurement,
     decode_intermediate_cuff_pressure,
 )
@@ -39,7 +40,9 @@ from drivers.ble.measurement_session import (
 
 logger = logging.getLogger(__name__)
 
-CuffPressureCallback = Callable[[BloodPressureMeasurement], None]
+# The cuff's pressure while it inflates (0x2A36), for the screen; never a measurement.
+CuffPressureCallback = Callable[[IntermediateCuffPressure], None]
+MeasurementCallback = Callable[[BloodPressureMeasurement], None]
 
 
 class BloodPressureCuffSession(RemembersDeviceState):
@@ -100,10 +103,10 @@ class BloodPressureCuffSession(RemembersDeviceState):
         self,
         client: BleakClient,
         watch: LinkWatch,
-        on_measurement: CuffPressureCallback,
+        on_measurement: MeasurementCallback,
         on_cuff_pressure: CuffPressureCallback | None,
     ) -> None:
-        def on_intermediate(reading: BloodPressureMeasurement) -> None:
+        def on_intermediate(reading: IntermediateCuffPressure) -> None:
             if on_cuff_pressure is None:
                 return
             try:

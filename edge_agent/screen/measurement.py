@@ -14,10 +14,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from doorstep.contract.clinical import BloodPressureGuideline, category_of
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.plausibility import blood_pressure_suspicions
-from edge_agent.screen.bands import category_of, to_mmhg
-from edge_agent.settings import BloodPressureBands
 
 DeskState = Literal["idle", "waiting", "measuring"]
 # Events a slow page has not read yet are dropped past this: a page that stopped reading is gone.
@@ -32,7 +31,7 @@ class DeskEvent:
 
 @dataclass
 class MeasurementDesk:
-    bands: BloodPressureBands
+    bands: BloodPressureGuideline
     timeout_s: float
     monotonic: Callable[[], float] = time.monotonic
     on_result: Callable[[dict[str, Any]], None] | None = None  # e.g. read it aloud
@@ -77,19 +76,19 @@ class MeasurementDesk:
         """Called only after the outbox has committed the reading: only now may it say "saved"."""
         unit = reading.unit.value
         systolic, diastolic = reading.systolic, reading.diastolic
-        category = None
-        if systolic is not None and diastolic is not None:
-            category = category_of(to_mmhg(systolic, unit), to_mmhg(diastolic, unit), self.bands)
+        # Implausible numbers (drivers/plausibility.py) get no category: the screen asks to
+        # measure again instead of telling a resident what a slipped cuff "means".
+        suspect = [s.value for s in blood_pressure_suspicions(reading)]
+        category = category_of(systolic, diastolic, unit, self.bands, suspect=suspect)
         result = {
             "seq": seq,
             "unit": unit,
             "systolic": systolic,
             "diastolic": diastolic,
             "pulse_rate": reading.pulse_rate,
-            "category": category,
+            "category": None if category is None else category.value,
             "status": [flag.value for flag in reading.status],
-            # Implausible numbers (drivers/plausibility.py): the screen asks to measure again.
-            "suspect": [s.value for s in blood_pressure_suspicions(reading)],
+            "suspect": suspect,
             "record": subject is not None,
             "saved": True,
         }

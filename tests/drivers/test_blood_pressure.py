@@ -14,6 +14,7 @@ from drivers.ble.blood_pressure import (
     BloodPressureDialect,
     BloodPressureMeasurement,
     BloodPressureUnit,
+    IntermediateCuffPressure,
     MeasurementStatus,
     decode_blood_pressure_measurement,
     decode_intermediate_cuff_pressure,
@@ -135,14 +136,16 @@ def test_map_nan_is_a_special_value_not_a_number() -> None:
 
 
 def test_intermediate_cuff_pressure() -> None:
+    # GSS 3.126: the Systolic sub-field is the Current Cuff Pressure; Diastolic and MAP are
+    # unused (NaN), so they are not part of the decoded value.
     m = decode_intermediate_cuff_pressure(bytes.fromhex("00" "9600" "ff07" "ff07"))
-    assert m == BloodPressureMeasurement(
-        unit=MMHG,
-        systolic=150.0,
-        diastolic=None,
-        mean_arterial_pressure=None,
-        special_values={"diastolic": "nan", "mean_arterial_pressure": "nan"},
-    )
+    assert m == IntermediateCuffPressure(unit=MMHG, current_cuff_pressure=150.0)
+
+
+def test_an_intermediate_cuff_pressure_sent_as_a_special_value_is_named_as_the_cuff_pressure() -> None:
+    m = decode_intermediate_cuff_pressure(bytes.fromhex("00" "ff07" "ff07" "ff07"))
+    assert m == IntermediateCuffPressure(unit=MMHG, current_cuff_pressure=None,
+                                         special_values={"current_cuff_pressure": "nan"})
 
 
 def test_reserved_flag_bits_and_trailing_bytes_are_ignored() -> None:

@@ -13,6 +13,7 @@ from drivers.ble import uuids
 from drivers.ble.blood_pressure import (
     BloodPressureMeasurement,
     BloodPressureUnit,
+    IntermediateCuffPressure,
     MeasurementStatus,
 )
 from drivers.ble.connect import CONNECT_ATTEMPTS
@@ -44,15 +45,16 @@ def session_for(cuff: SimulatedCuff, idle_timeout: float = 1.0) -> BloodPressure
 @pytest.mark.timeout(5)
 async def test_normal_measurement() -> None:
     cuff = SimulatedCuff(measurements=[READING], inflate_steps=4)
-    pressures: list[BloodPressureMeasurement] = []
+    pressures: list[IntermediateCuffPressure] = []
 
     result = await session_for(cuff).collect(pressures.append)
 
     assert result == [READING]
     assert len(pressures) == 4
-    systolics = [p.systolic for p in pressures]
-    assert systolics == sorted(systolics)  # inflating
-    assert all(p.special_values == {"diastolic": "nan", "mean_arterial_pressure": "nan"} for p in pressures)
+    rising = [p.current_cuff_pressure or 0.0 for p in pressures]
+    assert rising == sorted(rising) and 0.0 not in rising  # inflating, every value a number
+    # Diastolic and MAP are unused in 0x2A36 (NaN on the air, GSS 3.126): not part of the value.
+    assert all(p.unit is BloodPressureUnit.MMHG and p.special_values == {} for p in pressures)
 
 
 @pytest.mark.asyncio
@@ -88,7 +90,7 @@ async def test_drop_mid_measurement() -> None:
 @pytest.mark.timeout(5)
 async def test_cuff_without_intermediate_pressure() -> None:
     cuff = SimulatedCuff(measurements=[READING], has_intermediate_cuff_pressure=False)
-    seen: list[BloodPressureMeasurement] = []
+    seen: list[IntermediateCuffPressure] = []
     assert await session_for(cuff).collect(seen.append) == [READING]
     assert seen == []
 

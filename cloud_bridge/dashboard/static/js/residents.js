@@ -7,26 +7,18 @@ import { chartWidth, timeChart } from "./chart.js";
 import { el, fill, parseTime } from "./dom.js";
 import { PSEUDONYM, kioskHref, section, shortPseudonym, table } from "./widgets.js";
 
-const MMHG_PER_KPA = 7.50062; // as cloud_bridge/alert_rules.py converts
 const RANGES = { "30d": 30, "90d": 90, "1y": 365, all: null };
 const READING_PAGES = 10; // 5,000 readings: years of daily measurements
 
-/** A reading's pressures in mmHg (null where the cuff sent a special value). */
-export function inMmhg(payload) {
-  const factor = payload.unit === "kPa" ? MMHG_PER_KPA : 1;
-  const convert = (v) => (v === null || v === undefined ? null : Math.round(v * factor));
-  return { systolic: convert(payload.systolic), diastolic: convert(payload.diastolic) };
-}
-
-/** The highest band either pressure reaches (the guideline's rule), or null. */
-export function categoryOf(bands, systolic, diastolic) {
-  let found = null;
-  for (const band of bands) {
-    const bySystolic = systolic !== null && (band.systolic_from === null || systolic >= band.systolic_from);
-    const byDiastolic = diastolic !== null && (band.diastolic_from === null || diastolic >= band.diastolic_from);
-    if (bySystolic || byDiastolic) found = band.category;
-  }
-  return found;
+/** A reading's pressures in mmHg and its category, as the bridge judged them by the one rule
+ * (doorstep/contract/clinical.py): the page neither converts units nor categorises, so it cannot
+ * disagree with the kiosk or the alert. Null where a cuff sent a special value; no category for
+ * a suspect reading. */
+export function meaningOf(reading) {
+  const meaning = reading.blood_pressure || {};
+  const round = (v) => (v === null || v === undefined ? null : Math.round(v));
+  return { systolic: round(meaning.systolic_mmhg), diastolic: round(meaning.diastolic_mmhg),
+    category: meaning.category || null, dangerous: meaning.dangerous === true };
 }
 
 export function residentsScreen(screen, view, pseudonym) {
@@ -53,7 +45,7 @@ export function residentsScreen(screen, view, pseudonym) {
     body);
 
   if (!pseudonym) {
-    recentResidents(screen, body, guideline);
+    recentResidents(screen, body);
     return;
   }
   if (!PSEUDONYM.test(pseudonym)) {
@@ -63,7 +55,7 @@ export function residentsScreen(screen, view, pseudonym) {
   oneResident(screen, body, pseudonym, guideline);
 }
 
-function recentResidents(screen, body, guideline) {
+function recentResidents(screen, body) {
   const t = screen.t;
   screen.every(async () => {
     const answer = await call("readings", { query: { kind: "blood_pressure", limit: 500 } });
@@ -76,8 +68,7 @@ function recentResidents(screen, body, guideline) {
       residents.set(reading.subject, entry);
     }
     const rows = [...residents.entries()].map(([subject, { latest, count }]) => {
-      const { systolic, diastolic } = inMmhg(latest.payload);
-      const category = categoryOf(guideline.bands, systolic, diastolic);
+      const { systolic, diastolic, category } = meaningOf(latest);
       return el("tr", { "data-subject": subject },
         el("td", {}, el("a", { href: `#/residents/${subject}`, class: "mono", title: subject }, shortPseudonym(subject))),
         el("td", { class: "num" }, String(count)),
@@ -102,13 +93,15 @@ function oneResident(screen, body, pseudonym, guideline) {
   const summary = el("p", { "data-testid": "reading-summary" });
   const charts = el("div", { class: "charts charts-2", "data-testid": "bp-charts" });
   const readings = el("div", { "data-testid": "readings" });
-  const veryHigh = guideline.bands.find((b) => b.alerts) || {};
+  const veryHigh = guideline.bands.find((b) => b.category === "very_high") || {};
+  const line = guideline.dangerous_reading;
   fill(body,
     el("h2", { class: "mono pseudonym", "data-testid": "pseudonym" }, pseudonym),
     el("div", { class: "filters" }, el("label", {}, t.t("range"), " ", rangeSelect), summary),
     charts,
     el("p", { class: "sub", "data-testid": "guideline" },
-      t.t("guideline.source", { name: guideline.guideline, s: veryHigh.systolic_from, d: veryHigh.diastolic_from })),
+      t.t("guideline.source", { name: guideline.guideline, s: veryHigh.systolic_from, d: veryHigh.diastolic_from,
+        as: line.systolic, ad: line.diastolic })),
     section(t.t("residents.readings"), readings));
 
   async function load() {
@@ -119,7 +112,7 @@ function oneResident(screen, body, pseudonym, guideline) {
       subject: pseudonym, kind: "blood_pressure", since: from ? from.toISOString() : null,
     }, READING_PAGES);
     if (screen.stopped) return;
-    const points = answer.items.map((r) => ({ reading: r, at: parseTime(r.kiosk_time), ...inMmhg(r.payload) }))
+    const points = answer.items.map((r) => ({ reading: r, at: parseTime(r.kiosk_time), ...meaningOf(r) }))
       .filter((p) => p.at);
     const latest = points[0];
     fill(summary, points.length
@@ -143,18 +136,19 @@ function oneResident(screen, body, pseudonym, guideline) {
       chartOf("systolic", t.t("chart.systolic"), 90, 200),
       chartOf("diastolic", t.t("chart.diastolic"), 50, 130),
       answer.complete ? null : el("p", { class: "sub" }, t.t("partial", { shown: answer.items.length, total: answer.total })));
-    fill(readings, readingsTable(t, guideline, points));
+    fill(readings, readingsTable(t, points));
   }
 
   screen.every(load);
 }
 
-function readingsTable(t, guideline, points) {
+function readingsTable(t, points) {
   const rows = points.map((p) => {
     const r = p.reading;
     const payload = r.payload;
-    const category = categoryOf(guideline.bands, p.systolic, p.diastolic);
+    const category = p.category;
     const notes = [
+      ...(p.dangerous ? [t.t("flag.dangerous")] : []),
       ...(payload.status || []).map((s) => t.of("bpstatus", s)),
       ...(payload.suspect && payload.suspect.length ? [t.t("flag.suspect", { why: payload.suspect.join(", ") })] : []),
       ...(r.kiosk_clock_trusted ? [] : [t.t("flag.clock")]),
