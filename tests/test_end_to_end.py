@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -16,9 +20,10 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from doorstep.broker.mosquitto import MOSQUITTO_DEFAULT_AUTOSAVE_INTERVAL_S, MosquittoProcess
+from doorstep.contract.batch import split_batch
 from doorstep.contract.codec import encode
 from doorstep.contract.envelope import Envelope
-from doorstep.contract.topics import KioskTopics, ReadingKind
+from doorstep.contract.topics import Channel, KioskTopics, ReadingKind, parse_topic
 from doorstep.runtime.mqtt import make_client
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
@@ -46,6 +51,61 @@ MEASUREMENT = BloodPressureMeasurement(
 )
 
 
+# How long after the bridge's confirmation the broker is watched for the record again: longer
+# than the agent's ack timeout (agent_settings: 1 s), after which an unconfirmed record is re-sent.
+SETTLE_S = 1.5
+
+
+class BrokerArrivals:
+    """Each record id that reaches the broker on one kiosk's upstream topics (readings, events
+    and batch, whose messages are split into their records by the contract's own framing), with
+    the moment it arrived. The bridge stores a record once however often it comes, so only the
+    broker's side can show a re-send."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._arrivals: list[tuple[float, uuid.UUID]] = []
+
+    def on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        at = time.monotonic()
+        payload = bytes(message.payload)
+        if parse_topic(message.topic).channel is Channel.BATCH:
+            bodies = [record.body for record in split_batch(message.topic, payload)]
+        else:
+            bodies = [payload]
+        ids = [Envelope.model_validate_json(body).message_id for body in bodies]
+        with self._lock:
+            self._arrivals.extend((at, message_id) for message_id in ids)
+
+    def ids(self, since: float = float("-inf")) -> list[uuid.UUID]:
+        """The record ids that arrived after `since` (time.monotonic()), once per arrival."""
+        with self._lock:
+            return [message_id for at, message_id in self._arrivals if at > since]
+
+
+@contextmanager
+def broker_arrivals(broker: MosquittoProcess, topics: KioskTopics) -> Iterator[BrokerArrivals]:
+    """A real paho client on `broker`, subscribed (the SUBACK awaited) before this yields, so
+    that it sees the kiosk's first message too."""
+    arrivals = BrokerArrivals()
+    subscribed = threading.Event()
+    client = make_client("test-upstream-arrivals", broker_settings(broker))
+    client.on_message = arrivals.on_message
+    client.on_connect = lambda c, _u, _f, _r, _p: c.subscribe(
+        [(f"{topics.root}/{Channel.READINGS}/+", 1), (f"{topics.root}/{Channel.EVENTS}/+", 1), (topics.batch, 1)]
+    )
+    client.on_subscribe = lambda _c, _u, _mid, reasons, _p: subscribed.set() if all(
+        not r.is_failure for r in reasons) else None
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        assert subscribed.wait(5), "the test's subscription to the kiosk's upstream topics was not granted"
+        yield arrivals
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def cuff_backends() -> dict[str, type]:
     return {CUFF_ADDRESS: simulated_backend(SimulatedCuff(address=CUFF_ADDRESS, measurements=lambda: [MEASUREMENT]))}
 
@@ -71,12 +131,19 @@ async def test_a_reading_arrives_once_with_its_values_and_times_and_is_served(
 ) -> None:
     bridge = bridge_factory(running_broker)
     before = datetime.now(UTC)
-    async with running_agent(agent_settings(tmp_path, running_broker), cuff_backends()) as agent:
-        await wait_until(lambda: bridge.reading_count() == 1, what="the reading in the bridge database")
-        await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] == 1, what="the bridge's ack")
-        # Longer than the ack timeout: nothing is sent twice once confirmed.
-        await asyncio.sleep(1.5)
+    with broker_arrivals(running_broker, KioskTopics(SITE, KIOSK)) as arrivals:
+        async with running_agent(agent_settings(tmp_path, running_broker), cuff_backends()) as agent:
+            await wait_until(lambda: bridge.reading_count() == 1, what="the reading in the bridge database")
+            await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] == 1, what="the bridge's ack")
+            confirmed_at = time.monotonic()
+            confirmed = {m for m in arrivals.ids() if agent.outbox.state_of(m) is RecordState.DELIVERED}
+            # Nothing is sent twice once confirmed: counted at the broker, as the bridge's
+            # store would keep one row however often the reading came.
+            await asyncio.sleep(SETTLE_S)
+            sent_again = [m for m in arrivals.ids(since=confirmed_at) if m in confirmed]
     [row] = bridge.readings()
+    assert row.message_id in confirmed, "the reading never reached the broker on the kiosk's topics"
+    assert sent_again == [], f"{len(sent_again)} arrivals after the bridge confirmed: {sorted(set(sent_again))}"
     assert bridge.reading_count() == 1
     assert (row.site, row.kiosk, row.kind, row.seq) == (SITE, KIOSK, "blood_pressure", 1)
     assert row.device_time == "2026-11-25T17:30:05"
