@@ -43,8 +43,9 @@ class VendEvent(StrEnum):
 class Effect(StrEnum):
     NONE = "none"
     CHARGE = "charge"  # take the points: the only place this happens
-    READ_BACK = "read_back"  # poll the machine's command echo before deciding anything
-    ALERT = "alert"  # tell staff and the resident: a cycle faulted with laundry inside
+    # No effect for a lost reply (the kiosk reads the echo back) or a fault (it alerts): both
+    # are edge_agent/laundry.py's reading of machine status, which nothing here could trigger;
+    # an effect in this table that the ledger does not act on would misstate what happens.
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +61,9 @@ TRANSITIONS: Mapping[tuple[VendState, VendEvent], Transition] = MappingProxyType
         (VendState.RESERVED, VendEvent.SEND_START): Transition(VendState.STARTING),
         (VendState.STARTING, VendEvent.CONFIRMED): Transition(VendState.IN_USE, Effect.CHARGE),
         (VendState.STARTING, VendEvent.REFUSED): Transition(VendState.AVAILABLE),
-        (VendState.STARTING, VendEvent.NO_REPLY): Transition(VendState.STARTING, Effect.READ_BACK),
+        (VendState.STARTING, VendEvent.NO_REPLY): Transition(VendState.STARTING),
         (VendState.IN_USE, VendEvent.CYCLE_DONE): Transition(VendState.AWAITING_PICKUP),
-        (VendState.IN_USE, VendEvent.FAULT): Transition(VendState.AWAITING_PICKUP, Effect.ALERT),
+        (VendState.IN_USE, VendEvent.FAULT): Transition(VendState.AWAITING_PICKUP),
         (VendState.AWAITING_PICKUP, VendEvent.DOOR_OPENED): Transition(VendState.AVAILABLE),
     }
 )
