@@ -198,11 +198,3 @@ def resolve(session: Session, alert_id: int, *, by: str, note: str | None, at: d
     if alert.state == AlertState.RESOLVED:
         raise AlertTransitionRefused(f"alert {alert_id} is already resolved")
     return _resolve(session, alert, by, note, at)
-
-
-def open_alert_counts(session: Session) -> dict[tuple[str, str], int]:
-    """Unresolved alerts per kiosk, for the fleet view."""
-    rows = session.exec(
-        select(Alert.site, Alert.kiosk, func.count()).where(col(Alert.open_key).is_not(None)).group_by(Alert.site, Alert.kiosk)
-    ).all()
-    return {(site, kiosk): int(n) for site, kiosk, n in rows}

@@ -44,7 +44,6 @@ class CommandStatus(StrEnum):
     TIMED_OUT = "timed_out"
 
 
-FINAL = {CommandStatus.SUCCEEDED, CommandStatus.FAILED, CommandStatus.REFUSED, CommandStatus.TIMED_OUT}
 _STATUS_OF_OUTCOME = {
     CommandOutcome.SUCCEEDED: CommandStatus.SUCCEEDED,
     CommandOutcome.FAILED: CommandStatus.FAILED,

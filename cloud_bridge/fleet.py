@@ -130,9 +130,6 @@ class Device(DeviceBase, table=True):
     __tablename__ = "devices"
 
 
-FLEET_TABLES = (Kiosk, Device)
-
-
 # --- What a batch says about kiosks and devices ---------------------------------------------
 
 
