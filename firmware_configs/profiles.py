@@ -5,14 +5,20 @@ A new cuff model is a new file in firmware_configs/ble/, not a code change.
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from typing import Annotated, Literal
+from types import MappingProxyType
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+
+logger = logging.getLogger(__name__)
 
 
 class ProfileError(ValueError):
@@ -22,8 +28,16 @@ class ProfileError(ValueError):
 class Quirk(StrEnum):
     NEEDS_BONDING = "needs_bonding"  # refuses to indicate until bonded
     FORGETS_BOND = "forgets_bond"  # drops its bond after each session: remove ours and pair again
-    REPLAYS_MEMORY = "replays_memory"  # sends its stored measurements again on every connection
-    CLOCK_UNRELIABLE = "clock_unreliable"  # its clock drifts or resets: write the kiosk's time to it
+
+
+# Quirks that named what the agent does for every device anyway, so nothing read them (issue 17).
+# A profile that still lists one loads, with a warning, and the name is dropped: a model file
+# written for an older release asks for nothing that is not done, and refusing it would stop a
+# kiosk from starting (its settings load every profile). Deprecated: to be refused later.
+RETIRED_QUIRKS: Final[Mapping[str, str]] = MappingProxyType({
+    "replays_memory": "every reading is deduplicated by device, device time and values, whatever the profile",
+    "clock_unreliable": "the kiosk's time is written to every device with a writable Current Time",
+})
 
 
 class BloodPressureDialectConfig(BaseModel):
@@ -50,6 +64,20 @@ class BleDeviceProfile(BaseModel):
     quirks: list[Quirk] = Field(default_factory=list)
     blood_pressure_dialect: BloodPressureDialectConfig = BloodPressureDialectConfig()
     notes: str = Field(default="", description="where the facts above come from; what is unverified")
+
+    @field_validator("quirks", mode="before")
+    @classmethod
+    def _drop_retired_quirks(cls, quirks: Any) -> Any:
+        if not isinstance(quirks, list):
+            return quirks  # validation proper says what is wrong with it
+        kept = []
+        for quirk in quirks:
+            if isinstance(quirk, str) and quirk in RETIRED_QUIRKS:
+                logger.warning("quirk %r is retired and ignored (%s): remove it from the profile",
+                               quirk, RETIRED_QUIRKS[quirk])
+            else:
+                kept.append(quirk)
+        return kept
 
     @field_validator("name_patterns")
     @classmethod

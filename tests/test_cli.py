@@ -87,6 +87,19 @@ def test_config_validate_reports_every_problem_of_every_file_and_exits_non_zero(
     assert f"{good}: valid agent configuration" in result.stdout
 
 
+def test_config_validate_names_file_field_and_problem_of_a_profile_and_accepts_a_retired_quirk(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "bad-cuff.yaml"
+    bad.write_text("model: x\nmanufacturer: x\nkind: blood_pressure\nservices: ['1810']\nquirks: [sings]\n")
+    old = tmp_path / "old-cuff.yaml"
+    old.write_text("model: x\nmanufacturer: x\nkind: blood_pressure\nservices: ['1810']\nquirks: [replays_memory]\n")
+    result = runner.invoke(app, ["config", "validate", str(bad), str(old)])
+    assert result.exit_code == 1
+    assert f"{bad}: quirks.0: Input should be 'needs_bonding' or 'forgets_bond'" in result.stderr
+    assert f"{old}: valid Bluetooth device profile" in result.stdout
+
+
 def test_config_validate_checks_a_site_laundry_room(tmp_path: Path) -> None:
     site = tmp_path / "agent.yaml"
     site.write_text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,29 @@ def test_a_bad_profile_is_refused_naming_file_field_and_problem(tmp_path: Path, 
 
 
 def test_quirks_are_named_in_plain_words() -> None:
-    assert {q.value for q in Quirk} == {"needs_bonding", "forgets_bond", "replays_memory", "clock_unreliable"}
+    assert {q.value for q in Quirk} == {"needs_bonding", "forgets_bond"}
+
+
+def test_a_retired_quirk_still_loads_is_ignored_and_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A user's model file written before issue 17 keeps working; the quirk is dropped, by name.
+    path = tmp_path / "old.yaml"
+    path.write_text("model: old\nmanufacturer: x\nkind: blood_pressure\nservices: ['1810']\n"
+                    "quirks: [replays_memory, needs_bonding, clock_unreliable]\n")
+    with caplog.at_level(logging.WARNING, logger="firmware_configs.profiles"):
+        profile = load_profile(path, "old.yaml")
+    assert profile.quirks == [Quirk.NEEDS_BONDING]
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2
+    assert "'replays_memory' is retired and ignored" in warned[0]
+    assert "'clock_unreliable' is retired and ignored" in warned[1]
+
+
+def test_no_shipped_profile_lists_a_retired_quirk(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="firmware_configs.profiles"):
+        load_ble_profiles()
+    assert caplog.records == []
 
 
 def test_the_required_cuff_profiles_ship_and_the_non_compliant_one_is_fixed_by_its_dialect() -> None:
