@@ -35,7 +35,6 @@ from cloud_bridge import webhook
 from cloud_bridge.alert_rules import (
     AlertKind,
     AlertRules,
-    KioskView,
     Raise,
     Severity,
     Signal,
@@ -46,7 +45,7 @@ from cloud_bridge.alert_rules import (
 )
 from cloud_bridge.alerts import AlertChange, apply_signals
 from cloud_bridge.fleet import (
-    DeviceRow, Kiosk, KioskReport, KioskRow, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
+    DeviceRow, KioskBase, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
 )
 from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
@@ -349,28 +348,13 @@ def _refused_by_the_database(unit: UpstreamMessage | KioskStatusReport, error: E
                    unit.topic.kiosk_topics, unit.envelope.message_id)
 
 
-def view(row: Kiosk | KioskRow) -> KioskView:
-    return KioskView(
-        site=row.site,
-        kiosk=row.kiosk,
-        status=row.status,
-        status_reason=row.status_reason,
-        last_seen_at=row.last_seen_at,
-        backlog_records=row.backlog_records,
-        backlog_oldest_age_s=row.backlog_oldest_age_s,
-        backlog_rising=row.backlog_rising,
-        health_over_budget=row.health_over_budget,
-        telemetry_at=row.telemetry_at,
-    )
-
-
-def _kiosk_signals(before: KioskRow, report: KioskReport, after: KioskRow, received_at: datetime, rules: AlertRules) -> list[Signal]:
+def _kiosk_signals(before: KioskBase, report: KioskReport, after: KioskBase, received_at: datetime, rules: AlertRules) -> list[Signal]:
     signals: list[Signal] = []
     if report.status is not None and after.status_at == report.status[0]:
         at, status = report.status
         signals += status_signals(after.site, after.kiosk, status.state, status_reason(status), at)
     if report.telemetry is not None and after.telemetry_at != before.telemetry_at:
-        signals += telemetry_signals(view(after), received_at, rules)
+        signals += telemetry_signals(after, received_at, rules)
     return signals
 
 

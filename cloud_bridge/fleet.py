@@ -28,7 +28,6 @@ from collections.abc import Iterable, Sequence
 from copy import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import JSON, BigInteger, ColumnElement, bindparam, case, func, or_, update
@@ -68,16 +67,18 @@ def _supersedes_sql(old: Any, new: Any, horizon: Any) -> ColumnElement[bool]:
     return or_(old.is_(None), old > horizon, new > horizon, old <= new)
 
 
-class KioskStatus(StrEnum):
-    ONLINE = "online"
-    OFFLINE = "offline"
-    UNKNOWN = "unknown"  # seen, but no status message yet
+# A kiosk's status column holds a KioskState's value ("online", "offline") once its retained
+# status came; before that, this.
+NO_STATUS_YET: Final = "unknown"
 
 
 class KioskBase(SQLModel):
+    """A kiosk's fleet state, its columns once: the table (Kiosk), the API's shape (KioskPublic)
+    and the rows a batch folds and the alert rules read are all this."""
+
     site: str = Field(primary_key=True, max_length=32)
     kiosk: str = Field(primary_key=True, max_length=32)
-    status: str = Field(default=KioskStatus.UNKNOWN.value, max_length=16)
+    status: str = Field(default=NO_STATUS_YET, max_length=16)
     status_reason: str | None = Field(default=None, max_length=200)
     status_at: datetime | None = Field(default=None, description="when the bridge received the status")
     first_seen_at: datetime
@@ -269,35 +270,10 @@ def status_reason(status: Status) -> str:
     return "stopped cleanly" if status.at is not None else "connection lost (Last Will)"
 
 
-@dataclass(slots=True)
-class KioskRow:
-    """A kiosk's row as a batch reads and folds it: plain values, no ORM object (building,
-    copying and flushing a Kiosk per kiosk was a fifth of a batch's CPU)."""
-
-    site: str
-    kiosk: str
-    status: str
-    status_reason: str | None
-    status_at: datetime | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    last_seq: int
-    seq_checked_through: int
-    clock_trusted: bool | None
-    clock_ahead_at: datetime | None
-    telemetry_at: datetime | None
-    uptime_s: float | None
-    backlog_records: int | None
-    backlog_oldest_age_s: float | None
-    backlog_rising: int
-    outbox_bytes: int | None
-    outbox_budget_bytes: int | None
-    health_over_budget: bool
-    disk_free_bytes: int | None
-    cpu_temperature_c: float | None
-
-
-_KIOSK_ROW_FIELDS = tuple(KioskRow.__dataclass_fields__)
+# A batch reads and folds kiosks' rows as plain KioskBase models built without validation from
+# what the database returned, never as Kiosk ORM objects: building, copying and flushing a Kiosk
+# per kiosk was a fifth of a batch's CPU.
+_KIOSK_COLUMNS = tuple(KioskBase.model_fields)
 # What folding a batch into a kiosk's row may change (the touch wrote last_seen_at, last_seq;
 # seq_checked_through is the gap scan's).
 _FOLDED = ("clock_trusted", "clock_ahead_at", "status", "status_reason", "status_at", "telemetry_at", "uptime_s", "backlog_records",
@@ -307,7 +283,7 @@ _TOUCH_COLUMNS = ("site", "kiosk", "status", "first_seen_at", "last_seen_at", "l
                   "backlog_rising", "health_over_budget")
 
 
-def touch_kiosks(session: Session, reports: Sequence[KioskReport]) -> dict[tuple[str, str], KioskRow]:
+def touch_kiosks(session: Session, reports: Sequence[KioskReport]) -> dict[tuple[str, str], KioskBase]:
     """Insert unseen kiosks; advance last seen and the highest sequence number. One statement
     for the batch, in the reports' order (workers lock rows alike), which locks the rows for the
     transaction (PostgreSQL: as FOR UPDATE would) and returns them as they are now."""
@@ -320,14 +296,14 @@ def touch_kiosks(session: Session, reports: Sequence[KioskReport]) -> dict[tuple
         return statement.on_conflict_do_update(index_elements=["site", "kiosk"], set_={
             "last_seen_at": _greatest(session, table.c.last_seen_at, excluded.last_seen_at),
             "last_seq": _greatest(session, table.c.last_seq, excluded.last_seq),
-        }).returning(*[table.c[name] for name in _KIOSK_ROW_FIELDS])
+        }).returning(*[table.c[name] for name in _KIOSK_COLUMNS])
 
     touch = bulk_insert(session, "kiosks:touch", Kiosk, _TOUCH_COLUMNS, finish)
     rows = touch.execute(session, [
         {
             "site": report.site,
             "kiosk": report.kiosk,
-            "status": KioskStatus.UNKNOWN.value,
+            "status": NO_STATUS_YET,
             "first_seen_at": report.last_seen_at,
             "last_seen_at": report.last_seen_at,
             "last_seq": report.last_seq,
@@ -337,15 +313,15 @@ def touch_kiosks(session: Session, reports: Sequence[KioskReport]) -> dict[tuple
         }
         for report in reports
     ])
-    found: dict[tuple[str, str], KioskRow] = {}
+    found: dict[tuple[str, str], KioskBase] = {}
     for row in rows:
-        kiosk = KioskRow(**row._mapping)
+        kiosk = KioskBase.model_construct(**row._mapping)  # the database's own values: nothing to validate
         found[(kiosk.site, kiosk.kiosk)] = kiosk
     return found
 
 
 def apply_kiosk_reports(session: Session, reports: Sequence[KioskReport],
-                        rows: dict[tuple[str, str], KioskRow]) -> list[tuple[KioskRow, KioskReport, KioskRow]]:
+                        rows: dict[tuple[str, str], KioskBase]) -> list[tuple[KioskBase, KioskReport, KioskBase]]:
     """Fold the reports into the kiosks' rows (touched, so locked: `rows` is what touch_kiosks
     returned), in one executemany UPDATE; returns (before, report, after) for each kiosk, for
     the alert rules."""
@@ -401,7 +377,7 @@ _KIOSK_UPDATE_FROM_JSON = (
 )
 
 
-def _fold_telemetry(row: KioskRow, at: datetime, telemetry: KioskTelemetry) -> None:
+def _fold_telemetry(row: KioskBase, at: datetime, telemetry: KioskTelemetry) -> None:
     backlog = sum(depth.records for name, depth in telemetry.outbox.items() if name != "telemetry")
     oldest = [d.oldest_age_s for n, d in telemetry.outbox.items() if n != "telemetry" and d.oldest_age_s is not None]
     previous = row.backlog_records
