@@ -25,7 +25,6 @@ folding reports of the same kiosk wait for each other instead of interleaving.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from copy import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -328,26 +327,27 @@ def apply_kiosk_reports(session: Session, reports: Sequence[KioskReport],
     changed = []
     updates = []
     for report in reports:
-        row = rows.get((report.site, report.kiosk))
-        assert row is not None, "touch_kiosks first"
-        before = copy(row)
-        if report.newest_seq_clock_trusted is not None and report.newest_seq_clock_trusted[0] >= row.last_seq:
-            row.clock_trusted = report.newest_seq_clock_trusted[1]
+        before = rows.get((report.site, report.kiosk))
+        assert before is not None, "touch_kiosks first"
+        folded: dict[str, Any] = {}
+        if report.newest_seq_clock_trusted is not None and report.newest_seq_clock_trusted[0] >= before.last_seq:
+            folded["clock_trusted"] = report.newest_seq_clock_trusted[1]
         if report.clock_ahead_at is not None:
-            row.clock_ahead_at = report.clock_ahead_at
+            folded["clock_ahead_at"] = report.clock_ahead_at
         if report.status is not None:
             at, status = report.status
-            if row.status_at is None or at >= row.status_at:
-                row.status = status.state.value
-                row.status_reason = status_reason(status)
-                row.status_at = at
+            if before.status_at is None or at >= before.status_at:
+                folded |= {"status": status.state.value, "status_reason": status_reason(status), "status_at": at}
         if report.telemetry is not None:
             at, telemetry = report.telemetry
-            if supersedes(at, row.telemetry_at, report.horizon, ties=False):
-                _fold_telemetry(row, at, telemetry)
-        if row != before:
-            updates.append({"key_site": row.site, "key_kiosk": row.kiosk} | {name: getattr(row, name) for name in _FOLDED})
-        changed.append((before, report, row))
+            if supersedes(at, before.telemetry_at, report.horizon, ties=False):
+                folded |= _telemetry_columns(before, at, telemetry)
+        # A copy with the new values, not assignments: SQLModel's __setattr__ costs ~2 µs a
+        # field (30 µs for a kiosk's telemetry, measured), the copy ~3 µs in all.
+        after = before.model_copy(update=folded) if folded else before
+        if any(getattr(before, name) != value for name, value in folded.items()):
+            updates.append({"key_site": after.site, "key_kiosk": after.kiosk} | {name: getattr(after, name) for name in _FOLDED})
+        changed.append((before, report, after))
     if updates:
         if session.get_bind().dialect.name == "postgresql":
             session.connection().execute(_KIOSK_UPDATE_FROM_JSON, json_parameters(_KIOSK_UPDATE_COLUMNS, updates))
@@ -377,20 +377,23 @@ _KIOSK_UPDATE_FROM_JSON = (
 )
 
 
-def _fold_telemetry(row: KioskBase, at: datetime, telemetry: KioskTelemetry) -> None:
+def _telemetry_columns(row: KioskBase, at: datetime, telemetry: KioskTelemetry) -> dict[str, Any]:
+    """The columns a kiosk's telemetry (newer than what `row` holds) sets."""
     backlog = sum(depth.records for name, depth in telemetry.outbox.items() if name != "telemetry")
     oldest = [d.oldest_age_s for n, d in telemetry.outbox.items() if n != "telemetry" and d.oldest_age_s is not None]
     previous = row.backlog_records
-    row.backlog_rising = row.backlog_rising + 1 if previous is not None and backlog > previous else 0
-    row.backlog_records = backlog
-    row.backlog_oldest_age_s = max(oldest) if oldest else None
-    row.telemetry_at = at
-    row.uptime_s = telemetry.uptime_s
-    row.outbox_bytes = telemetry.outbox_bytes
-    row.outbox_budget_bytes = telemetry.outbox_budget_bytes
-    row.health_over_budget = telemetry.health_over_budget
-    row.disk_free_bytes = telemetry.disk_free_bytes
-    row.cpu_temperature_c = telemetry.cpu_temperature_c
+    return {
+        "backlog_rising": row.backlog_rising + 1 if previous is not None and backlog > previous else 0,
+        "backlog_records": backlog,
+        "backlog_oldest_age_s": max(oldest) if oldest else None,
+        "telemetry_at": at,
+        "uptime_s": telemetry.uptime_s,
+        "outbox_bytes": telemetry.outbox_bytes,
+        "outbox_budget_bytes": telemetry.outbox_budget_bytes,
+        "health_over_budget": telemetry.health_over_budget,
+        "disk_free_bytes": telemetry.disk_free_bytes,
+        "cpu_temperature_c": telemetry.cpu_temperature_c,
+    }
 
 
 _GROUPS = {"identity": "identity_at", "link": "link_at", "state": "state_at"}
