@@ -78,7 +78,10 @@ class BatchOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class KioskStatusReport:
+class StatusMessage:
+    """A kiosk's retained status (doorstep.contract.status.Status) as received on its …/status
+    topic, which names the kiosk; an UpstreamMessage's counterpart."""
+
     site: str
     kiosk: str
     status: Status
@@ -131,7 +134,7 @@ class Unopenable:
     received_at: datetime
 
 
-Classified = UpstreamMessage | KioskStatusReport | Refused | Unopenable | None
+Classified = UpstreamMessage | StatusMessage | Refused | Unopenable | None
 
 
 def classify(item: Inbound, received_at: datetime, opener: Opener | None = None) -> Classified:
@@ -146,7 +149,7 @@ def classify(item: Inbound, received_at: datetime, opener: Opener | None = None)
                 return Unopenable(topic.kiosk_topics, missing.key_id, received_at)
         if not item.body:
             return None
-        return KioskStatusReport(topic.site, topic.kiosk, decode_status(item.body))
+        return StatusMessage(topic.site, topic.kiosk, decode_status(item.body))
     except ContractError as error:
         kiosk, message_id = _sender_of(item.topic, item.body)
         return Refused(item.topic[:512], error.reason[:2000], item.body[:DEAD_LETTER_RAW_LIMIT], len(item.body),
@@ -197,7 +200,7 @@ def _classify_record(record: BatchRecord, kiosk: KioskTopics, received_at: datet
 @dataclass(slots=True)
 class Parsed:
     valid: list[UpstreamMessage] = field(default_factory=list)
-    statuses: list[KioskStatusReport] = field(default_factory=list)
+    statuses: list[StatusMessage] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
     unopenable: list[Unopenable] = field(default_factory=list)
 
@@ -206,7 +209,7 @@ class Parsed:
             self.refused.append(classified)
         elif isinstance(classified, Unopenable):
             self.unopenable.append(classified)
-        elif isinstance(classified, KioskStatusReport):
+        elif isinstance(classified, StatusMessage):
             self.statuses.append(classified)
         elif classified is not None:
             self.valid.append(classified)
@@ -313,7 +316,7 @@ def commit_isolating(
     except OperationalError:
         raise
     except Exception as error:  # noqa: BLE001 - whatever the driver raised is the message's reason
-        units: list[UpstreamMessage | KioskStatusReport] = [*parsed.valid, *parsed.statuses]
+        units: list[UpstreamMessage | StatusMessage] = [*parsed.valid, *parsed.statuses]
         if len(units) <= 1:
             refused = [*parsed.refused, *(_refused_by_the_database(unit, error, received_at) for unit in units)]
             return commit_parsed(engine, Parsed(refused=refused), rules=rules, guideline=guideline, notify=notify, received_at=received_at)
@@ -333,15 +336,15 @@ def commit_isolating(
     return outcome
 
 
-def _refused_by_the_database(unit: UpstreamMessage | KioskStatusReport, error: Exception, received_at: datetime) -> Refused:
-    if isinstance(unit, KioskStatusReport):
+def _refused_by_the_database(unit: UpstreamMessage | StatusMessage, error: Exception, received_at: datetime) -> Refused:
+    if isinstance(unit, StatusMessage):
         topic, body, what = KioskTopics(unit.site, unit.kiosk).status, encode(unit.status), "a status"
     else:
         parsed = unit.topic
         topic = "/".join([parsed.kiosk_topics.root, parsed.channel.value, *([parsed.name] if parsed.name else [])])
         body, what = encode(unit.envelope), f"message {unit.envelope.message_id}"
     reason = f"the database refused it ({what}): {type(error).__name__}: {str(error).splitlines()[0][:300]}"
-    if isinstance(unit, KioskStatusReport):
+    if isinstance(unit, StatusMessage):
         return Refused(topic, reason, body[:DEAD_LETTER_RAW_LIMIT], len(body), received_at)
     # Told to its kiosk like any refusal, so it is not sent (and refused) again and again.
     return Refused(topic, reason, body[:DEAD_LETTER_RAW_LIMIT], len(body), received_at,
