@@ -45,7 +45,7 @@ from cloud_bridge.alert_rules import (
 )
 from cloud_bridge.alerts import AlertChange, apply_signals
 from cloud_bridge.fleet import (
-    DeviceRow, KioskBase, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
+    DeviceBase, KioskBase, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
 )
 from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
@@ -361,7 +361,7 @@ def _kiosk_signals(before: KioskBase, report: KioskReport, after: KioskBase, rec
     return signals
 
 
-def _device_signals(reports: Sequence[KioskReport], rows: dict[tuple[str, str, str], DeviceRow],
+def _device_signals(reports: Sequence[KioskReport], rows: dict[tuple[str, str, str], DeviceBase],
                     rules: AlertRules) -> list[Signal]:
     """Signals from the device reports that won (were newer than what the row held); `rows`
     are the devices as the batch's upsert left them."""

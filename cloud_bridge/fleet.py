@@ -399,27 +399,12 @@ def _telemetry_columns(row: KioskBase, at: datetime, telemetry: KioskTelemetry) 
 _GROUPS = {"identity": "identity_at", "link": "link_at", "state": "state_at"}
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceRow:
-    """What the alert rules read of a device's row, as the batch's upsert left it."""
-
-    site: str
-    kiosk: str
-    address: str
-    model: str | None
-    state: str | None
-    error_code: int | None
-    error_text: dict[str, str] | None
-    link: str | None
-    battery_percent: int | None
-    state_at: datetime | None
-    link_at: datetime | None
+# The devices' rows as the batch's upsert left them, for the alert rules: DeviceBase models
+# built without validation from what the database returned (as the kiosks' rows are).
+_DEVICE_COLUMNS = tuple(DeviceBase.model_fields)
 
 
-_DEVICE_ROW_FIELDS = tuple(DeviceRow.__dataclass_fields__)
-
-
-def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> dict[tuple[str, str, str], DeviceRow]:
+def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> dict[tuple[str, str, str], DeviceBase]:
     """Upsert each reported device, each field group only from a report newer than the last;
     returns the rows as they are now, by (site, kiosk, address).
 
@@ -445,12 +430,12 @@ def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> di
             if report.last_reading_at is not None:
                 row["last_reading_at"] = report.last_reading_at
             by_shape.setdefault((tuple(shape), report.last_reading_at is not None, with_model_hint), []).append(row)
-    found: dict[tuple[str, str, str], DeviceRow] = {}
+    found: dict[tuple[str, str, str], DeviceBase] = {}
     # One batch, one arrival: every report's horizon is the same.
     shared = {"horizon": max(kiosk.horizon for kiosk in reports)} if by_shape else {}
     for key, rows in by_shape.items():
         for returned in _device_upsert(session, key, tuple(rows[0])).execute(session, rows, shared):
-            device = DeviceRow(**returned._mapping)
+            device = DeviceBase.model_construct(**returned._mapping)
             found[(device.site, device.kiosk, device.address)] = device
     return found
 
@@ -479,7 +464,7 @@ def _device_upsert(session: Session, key: _UpsertShape, columns: tuple[str, ...]
             updates["last_reading_at"] = case((later, excluded.last_reading_at), else_=table.c.last_reading_at)
         if with_model_hint:
             updates["model"] = func.coalesce(table.c.model, excluded.model)
-        returning = [table.c[name] for name in _DEVICE_ROW_FIELDS]
+        returning = [table.c[name] for name in _DEVICE_COLUMNS]
         if updates:
             upsert = statement.on_conflict_do_update(index_elements=["site", "kiosk", "address"], set_=updates)
         else:
