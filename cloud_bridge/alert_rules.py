@@ -27,6 +27,8 @@ from doorstep.contract.payloads import BloodPressurePayload, GlucosePayload, Spo
 from doorstep.contract.status import KioskState
 from doorstep.contract.topics import Channel, ReadingKind
 
+from cloud_bridge.fleet import KioskBase
+
 
 class AlertKind(StrEnum):
     KIOSK_OFFLINE = "kiosk_offline"
@@ -239,22 +241,6 @@ def device_signals(
 # --- Kiosks ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class KioskView:
-    """The fields of a kiosk's row the rules read."""
-
-    site: str
-    kiosk: str
-    status: str
-    status_reason: str | None
-    last_seen_at: datetime
-    backlog_records: int | None
-    backlog_oldest_age_s: float | None
-    backlog_rising: int
-    health_over_budget: bool
-    telemetry_at: datetime | None
-
-
 def status_signals(site: str, kiosk: str, state: KioskState, reason: str, at: datetime) -> list[Signal]:
     if state is KioskState.OFFLINE:
         return [Raise(AlertKind.KIOSK_OFFLINE, Severity.CRITICAL, site, kiosk, "", f"kiosk offline: {reason}", at,
@@ -262,7 +248,7 @@ def status_signals(site: str, kiosk: str, state: KioskState, reason: str, at: da
     return [Clear(AlertKind.KIOSK_OFFLINE, site, kiosk, "", at, "the kiosk connected again")]
 
 
-def telemetry_signals(after: KioskView, received_at: datetime, rules: AlertRules) -> list[Signal]:
+def telemetry_signals(after: KioskBase, received_at: datetime, rules: AlertRules) -> list[Signal]:
     """Backlog and outbox alerts from the kiosk's newest telemetry, if it speaks of now."""
     if after.telemetry_at is None or (received_at - after.telemetry_at).total_seconds() > rules.telemetry_fresh_s:
         return []
@@ -287,7 +273,7 @@ def telemetry_signals(after: KioskView, received_at: datetime, rules: AlertRules
     return signals
 
 
-def heartbeat_signals(kiosks: Iterable[KioskView], now: datetime, rules: AlertRules) -> list[Signal]:
+def heartbeat_signals(kiosks: Iterable[KioskBase], now: datetime, rules: AlertRules) -> list[Signal]:
     """An online kiosk silent for too long is offline, whatever its retained status says (a
     network cut may leave the broker holding its session for a while)."""
     signals: list[Signal] = []

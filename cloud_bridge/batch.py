@@ -35,7 +35,6 @@ from cloud_bridge import webhook
 from cloud_bridge.alert_rules import (
     AlertKind,
     AlertRules,
-    KioskView,
     Raise,
     Severity,
     Signal,
@@ -46,7 +45,7 @@ from cloud_bridge.alert_rules import (
 )
 from cloud_bridge.alerts import AlertChange, apply_signals
 from cloud_bridge.fleet import (
-    DeviceRow, Kiosk, KioskReport, KioskRow, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
+    DeviceBase, KioskBase, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
 )
 from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
@@ -79,7 +78,10 @@ class BatchOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class KioskStatusReport:
+class StatusMessage:
+    """A kiosk's retained status (doorstep.contract.status.Status) as received on its …/status
+    topic, which names the kiosk; an UpstreamMessage's counterpart."""
+
     site: str
     kiosk: str
     status: Status
@@ -132,7 +134,7 @@ class Unopenable:
     received_at: datetime
 
 
-Classified = UpstreamMessage | KioskStatusReport | Refused | Unopenable | None
+Classified = UpstreamMessage | StatusMessage | Refused | Unopenable | None
 
 
 def classify(item: Inbound, received_at: datetime, opener: Opener | None = None) -> Classified:
@@ -147,7 +149,7 @@ def classify(item: Inbound, received_at: datetime, opener: Opener | None = None)
                 return Unopenable(topic.kiosk_topics, missing.key_id, received_at)
         if not item.body:
             return None
-        return KioskStatusReport(topic.site, topic.kiosk, decode_status(item.body))
+        return StatusMessage(topic.site, topic.kiosk, decode_status(item.body))
     except ContractError as error:
         kiosk, message_id = _sender_of(item.topic, item.body)
         return Refused(item.topic[:512], error.reason[:2000], item.body[:DEAD_LETTER_RAW_LIMIT], len(item.body),
@@ -198,7 +200,7 @@ def _classify_record(record: BatchRecord, kiosk: KioskTopics, received_at: datet
 @dataclass(slots=True)
 class Parsed:
     valid: list[UpstreamMessage] = field(default_factory=list)
-    statuses: list[KioskStatusReport] = field(default_factory=list)
+    statuses: list[StatusMessage] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
     unopenable: list[Unopenable] = field(default_factory=list)
 
@@ -207,7 +209,7 @@ class Parsed:
             self.refused.append(classified)
         elif isinstance(classified, Unopenable):
             self.unopenable.append(classified)
-        elif isinstance(classified, KioskStatusReport):
+        elif isinstance(classified, StatusMessage):
             self.statuses.append(classified)
         elif classified is not None:
             self.valid.append(classified)
@@ -314,7 +316,7 @@ def commit_isolating(
     except OperationalError:
         raise
     except Exception as error:  # noqa: BLE001 - whatever the driver raised is the message's reason
-        units: list[UpstreamMessage | KioskStatusReport] = [*parsed.valid, *parsed.statuses]
+        units: list[UpstreamMessage | StatusMessage] = [*parsed.valid, *parsed.statuses]
         if len(units) <= 1:
             refused = [*parsed.refused, *(_refused_by_the_database(unit, error, received_at) for unit in units)]
             return commit_parsed(engine, Parsed(refused=refused), rules=rules, guideline=guideline, notify=notify, received_at=received_at)
@@ -334,47 +336,32 @@ def commit_isolating(
     return outcome
 
 
-def _refused_by_the_database(unit: UpstreamMessage | KioskStatusReport, error: Exception, received_at: datetime) -> Refused:
-    if isinstance(unit, KioskStatusReport):
+def _refused_by_the_database(unit: UpstreamMessage | StatusMessage, error: Exception, received_at: datetime) -> Refused:
+    if isinstance(unit, StatusMessage):
         topic, body, what = KioskTopics(unit.site, unit.kiosk).status, encode(unit.status), "a status"
     else:
         parsed = unit.topic
         topic = "/".join([parsed.kiosk_topics.root, parsed.channel.value, *([parsed.name] if parsed.name else [])])
         body, what = encode(unit.envelope), f"message {unit.envelope.message_id}"
     reason = f"the database refused it ({what}): {type(error).__name__}: {str(error).splitlines()[0][:300]}"
-    if isinstance(unit, KioskStatusReport):
+    if isinstance(unit, StatusMessage):
         return Refused(topic, reason, body[:DEAD_LETTER_RAW_LIMIT], len(body), received_at)
     # Told to its kiosk like any refusal, so it is not sent (and refused) again and again.
     return Refused(topic, reason, body[:DEAD_LETTER_RAW_LIMIT], len(body), received_at,
                    unit.topic.kiosk_topics, unit.envelope.message_id)
 
 
-def view(row: Kiosk | KioskRow) -> KioskView:
-    return KioskView(
-        site=row.site,
-        kiosk=row.kiosk,
-        status=row.status,
-        status_reason=row.status_reason,
-        last_seen_at=row.last_seen_at,
-        backlog_records=row.backlog_records,
-        backlog_oldest_age_s=row.backlog_oldest_age_s,
-        backlog_rising=row.backlog_rising,
-        health_over_budget=row.health_over_budget,
-        telemetry_at=row.telemetry_at,
-    )
-
-
-def _kiosk_signals(before: KioskRow, report: KioskReport, after: KioskRow, received_at: datetime, rules: AlertRules) -> list[Signal]:
+def _kiosk_signals(before: KioskBase, report: KioskReport, after: KioskBase, received_at: datetime, rules: AlertRules) -> list[Signal]:
     signals: list[Signal] = []
     if report.status is not None and after.status_at == report.status[0]:
         at, status = report.status
         signals += status_signals(after.site, after.kiosk, status.state, status_reason(status), at)
     if report.telemetry is not None and after.telemetry_at != before.telemetry_at:
-        signals += telemetry_signals(view(after), received_at, rules)
+        signals += telemetry_signals(after, received_at, rules)
     return signals
 
 
-def _device_signals(reports: Sequence[KioskReport], rows: dict[tuple[str, str, str], DeviceRow],
+def _device_signals(reports: Sequence[KioskReport], rows: dict[tuple[str, str, str], DeviceBase],
                     rules: AlertRules) -> list[Signal]:
     """Signals from the device reports that won (were newer than what the row held); `rows`
     are the devices as the batch's upsert left them."""

@@ -19,7 +19,6 @@ from sqlmodel import Session, col, select
 from cloud_bridge import accounts, commands, gaps, webhook
 from cloud_bridge.alert_rules import AlertKind, AlertRules, Signal, heartbeat_signals
 from cloud_bridge.alerts import Alert, AlertChange, apply_signals
-from cloud_bridge.batch import view
 from cloud_bridge.fleet import Kiosk
 from cloud_bridge.store import DeadLetter
 
@@ -88,7 +87,7 @@ class BridgeJobs:
                     col(Kiosk.last_seen_at) >= silent_since,
                 )
             ).all()
-            signals = heartbeat_signals([view(k) for k in [*silent, *heard_again]], now, self._rules)
+            signals = heartbeat_signals([*silent, *heard_again], now, self._rules)
             self._signal(session, signals, now)
 
     def scan_gaps(self) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from cloud_bridge.alert_rules import AlertRules
-from cloud_bridge.batch import Inbound, KioskStatusReport, Refused, classify, commit_batch
+from cloud_bridge.batch import Inbound, StatusMessage, Refused, classify, commit_batch
 from cloud_bridge.store import DeadLetter, Reading
 from doorstep.contract.codec import MAX_MESSAGE_BYTES
 from doorstep.contract.envelope import UpstreamMessage
@@ -133,7 +133,7 @@ def hostile_messages(draw: st.DrawFn) -> Inbound:
 @given(message=hostile_messages())
 def test_what_the_contract_accepts_the_database_stores(bridge_engine: Engine, message: Inbound) -> None:
     classified = classify(message, NOW)
-    assert classified is None or isinstance(classified, (UpstreamMessage, KioskStatusReport, Refused))
+    assert classified is None or isinstance(classified, (UpstreamMessage, StatusMessage, Refused))
     if isinstance(classified, Refused):
         assert classified.reason
         event("refused by the contract")
