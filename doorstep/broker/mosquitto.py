@@ -8,6 +8,8 @@ exactly the same broker binary on a loopback port they own.
 from __future__ import annotations
 
 import getpass
+import itertools
+import random
 import shutil
 import signal
 import socket
@@ -30,8 +32,37 @@ class MosquittoNotInstalled(RuntimeError):
     pass
 
 
+# Ports for the servers the demo and the tests start are taken below the kernel's ephemeral
+# range (net.ipv4.ip_local_port_range, 32768-60999 on Linux). A port the kernel picks for
+# bind(0) comes from that range, which is also where every outgoing connection takes its own
+# port: between our check and the server's bind, a client's connection could take it (CI: a
+# bridge worker's API failed to bind, EADDRINUSE, its port in use by a connection).
+LOWEST_SERVER_PORT: Final = 10_000
+EPHEMERAL_RANGE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# Handed out in turn from a random start, so two calls in one process never give the same port
+# before the whole range has gone round, and two processes seldom start on the same one.
+_port_turns = itertools.count(random.randrange(1 << 20))
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port no server holds now, and that no outgoing connection will take meanwhile."""
+    span = _ephemeral_low() - LOWEST_SERVER_PORT
+    for _ in range(max(span, 0)):
+        port = LOWEST_SERVER_PORT + next(_port_turns) % span
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue  # a server of someone else's
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # an unusual port range
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
