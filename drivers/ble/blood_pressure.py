@@ -212,9 +212,12 @@ def decode_intermediate_cuff_pressure(
 
 def intermediate_cuff_pressure_to_json_dict(m: IntermediateCuffPressure) -> dict[str, Any]:
     """JSON-ready dict keyed by the SIG field names in snake_case (`doorstep decode 2a36`)."""
+    return {"unit": m.unit.value, "current_cuff_pressure": m.current_cuff_pressure, **_shared_fields_json(m)}
+
+
+def _shared_fields_json(m: BloodPressureMeasurement | IntermediateCuffPressure) -> dict[str, Any]:
+    """The fields 0x2A35 and 0x2A36 share after their pressures, in the order `decode` prints them."""
     return {
-        "unit": m.unit.value,
-        "current_cuff_pressure": m.current_cuff_pressure,
         "pulse_rate": m.pulse_rate,
         "user_id": m.user_id,
         "timestamp": m.timestamp.isoformat() if m.timestamp is not None else None,
@@ -275,9 +278,5 @@ def to_json_dict(m: BloodPressureMeasurement) -> dict[str, Any]:
         "systolic": m.systolic,
         "diastolic": m.diastolic,
         "mean_arterial_pressure": m.mean_arterial_pressure,
-        "pulse_rate": m.pulse_rate,
-        "user_id": m.user_id,
-        "timestamp": m.timestamp.isoformat() if m.timestamp is not None else None,
-        "status": [s.value for s in m.status],
-        "special_values": dict(m.special_values),
+        **_shared_fields_json(m),
     }
