@@ -27,8 +27,10 @@ from doorstep.contract.topics import Channel, KioskTopics, ReadingKind, parse_to
 from doorstep.runtime.mqtt import make_client
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
+from edge_agent.agent import Agent
 from edge_agent.outbox import RecordState
 from tests.support import (
+    Bridge,
     CUFF_ADDRESS,
     KIOSK,
     SITE,
@@ -106,6 +108,21 @@ def broker_arrivals(broker: MosquittoProcess, topics: KioskTopics) -> Iterator[B
         client.loop_stop()
 
 
+async def arrivals_after_confirmation(
+    agent: Agent, bridge: Bridge, arrivals: BrokerArrivals, timeout: float = 10
+) -> list[uuid.UUID]:
+    """Waits for the one reading to be stored and confirmed, then watches the broker for
+    SETTLE_S: the confirmed records that reached it again in that time (none, if the kiosk
+    forgets what the bridge confirmed). Counted at the broker, as the bridge's store keeps one
+    row however often a record comes."""
+    await wait_until(lambda: bridge.reading_count() == 1, timeout=timeout, what="the reading in the bridge database")
+    await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] == 1, what="the bridge's ack")
+    confirmed_at = time.monotonic()
+    confirmed = {row.message_id for row in bridge.readings()}
+    await asyncio.sleep(SETTLE_S)
+    return [m for m in arrivals.ids(since=confirmed_at) if m in confirmed]
+
+
 def cuff_backends() -> dict[str, type]:
     return {CUFF_ADDRESS: simulated_backend(SimulatedCuff(address=CUFF_ADDRESS, measurements=lambda: [MEASUREMENT]))}
 
@@ -179,17 +196,17 @@ async def test_with_the_broker_down_first_the_reading_waits_in_the_outbox_then_a
             pass  # leaving the block stops this agent; a new one starts below
         else:
             broker.start()
-            bridge = bridge_factory(broker)
-            await wait_until(lambda: bridge.reading_count() == 1, what="the reading in the bridge database")
-            await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] == 1, what="the ack")
+            with broker_arrivals(broker, KioskTopics(SITE, KIOSK)) as arrivals:
+                bridge = bridge_factory(broker)
+                sent_again = await arrivals_after_confirmation(agent, bridge, arrivals)
     if restart_agent:
         restarted = agent_settings(tmp_path, broker, with_cuff=False)
         async with running_agent(restarted) as agent:
             broker.start()
-            bridge = bridge_factory(broker)
-            await wait_until(lambda: bridge.reading_count() == 1, what="the reading in the bridge database")
-            await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] == 1, what="the ack")
-            await asyncio.sleep(1.5)
+            with broker_arrivals(broker, KioskTopics(SITE, KIOSK)) as arrivals:
+                bridge = bridge_factory(broker)
+                sent_again = await arrivals_after_confirmation(agent, bridge, arrivals)
+    assert sent_again == [], f"{len(sent_again)} arrivals after the bridge confirmed: {sorted(set(sent_again))}"
     assert bridge.reading_count() == 1
     assert_is_the_measurement(bridge.readings()[0].payload)
 
@@ -214,13 +231,14 @@ async def test_a_broker_killed_after_its_puback_loses_the_message_and_the_kiosk_
             await wait_until(lambda: agent.outbox.counts()[RecordState.PUBLISHED] == 1, what="the broker's PUBACK")
             broker.kill()
             broker.start()
-            bridge = bridge_factory(broker)
-            await wait_until(lambda: bridge.reading_count() == 1, timeout=20, what="the re-sent reading")
-            await wait_until(lambda: agent.outbox.counts()[RecordState.DELIVERED] == 1, what="the ack")
-            await asyncio.sleep(1.5)
+            with broker_arrivals(broker, KioskTopics(SITE, KIOSK)) as arrivals:
+                bridge = bridge_factory(broker)
+                sent_again = await arrivals_after_confirmation(agent, bridge, arrivals, timeout=20)
     finally:
         broker.stop()
     assert any("will send again" in r.getMessage() for r in caplog.records), "the kiosk never re-sent"
+    # Sent twice before the confirmation (that is the point), never after it.
+    assert sent_again == [], f"{len(sent_again)} arrivals after the bridge confirmed: {sorted(set(sent_again))}"
     assert bridge.reading_count() == 1
     assert_is_the_measurement(bridge.readings()[0].payload)
 
