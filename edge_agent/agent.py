@@ -115,7 +115,10 @@ class Agent:
         """Until `stop` is set ("stopped"), or a remote reload_config asks for a restart with
         the file's new settings ("reload": the caller builds a new Agent)."""
         loop = asyncio.get_running_loop()
-        self._stop = stop
+        # This run's own end: `stop` is the caller's and outlives a reload, so a reload must not
+        # set it (the next run would end as soon as it began).
+        self._stop = asyncio.Event()
+        follow_stop = asyncio.create_task(_set_when(stop, self._stop), name="stop")
         watch = self.clock_watch
         self.outbox = Outbox(
             self.settings.outbox_path,
@@ -182,8 +185,9 @@ class Agent:
         log.info("agent %s/%s running with %d device(s)", self.topics.site, self.topics.kiosk, len(self.settings.devices))
         notify("READY=1")
         try:
-            await stop.wait()
+            await self._stop.wait()
         finally:
+            follow_stop.cancel()
             # Let running jobs (a telemetry save, a pruning pass) finish: shutting the scheduler
             # down cancels them mid-write.
             self.scheduler.pause()
@@ -493,3 +497,8 @@ class Agent:
         if isinstance(reading, BloodPressureMeasurement):
             self.desk.reading_saved(saved.seq, reading, subject)  # committed: the screen may say "saved"
         return saved
+
+
+async def _set_when(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,10 +60,24 @@ def results(bridge: Bridge, request_id: str) -> list[CommandResult]:
         return list(session.exec(select(CommandResult).where(CommandResult.request_id == request_id)))
 
 
-async def answered(bridge: Bridge, request_id: str) -> CommandResult:
-    await wait_until(lambda: len(results(bridge, request_id)) >= 1, what=f"the result of {request_id}")
+async def answered(bridge: Bridge, request_id: str, timeout: float = 10) -> CommandResult:
+    await wait_until(lambda: len(results(bridge, request_id)) >= 1, timeout=timeout, what=f"the result of {request_id}")
     [result] = results(bridge, request_id)
     return result
+
+
+async def pinged(bridge: Bridge, technician: Technician, attempts: int = 6) -> None:
+    """A ping answered: sent again while none is, as a command sent before the agent's session
+    exists at the broker is not kept for it."""
+    for _ in range(attempts):
+        request_id = technician.send("ping")
+        try:
+            result = await answered(bridge, request_id, timeout=4)
+        except AssertionError:  # timed out
+            continue
+        assert result.outcome == "succeeded"
+        return
+    raise AssertionError(f"no ping answered in {attempts} attempts")
 
 
 def audit(agent: Agent) -> list[CommandAudit]:
@@ -184,6 +202,46 @@ async def test_reload_config_refuses_a_bad_file_and_restarts_with_a_good_one(
         assert accepted.outcome == "succeeded"
     finally:
         technician.close()
+
+
+@pytest.mark.asyncio
+async def test_reload_config_through_doorstep_agent_restarts_it_and_it_keeps_running(
+    tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any
+) -> None:
+    """The real command path: `doorstep agent` in its own process, reload_config from the
+    broker. The agent restarts with the file and goes on answering (it used to exit 0: the
+    reload set the stop event the command's loop hands every run)."""
+    bridge = bridge_factory(running_broker)
+    technician = Technician(running_broker)
+    config = tmp_path / "agent.yaml"
+    settings = agent_settings(tmp_path, running_broker, with_cuff=False)
+    config.write_text(json.dumps(settings.model_dump(mode="json") | {"broker": {"host": running_broker.host,
+                                                                               "port": running_broker.port}}))
+    agent = subprocess.Popen([sys.executable, "-m", "doorstep", "agent", "--config", str(config)],
+                             stderr=subprocess.PIPE, text=True)
+    log: list[str] = []
+    reader = threading.Thread(target=lambda: log.extend(iter(agent.stderr.readline, "")), daemon=True)
+    reader.start()
+
+    def restarted() -> bool:
+        restarts = [i for i, line in enumerate(log) if "restarting with the configuration in" in line]
+        return bool(restarts) and any("running with" in line for line in log[restarts[0]:])
+
+    try:
+        await pinged(bridge, technician)
+        reload_id = technician.send("reload_config")
+        assert (await answered(bridge, reload_id)).outcome == "succeeded"
+        await wait_until(restarted, what="the agent restarted with the file")
+        await pinged(bridge, technician)
+        await asyncio.sleep(1)
+        assert agent.poll() is None, "the agent stopped after reloading:\n" + "".join(log)
+    finally:
+        technician.close()
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=20)
+        reader.join(timeout=5)
+        agent.stderr.close()
+    assert agent.returncode == 0, "".join(log)
 
 
 @pytest.mark.asyncio
