@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,12 +72,27 @@ def authenticated(
     token = credentials.credentials if credentials is not None else request.cookies.get(SESSION_COOKIE)
     found = authenticate(session, context.secret_key, token, context.clock()) if token else None
     if found is None:
+        if credentials is None and _is_a_browser_opening(request):
+            # An API address opened in a browser (the demo prints some): its login first, then
+            # back here, rather than a 401 in JSON that a person cannot act on.
+            raise HTTPException(status_code=303, headers={"Location": _login_then(request)})
         raise HTTPException(
             status_code=401,
             detail={"error": "unauthenticated", "reason": "a valid token is required (Authorization: Bearer …)"},
             headers={"WWW-Authenticate": "Bearer"},
         )
     return found
+
+
+def _is_a_browser_opening(request: Request) -> bool:
+    """A person's browser opening this address itself (a link, the address bar), not a script
+    (Fetch Metadata, https://www.w3.org/TR/fetch-metadata/ §2.3 Sec-Fetch-Mode)."""
+    return request.method == "GET" and request.headers.get("sec-fetch-mode") == "navigate"
+
+
+def _login_then(request: Request) -> str:
+    asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/dashboard/?" + urllib.parse.urlencode({"next": asked})
 
 
 AuthenticatedDep = Annotated[Authenticated, Depends(authenticated)]
