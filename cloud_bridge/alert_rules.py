@@ -241,10 +241,12 @@ def device_signals(
 # --- Kiosks ----------------------------------------------------------------------------------
 
 
-def status_signals(site: str, kiosk: str, state: KioskState, reason: str, at: datetime) -> list[Signal]:
+def status_signals(site: str, kiosk: str, state: KioskState, reason: str, at: datetime, *, planned: bool) -> list[Signal]:
+    """`planned`: the agent said goodbye itself (a stop, a restart, a reload), which someone
+    chose; a Last Will is a kiosk lost. The alert stays, to be seen, but is not critical."""
     if state is KioskState.OFFLINE:
-        return [Raise(AlertKind.KIOSK_OFFLINE, Severity.CRITICAL, site, kiosk, "", f"kiosk offline: {reason}", at,
-                      {"reason": reason})]
+        return [Raise(AlertKind.KIOSK_OFFLINE, Severity.WARNING if planned else Severity.CRITICAL, site, kiosk, "",
+                      f"kiosk offline: {reason}", at, {"reason": reason, "planned": planned})]
     return [Clear(AlertKind.KIOSK_OFFLINE, site, kiosk, "", at, "the kiosk connected again")]
 
 

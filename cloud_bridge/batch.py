@@ -355,7 +355,8 @@ def _kiosk_signals(before: KioskBase, report: KioskReport, after: KioskBase, rec
     signals: list[Signal] = []
     if report.status is not None and after.status_at == report.status[0]:
         at, status = report.status
-        signals += status_signals(after.site, after.kiosk, status.state, status_reason(status), at)
+        signals += status_signals(after.site, after.kiosk, status.state, status_reason(status), at,
+                                  planned=status.at is not None)
     if report.telemetry is not None and after.telemetry_at != before.telemetry_at:
         signals += telemetry_signals(after, received_at, rules)
     return signals

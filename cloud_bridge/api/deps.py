@@ -17,6 +17,7 @@ from sqlmodel import Session
 from cloud_bridge.access import Capability, Principal
 from cloud_bridge.accounts import Authenticated, authenticate
 from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge.broker_link import BrokerLink
 from doorstep.contract.clinical import BloodPressureGuideline
 from cloud_bridge.jobs import CommandPublisher
 from cloud_bridge.metrics import BridgeMetrics
@@ -44,6 +45,7 @@ class BridgeContext:
     alert_rules: AlertRules = field(default_factory=AlertRules)
     blood_pressure_guideline: BloodPressureGuideline = field(default_factory=BloodPressureGuideline)
     dashboard_refresh_s: float = 5.0
+    broker_link: BrokerLink | None = None  # None: no ingest in this process
 
 
 def get_context(request: Request) -> BridgeContext:

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter
-from sqlalchemy import case
+from pydantic import BaseModel
+from sqlalchemy import case, false
 from sqlmodel import col, func, select
 
 from cloud_bridge.alerts import Alert
 from cloud_bridge.access import Capability, Principal
 from cloud_bridge.api.alerts import visible_alerts
-from cloud_bridge.api.deps import ERROR_RESPONSES, Page, PageDep, SessionDep, not_found, require, site_in_scope
+from cloud_bridge.api.deps import (
+    ERROR_RESPONSES,
+    ContextDep,
+    Page,
+    PageDep,
+    SessionDep,
+    not_found,
+    require,
+    site_in_scope,
+)
+from cloud_bridge.broker_link import BrokerLink
 from cloud_bridge.fleet import Device, DeviceBase, Kiosk, KioskBase, kiosk_devices
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=ERROR_RESPONSES)
@@ -29,6 +41,22 @@ class KioskDetail(KioskPublic):
     devices: list[DevicePublic]
 
 
+class BridgeLinkPublic(BaseModel):
+    """This bridge worker's connection to the broker. While it is lost, kiosks are "unknown":
+    what the bridge last heard of them may no longer be so."""
+
+    broker_connected: bool
+    since: datetime
+
+
+def _deaf(link: BrokerLink | None) -> bool:
+    return link is not None and not link.state.connected
+
+
+def _as_heard(kiosk: dict[str, object], link: BrokerLink | None) -> dict[str, object]:
+    return kiosk | {"status": "unknown"} if _deaf(link) else kiosk
+
+
 def _open_alerts_by_kiosk(who: Principal):  # type: ignore[no-untyped-def]
     # Only the alerts `who` may see are counted: a technician must not learn from a count that
     # a resident had a dangerous reading at a kiosk.
@@ -43,6 +71,7 @@ def _open_alerts_by_kiosk(who: Principal):  # type: ignore[no-untyped-def]
 @router.get("/kiosks", response_model=Page[KioskPublic])
 def list_kiosks(
     session: SessionDep,
+    context: ContextDep,
     page: PageDep,
     who: Principal = require(Capability.FLEET_READ),
     site: str | None = None,
@@ -54,7 +83,11 @@ def list_kiosks(
     site = site_in_scope(who, Capability.FLEET_READ, site)
     if site is not None:
         conditions.append(col(Kiosk.site) == site)
-    if status is not None:
+    if _deaf(context.broker_link):
+        # Every kiosk is unknown now, whatever its row says.
+        if status in ("online", "offline"):
+            conditions.append(false())
+    elif status is not None:
         conditions.append(col(Kiosk.status) == status)
     open_alerts = func.coalesce(counts.c.open_alerts, 0)
     statement = (
@@ -67,13 +100,16 @@ def list_kiosks(
     )
     total = session.exec(select(func.count()).select_from(Kiosk).where(*conditions)).one()
     items = [
-        KioskPublic.model_validate(kiosk.model_dump() | {"open_alerts": int(n)}) for kiosk, n in session.exec(statement)
+        KioskPublic.model_validate(_as_heard(kiosk.model_dump() | {"open_alerts": int(n)}, context.broker_link))
+        for kiosk, n in session.exec(statement)
     ]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/kiosks/{site}/{kiosk}", response_model=KioskDetail)
-def get_kiosk(session: SessionDep, site: str, kiosk: str, who: Principal = require(Capability.FLEET_READ)) -> KioskDetail:
+def get_kiosk(
+    session: SessionDep, context: ContextDep, site: str, kiosk: str, who: Principal = require(Capability.FLEET_READ)
+) -> KioskDetail:
     """One kiosk with its devices."""
     site_in_scope(who, Capability.FLEET_READ, site)
     row = session.get(Kiosk, (site, kiosk))
@@ -85,7 +121,18 @@ def get_kiosk(session: SessionDep, site: str, kiosk: str, who: Principal = requi
         )
     ).one()
     devices = [DevicePublic.model_validate(d.model_dump()) for d in kiosk_devices(session, site, kiosk)]
-    return KioskDetail.model_validate(row.model_dump() | {"open_alerts": open_alerts, "devices": devices})
+    return KioskDetail.model_validate(
+        _as_heard(row.model_dump() | {"open_alerts": open_alerts, "devices": devices}, context.broker_link)
+    )
+
+
+@router.get("/bridge", response_model=BridgeLinkPublic)
+def get_bridge_link(context: ContextDep, who: Principal = require(Capability.FLEET_READ)) -> BridgeLinkPublic:
+    """Whether this bridge worker hears the broker now, and since when."""
+    if context.broker_link is None:  # an API with no ingest beside it (tests, tools)
+        return BridgeLinkPublic(broker_connected=True, since=context.clock())
+    state = context.broker_link.state
+    return BridgeLinkPublic(broker_connected=state.connected, since=state.since)
 
 
 @router.get("/devices", response_model=Page[DevicePublic])

@@ -109,6 +109,22 @@ def alert_receiver() -> Iterator[AlertReceiver]:
     receiver.server.server_close()
 
 
+async def test_a_planned_stop_is_an_alert_to_see_not_a_critical_one(
+    tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any
+) -> None:
+    """A technician's restart or a clean stop (the agent says goodbye itself) used to raise the
+    same critical alert as a kiosk lost; it is a warning now. A Last Will stays critical (the
+    test after this one)."""
+    bridge: Bridge = bridge_factory(running_broker)
+    with bridge.api() as api:
+        async with running_agent(agent_settings(tmp_path, running_broker, with_cuff=False)):
+            await wait_until(lambda: kiosk_status(api) == "online", what="the kiosk online")
+        await wait_until(lambda: kiosk_status(api) == "offline", what="the kiosk offline after a clean stop")
+        [alert] = api.get("/api/v1/alerts", state="open", kind="kiosk_offline").body["items"]
+        assert alert["severity"] == "warning" and alert["title"] == "kiosk offline: stopped cleanly"
+        assert alert["data"]["planned"] is True
+
+
 async def test_a_kiosk_killed_goes_offline_with_an_alert_posted_to_the_webhook(
     tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any, alert_receiver: AlertReceiver
 ) -> None:
@@ -128,7 +144,7 @@ async def test_a_kiosk_killed_goes_offline_with_an_alert_posted_to_the_webhook(
             kiosk = api.get(f"/api/v1/kiosks/{SITE}/{KIOSK}").body
             assert kiosk["status_reason"] == "connection lost (Last Will)" and kiosk["open_alerts"] == 1
             [alert] = api.get("/api/v1/alerts", state="open").body["items"]
-            assert alert["kind"] == "kiosk_offline"
+            assert (alert["kind"], alert["severity"]) == ("kiosk_offline", "critical")
             await wait_until(lambda: len(alert_receiver.bodies) >= 1, what="the webhook post")
             assert b'"kiosk_offline"' in alert_receiver.bodies[0]
             # A technician takes it, then it resolves itself when the kiosk is back.

@@ -123,6 +123,8 @@ const LABELS = {
   "col.pseudonym": ["居民化名", "Pseudonym"],
 
   "kiosks.title": ["终端", "Kiosks"],
+  "bridge.deaf": ["云端服务与消息服务器的连接已断开（自 {since}）：各终端当前状态未知，恢复连接后自动更新",
+    "The bridge has lost its connection to the broker (since {since}): every kiosk's status is unknown until it is back"],
   "kiosks.none": ["没有符合条件的终端", "No kiosk matches"],
   "devices.title": ["设备", "Devices"],
   "devices.none": ["没有设备", "No devices"],
