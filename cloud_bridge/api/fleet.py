@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import case, false
+from sqlalchemy import case, delete, false
 from sqlmodel import col, func, select
 
-from cloud_bridge.alerts import Alert
+from cloud_bridge import webhook
 from cloud_bridge.access import Capability, Principal
+from cloud_bridge.accounts import audit
+from cloud_bridge.alert_rules import HEALTH_ALERTS
+from cloud_bridge.alerts import Alert, resolve
 from cloud_bridge.api.alerts import visible_alerts
 from cloud_bridge.api.deps import (
     ERROR_RESPONSES,
@@ -19,6 +22,7 @@ from cloud_bridge.api.deps import (
     Page,
     PageDep,
     SessionDep,
+    client_address,
     not_found,
     require,
     site_in_scope,
@@ -124,6 +128,41 @@ def get_kiosk(
     return KioskDetail.model_validate(
         _as_heard(row.model_dump() | {"open_alerts": open_alerts, "devices": devices}, context.broker_link)
     )
+
+
+@router.delete("/kiosks/{site}/{kiosk}", status_code=204, response_class=Response)
+def retire_kiosk(
+    session: SessionDep, context: ContextDep, request: Request, site: str, kiosk: str,
+    who: Principal = require(Capability.FLEET_MANAGE),
+) -> Response:
+    """Take a kiosk off the fleet (a test kiosk, one taken away): its row and its devices go, its
+    open alerts about the kiosk and its devices are resolved by whoever retired it. What it sent
+    (readings, events, telemetry) stays, and so do alerts about a resident's reading, which are a
+    doctor's. A kiosk that sends again is listed again: take its broker account away too
+    (`doorstep broker remove`)."""
+    site_in_scope(who, Capability.FLEET_MANAGE, site)
+    row = session.get(Kiosk, (site, kiosk), with_for_update=True)
+    if row is None:
+        raise not_found(f"no kiosk {site}/{kiosk} has sent anything")
+    now = context.clock()
+    open_alerts = session.exec(
+        select(Alert.id).where(
+            col(Alert.site) == site, col(Alert.kiosk) == kiosk, col(Alert.open_key).is_not(None),
+            col(Alert.kind).not_in([kind.value for kind in HEALTH_ALERTS]),
+        )
+    ).all()
+    changes = [resolve(session, alert_id, by=who.username, note="kiosk retired from the fleet", at=now)
+               for alert_id in open_alerts if alert_id is not None]
+    session.execute(delete(Device).where(col(Device.site) == site, col(Device.kiosk) == kiosk))
+    session.delete(row)
+    audit(session, actor=who.username, action="kiosk_retire", target=f"{site}/{kiosk}", result="ok", now=now,
+          client=client_address(request), alerts_resolved=len(changes))
+    if context.notify and changes:
+        webhook.enqueue(session, changes, now)
+    session.commit()
+    if changes:
+        context.on_alerts()
+    return Response(status_code=204)
 
 
 @router.get("/bridge", response_model=BridgeLinkPublic)

@@ -147,3 +147,22 @@ def test_a_kiosk_clock_far_ahead_shows_on_its_page(dashboard: Dashboard, page: P
              what="the sane telemetry folded in after the one dated 8999")
     dashboard.log_in(page, "tech", KIOSK_PAGE)
     expect(page.locator(".fact.bad", has_text="时钟")).to_contain_text("时间超前一天以上")
+
+
+def test_a_technician_retires_a_test_kiosk_from_its_page(dashboard: Dashboard, page: Page, wire: WirePublisher) -> None:
+    """Issue 18, item 10: a test kiosk could not be removed from the fleet. A technician
+    retires it with two clicks; station staff are not offered it."""
+    two_sites(dashboard, wire)
+    dashboard.log_in(page, "staff", KIOSK_PAGE)
+    expect(page.locator("[data-command=ping]")).to_be_visible()
+    expect(page.get_by_test_id("retire")).to_have_count(0)
+    page.click("#logout")
+    dashboard.log_in(page, "tech", KIOSK_PAGE)
+    retire = page.locator("[data-action=retire]")
+    retire.click()
+    expect(retire).to_have_text("再点一次确认移除")
+    assert dashboard.api.get(f"/api/v1/kiosks/{SITE}/{KIOSK}").status == 200  # one click does nothing
+    retire.click()
+    expect(page.locator("[data-testid=kiosks] tbody tr")).to_have_count(1)
+    expect(page.locator(f'[data-testid=kiosks] tr[data-kiosk="{SITE}/{KIOSK}"]')).to_have_count(0)
+    assert dashboard.api.get(f"/api/v1/kiosks/{SITE}/{KIOSK}").status == 404

@@ -123,6 +123,10 @@ const LABELS = {
   "col.pseudonym": ["居民化名", "Pseudonym"],
 
   "kiosks.title": ["终端", "Kiosks"],
+  "kiosk.retire": ["从设备列表移除", "Retire from the fleet"],
+  "kiosk.retire.confirm": ["再点一次确认移除", "Click again to retire it"],
+  "kiosk.retire.what": ["（如测试终端；已上传的数据保留，终端再次上线会重新出现）",
+    "(a test kiosk, say; what it sent stays, and it reappears if it sends again)"],
   "bridge.deaf": ["云端服务与消息服务器的连接已断开（自 {since}）：各终端当前状态未知，恢复连接后自动更新",
     "The bridge has lost its connection to the broker (since {since}): every kiosk's status is unknown until it is back"],
   "kiosks.none": ["没有符合条件的终端", "No kiosk matches"],

@@ -39,6 +39,7 @@ export function kioskScreen(screen, view, site, kioskId) {
     el("p", {}, el("a", { href: "#/" }, t.t("kiosk.back"))),
     head,
     facts,
+    screen.may("fleet:manage", site) ? retireControl(t, site, kioskId) : null,
     section(t.t("kiosk.alerts"), alerts.node),
     mayCommand ? section(t.t("commands.title"), panelHolder) : null,
     section(t.t("commands.history"), history),
@@ -246,6 +247,32 @@ function describeArgs(t, args) {
   const entries = Object.entries(args || {});
   if (entries.length === 0) return "—";
   return entries.map(([name, value]) => (name === "unit" ? t.t("commands.unit", { n: value }) : `${name}: ${value}`)).join(", ");
+}
+
+/** Take the kiosk off the fleet (a test kiosk, one taken away), with a second click to confirm:
+ * its readings stay, and it is listed again if it sends again. */
+function retireControl(t, site, kioskId) {
+  let armed = 0;
+  const problem = el("span", { class: "error", role: "alert" });
+  const button = el("button", { type: "button", class: "small", "data-action": "retire", onclick: retire }, t.t("kiosk.retire"));
+  async function retire() {
+    if (Date.now() - armed > CONFIRM_WINDOW_MS) {
+      armed = Date.now();
+      button.textContent = t.t("kiosk.retire.confirm");
+      button.classList.add("armed");
+      setTimeout(() => { button.textContent = t.t("kiosk.retire"); button.classList.remove("armed"); }, CONFIRM_WINDOW_MS);
+      return;
+    }
+    button.disabled = true;
+    try {
+      await call(`kiosks/${encodeURIComponent(site)}/${encodeURIComponent(kioskId)}`, { method: "DELETE" });
+      window.location.hash = "#/";
+    } catch (error) {
+      button.disabled = false;
+      problem.textContent = t.t("alert.failed", { reason: error.message });
+    }
+  }
+  return el("p", { class: "retire", "data-testid": "retire" }, button, " ", el("span", { class: "sub" }, t.t("kiosk.retire.what")), " ", problem);
 }
 
 function resultData(t, data) {
