@@ -306,6 +306,14 @@ function describeEvent(t, event) {
       p.free_reason === "over_80" ? ` · ${t.t("event.free")}` : "",
       p.reason ? ` · ${p.reason}` : ""].join("");
   }
+  if (event.type === "relay_checkin") {
+    return t.t("event.checkin", { method: t.of("relaymethod", p.method), inside: p.inside });
+  }
+  if (event.type === "relay_checkout") {
+    return p.reason === "expired"
+      ? t.t("event.expired", { inside: p.inside })
+      : t.t("event.checkout", { method: t.of("relaymethod", p.method), stay: t.duration(p.stay_s), inside: p.inside });
+  }
   // An event type this page does not know (a newer kiosk's): its type only. Its payload may
   // hold something about a person that this page has not been taught to leave out.
   return "";
