@@ -22,7 +22,7 @@ from drivers.ble import racp, uuids
 from drivers.ble.errors import (
     BleDriverError,
     DeviceDisconnectedError,
-    DeviceNotFoundError,
+    MissingServiceError,
     MeasurementTimeoutError,
 )
 from drivers.ble.glucose import (
@@ -101,7 +101,7 @@ class GlucoseMeterSession(RemembersDeviceState):
     async def fetch_since(self, last_sequence_number: int | None) -> list[GlucoseRecord]:
         """Records with a sequence number after ``last_sequence_number`` (all if None), oldest first.
 
-        Raises DeviceNotFoundError (connect / no Glucose Service), DeviceNotBondedError,
+        Raises DeviceNotFoundError (connect), MissingServiceError (no RACP), DeviceNotBondedError,
         DeviceDisconnectedError if the link drops before the RACP response (the partial
         list is discarded: it cannot be told from a complete one), MeasurementTimeoutError
         if the meter falls silent for ``timeout`` s, RacpProcedureError for a failure
@@ -121,7 +121,7 @@ class GlucoseMeterSession(RemembersDeviceState):
             on_battery=self._note_battery,
         ) as client:
             if client.services.get_characteristic(uuids.RECORD_ACCESS_CONTROL_POINT) is None:
-                raise DeviceNotFoundError(f"{self._address} has no Record Access Control Point (0x2A52)")
+                raise MissingServiceError(f"{self._address} has no Record Access Control Point (0x2A52)")
             await self._subscribe(client, watch, transfer)
             try:
                 # GLS 3.4: write with response; the procedure's result comes as an indication.
