@@ -28,6 +28,7 @@ class DeviceErrorCode(StrEnum):
     BLE_TIMEOUT = "ble_timeout"  # connected, but no measurement came in time
     BLE_GATT_ERROR = "ble_gatt_error"  # a GATT operation failed for another reason
     BLE_MISSING_SERVICE = "ble_missing_service"  # connected, but it lacks the service its profile names
+    BLE_DECODE = "ble_decode"  # it sent bytes that break the spec (its firmware's fault)
     # RS-485 / Modbus RTU (drivers/laundry/link.py ErrorKind).
     MODBUS_TIMEOUT = "modbus_timeout"
     MODBUS_CRC = "modbus_crc"

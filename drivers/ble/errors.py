@@ -18,11 +18,15 @@ from doorstep.contract.device_errors import DeviceErrorCode
 
 
 class BleDriverError(Exception):
-    """Root of every error raised by ``drivers.ble``."""
+    """Root of every error raised by ``drivers.ble``; ``code`` says which kind, on the wire."""
+
+    code: ClassVar[DeviceErrorCode]
 
 
 class DecodeError(BleDriverError):
     """The device sent bytes that break the spec."""
+
+    code = DeviceErrorCode.BLE_DECODE
 
     def __init__(self, characteristic: str, field: str, reason: str) -> None:
         self.characteristic = characteristic  # short UUID, e.g. "2a35"
@@ -38,7 +42,7 @@ class DecodeError(BleDriverError):
 class DeviceUnavailableError(BleDriverError):
     """The device could not be talked to: not the bytes' fault but the link's."""
 
-    code: ClassVar[DeviceErrorCode] = DeviceErrorCode.BLE_GATT_ERROR
+    code = DeviceErrorCode.BLE_GATT_ERROR
 
 
 class DeviceNotFoundError(DeviceUnavailableError):
