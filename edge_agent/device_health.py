@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -23,7 +24,7 @@ from doorstep.contract.telemetry import DeviceError
 
 # How loud the first failure of each kind is. Not finding a cuff is its normal state between
 # measurements; a refused bond or a lost reading needs a person.
-LOG_LEVELS = MappingProxyType(
+LOG_LEVELS: Mapping[str, int] = MappingProxyType(
     {
         DeviceErrorCode.BLE_NOT_FOUND: logging.DEBUG,
         DeviceErrorCode.BLE_OUT_OF_SLOTS: logging.INFO,
