@@ -25,7 +25,7 @@ from doorstep.runtime.config import ConfigError
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
-from edge_agent.device_health import DeviceHealthBook
+from edge_agent.device_health import DeviceHealthBook, line_telemetry
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.kiosk_commands import kiosk_handlers
 from edge_agent.laundry import LaundryRoom
@@ -301,7 +301,8 @@ class Agent:
         ]
         if self.laundry is not None:
             devices += [
-                DeviceTelemetry(address=f"modbus-unit-{m.unit}", model=m.profile.model, link=m.link.state.value)
+                DeviceTelemetry(address=f"modbus-unit-{m.unit}", model=m.profile.model, link=m.link.state.value,
+                                **line_telemetry(m.link))
                 for m in self.laundry.machines()
             ]
         return devices

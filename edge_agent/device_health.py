@@ -21,6 +21,7 @@ from typing import Any
 
 from doorstep.contract.device_errors import DeviceErrorCode
 from doorstep.contract.telemetry import DeviceError
+from drivers.laundry.link import ERROR_CODES, UnitLink
 
 # How loud the first failure of each kind is. Not finding a cuff is its normal state between
 # measurements; a refused bond or a lost reading needs a person.
@@ -86,3 +87,15 @@ class DeviceHealthBook:
             return {}
         return {"last_error": health.last_error, "failing_since": health.failing_since,
                 "error_counts": dict(health.counts)}
+
+
+def line_telemetry(link: UnitLink) -> dict[str, Any]:
+    """DeviceTelemetry's error fields for a machine on the RS-485 line: its bus counts its own
+    failures (drivers/laundry/bus.py) and logs its link's changes (edge_agent/laundry.py)."""
+    error = link.last_error
+    return {
+        "last_error": None if error is None or link.last_error_at is None
+        else DeviceError(code=error.code, at=link.last_error_at, message=error.message[:MESSAGE_LIMIT]),
+        "failing_since": link.failing_since,
+        "error_counts": {ERROR_CODES[kind]: n for kind, n in link.failures_by_kind.items()},
+    }

@@ -37,6 +37,7 @@ class DeviceErrorCode(StrEnum):
     MODBUS_BAD_REPLY = "modbus_bad_reply"
     MODBUS_DECODE = "modbus_decode"
     MODBUS_FROZEN = "modbus_frozen"
+    MODBUS_NOT_CONFIRMED = "modbus_not_confirmed"  # a command whose echo never came
     MODBUS_DISCONNECTED = "modbus_disconnected"
 
 
