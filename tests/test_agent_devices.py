@@ -141,7 +141,8 @@ async def test_a_cuff_that_lost_its_bond_is_logged_once_and_reported_until_it_is
     tmp_path: Path, broker, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="edge_agent.agent")
-    cuff = SimulatedCuff(address=CUFF_ADDRESS, measurements=[MEASURED], requires_bonding=True, disconnect_after=0.05)
+    cuff = SimulatedCuff(address=CUFF_ADDRESS, measurements=[MEASURED], requires_bonding=True, disconnect_after=0.05,
+                         battery_percent=80)
     settings = agent_settings(tmp_path, broker)
     settings.devices[0] = settings.devices[0].model_copy(
         update={"model": "omron", "reconnect_interval_s": 0.05, "idle_timeout_s": 0.2}  # omron: needs_bonding
@@ -163,6 +164,8 @@ async def test_a_cuff_that_lost_its_bond_is_logged_once_and_reported_until_it_is
         assert device.failing_since is not None and device.failing_since >= lost_at
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "ble_bond_lost" in r.getMessage()]
         assert len(warnings) == 1  # once for the condition, not once a poll
+        # Nor a warning a poll about the battery read the missing bond refused first.
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "battery" in r.getMessage()]
 
         cuff.central_bonded = False  # a technician removed and paired it again (bluetoothctl remove, pair)
         await wait_until(lambda: reported().error_counts == {}, what="a session that works again")

@@ -156,7 +156,10 @@ async def read_battery_level(client: BleakClient, address: str) -> int | None:
     try:
         return decode_battery_level(bytes(await client.read_gatt_char(characteristic)))
     except (BleakError, DecodeError) as exc:
-        logger.warning("reading the battery of %s failed: %s", address, exc)
+        # Refused for want of a bond: the session's next secured access raises the typed error,
+        # which the agent reports once; a warning here would repeat at every poll.
+        level = logging.DEBUG if bonding.is_security_failure(exc) else logging.WARNING
+        logger.log(level, "reading the battery of %s failed: %s", address, exc)
         return None
 
 
