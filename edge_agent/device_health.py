@@ -38,6 +38,8 @@ LOG_LEVELS: Mapping[str, int] = MappingProxyType(
         DeviceErrorCode.BLE_MISSING_SERVICE: logging.WARNING,
         DeviceErrorCode.BLE_GATT_ERROR: logging.WARNING,
         DeviceErrorCode.BLE_DECODE: logging.WARNING,
+        DeviceErrorCode.BLE_PROCEDURE_REFUSED: logging.WARNING,
+        DeviceErrorCode.BLE_ADAPTER_UNAVAILABLE: logging.ERROR,
     }
 )
 # The contract bounds a message (DeviceError.message).

@@ -29,6 +29,8 @@ class DeviceErrorCode(StrEnum):
     BLE_GATT_ERROR = "ble_gatt_error"  # a GATT operation failed for another reason
     BLE_MISSING_SERVICE = "ble_missing_service"  # connected, but it lacks the service its profile names
     BLE_DECODE = "ble_decode"  # it sent bytes that break the spec (its firmware's fault)
+    BLE_ADAPTER_UNAVAILABLE = "ble_adapter_unavailable"  # the kiosk's own Bluetooth: no adapter, BlueZ down
+    BLE_PROCEDURE_REFUSED = "ble_procedure_refused"  # a glucose meter refused the RACP request (GSS 3.178.4)
     # RS-485 / Modbus RTU (drivers/laundry/link.py ErrorKind).
     MODBUS_TIMEOUT = "modbus_timeout"
     MODBUS_CRC = "modbus_crc"

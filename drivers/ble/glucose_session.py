@@ -18,6 +18,7 @@ from bleak import BleakClient
 from bleak.backends.client import BaseBleakClient
 from bleak.exc import BleakError
 
+from doorstep.contract.device_errors import DeviceErrorCode
 from drivers.ble import racp, uuids
 from drivers.ble.errors import (
     BleDriverError,
@@ -50,6 +51,8 @@ class RacpProcedureError(BleDriverError):
     Neither the link's fault nor undecodable bytes: the meter refused the procedure
     (e.g. operator not supported), so retrying the same request will not help.
     """
+
+    code = DeviceErrorCode.BLE_PROCEDURE_REFUSED
 
     def __init__(self, address: str, response: racp.ResponseCodeValue) -> None:
         self.address = address

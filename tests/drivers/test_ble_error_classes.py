@@ -6,6 +6,8 @@ establish_connection over the simulated backend, the backend failing as BlueZ do
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from datetime import datetime
 
 import bleak_retry_connector
@@ -18,12 +20,14 @@ from bleak_retry_connector import (
     BleakOutOfConnectionSlotsError,
 )
 
+import drivers.ble
 from doorstep.contract.device_errors import DeviceErrorCode
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.bonding import DeviceBondLostError, DeviceNotBondedError
 from drivers.ble.connect import connect_error
 from drivers.ble.cuff_session import BloodPressureCuffSession
 from drivers.ble.errors import (
+    BleDriverError,
     ConnectAbortedError,
     ConnectFailedError,
     DeviceDisconnectedError,
@@ -33,6 +37,7 @@ from drivers.ble.errors import (
     MissingServiceError,
     OutOfConnectionSlotsError,
 )
+from drivers.ble.glucose_session import RacpProcedureError
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 
 READING = BloodPressureMeasurement(
@@ -59,12 +64,18 @@ def test_each_connection_failure_keeps_its_class(raised: BaseException, ours: ty
     assert isinstance(error, DeviceNotFoundError)  # all of them: the device was not reached
 
 
-def test_every_class_has_its_own_code() -> None:
-    classes = [DeviceNotFoundError, OutOfConnectionSlotsError, ConnectAbortedError, ConnectFailedError,
-               MissingServiceError, DeviceDisconnectedError, MeasurementTimeoutError, DeviceNotBondedError,
-               DeviceBondLostError, DeviceUnavailableError]
-    codes = [c.code for c in classes]
-    assert len(set(codes)) == len(codes)
+def test_every_error_of_the_ble_drivers_has_its_own_code() -> None:
+    for module in pkgutil.walk_packages(drivers.ble.__path__, "drivers.ble."):
+        importlib.import_module(module.name)  # every subclass defined, wherever it is
+
+    def subclasses(root: type) -> list[type]:
+        return [root, *(c for sub in root.__subclasses__() for c in subclasses(sub))]
+
+    classes = subclasses(BleDriverError)[1:]
+    assert {DeviceBondLostError, OutOfConnectionSlotsError, RacpProcedureError} <= set(classes)
+    codes = [c.code for c in classes]  # an AttributeError names a class without one
+    assert len(set(codes)) == len(codes), sorted(codes)
+    assert set(codes) <= set(DeviceErrorCode)
 
 
 def cuff_session(cuff: SimulatedCuff, backend: type | None = None, **kwargs: bool) -> BloodPressureCuffSession:
