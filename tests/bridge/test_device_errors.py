@@ -109,6 +109,27 @@ def test_a_cuff_whose_bond_is_lost_opens_an_alert_saying_what_to_do_and_its_reco
     assert (alert.state, alert.resolved_by) == ("resolved", "system")
 
 
+def test_a_cuff_not_reached_for_the_configured_time_opens_an_alert_resolved_when_it_is_reached(
+    bridge_engine: Engine,
+) -> None:
+    kiosk = WireKiosk(site=SITE, kiosk=KIOSK)
+    since = NOW - timedelta(minutes=30)
+    commit(bridge_engine, kiosk.telemetry(telemetry(devices=[failing_cuff("ble_not_found", since, NOW, {"ble_not_found": 90})]),
+                                          at=NOW))
+    assert alerts(bridge_engine) == []  # half an hour off: a quiet hour at the station
+    later = since + timedelta(seconds=RULES.device_unreachable_s)
+    commit(bridge_engine, kiosk.telemetry(telemetry(devices=[failing_cuff("ble_aborted", since, later, {"ble_not_found": 170,
+                                                                                                      "ble_aborted": 1})]),
+                                          at=later), at=later)
+    [alert] = alerts(bridge_engine)
+    assert (alert.kind, alert.state, alert.title) == (
+        "device_unreachable", "open", f"omron {CUFF} not reached for 1 h: check its power, batteries and distance from the kiosk")
+    reached = DeviceTelemetry(address=CUFF, model="omron", last_seen_at=later + timedelta(minutes=1))
+    commit(bridge_engine, kiosk.telemetry(telemetry(devices=[reached]), at=later + timedelta(minutes=1)),
+           at=later + timedelta(minutes=1))
+    assert [(a.kind, a.state) for a in alerts(bridge_engine)] == [("device_unreachable", "resolved")]
+
+
 def test_telemetry_of_a_kiosk_from_before_the_error_fields_is_stored(bridge_engine: Engine) -> None:
     # Today's main's shape, as docs/protocol.md showed it before issue 17: no last_error,
     # failing_since or error_counts. A bridge upgraded first must store it.
