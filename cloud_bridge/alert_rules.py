@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, Field
 
@@ -22,12 +22,13 @@ from doorstep.contract.clinical import (
     is_dangerous,
     to_mmhg,
 )
+from doorstep.contract.device_errors import BOND_ERRORS, UNREACHABLE_ERRORS, DeviceErrorCode
 from doorstep.contract.envelope import UpstreamMessage
 from doorstep.contract.payloads import BloodPressurePayload, GlucosePayload, Spo2Payload, TemperaturePayload
 from doorstep.contract.status import KioskState
 from doorstep.contract.topics import Channel, ReadingKind
 
-from cloud_bridge.fleet import KioskBase
+from cloud_bridge.fleet import DeviceBase, KioskBase
 
 
 class AlertKind(StrEnum):
@@ -35,6 +36,8 @@ class AlertKind(StrEnum):
     DEVICE_FAULT = "device_fault"  # a laundry machine's fault state or error code
     DEVICE_OFFLINE = "device_offline"  # a machine on the RS-485 line stopped answering
     LOW_BATTERY = "low_battery"
+    DEVICE_BOND_LOST = "device_bond_lost"  # a Bluetooth device refuses the kiosk until paired again
+    DEVICE_UNREACHABLE = "device_unreachable"  # the kiosk has not reached a Bluetooth device for a long time
     BACKLOG_GROWING = "backlog_growing"
     OUTBOX_FULL = "outbox_full"  # only health readings left, over the disk budget
     DANGEROUS_READING = "dangerous_reading"
@@ -80,6 +83,11 @@ class AlertRules(BaseModel):
     high_temperature_c: float = Field(default=39.0, gt=30)
     low_battery_percent: int = Field(default=20, ge=0, le=100)
     battery_recovered_percent: int = Field(default=30, ge=0, le=100, description="cleared at this level (hysteresis)")
+    device_unreachable_s: float = Field(
+        default=86400, gt=0,
+        description="a Bluetooth device the kiosk has tried and failed to reach for this long: alerted. A cuff is "
+        "reachable only while someone measures, so a quiet evening is not this; a station sees residents daily",
+    )
     heartbeat_missed_s: float = Field(
         default=180, gt=0, description="no message from an online kiosk for this long: offline (3 telemetry periods)"
     )
@@ -235,6 +243,48 @@ def device_signals(
             )
         elif battery_percent >= rules.battery_recovered_percent:
             signals.append(Clear(AlertKind.LOW_BATTERY, site, kiosk, address, at, f"battery at {battery_percent}%"))
+    return signals
+
+
+# What a person does about each device error alert, in both of the dashboard's languages
+# (cloud_bridge/dashboard/static/js/i18n.js picks one, as it does a laundry map's error text).
+BOND_LOST_ACTION: Final = {
+    "zh": "血压计等蓝牙设备的配对丢失：请到自助机上重新配对（bluetoothctl: remove、pair、trust 该地址；"
+          "设备先进入配对模式），配对后自动恢复",
+    "en": "the device has lost its pairing with the kiosk: pair it again at the kiosk (put it in pairing mode; "
+          "bluetoothctl remove, pair, trust its address); the alert clears on its next good session",
+}
+UNREACHABLE_ACTION: Final = {
+    "zh": "自助机连不上该设备：请检查设备电源和电池、与自助机的距离（几米内、无遮挡），以及设备是否被别的手机或设备连着",
+    "en": "the kiosk cannot reach the device: check its power and batteries, its distance from the kiosk (a few "
+          "metres, nothing in between), and that no phone or other device holds its connection",
+}
+
+
+def device_error_signals(row: DeviceBase, at: datetime, rules: AlertRules) -> list[Signal]:
+    """A Bluetooth device that refuses for want of a bond, or that the kiosk has failed to
+    reach for `device_unreachable_s`, from what the kiosk's telemetry at `at` says (the row
+    as the report left it). Both clear with the device's next successful session."""
+    site, kiosk, address = row.site, row.kiosk, row.address
+    name = f"{row.model or 'device'} {address}"
+    counts = row.error_counts or {}
+    if row.failing_since is None:
+        return [Clear(AlertKind.DEVICE_BOND_LOST, site, kiosk, address, at, f"{name} works again"),
+                Clear(AlertKind.DEVICE_UNREACHABLE, site, kiosk, address, at, f"{name} works again")]
+    data = {"last_error_code": row.last_error_code, "last_error_message": row.last_error_message,
+            "failing_since": row.failing_since.isoformat(), "error_counts": counts}
+    signals: list[Signal] = []
+    bond = sorted(code for code in counts if code in BOND_ERRORS)
+    if bond:
+        what = "lost its pairing" if DeviceErrorCode.BLE_BOND_LOST in bond else "is not paired"
+        signals.append(Raise(AlertKind.DEVICE_BOND_LOST, Severity.WARNING, site, kiosk, address,
+                             f"{name} {what}: pair it again at the kiosk", at,
+                             data | {"action": BOND_LOST_ACTION}))
+    failing_s = (at - row.failing_since).total_seconds()
+    if counts and set(counts) <= UNREACHABLE_ERRORS and failing_s >= rules.device_unreachable_s:
+        signals.append(Raise(AlertKind.DEVICE_UNREACHABLE, Severity.WARNING, site, kiosk, address,
+                             f"{name} not reached for {failing_s / 3600:.0f} h: check its power, batteries and "
+                             "distance from the kiosk", at, data | {"action": UNREACHABLE_ACTION}))
     return signals
 
 

@@ -38,6 +38,7 @@ from cloud_bridge.alert_rules import (
     Raise,
     Severity,
     Signal,
+    device_error_signals,
     device_signals,
     reading_signals,
     status_signals,
@@ -385,4 +386,6 @@ def _device_signals(reports: Sequence[KioskReport], rows: dict[tuple[str, str, s
                 link=row.link, battery_percent=row.battery_percent, model=row.model,
                 state_reported=state_won, link_reported=link_won,
             )
+            if link_won and report.link is not None and "failing_since" in report.link.values:  # from telemetry
+                signals += device_error_signals(row, report.link.at, rules)
     return signals

@@ -87,9 +87,16 @@ def test_the_fleet_of_a_district_with_open_alerts_first_and_its_filters(
     low = page.locator(f'[data-testid=devices] tr[data-device="{SITE}/kiosk-05/C0:26:DA:01:02:03"]')
     expect(low).to_contain_text("15%")
     expect(low).to_contain_text("2.0.4")
+    # A cuff that lost its pairing: its error in Chinese, and the alert saying what to do.
+    unpaired = page.locator(f'[data-testid=devices] tr[data-device="{SITE}/kiosk-05/A4:C1:38:12:34:56"]')
+    expect(unpaired).to_contain_text("配对丢失")
+    expect(unpaired).to_contain_text("配对丢失 ×3")
+    bond_alert = page.locator("[data-testid=alerts] tbody tr[data-kind=device_bond_lost]")
+    expect(bond_alert).to_contain_text("重新配对")
     alerts = page.locator("[data-testid=alerts] tbody tr[data-alert]")
     kinds = set(alerts.evaluate_all("rows => rows.map(r => r.dataset.kind)"))
-    assert {"kiosk_offline", "device_fault", "device_offline", "low_battery", "backlog_growing"} <= kinds
+    assert {"kiosk_offline", "device_fault", "device_offline", "low_battery", "backlog_growing",
+            "device_bond_lost"} <= kinds
     assert "dangerous_reading" not in kinds  # a technician sees no resident's health
     shoot(page, tmp_path, "fleet")
 
@@ -109,6 +116,8 @@ def test_the_fleet_of_a_district_with_open_alerts_first_and_its_filters(
     expect(page.get_by_test_id("summary")).to_contain_text(f"{KIOSK_COUNT} kiosks")
     expect(offline).to_contain_text("offline")
     expect(washer).to_contain_text("E21 water inlet timeout")
+    expect(unpaired).to_contain_text("pairing lost ×3")
+    expect(bond_alert).to_contain_text("pair it again at the kiosk (put it in pairing mode")
     shoot(page, tmp_path, "fleet-en")
 
 

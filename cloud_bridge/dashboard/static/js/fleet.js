@@ -147,7 +147,7 @@ function kioskRows(screen, kiosks, devicesOf) {
   ];
   const rows = kiosks.map((k) => {
     const devices = devicesOf.get(`${k.site}/${k.kiosk}`) || [];
-    const issues = ["offline", "fault", "battery"]
+    const issues = ["offline", "fault", "battery", "bond"]
       .map((problem) => [problem, devices.filter((d) => deviceProblems(d, low).includes(problem)).length])
       .filter(([, n]) => n > 0)
       .map(([problem, n]) => el("span", { class: "issue" }, t.t(`devices.issue.${problem}`, { n })));
