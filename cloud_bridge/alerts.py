@@ -146,7 +146,7 @@ def _raise(session: Session, signal: Raise) -> tuple[int, int]:
         kiosk=signal.kiosk,
         about=signal.about,
         title=signal.title[:500],
-        data=signal.data,
+        data=signal.data | {"title_zh": signal.title_zh[:500]},
         state=AlertState.OPEN.value,
         opened_at=signal.at,
         last_at=signal.at,

@@ -52,7 +52,7 @@ class World:
     def fresh_alert(self, site: str) -> int:
         with Session(self.engine) as session:
             [change] = apply_signals(session, [Raise(AlertKind.DEVICE_FAULT, Severity.WARNING, site, "kiosk-1",
-                                                     f"unit-{next(self.counter)}", "a fault", NOW)])
+                                                     f"unit-{next(self.counter)}", "a fault", "故障", NOW)])
             session.commit()
         return change.alert.id
 

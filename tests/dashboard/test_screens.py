@@ -8,6 +8,8 @@ refreshes docs/screenshots/dashboard-*.png; without it they go to the test's tem
 
 from __future__ import annotations
 
+import re
+
 import os
 import shutil
 from dataclasses import dataclass
@@ -98,6 +100,11 @@ def test_the_fleet_of_a_district_with_open_alerts_first_and_its_filters(
     assert {"kiosk_offline", "device_fault", "device_offline", "low_battery", "backlog_growing",
             "device_bond_lost"} <= kinds
     assert "dangerous_reading" not in kinds  # a technician sees no resident's health
+    # Every alert's line in Chinese on the Chinese page (issue 18, item 10: they were English).
+    titles = alerts.locator("td.title-cell").all_inner_texts()
+    english = [title for title in titles if re.search(r"\b(kiosk|device|battery|backlog|offline|answer)\b", title)]
+    assert titles and english == [], english
+    expect(page.locator("[data-testid=alerts] tr[data-kind=kiosk_offline]")).to_contain_text("终端离线")
     shoot(page, tmp_path, "fleet")
 
     page.select_option("#filter-site", "xuhui-tianlin")

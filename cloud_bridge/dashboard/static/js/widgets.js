@@ -97,6 +97,12 @@ export function devicesTable(screen, devices, { withKiosk = false } = {}) {
  * refresh does not rebuild the table (it would take their text and focus away); the newest
  * alerts are shown once they confirm or cancel.
  */
+/** An alert's one line in this page's language: the bridge writes it in both (data.title_zh
+ * beside the English title; an alert stored before it did has the English only). */
+export function alertTitle(t, alert) {
+  return t.lang === "en" ? alert.title : (alert.data && alert.data.title_zh) || alert.title;
+}
+
 export class AlertsPanel {
   constructor(screen, { withKiosk = true, onChanged }) {
     this.screen = screen;
@@ -147,7 +153,7 @@ export class AlertsPanel {
         ? el("span", { class: "bridge-worker" }, t.t("alert.bridge_worker", { who: alert.about }))
         : [el("a", { href: kioskHref(alert.site, alert.kiosk) }, `${alert.site}/${alert.kiosk}`), about ? " " : null, about])
         : null,
-      el("td", { class: "title-cell" }, alert.title, alert.occurrences > 1 ? el("span", { class: "count" }, ` ×${alert.occurrences}`) : null,
+      el("td", { class: "title-cell" }, alertTitle(t, alert), alert.occurrences > 1 ? el("span", { class: "count" }, ` ×${alert.occurrences}`) : null,
         !this.withKiosk && about ? [" ", about] : null,
         alert.data && alert.data.action ? el("div", { class: "action" }, t.pick(alert.data.action)) : null),
       el("td", { title: alert.opened_at }, t.ago(opened)),
