@@ -71,8 +71,8 @@ VERDICTS: Mapping[Answer, CommandState] = MappingProxyType(
         # exception to one of its confirming status reads the same way: it does not tell them
         # apart.)
         ErrorKind.EXCEPTION: CommandState.NOT_RECEIVED,
-        # App 7, exception codes 0x0A/0x0B: a gateway could not reach the unit; or, on a plain
-        # line, a unit that has never answered since the bus opened (link.py).
+        # App 7, exception codes 0x0A/0x0B: a gateway could not reach the unit; or the unit is
+        # not on this bus at all (bus.py, submit_command).
         ErrorKind.NO_SUCH_UNIT: CommandState.NOT_RECEIVED,
         # Serial 2.4.1: the response time-out expired. The request or only its reply was lost
         # (Serial 2.4.2: a slave that finds an error in a received frame does not answer).
@@ -98,7 +98,6 @@ NOT_RECEIVED_REASON = "the machine's command echo shows the start never arrived"
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    answer: Answer
     state: CommandState
     result_code: int | None  # the machine's echoed result, when it echoed ours
     reason: str | None  # a short code for the screen and the cloud; None when done or in doubt
@@ -143,7 +142,7 @@ def _verdict(answer: Answer, result_code: int | None) -> Verdict:
         reason = result_reason(result_code)
     elif state is CommandState.NOT_RECEIVED:
         reason = NOT_RECEIVED_REASON if answer is Echo.ANOTHER_NUMBER else str(answer)
-    return Verdict(answer, state, result_code, reason)
+    return Verdict(state, result_code, reason)
 
 
 # -- 2 and 3. the start transaction --

@@ -178,7 +178,36 @@ CASES = {
 @pytest.mark.asyncio
 @pytest.mark.parametrize("name", list(CASES))
 async def test_a_start_and_a_command_given_the_same_answer_are_decided_alike(laundry: Room, name: str) -> None:  # noqa: F811
-    case, room, sim = CASES[name], laundry.room, laundry.sim
+    await decided_alike(laundry, CASES[name])
+
+
+@pytest.mark.asyncio
+async def test_a_gateway_that_cannot_reach_the_unit_decides_a_start_and_a_command_alike(tmp_path: Path) -> None:
+    """Application Protocol v1.1b3, 7: exception 0x0B from an RTU gateway, for a deaf unit."""
+    with PtyLink(line_baudrate=LINE_BAUD) as link:
+        sim = LaundryRoomSimulator(link.simulator_path, default_room(), baudrate=LINE_BAUD, tick_interval_s=0.1,
+                                   seconds_per_tick=100, gateway=True)
+        await sim.start()
+        outbox = Outbox(tmp_path / "outbox.sqlite3")
+        room = LaundryRoom(settings_for(link.driver_path), outbox, TOPICS)
+        try:
+            await room.start()
+            room.ledger.open_account(RESIDENT, balance=10, birth_year=1960)
+            room.ledger.open_account(ELDER, balance=0, birth_year=1930)
+            await wait_for(lambda: all(room.bus.status(u) is not None for u in (WASHER, DRYER)))  # type: ignore[union-attr]
+            await decided_alike(
+                Room(link, sim, outbox, room, tmp_path),
+                Case(ErrorKind.NO_SUCH_UNIT, _inject(unresponsive=True), _clear, "pause", ("not_received", "refused"),
+                     None, acted=False),
+            )
+        finally:
+            await room.stop()
+            await sim.stop()
+            outbox.close()
+
+
+async def decided_alike(laundry: Room, case: Case) -> None:
+    room, sim = laundry.room, laundry.sim
     assert room.bus is not None
     assert (await room.start_program(DRYER, program=10, subject=ELDER)).outcome == "started"
     sim.seconds_per_tick = 0  # hold the clocks still: the dryer keeps running while we command it
@@ -194,13 +223,15 @@ async def test_a_start_and_a_command_given_the_same_answer_are_decided_alike(lau
     assert (commanded.outcome, started.outcome) == case.at_once
     # The case really gave the answer of its row, to both (a refused write is not a poll: the
     # link does not record it).
-    if isinstance(case.answer, ErrorKind) and case.answer is not ErrorKind.EXCEPTION:
+    if isinstance(case.answer, ErrorKind) and case.answer not in (ErrorKind.EXCEPTION, ErrorKind.NO_SUCH_UNIT):
         assert washer_error is not None and dryer_error is not None
         assert (washer_error.kind, dryer_error.kind) == (case.answer, case.answer)
     told_at_once = TRANSITIONS[(VendState.STARTING, START_EVENTS[VERDICTS[case.answer]])].tells
     assert laundry.vend_outcomes(tx) == ([told_at_once] if told_at_once else [])
     row = room.ledger.get_command(command_id)
     assert row is not None and row.state is VERDICTS[case.answer]
+    if case.answer in (ErrorKind.EXCEPTION, ErrorKind.NO_SUCH_UNIT):  # the start says which
+        assert room.ledger.get(tx).reason == case.answer.value  # type: ignore[union-attr]
 
     if case.read_back is not None:
         assert await room.command(DRYER, "stop") == CommandView("refused", None, IN_DOUBT)
