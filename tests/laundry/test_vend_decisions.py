@@ -36,12 +36,15 @@ from drivers.laundry.vend import (
     verdict_of_outcome,
 )
 from edge_agent.laundry import IN_DOUBT, CommandView, LaundryRoom
-from edge_agent.outbox import Outbox
+from firmware_configs.laundry import MachineState
+
+# Outbox through the room's tests, which follow wherever the kiosk's store lives.
 from tests.laundry.test_laundry_room import (
     ELDER,
     LINE_BAUD,
     RESIDENT,
     TOPICS,
+    Outbox,
     Room,
     laundry,  # noqa: F401 (the fixture)
     settings_for,
@@ -49,7 +52,6 @@ from tests.laundry.test_laundry_room import (
     unfinished_state,
     wait_for,
 )
-from firmware_configs.laundry import MachineState
 
 ROOT = Path(__file__).resolve().parents[2]
 WASHER, DRYER = 1, 7  # the start goes to the washer, the other command to a running dryer
@@ -256,8 +258,7 @@ _KIOSK = """
 import asyncio, sys
 from pathlib import Path
 from edge_agent.laundry import LaundryRoom
-from edge_agent.outbox import Outbox
-from tests.laundry.test_laundry_room import RESIDENT, TOPICS, settings_for
+from tests.laundry.test_laundry_room import RESIDENT, TOPICS, Outbox, settings_for
 
 async def main(port: str, path: str) -> None:
     room = LaundryRoom(settings_for(port), Outbox(Path(path)), TOPICS)
