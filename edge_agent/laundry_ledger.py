@@ -25,14 +25,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.contract.payloads import DeviceIdentity, LaundryVendEvent
 from doorstep.contract.topics import EventType, KioskTopics
-from drivers.laundry.vend import (
-    CommandState,
-    Effect,
-    IllegalVendTransition,
-    VendEvent,
-    VendState,
-    next_state,
-)
+from drivers.laundry.vend import CommandState, Effect, IllegalVendTransition, VendEvent, VendState, next_state
 from edge_agent.outbox import Outbox
 
 log = logging.getLogger(__name__)
