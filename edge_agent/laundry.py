@@ -44,9 +44,9 @@ from drivers.laundry.bus import (
 )
 from drivers.laundry.status import MachineCommandResult, MachineStatus
 from drivers.laundry.vend import VendEvent, VendState
-from edge_agent.laundry_ledger import CommandState, LaundryLedger, LedgerRefusal, VendOutcome, VendTransaction
-from edge_agent.outbox import Outbox
 from edge_agent.settings import LaundrySettings, PollCadence
+from edge_agent.store.laundry_ledger import CommandState, LaundryLedger, LedgerRefusal, VendOutcome, VendTransaction
+from edge_agent.store.outbox import Outbox
 from firmware_configs.laundry import LaundryProfile, MachineState, load_laundry_profiles
 
 if TYPE_CHECKING:
