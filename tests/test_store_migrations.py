@@ -5,7 +5,9 @@ and the schema of a new file; the steps make exactly what the models describe.""
 from __future__ import annotations
 
 import gzip
+import importlib
 import logging
+import pkgutil
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -15,12 +17,7 @@ from typing import Any
 import pytest
 from sqlmodel import SQLModel
 
-import edge_agent.store.command_audit
-import edge_agent.store.cursors
-import edge_agent.store.laundry_ledger
-import edge_agent.store.local_audit
-import edge_agent.store.relay_station
-import edge_agent.store.running_clock  # noqa: F401 - every kiosk model, for the comparison with the steps
+import edge_agent.store
 from doorstep.contract.envelope import validate_upstream
 from doorstep.contract.topics import KioskTopics, ReadingKind
 from doorstep.runtime.db import create_durable_engine
@@ -141,6 +138,8 @@ def test_the_oldest_outbox_the_upgrades_know_still_upgrades(tmp_path: Path) -> N
 
 def kiosk_models() -> list[type[SQLModel]]:
     """Every table model of the agent, found, not listed: a new one without a step fails below."""
+    for module in pkgutil.iter_modules(edge_agent.store.__path__):
+        importlib.import_module(f"edge_agent.store.{module.name}")
     found, stack = [], list(SQLModel.__subclasses__())
     while stack:
         model = stack.pop()
