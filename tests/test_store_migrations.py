@@ -9,6 +9,7 @@ import importlib
 import logging
 import pkgutil
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -194,3 +195,19 @@ def test_a_file_from_newer_software_is_opened_as_it_is(tmp_path: Path, caplog: p
     saved = outbox.save(TOPIC_READING, READING)
     assert saved is not None and outbox.state_of(saved.message_id) is RecordState.PENDING
     outbox.close()
+
+
+def test_two_processes_opening_a_new_file_at_once_both_find_it_migrated(tmp_path: Path) -> None:
+    """The agent and `doorstep doctor`, say: each its own connection; one runs the steps, the
+    other waits on the write lock and then finds each step done."""
+    path = tmp_path / "k.sqlite3"
+    engines = [create_durable_engine(f"sqlite:///{path}") for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        found = sorted(pool.map(migrate, engines))
+    for engine in engines:
+        engine.dispose()
+    assert found[0] == 0
+    assert schema(path) == schema(fresh(tmp_path))
+    with closing(sqlite3.connect(path)) as db:
+        assert version_of(db) == SCHEMA_VERSION
+        assert db.execute("SELECT count(*) FROM outbox_clock").fetchone() == (1,)

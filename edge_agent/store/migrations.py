@@ -209,14 +209,16 @@ def migrate(engine: Engine, *, steps: tuple[Step, ...] = STEPS) -> int:
             # opening the file at once, one runs the step and the other then finds it done.
             db.execute("BEGIN IMMEDIATE")
             try:
-                if version_of(db) < number:
+                applied = version_of(db) < number
+                if applied:
                     steps[number - 1](db)
                     db.execute(f"PRAGMA user_version = {number}")
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            log.info("kiosk database: schema step %d (%s) done", number, steps[number - 1].__name__)
+            if applied:
+                log.info("kiosk database: schema step %d (%s) done", number, steps[number - 1].__name__)
         return found
     finally:
         connection.close()
