@@ -18,7 +18,7 @@ from doorstep.contract.topics import Slug
 from doorstep.runtime.config import FileSettings
 from doorstep.runtime.mqtt import BrokerSettings
 from edge_agent.logs import LogSettings
-from edge_agent.outbox import OutboxLimits, RecordClass
+from edge_agent.store.outbox import OutboxLimits, RecordClass
 from firmware_configs.laundry import load_laundry_profiles
 from firmware_configs.profiles import load_ble_profiles
 

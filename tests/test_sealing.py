@@ -26,7 +26,7 @@ from doorstep.contract.sealing import Opener, Sealer, UnknownPayloadKey, private
 from doorstep.contract.topics import KioskTopics, ReadingKind
 from doorstep.runtime.config import ConfigError
 from doorstep.runtime.mqtt import make_client
-from edge_agent.outbox import Outbox, RecordState
+from edge_agent.store.outbox import Outbox, RecordState
 from tests.bridge.wire_kiosk import blood_pressure
 from tests.support import KIOSK, SITE, agent_settings, broker_settings, running_agent, wait_until
 from tests.test_end_to_end import assert_is_the_measurement, cuff_backends
