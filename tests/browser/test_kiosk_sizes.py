@@ -98,6 +98,19 @@ class Fit:
         await self.page.click("#language")
         await expect(self.page.locator("html")).to_have_attribute("lang", "zh-CN")
 
+    async def check_entry(self, screen: str, field: str, wrong: str, english_error: str, right: str) -> None:
+        """A number-entry screen: measured empty, then showing the error a wrong number gets, in
+        both languages; then the right number is typed and OK pressed."""
+        error, ok = self.page.locator(f"#screen-{screen} .error"), f"#screen-{screen} .primary"
+        await self.check(screen)
+        await tap_keys(self.page, field, wrong)
+        await self.page.click(ok)
+        await expect(error).to_be_visible()
+        await self.check(screen + "-error", english=(f"#screen-{screen} .error", english_error), retry=ok)
+        await self.page.fill(f"#{field}", "")
+        await tap_keys(self.page, field, right)
+        await self.page.click(ok)
+
     async def _measure(self, screen: str) -> None:
         name = f"{self.size}-{screen}"
         await self.page.evaluate("document.fonts.ready")
@@ -128,14 +141,7 @@ async def test_every_screen_fits_without_scrolling_with_large_controls_and_type(
 
         # Blood pressure: who, the cuff waiting, the cuff inflating, the result.
         await page.click("#go-bp")
-        await fit.check("bp-identify")
-        await tap_keys(page, "bp-card", "12")
-        await page.click("#bp-card-ok")
-        await expect(page.locator("#bp-identify-error")).to_be_visible()
-        await fit.check("bp-identify-error", english=("#bp-identify-error", "not right"), retry="#bp-card-ok")
-        await page.fill("#bp-card", "")
-        await tap_keys(page, "bp-card", CARD)
-        await page.click("#bp-card-ok")
+        await fit.check_entry("bp-identify", "bp-card", "12", "not right", CARD)
         await expect(page.locator("#bp-whose")).to_have_text("结果将记入您的健康档案。")
         await fit.check("bp-cuff")
         cuff.press_start()
@@ -152,14 +158,7 @@ async def test_every_screen_fits_without_scrolling_with_large_controls_and_type(
         await expect(page.locator("#relay-offers li")).to_have_count(5)
         await fit.check("relay", english=("#relay-offers", "Drinking water"))
         await page.click("#relay-in")
-        await fit.check("relay-who")
-        await tap_keys(page, "relay-digits", "12")
-        await page.click("#relay-ok")
-        await expect(page.locator("#relay-error")).to_be_visible()
-        await fit.check("relay-who-error", english=("#relay-error", "4 digits"), retry="#relay-ok")
-        await tap_keys(page, "relay-digits", "C")
-        await tap_keys(page, "relay-digits", "4821")
-        await page.click("#relay-ok")
+        await fit.check_entry("relay-who", "relay-digits", "12", "4 digits", "4821")
         await expect(page.locator("#relay-done-title")).to_have_text("签到成功，欢迎休息！")
         await fit.check("relay-done")
         await page.click("#relay-done-ok")
@@ -172,14 +171,7 @@ async def test_every_screen_fits_without_scrolling_with_large_controls_and_type(
         await page.click("#machine-2")
         await fit.check("laundry-program")
         await page.click("#program-2")
-        await fit.check("laundry-card")
-        await tap_keys(page, "laundry-card", "110105196002021111")
-        await page.click("#laundry-card-ok")
-        await expect(page.locator("#laundry-card-error")).to_be_visible()
-        await fit.check("laundry-card-error", english=("#laundry-card-error", "No points account"), retry="#laundry-card-ok")
-        await page.fill("#laundry-card", "")
-        await tap_keys(page, "laundry-card", CARD)
-        await page.click("#laundry-card-ok")
+        await fit.check_entry("laundry-card", "laundry-card", "110105196002021111", "No points account", CARD)
         await expect(page.locator("#laundry-confirm-price")).to_have_text("需要 3 积分，您现在有 20 积分。")
         await fit.check("laundry-confirm")
         await page.click("#laundry-start")
