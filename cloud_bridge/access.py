@@ -22,6 +22,7 @@ class Role(StrEnum):
 
 class Capability(StrEnum):
     FLEET_READ = "fleet:read"  # kiosks, devices, telemetry, events, commands, non-health alerts
+    FLEET_MANAGE = "fleet:manage"  # retire a kiosk from the fleet
     HEALTH_READ = "health:read"  # readings, and alerts about readings
     ALERTS_MANAGE = "alerts:manage"  # acknowledge and resolve the alerts one can see
     COMMANDS_SEND = "commands:send"
@@ -38,6 +39,7 @@ class Scope(StrEnum):
 ROLE_CAPABILITIES: Final[dict[Role, dict[Capability, Scope]]] = {
     Role.TECHNICIAN: {
         Capability.FLEET_READ: Scope.ALL_SITES,
+        Capability.FLEET_MANAGE: Scope.ALL_SITES,
         Capability.ALERTS_MANAGE: Scope.ALL_SITES,
         Capability.COMMANDS_SEND: Scope.ALL_SITES,
         Capability.DEAD_LETTERS_READ: Scope.ALL_SITES,

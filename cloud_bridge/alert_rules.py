@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, Field
 
@@ -22,12 +22,13 @@ from doorstep.contract.clinical import (
     is_dangerous,
     to_mmhg,
 )
+from doorstep.contract.device_errors import BOND_ERRORS, UNREACHABLE_ERRORS, DeviceErrorCode
 from doorstep.contract.envelope import UpstreamMessage
 from doorstep.contract.payloads import BloodPressurePayload, GlucosePayload, Spo2Payload, TemperaturePayload
 from doorstep.contract.status import KioskState
 from doorstep.contract.topics import Channel, ReadingKind
 
-from cloud_bridge.fleet import KioskBase
+from cloud_bridge.fleet import DeviceBase, KioskBase
 
 
 class AlertKind(StrEnum):
@@ -35,6 +36,8 @@ class AlertKind(StrEnum):
     DEVICE_FAULT = "device_fault"  # a laundry machine's fault state or error code
     DEVICE_OFFLINE = "device_offline"  # a machine on the RS-485 line stopped answering
     LOW_BATTERY = "low_battery"
+    DEVICE_BOND_LOST = "device_bond_lost"  # a Bluetooth device refuses the kiosk until paired again
+    DEVICE_UNREACHABLE = "device_unreachable"  # the kiosk has not reached a Bluetooth device for a long time
     BACKLOG_GROWING = "backlog_growing"
     OUTBOX_FULL = "outbox_full"  # only health readings left, over the disk budget
     DANGEROUS_READING = "dangerous_reading"
@@ -80,6 +83,11 @@ class AlertRules(BaseModel):
     high_temperature_c: float = Field(default=39.0, gt=30)
     low_battery_percent: int = Field(default=20, ge=0, le=100)
     battery_recovered_percent: int = Field(default=30, ge=0, le=100, description="cleared at this level (hysteresis)")
+    device_unreachable_s: float = Field(
+        default=86400, gt=0,
+        description="a Bluetooth device the kiosk has tried and failed to reach for this long: alerted. A cuff is "
+        "reachable only while someone measures, so a quiet evening is not this; a station sees residents daily",
+    )
     heartbeat_missed_s: float = Field(
         default=180, gt=0, description="no message from an online kiosk for this long: offline (3 telemetry periods)"
     )
@@ -102,6 +110,7 @@ class Raise:
     kiosk: str
     about: str  # what it is about: "" for the kiosk itself, a device address, a pseudonym, a gap
     title: str  # one line in plain words, for the dashboard and the webhook
+    title_zh: str  # the same line in Chinese, which the dashboard shows first
     at: datetime
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -127,7 +136,7 @@ def reading_signals(message: UpstreamMessage, rules: AlertRules, guideline: Bloo
     dangerous readings, the latest …", per reading when anonymous."""
     if message.topic.channel is not Channel.READINGS:
         return []
-    problem, values = _danger(message, rules, guideline)
+    problem, problem_zh, values = _danger(message, rules, guideline)
     if problem is None:
         return []
     payload = message.payload
@@ -137,6 +146,7 @@ def reading_signals(message: UpstreamMessage, rules: AlertRules, guideline: Bloo
     # A suspect blood pressure raises nothing (the contract's rule); the other kinds still do,
     # marked, until their plausibility is part of the contract too.
     title = problem + (" (the kiosk marked it suspect: " + ", ".join(suspect) + ")" if suspect else "")
+    title_zh = problem_zh + ("（自助机标记为不可靠）" if suspect else "")
     return [
         Raise(
             AlertKind.DANGEROUS_READING,
@@ -145,6 +155,7 @@ def reading_signals(message: UpstreamMessage, rules: AlertRules, guideline: Bloo
             message.topic.kiosk,
             about,
             title,
+            title_zh,
             message.envelope.kiosk_time,
             {"message_id": str(message.envelope.message_id), "kind": message.topic.name, "subject": subject, **values},
         )
@@ -153,7 +164,8 @@ def reading_signals(message: UpstreamMessage, rules: AlertRules, guideline: Bloo
 
 def _danger(
     message: UpstreamMessage, rules: AlertRules, guideline: BloodPressureGuideline
-) -> tuple[str | None, dict[str, Any]]:
+) -> tuple[str | None, str, dict[str, Any]]:
+    """(what is dangerous, in English and in Chinese, and the values), or (None, "", {})."""
     payload = message.payload
     kind = message.topic.name
     if kind == ReadingKind.BLOOD_PRESSURE and isinstance(payload, BloodPressurePayload):
@@ -162,22 +174,23 @@ def _danger(
             systolic = None if payload.systolic is None else to_mmhg(payload.systolic, payload.unit)
             diastolic = None if payload.diastolic is None else to_mmhg(payload.diastolic, payload.unit)
             values = {"systolic_mmhg": _round(systolic), "diastolic_mmhg": _round(diastolic)}
-            return f"very high blood pressure {_mmhg(systolic)}/{_mmhg(diastolic)} mmHg", values
+            pressures = f"{_mmhg(systolic)}/{_mmhg(diastolic)} mmHg"
+            return f"very high blood pressure {pressures}", f"血压很高：{pressures}", values
     elif kind == ReadingKind.GLUCOSE and isinstance(payload, GlucosePayload) and payload.glucose_concentration is not None:
         mmol = payload.glucose_concentration if payload.unit == "mmol/L" else payload.glucose_concentration / 18.0156
         values = {"glucose_mmol_l": _round(mmol, 1)}
         if mmol < rules.low_glucose_mmol_l:
-            return f"very low blood glucose {mmol:.1f} mmol/L", values
+            return f"very low blood glucose {mmol:.1f} mmol/L", f"血糖很低：{mmol:.1f} mmol/L", values
         if mmol >= rules.high_glucose_mmol_l:
-            return f"very high blood glucose {mmol:.1f} mmol/L", values
+            return f"very high blood glucose {mmol:.1f} mmol/L", f"血糖很高：{mmol:.1f} mmol/L", values
     elif kind == ReadingKind.SPO2 and isinstance(payload, Spo2Payload) and payload.spo2 is not None:
         if payload.spo2 < rules.low_spo2_percent:
-            return f"low blood oxygen {payload.spo2:.0f}%", {"spo2_percent": payload.spo2}
+            return f"low blood oxygen {payload.spo2:.0f}%", f"血氧偏低：{payload.spo2:.0f}%", {"spo2_percent": payload.spo2}
     elif kind == ReadingKind.TEMPERATURE and isinstance(payload, TemperaturePayload) and payload.temperature is not None:
         celsius = payload.temperature if payload.unit == "Cel" else (payload.temperature - 32) / 1.8
         if celsius >= rules.high_temperature_c:
-            return f"high fever {celsius:.1f} °C", {"temperature_c": _round(celsius, 1)}
-    return None, {}
+            return f"high fever {celsius:.1f} °C", f"高烧：{celsius:.1f} °C", {"temperature_c": _round(celsius, 1)}
+    return None, "", {}
 
 
 def _mmhg(value: float | None) -> str:
@@ -208,13 +221,17 @@ def device_signals(
     link_reported: bool = False,
 ) -> list[Signal]:
     signals: list[Signal] = []
-    name = f"{model or 'device'} {address}"
+    name, name_zh = f"{model or 'device'} {address}", f"{model or '设备'} {address}"
     if state_reported:
         if state == "fault" or error_code is not None:
-            meaning = (error_text or {}).get("zh") or (error_text or {}).get("en") or "no description"
+            texts = error_text or {}
+            meaning = texts.get("en") or texts.get("zh") or "no description"
+            meaning_zh = texts.get("zh") or texts.get("en") or "无说明"
             code = f"error {error_code}: {meaning}" if error_code is not None else "in fault"
+            code_zh = f"故障码 {error_code}：{meaning_zh}" if error_code is not None else "故障"
             signals.append(
-                Raise(AlertKind.DEVICE_FAULT, Severity.WARNING, site, kiosk, address, f"{name}: {code}", at,
+                Raise(AlertKind.DEVICE_FAULT, Severity.WARNING, site, kiosk, address, f"{name}: {code}",
+                      f"{name_zh}：{code_zh}", at,
                       {"state": state, "error_code": error_code, "error_text": error_text})
             )
         else:
@@ -223,7 +240,7 @@ def device_signals(
         if link == "offline":
             signals.append(
                 Raise(AlertKind.DEVICE_OFFLINE, Severity.WARNING, site, kiosk, address,
-                      f"{name} does not answer on its line", at, {"link": link})
+                      f"{name} does not answer on its line", f"{name_zh} 在线路上没有应答", at, {"link": link})
             )
         elif link in ("online", "degraded"):
             signals.append(Clear(AlertKind.DEVICE_OFFLINE, site, kiosk, address, at, f"{name} answers again"))
@@ -231,20 +248,69 @@ def device_signals(
         if battery_percent <= rules.low_battery_percent:
             signals.append(
                 Raise(AlertKind.LOW_BATTERY, Severity.WARNING, site, kiosk, address,
-                      f"{name}: battery at {battery_percent}%", at, {"battery_percent": battery_percent})
+                      f"{name}: battery at {battery_percent}%", f"{name_zh}：电量 {battery_percent}%", at,
+                      {"battery_percent": battery_percent})
             )
         elif battery_percent >= rules.battery_recovered_percent:
             signals.append(Clear(AlertKind.LOW_BATTERY, site, kiosk, address, at, f"battery at {battery_percent}%"))
     return signals
 
 
+# What a person does about each device error alert, in both of the dashboard's languages
+# (cloud_bridge/dashboard/static/js/i18n.js picks one, as it does a laundry map's error text).
+BOND_LOST_ACTION: Final = {
+    "zh": "血压计等蓝牙设备的配对丢失：请到自助机上重新配对（bluetoothctl: remove、pair、trust 该地址；"
+          "设备先进入配对模式），配对后自动恢复",
+    "en": "the device has lost its pairing with the kiosk: pair it again at the kiosk (put it in pairing mode; "
+          "bluetoothctl remove, pair, trust its address); the alert clears on its next good session",
+}
+UNREACHABLE_ACTION: Final = {
+    "zh": "自助机连不上该设备：请检查设备电源和电池、与自助机的距离（几米内、无遮挡），以及设备是否被别的手机或设备连着",
+    "en": "the kiosk cannot reach the device: check its power and batteries, its distance from the kiosk (a few "
+          "metres, nothing in between), and that no phone or other device holds its connection",
+}
+
+
+def device_error_signals(row: DeviceBase, at: datetime, rules: AlertRules) -> list[Signal]:
+    """A Bluetooth device that refuses for want of a bond, or that the kiosk has failed to
+    reach for `device_unreachable_s`, from what the kiosk's telemetry at `at` says (the row
+    as the report left it). Both clear with the device's next successful session."""
+    site, kiosk, address = row.site, row.kiosk, row.address
+    name, name_zh = f"{row.model or 'device'} {address}", f"{row.model or '设备'} {address}"
+    counts = row.error_counts or {}
+    if row.failing_since is None:
+        return [Clear(AlertKind.DEVICE_BOND_LOST, site, kiosk, address, at, f"{name} works again"),
+                Clear(AlertKind.DEVICE_UNREACHABLE, site, kiosk, address, at, f"{name} works again")]
+    data = {"last_error_code": row.last_error_code, "last_error_message": row.last_error_message,
+            "failing_since": row.failing_since.isoformat(), "error_counts": counts}
+    signals: list[Signal] = []
+    bond = sorted(code for code in counts if code in BOND_ERRORS)
+    if bond:
+        lost = DeviceErrorCode.BLE_BOND_LOST in bond
+        what, what_zh = ("lost its pairing", "配对丢失") if lost else ("is not paired", "未配对")
+        signals.append(Raise(AlertKind.DEVICE_BOND_LOST, Severity.WARNING, site, kiosk, address,
+                             f"{name} {what}: pair it again at the kiosk", f"{name_zh} {what_zh}：请在自助机上重新配对", at,
+                             data | {"action": BOND_LOST_ACTION}))
+    failing_s = (at - row.failing_since).total_seconds()
+    if counts and set(counts) <= UNREACHABLE_ERRORS and failing_s >= rules.device_unreachable_s:
+        signals.append(Raise(AlertKind.DEVICE_UNREACHABLE, Severity.WARNING, site, kiosk, address,
+                             f"{name} not reached for {failing_s / 3600:.0f} h: check its power, batteries and "
+                             "distance from the kiosk",
+                             f"{name_zh} 已 {failing_s / 3600:.0f} 小时连不上：请检查电源、电池和与自助机的距离", at,
+                             data | {"action": UNREACHABLE_ACTION}))
+    return signals
+
+
 # --- Kiosks ----------------------------------------------------------------------------------
 
 
-def status_signals(site: str, kiosk: str, state: KioskState, reason: str, at: datetime) -> list[Signal]:
+def status_signals(site: str, kiosk: str, state: KioskState, reason: str, at: datetime, *, planned: bool) -> list[Signal]:
+    """`planned`: the agent said goodbye itself (a stop, a restart, a reload), which someone
+    chose; a Last Will is a kiosk lost. The alert stays, to be seen, but is not critical."""
     if state is KioskState.OFFLINE:
-        return [Raise(AlertKind.KIOSK_OFFLINE, Severity.CRITICAL, site, kiosk, "", f"kiosk offline: {reason}", at,
-                      {"reason": reason})]
+        title_zh = "终端离线：正常关闭（计划内的停止或重启）" if planned else "终端离线：连接意外中断"
+        return [Raise(AlertKind.KIOSK_OFFLINE, Severity.WARNING if planned else Severity.CRITICAL, site, kiosk, "",
+                      f"kiosk offline: {reason}", title_zh, at, {"reason": reason, "planned": planned})]
     return [Clear(AlertKind.KIOSK_OFFLINE, site, kiosk, "", at, "the kiosk connected again")]
 
 
@@ -260,14 +326,16 @@ def telemetry_signals(after: KioskBase, received_at: datetime, rules: AlertRules
     stale = oldest is not None and oldest >= rules.backlog_oldest_age_s
     if growing or stale:
         why = f"{records} records waiting" + (f", the oldest for {oldest / 60:.0f} min" if oldest is not None else "")
+        why_zh = f"{records} 条等待发送" + (f"，最早的已等 {oldest / 60:.0f} 分钟" if oldest is not None else "")
         signals.append(Raise(AlertKind.BACKLOG_GROWING, Severity.WARNING, site, kiosk, "",
-                             f"kiosk's backlog is not draining: {why}", at,
+                             f"kiosk's backlog is not draining: {why}", f"终端积压的数据发不出去：{why_zh}", at,
                              {"records": records, "oldest_age_s": oldest}))
     elif records <= rules.backlog_records and not stale:
         signals.append(Clear(AlertKind.BACKLOG_GROWING, site, kiosk, "", at, f"backlog down to {records}"))
     if after.health_over_budget:
         signals.append(Raise(AlertKind.OUTBOX_FULL, Severity.CRITICAL, site, kiosk, "",
-                             "kiosk's outbox is full of health readings: it keeps them over its disk budget", at))
+                             "kiosk's outbox is full of health readings: it keeps them over its disk budget",
+                             "终端缓存已满，只剩健康读数：已超出磁盘预算，仍在保留", at))
     else:
         signals.append(Clear(AlertKind.OUTBOX_FULL, site, kiosk, "", at, "outbox within its budget"))
     return signals
@@ -282,7 +350,8 @@ def heartbeat_signals(kiosks: Iterable[KioskBase], now: datetime, rules: AlertRu
         if kiosk.status != KioskState.OFFLINE and silent_s >= rules.heartbeat_missed_s:
             reason = f"no message for {silent_s / 60:.0f} min"
             signals.append(Raise(AlertKind.KIOSK_OFFLINE, Severity.CRITICAL, kiosk.site, kiosk.kiosk, "",
-                                 f"kiosk offline: {reason}", now, {"reason": reason}))
+                                 f"kiosk offline: {reason}", f"终端离线：已 {silent_s / 60:.0f} 分钟没有消息", now,
+                                 {"reason": reason}))
         elif kiosk.status == KioskState.ONLINE and silent_s < rules.heartbeat_missed_s:
             signals.append(Clear(AlertKind.KIOSK_OFFLINE, kiosk.site, kiosk.kiosk, "", now, "the kiosk is heard again"))
     return signals
@@ -324,11 +393,15 @@ class DisconnectWatch:
             return Raise(AlertKind.BRIDGE_SESSION_TAKEN_OVER, Severity.CRITICAL, BRIDGE_SITE, "", self.client_id,
                          f"bridge worker {self.client_id}: another client connected with its client id and took "
                          "over its session (its credentials are used elsewhere: a second worker with the same "
-                         "account, or stolen)", at, data)
+                         "account, or stolen)",
+                         f"云端服务 {self.client_id} 的会话被另一个使用同一身份的客户端接管（同一账号的第二个服务，或账号被盗用）",
+                         at, data)
         if len(self._times) >= self.limit:
             return Raise(AlertKind.BRIDGE_DISCONNECTS, Severity.CRITICAL, BRIDGE_SITE, "", self.client_id,
                          f"bridge worker {self.client_id}: disconnected from the broker {len(self._times)} times in "
                          f"{self.window_s:.0f} s (last: {reason}); another client using its account takes its "
-                         "session at every reconnect, or its link to the broker is failing", at, data)
+                         "session at every reconnect, or its link to the broker is failing",
+                         f"云端服务 {self.client_id} 在 {self.window_s:.0f} 秒内与消息服务器断开 {len(self._times)} 次："
+                         "另一个使用同一账号的客户端每次重连都抢走会话，或与消息服务器的网络不稳", at, data)
         return None
 

@@ -146,7 +146,7 @@ def _raise(session: Session, signal: Raise) -> tuple[int, int]:
         kiosk=signal.kiosk,
         about=signal.about,
         title=signal.title[:500],
-        data=signal.data,
+        data=signal.data | {"title_zh": signal.title_zh[:500]},
         state=AlertState.OPEN.value,
         opened_at=signal.at,
         last_at=signal.at,
@@ -161,6 +161,7 @@ def _raise(session: Session, signal: Raise) -> tuple[int, int]:
             "last_at": excluded.last_at,
             "title": excluded.title,
             "data": excluded.data,
+            "severity": excluded.severity,  # the latest report's: a planned stop that became a lost kiosk
         },
     ).returning(table.c.id, table.c.occurrences)
     alert_id, occurrences = session.execute(upsert).one()

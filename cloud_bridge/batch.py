@@ -38,6 +38,7 @@ from cloud_bridge.alert_rules import (
     Raise,
     Severity,
     Signal,
+    device_error_signals,
     device_signals,
     reading_signals,
     status_signals,
@@ -282,6 +283,7 @@ def refusal_signals(refused: Sequence[Refused]) -> list[Signal]:
     return [
         Raise(AlertKind.MESSAGES_REFUSED, Severity.WARNING, kiosk.site, kiosk.kiosk, "",
               f"the bridge refuses this kiosk's messages as breaking the contract: {message.reason[:300]}",
+              f"云端拒收该终端的消息（不符合通信约定，多为软件缺陷）：{message.reason[:300]}",
               message.received_at, {"topic": message.topic, "reason": message.reason[:500]})
         for kiosk, message in sorted(latest.items(), key=lambda item: (item[0].site, item[0].kiosk))
     ]
@@ -293,7 +295,9 @@ def missing_key_signals(unopenable: Sequence[Unopenable]) -> list[Signal]:
     return [
         Raise(AlertKind.PAYLOAD_KEY_MISSING, Severity.CRITICAL, site, kiosk, key_id,
               f"this kiosk seals its readings for payload key {key_id}, which the bridge does not hold "
-              "(payload_keys): they wait at the kiosk until the key is installed", u.received_at, {"key_id": key_id})
+              "(payload_keys): they wait at the kiosk until the key is installed",
+              f"该终端用密钥 {key_id} 加密读数，云端没有这把密钥（payload_keys）：读数留在终端，装好密钥后自动补传",
+              u.received_at, {"key_id": key_id})
         for (site, kiosk, key_id), u in sorted(found.items())
     ]
 
@@ -355,7 +359,8 @@ def _kiosk_signals(before: KioskBase, report: KioskReport, after: KioskBase, rec
     signals: list[Signal] = []
     if report.status is not None and after.status_at == report.status[0]:
         at, status = report.status
-        signals += status_signals(after.site, after.kiosk, status.state, status_reason(status), at)
+        signals += status_signals(after.site, after.kiosk, status.state, status_reason(status), at,
+                                  planned=status.at is not None)
     if report.telemetry is not None and after.telemetry_at != before.telemetry_at:
         signals += telemetry_signals(after, received_at, rules)
     return signals
@@ -384,4 +389,6 @@ def _device_signals(reports: Sequence[KioskReport], rows: dict[tuple[str, str, s
                 link=row.link, battery_percent=row.battery_percent, model=row.model,
                 state_reported=state_won, link_reported=link_won,
             )
+            if link_won and report.link is not None and "failing_since" in report.link.values:  # from telemetry
+                signals += device_error_signals(row, report.link.at, rules)
     return signals

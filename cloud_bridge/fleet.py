@@ -35,7 +35,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from doorstep.contract.envelope import UpstreamMessage
 from doorstep.contract.payloads import LaundryMachineEvent
 from doorstep.contract.status import KioskState, Status
-from doorstep.contract.telemetry import KioskTelemetry
+from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry
 from doorstep.contract.topics import Channel, EventType
 
 from cloud_bridge.store import BulkInsert, bulk_insert, json_column, json_parameters, table_of
@@ -118,7 +118,15 @@ class DeviceBase(SQLModel):
     battery_percent: int | None = None
     last_seen_at: datetime | None = Field(default=None, description="the device's last connection, as the kiosk saw it")
     clock_offset_s: float | None = None
-    link_at: datetime | None = Field(default=None, description="kiosk time of the newest link/battery report")
+    # What the kiosk's telemetry says of the device's failures (doorstep/contract/device_errors.py);
+    # the link group, written with link_at.
+    last_error_code: str | None = Field(default=None, max_length=48, description="a DeviceErrorCode, e.g. ble_bond_lost")
+    last_error_at: datetime | None = Field(default=None, description="kiosk time of that failure")
+    last_error_message: str | None = Field(default=None, max_length=500)
+    failing_since: datetime | None = Field(
+        default=None, description="kiosk time of the first failure after its last successful session; null once one succeeds")
+    error_counts: dict[str, int] | None = Field(default=None, sa_type=JSON, description="failures per code since then")
+    link_at: datetime | None = Field(default=None, description="kiosk time of the newest link/battery/error report")
     state: str | None = Field(default=None, max_length=16, description="a laundry machine's state")
     error_code: int | None = None
     error_text: dict[str, str] | None = Field(default=None, sa_type=JSON)
@@ -229,23 +237,30 @@ def fold(messages: Iterable[UpstreamMessage], statuses: Iterable[tuple[str, str,
             for reported in telemetry.devices:
                 device = kiosk.device(reported.address)
                 device.model_hint = reported.model
-                device.merge(
-                    "link",
-                    at,
-                    {
-                        "link": reported.link,
-                        "battery_percent": reported.battery_percent,
-                        "last_seen_at": reported.last_seen_at,
-                        "clock_offset_s": reported.clock_offset_s,
-                    },
-                    horizon,
-                )
+                device.merge("link", at, _link_columns(reported), horizon)
                 if reported.last_reading_at is not None:  # the kiosk's clock too
                     device.reading_at(reported.last_reading_at, horizon)
     for site, kiosk_id, status in statuses:
         kiosk = report(site, kiosk_id)
         kiosk.status = (received_at, status)
     return sorted(reports.values(), key=lambda r: (r.site, r.kiosk))
+
+
+def _link_columns(reported: DeviceTelemetry) -> dict[str, Any]:
+    """A device's columns of the link group from its telemetry. An older kiosk's telemetry has
+    no error fields: they read as no failure reported (their defaults)."""
+    error = reported.last_error
+    return {
+        "link": reported.link,
+        "battery_percent": reported.battery_percent,
+        "last_seen_at": reported.last_seen_at,
+        "clock_offset_s": reported.clock_offset_s,
+        "last_error_code": None if error is None else error.code,
+        "last_error_at": None if error is None else error.at,
+        "last_error_message": None if error is None else error.message,
+        "failing_since": reported.failing_since,
+        "error_counts": dict(reported.error_counts),
+    }
 
 
 # --- Writing it ---------------------------------------------------------------------------

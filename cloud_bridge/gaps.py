@@ -51,6 +51,7 @@ def scan(session: Session, kiosk: Kiosk, now: datetime, grace: timedelta) -> lis
                     kiosk.kiosk,
                     gap_about(first, last),
                     f"{count} message(s) from this kiosk never arrived (seq {first} to {last})",
+                    f"该终端有 {count} 条消息没有送达（序号 {first} 至 {last}）",
                     now,
                     {"first": first, "last": last, "missing": count},
                 )
@@ -105,6 +106,7 @@ def late_arrivals(session: Session, stored: Sequence[UpstreamMessage], checked_t
                         "",
                         "the kiosk numbers its messages from the start again: its outbox was replaced "
                         "(set aside as corrupt?); what the old one held may be lost",
+                        "终端的消息序号从头开始了：它的缓存被换过（因损坏被搁置？），旧缓存里的数据可能已丢失",
                         now,
                         {"seq": seq, "message_id": str(message.envelope.message_id)},
                     )

@@ -66,6 +66,7 @@ from cloud_bridge import commands
 from cloud_bridge import webhook
 from cloud_bridge.alert_rules import AlertRules, DisconnectWatch, Raise
 from cloud_bridge.alerts import apply_signals
+from cloud_bridge.broker_link import BrokerLink
 from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify_all, commit_isolating, commit_parsed
 from cloud_bridge.metrics import BridgeMetrics
 from doorstep.contract.sealing import Opener
@@ -174,6 +175,7 @@ class Ingest:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._connected = threading.Event()
+        self.link = BrokerLink(clock)  # the same, with its time, for the API and the jobs
         # What this worker published and the broker has not PUBACKed yet: paho message id ->
         # the command's request id, or None for an ack. A PUBACK may beat publish() back to
         # us (paho's network thread is another thread): such a one waits in _early_pubacks.
@@ -222,12 +224,14 @@ class Ingest:
             log.error("the broker refused the bridge's subscriptions: %s", ", ".join(refused))
             return
         self._connected.set()
+        self.link.connected()
         # Only now, subscribed, may kiosks waiting for the bridge send their backlog.
         online = Status(state=KioskState.ONLINE, at=datetime.now(UTC))
         client.publish(self._status_topic, encode(online), qos=QOS_RELIABLE, retain=True)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         self._connected.clear()
+        self.link.lost()
         was_connected, self._was_connected = self._was_connected, False
         if self._stopping.is_set() or not was_connected:
             log.info("bridge disconnected from broker: %s", reason)

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from cloud_bridge import accounts, commands, gaps, webhook
 from cloud_bridge.alert_rules import AlertKind, AlertRules, Signal, heartbeat_signals
 from cloud_bridge.alerts import Alert, AlertChange, apply_signals
+from cloud_bridge.broker_link import BrokerLink
 from cloud_bridge.fleet import Kiosk
 from cloud_bridge.store import DeadLetter
 
@@ -38,6 +39,7 @@ class BridgeJobs:
         publisher: CommandPublisher | None,
         notify: bool,
         on_alerts: Callable[[list[AlertChange]], None] = lambda changes: None,
+        link: BrokerLink | None = None,
         dead_letter_retention: timedelta = timedelta(days=30),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -46,6 +48,7 @@ class BridgeJobs:
         self._publisher = publisher
         self._notify = notify
         self._on_alerts = on_alerts
+        self._link = link
         self._dead_letter_retention = dead_letter_retention
         self._clock = clock
         self.scheduler = BackgroundScheduler(timezone=UTC)
@@ -73,10 +76,15 @@ class BridgeJobs:
     def watch_heartbeats(self) -> None:
         now = self._clock()
         silent_since = now - timedelta(seconds=self._rules.heartbeat_missed_s)
+        hearing_since = self._link.hearing_since() if self._link is not None else None
+        if self._link is not None and hearing_since is None:
+            return  # this worker hears no one now: its deafness is not the kiosks' silence
+        # A kiosk is silent only if this worker could have heard it all that time.
+        judges_silence = hearing_since is None or hearing_since <= silent_since
         with Session(self._engine) as session:
             silent = session.exec(
                 select(Kiosk).where(col(Kiosk.status) != "offline", col(Kiosk.last_seen_at) < silent_since)
-            ).all()
+            ).all() if judges_silence else []
             heard_again = session.exec(
                 select(Kiosk)
                 .join(Alert, (col(Alert.site) == col(Kiosk.site)) & (col(Alert.kiosk) == col(Kiosk.kiosk)))

@@ -62,6 +62,7 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         publisher=ingest,
         notify=notify,
         on_alerts=lambda changes: poke(),
+        link=ingest.link,
         dead_letter_retention=timedelta(days=settings.dead_letter_retention_days),
     )
     context = BridgeContext(
@@ -76,6 +77,7 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         alert_rules=settings.alerts,
         blood_pressure_guideline=settings.blood_pressure_guideline,
         dashboard_refresh_s=settings.dashboard_refresh_s,
+        broker_link=ingest.link,
     )
     return BridgeWorker(engine, ingest, jobs, sender, context)
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -37,6 +39,10 @@ DEMO_RESIDENTS = (("310101194001011234", 1940, 0), ("310101197001011234", 1970, 
 # The demo's people: a technician sees the fleet, the family doctor the readings.
 DEMO_PASSWORD = "doorstep-demo"
 DEMO_PEOPLE = (("tech", "technician", None), ("doctor", "doctor", DEMO_SITE))
+# A child that ran this long before it ended is restarted at once; one that keeps ending
+# sooner waits up to CHILD_RESTART_MAX_S between tries.
+CHILD_STEADY_S = 10.0
+CHILD_RESTART_MAX_S = 30.0
 
 
 def _demo_people(database_url: str) -> dict[str, str]:
@@ -117,6 +123,52 @@ def _spawn(role: str, config: Path, log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
+@dataclass
+class _Child:
+    """One of the demo's processes, started again when it ends by itself: a crashed agent or
+    bridge is what a newcomer pokes at, and it must not take the whole demo down."""
+
+    name: str
+    start: Callable[[], subprocess.Popen[bytes]]
+    log: Path
+    process: subprocess.Popen[bytes] = field(init=False)
+    started_at: float = field(init=False)
+    restart_at: float | None = None
+    quick_exits: int = 0
+
+    def __post_init__(self) -> None:
+        self._run()
+
+    def _run(self) -> None:
+        self.process = self.start()
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def look_after(self, now: float) -> None:
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self._run()
+                print(f"the {self.name} started again (pid {self.process.pid})", file=sys.stderr, flush=True)
+            return
+        if self.process.poll() is None:
+            return
+        # One that dies at once would die again at once: wait longer each time (1, 2, 4 … 30 s).
+        self.quick_exits = self.quick_exits + 1 if now - self.started_at < CHILD_STEADY_S else 0
+        delay = min(CHILD_RESTART_MAX_S, 2.0 ** max(self.quick_exits - 1, 0))
+        print(f"the {self.name} exited with {self.process.returncode}; restarting it in {delay:.0f} s "
+              f"(its log: {self.log})", file=sys.stderr, flush=True)
+        self.restart_at = now + delay
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 def _demo_payload_key(directory: Path) -> tuple[Path, str]:
     """The demo seals readings as a real station does: the bridge holds the private key, the
     kiosk only the public one. Kept across runs of the same workdir."""
@@ -151,39 +203,48 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
         )
     )
     screen_port = free_port()
-    # The machines, as a kiosk finds them: another party at the end of its RS-485 line.
-    laundry_room = RoomProcess(DEMO_LAUNDRY_ROOM, log=workdir / "laundry-room.log")
     agent_config = workdir / "agent.yaml"
-    agent_config.write_text(
-        yaml.safe_dump(
+    agent_settings = {
+        "site": DEMO_SITE,
+        "kiosk": DEMO_KIOSK,
+        "outbox_path": str(workdir / "outbox.sqlite3"),
+        "broker": broker_settings,
+        "payload_public_key": payload_public_key,
+        "devices": [
             {
-                "site": DEMO_SITE,
-                "kiosk": DEMO_KIOSK,
-                "outbox_path": str(workdir / "outbox.sqlite3"),
-                "broker": broker_settings,
-                "payload_public_key": payload_public_key,
-                "devices": [
-                    {
-                        "address": address,
-                        "model": model,
-                        "simulated": True,
-                        "reconnect_interval_s": DEMO_MEASURE_EVERY_S,
-                        "idle_timeout_s": 1.0,
-                    }
-                    for address, model in DEMO_DEVICES
-                ],
-                "laundry": {"port": laundry_room.port, "machines": DEMO_LAUNDRY_ROOM},
-                "relay": {},
-                "resident_secret": DEMO_RESIDENT_SECRET,
-                "screen": {"port": screen_port, "technician_pin": DEMO_TECHNICIAN_PIN},
+                "address": address,
+                "model": model,
+                "simulated": True,
+                "reconnect_interval_s": DEMO_MEASURE_EVERY_S,
+                "idle_timeout_s": 1.0,
             }
-        )
-    )
-    children = {
-        "bridge": _spawn("bridge", bridge_config, workdir / "bridge.log"),
-        "agent": _spawn("agent", agent_config, workdir / "agent.log"),
-        "laundry-room": laundry_room.process,
+            for address, model in DEMO_DEVICES
+        ],
+        "relay": {},
+        "resident_secret": DEMO_RESIDENT_SECRET,
+        "screen": {"port": screen_port, "technician_pin": DEMO_TECHNICIAN_PIN},
     }
+    laundry_room: RoomProcess | None = None
+
+    def start_laundry_room() -> subprocess.Popen[bytes]:
+        """The machines, as a kiosk finds them: another party at the end of its RS-485 line. A
+        new room is on a new pseudo-terminal, so the agent starts again on it."""
+        nonlocal laundry_room
+        if laundry_room is not None:
+            laundry_room.stop()  # ended already: this closes what the demo held of it
+        laundry_room = RoomProcess(DEMO_LAUNDRY_ROOM, log=workdir / "laundry-room.log")
+        agent_settings["laundry"] = {"port": laundry_room.port, "machines": DEMO_LAUNDRY_ROOM}
+        agent_config.write_text(yaml.safe_dump(agent_settings))
+        if "agent" in children:
+            children["agent"].stop()  # looked after: it starts again on the new line
+        return laundry_room.process
+
+    children: dict[str, _Child] = {}
+    children["bridge"] = _Child("bridge", lambda: _spawn("bridge", bridge_config, workdir / "bridge.log"),
+                                workdir / "bridge.log")
+    children["laundry-room"] = _Child("laundry-room", start_laundry_room, workdir / "laundry-room.log")
+    children["agent"] = _Child("agent", lambda: _spawn("agent", agent_config, workdir / "agent.log"),
+                               workdir / "agent.log")
     base = f"http://127.0.0.1:{http_port}"
     screen = f"http://127.0.0.1:{screen_port}/"
     residents = _demo_residents(screen)
@@ -199,6 +260,7 @@ The API wants a token (the demo's people log in with the password {DEMO_PASSWORD
   doctor doctor     curl -H 'Authorization: Bearer {tokens["doctor"]}' {base}/api/v1/readings
 The kiosk screen   {screen}   (full screen on a Pi: chromium --kiosk {screen})
   {residents}
+  technician PIN    {DEMO_TECHNICIAN_PIN}   (the screen's admin endpoints, X-Technician-Pin; docs/kiosk.md)
 Broker: mqtt://{broker.host}:{broker.port}   watch it: mosquitto_sub -p {broker.port} -t 'doorstep/#' -v
 Simulated residents measure blood pressure and temperature about every {DEMO_MEASURE_EVERY_S:.0f} s;
 a simulated glucose meter hands over its stored records once. A simulated laundry room
@@ -219,23 +281,17 @@ Press Ctrl-C to stop.
     signal.signal(signal.SIGTERM, request_stop)
     try:
         while not stopping:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    print(f"the {name} exited with {child.returncode}; see {workdir / (name + '.log')}", file=sys.stderr)
-                    stopping = True
+            now = time.monotonic()
+            for child in children.values():
+                child.look_after(now)
             time.sleep(0.2)
     finally:
         # Agent first, so it says "offline" to a broker that is still there, and does not see its
         # laundry line go. (Ctrl-C in a terminal also reaches the children, which stop by
         # themselves; that is fine too.)
         for name in ("agent", "laundry-room", "bridge"):
-            child = children[name]
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-        laundry_room.stop()
+            children[name].stop()
+        if laundry_room is not None:
+            laundry_room.stop()
         broker.stop()
         print("Doorstep demo stopped.", flush=True)

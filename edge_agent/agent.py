@@ -25,6 +25,7 @@ from doorstep.runtime.config import ConfigError
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
+from edge_agent.device_health import DeviceHealthBook, line_telemetry
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.kiosk_commands import kiosk_handlers
 from edge_agent.laundry import LaundryRoom
@@ -98,6 +99,7 @@ class Agent:
         )
         self._last_reading_at: dict[str, datetime] = {}
         self._last_seen_at: dict[str, datetime] = {}
+        self.device_health = DeviceHealthBook(log)
         self.remote: RemoteCommands | None = None
         self._device_tasks: dict[str, asyncio.Task[None]] = {}
         self._readers: dict[str, DeviceReader] = {}
@@ -297,12 +299,14 @@ class Agent:
                 last_seen_at=self._last_seen_at.get(d.address),
                 battery_percent=self._readers[d.address].battery_percent if d.address in self._readers else None,
                 clock_offset_s=self._readers[d.address].clock_offset_s if d.address in self._readers else None,
+                **self.device_health.telemetry(d.address),
             )
             for d in self.settings.devices
         ]
         if self.laundry is not None:
             devices += [
-                DeviceTelemetry(address=f"modbus-unit-{m.unit}", model=m.profile.model, link=m.link.state.value)
+                DeviceTelemetry(address=f"modbus-unit-{m.unit}", model=m.profile.model, link=m.link.state.value,
+                                **line_telemetry(m.link))
                 for m in self.laundry.machines()
             ]
         return devices
@@ -438,16 +442,16 @@ class Agent:
             due.clear()
             try:
                 readings = await reader.read()
-            except DeviceNotFoundError as error:
-                # A device is only reachable while it measures: not finding it is normal.
-                log.debug("device %s: %s", address, error)
             except BleDriverError as error:
-                self._last_seen_at[address] = datetime.now(UTC)  # it connected, then failed
-                log.debug("device %s: %s", address, error)
+                now = datetime.now(UTC)
+                if not isinstance(error, DeviceNotFoundError):
+                    self._last_seen_at[address] = now  # it connected, then failed
+                self.device_health.failed(address, error.code, str(error), now)
             except Exception:
                 log.exception("reading %s failed unexpectedly; will try again", address)
             else:
                 self._last_seen_at[address] = datetime.now(UTC)
+                self.device_health.succeeded(address)
                 # The newest blood-pressure reading of a session (a cuff sends its memory oldest
                 # first) is the one the resident at the screen has just taken: only it goes on
                 # their record; older ones replayed with it stay anonymous.

@@ -5,11 +5,11 @@ is read, runs the start transaction of drivers/laundry/vend.py through the ledge
 events to the outbox: a machine's state, fault or link changing (`laundry_machine`) and each
 step of a start (`laundry_vend`).
 
-A start whose outcome is unknown (the reply was lost, the kiosk rebooted mid-start) is never
-sent again and never charged on a guess: it stays STARTING until a status read *after* the
-start shows the machine's command echo. Our number echoed with success: started, charged once.
-Our number echoed with a refusal: refused. Another number: the start never reached the
-machine (a board executes a command before it answers the next request), nothing charged.
+What a machine's answer means, and what it does to a start, is drivers/laundry/vend.py's tables;
+here they are only looked up, by one path for a start and another command alike. A start or a
+command whose outcome is unknown (the reply was lost, the kiosk rebooted mid-start) is never
+sent again and never charged on a guess: it stays in doubt, in the ledger, until a status read
+*after* it left the bus shows the machine's command echo (vend.VERDICTS).
 
 One start or command per machine at a time (a lock from the checks to the machine's answer),
 and none while an earlier one is still being read back: it would overwrite the echo that
@@ -34,17 +34,24 @@ from doorstep.contract.topics import EventType, KioskTopics
 from drivers.laundry.bus import (
     BusEvent,
     DriverState,
-    ErrorKind,
     LaundryBus,
     LinkState,
     MachineCommandName,
-    MachineCommandOutcome,
     UnitLink,
     driver_state,
 )
-from drivers.laundry.status import MachineCommandResult, MachineStatus
-from drivers.laundry.vend import VendEvent, VendState
-from edge_agent.laundry_ledger import CommandState, LaundryLedger, LedgerRefusal, VendOutcome, VendTransaction
+from drivers.laundry.status import MachineStatus
+from drivers.laundry.vend import (
+    START_EVENTS,
+    CommandState,
+    VendEvent,
+    VendState,
+    Verdict,
+    result_reason,
+    verdict_of_echo,
+    verdict_of_outcome,
+)
+from edge_agent.laundry_ledger import LaundryLedger, LedgerRefusal, MachineCommand, VendTransaction
 from edge_agent.outbox import Outbox
 from edge_agent.settings import LaundrySettings, PollCadence
 from firmware_configs.laundry import LaundryProfile, MachineState, load_laundry_profiles
@@ -64,10 +71,6 @@ SIMULATED_PORT = "simulated"
 
 # The apscheduler job's name (shown by `doorstep doctor`).
 POLL_JOB = "laundry-poll"
-# A machine the bus can write to but whose echo shows another number: our start never arrived.
-_NOT_RECEIVED = "the machine's command echo shows the start never arrived"
-# Bus errors that mean the write itself was refused or never left: the machine did not act on it.
-_WRITE_NOT_EXECUTED = {ErrorKind.EXCEPTION, ErrorKind.NO_SUCH_UNIT}
 # A machine whose last command (or start) is still being read back takes no other: a new one
 # would overwrite the command echo that decides the old one (docs/laundry.md).
 IN_DOUBT = "previous_command_in_doubt"
@@ -157,9 +160,10 @@ class LaundryRoom:
         self._scheduler = scheduler or AsyncIOScheduler()
         self._last_poll_request: dict[int, float] = {}
         self._reported: dict[int, LaundryMachineEvent] = {}
-        # Starts in doubt: transaction id -> (unit, a monotonic time). Only a status read after
-        # that time may decide it (inf while the start command is still on its way).
-        self._in_doubt: dict[str, tuple[int, float]] = {}
+        # When each machine's last command left the bus (time.monotonic(); inf while one is queued
+        # or on the line): only a status read after it may decide a start or command in doubt.
+        # What is in doubt is the ledger's to say; empty after a restart, when every read is after.
+        self._sent_at: dict[int, float] = {}
         # One start or command at a time per machine, from the check to the decision: two
         # residents tapping one machine, or a technician's command racing a start.
         self._unit_locks = {unit: asyncio.Lock() for unit in self.profiles}
@@ -224,29 +228,21 @@ class LaundryRoom:
             self._simulated = None
 
     async def _resume_unfinished(self) -> None:
-        """After a (re)start: a reservation never sent is released; a start in doubt is decided
-        by the first status read from now on."""
-        started_at = time.monotonic()
+        """After a (re)start: a reservation never sent is released; a start or command in doubt
+        stays so in the ledger, and the first status read from now on decides it."""
         for transaction in await asyncio.to_thread(self.ledger.unfinished):
-            if transaction.unit not in self.profiles:
+            if transaction.unit in self.profiles and transaction.state is VendState.RESERVED:
+                await self._step(transaction, VendState.RESERVED, VendEvent.CANCEL, reason="kiosk restarted before sending")
+            elif transaction.unit not in self.profiles:
                 # The configuration lost this machine: its book entry is kept as it is, never guessed.
                 log.error("unit %d is no longer configured; its transaction %s stays %s",
                           transaction.unit, transaction.id, transaction.state)
-                continue
-            if transaction.state is VendState.RESERVED:
-                await self._step(transaction, VendState.RESERVED, VendEvent.CANCEL, reason="kiosk restarted before sending")
-            elif transaction.state is VendState.STARTING:
-                log.warning("unit %d: start %s in doubt after a restart; reading its echo back",
-                            transaction.unit, transaction.id)
-                self._in_doubt[transaction.id] = (transaction.unit, started_at)
-        for command in await asyncio.to_thread(self.ledger.unfinished_commands):
-            if command.unit not in self.profiles:
-                log.error("unit %d is no longer configured; its %s %s stays unconfirmed",
-                          command.unit, command.command, command.id)
-                continue
-            log.warning("unit %d: %s %s in doubt after a restart; reading its echo back",
-                        command.unit, command.command, command.id)
-            self._in_doubt[command.id] = (command.unit, started_at)
+        for row in await asyncio.to_thread(self.ledger.in_doubt):
+            if row.unit in self.profiles:
+                what = row.command if isinstance(row, MachineCommand) else "start"
+                log.warning("unit %d: %s %s in doubt after a restart; reading its echo back", row.unit, what, row.id)
+            elif isinstance(row, MachineCommand):
+                log.error("unit %d is no longer configured; its %s %s stays unconfirmed", row.unit, row.command, row.id)
 
     # -- what the screen shows --
 
@@ -270,7 +266,7 @@ class LaundryRoom:
 
     async def _start_program(self, unit: int, program: int, subject: str) -> StartResult:
         assert self.bus is not None
-        refusal = self._why_not_startable(unit, program)
+        refusal = await self._why_not_startable(unit, program)
         if refusal is not None:
             return StartResult("refused", None, 0, refusal)
         profile = self.profiles[unit]
@@ -289,25 +285,10 @@ class LaundryRoom:
             )
         except LedgerRefusal as refused:
             return StartResult("refused", None, 0, refused.reason)
-        # Persisted as STARTING before the command is sent: a reboot from here on reads back.
-        self._in_doubt[reserved.id] = (unit, math.inf)
+        # Persisted as STARTING (in doubt) before the command is sent: a reboot from here on reads back.
         starting = await self._step(reserved, VendState.RESERVED, VendEvent.SEND_START)
         assert starting is not None
-        outcome = await self._send(starting.id, unit, "start", program, starting.command_sequence)
-        if outcome.result_code is not None:
-            if outcome.result_code == MachineCommandResult.DONE:
-                await self._step(starting, VendState.STARTING, VendEvent.CONFIRMED)
-            else:
-                await self._step(starting, VendState.STARTING, VendEvent.REFUSED, reason=_result_reason(outcome.result_code))
-        elif outcome.error is not None and (
-            outcome.error.kind in _WRITE_NOT_EXECUTED
-            or (outcome.error.kind is ErrorKind.NOT_CONFIRMED and self.bus.link(unit).state is LinkState.ONLINE)
-        ):
-            reason = _NOT_RECEIVED if outcome.error.kind is ErrorKind.NOT_CONFIRMED else str(outcome.error.kind)
-            await self._step(starting, VendState.STARTING, VendEvent.REFUSED, outcome="not_started", reason=reason)
-        else:
-            log.warning("unit %d: no answer to start %s (%s); reading its echo back", unit, starting.id, outcome.error)
-            await self._step(starting, VendState.STARTING, VendEvent.NO_REPLY)
+        await self._send(starting, "start", program)
         return await self._result_of(starting.id)
 
     async def command(self, unit: int, command: MachineCommandName, argument: int = 0) -> CommandView:
@@ -326,7 +307,7 @@ class LaundryRoom:
 
     async def _command(self, unit: int, command: MachineCommandName, argument: int) -> CommandView:
         assert self.bus is not None
-        if self._has_doubt(unit):
+        if await self._has_doubt(unit):
             return CommandView("refused", None, IN_DOUBT)
         if self.bus.link(unit).state is LinkState.OFFLINE:
             return CommandView("refused", None, "machine_offline")
@@ -338,40 +319,39 @@ class LaundryRoom:
             argument=argument,
             echoed_sequence=status.command_echo_sequence if status else None,
         )
-        self._in_doubt[row.id] = (unit, math.inf)
-        outcome = await self._send(row.id, unit, command, argument, row.command_sequence)
-        if outcome.result_code is not None:
-            done = outcome.result_code == MachineCommandResult.DONE
-            await self._finish_command(row.id, CommandState.DONE if done else CommandState.REFUSED, outcome.result_code)
-        elif outcome.error is not None and (
-            outcome.error.kind in _WRITE_NOT_EXECUTED
-            or (outcome.error.kind is ErrorKind.NOT_CONFIRMED and self.bus.link(unit).state is LinkState.ONLINE)
-        ):
-            await self._finish_command(row.id, CommandState.NOT_RECEIVED, None)
-        else:
-            log.warning("unit %d: no answer to %s %s (%s); reading its echo back", unit, command, row.id, outcome.error)
+        await self._send(row, command, argument)
         return await self._command_view(row.id)
 
-    async def _send(
-        self, key: str, unit: int, command: MachineCommandName, argument: int, sequence: int
-    ) -> MachineCommandOutcome:
-        """Submit to the bus, shielded: if our caller is cancelled (a remote command's timeout,
-        the agent stopping) the command still completes or is dropped by the bus as a whole, and
-        only a status read after that may decide it; never one read before it reached the line."""
+    async def _send(self, row: VendTransaction | MachineCommand, command: MachineCommandName, argument: int) -> None:
+        """Submit to the bus and settle the row by what its answer means. Shielded: if our caller
+        is cancelled (a remote command's timeout, the agent stopping) the command still completes
+        or is dropped by the bus as a whole, and only a status read after that may decide it;
+        never one read before it reached the line."""
         assert self.bus is not None
-        sending = asyncio.ensure_future(self.bus.submit_command(unit, command, argument, sequence))
+        unit = row.unit
+        self._sent_at[unit] = math.inf
+        sending = asyncio.ensure_future(self.bus.submit_command(unit, command, argument, row.command_sequence))
 
         def sent(_: object) -> None:
-            if key in self._in_doubt:
-                self._in_doubt[key] = (unit, time.monotonic())
+            self._sent_at[unit] = time.monotonic()
 
         sending.add_done_callback(sent)
-        return await asyncio.shield(sending)
+        outcome = await asyncio.shield(sending)
+        verdict = verdict_of_outcome(outcome.result_code, outcome.error, self.bus.link(unit).state)
+        if verdict.state is CommandState.SENT:
+            log.warning("unit %d: no answer to %s %s (%s); reading its echo back", unit, command, row.id, outcome.error)
+        await self._settle(row, verdict)
 
-    async def _finish_command(self, command_id: str, state: CommandState, result_code: int | None) -> None:
-        finished = await asyncio.to_thread(self.ledger.finish_command, command_id, state, result_code)
+    async def _settle(self, row: VendTransaction | MachineCommand, verdict: Verdict) -> None:
+        """Apply a verdict: one path for a start and any other command, the answer just
+        received and an echo read back alike."""
+        if isinstance(row, VendTransaction):
+            await self._step(row, VendState.STARTING, START_EVENTS[verdict.state], reason=verdict.reason)
+            return
+        if verdict.state is CommandState.SENT:
+            return  # still in doubt: nothing to write
+        finished = await asyncio.to_thread(self.ledger.finish_command, row.id, verdict.state, verdict.result_code)
         if finished is not None:
-            self._in_doubt.pop(command_id, None)
             log.info("unit %d: %s %s: %s", finished.unit, finished.command, finished.id, finished.state)
 
     async def _command_view(self, command_id: str) -> CommandView:
@@ -379,10 +359,10 @@ class LaundryRoom:
         assert row is not None
         if row.state is CommandState.SENT:
             return CommandView("checking", row.id, None)
-        reason = _result_reason(row.result_code) if row.state is CommandState.REFUSED and row.result_code else None
+        reason = result_reason(row.result_code) if row.state is CommandState.REFUSED and row.result_code else None
         return CommandView(row.state.value, row.id, reason)  # type: ignore[arg-type]
 
-    def _why_not_startable(self, unit: int, program: int) -> str | None:
+    async def _why_not_startable(self, unit: int, program: int) -> str | None:
         assert self.bus is not None
         profile = self.profiles.get(unit)
         if profile is None:
@@ -392,7 +372,7 @@ class LaundryRoom:
         status, link = self.bus.status(unit), self.bus.link(unit)
         if status is None or link.state is LinkState.OFFLINE:
             return "machine_offline"
-        if self._has_doubt(unit):
+        if await self._has_doubt(unit):
             return IN_DOUBT
         if status.state not in (MachineState.IDLE, MachineState.READY):
             return "machine_busy" if status.state is not MachineState.FAULT else "machine_fault"
@@ -400,8 +380,8 @@ class LaundryRoom:
             return "door_open"
         return None
 
-    def _has_doubt(self, unit: int) -> bool:
-        return any(u == unit for u, _ in self._in_doubt.values())
+    async def _has_doubt(self, unit: int) -> bool:
+        return any(row.unit == unit for row in await asyncio.to_thread(self.ledger.in_doubt))
 
     async def _result_of(self, transaction_id: str) -> StartResult:
         transaction = await asyncio.to_thread(self.ledger.get, transaction_id)
@@ -419,7 +399,6 @@ class LaundryRoom:
         expected: VendState,
         event: VendEvent,
         *,
-        outcome: VendOutcome | None = None,
         reason: str | None = None,
     ) -> VendTransaction | None:
         status = self.bus.status(transaction.unit) if self.bus is not None else None
@@ -429,12 +408,10 @@ class LaundryRoom:
             firmware=status.firmware if status else None,
         )
         moved = await asyncio.to_thread(
-            self.ledger.step, transaction.id, expected, event, outcome=outcome, reason=reason, device=device
+            self.ledger.step, transaction.id, expected, event, reason=reason, device=device
         )
         if moved is not None:
             log.info("unit %d: transaction %s %s -> %s", transaction.unit, transaction.id, expected, moved.state)
-            if moved.state not in (VendState.RESERVED, VendState.STARTING):
-                self._in_doubt.pop(moved.id, None)
             self._saved()
         return moved
 
@@ -443,21 +420,23 @@ class LaundryRoom:
     async def _poll_due(self) -> None:
         """The scheduled job (a coroutine, so apscheduler runs it on the agent's event loop, not
         in a thread): ask the bus for the machines whose interval has passed."""
-        assert self.bus is not None
+        in_doubt = await asyncio.to_thread(self.ledger.in_doubt)
+        bus = self.bus
+        if bus is None:
+            return  # the room stopped while the book was read (a running job outlives its removal)
+        pending = {row.unit for row in in_doubt}
         now = time.monotonic()
-        pending = {unit for unit, _ in self._in_doubt.values()}
         due = [
             unit
             for unit in self.profiles
             if now - self._last_poll_request.get(unit, -math.inf)
-            >= poll_interval_s(self.bus.status(unit), self.settings.poll, start_pending=unit in pending)
+            >= poll_interval_s(bus.status(unit), self.settings.poll, start_pending=unit in pending)
         ]
         for unit in due:
             self._last_poll_request[unit] = now
         if due:
-            self.bus.request_poll(due)
-        if pending:
-            await self._decide_pending()
+            bus.request_poll(due)
+        await self._decide_pending(in_doubt)
 
     async def _follow(self, changes: AsyncGenerator[BusEvent]) -> None:
         async for event in changes:
@@ -488,7 +467,7 @@ class LaundryRoom:
             self._saved()
         if status is not None:
             await self._follow_cycle(unit, status)
-        await self._decide_pending()
+        await self._decide_pending(await asyncio.to_thread(self.ledger.in_doubt))
 
     async def _follow_cycle(self, unit: int, status: MachineStatus) -> None:
         transaction = next((t for t in await asyncio.to_thread(self.ledger.unfinished) if t.unit == unit), None)
@@ -507,52 +486,23 @@ class LaundryRoom:
             if opened:
                 await self._step(transaction, VendState.AWAITING_PICKUP, VendEvent.DOOR_OPENED)
 
-    async def _decide_pending(self) -> None:
+    async def _decide_pending(self, in_doubt: list[VendTransaction | MachineCommand]) -> None:
         """Decide every start or command in doubt whose machine has been read since it was sent."""
-        for key, (unit, after) in list(self._in_doubt.items()):
-            lock = self._unit_locks[unit]
-            if lock.locked():
-                continue  # a start or command of this machine is under way; decided after it
+        for row in in_doubt:
+            lock = self._unit_locks.get(row.unit)
+            if lock is None or lock.locked():
+                continue  # not configured (kept as it is), or a start or command of it is under way
             async with lock:
                 # Under the lock, so that a command asked for meanwhile waits for this decision
-                # instead of finding the old one still in doubt.
-                if key in self._in_doubt:
-                    await self._decide(key, unit, after)
+                # instead of finding the old one still in doubt. A row decided since it was read
+                # is left alone by the ledger's compare-and-set.
+                await self._decide(row)
 
-    async def _decide(self, key: str, unit: int, after: float) -> None:
-        assert self.bus is not None
-        status, link = self.bus.status(unit), self.bus.link(unit)
+    async def _decide(self, row: VendTransaction | MachineCommand) -> None:
+        if self.bus is None:
+            return  # the room stopped meanwhile: the row stays in doubt in the book
+        status, link = self.bus.status(row.unit), self.bus.link(row.unit)
+        after = self._sent_at.get(row.unit, -math.inf)
         if status is None or link.last_ok_at is None or link.last_ok_at <= after:
             return
-        command = await asyncio.to_thread(self.ledger.get_command, key)
-        if command is not None:
-            if command.state is not CommandState.SENT:
-                self._in_doubt.pop(command.id, None)
-            elif status.command_echo_sequence != command.command_sequence:
-                await self._finish_command(command.id, CommandState.NOT_RECEIVED, None)
-            else:
-                result = status.command_echo_result
-                await self._finish_command(
-                    command.id, CommandState.DONE if result == MachineCommandResult.DONE else CommandState.REFUSED, result
-                )
-            return
-        transaction = await asyncio.to_thread(self.ledger.get, key)
-        if transaction is None or transaction.state is not VendState.STARTING:
-            if transaction is None or transaction.state is not VendState.RESERVED:
-                self._in_doubt.pop(key, None)
-            return
-        if status.command_echo_sequence != transaction.command_sequence:
-            await self._step(transaction, VendState.STARTING, VendEvent.REFUSED, outcome="not_started",
-                             reason=_NOT_RECEIVED)
-        elif status.command_echo_result == MachineCommandResult.DONE:
-            await self._step(transaction, VendState.STARTING, VendEvent.CONFIRMED)
-        else:
-            await self._step(transaction, VendState.STARTING, VendEvent.REFUSED,
-                             reason=_result_reason(status.command_echo_result))
-
-
-def _result_reason(code: int) -> str:
-    try:
-        return MachineCommandResult(code).name.lower()
-    except ValueError:
-        return f"result_{code}"
+        await self._settle(row, verdict_of_echo(status, row.command_sequence))

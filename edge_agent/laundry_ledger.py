@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from typing import Literal
 
 from sqlalchemy import text
@@ -26,7 +25,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.contract.payloads import DeviceIdentity, LaundryVendEvent
 from doorstep.contract.topics import EventType, KioskTopics
-from drivers.laundry.vend import Effect, IllegalVendTransition, VendEvent, VendState, next_state
+from drivers.laundry.vend import CommandState, Effect, IllegalVendTransition, VendEvent, VendState, next_state
 from edge_agent.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -40,24 +39,7 @@ _ONE_OPEN_PER_UNIT = (
     f"WHERE state != '{VendState.AVAILABLE.name}'"
 )
 
-VendOutcome = Literal["started", "refused", "not_started", "cycle_done", "faulted", "collected"]
 FreeReason = Literal["over_80"]
-
-# The cloud hears of the steps a person or a technician cares about; the others are internal.
-_OUTCOME_OF_EVENT: dict[VendEvent, VendOutcome] = {
-    VendEvent.CONFIRMED: "started",
-    VendEvent.REFUSED: "refused",
-    VendEvent.CYCLE_DONE: "cycle_done",
-    VendEvent.FAULT: "faulted",
-    VendEvent.DOOR_OPENED: "collected",
-}
-
-
-class CommandState(StrEnum):
-    SENT = "sent"  # persisted, then sent (or about to be); the outcome is not known yet
-    DONE = "done"  # echoed with result 0
-    REFUSED = "refused"  # echoed with another result
-    NOT_RECEIVED = "not_received"  # the echo shows another number: it never arrived
 
 
 class VendTransaction(SQLModel, table=True):
@@ -232,6 +214,16 @@ class LaundryLedger:
         with self._outbox.unit_of_work() as session:
             return session.get(MachineCommand, command_id)
 
+    def in_doubt(self) -> list[VendTransaction | MachineCommand]:
+        """Every start (STARTING) and command (SENT) whose outcome is not known yet, oldest first:
+        each waits for its machine's echo (drivers/laundry/vend.py, VERDICTS), and while one
+        does, its machine takes no other. Read from the book, so a restart loses none."""
+        starting = select(VendTransaction).where(VendTransaction.state == VendState.STARTING)
+        with self._outbox.unit_of_work() as session:
+            transactions = list(session.exec(starting))
+        rows: list[VendTransaction | MachineCommand] = [*transactions, *self.unfinished_commands()]
+        return sorted(rows, key=lambda row: row.created_at)
+
     def unfinished_commands(self) -> list[MachineCommand]:
         statement = select(MachineCommand).where(MachineCommand.state == CommandState.SENT)
         with self._outbox.unit_of_work() as session:
@@ -311,15 +303,13 @@ class LaundryLedger:
         expected: VendState,
         event: VendEvent,
         *,
-        outcome: VendOutcome | None = None,
         reason: str | None = None,
         device: DeviceIdentity | None = None,
     ) -> VendTransaction | None:
         """Apply `event` if the transaction is still in `expected`; None if it moved on already.
 
-        The step, its effect (the one charge) and its event for the cloud commit together.
-        `outcome` overrides the event's usual outcome (a REFUSED start that never arrived is
-        'not_started')."""
+        The step, its effect (the one charge) and its event for the cloud (the transition's
+        `tells`) commit together."""
         now = self._clock()
         with self._outbox.unit_of_work() as session:
             transaction = session.get(VendTransaction, transaction_id)
@@ -350,7 +340,7 @@ class LaundryLedger:
             if reason is not None:
                 transaction.reason = reason
             session.add(transaction)
-            told = outcome or _OUTCOME_OF_EVENT.get(event)
+            told = transition.tells
             if told is not None:
                 payload = LaundryVendEvent(
                     transaction_id=uuid.UUID(transaction.id),

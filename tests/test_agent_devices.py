@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from doorstep.contract.envelope import Envelope
+from doorstep.contract.telemetry import DeviceTelemetry
 from drivers.ble.blood_pressure import BloodPressureDialect, BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from edge_agent.devices import default_simulator
@@ -133,3 +134,43 @@ async def test_the_cuff_pressure_rises_live_before_the_reading_is_saved(tmp_path
         await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 1, what="the saved reading")
     assert len(pressures) == 6
     assert pressures == sorted(pressures) and pressures[0] < pressures[-1]
+
+
+@pytest.mark.asyncio
+async def test_a_cuff_that_lost_its_bond_is_logged_once_and_reported_until_it_is_paired_again(
+    tmp_path: Path, broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="edge_agent.agent")
+    cuff = SimulatedCuff(address=CUFF_ADDRESS, measurements=[MEASURED], requires_bonding=True, disconnect_after=0.05,
+                         battery_percent=80)
+    settings = agent_settings(tmp_path, broker)
+    settings.devices[0] = settings.devices[0].model_copy(
+        update={"model": "omron", "reconnect_interval_s": 0.05, "idle_timeout_s": 0.2}  # omron: needs_bonding
+    )
+
+    def reported() -> DeviceTelemetry:
+        [device] = [d for d in agent.device_telemetry() if d.address == CUFF_ADDRESS]
+        return device
+
+    async with running_agent(settings, {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
+        await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 1, what="the reading of a bonded cuff")
+        assert reported().last_error is None and reported().error_counts == {}
+        lost_at = datetime.now(UTC)
+        cuff.bonded = False  # its batteries were changed: it forgot its keys, BlueZ kept its own
+        await wait_until(lambda: reported().error_counts.get("ble_bond_lost", 0) >= 3, what="three refused sessions")
+        device = reported()
+        assert device.last_error is not None and device.last_error.code == "ble_bond_lost"
+        assert "lost its bond" in device.last_error.message
+        assert device.failing_since is not None and device.failing_since >= lost_at
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "ble_bond_lost" in r.getMessage()]
+        assert len(warnings) == 1  # once for the condition, not once a poll
+        # Nor a warning a poll about the battery read the missing bond refused first.
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "battery" in r.getMessage()]
+
+        cuff.central_bonded = False  # a technician removed and paired it again (bluetoothctl remove, pair)
+        await wait_until(lambda: reported().error_counts == {}, what="a session that works again")
+        device = reported()
+        assert device.failing_since is None
+        assert device.last_error is not None and device.last_error.code == "ble_bond_lost"  # kept, for the record
+    assert any("works again" in r.getMessage() and "ble_bond_lost x" in r.getMessage() and r.levelno == logging.INFO
+               for r in caplog.records)

@@ -14,6 +14,20 @@ from pathlib import Path
 from typing import Any
 
 
+def processes_running(config: Path) -> list[int]:
+    """The pids of `doorstep … --config CONFIG` processes alive now (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if str(config).encode() in arguments and b"doorstep" in arguments and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     demo = subprocess.Popen(
         [sys.executable, "-m", "doorstep", "demo", "--workdir", str(tmp_path), "--http-port", "0"],
@@ -27,6 +41,7 @@ def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_pat
         assert demo.stdout is not None
         url = None
         tokens: dict[str, str] = {}
+        pin: re.Match[str] | None = None
         for line in demo.stdout:
             match = re.search(r"(http://127\.0\.0\.1:\d+/api/v1/readings)", line)
             if match:
@@ -34,10 +49,12 @@ def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_pat
             token = re.search(r"(\w+) (\w+) +curl -H 'Authorization: Bearer ([\w-]+)'", line)
             if token:
                 tokens[token.group(1)] = token.group(3)
+            pin = pin or re.search(r"technician PIN +(\d{6,12})", line)
             if "Press Ctrl-C to stop" in line:
                 break
         assert url, "the demo printed no readings URL"
         assert set(tokens) == {"technician", "doctor"}, "the demo printed no tokens"
+        assert pin, "the demo printed no technician PIN"
 
         def get(address: str, role: str) -> Any:
             request = urllib.request.Request(address, headers={"Authorization": f"Bearer {tokens[role]}"})
@@ -64,9 +81,17 @@ def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_pat
             time.sleep(0.5)
         assert {e["payload"]["unit"] for e in events} == set(range(1, 9)), f"logs in {tmp_path}"
         assert any(e["payload"]["state"] == "fault" and e["payload"]["error_code"] == 21 for e in events)
+        # A crashed child is started again; the demo goes on.
+        [agent] = processes_running(tmp_path / "agent.yaml")
+        os.kill(agent, signal.SIGKILL)
+        while time.monotonic() < deadline and processes_running(tmp_path / "agent.yaml") in ([], [agent]):
+            time.sleep(0.2)
+        assert processes_running(tmp_path / "agent.yaml") not in ([], [agent]), "the killed agent was not restarted"
+        assert demo.poll() is None, "the demo ended with its agent"
         demo.send_signal(signal.SIGINT)
         output, _ = demo.communicate(timeout=30)
         assert demo.returncode == 0
+        assert "the agent exited with -9; restarting it" in output
         assert "Doorstep demo stopped." in output
     finally:
         if demo.poll() is None:

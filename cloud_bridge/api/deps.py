@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from sqlmodel import Session
 from cloud_bridge.access import Capability, Principal
 from cloud_bridge.accounts import Authenticated, authenticate
 from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge.broker_link import BrokerLink
 from doorstep.contract.clinical import BloodPressureGuideline
 from cloud_bridge.jobs import CommandPublisher
 from cloud_bridge.metrics import BridgeMetrics
@@ -43,6 +45,7 @@ class BridgeContext:
     alert_rules: AlertRules = field(default_factory=AlertRules)
     blood_pressure_guideline: BloodPressureGuideline = field(default_factory=BloodPressureGuideline)
     dashboard_refresh_s: float = 5.0
+    broker_link: BrokerLink | None = None  # None: no ingest in this process
 
 
 def get_context(request: Request) -> BridgeContext:
@@ -71,12 +74,27 @@ def authenticated(
     token = credentials.credentials if credentials is not None else request.cookies.get(SESSION_COOKIE)
     found = authenticate(session, context.secret_key, token, context.clock()) if token else None
     if found is None:
+        if credentials is None and _is_a_browser_opening(request):
+            # An API address opened in a browser (the demo prints some): its login first, then
+            # back here, rather than a 401 in JSON that a person cannot act on.
+            raise HTTPException(status_code=303, headers={"Location": _login_then(request)})
         raise HTTPException(
             status_code=401,
             detail={"error": "unauthenticated", "reason": "a valid token is required (Authorization: Bearer …)"},
             headers={"WWW-Authenticate": "Bearer"},
         )
     return found
+
+
+def _is_a_browser_opening(request: Request) -> bool:
+    """A person's browser opening this address itself (a link, the address bar), not a script
+    (Fetch Metadata, https://www.w3.org/TR/fetch-metadata/ §2.3 Sec-Fetch-Mode)."""
+    return request.method == "GET" and request.headers.get("sec-fetch-mode") == "navigate"
+
+
+def _login_then(request: Request) -> str:
+    asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/dashboard/?" + urllib.parse.urlencode({"next": asked})
 
 
 AuthenticatedDep = Annotated[Authenticated, Depends(authenticated)]

@@ -3,16 +3,25 @@ replaced by the next)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
+from doorstep.contract.device_errors import ErrorCodeText
 from doorstep.contract.storable import INT32_MAX, INT64_MAX, StorableTime, StrictModel
 
 
 class OutboxDepth(StrictModel):
     records: int = Field(ge=0, le=INT32_MAX, description="undelivered records of this class")
     oldest_age_s: float | None = Field(default=None, ge=0, description="age of the oldest; null if none")
+
+
+class DeviceError(StrictModel):
+    """The newest failure to read a device, as the kiosk classified it (device_errors.py)."""
+
+    code: ErrorCodeText = Field(description="a DeviceErrorCode, e.g. ble_bond_lost; unknown codes are kept as text")
+    at: StorableTime = Field(description="the kiosk's time of the failure")
+    message: str = Field(max_length=500, description="plain words, for a technician")
 
 
 class DeviceTelemetry(StrictModel):
@@ -28,6 +37,15 @@ class DeviceTelemetry(StrictModel):
         default=None,
         description="a Bluetooth device's last connection (it is reachable only while it measures, "
         "so its link stays 'unknown' and this is what tells a silent device from a lost one)",
+    )
+    # Since schema 1's first kiosks these three are optional with defaults: telemetry from a
+    # kiosk that does not send them still validates (docs/protocol.md, "Telemetry").
+    last_error: DeviceError | None = Field(default=None, description="the newest failure since the agent started")
+    failing_since: StorableTime | None = Field(
+        default=None, description="the first failure after the last successful session; null once one succeeds"
+    )
+    error_counts: dict[ErrorCodeText, Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(
+        default_factory=dict, max_length=32, description="failures per code since the last successful session"
     )
 
 

@@ -49,6 +49,7 @@ from bleak.exc import (
     BleakGATTProtocolErrorCode,
 )
 
+from doorstep.contract.device_errors import DeviceErrorCode
 from drivers.ble.errors import DeviceUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -67,13 +68,17 @@ _SECURITY_PHRASES = ("insufficient authentication", "insufficient encryption")
 
 
 class DeviceNotBondedError(DeviceUnavailableError):
-    """The device refuses to talk until the kiosk and the device share a bond."""
+    """The device refuses to talk until the kiosk and the device share a bond (never paired,
+    or pairing refused)."""
+
+    code = DeviceErrorCode.BLE_NOT_BONDED
+    what = "the kiosk is not bonded with it"
 
     def __init__(self, address: str, detail: str) -> None:
         self.address = address
         self.detail = detail
         super().__init__(
-            f"{address} refused access ({detail}): the kiosk is not bonded with it. "
+            f"{address} refused access ({detail}): {self.what}. "
             f"Put the device in pairing mode and pair it with bluetoothctl "
             f"(remove {address}, pair {address}, trust {address}; see drivers/ble/bonding.py), "
             f"or mark it needs_bonding / forgets_bond in its device profile."
@@ -82,6 +87,15 @@ class DeviceNotBondedError(DeviceUnavailableError):
     def __reduce__(self) -> tuple[type[DeviceNotBondedError], tuple[str, str]]:
         # Keep it picklable despite the two-argument constructor (as DecodeError does).
         return (type(self), (self.address, self.detail))
+
+
+class DeviceBondLostError(DeviceNotBondedError):
+    """The kiosk bonded with the device, and the device no longer honours the bond: it dropped
+    its keys (batteries out, a reset) while BlueZ kept its own, so encryption fails and
+    pair() is a no-op ("already paired"). Only pairing afresh brings it back."""
+
+    code = DeviceErrorCode.BLE_BOND_LOST
+    what = "the device has lost its bond with the kiosk"
 
 
 def is_security_failure(exc: BaseException) -> bool:

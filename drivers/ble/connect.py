@@ -15,9 +15,14 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.exc import BleakError
-from bleak_retry_connector import establish_connection
+from bleak_retry_connector import (
+    BleakAbortedError,
+    BleakNotFoundError,
+    BleakOutOfConnectionSlotsError,
+    establish_connection,
+)
 
-from drivers.ble.errors import DeviceNotFoundError
+from drivers.ble.errors import ConnectAbortedError, ConnectFailedError, DeviceNotFoundError, OutOfConnectionSlotsError
 
 # A cuff is only on while someone measures: a few quick attempts, then the agent's own loop
 # tries again later.
@@ -71,4 +76,19 @@ async def connect(
             max_attempts=CONNECT_ATTEMPTS,
         )
     except (BleakError, TimeoutError, OSError) as exc:
-        raise DeviceNotFoundError(f"could not connect to {address}: {exc}") from exc
+        raise connect_error(address, exc) from exc
+
+
+def connect_error(address: str, exc: BaseException) -> DeviceNotFoundError:
+    """Our class for a failed connection, keeping bleak-retry-connector's classification
+    (establish_connection raises BleakNotFoundError, BleakOutOfConnectionSlotsError,
+    BleakAbortedError, else BleakConnectionError, having matched BlueZ's error texts): out of
+    slots wants fewer connections at once, aborted a closer device, not found a device turned on."""
+    message = f"could not connect to {address}: {exc}"
+    if isinstance(exc, BleakOutOfConnectionSlotsError):
+        return OutOfConnectionSlotsError(message)
+    if isinstance(exc, BleakAbortedError):
+        return ConnectAbortedError(message)
+    if isinstance(exc, (BleakNotFoundError, TimeoutError)):
+        return DeviceNotFoundError(message)
+    return ConnectFailedError(message)

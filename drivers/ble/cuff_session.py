@@ -27,7 +27,7 @@ from drivers.ble.blood_pressure import (
 )
 from drivers.ble.errors import (
     DeviceDisconnectedError,
-    DeviceNotFoundError,
+    MissingServiceError,
     MeasurementTimeoutError,
 )
 from drivers.ble.measurement_session import (
@@ -117,7 +117,7 @@ class BloodPressureCuffSession(RemembersDeviceState):
 
         services = client.services
         if services.get_characteristic(uuids.BLOOD_PRESSURE_MEASUREMENT) is None:
-            raise DeviceNotFoundError(f"{self._address} has no Blood Pressure Measurement (0x2A35)")
+            raise MissingServiceError(f"{self._address} has no Blood Pressure Measurement (0x2A35)")
         # 0x2A36 is optional in BLS (3.2), so only subscribe when it exists.
         if services.get_characteristic(uuids.INTERMEDIATE_CUFF_PRESSURE) is not None:
             decode_icp = partial(decode_intermediate_cuff_pressure, dialect=self._dialect)

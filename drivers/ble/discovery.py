@@ -16,6 +16,7 @@ from bleak import BleakScanner
 from bleak.backends.scanner import BaseBleakScanner
 from bleak.exc import BleakError
 
+from doorstep.contract.device_errors import DeviceErrorCode
 from drivers.ble.errors import DeviceUnavailableError
 from drivers.ble.uuids import short_form
 
@@ -42,6 +43,8 @@ class DiscoveredDevice:
 
 class ScanFailedError(DeviceUnavailableError):
     """No scan was possible: no adapter, BlueZ not running, no permission."""
+
+    code = DeviceErrorCode.BLE_ADAPTER_UNAVAILABLE
 
 
 def match_profile(

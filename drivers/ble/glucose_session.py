@@ -18,11 +18,12 @@ from bleak import BleakClient
 from bleak.backends.client import BaseBleakClient
 from bleak.exc import BleakError
 
+from doorstep.contract.device_errors import DeviceErrorCode
 from drivers.ble import racp, uuids
 from drivers.ble.errors import (
     BleDriverError,
     DeviceDisconnectedError,
-    DeviceNotFoundError,
+    MissingServiceError,
     MeasurementTimeoutError,
 )
 from drivers.ble.glucose import (
@@ -50,6 +51,8 @@ class RacpProcedureError(BleDriverError):
     Neither the link's fault nor undecodable bytes: the meter refused the procedure
     (e.g. operator not supported), so retrying the same request will not help.
     """
+
+    code = DeviceErrorCode.BLE_PROCEDURE_REFUSED
 
     def __init__(self, address: str, response: racp.ResponseCodeValue) -> None:
         self.address = address
@@ -101,7 +104,7 @@ class GlucoseMeterSession(RemembersDeviceState):
     async def fetch_since(self, last_sequence_number: int | None) -> list[GlucoseRecord]:
         """Records with a sequence number after ``last_sequence_number`` (all if None), oldest first.
 
-        Raises DeviceNotFoundError (connect / no Glucose Service), DeviceNotBondedError,
+        Raises DeviceNotFoundError (connect), MissingServiceError (no RACP), DeviceNotBondedError,
         DeviceDisconnectedError if the link drops before the RACP response (the partial
         list is discarded: it cannot be told from a complete one), MeasurementTimeoutError
         if the meter falls silent for ``timeout`` s, RacpProcedureError for a failure
@@ -121,7 +124,7 @@ class GlucoseMeterSession(RemembersDeviceState):
             on_battery=self._note_battery,
         ) as client:
             if client.services.get_characteristic(uuids.RECORD_ACCESS_CONTROL_POINT) is None:
-                raise DeviceNotFoundError(f"{self._address} has no Record Access Control Point (0x2A52)")
+                raise MissingServiceError(f"{self._address} has no Record Access Control Point (0x2A52)")
             await self._subscribe(client, watch, transfer)
             try:
                 # GLS 3.4: write with response; the procedure's result comes as an indication.

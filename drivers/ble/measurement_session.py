@@ -29,7 +29,7 @@ from drivers.ble.connect import client_class, connect
 from drivers.ble.errors import (
     DecodeError,
     DeviceDisconnectedError,
-    DeviceNotFoundError,
+    MissingServiceError,
     DeviceUnavailableError,
     MeasurementTimeoutError,
 )
@@ -51,6 +51,9 @@ class LinkWatch:
         self.wake = asyncio.Event()  # set on every notification and on link loss
         self.disconnected = asyncio.Event()
         self.seen: set[str] = set()  # UUIDs that sent any bytes, decodable or not
+        # The kiosk paired on this link and pairing returned: a refusal for want of a bond
+        # then means the device dropped it (bond lost), not that it was never paired.
+        self.bonded = False
         self._log = log
 
     def on_disconnect(self, _client: BleakClient) -> None:
@@ -95,7 +98,8 @@ class LinkWatch:
         if self.disconnected.is_set() or not client.is_connected:
             return DeviceDisconnectedError(f"{self.address} dropped while {action}")
         if bonding.is_security_failure(exc):
-            return bonding.DeviceNotBondedError(self.address, f"{action}: {exc}")
+            refused = bonding.DeviceBondLostError if self.bonded else bonding.DeviceNotBondedError
+            return refused(self.address, f"{action}: {exc}")
         return DeviceUnavailableError(f"{self.address}: {action} failed: {exc}")
 
 
@@ -125,6 +129,7 @@ async def open_link(
     try:
         if needs_bonding or forgets_bond:
             await bonding.pair(client, address)
+            watch.bonded = True
         if on_battery is not None:
             level = await read_battery_level(client, address)
             if level is not None:
@@ -151,7 +156,10 @@ async def read_battery_level(client: BleakClient, address: str) -> int | None:
     try:
         return decode_battery_level(bytes(await client.read_gatt_char(characteristic)))
     except (BleakError, DecodeError) as exc:
-        logger.warning("reading the battery of %s failed: %s", address, exc)
+        # Refused for want of a bond: the session's next secured access raises the typed error,
+        # which the agent reports once; a warning here would repeat at every poll.
+        level = logging.DEBUG if bonding.is_security_failure(exc) else logging.WARNING
+        logger.log(level, "reading the battery of %s failed: %s", address, exc)
         return None
 
 
@@ -286,7 +294,7 @@ class IndicationSession(RemembersDeviceState, Generic[T]):
             on_battery=self._note_battery,
         ) as client:
             if client.services.get_characteristic(self._uuid) is None:
-                raise DeviceNotFoundError(f"{self._address} has no {uuids.short_form(self._uuid) or self._uuid}")
+                raise MissingServiceError(f"{self._address} has no {uuids.short_form(self._uuid) or self._uuid}")
             await set_device_clock(client, self._address, self._now, self._note_clock_offset)
             await subscribe(client, watch, self._uuid, watch.handler(self._decode, values.append))
             await watch.wait_idle(self._idle_timeout)

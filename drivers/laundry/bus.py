@@ -29,10 +29,11 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from types import TracebackType
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType, TracebackType
 from typing import Final, Literal, Self
 
 from pymodbus.client import AsyncModbusSerialClient
@@ -141,6 +142,9 @@ class _Unit:
     polls_failed: int = 0
     last_ok_at: float | None = None
     answered_once: bool = False
+    last_error_at: datetime | None = None
+    failing_since: datetime | None = None
+    failures_by_kind: Counter[ErrorKind] = field(default_factory=Counter)
     heartbeat: int | None = None  # the last decoded heartbeat; None after a read that decoded nothing
     heartbeat_moved_at: float = 0.0  # time.monotonic() it was last seen to change
     next_due: float = 0.0
@@ -148,7 +152,7 @@ class _Unit:
     def snapshot(self) -> UnitLink:
         return UnitLink(
             self.state, self.failures, self.last_error, self.polls_ok, self.polls_failed, self.last_ok_at,
-            self.answered_once,
+            self.answered_once, self.last_error_at, self.failing_since, MappingProxyType(dict(self.failures_by_kind)),
         )
 
 
@@ -397,8 +401,13 @@ class LaundryBus:
         u.state, u.failures = self.rules.after(effect, u.failures)
         if isinstance(result, MachineStatus):
             u.status, u.polls_ok, u.last_ok_at = result, u.polls_ok + 1, now
+            u.failing_since = None
+            u.failures_by_kind.clear()
         else:
             u.last_error, u.polls_failed = result, u.polls_failed + 1
+            u.last_error_at = datetime.now(UTC)
+            u.failing_since = u.failing_since or u.last_error_at
+            u.failures_by_kind[result.kind] += 1
         if u.state is LinkState.OFFLINE:
             u.next_due = now + self.rules.backoff_s(u.failures)
         else:

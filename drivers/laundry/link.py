@@ -18,8 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
+
+from doorstep.contract.device_errors import DeviceErrorCode
 
 
 class ErrorKind(StrEnum):
@@ -46,6 +49,45 @@ class BusError:
     detail: str = ""
     exception_code: int | None = None
     late_reply: bool = False  # a timeout after which the unit's reply did arrive, and was thrown away
+
+    @property
+    def code(self) -> DeviceErrorCode:
+        """Its code on the wire (device telemetry)."""
+        return ERROR_CODES[self.kind]
+
+    @property
+    def message(self) -> str:
+        """Plain words for a technician."""
+        return f"{ERROR_WORDS[self.kind]}" + (f": {self.detail}" if self.detail else "")
+
+
+# Every ErrorKind's code on the wire (doorstep/contract/device_errors.py) and its plain words.
+ERROR_CODES: Mapping[ErrorKind, DeviceErrorCode] = MappingProxyType(
+    {
+        ErrorKind.TIMEOUT: DeviceErrorCode.MODBUS_TIMEOUT,
+        ErrorKind.CRC: DeviceErrorCode.MODBUS_CRC,
+        ErrorKind.EXCEPTION: DeviceErrorCode.MODBUS_EXCEPTION,
+        ErrorKind.NO_SUCH_UNIT: DeviceErrorCode.MODBUS_NO_SUCH_UNIT,
+        ErrorKind.BAD_REPLY: DeviceErrorCode.MODBUS_BAD_REPLY,
+        ErrorKind.DECODE: DeviceErrorCode.MODBUS_DECODE,
+        ErrorKind.FROZEN: DeviceErrorCode.MODBUS_FROZEN,
+        ErrorKind.NOT_CONFIRMED: DeviceErrorCode.MODBUS_NOT_CONFIRMED,
+        ErrorKind.DISCONNECTED: DeviceErrorCode.MODBUS_DISCONNECTED,
+    }
+)
+ERROR_WORDS: Mapping[ErrorKind, str] = MappingProxyType(
+    {
+        ErrorKind.TIMEOUT: "no reply on the RS-485 line (power, wiring, unit id)",
+        ErrorKind.CRC: "garbled reply (CRC or framing error: wiring, termination, interference)",
+        ErrorKind.EXCEPTION: "the machine's board answered with a Modbus exception",
+        ErrorKind.NO_SUCH_UNIT: "no machine with this unit id on the line (configuration, wiring, baud rate)",
+        ErrorKind.BAD_REPLY: "a reply that does not answer the request (two units with one id?)",
+        ErrorKind.DECODE: "registers that break the machine's register map (firmware or map version)",
+        ErrorKind.FROZEN: "the board answers but its heartbeat has stopped (controller hangs)",
+        ErrorKind.NOT_CONFIRMED: "a command the machine never confirmed",
+        ErrorKind.DISCONNECTED: "the serial port is gone (USB adapter unplugged)",
+    }
+)
 
 
 class LinkState(StrEnum):
@@ -111,3 +153,9 @@ class UnitLink:
     polls_failed: int
     last_ok_at: float | None  # time.monotonic() of the last good status read
     answered_once: bool  # anything valid (a status or an exception) came back since the bus opened
+    # For device telemetry (doorstep/contract/telemetry.py, DeviceTelemetry): the wall-clock time
+    # of last_error, of the first failure since the last good status read (None after one), and
+    # the failures since then by kind.
+    last_error_at: datetime | None
+    failing_since: datetime | None
+    failures_by_kind: Mapping[ErrorKind, int]

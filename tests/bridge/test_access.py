@@ -52,7 +52,7 @@ class World:
     def fresh_alert(self, site: str) -> int:
         with Session(self.engine) as session:
             [change] = apply_signals(session, [Raise(AlertKind.DEVICE_FAULT, Severity.WARNING, site, "kiosk-1",
-                                                     f"unit-{next(self.counter)}", "a fault", NOW)])
+                                                     f"unit-{next(self.counter)}", "a fault", "故障", NOW)])
             session.commit()
         return change.alert.id
 
@@ -106,6 +106,10 @@ def post(path: str, body: Any = None, fresh_alert: str | None = None) -> Call:
     return call
 
 
+def delete(path: str) -> Call:
+    return lambda w: ("DELETE", path.format(w=w), None)
+
+
 # (route, call, expected status for technician, station_staff@HOME, doctor@HOME, read_only, anonymous)
 MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
     ("GET /healthz", get("/healthz"), (200, 200, 200, 200, 200)),
@@ -126,6 +130,8 @@ MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
     ("GET /api/v1/kiosks/{site}/{kiosk}", get(f"/api/v1/kiosks/{HOME}/kiosk-1"), (200, 200, 200, 200, 401)),
     ("GET /api/v1/kiosks/{site}/{kiosk}", get(f"/api/v1/kiosks/{AWAY}/kiosk-1"), (200, 403, 403, 200, 401)),
     ("GET /api/v1/devices", get(f"/api/v1/devices?site={AWAY}"), (200, 403, 403, 200, 401)),
+    ("GET /api/v1/bridge", get("/api/v1/bridge"), (200, 200, 200, 200, 401)),
+    ("DELETE /api/v1/kiosks/{site}/{kiosk}", delete(f"/api/v1/kiosks/{HOME}/kiosk-1"), (204, 403, 403, 403, 401)),
     ("GET /api/v1/alerts", get("/api/v1/alerts"), (200, 200, 200, 200, 401)),
     ("GET /api/v1/alerts/{alert_id}", get("/api/v1/alerts/{w.health_alert}"), (404, 404, 200, 404, 401)),
     ("GET /api/v1/alerts/{alert_id}", get("/api/v1/alerts/{w.away_alert}"), (200, 404, 404, 200, 401)),

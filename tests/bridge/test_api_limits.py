@@ -129,7 +129,7 @@ def test_a_json_body_not_in_utf8_is_refused_whatever_it_holds(bridge_engine: Eng
     8.1): anything else is refused (400) before the app, so the one NUL scan sees every body."""
     with Session(bridge_engine) as session:
         [change] = apply_signals(session, [Raise(AlertKind.DEVICE_FAULT, Severity.WARNING, "test-site", "kiosk-1",
-                                                 "unit-1", "a fault", datetime.now(UTC))])
+                                                 "unit-1", "a fault", "故障", datetime.now(UTC))])
         session.commit()
     alert_id = change.alert.id
     token, api.token = api.token, None  # a login needs no token

@@ -22,6 +22,7 @@ from doorstep.contract.topics import QOS_RELIABLE
 from doorstep.runtime.mqtt import make_client
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.support import KIOSK, SITE, Bridge, ServedApp, agent_settings, broker_settings, running_agent, wait_until
+from tests.test_end_to_end import cuff_backends
 
 pytestmark = pytest.mark.asyncio
 
@@ -109,6 +110,22 @@ def alert_receiver() -> Iterator[AlertReceiver]:
     receiver.server.server_close()
 
 
+async def test_a_planned_stop_is_an_alert_to_see_not_a_critical_one(
+    tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any
+) -> None:
+    """A technician's restart or a clean stop (the agent says goodbye itself) used to raise the
+    same critical alert as a kiosk lost; it is a warning now. A Last Will stays critical (the
+    test after this one)."""
+    bridge: Bridge = bridge_factory(running_broker)
+    with bridge.api() as api:
+        async with running_agent(agent_settings(tmp_path, running_broker, with_cuff=False)):
+            await wait_until(lambda: kiosk_status(api) == "online", what="the kiosk online")
+        await wait_until(lambda: kiosk_status(api) == "offline", what="the kiosk offline after a clean stop")
+        [alert] = api.get("/api/v1/alerts", state="open", kind="kiosk_offline").body["items"]
+        assert alert["severity"] == "warning" and alert["title"] == "kiosk offline: stopped cleanly"
+        assert alert["data"]["planned"] is True
+
+
 async def test_a_kiosk_killed_goes_offline_with_an_alert_posted_to_the_webhook(
     tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any, alert_receiver: AlertReceiver
 ) -> None:
@@ -128,7 +145,7 @@ async def test_a_kiosk_killed_goes_offline_with_an_alert_posted_to_the_webhook(
             kiosk = api.get(f"/api/v1/kiosks/{SITE}/{KIOSK}").body
             assert kiosk["status_reason"] == "connection lost (Last Will)" and kiosk["open_alerts"] == 1
             [alert] = api.get("/api/v1/alerts", state="open").body["items"]
-            assert alert["kind"] == "kiosk_offline"
+            assert (alert["kind"], alert["severity"]) == ("kiosk_offline", "critical")
             await wait_until(lambda: len(alert_receiver.bodies) >= 1, what="the webhook post")
             assert b'"kiosk_offline"' in alert_receiver.bodies[0]
             # A technician takes it, then it resolves itself when the kiosk is back.
@@ -176,3 +193,32 @@ async def test_fleet_view_shows_devices_and_a_dangerous_reading_alert(
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+async def test_a_test_kiosk_can_be_retired_from_the_fleet(
+    tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any
+) -> None:
+    """A kiosk set up to try things stayed in the fleet for ever, offline, with its alert. A
+    technician retires it: its row, its devices and its kiosk alerts go (audited), its readings
+    and a doctor's alerts stay; should it send again, it is listed again."""
+    bridge: Bridge = bridge_factory(running_broker)
+    with bridge.api() as api:
+        async with running_agent(agent_settings(tmp_path, running_broker), cuff_backends()) as agent:
+            await wait_until(lambda: kiosk_status(api) == "online", what="the kiosk online")
+            await wait_until(lambda: bridge.reading_count() == 1, what="its cuff's reading stored")
+            await wait_until(lambda: api.get("/api/v1/devices", kiosk=KIOSK).body["total"] >= 1, what="its devices")
+            assert agent.uplink is not None
+        await wait_until(lambda: kiosk_status(api) == "offline", what="the kiosk offline")
+        [offline] = api.get("/api/v1/alerts", state="open", kind="kiosk_offline").body["items"]
+        assert api.request("DELETE", f"/api/v1/kiosks/{SITE}/{KIOSK}", None).status == 204
+        assert api.get(f"/api/v1/kiosks/{SITE}/{KIOSK}").status == 404
+        assert api.get("/api/v1/kiosks").body["items"] == []
+        assert api.get("/api/v1/devices", kiosk=KIOSK).body["items"] == []
+        resolved = api.get(f"/api/v1/alerts/{offline['id']}").body
+        assert (resolved["state"], resolved["resolved_by"]) == ("resolved", "technician-all")
+        assert bridge.reading_count() == 1
+        [entry] = [e for e in api.get("/api/v1/audit").body["items"] if e["action"] == "kiosk_retire"]
+        assert (entry["actor"], entry["target"]) == ("technician-all", f"{SITE}/{KIOSK}")
+        assert api.request("DELETE", f"/api/v1/kiosks/{SITE}/{KIOSK}", None).status == 404
+        async with running_agent(agent_settings(tmp_path, running_broker, with_cuff=False)):
+            await wait_until(lambda: kiosk_status(api) == "online", what="the kiosk listed again when it sends")

@@ -80,6 +80,9 @@ class WireKiosk:
         options.setdefault("device", DeviceIdentity(model="washer-retrofit-a", address=f"modbus-unit-{event.unit}"))
         return Inbound(self.topics.event(EventType.LAUNDRY_MACHINE), self.envelope(event, **options))
 
+    def event(self, kind: EventType, event: BaseModel, **options: Any) -> Inbound:
+        return Inbound(self.topics.event(kind), self.envelope(event, **options))
+
     def status(self, state: KioskState, at: datetime | None = None) -> Inbound:
         return Inbound(self.topics.status, encode(Status(state=state, at=at)))
 

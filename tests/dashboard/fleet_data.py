@@ -23,7 +23,7 @@ from doorstep.contract.payloads import (
     TemperaturePayload,
 )
 from doorstep.contract.status import KioskState
-from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
+from doorstep.contract.telemetry import DeviceError, DeviceTelemetry, KioskTelemetry, OutboxDepth
 from doorstep.contract.topics import ReadingKind
 from tests.bridge.wire_kiosk import WireKiosk
 from tests.dashboard.conftest import SITE, WirePublisher
@@ -59,12 +59,21 @@ def kiosk_telemetry(*, backlog: int = 0, oldest_age_s: float | None = None, disk
     )
 
 
-def health_devices(now: datetime, battery: tuple[int, int, int] = (85, 64, 92)) -> list[DeviceTelemetry]:
-    return [
+def health_devices(now: datetime, battery: tuple[int, int, int] = (85, 64, 92), *,
+                   cuff_bond_lost: bool = False) -> list[DeviceTelemetry]:
+    devices = [
         DeviceTelemetry(address=device.address, model=device.model, link="unknown", battery_percent=level,
                         last_seen_at=now - timedelta(minutes=minutes), last_reading_at=now - timedelta(minutes=minutes))
         for device, level, minutes in zip((CUFF, GLUCOSE, THERMOMETER), battery, (52, 95, 40), strict=True)
     ]
+    if cuff_bond_lost:  # its batteries were changed and it forgot its pairing (drivers/ble/bonding.py)
+        devices[0] = devices[0].model_copy(update={
+            "last_error": DeviceError(code="ble_bond_lost", at=now - timedelta(minutes=6),
+                                      message=f"{CUFF.address} refused access: the device has lost its bond with the kiosk"),
+            "failing_since": now - timedelta(minutes=30),
+            "error_counts": {"ble_bond_lost": 3, "ble_not_found": 41},
+        })
+    return devices
 
 
 @dataclass
@@ -93,7 +102,8 @@ def publish_fleet(wire: WirePublisher, now: datetime) -> Fleet:
             if (site, name) == (SITE, BACKLOG_KIOSK):
                 report = kiosk_telemetry(backlog=240, oldest_age_s=7200, outbox_bytes=19 * MB, devices=health_devices(now))
             else:
-                report = kiosk_telemetry(devices=health_devices(now, battery), disk_free=(7 + n) * GB, cpu=44 + n * 1.5)
+                devices = health_devices(now, battery, cuff_bond_lost=(site, name) == (SITE, "kiosk-05"))
+                report = kiosk_telemetry(devices=devices, disk_free=(7 + n) * GB, cpu=44 + n * 1.5)
             # Telemetry carries a device's model, not its firmware: readings newer than it do.
             wire.send(kiosk, kiosk.telemetry(report, at=now - timedelta(minutes=4)))  # fresh: within 5 min
             # Anonymous measurements ("do not save to my record").

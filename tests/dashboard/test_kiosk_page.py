@@ -3,12 +3,15 @@ agent through the real broker and its answers show; and what each role is offere
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from playwright.sync_api import Page, expect
 
+from doorstep.contract.payloads import RelayCheckinEvent, RelayCheckoutEvent
 from doorstep.contract.status import KioskState
+from doorstep.contract.topics import EventType
 from doorstep.contract.telemetry import DeviceTelemetry
 from edge_agent.settings import DeviceSettings
 from tests.bridge.wire_kiosk import WireKiosk, telemetry
@@ -147,3 +150,45 @@ def test_a_kiosk_clock_far_ahead_shows_on_its_page(dashboard: Dashboard, page: P
              what="the sane telemetry folded in after the one dated 8999")
     dashboard.log_in(page, "tech", KIOSK_PAGE)
     expect(page.locator(".fact.bad", has_text="时钟")).to_contain_text("时间超前一天以上")
+
+
+def test_a_technician_retires_a_test_kiosk_from_its_page(dashboard: Dashboard, page: Page, wire: WirePublisher) -> None:
+    """Issue 18, item 10: a test kiosk could not be removed from the fleet. A technician
+    retires it with two clicks; station staff are not offered it."""
+    two_sites(dashboard, wire)
+    dashboard.log_in(page, "staff", KIOSK_PAGE)
+    expect(page.locator("[data-command=ping]")).to_be_visible()
+    expect(page.get_by_test_id("retire")).to_have_count(0)
+    page.click("#logout")
+    dashboard.log_in(page, "tech", KIOSK_PAGE)
+    retire = page.locator("[data-action=retire]")
+    retire.click()
+    expect(retire).to_have_text("再点一次确认移除")
+    assert dashboard.api.get(f"/api/v1/kiosks/{SITE}/{KIOSK}").status == 200  # one click does nothing
+    retire.click()
+    expect(page.locator("[data-testid=kiosks] tbody tr")).to_have_count(1)
+    expect(page.locator(f'[data-testid=kiosks] tr[data-kiosk="{SITE}/{KIOSK}"]')).to_have_count(0)
+    assert dashboard.api.get(f"/api/v1/kiosks/{SITE}/{KIOSK}").status == 404
+
+
+def test_relay_check_ins_read_in_words_on_the_chinese_page(dashboard: Dashboard, page: Page, wire: WirePublisher) -> None:
+    """Issue 18, item 10: the kiosk page listed `relay_checkin` as its raw name."""
+    two_sites(dashboard, wire)
+    kiosk = WireKiosk(site=SITE, kiosk=KIOSK)
+    visit = uuid.uuid4()
+    checkin = RelayCheckinEvent(visit_id=visit, subject="ab" * 32, method="phone_last4", inside=3)
+    checkout = RelayCheckoutEvent(visit_id=visit, subject="ab" * 32, method="qr", reason="checked_out",
+                                  stay_s=25 * 60, inside=2)
+    expired = RelayCheckoutEvent(visit_id=uuid.uuid4(), subject="cd" * 32, method="qr", reason="expired",
+                                 stay_s=9 * 3600, inside=1)
+    wire.send(kiosk, kiosk.event(EventType.RELAY_CHECKIN, checkin), kiosk.event(EventType.RELAY_CHECKOUT, checkout),
+              kiosk.event(EventType.RELAY_CHECKOUT, expired))
+    wait_for(lambda: dashboard.api.get("/api/v1/events", site=SITE).body["total"] == 3, what="the three events stored")
+    dashboard.log_in(page, "staff", KIOSK_PAGE)
+    events = page.get_by_test_id("events")
+    expect(events.locator("tr[data-event=relay_checkin]")).to_contain_text("驿站签到")
+    expect(events.locator("tr[data-event=relay_checkin]")).to_contain_text("签到（手机尾号）· 站内 3 人")
+    expect(events).to_contain_text("签退（二维码）· 停留 25 分钟 · 站内 2 人")
+    expect(events).to_contain_text("超过最长停留时间未签退")
+    expect(events).not_to_contain_text("relay_")
+    expect(events).not_to_contain_text("ab" * 32)  # no resident's pseudonym on this page

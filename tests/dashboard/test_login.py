@@ -116,3 +116,23 @@ def test_text_a_kiosk_sent_is_shown_as_text_and_never_runs(
     expect(page.get_by_test_id("events")).to_contain_text("<script>")
     assert page.locator("img, script:not([src])").count() == 0
     assert page.evaluate("window.pwned") is None and dialogs == []
+
+
+def test_an_api_address_opened_in_the_browser_asks_for_the_login_then_shows_the_answer(
+    dashboard: Dashboard, page: Page, browser: BrowserContext
+) -> None:
+    """The demo prints API addresses to open; without a session they used to answer a 401 in
+    JSON. A browser is sent to the login and, once in, back to what it asked for; a script
+    still gets its 401."""
+    readings = f"http://127.0.0.1:{dashboard.api.port}/api/v1/readings?limit=5"
+    page.goto(readings)
+    expect(page.locator("#login")).to_be_visible()
+    page.fill("#username", "doctor")
+    page.fill("#password", PASSWORD)
+    page.click("#login button[type=submit]")
+    page.wait_for_url(readings)
+    assert page.evaluate("JSON.parse(document.body.innerText).limit") == 5
+    page.goto(f"http://127.0.0.1:{dashboard.api.port}/dashboard/?next=//elsewhere.example/api/")
+    expect(page.get_by_test_id("who")).to_contain_text("doctor")  # never sent to another site
+    script = browser.request.get(readings, headers={"cookie": ""}, max_redirects=0)
+    assert script.status == 401

@@ -8,6 +8,8 @@ refreshes docs/screenshots/dashboard-*.png; without it they go to the test's tem
 
 from __future__ import annotations
 
+import re
+
 import os
 import shutil
 from dataclasses import dataclass
@@ -87,10 +89,22 @@ def test_the_fleet_of_a_district_with_open_alerts_first_and_its_filters(
     low = page.locator(f'[data-testid=devices] tr[data-device="{SITE}/kiosk-05/C0:26:DA:01:02:03"]')
     expect(low).to_contain_text("15%")
     expect(low).to_contain_text("2.0.4")
+    # A cuff that lost its pairing: its error in Chinese, and the alert saying what to do.
+    unpaired = page.locator(f'[data-testid=devices] tr[data-device="{SITE}/kiosk-05/A4:C1:38:12:34:56"]')
+    expect(unpaired).to_contain_text("配对丢失")
+    expect(unpaired).to_contain_text("配对丢失 ×3")
+    bond_alert = page.locator("[data-testid=alerts] tbody tr[data-kind=device_bond_lost]")
+    expect(bond_alert).to_contain_text("重新配对")
     alerts = page.locator("[data-testid=alerts] tbody tr[data-alert]")
     kinds = set(alerts.evaluate_all("rows => rows.map(r => r.dataset.kind)"))
-    assert {"kiosk_offline", "device_fault", "device_offline", "low_battery", "backlog_growing"} <= kinds
+    assert {"kiosk_offline", "device_fault", "device_offline", "low_battery", "backlog_growing",
+            "device_bond_lost"} <= kinds
     assert "dangerous_reading" not in kinds  # a technician sees no resident's health
+    # Every alert's line in Chinese on the Chinese page (issue 18, item 10: they were English).
+    titles = alerts.locator("td.title-cell").all_inner_texts()
+    english = [title for title in titles if re.search(r"\b(kiosk|device|battery|backlog|offline|answer)\b", title)]
+    assert titles and english == [], english
+    expect(page.locator("[data-testid=alerts] tr[data-kind=kiosk_offline]")).to_contain_text("终端离线")
     shoot(page, tmp_path, "fleet")
 
     page.select_option("#filter-site", "xuhui-tianlin")
@@ -109,6 +123,8 @@ def test_the_fleet_of_a_district_with_open_alerts_first_and_its_filters(
     expect(page.get_by_test_id("summary")).to_contain_text(f"{KIOSK_COUNT} kiosks")
     expect(offline).to_contain_text("offline")
     expect(washer).to_contain_text("E21 water inlet timeout")
+    expect(unpaired).to_contain_text("pairing lost ×3")
+    expect(bond_alert).to_contain_text("pair it again at the kiosk (put it in pairing mode")
     shoot(page, tmp_path, "fleet-en")
 
 

@@ -16,6 +16,7 @@ from pymodbus.constants import ExcCodes
 from drivers.laundry.bus import OFFLINE, ErrorKind, LaundryBus, LinkState, PortUnavailable
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
+from edge_agent.device_health import line_telemetry
 from drivers.laundry.status import MachineCommandResult
 from firmware_configs.laundry import MachineState
 
@@ -170,6 +171,22 @@ async def test_a_crc_error_is_classified_and_recovered_from(room: Room) -> None:
     room.link.drop_replies(2)
     await wait_for(lambda: room.bus.link(2).polls_failed > failed_before)
     assert room.bus.link(2).last_error.kind is ErrorKind.TIMEOUT  # type: ignore[union-attr]
+
+
+async def test_a_units_failures_are_counted_by_kind_for_telemetry_until_it_answers_again(room: Room) -> None:
+    await wait_for(lambda: room.bus.status(6) is not None)
+    room.sim.inject(6, garbage_reply=True)
+    await wait_for(lambda: room.bus.link(6).failures_by_kind.get(ErrorKind.CRC, 0) >= 2)
+    link = room.bus.link(6)
+    assert link.failing_since is not None and link.last_error_at is not None and link.failing_since <= link.last_error_at
+    fields = line_telemetry(link)
+    assert fields["last_error"].code == "modbus_crc" and fields["error_counts"]["modbus_crc"] >= 2
+    assert fields["failing_since"] == link.failing_since
+    room.sim.inject(6, garbage_reply=False)
+    await wait_for(lambda: room.bus.link(6).state is LinkState.ONLINE)
+    link = room.bus.link(6)
+    assert (link.failing_since, dict(link.failures_by_kind)) == (None, {})
+    assert line_telemetry(link)["last_error"].code == "modbus_crc"  # the newest failure is kept
 
 
 async def test_commands_jump_the_queue_of_polls(room: Room) -> None:

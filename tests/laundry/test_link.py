@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from drivers.laundry.link import ERROR_EFFECTS, ErrorKind, LinkEffect, LinkRules, LinkState
+from doorstep.contract.device_errors import DeviceErrorCode
+from drivers.laundry.link import ERROR_CODES, ERROR_EFFECTS, ERROR_WORDS, BusError, ErrorKind, LinkEffect, LinkRules, LinkState
 
 RULES = LinkRules(offline_after=3, backoff_initial_s=1.0, backoff_max_s=30.0)
 
@@ -48,3 +49,12 @@ def test_backoff_doubles_from_going_offline_and_is_capped() -> None:
 def test_rules_that_make_no_sense_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         LinkRules(**bad)  # type: ignore[arg-type]
+
+
+def test_every_error_kind_has_its_own_code_on_the_wire_and_words() -> None:
+    assert set(ERROR_CODES) == set(ERROR_WORDS) == set(ErrorKind)
+    assert len(set(ERROR_CODES.values())) == len(ErrorKind)
+    assert all(code.startswith("modbus_") for code in ERROR_CODES.values())
+    crc = BusError(ErrorKind.CRC, "bytes without a valid frame")
+    assert crc.code is DeviceErrorCode.MODBUS_CRC
+    assert crc.message == "garbled reply (CRC or framing error: wiring, termination, interference): bytes without a valid frame"

@@ -70,6 +70,14 @@ class Screen {
   }
 }
 
+/** The API address a browser was sent here from to log in first (the bridge answers an API
+ * address opened in a browser, without a session, with this page and ?next=): only a path of
+ * this site's API, never another site. */
+function apiAddressAsked() {
+  const next = new URLSearchParams(window.location.search).get("next");
+  return next && next.startsWith("/api/") && !next.startsWith("//") ? next : null;
+}
+
 class App {
   constructor() {
     this.translator = new Translator(localStorage.getItem(LANGUAGE_KEY) || DEFAULT_LANGUAGE);
@@ -93,6 +101,11 @@ class App {
       }
       this.renderHeader();
       fill(this.view, el("p", { class: "error" }, this.translator.t("error", { reason: error.message })));
+      return;
+    }
+    const next = apiAddressAsked();
+    if (next) {
+      window.location.replace(next);
       return;
     }
     this.route();

@@ -1,7 +1,7 @@
 // The fleet: every kiosk and device the person may see, open alerts first, refreshed by
 // polling (GET /api/v1/kiosks orders kiosks with open alerts first, then offline ones).
 
-import { allPages } from "./api.js";
+import { allPages, call } from "./api.js";
 import { el, fill, parseTime } from "./dom.js";
 import { AlertsPanel, BRIDGE_SITE, deviceProblems, devicesTable, kioskHref, section, statusBadge, table } from "./widgets.js";
 
@@ -18,7 +18,8 @@ function loadFilters() {
 export function fleetScreen(screen, view) {
   const t = screen.t;
   const filters = loadFilters();
-  const data = { kiosks: [], devices: [], alerts: [], complete: true, totals: {} };
+  const data = { kiosks: [], devices: [], alerts: [], complete: true, totals: {}, bridge: null };
+  const banner = el("div", { "data-testid": "bridge-link", role: "alert" });
   const summary = el("div", { class: "summary", "data-testid": "summary" });
   const alerts = new AlertsPanel(screen, { onChanged: () => refresh() });
   const kioskTable = el("div", { "data-testid": "kiosks" });
@@ -41,6 +42,7 @@ export function fleetScreen(screen, view) {
   }
 
   fill(view,
+    banner,
     summary,
     el("div", { class: "filters" },
       siteBound ? null : el("label", {}, t.t("filter.site"), " ", siteSelect),
@@ -77,6 +79,12 @@ export function fleetScreen(screen, view) {
     fill(siteSelect, el("option", { value: "" }, t.t("filter.all")), sites.map((s) => el("option", { value: s }, s)));
     siteSelect.value = sites.includes(chosen) ? chosen : "";
 
+    // The bridge cannot hear the broker: every kiosk's status is unknown until it can again.
+    fill(banner, data.bridge && !data.bridge.broker_connected
+      ? el("p", { class: "banner banner-critical" },
+        t.t("bridge.deaf", { since: t.dateTime(parseTime(data.bridge.since)) }))
+      : null);
+
     const count = (status) => data.kiosks.filter((k) => k.status === status).length;
     const troubledDevices = data.devices.filter((d) => deviceProblems(d, low).length).length;
     const critical = data.alerts.filter((a) => a.severity === "critical").length;
@@ -108,14 +116,15 @@ export function fleetScreen(screen, view) {
   }
 
   async function refresh() {
-    const [kiosks, devices, open] = await Promise.all([
+    const [bridge, kiosks, devices, open] = await Promise.all([
+      call("bridge"),
       allPages("kiosks"),
       allPages("devices"),
       allPages("alerts", { state: "unresolved" }, 2),
     ]);
     if (screen.stopped) return;
     Object.assign(data, {
-      kiosks: kiosks.items, devices: devices.items, alerts: open.items,
+      bridge, kiosks: kiosks.items, devices: devices.items, alerts: open.items,
       complete: kiosks.complete, totals: { kiosks: kiosks.total },
     });
     render();
@@ -138,7 +147,7 @@ function kioskRows(screen, kiosks, devicesOf) {
   ];
   const rows = kiosks.map((k) => {
     const devices = devicesOf.get(`${k.site}/${k.kiosk}`) || [];
-    const issues = ["offline", "fault", "battery"]
+    const issues = ["offline", "fault", "battery", "bond"]
       .map((problem) => [problem, devices.filter((d) => deviceProblems(d, low).includes(problem)).length])
       .filter(([, n]) => n > 0)
       .map(([problem, n]) => el("span", { class: "issue" }, t.t(`devices.issue.${problem}`, { n })));

@@ -39,6 +39,7 @@ export function kioskScreen(screen, view, site, kioskId) {
     el("p", {}, el("a", { href: "#/" }, t.t("kiosk.back"))),
     head,
     facts,
+    screen.may("fleet:manage", site) ? retireControl(t, site, kioskId) : null,
     section(t.t("kiosk.alerts"), alerts.node),
     mayCommand ? section(t.t("commands.title"), panelHolder) : null,
     section(t.t("commands.history"), history),
@@ -248,6 +249,32 @@ function describeArgs(t, args) {
   return entries.map(([name, value]) => (name === "unit" ? t.t("commands.unit", { n: value }) : `${name}: ${value}`)).join(", ");
 }
 
+/** Take the kiosk off the fleet (a test kiosk, one taken away), with a second click to confirm:
+ * its readings stay, and it is listed again if it sends again. */
+function retireControl(t, site, kioskId) {
+  let armed = 0;
+  const problem = el("span", { class: "error", role: "alert" });
+  const button = el("button", { type: "button", class: "small", "data-action": "retire", onclick: retire }, t.t("kiosk.retire"));
+  async function retire() {
+    if (Date.now() - armed > CONFIRM_WINDOW_MS) {
+      armed = Date.now();
+      button.textContent = t.t("kiosk.retire.confirm");
+      button.classList.add("armed");
+      setTimeout(() => { button.textContent = t.t("kiosk.retire"); button.classList.remove("armed"); }, CONFIRM_WINDOW_MS);
+      return;
+    }
+    button.disabled = true;
+    try {
+      await call(`kiosks/${encodeURIComponent(site)}/${encodeURIComponent(kioskId)}`, { method: "DELETE" });
+      window.location.hash = "#/";
+    } catch (error) {
+      button.disabled = false;
+      problem.textContent = t.t("alert.failed", { reason: error.message });
+    }
+  }
+  return el("p", { class: "retire", "data-testid": "retire" }, button, " ", el("span", { class: "sub" }, t.t("kiosk.retire.what")), " ", problem);
+}
+
 function resultData(t, data) {
   if (!data || Object.keys(data).length === 0) return null;
   return el("details", {}, el("summary", {}, t.t("cmd.data")), el("pre", {}, JSON.stringify(data, null, 2)));
@@ -278,6 +305,14 @@ function describeEvent(t, event) {
       p.points_charged ? ` · ${t.t("event.points", { n: p.points_charged })}` : "",
       p.free_reason === "over_80" ? ` · ${t.t("event.free")}` : "",
       p.reason ? ` · ${p.reason}` : ""].join("");
+  }
+  if (event.type === "relay_checkin") {
+    return t.t("event.checkin", { method: t.of("relaymethod", p.method), inside: p.inside });
+  }
+  if (event.type === "relay_checkout") {
+    return p.reason === "expired"
+      ? t.t("event.expired", { inside: p.inside })
+      : t.t("event.checkout", { method: t.of("relaymethod", p.method), stay: t.duration(p.stay_s), inside: p.inside });
   }
   // An event type this page does not know (a newer kiosk's): its type only. Its payload may
   // hold something about a person that this page has not been taught to leave out.

@@ -150,7 +150,9 @@ function readingsTable(t, points) {
     const notes = [
       ...(p.dangerous ? [t.t("flag.dangerous")] : []),
       ...(payload.status || []).map((s) => t.of("bpstatus", s)),
-      ...(payload.suspect && payload.suspect.length ? [t.t("flag.suspect", { why: payload.suspect.join(", ") })] : []),
+      ...(payload.suspect && payload.suspect.length
+        ? [t.t("flag.suspect", { why: payload.suspect.map((code) => t.of("suspect", code)).join(t.lang === "en" ? "; " : "；") })]
+        : []),
       ...(r.kiosk_clock_trusted ? [] : [t.t("flag.clock")]),
       ...(payload.unit === "kPa" ? [t.t("flag.kpa")] : []),
     ];

@@ -43,7 +43,24 @@ export function deviceProblems(device, lowBattery) {
   if (device.battery_percent !== null && device.battery_percent !== undefined && device.battery_percent <= lowBattery) {
     problems.push("battery");
   }
+  if (device.failing_since && BOND_ERRORS.some((code) => (device.error_counts || {})[code])) problems.push("bond");
   return problems;
+}
+
+// The codes of a device that refuses the kiosk until paired again (doorstep/contract/device_errors.py).
+const BOND_ERRORS = ["ble_bond_lost", "ble_not_bonded"];
+
+/** A device's fault: a laundry machine's own error code, else the newest failure the kiosk saw
+ * (its plain-words message on hover), with the counts since it began while it goes on. */
+function deviceError(t, d) {
+  if (d.error_code) return el("td", { class: "bad" }, `E${d.error_code} ${t.pick(d.error_text)}`.trim());
+  if (!d.last_error_code) return el("td", {}, "—");
+  const counts = Object.entries(d.error_counts || {}).map(([code, n]) => `${t.of("deverr", code)} ×${n}`).join("，");
+  return el("td", { class: d.failing_since ? "bad" : null, title: d.last_error_message || null },
+    t.of("deverr", d.last_error_code),
+    d.failing_since && counts
+      ? el("div", { class: "count" }, t.t("devices.failing", { since: t.dateTime(parseTime(d.failing_since)), counts }))
+      : el("div", { class: "count" }, t.ago(parseTime(d.last_error_at))));
 }
 
 export function devicesTable(screen, devices, { withKiosk = false } = {}) {
@@ -66,8 +83,7 @@ export function devicesTable(screen, devices, { withKiosk = false } = {}) {
       el("td", {}, el("span", { class: `link link-${d.link || "unknown"}` }, t.of("link", d.link || "unknown"))),
       el("td", { class: `num${problems.includes("battery") ? " bad" : ""}` }, battery === null ? "—" : `${battery}%`),
       el("td", {}, d.state ? el("span", { class: `machine machine-${d.state}` }, t.of("machine", d.state)) : "—"),
-      el("td", { class: d.error_code ? "bad" : null },
-        d.error_code ? `E${d.error_code} ${t.pick(d.error_text)}`.trim() : "—"),
+      deviceError(t, d),
       el("td", { title: d.last_seen_at || null }, t.ago(parseTime(d.last_seen_at))),
       el("td", { title: d.last_reading_at || null }, t.ago(parseTime(d.last_reading_at))));
   });
@@ -81,6 +97,12 @@ export function devicesTable(screen, devices, { withKiosk = false } = {}) {
  * refresh does not rebuild the table (it would take their text and focus away); the newest
  * alerts are shown once they confirm or cancel.
  */
+/** An alert's one line in this page's language: the bridge writes it in both (data.title_zh
+ * beside the English title; an alert stored before it did has the English only). */
+export function alertTitle(t, alert) {
+  return t.lang === "en" ? alert.title : (alert.data && alert.data.title_zh) || alert.title;
+}
+
 export class AlertsPanel {
   constructor(screen, { withKiosk = true, onChanged }) {
     this.screen = screen;
@@ -131,8 +153,9 @@ export class AlertsPanel {
         ? el("span", { class: "bridge-worker" }, t.t("alert.bridge_worker", { who: alert.about }))
         : [el("a", { href: kioskHref(alert.site, alert.kiosk) }, `${alert.site}/${alert.kiosk}`), about ? " " : null, about])
         : null,
-      el("td", { class: "title-cell" }, alert.title, alert.occurrences > 1 ? el("span", { class: "count" }, ` ×${alert.occurrences}`) : null,
-        !this.withKiosk && about ? [" ", about] : null),
+      el("td", { class: "title-cell" }, alertTitle(t, alert), alert.occurrences > 1 ? el("span", { class: "count" }, ` ×${alert.occurrences}`) : null,
+        !this.withKiosk && about ? [" ", about] : null,
+        alert.data && alert.data.action ? el("div", { class: "action" }, t.pick(alert.data.action)) : null),
       el("td", { title: alert.opened_at }, t.ago(opened)),
       el("td", {}, alert.state === "acknowledged" && alert.acknowledged_by
         ? t.t("alert.by", { who: alert.acknowledged_by }) : t.of("alertstate", alert.state)),
