@@ -22,7 +22,7 @@ from drivers.ble.blood_pressure import BloodPressureDialect
 from drivers.ble.cuff_session import BloodPressureCuffSession
 from drivers.ble.glucose import GlucoseConcentrationUnit, GlucoseMeasurement, GlucoseType, SampleLocation
 from drivers.ble.glucose_session import GlucoseMeterSession, GlucoseRecord
-from drivers.ble.measurement_session import IndicationSession, RemembersDeviceState
+from drivers.ble.measurement_session import DeviceSession, IndicationSession
 from drivers.ble.simulated import (
     SimulatedCuff,
     SimulatedGlucoseMeter,
@@ -69,7 +69,7 @@ CuffPressureListener = Callable[[DeviceIdentity, float | None], None]
 class _SessionState:
     """A reader's view of what its session's device said about itself on the last connection."""
 
-    session: RemembersDeviceState
+    session: DeviceSession
 
     @property
     def battery_percent(self) -> int | None:
