@@ -20,8 +20,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, Row, insert
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -46,7 +47,7 @@ from cloud_bridge.alert_rules import (
 )
 from cloud_bridge.alerts import AlertChange, apply_signals
 from cloud_bridge.fleet import (
-    DeviceBase, KioskBase, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
+    KioskBase, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
 )
 from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
@@ -215,7 +216,7 @@ def _kiosk_signals(before: KioskBase, report: KioskReport, after: KioskBase, rec
     return signals
 
 
-def _device_signals(reports: Sequence[KioskReport], rows: dict[tuple[str, str, str], DeviceBase],
+def _device_signals(reports: Sequence[KioskReport], rows: dict[tuple[str, str, str], Row[Any]],
                     rules: AlertRules) -> list[Signal]:
     """Signals from the device reports that won (were newer than what the row held); `rows`
     are the devices as the gulp's upsert left them."""
