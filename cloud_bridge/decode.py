@@ -150,6 +150,13 @@ def classify_batch(item: Inbound, received_at: datetime, opener: Opener | None =
             return [_classify_read(record, kiosk, received_at, opener, opened) for record in read]
         except ContractError:
             pass  # a refusal: told as split_batch's path tells it, from the bytes it dead-letters
+    return classify_split(item, received_at, opener)
+
+
+def classify_split(item: Inbound, received_at: datetime, opener: Opener | None = None) -> list[Classified]:
+    """classify_batch by split_batch's path, for a batch read_batch does not take (or refused
+    records in it): each record written back out and classified from those bytes."""
+    kiosk = _topic(item.topic).kiosk_topics
     try:
         records = split_batch(item.topic, item.body)
     except BatchRefused as error:

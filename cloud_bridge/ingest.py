@@ -423,12 +423,12 @@ class Ingest:
                     except Exception:  # noqa: BLE001 - logged below, like any gulp that cannot be stored
                         pass
                 # Nothing is confirmed, so every kiosk will send these again.
-                self.metrics.batch_failures.inc()
+                self.metrics.gulp_failures.inc()
                 log.exception("could not store a gulp of %d messages; kiosks will re-send", len(gulp.valid))
                 return
         assert outcome is not None
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(gulp.valid) + len(gulp.statuses) + len(gulp.refused))
+        self.metrics.gulp_seconds.observe(time.perf_counter() - started)
+        self.metrics.gulp_size.observe(len(gulp.valid) + len(gulp.statuses) + len(gulp.refused))
         for (channel, result), count in outcome.counts().items():
             self.metrics.messages.labels(channel, result).inc(count)
         if gulp.unopenable:

@@ -52,8 +52,8 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         notify=notify,
         opener=settings.opener(),
         metrics=metrics,
-        gulp_max=settings.batch_max,
-        gulp_wait_s=settings.batch_wait_s,
+        gulp_max=settings.gulp_max,
+        gulp_wait_s=settings.gulp_wait_s,
         on_committed=lambda outcome: poke() if outcome.alert_changes else None,
     )
     jobs = BridgeJobs(
