@@ -7,7 +7,7 @@ Ingest is a pipeline of four stages, in this order (ingest.py runs them):
 
 1. **Receive** (ingest.py, `Ingest._on_message`, on paho's network thread): the topic, the bytes
    and when they came are queued for the worker thread; nothing else happens on that thread.
-2. **Decode** (decode.py, on the worker thread, as a gulp is gathered): each message read once
+2. **Decode** (decode.py, on a thread of its own, while the gulp before is stored): each message read once
    against the contract. An envelope is validated with its payload in one pass; a kiosk's
    *batch* (a message of many records, docs/protocol.md) in one pass over its container, each
    record typed for its channel; a sealed payload opened once (a batch's boxes half on a second
@@ -16,7 +16,9 @@ Ingest is a pipeline of four stages, in this order (ingest.py runs them):
    `gulp_max`), in one transaction: the message rows (built from what decode produced, each
    payload the JSON pydantic-core writes for it), the kiosks' and devices' state, alerts,
    command results, webhook notifications.
-4. **Confirm** (ingest.py, `Ingest._confirm`): the acks, per kiosk, only after the commit.
+   Stored on the worker thread (`Ingest.process`).
+4. **Confirm** (ingest.py, `Ingest._confirm`, on the worker thread): the acks, per kiosk, only
+   after the commit.
 
 It imports doorstep/contract/ and doorstep/runtime/; never edge_agent, the broker operations nor
 the apps in doorstep/ (tests/test_layers.py).

@@ -21,9 +21,9 @@ its session resumed, and drops anything downstream by topic before it is parsed.
 
 The stages, each a function a reader can follow (cloud_bridge/__init__.py tells the whole):
 receive (`_on_message`, on paho's network thread: it only queues the topic, the bytes and when
-they came), then on the worker thread decode (`_decode`: cloud_bridge/decode.py), store
-(`process`: cloud_bridge/gulp.py, one transaction for a gulp of messages) and confirm
-(`_confirm`: the acks, after the commit). Valid messages (and kiosks' statuses) join the next
+they came), decode (`_decode`, on a thread of its own: cloud_bridge/decode.py), then on the
+worker thread store (`process`: cloud_bridge/gulp.py, one transaction for a gulp of messages)
+and confirm (`_confirm`: the acks, after the commit). Valid messages (and kiosks' statuses) join the next
 gulp; refused ones wait in a queue of their own and fill only what room a gulp has left, so a
 flood of garbage never delays a kiosk's readings. Past REFUSED_BACKLOG
 refused messages waiting, further ones are counted and logged, not kept: they are garbage, and
@@ -167,12 +167,17 @@ class Ingest:
         self._stored_at = -math.inf
         self._on_committed = on_committed
         self._clock = clock
-        self._inbox: queue.Queue[_Received | PubAck | _LinkAlert] = queue.Queue()
+        # Receive -> decode -> store and confirm, each on its own thread, so that a gulp is
+        # decoded (its sealed payloads opened: libsodium releases the GIL) while the one before
+        # is stored (the database's work releases it too).
+        self._received: queue.Queue[_Received | None] = queue.Queue()
+        self._inbox: queue.Queue[Decoded | PubAck | _LinkAlert] = queue.Queue()
         self._refused: deque[Refused] = deque()
         self._refusals_unlogged = 0
         self._refusal_second = 0
         self._refusals_this_second = 0
         self._stopping = threading.Event()
+        self._decoder = threading.Thread(target=self._decode_all, name="ingest-decode", daemon=True)
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._client = make_client(client_id, broker)
         self._client_id = client_id
@@ -201,6 +206,7 @@ class Ingest:
         return self._connected.is_set()
 
     def start(self) -> None:
+        self._decoder.start()
         self._worker.start()
         connect_in_background(self._client, self._broker)
 
@@ -215,6 +221,8 @@ class Ingest:
                 pass
         self._client.disconnect()
         self._client.loop_stop()
+        self._received.put(None)
+        self._decoder.join(timeout=10)
         self._worker.join(timeout=10)
 
     # --- paho's thread: only hand over ---------------------------------------------------
@@ -264,7 +272,7 @@ class Ingest:
             topic = message.topic
         except UnicodeDecodeError:
             topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are the only honest name
-        self._inbox.put(_Received(Inbound(topic, message.payload), self._clock()))
+        self._received.put(_Received(Inbound(topic, message.payload), self._clock()))
 
     def _refuse(self, refused: Refused) -> None:
         if len(self._refused) < REFUSED_BACKLOG:
@@ -329,7 +337,7 @@ class Ingest:
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                first: _Received | PubAck | _LinkAlert | None = self._inbox.get(timeout=0.2 if not self._refused else 0)
+                first: Decoded | PubAck | _LinkAlert | None = self._inbox.get(timeout=0.2 if not self._refused else 0)
             except queue.Empty:
                 first = None
             gulp = Decoded()
@@ -344,8 +352,10 @@ class Ingest:
             deadline = time.monotonic() + (self._gulp_wait_s if streaming else 0.0)
             try:
                 while item is not None:
-                    if isinstance(item, _Received):
-                        self._decode(item, gulp)
+                    if isinstance(item, Decoded):
+                        gulp.valid += item.valid
+                        gulp.statuses += item.statuses
+                        gulp.unopenable += item.unopenable
                     elif isinstance(item, PubAck):
                         pubacks.append(item)
                     else:
@@ -372,16 +382,29 @@ class Ingest:
                 # A bug must not stop ingest for every kiosk; nothing was acked, so nothing is lost.
                 log.exception("a gulp of %d messages failed; kiosks will re-send", len(gulp.valid))
 
-    def _decode(self, received: _Received, gulp: Decoded) -> None:
-        """Decode: a received message into the gulp (a batch's records all join it), its
-        refusals into their own queue."""
+    # --- the decode thread ------------------------------------------------------------------
+
+    def _decode_all(self) -> None:
+        while (received := self._received.get()) is not None:
+            try:
+                self._decode(received)
+            except Exception:
+                # A bug must not stop ingest: nothing was acked, so the kiosk sends it again.
+                log.exception("decoding a message on %s failed", received.inbound.topic[:200])
+
+    def _decode(self, received: _Received) -> None:
+        """Decode: a received message for the next gulp (a batch's records join the same one),
+        its refusals into their own queue."""
         if is_downstream(received.inbound.topic):
             return
+        item = Decoded()
         for classified in classify_all(received.inbound, received.at, self._opener):
             if isinstance(classified, Refused):
                 self._refuse(classified)
             else:
-                gulp.add(classified)
+                item.add(classified)
+        if item.valid or item.statuses or item.unopenable:
+            self._inbox.put(item)
 
     def _raise_link_alerts(self, signals: list[Raise]) -> None:
         """Alerts about this worker's connection, in the alerts table technicians watch (and to the
