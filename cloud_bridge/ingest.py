@@ -272,7 +272,7 @@ class Ingest:
             topic = message.topic
         except UnicodeDecodeError:
             topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are the only honest name
-        self._received.put(_Received(Inbound(topic, message.payload), self._clock()))
+        self._received.put(_Received(Inbound(topic, bytes(message.payload)), self._clock()))
 
     def _refuse(self, refused: Refused) -> None:
         if len(self._refused) < REFUSED_BACKLOG:
