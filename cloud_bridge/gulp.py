@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, Row, insert
 from sqlalchemy.exc import OperationalError
@@ -47,7 +47,7 @@ from cloud_bridge.alert_rules import (
 )
 from cloud_bridge.alerts import AlertChange, apply_signals
 from cloud_bridge.fleet import (
-    KioskBase, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
+    DeviceBase, KioskBase, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
 )
 from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
@@ -240,5 +240,6 @@ def _device_signals(reports: Sequence[KioskReport], rows: dict[tuple[str, str, s
                 state_reported=state_won, link_reported=link_won,
             )
             if link_won and report.link is not None and "failing_since" in report.link.values:  # from telemetry
-                signals += device_error_signals(row, report.link.at, rules)
+                # The upsert's row reads by attribute as a DeviceBase does (fleet.apply_device_reports).
+                signals += device_error_signals(cast(DeviceBase, row), report.link.at, rules)
     return signals
