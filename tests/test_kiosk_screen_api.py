@@ -10,20 +10,25 @@ import json
 import logging
 import socket
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.envelope import Envelope
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import simulated_backend
+from edge_agent.agent import Agent
 from edge_agent.screen.speech import spoken
 from edge_agent.settings import AgentSettings
 from edge_agent.store.local_audit import LocalAudit
 from edge_agent.store.outbox import RecordState
-from tests.kiosk_support import PIN, PSEUDONYMS, acall, button_cuff, kiosk_settings, page_headers
+from tests.kiosk_support import PIN, PSEUDONYMS, ButtonCuff, acall, button_cuff, kiosk_settings, page_headers
 from tests.support import CUFF_ADDRESS, running_agent, wait_until
 
 CARD = "310101194501011234"
@@ -286,34 +291,45 @@ class DeskEvents:
         return [data for event, data in self.seen if event == name]
 
 
-@pytest.mark.asyncio
-async def test_a_cuff_dropped_mid_measurement_ends_the_session_and_every_page_is_told(tmp_path: Path, broker) -> None:
-    # Issue 18, item 1: the link drops at 180 mmHg, after the inflation and before any reading.
-    cuff = button_cuff(drop_mid_measurement=True)
-    async with running_agent(kiosk_settings(tmp_path, broker), {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
+@asynccontextmanager
+async def identified_at_the_desk(
+    tmp_path: Path, broker: MosquittoProcess, cuff: ButtonCuff | None = None, screen: dict[str, Any] | None = None
+) -> AsyncIterator[tuple[Agent, DeskEvents]]:
+    """A real agent with `cuff`, a page's event stream open, and a resident who identified by card."""
+    backends = {} if cuff is None else {CUFF_ADDRESS: simulated_backend(cuff)}
+    async with running_agent(kiosk_settings(tmp_path, broker, screen=screen), backends) as agent:
         await wait_until(lambda: agent.screen is not None, what="the screen serving")
         assert agent.screen is not None
         async with DeskEvents(agent.screen.url) as events:
             await acall(agent.screen.url, "POST", "/api/bp/begin", {"card_number": CARD})
-            cuff.press_start()
-            await wait_until(lambda: events.named("ended"), what="the end of her session")
-            assert events.named("ended") == [{"reason": "cuff_lost", "record": True}]
-            assert events.named("pressure")[-1] == {"pressure": 180}
-            # The end, then the state it left: nobody's record is waiting.
-            assert events.seen[-2:] == [("ended", {"reason": "cuff_lost", "record": True}),
-                                        ("state", {"state": "idle", "record": False})]
-            assert agent.desk.snapshot() == {"state": "idle", "record": False}
+            yield agent, events
 
-            # Pressed again without the screen: a session without a record, and its result.
-            cuff.drop_mid_measurement = False
-            cuff.press_start()
-            await wait_until(lambda: len(saved_readings(agent)) == 1, what="the next reading saved")
-            assert saved_readings(agent)[0]["subject"] is None
-            await wait_until(lambda: len(events.named("ended")) == 2, what="the second session's end")
-            assert events.named("ended")[1] == {"reason": "finished", "record": False}
-            assert {"state": "measuring", "record": False} in events.named("state")
+
+@pytest.mark.asyncio
+async def test_a_cuff_dropped_mid_measurement_ends_the_session_and_every_page_is_told(tmp_path: Path, broker) -> None:
+    # Issue 18, item 1: the link drops at 180 mmHg, after the inflation and before any reading.
+    cuff = button_cuff(drop_mid_measurement=True)
+    async with identified_at_the_desk(tmp_path, broker, cuff) as (agent, events):
+        cuff.press_start()
+        await wait_until(lambda: events.named("ended"), what="the end of her session")
+        assert events.named("ended") == [{"reason": "cuff_lost", "record": True}]
+        assert events.named("pressure")[-1] == {"pressure": 180}
+        # The end, then the state it left: nobody's record is waiting.
+        assert events.seen[-2:] == [("ended", {"reason": "cuff_lost", "record": True}),
+                                    ("state", {"state": "idle", "record": False})]
+        assert agent.desk.snapshot() == {"state": "idle", "record": False}
+
+        # Pressed again without the screen: a session without a record, and its result.
+        cuff.drop_mid_measurement = False
+        cuff.press_start()
+        await wait_until(lambda: len(saved_readings(agent)) == 1, what="the next reading saved")
+        assert saved_readings(agent)[0]["subject"] is None
+        await wait_until(lambda: len(events.named("ended")) == 2, what="the second session's end")
+        assert events.named("ended")[1] == {"reason": "finished", "record": False}
+        assert {"state": "measuring", "record": False} in events.named("state")
 
         # A page that connects now learns how the last session ended.
+        assert agent.screen is not None
         async with DeskEvents(agent.screen.url) as late:
             await wait_until(lambda: len(late.seen) >= 2, what="the replayed end")
             assert late.seen[:2] == [("state", {"state": "idle", "record": False}),
@@ -322,15 +338,10 @@ async def test_a_cuff_dropped_mid_measurement_ends_the_session_and_every_page_is
 
 @pytest.mark.asyncio
 async def test_the_desks_expiry_reaches_the_page_without_anything_asking(tmp_path: Path, broker) -> None:
-    settings = kiosk_settings(tmp_path, broker, screen={"measure_timeout_s": 0.5})
-    async with running_agent(settings) as agent:
-        await wait_until(lambda: agent.screen is not None, what="the screen serving")
-        assert agent.screen is not None
-        async with DeskEvents(agent.screen.url) as events:
-            await acall(agent.screen.url, "POST", "/api/bp/begin", {"card_number": CARD})
-            await wait_until(lambda: events.named("ended"), timeout=5, what="the expiry pushed")
-            assert events.seen[-2:] == [("ended", {"reason": "expired", "record": True}),
-                                        ("state", {"state": "idle", "record": False})]
+    async with identified_at_the_desk(tmp_path, broker, screen={"measure_timeout_s": 0.5}) as (_, events):
+        await wait_until(lambda: events.named("ended"), timeout=5, what="the expiry pushed")
+        assert events.seen[-2:] == [("ended", {"reason": "expired", "record": True}),
+                                    ("state", {"state": "idle", "record": False})]
 
 
 @pytest.mark.asyncio
@@ -339,14 +350,10 @@ async def test_an_older_reading_replayed_with_hers_does_not_take_her_record_away
     older = dataclasses.replace(NORMAL, timestamp=datetime(2026, 11, 24, 8, 0))
     hers = dataclasses.replace(NORMAL, systolic=131.0, timestamp=datetime(2026, 11, 25, 9, 30))
     cuff = button_cuff(lambda: [older, hers])
-    async with running_agent(kiosk_settings(tmp_path, broker), {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
-        await wait_until(lambda: agent.screen is not None, what="the screen serving")
-        assert agent.screen is not None
-        async with DeskEvents(agent.screen.url) as events:
-            await acall(agent.screen.url, "POST", "/api/bp/begin", {"card_number": CARD})
-            cuff.press_start()
-            await wait_until(lambda: len(saved_readings(agent)) == 2, what="both readings saved")
-            await wait_until(lambda: events.named("result"), what="the result shown")
+    async with identified_at_the_desk(tmp_path, broker, cuff) as (agent, events):
+        cuff.press_start()
+        await wait_until(lambda: len(saved_readings(agent)) == 2, what="both readings saved")
+        await wait_until(lambda: events.named("result"), what="the result shown")
         assert [(r["systolic"], r["subject"]) for r in saved_readings(agent)] == [
             (118.0, None), (131.0, PSEUDONYMS.of_card(CARD))]
         [result] = events.named("result")
@@ -361,13 +368,9 @@ async def test_an_implausible_reading_is_said_and_shown_as_not_reliable_and_save
     implausible = BloodPressureMeasurement(unit=BloodPressureUnit.MMHG, systolic=96.0, diastolic=91.0,
                                            mean_arterial_pressure=93.0, pulse_rate=240.0)
     cuff = button_cuff(lambda: [implausible])
-    async with running_agent(kiosk_settings(tmp_path, broker), {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
-        await wait_until(lambda: agent.screen is not None, what="the screen serving")
-        assert agent.screen is not None
-        async with DeskEvents(agent.screen.url) as events:
-            await acall(agent.screen.url, "POST", "/api/bp/begin", {"card_number": CARD})
-            cuff.press_start()
-            await wait_until(lambda: events.named("result"), what="the result")
+    async with identified_at_the_desk(tmp_path, broker, cuff) as (agent, events):
+        cuff.press_start()
+        await wait_until(lambda: events.named("result"), what="the result")
         [result] = events.named("result")
         assert (result["meaning"], result["category"], result["record"]) == ("unreliable", None, True)
         assert result["suspect"] == ["pulse_pressure_too_narrow", "pulse_rate_out_of_range"]

@@ -51,7 +51,7 @@ Meaning = Literal["normal", "high_normal", "high", "very_high", "unreliable", "n
 
 def _meaning(category: BloodPressureCategory | None, systolic: float | None, diastolic: float | None) -> Meaning:
     if category is not None:
-        return category.value  # type: ignore[return-value]  # the four StrEnum values above
+        return category.value
     return "none" if systolic is None or diastolic is None else "unreliable"
 
 

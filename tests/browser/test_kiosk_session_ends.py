@@ -6,16 +6,20 @@ as it happens; the next reading is attributed as the screen said at the time."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
 
+from doorstep.broker.mosquitto import MosquittoProcess
 from drivers.ble.simulated import simulated_backend
+from edge_agent.agent import Agent
 from tests.browser.conftest import Screenshots
 from tests.browser.test_kiosk_idle import identify_at_the_screen, the_desk_forgets, the_one_reading
 from tests.browser.test_kiosk_screen import CARD, SLOW
-from tests.kiosk_support import PSEUDONYMS, button_cuff, kiosk_settings
+from tests.kiosk_support import PSEUDONYMS, ButtonCuff, button_cuff, kiosk_settings
 from tests.support import CUFF_ADDRESS, running_agent, wait_until
 
 DROPPED = "血压计断开了，请重新测量"
@@ -23,33 +27,35 @@ NOT_ON_A_RECORD = "结果不记入个人档案。"
 ON_HER_RECORD = "结果将记入您的健康档案。"
 
 
-def dropping_cuff():  # type: ignore[no-untyped-def]
-    """Inflates to 180 mmHg in 8 steps, then its link drops before any measurement."""
-    return button_cuff(inflate_steps=8, step_interval=0.15, start_delay=0.3, drop_mid_measurement=True)
-
-
-async def the_cuff_drops(page: Page) -> None:
-    await expect(page.locator("#bp-cuff-title")).to_have_text(DROPPED, timeout=SLOW)
-    await expect(page.locator("#bp-pressure")).to_have_text("—")  # not a reading of 180
-    await expect(page.locator("#bp-restart")).to_be_visible()
-    await expect(page.locator("#bp-cancel")).to_be_hidden()
-    # The desk waits for nobody now, and the screen says so.
-    await expect(page.locator("#bp-whose")).to_have_text(NOT_ON_A_RECORD)
-
-
-@pytest.mark.asyncio
-async def test_a_cuff_dropped_at_180_mmhg_says_so_and_the_next_persons_reading_is_on_no_record(
-    tmp_path: Path, broker, page: Page, screenshots: Screenshots
-) -> None:
-    cuff = dropping_cuff()
+@asynccontextmanager
+async def dropped_at_180_mmhg(
+    tmp_path: Path, broker: MosquittoProcess, page: Page
+) -> AsyncIterator[tuple[Agent, ButtonCuff]]:
+    """A resident identifies at the screen and presses the cuff's start; it inflates to 180 mmHg
+    in 16 steps and its link drops before any measurement. The screen says so; the desk forgot her."""
+    cuff = button_cuff(inflate_steps=16, step_interval=0.15, start_delay=0.3, drop_mid_measurement=True)
     async with running_agent(kiosk_settings(tmp_path, broker), {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
         await wait_until(lambda: agent.screen is not None, what="the screen serving")
         assert agent.screen is not None
         await identify_at_the_screen(page, agent.screen.url)
         cuff.press_start()
         await expect(page.locator("#bp-cuff-title")).to_have_text("正在测量，请保持不动", timeout=SLOW)
-        await the_cuff_drops(page)
+        await expect(page.locator("#bp-cuff-title")).to_have_text(DROPPED, timeout=SLOW)
+        await expect(page.locator("#bp-pressure")).to_have_text("—")  # not a reading of 180
+        await expect(page.locator("#bp-restart")).to_be_visible()
+        await expect(page.locator("#bp-cancel")).to_be_hidden()
+        # The desk waits for nobody now, and the screen says so.
+        await expect(page.locator("#bp-whose")).to_have_text(NOT_ON_A_RECORD)
         await the_desk_forgets(agent)
+        cuff.drop_mid_measurement = False  # the next press measures
+        yield agent, cuff
+
+
+@pytest.mark.asyncio
+async def test_a_cuff_dropped_at_180_mmhg_says_so_and_the_next_persons_reading_is_on_no_record(
+    tmp_path: Path, broker, page: Page, screenshots: Screenshots
+) -> None:
+    async with dropped_at_180_mmhg(tmp_path, broker, page) as (agent, cuff):
         await screenshots.take(page, "bp-cuff-dropped")
         await page.click("#language")
         await expect(page.locator("#bp-cuff-title")).to_have_text("The cuff disconnected. Please measure again.")
@@ -57,7 +63,6 @@ async def test_a_cuff_dropped_at_180_mmhg_says_so_and_the_next_persons_reading_i
         await page.click("#language")
 
         # She walks away; the next person presses the cuff's start without touching the screen.
-        cuff.drop_mid_measurement = False
         cuff.press_start()
         await expect(page.locator("#bp-cuff-title")).to_have_text("正在测量，请保持不动", timeout=SLOW)
         await expect(page.locator("#bp-whose")).to_have_text(NOT_ON_A_RECORD)
@@ -67,14 +72,7 @@ async def test_a_cuff_dropped_at_180_mmhg_says_so_and_the_next_persons_reading_i
 
 @pytest.mark.asyncio
 async def test_measure_again_after_a_drop_puts_the_reading_on_her_record(tmp_path: Path, broker, page: Page) -> None:
-    cuff = dropping_cuff()
-    async with running_agent(kiosk_settings(tmp_path, broker), {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
-        await wait_until(lambda: agent.screen is not None, what="the screen serving")
-        assert agent.screen is not None
-        await identify_at_the_screen(page, agent.screen.url)
-        cuff.press_start()
-        await the_cuff_drops(page)
-
+    async with dropped_at_180_mmhg(tmp_path, broker, page) as (agent, cuff):
         # One button, and she is back where she was: her card is not asked for again.
         await page.click("#bp-restart")
         await expect(page.locator("#bp-cuff-title")).to_have_text("请戴好袖带，按血压计上的“开始”键")
@@ -83,7 +81,6 @@ async def test_measure_again_after_a_drop_puts_the_reading_on_her_record(tmp_pat
         await expect(page.locator("#bp-restart")).to_be_hidden()
         assert agent.desk.snapshot() == {"state": "waiting", "record": True}
 
-        cuff.drop_mid_measurement = False
         cuff.press_start()
         await expect(page.locator("#bp-saved")).to_have_text("✔ 已保存到您的健康档案", timeout=SLOW)
         assert the_one_reading(agent)["subject"] == PSEUDONYMS.of_card(CARD)
