@@ -19,6 +19,7 @@ from edge_agent.agent import Agent
 from tests.browser.conftest import Screenshots
 from tests.browser.test_kiosk_idle import identify_at_the_screen, the_desk_forgets, the_one_reading
 from tests.browser.test_kiosk_screen import CARD, SLOW
+from tests.browser.test_kiosk_sizes import SIZES, Fit
 from tests.kiosk_support import PSEUDONYMS, ButtonCuff, button_cuff, kiosk_settings
 from tests.support import CUFF_ADDRESS, running_agent, wait_until
 
@@ -106,3 +107,16 @@ async def test_the_desks_expiry_reaches_the_screen_and_the_next_reading_is_on_no
         await expect(page.locator("#bp-whose")).to_have_text(NOT_ON_A_RECORD, timeout=SLOW)
         await expect(page.locator("#bp-saved")).to_have_text("✔ 已保存（没有记入个人档案）", timeout=SLOW)
         assert the_one_reading(agent)["subject"] is None
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+async def test_the_dropped_cuff_screen_fits_every_display(
+    tmp_path: Path, broker, page: Page, screenshots: Screenshots, width: int, height: int
+) -> None:
+    # As test_kiosk_sizes.py measures every other screen: no scrolling, 60 px controls, 18 px text.
+    await page.set_viewport_size({"width": width, "height": height})
+    fit = Fit(page, f"{width}x{height}", screenshots)
+    async with dropped_at_180_mmhg(tmp_path, broker, page):
+        await fit.check("bp-cuff-dropped", english=("#bp-cuff-title", "The cuff disconnected"))
+    assert not fit.problems, "\n".join(fit.problems)

@@ -15,6 +15,7 @@ from drivers.ble.simulated import simulated_backend
 from tests.browser.conftest import Screenshots
 from tests.browser.test_kiosk_idle import identify_at_the_screen, the_one_reading
 from tests.browser.test_kiosk_screen import CARD, SLOW
+from tests.browser.test_kiosk_sizes import SIZES, Fit
 from tests.kiosk_support import PSEUDONYMS, button_cuff, kiosk_settings
 from tests.support import CUFF_ADDRESS, running_agent, wait_until
 
@@ -61,3 +62,22 @@ async def test_an_implausible_reading_says_not_reliable_and_is_not_shown_as_good
         reading = the_one_reading(agent)
         assert reading["subject"] == PSEUDONYMS.of_card(CARD)
         assert reading["suspect"] == ["pulse_pressure_too_narrow", "pulse_rate_out_of_range"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+async def test_the_unreliable_result_fits_every_display(
+    tmp_path: Path, broker, page: Page, screenshots: Screenshots, width: int, height: int
+) -> None:
+    # As test_kiosk_sizes.py measures every other screen: no scrolling, 60 px controls, 18 px text.
+    await page.set_viewport_size({"width": width, "height": height})
+    fit = Fit(page, f"{width}x{height}", screenshots)
+    cuff = button_cuff(lambda: [IMPLAUSIBLE], start_delay=0.3)
+    async with running_agent(kiosk_settings(tmp_path, broker), {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
+        await wait_until(lambda: agent.screen is not None, what="the screen serving")
+        assert agent.screen is not None
+        await identify_at_the_screen(page, agent.screen.url)
+        cuff.press_start()
+        await expect(page.locator("#bp-category")).to_have_text("这次的数字不可靠，请重新测量", timeout=SLOW)
+        await fit.check("bp-result-unreliable", english=("#bp-category", "not reliable"))
+    assert not fit.problems, "\n".join(fit.problems)
