@@ -337,7 +337,9 @@ class LaundryRoom:
 
         sending.add_done_callback(sent)
         outcome = await asyncio.shield(sending)
-        verdict = verdict_of_outcome(outcome.result_code, outcome.error, self.bus.link(unit).state)
+        verdict = verdict_of_outcome(
+            outcome.result_code, outcome.error, self.bus.link(unit).state, written=outcome.written
+        )
         if verdict.state is CommandState.SENT:
             log.warning("unit %d: no answer to %s %s (%s); reading its echo back", unit, command, row.id, outcome.error)
         await self._settle(row, verdict)

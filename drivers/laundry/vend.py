@@ -57,8 +57,16 @@ class Echo(StrEnum):
     ANOTHER_NUMBER = "another_number"
 
 
+class AfterWrite(StrEnum):
+    """An answer that means something else once our write may have reached the board."""
+
+    # A Modbus exception to a confirming status read (e.g. 0x06 busy while the board executes
+    # our start), after a write that was not itself refused: the write may well have acted.
+    READ_EXCEPTION = "read_exception"
+
+
 # An answer: the echo of a fresh status read, or why there is none (drivers/laundry/link.py).
-Answer = Echo | ErrorKind
+Answer = Echo | ErrorKind | AfterWrite
 
 # Citations: "App" is Modbus Application Protocol v1.1b3, "Serial" Modbus over Serial Line v1.02.
 VERDICTS: Mapping[Answer, CommandState] = MappingProxyType(
@@ -67,10 +75,12 @@ VERDICTS: Mapping[Answer, CommandState] = MappingProxyType(
         Echo.OURS_REFUSED: CommandState.REFUSED,
         Echo.ANOTHER_NUMBER: CommandState.NOT_RECEIVED,
         # App 7: a server that receives a request it cannot handle answers with an exception
-        # instead of acting; our boards execute nothing of a refused write. (The bus reports an
-        # exception to one of its confirming status reads the same way: it does not tell them
-        # apart.)
+        # instead of acting; our boards execute nothing of a refused write.
         ErrorKind.EXCEPTION: CommandState.NOT_RECEIVED,
+        # App 7: the same exception, but to a status read after a write that was not refused
+        # (0x06 "server device busy" while the board runs what we wrote): it says nothing
+        # about the write, which may have acted.
+        AfterWrite.READ_EXCEPTION: CommandState.SENT,
         # App 7, exception codes 0x0A/0x0B: a gateway could not reach the unit; or the unit is
         # not on this bus at all (bus.py, submit_command).
         ErrorKind.NO_SUCH_UNIT: CommandState.NOT_RECEIVED,
@@ -103,15 +113,18 @@ class Verdict:
     reason: str | None  # a short code for the screen and the cloud; None when done or in doubt
 
 
-def verdict_of_outcome(result_code: int | None, error: BusError | None, link: LinkState) -> Verdict:
+def verdict_of_outcome(result_code: int | None, error: BusError | None, link: LinkState, *, written: bool) -> Verdict:
     """What the bus's outcome of a command (drivers/laundry/bus.py, `submit_command`) means.
-    `link`: the unit's link state right after it, which says whether the last read was live."""
+    `link`: the unit's link state right after it, which says whether the last read was live;
+    `written`: the write itself was not refused (MachineCommandOutcome.written)."""
     if result_code is not None:  # the bus returns a result only with our number echoed
         return _verdict(_ours(result_code), result_code)
     if error is None:
         raise ValueError("a command outcome has a result or an error")
     if error.kind is ErrorKind.NOT_CONFIRMED and link is LinkState.ONLINE:
         return _verdict(Echo.ANOTHER_NUMBER, None)
+    if error.kind is ErrorKind.EXCEPTION and written:
+        return _verdict(AfterWrite.READ_EXCEPTION, None)
     return _verdict(error.kind, None)
 
 
