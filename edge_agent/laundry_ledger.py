@@ -54,6 +54,9 @@ class VendTransaction(SQLModel, table=True):
     subject: str | None = Field(default=None, max_length=64, description="the resident's pseudonym")
     state: VendState = Field(index=True)
     command_sequence: int
+    # Why it did not start or ended badly: a code the screen has words for (door_open,
+    # not_started, machine_fault, ...), and the detail for staff and the cloud (`reason`).
+    reason_code: str | None = None
     reason: str | None = None
     created_at: datetime
     updated_at: datetime
@@ -76,6 +79,17 @@ class PointsCharge(SQLModel, table=True):
     subject: str = Field(max_length=64)
     points: int
     charged_at: datetime
+
+
+class PointsRefund(SQLModel, table=True):
+    """Points given back for a paid wash that faulted before it had really run."""
+
+    __tablename__ = "points_refunds"
+
+    transaction_id: str = Field(primary_key=True, max_length=36)  # one refund per transaction, ever
+    subject: str = Field(max_length=64)
+    points: int
+    refunded_at: datetime
 
 
 class CommandSequence(SQLModel, table=True):
@@ -104,7 +118,13 @@ class MachineCommand(SQLModel, table=True):
     updated_at: datetime
 
 
-LEDGER_TABLES: list[type[SQLModel]] = [VendTransaction, PointsAccount, PointsCharge, CommandSequence, MachineCommand]
+# A book written before `reason_code` existed gains the column (SQLite adds it NULL to every row;
+# create_all only creates missing tables, never missing columns).
+_ADD_REASON_CODE = "ALTER TABLE laundry_transactions ADD COLUMN reason_code VARCHAR"
+
+LEDGER_TABLES: list[type[SQLModel]] = [
+    VendTransaction, PointsAccount, PointsCharge, PointsRefund, CommandSequence, MachineCommand
+]
 
 
 class LedgerRefusal(ValueError):
@@ -151,6 +171,10 @@ class LaundryLedger:
         self._clock = clock
         outbox.create_tables(LEDGER_TABLES)
         with outbox.unit_of_work() as session:
+            columns = {row[1] for row in session.execute(text("PRAGMA table_info(laundry_transactions)"))}
+            if "reason_code" not in columns:
+                session.execute(text(_ADD_REASON_CODE))
+                session.commit()
             try:
                 session.execute(text(_ONE_OPEN_PER_UNIT))
                 session.commit()
@@ -174,6 +198,13 @@ class LaundryLedger:
         statement = select(PointsCharge)
         if transaction_id is not None:
             statement = statement.where(PointsCharge.transaction_id == transaction_id)
+        with self._outbox.unit_of_work() as session:
+            return list(session.exec(statement))
+
+    def refunds(self, transaction_id: str | None = None) -> list[PointsRefund]:
+        statement = select(PointsRefund)
+        if transaction_id is not None:
+            statement = statement.where(PointsRefund.transaction_id == transaction_id)
         with self._outbox.unit_of_work() as session:
             return list(session.exec(statement))
 
@@ -303,10 +334,12 @@ class LaundryLedger:
         expected: VendState,
         event: VendEvent,
         *,
+        reason_code: str | None = None,
         reason: str | None = None,
         device: DeviceIdentity | None = None,
     ) -> VendTransaction | None:
         """Apply `event` if the transaction is still in `expected`; None if it moved on already.
+        `reason_code`: why, as a code for the screen; `reason`: its detail (the code if none).
 
         The step, its effect (the one charge) and its event for the cloud (the transition's
         `tells`) commit together."""
@@ -335,10 +368,12 @@ class LaundryLedger:
                     )
                 )
                 charged = transaction.price_points
+            refunded = self._refund(session, transaction, now) if transition.effect is Effect.REFUND else 0
             transaction.state = transition.to
             transaction.updated_at = now
+            reason = reason or reason_code
             if reason is not None:
-                transaction.reason = reason
+                transaction.reason_code, transaction.reason = reason_code, reason
             session.add(transaction)
             told = transition.tells
             if told is not None:
@@ -351,8 +386,26 @@ class LaundryLedger:
                     free_reason=transaction.free_reason if told == "started" else None,  # type: ignore[arg-type]
                     reason=reason,
                     subject=transaction.subject,
+                    points_refunded=refunded,
                 )
-                self._outbox.add(session, self._topics.event(EventType.LAUNDRY_VEND), payload, device=device)
+                # Without points_refunded when there is none: a bridge from before the field
+                # then still takes every other laundry_vend (docs/protocol.md, laundry_vend).
+                wire = payload.model_dump(mode="json", exclude=None if refunded else {"points_refunded"})
+                self._outbox.add(session, self._topics.event(EventType.LAUNDRY_VEND), wire, device=device)
             session.commit()
             session.refresh(transaction)
             return transaction
+
+    def _refund(self, session: Session, transaction: VendTransaction, now: datetime) -> int:
+        """Give back what this transaction's charge took, in the step's own commit; the refund
+        row's primary key is the transaction id, so the database refuses a second refund."""
+        charge = session.get(PointsCharge, transaction.id)
+        if charge is None or charge.points == 0 or session.get(PointsRefund, transaction.id) is not None:
+            return 0
+        account = session.get(PointsAccount, charge.subject)
+        if account is None:
+            raise IllegalVendTransition(f"transaction {transaction.id}: its account vanished")
+        account.balance += charge.points
+        session.add(account)
+        session.add(PointsRefund(transaction_id=transaction.id, subject=charge.subject, points=charge.points, refunded_at=now))
+        return charge.points

@@ -11,12 +11,16 @@ looks rows up, and edge_agent/laundry_ledger.py only persists what they say.
    (STARTING -> IN_USE on the machine's own confirmation), a start in doubt stays STARTING until
    the machine's command echo is read back, and the state is persisted before each action (by
    the ledger), so a kiosk that reboots mid-start resumes here instead of starting or charging
-   again. Each transition also says what the cloud is told (`tells`).
+   again. Each transition also says what the cloud is told (`tells`). A paid wash that faults
+   before it has really run (the kiosk's `laundry.refund_if_fault_within_s` after its charge) is
+   given its points back: the refund is the effect of one transition only, and the ledger keeps
+   one refund row per transaction, so it happens once.
 
     AVAILABLE --reserve--> RESERVED --send_start--> STARTING --confirmed--> IN_USE (charge)
     STARTING --refused/not_received--> AVAILABLE    STARTING --no_reply--> STARTING (in doubt)
     RESERVED --cancel/expire--> AVAILABLE    IN_USE --cycle_done--> AWAITING_PICKUP
     AWAITING_PICKUP --door_opened--> AVAILABLE      IN_USE --fault--> AWAITING_PICKUP
+    IN_USE --early_fault--> AWAITING_PICKUP (refund)
 
 The board's side of a command (docs/laundry.md, "What the board must do with a command"): it
 executes the command when the sequence register is written, then sets its echo registers to
@@ -102,15 +106,16 @@ VERDICTS: Mapping[Answer, CommandState] = MappingProxyType(
     }
 )
 
-# The reason told for a start whose echo shows it never arrived.
-NOT_RECEIVED_REASON = "the machine's command echo shows the start never arrived"
+# The reason code of a start whose echo shows it never arrived (a code, never a sentence: the
+# screen has the words for each code, edge_agent/screen/static/i18n.js "err.<code>").
+NOT_RECEIVED_REASON = "not_started"
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     state: CommandState
     result_code: int | None  # the machine's echoed result, when it echoed ours
-    reason: str | None  # a short code for the screen and the cloud; None when done or in doubt
+    reason: str | None  # a reason code for the screen and the cloud; None when done or in doubt
 
 
 def verdict_of_outcome(result_code: int | None, error: BusError | None, link: LinkState, *, written: bool) -> Verdict:
@@ -179,6 +184,7 @@ class VendEvent(StrEnum):
     NO_REPLY = "no_reply"  # in doubt: it may or may not have started; read the echo back
     CYCLE_DONE = "cycle_done"
     FAULT = "fault"
+    EARLY_FAULT = "early_fault"  # a fault before the paid wash had really run (the refund window)
     DOOR_OPENED = "door_opened"
 
 
@@ -196,6 +202,7 @@ START_EVENTS: Mapping[CommandState, VendEvent] = MappingProxyType(
 class Effect(StrEnum):
     NONE = "none"
     CHARGE = "charge"  # take the points: the only place this happens
+    REFUND = "refund"  # give back the points this transaction's charge took: the only place
 
 
 # What the cloud hears of a step (LaundryVendEvent.outcome); internal steps tell it nothing.
@@ -220,6 +227,9 @@ TRANSITIONS: Mapping[tuple[VendState, VendEvent], Transition] = MappingProxyType
         (VendState.STARTING, VendEvent.NO_REPLY): Transition(VendState.STARTING),
         (VendState.IN_USE, VendEvent.CYCLE_DONE): Transition(VendState.AWAITING_PICKUP, tells="cycle_done"),
         (VendState.IN_USE, VendEvent.FAULT): Transition(VendState.AWAITING_PICKUP, tells="faulted"),
+        # Told as a fault too (laundry is inside either way), with the points given back
+        # (LaundryVendEvent.points_refunded).
+        (VendState.IN_USE, VendEvent.EARLY_FAULT): Transition(VendState.AWAITING_PICKUP, Effect.REFUND, "faulted"),
         (VendState.AWAITING_PICKUP, VendEvent.DOOR_OPENED): Transition(VendState.AVAILABLE, tells="collected"),
     }
 )
