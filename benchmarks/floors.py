@@ -45,7 +45,7 @@ from benchmarks.ingest import consume_raw
 from benchmarks.machine import describe
 from benchmarks.report import common_arguments, write_section
 from benchmarks.save import RawSide
-from edge_agent.outbox import Outbox
+from edge_agent.store.outbox import Outbox
 
 
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from doorstep.contract.sealing import Sealer
 from doorstep.contract.topics import KioskTopics, ReadingKind
-from edge_agent.outbox import Outbox
+from edge_agent.store.outbox import Outbox
 
 from benchmarks import plots, stack
 from benchmarks.backlog import CUFF, SITE, reading

@@ -1,7 +1,8 @@
 """The kiosk: reads its devices (drivers/), saves every reading in a durable SQLite outbox
-before it says "saved" (outbox.py), sends it over MQTT and forgets it only when the bridge
-confirms it (uplink.py), acts on technicians' commands (remote.py, kiosk_commands.py), and
-serves the kiosk's touch screen (screen/). agent.py wires the parts and runs them.
+before it says "saved" (store/: the outbox and every other table the kiosk keeps, in one
+file), sends it over MQTT and forgets it only when the bridge confirms it (uplink.py), acts
+on technicians' commands (remote.py, kiosk_commands.py), and serves the kiosk's touch screen
+(screen/). agent.py wires the parts and runs them.
 
 It builds its messages with doorstep/contract/, connects with doorstep/runtime/ and checks the
 broker with doorstep/broker/; it never imports cloud_bridge nor the apps in doorstep/

@@ -29,11 +29,8 @@ from edge_agent.device_health import DeviceHealthBook, line_telemetry
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.kiosk_commands import kiosk_handlers
 from edge_agent.laundry import LaundryRoom
-from edge_agent.local_audit import LocalAudit
-from edge_agent.outbox import Outbox, RecordState, SavedRecord
 from edge_agent.pseudonym import Pseudonyms
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
-from edge_agent.relay_station import RelayBook
 from edge_agent.remote import RemoteCommands
 from edge_agent.scheduling import AgentScheduler, JobWatch, watch_clock_jumps
 from edge_agent.screen.app import create_app
@@ -44,6 +41,10 @@ from edge_agent.screen.server import ScreenServer
 from edge_agent.screen.speech import Speaker
 from edge_agent.settings import AgentSettings, DeviceSettings, LaundrySettings
 from edge_agent.status_file import AgentStatus, JobState, status_path, write_status
+from edge_agent.store.cursors import DeviceCursors
+from edge_agent.store.local_audit import LocalAudit
+from edge_agent.store.outbox import Outbox, RecordState, SavedRecord
+from edge_agent.store.relay_station import RelayBook
 from edge_agent.systemd import notify, watchdog_interval_s
 from edge_agent.telemetry import kiosk_telemetry
 from edge_agent.uplink import Uplink
@@ -226,7 +227,7 @@ class Agent:
             relay=lambda: self.relay,
             laundry=lambda: self.laundry,
             status=self.local_status,
-            audit=LocalAudit(self.outbox).record if self.outbox is not None else (lambda action, result, **detail: None),
+            audit=LocalAudit(self.outbox.database).record if self.outbox is not None else (lambda action, result, **detail: None),
         )
         server = ScreenServer(create_app(context), screen.host, screen.port)
         try:
@@ -422,11 +423,12 @@ class Agent:
 
     def _reader_for(self, device: DeviceSettings) -> DeviceReader:
         assert self.outbox is not None
+        cursors = DeviceCursors(self.outbox.database)
         return reader_for(
             device,
             load_ble_profiles()[device.model],
             backend=self._backends.get(device.address),
-            cursor=CursorStore(self.outbox.cursor, self.outbox.set_cursor),
+            cursor=CursorStore(cursors.position, cursors.set_position),
             on_cuff_pressure=self._cuff_pressure,
             kiosk_time=lambda: datetime.now() if self.clock_watch.trusted else None,
         )

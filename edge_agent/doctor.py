@@ -21,10 +21,10 @@ import serial  # type: ignore[import-untyped]
 from doorstep.broker.check import check_broker
 from edge_agent.clock import kernel_clock_synchronised
 from edge_agent.laundry import SIMULATED_PORT
-from edge_agent.outbox import RecordClass
-from edge_agent.outbox_integrity import integrity_problem
 from edge_agent.settings import AgentSettings
 from edge_agent.status_file import JobState, read_status, status_path
+from edge_agent.store.integrity import integrity_problem
+from edge_agent.store.outbox import RecordClass
 
 
 class Verdict(StrEnum):
@@ -191,7 +191,7 @@ def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
         yield Check("outbox refused", Verdict.WARNING,
                     f"the bridge refused {refused[0]} record(s) as breaking the contract (kept, not sent again; "
                     f"a bug to report); the latest, seq {refused[1]}: {refused[2]}")
-    # Files set aside at start as corrupt (edge_agent/outbox_integrity.py): maybe recoverable.
+    # Files set aside at start as corrupt (edge_agent/store/integrity.py): maybe recoverable.
     aside = sorted(p.name for p in path.parent.glob(f"{path.name}.corrupt-*") if not p.name.endswith(("-wal", "-shm")))
     if aside:
         yield Check("outbox set aside", Verdict.WARNING,

@@ -14,10 +14,10 @@ from typing import Protocol
 from doorstep.contract.commands import CommandName, CommandOutcome, DeviceArgs, LaundryStartArgs, LaundryUnitArgs, NoArgs
 from doorstep.contract.telemetry import KioskTelemetry
 from edge_agent.laundry import LaundryRoom
-from edge_agent.outbox import Outbox
 from edge_agent.remote import Answer, Handler, RefusedCommand, RemoteCommands
 from edge_agent.settings import AgentSettings
 from edge_agent.status_file import JobState
+from edge_agent.store.outbox import Outbox
 from edge_agent.uplink import Uplink
 
 # Laundry command outcomes (edge_agent/laundry.py) as command outcomes.

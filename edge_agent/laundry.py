@@ -52,9 +52,9 @@ from drivers.laundry.vend import (
     verdict_of_echo,
     verdict_of_outcome,
 )
-from edge_agent.laundry_ledger import LaundryLedger, LedgerRefusal, MachineCommand, VendTransaction
-from edge_agent.outbox import Outbox
 from edge_agent.settings import LaundrySettings, PollCadence
+from edge_agent.store.laundry_ledger import LaundryLedger, LedgerRefusal, MachineCommand, VendTransaction
+from edge_agent.store.outbox import Outbox
 from firmware_configs.laundry import LaundryProfile, MachineState, load_laundry_profiles
 
 if TYPE_CHECKING:

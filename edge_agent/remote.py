@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import select
 
 from doorstep.contract.commands import (
     CommandName,
@@ -32,28 +32,14 @@ from doorstep.contract.commands import (
 )
 from doorstep.contract.errors import ContractError
 from doorstep.contract.topics import REQUEST_ID_PATTERN, KioskTopics
-from edge_agent.outbox import Outbox
+from edge_agent.store.command_audit import CommandAudit
+from edge_agent.store.outbox import Outbox
 from edge_agent.uplink import ReceivedCommand
 
 log = logging.getLogger(__name__)
 
 # A result's detail, at most (the wire allows 2000 characters).
 DETAIL_LIMIT = 2000
-
-
-class CommandAudit(SQLModel, table=True):
-    """Who asked what, when, and what came of it: the kiosk's local audit log of commands."""
-
-    __tablename__ = "command_audit"
-
-    request_id: str = Field(primary_key=True, max_length=64)
-    command: str = Field(max_length=64)
-    issued_by: str | None = Field(default=None, max_length=64)
-    issued_at: datetime | None = None
-    received_at: datetime
-    outcome: str | None = Field(default=None, max_length=16, description="null while it runs")
-    detail: str | None = None
-    finished_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +77,6 @@ class RemoteCommands:
         self._saved = saved
         self._clock = clock
         self._running: set[asyncio.Task[Answer]] = set()
-        outbox.create_tables([CommandAudit])
 
     def close_interrupted(self) -> int:
         """At start: commands that were running when the kiosk went down are answered 'failed'."""

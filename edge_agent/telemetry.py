@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
-from edge_agent.outbox import Outbox, RecordState
+from edge_agent.store.outbox import Outbox, RecordState
 
 # The SoC's temperature on a Raspberry Pi (and most Linux boards), in millidegrees Celsius.
 CPU_THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")

@@ -36,7 +36,7 @@ from doorstep.contract.errors import ContractError
 from doorstep.contract.status import Ack, KioskState, Status, decode_ack
 from doorstep.contract.topics import BRIDGE_STATUS_FILTER, BRIDGE_STATUS_ROOT, QOS_RELIABLE, KioskTopics
 from doorstep.runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
-from edge_agent.outbox import Outbox, PendingRecord
+from edge_agent.store.outbox import Outbox, PendingRecord
 
 log = logging.getLogger(__name__)
 

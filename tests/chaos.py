@@ -32,7 +32,7 @@ from typing import Any, Literal
 import yaml
 
 from doorstep.broker.mosquitto import MosquittoProcess, free_port
-from edge_agent.outbox import RecordState
+from edge_agent.store.outbox import RecordState
 from tests.support import KIOSK, SITE
 
 # Simulated cuffs measure once per session (about half a second each); three of them, with a

@@ -14,8 +14,9 @@ from doorstep.contract.telemetry import DeviceTelemetry
 from drivers.ble.blood_pressure import BloodPressureDialect, BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from edge_agent.devices import default_simulator
-from edge_agent.outbox import RecordState
 from edge_agent.settings import DeviceSettings
+from edge_agent.store.cursors import DeviceCursors
+from edge_agent.store.outbox import RecordState
 from firmware_configs.profiles import load_ble_profiles
 from tests.support import CUFF_ADDRESS, agent_settings, running_agent, wait_until
 
@@ -109,7 +110,7 @@ async def test_every_kind_of_device_reaches_the_outbox_and_a_glucose_meter_is_re
         # The meter is asked again and again: only records after the last one saved come back.
         await wait_until(lambda: meter.connections >= 4, what="more sessions with the meter")
         assert kinds()["glucose"] == 5
-        assert agent.outbox.cursor(meter.address) == 5
+        assert DeviceCursors(agent.outbox.database).position(meter.address) == 5
     assert not any("replayed" in r.getMessage() and meter.address in r.getMessage() for r in caplog.records)
 
 

@@ -17,7 +17,7 @@ from doorstep.broker import access
 from doorstep.broker.access import BrokerAccessError
 from doorstep.cli import app
 from doorstep.runtime.mqtt import BrokerSettings, TlsSettings
-from edge_agent.outbox import RecordClass
+from edge_agent.store.outbox import RecordClass
 from tests.shipped_broker import ADMIN_PASSWORD, shipped_broker
 from tests.support import KIOSK, SITE, agent_settings, running_agent, wait_until
 from tests.test_end_to_end import cuff_backends

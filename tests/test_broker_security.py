@@ -29,7 +29,7 @@ from cloud_bridge.store import Telemetry
 from doorstep.broker.check import check_broker
 from doorstep.broker.mosquitto import BrokerTlsFiles, MosquittoProcess
 from doorstep.runtime.mqtt import BrokerSettings, TlsSettings, reconnect_delay_s
-from edge_agent.outbox import RecordClass, RecordState
+from edge_agent.store.outbox import RecordClass, RecordState
 from tests.support import agent_settings, running_agent, wait_until
 from tests.test_doctor import doctor_json
 from tests.test_end_to_end import cuff_backends

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
-from edge_agent.outbox import Outbox, Pruned
+from edge_agent.store.outbox import Outbox, Pruned
 from tests.test_outbox_upkeep import BEAT, EVENT, HEALTH, MACHINE, READING, START, TELEMETRY, Clock, RunningClock
 
 

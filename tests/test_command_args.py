@@ -21,9 +21,9 @@ from doorstep.contract.commands import CommandName, CommandOutcome
 from doorstep.contract.telemetry import KioskTelemetry
 from doorstep.contract.topics import KioskTopics
 from edge_agent.kiosk_commands import kiosk_handlers
-from edge_agent.outbox import Outbox
 from edge_agent.remote import Answer, RemoteCommands
 from edge_agent.status_file import JobState
+from edge_agent.store.outbox import Outbox
 from edge_agent.uplink import ReceivedCommand
 
 SUBJECT = "0123456789abcdef" * 4  # a resident's pseudonym: 64 hex digits

@@ -93,7 +93,7 @@ def test_a_bad_configuration_is_refused_before_any_check(tmp_path: Path) -> None
 
 
 def test_doctor_shows_a_corrupt_outbox_set_aside_and_health_readings_over_budget(tmp_path: Path, broker: MosquittoProcess) -> None:
-    from edge_agent.outbox import Outbox
+    from edge_agent.store.outbox import Outbox
     from edge_agent.settings import OutboxSettings
     from tests.test_outbox_upkeep import HEALTH, READING
 

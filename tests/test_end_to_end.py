@@ -28,7 +28,7 @@ from doorstep.runtime.mqtt import make_client
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from edge_agent.agent import Agent
-from edge_agent.outbox import RecordState
+from edge_agent.store.outbox import RecordState
 from tests.support import (
     Bridge,
     CUFF_ADDRESS,

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from drivers.laundry.bus import FROZEN_AFTER_S
-from edge_agent.laundry_ledger import VendTransaction
+from edge_agent.store.laundry_ledger import VendTransaction
 from edge_agent.settings import AgentSettings, LaundrySettings, PollCadence
 from tests.kiosk_support import PIN, PSEUDONYMS, ROOM, acall, kiosk_settings
 from tests.support import running_agent, wait_until

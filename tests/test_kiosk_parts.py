@@ -16,11 +16,11 @@ from pydantic import SecretStr, ValidationError
 
 from doorstep.contract.clinical import BloodPressureGuideline, Threshold, category_of
 from doorstep.contract.topics import KioskTopics
-from edge_agent.outbox import Outbox
 from edge_agent.pseudonym import IdentifierError, Pseudonyms
-from edge_agent.relay_station import RelayBook
 from edge_agent.screen.guard import PinGuard, RateLimit, Refused
 from edge_agent.settings import ScreenSettings
+from edge_agent.store.outbox import Outbox
+from edge_agent.store.relay_station import RelayBook
 
 KEY = Pseudonyms(b"k" * 32)
 

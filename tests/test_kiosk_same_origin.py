@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from edge_agent.local_audit import LocalAudit
 from edge_agent.settings import ScreenSettings
+from edge_agent.store.local_audit import LocalAudit
 from tests.kiosk_support import PIN, acall, kiosk_settings, origin_of, page_headers
 from tests.support import running_agent, wait_until
 
@@ -135,7 +135,7 @@ async def test_requests_from_another_origin_or_host_are_refused_and_the_resident
         # She is still the one measuring, on her record; nobody tried the technician's PIN.
         assert agent.desk.snapshot() == {"state": "waiting", "record": True}
         assert agent.outbox is not None
-        assert [e.action for e in LocalAudit(agent.outbox).entries()] == []
+        assert [e.action for e in LocalAudit(agent.outbox.database).entries()] == []
         # And the page's own requests still go through.
         cancelled = await acall(url, "POST", "/api/bp/cancel")
         assert cancelled.status == 200 and cancelled.body == {"state": "idle", "record": False}

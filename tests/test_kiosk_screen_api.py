@@ -16,9 +16,9 @@ import pytest
 from doorstep.contract.envelope import Envelope
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import simulated_backend
-from edge_agent.local_audit import LocalAudit
-from edge_agent.outbox import RecordState
 from edge_agent.settings import AgentSettings
+from edge_agent.store.local_audit import LocalAudit
+from edge_agent.store.outbox import RecordState
 from tests.kiosk_support import PIN, PSEUDONYMS, acall, button_cuff, kiosk_settings
 from tests.support import CUFF_ADDRESS, running_agent, wait_until
 
@@ -100,7 +100,7 @@ async def test_admin_endpoints_want_the_technicians_pin_and_lock_after_wrong_one
         assert locked.status == 429 and locked.body["error"] == "pin_locked" and int(locked.headers["retry-after"]) > 0
         assert agent.outbox is not None
         # Every use of the PIN, let in or not, is in the kiosk's own audit log.
-        log = [(e.action, e.result) for e in reversed(LocalAudit(agent.outbox).entries())]
+        log = [(e.action, e.result) for e in reversed(LocalAudit(agent.outbox.database).entries())]
         assert log == [("technician_pin", "wrong_pin"), ("technician_pin", "ok"), ("technician_pin", "wrong_pin"),
                        ("technician_pin", "wrong_pin"), ("technician_pin", "pin_locked"), ("technician_pin", "pin_locked")]
 

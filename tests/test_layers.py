@@ -149,6 +149,12 @@ def test_no_module_imports_itself_back() -> None:
     assert cycles(GRAPH) == []
 
 
+def test_the_kiosk_store_imports_nothing_of_the_agent_above_it() -> None:
+    # edge_agent/store/ is the kiosk's database, a layer the rest of the agent stands on.
+    assert [f"{m} -> {t}" for m, ts in sorted(GRAPH.items()) if m.startswith("edge_agent.store")
+            for t in sorted(ts) if t.startswith("edge_agent.") and not t.startswith("edge_agent.store")] == []
+
+
 def test_the_package_faces_import_nothing() -> None:
     known = modules(ROOT)
     assert {name: GRAPH[name] for name in IMPORT_FREE} == {name: set() for name in IMPORT_FREE}

@@ -14,7 +14,8 @@ from sqlalchemy import text
 
 from doorstep.contract.envelope import Envelope
 from doorstep.contract.topics import EventType, KioskTopics, ReadingKind
-from edge_agent.outbox import DeviceReadingSeen, Outbox, OutboxLimits, OutboxRecord, RecordClass, RecordState
+from edge_agent.store.outbox import Outbox, OutboxLimits, OutboxRecord, RecordClass, RecordState
+from edge_agent.store.readings_seen import DeviceReadingSeen
 from tests.test_outbox_upkeep import record_size
 
 TOPIC = KioskTopics("site-a", "kiosk-1").reading(ReadingKind.BLOOD_PRESSURE)
@@ -172,7 +173,7 @@ def test_the_running_time_goes_on_after_a_crash_from_the_newest_record(tmp_path:
     outbox = Outbox(path, monotonic=lambda: running[0])
     running[0] += 3600
     outbox.save(TOPIC, PAYLOAD)
-    outbox._engine.dispose()  # the power cut: no close, so the clock's row says 0
+    outbox.database.engine.dispose()  # the power cut: no close, so the clock's row says 0
     rebooted = Outbox(path, monotonic=lambda: 5.0)
     assert rebooted.running_s() == pytest.approx(3600)
     rebooted.close()
@@ -196,7 +197,7 @@ def test_the_running_time_survives_the_eviction_of_the_newest_record(tmp_path: P
     running[0] += 60
     assert outbox.save(topics.event(EventType.LAUNDRY_MACHINE), {"unit": 1, "state": "idle", "link": "online"}) is None
     assert beat.seq not in {r.seq for r in outbox.due(10)}
-    outbox._engine.dispose()  # a power cut: no close
+    outbox.database.engine.dispose()  # a power cut: no close
     rebooted = Outbox(path, monotonic=lambda: 5.0)
     assert rebooted.running_s() >= 3600
     rebooted.close()

@@ -15,8 +15,8 @@ from sqlalchemy.exc import OperationalError
 
 from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.topics import EventType, KioskTopics, ReadingKind
-from edge_agent.outbox import RECORD_OVERHEAD_BYTES, Outbox, OutboxLimits, RecordState
 from edge_agent.settings import OutboxSettings
+from edge_agent.store.outbox import RECORD_OVERHEAD_BYTES, Outbox, OutboxLimits, RecordState
 from tests.support import agent_settings, running_agent, wait_until
 from tests.test_end_to_end import cuff_backends
 
@@ -83,7 +83,7 @@ def test_the_budget_evicts_lowest_class_oldest_first_and_never_a_health_reading(
     assert len(outbox.due(100)) == len(healths)  # every health reading kept
     assert not outbox.health_over_budget or outbox.used_bytes > budget
     # ...and when only health readings are left, the next one is still kept, loudly.
-    with caplog.at_level(logging.CRITICAL, logger="edge_agent.outbox"):
+    with caplog.at_level(logging.CRITICAL, logger="edge_agent.store.outbox"):
         over = outbox.save(HEALTH, READING)
     assert over is not None and outbox.health_over_budget and outbox.used_bytes > budget
     assert "OUTBOX FULL OF HEALTH READINGS" in caplog.text
@@ -209,11 +209,11 @@ def test_a_full_disk_is_an_error_and_keeps_what_was_saved(tmp_path: Path) -> Non
     outbox = Outbox(tmp_path / "o.sqlite3")
     kept = [outbox.save(HEALTH, READING) for _ in range(3)]
 
-    @event.listens_for(outbox._engine, "connect")
+    @event.listens_for(outbox.database.engine, "connect")
     def _small_disk(connection: sqlite3.Connection, _record: object) -> None:
         connection.execute("PRAGMA max_page_count = 8")
 
-    outbox._engine.dispose()
+    outbox.database.engine.dispose()
     with pytest.raises(OperationalError, match="full"):
         for _ in range(1000):
             outbox.save(HEALTH, READING | {"subject": "f" * 64})
@@ -246,6 +246,7 @@ def test_fingerprints_kept_before_without_rowid_are_moved_and_still_recognised(t
         connection.execute("CREATE TABLE device_readings_seen (fingerprint VARCHAR(64) NOT NULL, seq INTEGER NOT NULL, "
                            "seen_at DATETIME NOT NULL, PRIMARY KEY (fingerprint))")
         connection.execute("INSERT INTO device_readings_seen VALUES (?, 7, '2026-11-25 09:00:00.000000')", ("d" * 64,))
+        connection.execute("PRAGMA user_version = 0")  # and as 0.1.0 left every file: unversioned
     outbox = Outbox(path)
     assert outbox.save(HEALTH, READING, fingerprint="d" * 64) is None  # still recognised
     assert outbox.save(HEALTH, READING, fingerprint="e" * 64) is not None

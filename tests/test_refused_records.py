@@ -14,7 +14,7 @@ from cloud_bridge.alerts import Alert
 from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.topics import KioskTopics, ReadingKind
 from edge_agent.doctor import examine
-from edge_agent.outbox import Outbox, RecordState
+from edge_agent.store.outbox import Outbox, RecordState
 from tests.bridge.wire_kiosk import blood_pressure
 from tests.support import KIOSK, SITE, Bridge, agent_settings, running_agent, wait_until
 

@@ -24,8 +24,8 @@ from doorstep.runtime.mqtt import make_client
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
 from edge_agent.agent import Agent
-from edge_agent.remote import CommandAudit
 from edge_agent.settings import AgentSettings
+from edge_agent.store.command_audit import CommandAudit
 from firmware_configs.laundry import MachineState
 from tests.laundry.test_laundry_room import LINE_BAUD, RESIDENT, settings_for
 from tests.support import KIOSK, SITE, Bridge, agent_settings, broker_settings, running_agent, wait_until

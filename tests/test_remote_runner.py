@@ -13,8 +13,8 @@ import pytest
 
 from doorstep.contract.commands import CommandName, CommandOutcome
 from doorstep.contract.topics import KioskTopics
-from edge_agent.outbox import Outbox
 from edge_agent.remote import Answer, RemoteCommands
+from edge_agent.store.outbox import Outbox
 from edge_agent.uplink import ReceivedCommand
 
 TOPICS = KioskTopics("site-a", "kiosk-1")

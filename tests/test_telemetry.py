@@ -10,7 +10,7 @@ import pytest
 from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.telemetry import KioskTelemetry
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
-from edge_agent.outbox import Outbox, RecordClass, RecordState
+from edge_agent.store.outbox import Outbox, RecordClass, RecordState
 from edge_agent.telemetry import cpu_temperature_c, kiosk_telemetry
 from tests.support import CUFF_ADDRESS, agent_settings, running_agent, wait_until
 from tests.test_end_to_end import MEASUREMENT

@@ -16,7 +16,7 @@ import pytest
 
 from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.topics import EventType, ReadingKind
-from edge_agent.outbox import Outbox, RecordState
+from edge_agent.store.outbox import Outbox, RecordState
 from tests.support import agent_settings, running_agent, wait_until
 from tests.test_broker_security import KIOSK_ACL, settings_for
 from tests.test_outbox_upkeep import MACHINE, READING

@@ -17,7 +17,7 @@ from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.batch import split_batch
 from doorstep.contract.topics import KioskTopics, ReadingKind
 from doorstep.runtime.mqtt import make_client
-from edge_agent.outbox import Outbox, RecordClass, RecordState
+from edge_agent.store.outbox import Outbox, RecordClass, RecordState
 from tests.support import KIOSK, SITE, agent_settings, broker_settings, running_agent, wait_until
 from tests.test_outbox_upkeep import READING
 

@@ -1,6 +1,6 @@
 """Every laundry decision, as tables: what a machine's answer to a command means, and the start
 transaction that answer moves. Read top to bottom, this is the spec; edge_agent/laundry.py only
-looks rows up, and edge_agent/laundry_ledger.py only persists what they say.
+looks rows up, and edge_agent/store/laundry_ledger.py only persists what they say.
 
 1. VERDICTS: what the line's answer to a command we wrote means for that command: done,
    refused, never received, or in doubt (the machine may have acted; only its echo, read back

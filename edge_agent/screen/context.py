@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 
 from edge_agent.laundry import LaundryRoom
 from edge_agent.pseudonym import IdentifierError, Pseudonyms
-from edge_agent.relay_station import RelayBook
 from edge_agent.screen.guard import PinGuard, RateLimit, Refused
 from edge_agent.screen.measurement import MeasurementDesk
 from edge_agent.settings import AgentSettings
+from edge_agent.store.relay_station import RelayBook
 
 
 @dataclass

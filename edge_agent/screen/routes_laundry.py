@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.laundry.vend import VendState
 from edge_agent.laundry import LaundryRoom, MachineView
-from edge_agent.laundry_ledger import price_of
 from edge_agent.screen.context import Context, ScreenContext, ScreenError
+from edge_agent.store.laundry_ledger import price_of
 
 router = APIRouter(prefix="/api/laundry", tags=["laundry"])
 

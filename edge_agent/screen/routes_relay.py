@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from doorstep.contract.payloads import RelayMethod
-from edge_agent.relay_station import RelayBook
 from edge_agent.screen.context import Context, ScreenContext, ScreenError
 from edge_agent.settings import Localised
+from edge_agent.store.relay_station import RelayBook
 
 router = APIRouter(prefix="/api/relay", tags=["relay station"])
 

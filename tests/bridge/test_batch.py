@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 
 from cloud_bridge.alert_rules import AlertKind, AlertRules
 from cloud_bridge.alerts import Alert, AlertState
-from cloud_bridge.batch import Inbound, commit_batch
+from cloud_bridge.decode import Inbound
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.fleet import Device, Kiosk
 from cloud_bridge.store import DeadLetter, Reading
 from doorstep.contract.payloads import LaundryMachineEvent
@@ -25,7 +26,7 @@ RULES = AlertRules()
 
 
 def commit(engine: Engine, *items: Inbound, at: datetime = NOW):  # type: ignore[no-untyped-def]
-    return commit_batch(engine, list(items), rules=RULES, notify=False, received_at=at)
+    return commit_gulp(engine, list(items), rules=RULES, notify=False, received_at=at)
 
 
 def alerts(engine: Engine) -> list[Alert]:

@@ -11,7 +11,8 @@ from sqlmodel import Session, select
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.alerts import Alert
-from cloud_bridge.batch import Inbound, commit_batch
+from cloud_bridge.decode import Inbound
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.commands import Command
 from cloud_bridge.fleet import Kiosk
 from cloud_bridge.jobs import BridgeJobs
@@ -41,7 +42,7 @@ class Published:
 
 
 def commit(engine: Engine, *items: Inbound, at: datetime) -> None:
-    commit_batch(engine, list(items), rules=RULES, notify=False, received_at=at)
+    commit_gulp(engine, list(items), rules=RULES, notify=False, received_at=at)
 
 
 def jobs(engine: Engine, clock: Clock, publisher: Published | None = None) -> BridgeJobs:

@@ -19,8 +19,8 @@ from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.payloads import DeviceIdentity
 from doorstep.contract.topics import KioskTopics, ReadingKind
 from doorstep.runtime.db import create_durable_engine
-from edge_agent.outbox import Outbox, RecordState
 from edge_agent.settings import AgentSettings
+from edge_agent.store.outbox import Outbox, RecordState
 from tests.bridge.wire_kiosk import blood_pressure
 from tests.bridge.workers import worker_processes
 from tests.support import SITE, api_token, broker_settings, running_agent, wait_until

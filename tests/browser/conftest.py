@@ -65,10 +65,11 @@ class Screenshots:
         self.directory = directory
         self.to_docs = os.environ.get("DOORSTEP_SCREENSHOTS") == "1"
 
-    async def take(self, page: Page, name: str) -> Path:
+    async def take(self, page: Page, name: str, *, docs: bool = True) -> Path:
+        """`docs`: also one for docs/screenshots/ (when DOORSTEP_SCREENSHOTS=1)."""
         path = self.directory / f"kiosk-{name}.png"
         await page.screenshot(path=str(path))
-        if self.to_docs:
+        if self.to_docs and docs:
             DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             (DOCS_SCREENSHOTS / path.name).write_bytes(path.read_bytes())
         return path

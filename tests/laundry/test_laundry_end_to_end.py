@@ -13,7 +13,7 @@ from doorstep.broker.mosquitto import MosquittoProcess
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
 from drivers.laundry.vend import VendState
-from edge_agent.outbox import RecordState
+from edge_agent.store.outbox import RecordState
 from tests.laundry.test_laundry_room import LINE_BAUD, RESIDENT, settings_for
 from tests.support import agent_settings, running_agent, wait_until
 from tests.test_end_to_end import cuff_backends

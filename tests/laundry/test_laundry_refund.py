@@ -17,7 +17,7 @@ from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
 from drivers.laundry.vend import VendState
 from edge_agent.laundry import LaundryRoom
-from edge_agent.outbox import Outbox, OutboxRecord, RecordState
+from edge_agent.store.outbox import Outbox, OutboxRecord, RecordState
 from tests.laundry.test_laundry_room import LINE_BAUD, RESIDENT, TOPICS, settings_for, wait_for
 from tests.support import agent_settings, running_agent, wait_until
 

@@ -25,9 +25,9 @@ from drivers.laundry.simulator import LaundryRoomSimulator, default_room
 from drivers.laundry.status import MachineCommandResult, MachineStatus
 from drivers.laundry.vend import VendState
 from edge_agent.laundry import IN_DOUBT, LaundryRoom, poll_interval_s
-from edge_agent.laundry_ledger import VendTransaction
-from edge_agent.outbox import Outbox, OutboxRecord
 from edge_agent.settings import LaundrySettings, PollCadence
+from edge_agent.store.laundry_ledger import VendTransaction
+from edge_agent.store.outbox import Outbox, OutboxRecord
 from firmware_configs.laundry import MachineState
 
 LINE_BAUD = 19200
@@ -50,7 +50,7 @@ class Room:
     path: Path
 
     def events(self, event_type: str) -> list[dict[str, Any]]:
-        with Session(self.outbox._engine) as session:
+        with Session(self.outbox.database.engine) as session:
             rows = session.exec(select(OutboxRecord).where(OutboxRecord.topic == TOPICS.event(event_type))).all()  # type: ignore[arg-type]
         payloads = []
         for row in sorted(rows, key=lambda r: r.seq or 0):
@@ -384,7 +384,7 @@ def test_the_book_itself_refuses_a_second_open_transaction_for_one_machine(tmp_p
         first = room.ledger.reserve(unit=2, model="washer-retrofit-a", program=1, list_price=5, subject=RESIDENT,
                                     free_from_age=80, echoed_sequence=None)
         second = first.model_copy(update={"id": "00000000-0000-0000-0000-000000000002"})
-        with pytest.raises(IntegrityError), Session(outbox._engine) as session:
+        with pytest.raises(IntegrityError), Session(outbox.database.engine) as session:
             session.add(VendTransaction.model_validate(second.model_dump()))
             session.commit()
     finally:

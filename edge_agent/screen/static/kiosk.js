@@ -16,6 +16,9 @@
     token: null,           // the agent's page token, fetched at start (see api)
   };
   const t = (key, vars) => translate(page.language, key, vars);
+  // A card or QR scanner types a whole code in well under a second; keys further apart than this
+  // are not one scan, so a stray key earlier does not spoil the next code.
+  const SCAN_GAP_MS = 1000;
 
   // -- talking to the agent --
 
@@ -92,21 +95,33 @@
     $("clock").textContent = now.toLocaleString(locale, { month: "long", day: "numeric", weekday: "long", hour: "2-digit", minute: "2-digit" });
   }
 
-  // Back to the start when nobody has touched the screen for a while: the next person must not
-  // find the last one's card number or result.
+  // Back to the start, in the kiosk's own language, when nobody has touched the screen for a
+  // while, from every screen and the start itself (someone may have left it in English): the next
+  // person must not find the last one's language, card number or result. A cuff inflating counts
+  // as someone there: each pressure it sends re-arms this (listenToDesk), so a cuff that went
+  // silent mid-measurement no longer holds the screen.
   function armIdleReset() {
     clearTimeout(page.idleTimer);
-    if (page.screen === "home" || !page.config) return;
-    page.idleTimer = setTimeout(() => {
-      if (page.desk === "measuring") return armIdleReset();  // a cuff inflating: wait for it
-      goHome();
-    }, page.config.idle_reset_s * 1000);
+    if (!page.config) return;
+    page.idleTimer = setTimeout(idleReset, page.config.idle_reset_s * 1000);
   }
 
+  function idleReset() {
+    if (page.language !== page.config.language) {
+      page.language = page.config.language;
+      render();
+    }
+    goHome();
+  }
+
+  // Home (the button, Done, the idle reset): forget whoever was here. The language stays: a
+  // person who chose English and taps Home is still here.
   function goHome() {
     if (page.desk !== "idle") api("POST", "/api/bp/cancel").catch(() => {});
     for (const input of document.querySelectorAll(".entry")) input.value = "";
     page.laundry = { machine: null, program: null, card: null, account: null };
+    page.deskRecord = false;
+    page.lastResult = null;
     show("home");
   }
 
@@ -133,6 +148,31 @@
     }
   }
 
+  // A resident's code scanned at the start screen, where no field has focus: its keys come to the
+  // page, and its Enter identifies her as the card entry would (the same field, the same OK).
+  function listenForScans() {
+    let code = "";
+    let lastKey = 0;
+    document.addEventListener("keydown", (event) => {
+      if (page.screen !== "home" || event.target instanceof HTMLInputElement) return;
+      if (event.key !== "Enter" && event.key.length !== 1) return;
+      // Not for a button that happens to have focus (the language button, tapped last).
+      event.preventDefault();
+      if (event.timeStamp - lastKey > SCAN_GAP_MS) code = "";
+      lastKey = event.timeStamp;
+      if (event.key !== "Enter") {
+        code += event.key;
+        return;
+      }
+      if (code && page.config && page.config.health) {
+        show("bp-identify");
+        $("bp-card").value = code;
+        $("bp-card-ok").click();
+      }
+      code = "";
+    });
+  }
+
   // -- blood pressure --
 
   function listenToDesk() {
@@ -140,6 +180,7 @@
     events.addEventListener("state", (event) => {
       const state = JSON.parse(event.data);
       page.desk = state.state;
+      page.deskRecord = state.record;  // whose the next reading is, as the desk says: never a stale "yours"
       if (page.screen === "bp-cuff") renderDesk();
     });
     // A cuff inflating means someone is at it: the screen follows, unless a person is in the
@@ -390,6 +431,7 @@
     $("laundry-confirm-back").addEventListener("click", () => { show("laundry"); loadLaundry(); });
     $("laundry-done-ok").addEventListener("click", goHome);
     document.addEventListener("pointerdown", armIdleReset);
+    document.addEventListener("keydown", armIdleReset);  // a scanner typing is someone there too
     setInterval(renderClock, 15000);
     // The laundry screen keeps counting down while it is shown.
     setInterval(() => { if (page.screen === "laundry") loadLaundry(); }, 10000);
@@ -397,6 +439,7 @@
 
   async function start() {
     buildKeypads();
+    listenForScans();
     wire();
     await fetchToken();
     try {

@@ -1,6 +1,6 @@
 """The laundry room's book: start transactions, residents' volunteer points, command numbers.
 
-It lives in the outbox's SQLite file so that a transaction's step, the points it charges and
+It lives in the kiosk's database (edge_agent/store/) so that a transaction's step, the points it charges and
 the event that tells the cloud about it commit together or not at all. The transition rules
 are drivers/laundry/vend.py's table; this module only persists them.
 
@@ -19,31 +19,31 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Literal
 
-from sqlalchemy import text
+from sqlalchemy import Index, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.contract.payloads import DeviceIdentity, LaundryVendEvent
 from doorstep.contract.topics import EventType, KioskTopics
 from drivers.laundry.vend import CommandState, Effect, IllegalVendTransition, VendEvent, VendState, next_state
-from edge_agent.outbox import Outbox
+from edge_agent.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
 # Command sequence numbers are 16-bit registers; 0 is what a board echoes before its first command.
 MAX_COMMAND_SEQUENCE = 0xFFFF
-# At most one transaction per machine that is not back to AVAILABLE, kept by the database itself
-# (a partial unique index), not only by the check in `reserve`. The enum is stored by name.
-_ONE_OPEN_PER_UNIT = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS uq_laundry_one_open_per_unit ON laundry_transactions (unit) "
-    f"WHERE state != '{VendState.AVAILABLE.name}'"
-)
 
 FreeReason = Literal["over_80"]
 
 
 class VendTransaction(SQLModel, table=True):
     __tablename__ = "laundry_transactions"
+    # At most one transaction per machine that is not back to AVAILABLE, kept by the database
+    # itself, not only by the check in `reserve`. The enum is stored by name.
+    __table_args__ = (
+        Index("uq_laundry_one_open_per_unit", "unit", unique=True,
+              sqlite_where=text(f"state != '{VendState.AVAILABLE.name}'")),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     unit: int = Field(index=True)
@@ -54,12 +54,12 @@ class VendTransaction(SQLModel, table=True):
     subject: str | None = Field(default=None, max_length=64, description="the resident's pseudonym")
     state: VendState = Field(index=True)
     command_sequence: int
-    # Why it did not start or ended badly: a code the screen has words for (door_open,
-    # not_started, machine_fault, ...), and the detail for staff and the cloud (`reason`).
-    reason_code: str | None = None
-    reason: str | None = None
+    reason: str | None = None  # the detail of `reason_code`, for staff and the cloud
     created_at: datetime
     updated_at: datetime
+    # Why it did not start or ended badly: a code the screen has words for (door_open,
+    # not_started, machine_fault, ...). Last: migration step laundry_refunds added it.
+    reason_code: str | None = None
 
 
 class PointsAccount(SQLModel, table=True):
@@ -118,15 +118,6 @@ class MachineCommand(SQLModel, table=True):
     updated_at: datetime
 
 
-# A book written before `reason_code` existed gains the column (SQLite adds it NULL to every row;
-# create_all only creates missing tables, never missing columns).
-_ADD_REASON_CODE = "ALTER TABLE laundry_transactions ADD COLUMN reason_code VARCHAR"
-
-LEDGER_TABLES: list[type[SQLModel]] = [
-    VendTransaction, PointsAccount, PointsCharge, PointsRefund, CommandSequence, MachineCommand
-]
-
-
 class LedgerRefusal(ValueError):
     """A start that may not begin; `reason` is a short code the screen turns into words."""
 
@@ -169,19 +160,6 @@ class LaundryLedger:
         self._outbox = outbox
         self._topics = topics
         self._clock = clock
-        outbox.create_tables(LEDGER_TABLES)
-        with outbox.unit_of_work() as session:
-            columns = {row[1] for row in session.execute(text("PRAGMA table_info(laundry_transactions)"))}
-            if "reason_code" not in columns:
-                session.execute(text(_ADD_REASON_CODE))
-                session.commit()
-            try:
-                session.execute(text(_ONE_OPEN_PER_UNIT))
-                session.commit()
-            except IntegrityError:
-                # A book written before the index, already holding two open transactions for one
-                # machine: kept as it is (never deleted), loudly; `reserve` still checks.
-                log.error("laundry ledger: a machine has two open transactions; the one-per-machine index is not in force")
 
     # -- residents' points --
 

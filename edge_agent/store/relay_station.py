@@ -19,24 +19,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import text
+from sqlalchemy import Index, text
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from doorstep.contract.payloads import RelayCheckinEvent, RelayCheckoutEvent, RelayMethod
 from doorstep.contract.topics import EventType, KioskTopics
-from edge_agent.outbox import Outbox
+from edge_agent.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
-
-# The database itself allows one open visit per pseudonym (a partial unique index), so two taps
-# racing each other cannot both check in.
-_ONE_OPEN_PER_SUBJECT = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS uq_relay_one_open_visit ON relay_visits (subject) WHERE checked_out_at IS NULL"
-)
 
 
 class RelayVisit(SQLModel, table=True):
     __tablename__ = "relay_visits"
+    # The database itself allows one open visit per pseudonym, so two taps racing each other
+    # cannot both check in.
+    __table_args__ = (
+        Index("uq_relay_one_open_visit", "subject", unique=True, sqlite_where=text("checked_out_at IS NULL")),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     subject: str = Field(index=True, max_length=64, description="pseudonym; never the digits")
@@ -77,10 +76,6 @@ class RelayBook:
         self._max_stay = max_stay
         self._clock = clock
         self._saved = saved
-        outbox.create_tables([RelayVisit])
-        with outbox.unit_of_work() as session:
-            session.execute(text(_ONE_OPEN_PER_SUBJECT))
-            session.commit()
 
     def inside(self) -> int:
         with self._outbox.unit_of_work() as session:

@@ -1,6 +1,6 @@
 """The kiosk's own audit log of what its technician does on the spot: each use of the local PIN
-(accepted or refused) and each admin action, kept in the outbox's file beside the remote
-commands' audit (edge_agent/remote.py). Who is "the technician at this kiosk": the PIN is
+(accepted or refused) and each admin action, kept in the kiosk's database beside the remote
+commands' audit (edge_agent/store/command_audit.py). Who is "the technician at this kiosk": the PIN is
 shared, so the log says when and what, not which person."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel, col, select
 
-from edge_agent.outbox import Outbox
+from edge_agent.store.database import KioskDatabase
 
 
 class LocalAuditEntry(SQLModel, table=True):
@@ -25,15 +25,14 @@ class LocalAuditEntry(SQLModel, table=True):
 
 
 class LocalAudit:
-    def __init__(self, outbox: Outbox) -> None:
-        self._outbox = outbox
-        outbox.create_tables([LocalAuditEntry])
+    def __init__(self, database: KioskDatabase) -> None:
+        self._database = database
 
     def record(self, action: str, result: str, **detail: Any) -> None:
-        with self._outbox.unit_of_work() as session:
+        with self._database.writing() as session:
             session.add(LocalAuditEntry(at=datetime.now(UTC), action=action, result=result, detail=detail))
             session.commit()
 
     def entries(self, limit: int = 100) -> list[LocalAuditEntry]:
-        with self._outbox.unit_of_work() as session:
+        with self._database.writing() as session:
             return list(session.exec(select(LocalAuditEntry).order_by(col(LocalAuditEntry.id).desc()).limit(limit)))

@@ -7,11 +7,11 @@ the same id and sequence number, and the cloud can dedupe it.
 States: pending (not yet accepted by the broker) -> published (the broker PUBACKed it; not
 storage: Mosquitto can still lose it) -> delivered (the bridge committed it).
 
-Ages (retention, expiry, replay fingerprints) are counted in the kiosk's *running time*: a
-monotonic clock whose total is kept in the file, so it goes on across restarts. Never by the
-wall clock, which on a Pi jumps by days or decades (no RTC; NTP steps it): a jump forward
-would expire every undelivered event and forget every fingerprint (so a cuff's replayed
-memory would be saved again, a duplicate), a jump back would keep records for ever.
+Ages (retention, expiry, replay fingerprints) are counted in the kiosk's running time, never
+by the wall clock (edge_agent/store/running_clock.py).
+
+The outbox opens the kiosk's database (edge_agent/store/database.py); the ledgers that commit
+with its records (laundry, relay, command audit) write through its `unit_of_work`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -32,22 +31,19 @@ from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Integer, bindparam, delete, func, insert, text, update
-from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Index, Integer, bindparam, delete, func, insert, text, update
 from sqlalchemy.engine.interfaces import DBAPICursor
-from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.contract.envelope import Envelope
 from doorstep.contract.payloads import DeviceIdentity
 from doorstep.contract.sealing import Sealer
 from doorstep.contract.topics import QOS_RELIABLE, Channel, parse_topic
-from doorstep.runtime.db import create_durable_engine
-from edge_agent.outbox_integrity import set_aside_if_corrupt
+from edge_agent.store import readings_seen
+from edge_agent.store.database import KioskDatabase
+from edge_agent.store.prepared import Prepared, as_sqlalchemy_error
+from edge_agent.store.running_clock import RunningClock
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +115,13 @@ class Pruned:
 
 class OutboxRecord(SQLModel, table=True):
     __tablename__ = "outbox"
-    # AUTOINCREMENT: a sequence number is never reused after its record is pruned, so the
-    # bridge can read a gap as a lost message.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        # The records still to send, in sending order (see `Outbox.due`).
+        Index(_UNSENT_INDEX, "record_class", "seq", sqlite_where=text(_UNSENT_SQL)),
+        # AUTOINCREMENT: a sequence number is never reused after its record is pruned, so the
+        # bridge can read a gap as a lost message.
+        {"sqlite_autoincrement": True},
+    )
 
     seq: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(unique=True, max_length=36)
@@ -140,125 +140,28 @@ class OutboxRecord(SQLModel, table=True):
     refusal: str | None = Field(default=None, description="the bridge's reason, when it refused the record")
 
 
-class OutboxClock(SQLModel, table=True):
-    """The kiosk's running time so far, in seconds: one row, written by deliveries, pruning and
-    closing. A save writes its running time in its record instead (see `Outbox.__init__`)."""
-
-    __tablename__ = "outbox_clock"
-
-    id: int = Field(default=1, primary_key=True)
-    running_s: float = 0.0
-
-
-class DeviceReadingSeen(SQLModel, table=True):
-    """Readings already saved, by fingerprint: cuffs that replay their memory on every
-    connection must not become new records each time."""
-
-    __tablename__ = "device_readings_seen"
-    # Keyed by the fingerprint alone: a save writes one b-tree page for it, not a table's and its
-    # primary key index's (write_bytes 46.7 -> 43.2 KB a reading, benchmarks/save.py).
-    __table_args__ = {"sqlite_with_rowid": False}
-
-    fingerprint: str = Field(primary_key=True, max_length=64)
-    seq: int
-    seen_at: datetime
-    seen_running_s: float = 0.0
-
-
-class DeviceCursor(SQLModel, table=True):
-    """How far a device's stored records have been read (a glucose meter's last sequence number)."""
-
-    __tablename__ = "device_cursors"
-
-    address: str = Field(primary_key=True, max_length=64)
-    position: int
-
-
 _OUTBOX = OutboxRecord.__table__  # type: ignore[attr-defined]
-_SEEN = DeviceReadingSeen.__table__  # type: ignore[attr-defined]
-_CLOCK = OutboxClock.__table__  # type: ignore[attr-defined]
-_DIALECT = sqlite_dialect()
-
-
-class _Prepared:
-    """A statement of the models' own tables compiled once for SQLite, run on the DBAPI cursor
-    with the columns' own bind processing (enums stored by name, aware datetimes in UTC).
-
-    A save through the Session, a Core statement at a time, cost more than SQLite itself: 0.6 of
-    its 1.0 ms of CPU went to the Session's transaction bookkeeping, the compiled cache's lookup
-    and result objects (benchmarks/save.py, cProfile)."""
-
-    __slots__ = ("sql", "_binds")
-
-    def __init__(self, statement: ClauseElement) -> None:
-        compiled = statement.compile(dialect=_DIALECT)
-        assert isinstance(compiled, SQLCompiler)  # a statement, not DDL
-        self.sql = str(compiled)
-        # (name, processor, whether it must be given, else the value bound in the statement).
-        # The type's SQLite form does the processing (a datetime stored as SQLAlchemy's text).
-        self._binds = tuple(
-            (name, bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT), bind.required, bind.value)
-            for name, bind in ((name, compiled.binds[name]) for name in compiled.positiontup or ())
-        )
-
-    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        found = []
-        for name, process, required, default in self._binds:
-            value = values[name] if required else values.get(name, default)  # KeyError: a value not given
-            found.append(value if process is None else process(value))
-        return tuple(found)
-
-    def run(self, cursor: DBAPICursor, values: Mapping[str, Any] = MappingProxyType({})) -> DBAPICursor:
-        parameters = self.parameters(values)
-        try:
-            cursor.execute(self.sql, parameters)
-        except sqlite3.Error as error:
-            raise _wrapped(error, self.sql, parameters) from error
-        return cursor
-
-    def run_many(self, cursor: DBAPICursor, rows: Iterable[Mapping[str, Any]]) -> None:
-        parameters = [self.parameters(values) for values in rows]
-        try:
-            cursor.executemany(self.sql, parameters)
-        except sqlite3.Error as error:
-            raise _wrapped(error, self.sql, parameters) from error
-
-
-def _wrapped(error: sqlite3.Error, sql: str, parameters: Any) -> StatementError:
-    """SQLite's error as SQLAlchemy raises it (OperationalError for a full disk, IntegrityError,
-    ...): what callers of the outbox, and of `unit_of_work`, catch."""
-    return DBAPIError.instance(sql, parameters, error, sqlite3.Error, dialect=_DIALECT)
-
-
 # A record's seq is taken before it is written, so that its body (whose envelope holds the seq)
 # goes in with it, in one INSERT: the rule of AUTOINCREMENT (one more than the larger of the
 # highest seq ever used and the highest seq left), in its own table, sqlite_sequence. The UPDATE
 # is the save's first write, so it runs holding SQLite's write lock: no other connection can
 # take the same seq, and a rollback gives it back (no gap).
-_TAKE_SEQ = _Prepared(text(
+_TAKE_SEQ = Prepared(text(
     "UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(seq), 0) FROM outbox)) + 1 "
     "WHERE name = 'outbox' RETURNING seq"
 ))
 # sqlite_sequence has no row for the outbox before its first record: the first save writes it.
-_FIRST_SEQ = _Prepared(text(
+_FIRST_SEQ = Prepared(text(
     "INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', coalesce(max(seq), 0) + 1 FROM outbox RETURNING seq"
 ))
 # A record not kept (no room) gives its seq back, so the bridge sees no gap for a message that never was.
-_GIVE_BACK_SEQ = _Prepared(text("UPDATE sqlite_sequence SET seq = :seq - 1 WHERE name = 'outbox'"))
-_INSERT_RECORD = _Prepared(insert(_OUTBOX).values({
+_GIVE_BACK_SEQ = Prepared(text("UPDATE sqlite_sequence SET seq = :seq - 1 WHERE name = 'outbox'"))
+_INSERT_RECORD = Prepared(insert(_OUTBOX).values({
     name: bindparam(name) for name in ("seq", "message_id", "topic", "qos", "body", "state", "record_class",
                                        "clock_trusted", "size", "created_at", "saved_running_s")
 }))
-# The replay check and the fingerprint's row in one statement: no row written, a reading seen before.
-_INSERT_SEEN = _Prepared(sqlite_insert(_SEEN).values({
-    name: bindparam(name) for name in ("fingerprint", "seq", "seen_at", "seen_running_s")
-}).on_conflict_do_nothing(index_elements=[_SEEN.c.fingerprint]))
-_FORGET_SEEN = _Prepared(delete(_SEEN).where(_SEEN.c.fingerprint == bindparam("fingerprint")))
-_TICK = (update(_CLOCK).where(_CLOCK.c.id == 1)
-         .values(running_s=func.max(_CLOCK.c.running_s, bindparam("running"))))
-_TICK_PREPARED = _Prepared(_TICK)
 # Eviction (see `_make_room`): delivered records first, then the lowest class, oldest first.
-_VICTIMS = _Prepared(
+_VICTIMS = Prepared(
     select(_OUTBOX.c.seq, _OUTBOX.c.size, (_OUTBOX.c.state != RecordState.DELIVERED).label("undelivered"))
     .where((_OUTBOX.c.state == RecordState.DELIVERED)
            | ((_OUTBOX.c.record_class >= bindparam("record_class", type_=Integer))
@@ -266,7 +169,7 @@ _VICTIMS = _Prepared(
     .order_by(_OUTBOX.c.state != RecordState.DELIVERED, _OUTBOX.c.record_class.desc(), _OUTBOX.c.seq)
     .limit(EVICTION_BATCH)
 )
-_EVICT = _Prepared(delete(_OUTBOX).where(_OUTBOX.c.seq == bindparam("victim")))
+_EVICT = Prepared(delete(_OUTBOX).where(_OUTBOX.c.seq == bindparam("victim")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,98 +208,30 @@ class Outbox:
         With a `sealer`, health readings are sealed for the bridge before they are written
         (doorstep/contract/sealing.py): the file then holds no reading this kiosk could read back."""
         self._sealer = sealer
-        # One writer at a time, queued here rather than at SQLite's lock: a writer that finds
-        # SQLite's lock taken sleeps in growing steps (1, 2, 5, 10 ... ms, sqlite3_busy_timeout),
-        # so with four cuffs saving at once a reading took 12 ms at the median from its
-        # kiosk_time to its commit, 6 ms from asking to commit with this lock, which hands over
-        # as soon as a commit is done (benchmarks/latency.py, traced). Reentrant: a unit of work
-        # may call back into the outbox in the same thread.
-        self._writer = threading.RLock()
-        # Checked before anything opens it: a corrupt file is set aside, never written to.
-        self.set_aside: Path | None = set_aside_if_corrupt(path)
-        self._engine = create_durable_engine(f"sqlite:///{path}")
-        SQLModel.metadata.create_all(
-            self._engine,
-            tables=[OutboxRecord.__table__, DeviceReadingSeen.__table__, DeviceCursor.__table__,  # type: ignore[attr-defined]
-                    OutboxClock.__table__],  # type: ignore[attr-defined]
-        )
-        self._upgrade_schema()
+        self.database = KioskDatabase(path)
+        self._engine = self.database.engine
+        self._writer = self.database.writer
         self.path = path
         self.limits = limits
         self._clock = clock
         self._clock_trusted = clock_trusted
-        self._monotonic = monotonic
         with Session(self._engine) as session:
-            stored = session.get(OutboxClock, 1)
-            if stored is None:
-                stored = OutboxClock(id=1, running_s=0.0)
-                session.add(stored)
-                session.commit()
             # A save writes its running time in its record, not in the clock's row (a page less
             # per save): the newest record (the highest seq, taken under the write lock, so the
             # latest running time too) carries the clock on. Whatever deletes records (pruning,
             # eviction) writes the clock's row in the same transaction.
             newest = session.execute(select(OutboxRecord.saved_running_s)
                                      .order_by(col(OutboxRecord.seq).desc()).limit(1)).scalar()
-            self._running_at_open = max(stored.running_s, newest or 0.0)
-        self._monotonic_at_open = monotonic()
+            self._running = RunningClock(session, carried=newest or 0.0, monotonic=monotonic)
         self._used_bytes = self._measure()
         # Whether the CRITICAL alarm has been logged for the current episode of health
         # readings over the budget (see `health_over_budget`).
         self._alarmed = False
 
-    def _upgrade_schema(self) -> None:
-        """Outboxes written before records had a class and a size (0.1.0 pre-releases): add
-        both, filled in from what each record already holds. Idempotent."""
-        with self._engine.begin() as connection:
-            columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(outbox)")}
-            if "record_class" not in columns:
-                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN record_class INTEGER NOT NULL DEFAULT 0")
-                connection.exec_driver_sql(
-                    "UPDATE outbox SET record_class = CASE WHEN topic LIKE '%/readings/%' THEN 0 "
-                    "WHEN topic LIKE '%/telemetry' THEN 2 ELSE 1 END"
-                )
-                connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_outbox_record_class ON outbox (record_class)")
-            if "clock_trusted" not in columns:
-                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN clock_trusted BOOLEAN NOT NULL DEFAULT 1")
-            if "size" not in columns:
-                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
-                connection.exec_driver_sql(f"UPDATE outbox SET size = length(body) + {RECORD_OVERHEAD_BYTES}")
-            # Before running time (0.1.0 pre-releases): existing records start aging now.
-            if "saved_running_s" not in columns:
-                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN saved_running_s FLOAT NOT NULL DEFAULT 0")
-                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN delivered_running_s FLOAT")
-            if "refusal" not in columns:
-                connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN refusal VARCHAR")
-            # The records still to send, in sending order (see `due`).
-            connection.exec_driver_sql(
-                f"CREATE INDEX IF NOT EXISTS {_UNSENT_INDEX} ON outbox (record_class, seq) WHERE {_UNSENT_SQL}"
-            )
-            seen = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(device_readings_seen)")}
-            if "seen_running_s" not in seen:
-                connection.exec_driver_sql(
-                    "ALTER TABLE device_readings_seen ADD COLUMN seen_running_s FLOAT NOT NULL DEFAULT 0"
-                )
-        self._rebuild_seen_without_rowid()
-
-    def _rebuild_seen_without_rowid(self) -> None:
-        """Fingerprints written before they were kept WITHOUT ROWID (0.1.0): copied into the
-        table as the model makes it, in one transaction, so that a power cut keeps one or the other."""
-        with self._engine.begin() as connection:
-            (sql,) = connection.exec_driver_sql(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'device_readings_seen'"
-            ).one()
-            if "WITHOUT ROWID" in sql.upper():
-                return
-            # pysqlite begins a transaction before DML only: this one holds the DDL too.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-            connection.exec_driver_sql("ALTER TABLE device_readings_seen RENAME TO device_readings_seen_rowid")
-            _SEEN.create(connection)
-            connection.exec_driver_sql(
-                "INSERT INTO device_readings_seen (fingerprint, seq, seen_at, seen_running_s) "
-                "SELECT fingerprint, seq, seen_at, seen_running_s FROM device_readings_seen_rowid"
-            )
-            connection.exec_driver_sql("DROP TABLE device_readings_seen_rowid")
+    @property
+    def set_aside(self) -> Path | None:
+        """Where a corrupt file found at open was moved (edge_agent/store/integrity.py)."""
+        return self.database.set_aside
 
     @property
     def used_bytes(self) -> int:
@@ -404,16 +239,12 @@ class Outbox:
 
     def running_s(self) -> float:
         """The kiosk's running time, as this outbox counts it: the clock records age by."""
-        return self._running_at_open + max(0.0, self._monotonic() - self._monotonic_at_open)
+        return self._running.running_s()
 
     def _tick(self, session: Session) -> float:
         """The running time now, written in `session`: it commits with the caller's change.
         Deliveries, pruning and closing write it; a save keeps it in its record instead."""
-        running = self.running_s()
-        # An UPDATE of the one row made at open (a merge's SELECT-then-INSERT races between
-        # threads); max(): writers in two threads may commit out of order.
-        session.execute(_TICK, {"running": running})
-        return running
+        return self._running.tick(session)
 
     @property
     def health_over_budget(self) -> bool:
@@ -436,27 +267,17 @@ class Outbox:
         with Session(self._engine) as session:
             return int(session.exec(select(func.coalesce(func.sum(OutboxRecord.size), 0))).one())
 
-    def create_tables(self, models: Iterable[type[SQLModel]]) -> None:
-        """Tables of other parts of the agent that must commit together with outbox records."""
-        SQLModel.metadata.create_all(self._engine, tables=[m.__table__ for m in models])  # type: ignore[attr-defined]
-
-    @contextmanager
-    def _writing(self) -> Iterator[Session]:
-        """A session for a write transaction, holding the writer lock until it ends."""
-        with self._writer, Session(self._engine) as session:
-            yield session
-
     def close(self) -> None:
-        with self._writing() as session:
+        with self.database.writing() as session:
             self._tick(session)
             session.commit()
-        self._engine.dispose()
+        self.database.close()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """A session whose records (see `add`) and other rows commit together, or not at all.
         The caller commits; leaving without a commit rolls everything back."""
-        with self._writing() as session:
+        with self.database.writing() as session:
             try:
                 yield session
             except BaseException:
@@ -511,7 +332,7 @@ class Outbox:
         seq = self._take_seq(cursor)
         running = self.running_s()
         now = self._clock()
-        if fingerprint is not None and _INSERT_SEEN.run(cursor, {
+        if fingerprint is not None and readings_seen.REMEMBER.run(cursor, {
             "fingerprint": fingerprint, "seq": seq, "seen_at": now, "seen_running_s": running,
         }).rowcount == 0:
             connection.rollback()  # seen before; the seq is given back
@@ -519,11 +340,11 @@ class Outbox:
         saved = self._write(cursor, seq, running, now, topic, record_class, payload, device=device,
                             device_time=device_time, clock_trusted=clock_trusted, qos=qos)
         if saved is None and fingerprint is not None:
-            _FORGET_SEEN.run(cursor, {"fingerprint": fingerprint})  # not kept, so not seen
+            readings_seen.FORGET.run(cursor, {"fingerprint": fingerprint})  # not kept, so not seen
         try:
             connection.commit()
         except sqlite3.Error as error:
-            raise _wrapped(error, "COMMIT", ()) from error
+            raise as_sqlalchemy_error(error, "COMMIT", ()) from error
         return saved
 
     def add(
@@ -625,7 +446,7 @@ class Outbox:
             _EVICT.run_many(cursor, chosen)
             self._used_bytes -= freed
             # The newest record may be among them, and it carries the running time (see __init__).
-            _TICK_PREPARED.run(cursor, {"running": self.running_s()})
+            self._running.tick_on(cursor)
         if evicted_undelivered:
             log.warning("outbox over its budget: evicted %d undelivered lower-class record(s)", evicted_undelivered)
         if self._used_bytes + size <= budget:
@@ -649,7 +470,7 @@ class Outbox:
         maximum age (never health readings), and old replay fingerprints, all by running time
         (see the module's docstring). Really deletes."""
         limits = self.limits
-        with self._writing() as session:
+        with self.database.writing() as session:
             now = self._tick(session)
             delivered = session.execute(
                 delete(OutboxRecord).where(
@@ -668,11 +489,7 @@ class Outbox:
                         col(OutboxRecord.saved_running_s) < now - max_age.total_seconds(),
                     )
                 ).rowcount  # type: ignore[attr-defined]
-            fingerprints = session.execute(
-                delete(DeviceReadingSeen).where(
-                    col(DeviceReadingSeen.seen_running_s) < now - limits.fingerprint_retention.total_seconds()
-                )
-            ).rowcount  # type: ignore[attr-defined]
+            fingerprints = readings_seen.forget_older_than(session, now - limits.fingerprint_retention.total_seconds())
             session.commit()
         self._used_bytes = self._measure()
         if expired:
@@ -708,7 +525,7 @@ class Outbox:
             ]
 
     def mark_published(self, seqs: Collection[int]) -> None:
-        with self._writing() as session:
+        with self.database.writing() as session:
             session.execute(
                 update(OutboxRecord)
                 .where(col(OutboxRecord.seq).in_(list(seqs)), col(OutboxRecord.state) == RecordState.PENDING)
@@ -719,7 +536,7 @@ class Outbox:
     def mark_delivered(self, message_ids: Iterable[uuid.UUID]) -> int:
         """Record the bridge's confirmation; returns how many records it newly delivered."""
         ids = [str(m) for m in message_ids]
-        with self._writing() as session:
+        with self.database.writing() as session:
             result = session.execute(
                 update(OutboxRecord)
                 .where(col(OutboxRecord.message_id).in_(ids), col(OutboxRecord.state) != RecordState.DELIVERED)
@@ -733,7 +550,7 @@ class Outbox:
         """Record the bridge's refusal of records (each with its reason): they are not sent
         again. Returns how many were newly refused."""
         refused = 0
-        with self._writing() as session:
+        with self.database.writing() as session:
             for message_id, reason in refusals.items():
                 result = session.execute(
                     update(OutboxRecord)
@@ -779,13 +596,3 @@ class Outbox:
         with Session(self._engine) as session:
             record = session.exec(select(OutboxRecord).where(OutboxRecord.message_id == str(message_id))).first()
             return None if record is None else record.state
-
-    def cursor(self, address: str) -> int | None:
-        with Session(self._engine) as session:
-            found = session.get(DeviceCursor, address)
-            return None if found is None else found.position
-
-    def set_cursor(self, address: str, position: int) -> None:
-        with self._writing() as session:
-            session.merge(DeviceCursor(address=address, position=position))
-            session.commit()
