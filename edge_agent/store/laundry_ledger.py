@@ -54,12 +54,12 @@ class VendTransaction(SQLModel, table=True):
     subject: str | None = Field(default=None, max_length=64, description="the resident's pseudonym")
     state: VendState = Field(index=True)
     command_sequence: int
-    reason: str | None = None  # the detail of `reason_code`, for staff and the cloud
+    # Why it did not start or ended badly: a code the screen has words for (door_open,
+    # not_started, machine_fault, ...), and its detail for staff and the cloud (`reason`).
+    reason_code: str | None = None
+    reason: str | None = None
     created_at: datetime
     updated_at: datetime
-    # Why it did not start or ended badly: a code the screen has words for (door_open,
-    # not_started, machine_fault, ...). Last: migration step laundry_refunds added it.
-    reason_code: str | None = None
 
 
 class PointsAccount(SQLModel, table=True):
