@@ -11,6 +11,8 @@ import pytest
 from sqlmodel import select
 
 from drivers.laundry.bus import FROZEN_AFTER_S
+from drivers.laundry.simulator import LaundryRoomSimulator
+from edge_agent.laundry import LaundryRoom
 from edge_agent.store.laundry_ledger import VendTransaction
 from edge_agent.settings import AgentSettings, LaundrySettings, PollCadence
 from tests.kiosk_support import PIN, PSEUDONYMS, ROOM, acall, kiosk_settings
@@ -27,6 +29,22 @@ def laundry_kiosk(tmp_path: Path, broker: Any) -> AgentSettings:
     )
 
 
+async def room_read(agent: Any) -> tuple[str, LaundryRoom, LaundryRoomSimulator]:
+    """The screen's address, the room and its simulated machines, once every machine was read."""
+    await wait_until(lambda: agent.screen is not None and agent.laundry is not None, what="the room open")
+    url, room = agent.screen.url, agent.laundry
+    sim = room.simulator
+    assert sim is not None
+    await wait_until(lambda: all(m.status is not None for m in room.machines()), what="every machine read")
+    return url, room, sim
+
+
+async def open_account(url: str, card: str, *, balance: int) -> None:
+    opened = await acall(url, "PUT", "/api/admin/residents", {"card_number": card, "birth_year": 1958, "balance": balance},
+                         headers={"x-technician-pin": PIN})
+    assert opened.status == 200
+
+
 def by_unit(machines: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return {m["unit"]: m for m in machines}
 
@@ -36,12 +54,7 @@ async def test_machines_that_cannot_start_are_listed_unavailable_with_their_reas
     tmp_path: Path, broker
 ) -> None:
     async with running_agent(laundry_kiosk(tmp_path, broker)) as agent:
-        await wait_until(lambda: agent.screen is not None and agent.laundry is not None, what="the room open")
-        assert agent.screen is not None and agent.laundry is not None
-        url, room = agent.screen.url, agent.laundry
-        sim = room.simulator
-        assert sim is not None
-        await wait_until(lambda: all(m.status is not None for m in room.machines()), what="every machine read")
+        url, room, sim = await room_read(agent)
         # The demo room: 5 has a drain fault. Now 2's door jams open, 3's controller hangs, 6 goes deaf.
         sim.door_open(2)
         sim.freeze(3)
@@ -68,9 +81,7 @@ async def test_machines_that_cannot_start_are_listed_unavailable_with_their_reas
         assert latest[5]["error"] == {"zh": "排水故障，请联系工作人员", "en": "Drain error - please call staff"}
 
         # Asked anyway (the list does not let her), a start of each is refused with the same reason.
-        opened = await acall(url, "PUT", "/api/admin/residents", {"card_number": CARD, "birth_year": 1958, "balance": 20},
-                             headers={"x-technician-pin": PIN})
-        assert opened.status == 200
+        await open_account(url, CARD, balance=20)
         for unit, reason in ((2, "door_open"), (3, "machine_frozen"), (5, "machine_fault"), (6, "machine_offline")):
             started = await acall(url, "POST", "/api/laundry/start", {"card_number": CARD, "unit": unit, "program": 1})
             assert started.body == {"outcome": "refused", "reason": reason, "points_charged": 0, "balance": 20}
@@ -82,15 +93,8 @@ async def test_a_start_of_a_controller_that_just_froze_is_refused_with_its_reaso
     tmp_path: Path, broker
 ) -> None:
     async with running_agent(laundry_kiosk(tmp_path, broker)) as agent:
-        await wait_until(lambda: agent.screen is not None and agent.laundry is not None, what="the room open")
-        assert agent.screen is not None and agent.laundry is not None
-        url, room = agent.screen.url, agent.laundry
-        sim = room.simulator
-        assert sim is not None
-        await wait_until(lambda: all(m.status is not None for m in room.machines()), what="every machine read")
-        opened = await acall(url, "PUT", "/api/admin/residents", {"card_number": CARD, "birth_year": 1958, "balance": 20},
-                             headers={"x-technician-pin": PIN})
-        assert opened.status == 200
+        url, room, sim = await room_read(agent)
+        await open_account(url, CARD, balance=20)
         # It hangs now, still listed free: its heartbeat has not stood still long enough to tell.
         sim.freeze(8)
         started = await acall(url, "POST", "/api/laundry/start", {"card_number": CARD, "unit": 8, "program": 10})

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from sqlalchemy import Index, text
 from sqlalchemy.exc import IntegrityError
@@ -90,6 +90,10 @@ class PointsRefund(SQLModel, table=True):
     subject: str = Field(max_length=64)
     points: int
     refunded_at: datetime
+
+
+# Points taken or given back: each a row per transaction, read alike.
+_Moved = TypeVar("_Moved", PointsCharge, PointsRefund)
 
 
 class CommandSequence(SQLModel, table=True):
@@ -173,16 +177,15 @@ class LaundryLedger:
             return session.get(PointsAccount, subject)
 
     def charges(self, transaction_id: str | None = None) -> list[PointsCharge]:
-        statement = select(PointsCharge)
-        if transaction_id is not None:
-            statement = statement.where(PointsCharge.transaction_id == transaction_id)
-        with self._outbox.unit_of_work() as session:
-            return list(session.exec(statement))
+        return self._points_moved(PointsCharge, transaction_id)
 
     def refunds(self, transaction_id: str | None = None) -> list[PointsRefund]:
-        statement = select(PointsRefund)
+        return self._points_moved(PointsRefund, transaction_id)
+
+    def _points_moved(self, model: type[_Moved], transaction_id: str | None) -> list[_Moved]:
+        statement = select(model)
         if transaction_id is not None:
-            statement = statement.where(PointsRefund.transaction_id == transaction_id)
+            statement = statement.where(model.transaction_id == transaction_id)
         with self._outbox.unit_of_work() as session:
             return list(session.exec(statement))
 

@@ -11,9 +11,9 @@ from playwright.async_api import Page, expect
 
 from tests.browser.conftest import Screenshots
 from tests.browser.test_kiosk_screen import SLOW, open_kiosk, tap_keys
-from tests.kiosk_support import PIN, PSEUDONYMS, acall
+from tests.kiosk_support import PSEUDONYMS, acall
 from tests.support import running_agent, wait_until
-from tests.test_kiosk_laundry_api import laundry_kiosk
+from tests.test_kiosk_laundry_api import laundry_kiosk, open_account, room_read
 
 CARD = "310101195801011234"
 
@@ -23,15 +23,8 @@ async def test_the_laundry_screen_says_which_machines_cannot_start_why_and_what_
     tmp_path: Path, broker, page: Page, screenshots: Screenshots
 ) -> None:
     async with running_agent(laundry_kiosk(tmp_path, broker)) as agent:
-        await wait_until(lambda: agent.screen is not None and agent.laundry is not None, what="the room open")
-        assert agent.screen is not None and agent.laundry is not None
-        url, room = agent.screen.url, agent.laundry
-        sim = room.simulator
-        assert sim is not None
-        await wait_until(lambda: all(m.status is not None for m in room.machines()), what="every machine read")
-        opened = await acall(url, "PUT", "/api/admin/residents", {"card_number": CARD, "birth_year": 1958, "balance": 20},
-                             headers={"x-technician-pin": PIN})
-        assert opened.status == 200
+        url, room, sim = await room_read(agent)
+        await open_account(url, CARD, balance=20)
         sim.door_open(2)
         await wait_until(lambda: [m.not_startable for m in room.machines() if m.unit == 2] == ["door_open"],
                          what="the open door read")
