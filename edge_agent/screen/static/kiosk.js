@@ -370,8 +370,13 @@
         state.textContent = machine.minutes_left === null ? t("laundry.busy.nominutes") : t("laundry.busy", { minutes: machine.minutes_left });
       } else if (machine.shown === "fault") {
         state.textContent = t("laundry.fault") + (machine.error ? "：" + localName(machine.error) : "");
+      } else if (machine.shown === "unavailable") {
+        state.textContent = t("laundry.unavailable." + machine.reason);
       } else {
         state.textContent = t("laundry." + machine.shown);
+      }
+      if (machine.points_refunded > 0) {
+        state.textContent += " " + t("laundry.refunded", { points: machine.points_refunded });
       }
       card.append(name, state);
       card.addEventListener("click", () => chooseMachine(machine));
@@ -432,7 +437,8 @@
         $("laundry-done-next").textContent = t("laundry.checking.next");
       } else {
         $("laundry-done-title").textContent = t("laundry.refused");
-        $("laundry-done-next").textContent = errorText({ error: result.reason });
+        // Refused means nothing was charged: say so with the reason, whatever it is.
+        $("laundry-done-next").textContent = errorText({ error: result.reason }) + " " + t("laundry.no_points");
       }
     } catch (problem) {
       $("laundry-done-title").textContent = t("laundry.refused");
