@@ -39,7 +39,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from doorstep.contract.envelope import Envelope
 from doorstep.contract.payloads import DeviceIdentity
 from doorstep.contract.sealing import Sealer
-from doorstep.contract.topics import QOS_RELIABLE, Channel, parse_topic
+from doorstep.contract.topics import QOS_RELIABLE, Channel, EventType, parse_topic
 from edge_agent.store import readings_seen
 from edge_agent.store.database import KioskDatabase
 from edge_agent.store.prepared import Prepared, as_sqlalchemy_error
@@ -68,19 +68,33 @@ _UNSENT_INDEX = "ix_outbox_unsent"
 
 
 class RecordClass(IntEnum):
-    """Priority, highest first: sent first, evicted last. A health reading is never evicted."""
+    """Priority, highest first: sent first, evicted last. A health record is never evicted."""
 
-    HEALTH = 0  # readings
-    EVENT = 1  # check-ins, laundry, faults, command results
+    # Readings, and the relay check-ins/outs the screen confirmed to a person ("checked in"):
+    # what someone was told is kept must be, so they are never evicted (docs/outbox.md).
+    HEALTH = 0
+    EVENT = 1  # laundry, faults, command results
     TELEMETRY = 2  # heartbeats and health of the kiosk: the next one replaces a lost one
+
+
+# Events a person is told about as done (the screen answers "checked_in"/"checked_out" once
+# the event is committed): kept like health readings, never evicted over the budget.
+_CONFIRMED_EVENTS = frozenset({EventType.RELAY_CHECKIN, EventType.RELAY_CHECKOUT})
+
+
+@functools.lru_cache(maxsize=256)
+def is_reading(topic: str) -> bool:
+    """Whether `topic` carries a health reading: the records a sealer seals."""
+    return parse_topic(topic).channel is Channel.READINGS
 
 
 # Cached: parsing the topic was a tenth of a save's Python (cProfile); a kiosk has few topics
 # (a command result's has its request id in it, hence the bound).
 @functools.lru_cache(maxsize=256)
 def record_class_of(topic: str) -> RecordClass:
-    channel = parse_topic(topic).channel
-    if channel is Channel.READINGS:
+    parsed = parse_topic(topic)
+    channel = parsed.channel
+    if channel is Channel.READINGS or (channel is Channel.EVENTS and parsed.name in _CONFIRMED_EVENTS):
         return RecordClass.HEALTH
     if channel is Channel.TELEMETRY:
         return RecordClass.TELEMETRY
@@ -399,7 +413,7 @@ class Outbox:
         message_id = uuid.uuid4()
         trusted = self._clock_trusted() if clock_trusted is None else clock_trusted
         payload_data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-        sealed = self._sealer.seal(payload_data) if self._sealer is not None and record_class is RecordClass.HEALTH else None
+        sealed = self._sealer.seal(payload_data) if self._sealer is not None and is_reading(topic) else None
         envelope = Envelope(
             message_id=message_id,
             seq=seq,
