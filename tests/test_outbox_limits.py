@@ -5,14 +5,26 @@ condition and a clean stop on it loses nothing."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from doorstep.contract.topics import EventType, KioskTopics, ReadingKind
 from edge_agent.settings import OutboxSettings
+from edge_agent.store.outbox import Outbox, OutboxLimits
 from tests.kiosk_support import acall, kiosk_settings
+from tests.small_disk import free_bytes, small_disk
 from tests.support import running_agent, wait_until
+
+TOPICS = KioskTopics("site-a", "kiosk-1")
+HEALTH = TOPICS.reading(ReadingKind.BLOOD_PRESSURE)
+EVENT = TOPICS.event(EventType.LAUNDRY_MACHINE)
+TELEMETRY = TOPICS.telemetry
+READING = {"unit": "mmHg", "systolic": 120.0, "diastolic": 80.0, "mean_arterial_pressure": 93.0}
+MACHINE = {"unit": 1, "state": "idle", "link": "online"}
+BEAT = {"uptime_s": 1}
 
 CHECK_INS = 90  # and as many check-outs: 180 events a person was told about
 
@@ -50,3 +62,34 @@ async def test_confirmed_check_ins_and_outs_are_never_dropped_over_the_budget(
     assert len(visits) == CHECK_INS
     assert sorted(e.type for e in stored) == ["relay_checkin"] * CHECK_INS + ["relay_checkout"] * CHECK_INS
 
+
+
+def test_the_outbox_never_fills_a_small_disk_by_itself(tmp_path: Path) -> None:
+    """3 MB of real filesystem, a 1 MB budget, thousands of saves and deletes: the files stay
+    within the budget, the WAL within its limit, and the disk never runs out."""
+    budget = 1024 * 1024
+    limits = OutboxLimits.for_disk(budget, delivered_retention=timedelta(0))
+    with small_disk(tmp_path / "disk", 3 * 1024 * 1024) as disk:
+        outbox = Outbox(disk / "outbox.sqlite3", limits=limits)
+        wal = disk / "outbox.sqlite3-wal"
+        lowest_free, largest_wal, largest_files = free_bytes(disk), 0, 0
+        for round_ in range(30):
+            readings = [outbox.save(HEALTH, READING) for _ in range(100)]
+            for _ in range(100):  # undelivered: these are evicted over the budget
+                outbox.save(EVENT, MACHINE)
+                outbox.save(TELEMETRY, BEAT)
+            largest_wal = max(largest_wal, wal.stat().st_size if wal.exists() else 0)
+            largest_files = max(largest_files, outbox.disk_bytes())
+            lowest_free = min(lowest_free, free_bytes(disk))
+            # The readings delivered and pruned: real deletes.
+            outbox.mark_delivered([r.message_id for r in readings if r is not None])
+            outbox.prune()
+            lowest_free = min(lowest_free, free_bytes(disk))
+            largest_wal = max(largest_wal, wal.stat().st_size if wal.exists() else 0)
+            largest_files = max(largest_files, outbox.disk_bytes())
+        outbox.close()
+    print(f"lowest free {lowest_free}, largest WAL {largest_wal}, largest files {largest_files}")
+    assert lowest_free > 1024 * 1024
+    assert largest_files <= budget
+    # A checkpoint waits for a commit to end: the WAL may pass its limit by one transaction.
+    assert largest_wal <= limits.wal_limit_bytes + 64 * 1024
