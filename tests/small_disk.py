@@ -36,11 +36,11 @@ def free_bytes(where: Path) -> int:
 def fill(where: Path) -> Path:
     """Fill the filesystem at `where` to its last byte with one file; returns it."""
     filler = where / "filler"
-    with filler.open("wb") as file:
-        try:
-            while True:
-                file.write(b"\0" * 4096)
-                file.flush()
-        except OSError:
-            pass
+    with filler.open("wb", buffering=0) as file:
+        for chunk in (1024 * 1024, 4096, 1):
+            try:
+                while True:
+                    file.write(b"\0" * chunk)
+            except OSError:
+                pass
     return filler
