@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Index, Integer, bindparam, delete, func, insert, text, update
 from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -315,10 +316,18 @@ class Outbox:
             return int(session.exec(select(func.coalesce(func.sum(OutboxRecord.size), 0))).one())
 
     def close(self) -> None:
-        with self.database.writing() as session:
-            self._tick(session)
-            session.commit()
-        self.database.close()
+        """Write the running clock and close. On a full disk the clock's row cannot be written:
+        that loses nothing, as the newest record carries the running time on (see __init__), so
+        the kiosk stops cleanly all the same; only the time since that record is not counted."""
+        try:
+            with self.database.writing() as session:
+                self._tick(session)
+                session.commit()
+        except OperationalError as error:
+            log.warning("outbox closed without writing its running clock (%s): the newest record carries it",
+                        str(error.orig) if error.orig is not None else error)
+        finally:
+            self.database.close()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
