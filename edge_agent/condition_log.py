@@ -50,9 +50,10 @@ class _Condition:
 
 
 class ConditionLog:
-    def __init__(self, logger: logging.Logger, *, remind_every_s: float = 600.0,
+    def __init__(self, logger: logging.Logger, *, level: int = logging.ERROR, remind_every_s: float = 600.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._log = logger
+        self._level = level
         self._remind_every_s = remind_every_s
         self._monotonic = monotonic
         self._conditions: dict[str, _Condition] = {}
@@ -64,23 +65,26 @@ class ConditionLog:
         limit = storage_limit(error)
         if limit is None:
             return False
+        self.at_limit(what, limit, error.__class__.__name__ + ": " + (str(error).splitlines() or [""])[0])
+        return True
+
+    def at_limit(self, what: str, limit: str, detail: str) -> None:
+        """`what` met `limit` once more: logged when the condition begins, then counted."""
         now = self._monotonic()
         with self._lock:
             condition = self._conditions.get(what)
             if condition is None or condition.limit != limit:
                 self._conditions[what] = _Condition(limit, since=now, reminded_at=now)
-                self._log.error("%s failed: %s (%s). Logged once: a count follows every %.0f s until it clears.",
-                                what, limit, error.__class__.__name__ + ": " + str(error).splitlines()[0],
-                                self._remind_every_s)
-                return True
+                self._log.log(self._level, "%s failed: %s (%s). Logged once: a count follows every %.0f s until it "
+                              "clears.", what, limit, detail, self._remind_every_s)
+                return
             condition.failures += 1
             if now - condition.reminded_at < self._remind_every_s:
-                return True
-            self._log.error("%s still failing: %s, %d time(s) in the last %.0f s, %d since it began %.0f s ago",
-                            what, limit, condition.failures - condition.reminded_failures, now - condition.reminded_at,
-                            condition.failures, now - condition.since)
+                return
+            self._log.log(self._level, "%s still failing: %s, %d time(s) in the last %.0f s, %d since it began %.0f s "
+                          "ago", what, limit, condition.failures - condition.reminded_failures,
+                          now - condition.reminded_at, condition.failures, now - condition.since)
             condition.reminded_at, condition.reminded_failures = now, condition.failures
-        return True
 
     def succeeded(self, what: str) -> None:
         """`what` worked: a condition it was in has cleared."""
@@ -89,6 +93,6 @@ class ConditionLog:
         with self._lock:
             condition = self._conditions.pop(what, None)
         if condition is not None:
-            self._log.warning("%s works again: %s cleared after %d failure(s) over %.0f s", what, condition.limit,
+            self._log.log(min(self._level, logging.WARNING), "%s works again: %s cleared after %d failure(s) over %.0f s", what, condition.limit,
                               condition.failures, self._monotonic() - condition.since)
 

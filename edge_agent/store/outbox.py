@@ -41,6 +41,7 @@ from doorstep.contract.envelope import Envelope
 from doorstep.contract.payloads import DeviceIdentity
 from doorstep.contract.sealing import Sealer
 from doorstep.contract.topics import QOS_RELIABLE, Channel, EventType, parse_topic
+from edge_agent.condition_log import ConditionLog
 from edge_agent.store import readings_seen
 from edge_agent.store.database import DEFAULT_WAL_LIMIT_BYTES, KioskDatabase
 from edge_agent.store.prepared import Prepared, as_sqlalchemy_error
@@ -77,6 +78,12 @@ class RecordClass(IntEnum):
     EVENT = 1  # laundry, faults, command results
     TELEMETRY = 2  # heartbeats and health of the kiosk: the next one replaces a lost one
 
+
+# The conditions of the budget, per class (see `_make_room`); they clear when pruning finds a
+# tenth of the budget free (clearing on the next save that fits logged every other save).
+_EVICTING = {c: f"saving {c.name.lower()} records without evicting undelivered ones" for c in RecordClass}
+_NOT_KEPT = {c: f"keeping new {c.name.lower()} records" for c in RecordClass}
+_ROOM_AGAIN = 0.9
 
 # Events a person is told about as done (the screen answers "checked_in"/"checked_out" once
 # the event is committed): kept like health readings, never evicted over the budget.
@@ -268,6 +275,9 @@ class Outbox:
                                      .order_by(col(OutboxRecord.seq).desc()).limit(1)).scalar()
             self._running = RunningClock(session, carried=newest or 0.0, monotonic=monotonic)
         self._used_bytes = self._measure()
+        # Over the budget, evictions and records not kept: logged once a condition, with a count
+        # (once a save, they flooded the log of a kiosk at its limit).
+        self._conditions = ConditionLog(log, level=logging.WARNING)
         # Whether the CRITICAL alarm has been logged for the current episode of health
         # readings over the budget (see `health_over_budget`).
         self._alarmed = False
@@ -470,8 +480,8 @@ class Outbox:
         size = len(body) + RECORD_OVERHEAD_BYTES
         if not self._make_room(cursor, record_class, size):
             _GIVE_BACK_SEQ.run(cursor, {"seq": seq})
-            log.warning("outbox over its budget of %d bytes: a %s record was not kept (only higher classes are left)",
-                        self.limits.budget_bytes, record_class.name.lower())
+            self._conditions.at_limit(_NOT_KEPT[record_class], "not kept, over the budget",
+                                      f"{self.limits.budget_bytes}-byte budget; only higher classes are left")
             return None
         _INSERT_RECORD.run(cursor, {
             "seq": seq, "message_id": str(message_id), "topic": topic, "qos": qos, "body": body,
@@ -504,7 +514,8 @@ class Outbox:
             # The newest record may be among them, and it carries the running time (see __init__).
             self._running.tick_on(cursor)
         if evicted_undelivered:
-            log.warning("outbox over its budget: evicted %d undelivered lower-class record(s)", evicted_undelivered)
+            self._conditions.at_limit(_EVICTING[record_class], "over the budget",
+                                      f"{evicted_undelivered} lower-class record(s) evicted this time")
         if self._used_bytes + size <= budget:
             return True
         if record_class is not RecordClass.HEALTH:
@@ -550,6 +561,9 @@ class Outbox:
         if delivered or expired or fingerprints:
             self.database.checkpoint()  # the WAL held every page the deletes touched
         self._used_bytes = self._measure()
+        if self._used_bytes <= _ROOM_AGAIN * limits.budget_bytes:
+            for what in (*_EVICTING.values(), *_NOT_KEPT.values()):
+                self._conditions.succeeded(what)
         if expired:
             log.warning("outbox: gave up on %d undelivered record(s) past their maximum age", expired)
         if self.health_over_budget:  # a reminder on every pruning pass, not only the first time
