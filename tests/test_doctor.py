@@ -119,16 +119,23 @@ def test_a_serial_port_the_agent_owns_is_in_use_not_broken(tmp_path: Path, runni
     assert checks["serial port"]["verdict"] == "ok" and "in use" in checks["serial port"]["detail"]
 
 
-def test_doctor_fails_a_kiosk_whose_disk_has_no_room_for_one_save(tmp_path: Path, running_broker: MosquittoProcess) -> None:
+def kiosk_with_a_reading(tmp_path: Path, broker: MosquittoProcess, outbox_path: Path) -> AgentSettings:
+    """A kiosk's settings with its outbox at `outbox_path`, holding one reading."""
     from edge_agent.store.outbox import Outbox
-    from tests.small_disk import fill, free_bytes, small_disk
     from tests.test_outbox_upkeep import HEALTH, READING
 
+    settings = agent_settings(tmp_path, broker).model_copy(update={"outbox_path": outbox_path})
+    outbox = Outbox(outbox_path, limits=settings.outbox.limits())
+    outbox.save(HEALTH, READING)
+    outbox.close()
+    return settings
+
+
+def test_doctor_fails_a_kiosk_whose_disk_has_no_room_for_one_save(tmp_path: Path, running_broker: MosquittoProcess) -> None:
+    from tests.small_disk import fill, free_bytes, small_disk
+
     with small_disk(tmp_path / "disk", 2 * 1024 * 1024) as disk:
-        settings = agent_settings(tmp_path, running_broker).model_copy(update={"outbox_path": disk / "outbox.sqlite3"})
-        outbox = Outbox(settings.outbox_path, limits=settings.outbox.limits())
-        outbox.save(HEALTH, READING)
-        outbox.close()
+        settings = kiosk_with_a_reading(tmp_path, running_broker, disk / "outbox.sqlite3")
         fill(disk)
         assert free_bytes(disk) == 0
         code, checks = doctor_json(write_config(tmp_path / "agent.yaml", settings))
@@ -139,15 +146,10 @@ def test_doctor_fails_a_kiosk_whose_disk_has_no_room_for_one_save(tmp_path: Path
 def test_doctor_fails_a_kiosk_whose_outbox_is_on_a_read_only_filesystem(tmp_path: Path, running_broker: MosquittoProcess) -> None:
     import subprocess
 
-    from edge_agent.store.outbox import Outbox
     from tests.small_disk import small_disk
-    from tests.test_outbox_upkeep import HEALTH, READING
 
     with small_disk(tmp_path / "disk", 2 * 1024 * 1024) as disk:
-        settings = agent_settings(tmp_path, running_broker).model_copy(update={"outbox_path": disk / "outbox.sqlite3"})
-        outbox = Outbox(settings.outbox_path, limits=settings.outbox.limits())
-        outbox.save(HEALTH, READING)
-        outbox.close()
+        settings = kiosk_with_a_reading(tmp_path, running_broker, disk / "outbox.sqlite3")
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         code, checks = doctor_json(write_config(tmp_path / "agent.yaml", settings))
     assert code == 1
@@ -163,9 +165,7 @@ def test_doctor_fails_a_kiosk_whose_outbox_its_user_cannot_write(tmp_path: Path,
     import sys
     import tempfile
 
-    from edge_agent.store.outbox import Outbox
     from tests.small_disk import small_disk
-    from tests.test_outbox_upkeep import HEALTH, READING
 
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv, to run doctor as another user")
@@ -174,10 +174,7 @@ def test_doctor_fails_a_kiosk_whose_outbox_its_user_cannot_write(tmp_path: Path,
     mount_point.chmod(0o755)
     with small_disk(mount_point, 2 * 1024 * 1024) as disk:
         disk.chmod(0o755)  # root's, readable by all
-        settings = agent_settings(tmp_path, running_broker).model_copy(update={"outbox_path": disk / "kiosk" / "outbox.sqlite3"})
-        outbox = Outbox(settings.outbox_path, limits=settings.outbox.limits())
-        outbox.save(HEALTH, READING)
-        outbox.close()
+        settings = kiosk_with_a_reading(tmp_path, running_broker, disk / "kiosk" / "outbox.sqlite3")
         config = write_config(disk / "agent.yaml", settings)
         result = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",

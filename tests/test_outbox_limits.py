@@ -21,23 +21,16 @@ from typing import Any
 import pytest
 import yaml
 
-from doorstep.contract.topics import EventType, KioskTopics, ReadingKind
 from sqlalchemy.exc import OperationalError
 
-from edge_agent.condition_log import ConditionLog
+from edge_agent.store.condition_log import ConditionLog
 from edge_agent.settings import OutboxSettings
-from edge_agent.store.outbox import Outbox, OutboxLimits
+from edge_agent.store.outbox import Outbox, OutboxLimits, RecordClass
 from tests.kiosk_support import acall, kiosk_settings
 from tests.small_disk import fill, free_bytes, small_disk
 from tests.support import running_agent, wait_for, wait_until
+from tests.test_outbox_upkeep import BEAT, EVENT, HEALTH, MACHINE, READING, TELEMETRY
 
-TOPICS = KioskTopics("site-a", "kiosk-1")
-HEALTH = TOPICS.reading(ReadingKind.BLOOD_PRESSURE)
-EVENT = TOPICS.event(EventType.LAUNDRY_MACHINE)
-TELEMETRY = TOPICS.telemetry
-READING = {"unit": "mmHg", "systolic": 120.0, "diastolic": 80.0, "mean_arterial_pressure": 93.0}
-MACHINE = {"unit": 1, "state": "idle", "link": "online"}
-BEAT = {"uptime_s": 1}
 
 CHECK_INS = 90  # and as many check-outs: 180 events a person was told about
 
@@ -68,7 +61,8 @@ async def test_confirmed_check_ins_and_outs_are_never_dropped_over_the_budget(
             return [e for e in bridge.events() if e.type.startswith("relay_")]
 
         await wait_until(lambda: len(relay_events()) >= 2 * CHECK_INS, timeout=60, what="every check-in and out stored")
-        await wait_until(lambda: not agent.outbox.depth()[0][0], timeout=30, what="the bridge's acks")
+        outbox = agent.outbox
+        await wait_until(lambda: not outbox.depth()[RecordClass.HEALTH][0], timeout=30, what="the bridge's acks")
     stored = relay_events()
     assert len(stored) == 2 * CHECK_INS
     visits = {json.dumps(e.payload["visit_id"]) for e in stored}

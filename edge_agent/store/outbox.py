@@ -41,7 +41,7 @@ from doorstep.contract.envelope import Envelope
 from doorstep.contract.payloads import DeviceIdentity
 from doorstep.contract.sealing import Sealer
 from doorstep.contract.topics import QOS_RELIABLE, Channel, EventType, parse_topic
-from edge_agent.condition_log import ConditionLog
+from edge_agent.store.condition_log import ConditionLog
 from edge_agent.store import readings_seen
 from edge_agent.store.database import DEFAULT_WAL_LIMIT_BYTES, KioskDatabase
 from edge_agent.store.prepared import Prepared, as_sqlalchemy_error
