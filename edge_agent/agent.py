@@ -25,7 +25,6 @@ from doorstep.runtime.config import ConfigError
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
-from edge_agent.store.condition_log import ConditionLog
 from edge_agent.device_health import DeviceHealthBook, line_telemetry
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.kiosk_commands import kiosk_handlers
@@ -42,6 +41,7 @@ from edge_agent.screen.server import ScreenServer
 from edge_agent.screen.speech import Speaker
 from edge_agent.settings import AgentSettings, DeviceSettings, LaundrySettings
 from edge_agent.status_file import AgentStatus, JobState, status_path, write_status
+from edge_agent.store.condition_log import ConditionLog
 from edge_agent.store.cursors import DeviceCursors
 from edge_agent.store.local_audit import LocalAudit
 from edge_agent.store.outbox import Outbox, RecordState, SavedRecord

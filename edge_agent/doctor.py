@@ -24,7 +24,7 @@ from edge_agent.clock import kernel_clock_synchronised
 from edge_agent.laundry import SIMULATED_PORT
 from edge_agent.settings import AgentSettings
 from edge_agent.status_file import JobState, read_status, status_path
-from edge_agent.store.integrity import integrity_problem
+from edge_agent.store.integrity import database_files, integrity_problem
 from edge_agent.store.outbox import SAVE_NEEDS_BYTES, RecordClass
 
 
@@ -184,7 +184,7 @@ def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
             else (0, None, None)
         )
     budget = settings.outbox.limits().budget_bytes  # the records' share of the disk budget
-    used = sum(file.stat().st_blocks * 512 for file in _companions(path) if file.exists())
+    used = sum(file.stat().st_blocks * 512 for file in database_files(path) if file.exists())
     parts = []
     for record_class, count, oldest, _size in sorted(rows):
         age = (now - datetime.fromisoformat(oldest).replace(tzinfo=UTC)).total_seconds()
@@ -209,15 +209,11 @@ def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
                     "recover what you can by hand (sqlite3 .recover), then remove them")
 
 
-def _companions(path: Path) -> tuple[Path, Path, Path]:
-    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
-
-
 def _unwritable(path: Path) -> str | None:
     """Why the agent (as this user) cannot write the outbox, or None. SQLite needs the file and
     its companions writable, and the directory too, to create the WAL and shared-memory files:
     a read-only filesystem or a file owned by another user leaves the kiosk unable to save."""
-    for file in _companions(path):
+    for file in database_files(path):
         if file.exists() and not os.access(file, os.W_OK):
             return f"{file} is read-only ({_why_read_only(file)})"
     if not os.access(path.parent, os.W_OK | os.X_OK):

@@ -93,6 +93,5 @@ class ConditionLog:
         with self._lock:
             condition = self._conditions.pop(what, None)
         if condition is not None:
-            self._log.log(min(self._level, logging.WARNING), "%s works again: %s cleared after %d failure(s) over %.0f s", what, condition.limit,
-                              condition.failures, self._monotonic() - condition.since)
-
+            self._log.log(min(self._level, logging.WARNING), "%s works again: %s cleared after %d failure(s) over "
+                          "%.0f s", what, condition.limit, condition.failures, self._monotonic() - condition.since)

@@ -17,7 +17,7 @@ from sqlalchemy import event, text
 from sqlmodel import Session
 
 from doorstep.runtime.db import create_durable_engine
-from edge_agent.store.integrity import set_aside_if_corrupt
+from edge_agent.store.integrity import database_files, set_aside_if_corrupt
 from edge_agent.store.migrations import migrate
 
 
@@ -61,14 +61,10 @@ class KioskDatabase:
         with self.writer, Session(self.engine) as session:
             yield session
 
-    def files(self) -> tuple[Path, Path, Path]:
-        """The file and its WAL and shared-memory companions: what the database occupies."""
-        return self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")
-
     def disk_bytes(self) -> int:
         """What the database occupies on disk now, its companions included."""
         total = 0
-        for file in self.files():
+        for file in database_files(self.path):
             try:
                 total += os.stat(file).st_blocks * 512  # allocated, not the apparent size
             except FileNotFoundError:
