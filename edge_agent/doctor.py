@@ -156,13 +156,14 @@ def _disk(settings: AgentSettings) -> Check:
 
 def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
     path = settings.outbox_path
-    if not path.exists():
-        yield Check("outbox", Verdict.WARNING, f"{path} does not exist yet (the agent creates it)")
-        return
-    # Before the check for corruption, which cannot open a read-only file in WAL mode.
-    unwritable = _unwritable(path)
+    # Before the check for corruption, which cannot open a read-only file in WAL mode. A
+    # directory not there yet is made by the agent.
+    unwritable = _unwritable(path) if path.parent.exists() else None
     if unwritable is not None:
         yield Check("outbox", Verdict.FAILED, f"the kiosk cannot save: {unwritable}")
+        return
+    if not path.exists():
+        yield Check("outbox", Verdict.WARNING, f"{path} does not exist yet (the agent creates it)")
         return
     problem = integrity_problem(path)
     if problem is not None:

@@ -175,14 +175,19 @@ def test_doctor_fails_a_kiosk_whose_outbox_its_user_cannot_write(tmp_path: Path,
     with small_disk(mount_point, 2 * 1024 * 1024) as disk:
         disk.chmod(0o755)  # root's, readable by all
         settings = kiosk_with_a_reading(tmp_path, running_broker, disk / "kiosk" / "outbox.sqlite3")
-        config = write_config(disk / "agent.yaml", settings)
-        result = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-             sys.executable, "-m", "doorstep", "doctor", "--config", str(config), "--json"],
-            capture_output=True, text=True, cwd=Path(__file__).parent.parent, timeout=60,
-        )
+        (disk / "empty").mkdir(mode=0o755)  # nothing there yet, and not the agent's to write
+        not_yet = settings.model_copy(update={"outbox_path": disk / "empty" / "outbox.sqlite3"})
+        results = [
+            subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                 sys.executable, "-m", "doorstep", "doctor", "--config", str(config), "--json"],
+                capture_output=True, text=True, cwd=Path(__file__).parent.parent, timeout=60,
+            )
+            for config in (write_config(disk / "agent.yaml", settings), write_config(disk / "new.yaml", not_yet))
+        ]
     mount_point.rmdir()
-    checks = {item["check"]: item for item in map(json.loads, result.stdout.splitlines())}
-    assert result.returncode == 1, result.stderr
-    assert checks["outbox"]["verdict"] == "failed" and "read-only" in checks["outbox"]["detail"]
-    assert "uid 0" in checks["outbox"]["detail"]
+    for result in results:
+        checks = {item["check"]: item for item in map(json.loads, result.stdout.splitlines())}
+        assert result.returncode == 1, result.stderr
+        assert checks["outbox"]["verdict"] == "failed" and "read-only" in checks["outbox"]["detail"]
+        assert "uid 0" in checks["outbox"]["detail"]
