@@ -6,6 +6,7 @@ condition clears (issue 23, item 1; docs/protocol.md, Alarms)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -114,3 +115,53 @@ async def test_over_its_budget_with_the_bridge_away_the_alarm_goes_first_opens_a
             assert order.alarms()[-1] == frozenset()
     print(f"alarm at the broker {raised_in_s:.1f} s after the backlog was saved; "
           f"alert open {opened_in_s:.1f} s after the bridge came back")
+
+
+@contextmanager
+def small_disk(path: Path, size: str = "4m") -> Iterator[Path]:
+    """A real, small filesystem (tmpfs) at `path`: mounting needs root."""
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file until the filesystem refuses (ENOSPC)."""
+    filler = directory / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.mark.asyncio
+async def test_a_full_disk_opens_disk_full_and_cannot_save_and_room_again_resolves_them(
+    tmp_path: Path, running_broker: MosquittoProcess, bridge_factory
+) -> None:
+    bridge = bridge_factory(running_broker)
+    with small_disk(tmp_path / "disk") as disk, broker_order(running_broker) as order:
+        settings = agent_settings(tmp_path, running_broker, with_cuff=False).model_copy(
+            update={"outbox_path": disk / "outbox.sqlite3", "telemetry_every_s": 1.0})
+        async with running_agent(settings):
+            await wait_until(lambda: order.alarms() == [frozenset()], what="the first, empty, set")
+            filler = fill(disk)
+            full_at = time.monotonic()
+            both = {AlarmCondition.DISK_FULL, AlarmCondition.CANNOT_SAVE}
+            await wait_until(lambda: any(both <= a for a in order.alarms()), timeout=60, what="both alarms at the broker")
+            await wait_until(lambda: alert_state(bridge, "disk_full") == alert_state(bridge, "cannot_save")
+                             == AlertState.OPEN, timeout=60, what="both alerts open")
+            opened_in_s = time.monotonic() - full_at
+            filler.unlink()
+            await wait_until(lambda: alert_state(bridge, "disk_full") == alert_state(bridge, "cannot_save")
+                             == AlertState.RESOLVED, timeout=60, what="both alerts resolved")
+            assert order.alarms()[-1] == frozenset()
+    print(f"disk_full and cannot_save open {opened_in_s:.1f} s after the disk filled")
