@@ -89,8 +89,10 @@ async def test_over_its_budget_with_the_bridge_away_the_alarm_goes_first_opens_a
     reading = BloodPressurePayload(unit="mmHg", systolic=121, diastolic=79, mean_arterial_pressure=None)  # type: ignore[arg-type]
     with broker_order(running_broker) as order:
         async with running_agent(settings) as agent:
+            outbox = agent.outbox
+            assert outbox is not None
             for _ in range(BACKLOG):
-                await asyncio.to_thread(agent.outbox.save, TOPICS.reading(ReadingKind.BLOOD_PRESSURE), reading, device=CUFF)
+                await asyncio.to_thread(outbox.save, TOPICS.reading(ReadingKind.BLOOD_PRESSURE), reading, device=CUFF)
             over_at = time.monotonic()
             await wait_until(lambda: any(AlarmCondition.OUTBOX_FULL in a for a in order.alarms()), timeout=60,
                              what="the outbox_full alarm at the broker")
