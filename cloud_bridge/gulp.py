@@ -176,7 +176,8 @@ def store_isolating(
         units: list[UpstreamMessage | StatusMessage] = [*gulp.valid, *gulp.statuses]
         if len(units) <= 1:
             refused = [*gulp.refused, *(_refused_by_the_database(unit, error, received_at) for unit in units)]
-            return store_gulp(engine, Decoded(refused=refused, alarms=gulp.alarms), rules=rules, guideline=guideline, notify=notify, received_at=received_at)
+            return store_gulp(engine, Decoded(refused=refused, alarms=gulp.alarms), rules=rules, guideline=guideline,
+                              notify=notify, received_at=received_at)
     half = len(units) // 2
     outcome = GulpOutcome()
     # Alarms write no row of their own, only alerts: they go with the first half.

@@ -24,8 +24,7 @@ from doorstep.contract.topics import QOS_TELEMETRY, KioskTopics
 from doorstep.runtime.config import ConfigError
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError, DeviceUnavailableError
-from edge_agent.alarms import CHECK_EVERY_S as ALARMS_CHECK_EVERY_S
-from edge_agent.alarms import AlarmWatch
+from edge_agent.alarms import CHECK_EVERY_S as ALARMS_CHECK_EVERY_S, AlarmWatch
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
 from edge_agent.device_health import DeviceHealthBook, line_telemetry
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for

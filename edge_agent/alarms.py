@@ -65,9 +65,9 @@ class AlarmWatch:
         try:
             yield
         except STORAGE_ERRORS as error:
+            said = str(error).splitlines()
             with self._lock:
-                self._save_failure = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}" if str(error) \
-                    else type(error).__name__
+                self._save_failure = type(error).__name__ + (f": {said[0][:300]}" if said else "")
             raise
         else:
             with self._lock:
