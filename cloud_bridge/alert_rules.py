@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, Field
 
+from doorstep.contract.alarms import AlarmCondition, Alarms
 from doorstep.contract.clinical import (
     BloodPressureGuideline,
     Threshold,
@@ -40,6 +41,8 @@ class AlertKind(StrEnum):
     DEVICE_UNREACHABLE = "device_unreachable"  # the kiosk has not reached a Bluetooth device for a long time
     BACKLOG_GROWING = "backlog_growing"
     OUTBOX_FULL = "outbox_full"  # only health readings left, over the disk budget
+    DISK_FULL = "disk_full"  # the kiosk's disk has no room for one more save (its alarms)
+    CANNOT_SAVE = "cannot_save"  # the kiosk's saves fail: readings are being lost (its alarms)
     DANGEROUS_READING = "dangerous_reading"
     SEQUENCE_GAP = "sequence_gap"  # a message was lost somewhere between kiosk and bridge
     SEQUENCE_RESTARTED = "sequence_restarted"  # the kiosk's outbox started over (set aside as corrupt?)
@@ -332,12 +335,45 @@ def telemetry_signals(after: KioskBase, received_at: datetime, rules: AlertRules
                              {"records": records, "oldest_age_s": oldest}))
     elif records <= rules.backlog_records and not stale:
         signals.append(Clear(AlertKind.BACKLOG_GROWING, site, kiosk, "", at, f"backlog down to {records}"))
-    if after.health_over_budget:
-        signals.append(Raise(AlertKind.OUTBOX_FULL, Severity.CRITICAL, site, kiosk, "",
-                             "kiosk's outbox is full of health readings: it keeps them over its disk budget",
-                             "终端缓存已满，只剩健康读数：已超出磁盘预算，仍在保留", at))
-    else:
-        signals.append(Clear(AlertKind.OUTBOX_FULL, site, kiosk, "", at, "outbox within its budget"))
+    signals.append(_alarm_signal(AlarmCondition.OUTBOX_FULL, site, kiosk, at, raised=after.health_over_budget))
+    return signals
+
+
+# What each of a kiosk's alarm conditions opens (all critical: someone must go to the kiosk), and
+# the note that closes it.
+_ALARM_ALERTS: Final[dict[AlarmCondition, tuple[AlertKind, str, str, str]]] = {
+    AlarmCondition.OUTBOX_FULL: (
+        AlertKind.OUTBOX_FULL, "kiosk's outbox is full of health readings: it keeps them over its disk budget",
+        "终端缓存已满，只剩健康读数：已超出磁盘预算，仍在保留", "outbox within its budget"),
+    AlarmCondition.DISK_FULL: (
+        AlertKind.DISK_FULL, "kiosk's disk is full: it cannot save another reading",
+        "终端磁盘已满：无法再保存读数", "the kiosk's disk has room again"),
+    AlarmCondition.CANNOT_SAVE: (
+        AlertKind.CANNOT_SAVE, "kiosk cannot save readings: they are being lost",
+        "终端无法保存读数：读数正在丢失", "the kiosk saves again"),
+}
+
+
+def _alarm_signal(condition: AlarmCondition, site: str, kiosk: str, at: datetime, *, raised: bool,
+                  data: dict[str, Any] | None = None) -> Signal:
+    kind, title, title_zh, cleared = _ALARM_ALERTS[condition]
+    if raised:
+        return Raise(kind, Severity.CRITICAL, site, kiosk, "", title, title_zh, at, data or {})
+    return Clear(kind, site, kiosk, "", at, cleared)
+
+
+def alarm_signals(site: str, kiosk: str, alarms: Alarms) -> list[Signal]:
+    """A kiosk's retained alarms (docs/protocol.md, Alarms): the set of what holds now, so each
+    condition listed is raised, and each left out is cleared."""
+    listed = {alarm.condition: alarm for alarm in alarms.alarms}
+    signals = []
+    for condition in AlarmCondition:
+        alarm = listed.get(condition)
+        if alarm is None:
+            signals.append(_alarm_signal(condition, site, kiosk, alarms.at, raised=False))
+        else:
+            signals.append(_alarm_signal(condition, site, kiosk, alarm.since, raised=True,
+                                         data={"detail": alarm.message}))
     return signals
 
 

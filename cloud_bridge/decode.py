@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import lru_cache
 
+from doorstep.contract.alarms import Alarms, decode_alarms
 from doorstep.contract.batch import (
     BatchRecord, BatchRefused, ReadRecord, check_batched, read_batch, split_batch, untyped_record,
 )
@@ -27,7 +28,7 @@ from doorstep.contract.envelope import SealedPayload, UpstreamMessage, open_enve
 from doorstep.contract.errors import ContractError
 from doorstep.contract.sealing import Opener, UnknownPayloadKey
 from doorstep.contract.status import Status, decode_status
-from doorstep.contract.topics import ENVELOPE_CHANNELS, Channel, KioskTopics, ParsedTopic, parse_topic
+from doorstep.contract.topics import ENVELOPE_CHANNELS, RETAINED_CHANNELS, Channel, KioskTopics, ParsedTopic, parse_topic
 
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT
 
@@ -53,6 +54,15 @@ class StatusMessage:
     site: str
     kiosk: str
     status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmsMessage:
+    """A kiosk's retained alarms (doorstep.contract.alarms.Alarms): the conditions that hold now."""
+
+    site: str
+    kiosk: str
+    alarms: Alarms
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +112,14 @@ class Unopenable:
     received_at: datetime
 
 
-Classified = UpstreamMessage | StatusMessage | Refused | Unopenable | None
+Classified = UpstreamMessage | StatusMessage | AlarmsMessage | Refused | Unopenable | None
 
 
 def classify(item: Inbound, received_at: datetime, opener: Opener | None = None) -> Classified:
-    """One message as the contract sees it; None for a retained status being cleared."""
+    """One message as the contract sees it; None for a retained status or alarms being cleared."""
     try:
         topic = _topic(item.topic)
-        if topic.channel is not Channel.STATUS:
+        if topic.channel not in RETAINED_CHANNELS:
             try:
                 # A bridge with no keys at all lacks a key too: the kiosk is not at fault.
                 return validate_envelope(topic, item.body, (opener or Opener([])).open)
@@ -117,6 +127,8 @@ def classify(item: Inbound, received_at: datetime, opener: Opener | None = None)
                 return Unopenable(topic.kiosk_topics, missing.key_id, received_at)
         if not item.body:
             return None
+        if topic.channel is Channel.ALARMS:
+            return AlarmsMessage(topic.site, topic.kiosk, decode_alarms(item.body))
         return StatusMessage(topic.site, topic.kiosk, decode_status(item.body))
     except ContractError as error:
         kiosk, message_id = _sender_of(item.topic, item.body)
@@ -237,6 +249,7 @@ class Decoded:
 
     valid: list[UpstreamMessage] = field(default_factory=list)
     statuses: list[StatusMessage] = field(default_factory=list)
+    alarms: list[AlarmsMessage] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
     unopenable: list[Unopenable] = field(default_factory=list)
 
@@ -247,6 +260,8 @@ class Decoded:
             self.unopenable.append(classified)
         elif isinstance(classified, StatusMessage):
             self.statuses.append(classified)
+        elif isinstance(classified, AlarmsMessage):
+            self.alarms.append(classified)
         elif classified is not None:
             self.valid.append(classified)
 

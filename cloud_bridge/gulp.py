@@ -39,6 +39,7 @@ from cloud_bridge.alert_rules import (
     Raise,
     Severity,
     Signal,
+    alarm_signals,
     device_error_signals,
     device_signals,
     reading_signals,
@@ -114,6 +115,8 @@ def store_gulp(
         for message in new:
             signals += reading_signals(message, rules, guideline)
         signals += late_arrivals(session, new, {key: row.seq_checked_through for key, row in rows.items()}, received_at)
+        for alarms in gulp.alarms:  # in the order received: the newest set of a kiosk last
+            signals += alarm_signals(alarms.site, alarms.kiosk, alarms.alarms)
         signals += refusal_signals(gulp.refused)
         signals += missing_key_signals(gulp.unopenable)
         commands.apply_results(session, [m for m in new if m.topic.channel is Channel.COMMAND_RESULTS])
@@ -173,11 +176,14 @@ def store_isolating(
         units: list[UpstreamMessage | StatusMessage] = [*gulp.valid, *gulp.statuses]
         if len(units) <= 1:
             refused = [*gulp.refused, *(_refused_by_the_database(unit, error, received_at) for unit in units)]
-            return store_gulp(engine, Decoded(refused=refused), rules=rules, guideline=guideline, notify=notify, received_at=received_at)
+            return store_gulp(engine, Decoded(refused=refused, alarms=gulp.alarms), rules=rules, guideline=guideline,
+                              notify=notify, received_at=received_at)
     half = len(units) // 2
     outcome = GulpOutcome()
-    for part, dead, unopenable in ((units[:half], gulp.refused, gulp.unopenable), (units[half:], [], [])):
-        piece = Decoded(refused=list(dead), unopenable=list(unopenable))
+    # Alarms write no row of their own, only alerts: they go with the first half.
+    for part, dead, unopenable, alarms in ((units[:half], gulp.refused, gulp.unopenable, gulp.alarms),
+                                           (units[half:], [], [], [])):
+        piece = Decoded(refused=list(dead), unopenable=list(unopenable), alarms=list(alarms))
         for unit in part:
             piece.add(unit)
         found = store_isolating(engine, piece, rules=rules, guideline=guideline, notify=notify, received_at=received_at)

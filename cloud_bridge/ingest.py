@@ -58,6 +58,7 @@ from doorstep.contract.topics import (
     BRIDGE_STATUS_ROOT,
     QOS_RELIABLE,
     TOPIC_ROOT,
+    RETAINED_CHANNELS,
     UPSTREAM_CHANNELS,
     Channel,
     KioskTopics,
@@ -79,6 +80,10 @@ from doorstep.contract.sealing import Opener
 log = logging.getLogger(__name__)
 
 STATUS_SUBSCRIPTION = channel_filter(Channel.STATUS)
+# The kiosks' alarms (docs/protocol.md, Alarms), retained like their statuses. A broker whose
+# rules predate it refuses it (SUBACK 0x87): the worker then runs without alarms, saying so,
+# until `doorstep broker update-rules`, rather than not at all.
+ALARMS_SUBSCRIPTION = channel_filter(Channel.ALARMS)
 # What the bridge publishes itself: none of its subscriptions matches it, but a session held
 # over from a bridge that subscribed to `#` brings it (see the module's docstring).
 _DOWNSTREAM = (f"/{Channel.ACKS}", f"/{Channel.COMMANDS}/")
@@ -93,14 +98,15 @@ REFUSED_PER_GULP = 1_000
 REFUSALS_LOGGED_PER_S = 10
 
 
-# Shared by the workers: every upstream channel but the statuses, which each worker hears itself.
-SHARED_CHANNELS: Final = UPSTREAM_CHANNELS - {Channel.STATUS}
+# Shared by the workers: every upstream channel but the retained ones, which each worker hears itself.
+SHARED_CHANNELS: Final = UPSTREAM_CHANNELS - RETAINED_CHANNELS
 
 
 def subscriptions(group: str) -> list[str]:
     """A worker's subscriptions: one shared per upstream channel (a channel added to
-    UPSTREAM_CHANNELS is subscribed with it), and its own to the kiosks' statuses."""
-    return [*(f"$share/{group}/{channel_filter(channel)}" for channel in sorted(SHARED_CHANNELS)), STATUS_SUBSCRIPTION]
+    UPSTREAM_CHANNELS is subscribed with it), and its own to the kiosks' statuses and alarms."""
+    return [*(f"$share/{group}/{channel_filter(channel)}" for channel in sorted(SHARED_CHANNELS)),
+            STATUS_SUBSCRIPTION, ALARMS_SUBSCRIPTION]
 
 
 def legacy_subscription(group: str) -> str:
@@ -240,9 +246,13 @@ class Ingest:
         log.info("bridge connected, subscribed to %s", ", ".join(self._subscriptions))
 
     def _on_subscribe(self, client: mqtt.Client, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any) -> None:
-        refused = [str(r) for r in reasons if r.is_failure]
+        refused = {topic: str(r) for topic, r in zip(self._subscriptions, reasons, strict=False) if r.is_failure}
+        if refused.pop(ALARMS_SUBSCRIPTION, None) is not None:
+            log.error("the broker refused the subscription to the kiosks' alarms (%s): its rules predate them; "
+                      "run `doorstep broker update-rules`. Running without alarms meanwhile", ALARMS_SUBSCRIPTION)
         if refused:
-            log.error("the broker refused the bridge's subscriptions: %s", ", ".join(refused))
+            log.error("the broker refused the bridge's subscriptions: %s",
+                      ", ".join(f"{topic}: {reason}" for topic, reason in refused.items()))
             return
         self._connected.set()
         self.link.connected()
@@ -355,6 +365,7 @@ class Ingest:
                     if isinstance(item, Decoded):
                         gulp.valid += item.valid
                         gulp.statuses += item.statuses
+                        gulp.alarms += item.alarms
                         gulp.unopenable += item.unopenable
                     elif isinstance(item, PubAck):
                         pubacks.append(item)
@@ -375,7 +386,7 @@ class Ingest:
                     self._raise_link_alerts([alert.signal for alert in link_alerts])
                 for ack in pubacks:
                     self._command_puback(ack)
-                if gulp.valid or gulp.statuses or gulp.refused or gulp.unopenable:
+                if gulp.valid or gulp.statuses or gulp.alarms or gulp.refused or gulp.unopenable:
                     self.process(gulp)
                     self._stored_at = time.monotonic()
             except Exception:
@@ -403,7 +414,7 @@ class Ingest:
                 self._refuse(classified)
             else:
                 item.add(classified)
-        if item.valid or item.statuses or item.unopenable:
+        if item.valid or item.statuses or item.alarms or item.unopenable:
             self._inbox.put(item)
 
     def _raise_link_alerts(self, signals: list[Raise]) -> None:

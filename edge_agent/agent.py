@@ -24,6 +24,7 @@ from doorstep.contract.topics import QOS_TELEMETRY, KioskTopics
 from doorstep.runtime.config import ConfigError
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError, DeviceUnavailableError
+from edge_agent.alarms import CHECK_EVERY_S as ALARMS_CHECK_EVERY_S, AlarmWatch
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
 from edge_agent.device_health import DeviceHealthBook, line_telemetry
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
@@ -92,6 +93,7 @@ class Agent:
         self._wakeup = asyncio.Event()
         self.outbox: Outbox | None = None
         self.uplink: Uplink | None = None
+        self.alarms: AlarmWatch | None = None
         self.laundry: LaundryRoom | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.job_watch: JobWatch | None = None
@@ -132,6 +134,7 @@ class Agent:
             clock_trusted=lambda: watch.trusted,
             sealer=Sealer.from_text(self.settings.payload_public_key) if self.settings.payload_public_key else None,
         )
+        self.alarms = AlarmWatch(self.outbox)
         # Steady interval jobs, and a watch that brings them forward when the clock steps back:
         # a Pi's clock jumps (edge_agent/scheduling.py).
         self.scheduler = AgentScheduler()
@@ -142,6 +145,10 @@ class Agent:
             max_instances=1, coalesce=True, misfire_grace_time=None,
         )
         self.scheduler.add_job(self._flush, "interval", seconds=PUMP_INTERVAL_S, id="outbox-flush")
+        self.scheduler.add_job(
+            self._check_alarms, "interval", seconds=ALARMS_CHECK_EVERY_S, id="alarms",
+            max_instances=1, coalesce=True, misfire_grace_time=None,
+        )
         self.scheduler.add_job(
             self._report_telemetry, "interval", seconds=self.settings.telemetry_every_s, id="telemetry",
             max_instances=1, coalesce=True, misfire_grace_time=None,
@@ -176,6 +183,8 @@ class Agent:
             saved=self._wakeup.set,
         )
         await asyncio.to_thread(self.remote.close_interrupted)
+        await asyncio.to_thread(self.alarms.check)
+        self.uplink.set_alarms(self.alarms.current())  # on the first connect, whatever it is: a stale set is replaced
         self.uplink.start()
         await asyncio.to_thread(self._write_status)
         tasks: list[asyncio.Task[Any]] = [
@@ -333,17 +342,27 @@ class Agent:
         )
 
     async def _report_telemetry(self) -> None:
-        assert self.outbox is not None
+        assert self.outbox is not None and self.alarms is not None
         telemetry = await self.snapshot()
         try:
-            await asyncio.to_thread(self.outbox.save, self.topics.telemetry, telemetry, qos=QOS_TELEMETRY)
+            with self.alarms.saving():
+                await asyncio.to_thread(self.outbox.save, self.topics.telemetry, telemetry, qos=QOS_TELEMETRY)
         except Exception as error:
             if not self.conditions.failed("saving telemetry", error):
                 raise
         else:
             self.conditions.succeeded("saving telemetry")
+        finally:
+            await self._check_alarms()
         await asyncio.to_thread(self._write_status)
         self._wakeup.set()
+
+    async def _check_alarms(self) -> None:
+        """Publish the kiosk's alarms when their set changes (edge_agent/alarms.py)."""
+        assert self.alarms is not None
+        changed = await asyncio.to_thread(self.alarms.check)
+        if changed is not None and self.uplink is not None:
+            self.uplink.set_alarms(changed)
 
     def _clock_jumped(self, _step_s: float) -> None:
         # The kernel's verdict may have changed with the step (NTP's first synchronisation).
@@ -519,17 +538,21 @@ class Agent:
         """Commit the reading durably; only then is it reported saved. None: saved before (a replay).
         `subject`: the resident's pseudonym; None: anonymous. `shown`: a blood-pressure reading
         goes to the screen's desk as the result of the measurement at hand."""
-        assert self.outbox is not None
+        assert self.outbox is not None and self.alarms is not None
         wire = outgoing(reading)
         payload = wire.payload if subject is None else wire.payload.model_copy(update={"subject": subject})
-        saved = await asyncio.to_thread(
-            self.outbox.save,
-            self.topics.reading(wire.kind),
-            payload,
-            device=device,
-            device_time=wire.device_time,
-            fingerprint=fingerprint(device, wire),
-        )
+        try:
+            with self.alarms.saving():  # a failure is an alarm (cannot_save), sent ahead of any backlog
+                saved = await asyncio.to_thread(
+                    self.outbox.save,
+                    self.topics.reading(wire.kind),
+                    payload,
+                    device=device,
+                    device_time=wire.device_time,
+                    fingerprint=fingerprint(device, wire),
+                )
+        finally:
+            await self._check_alarms()
         if saved is None:
             log.info("%s replayed a reading saved before (%s); not saved again", device.address, wire.device_time)
             return None

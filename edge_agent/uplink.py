@@ -30,6 +30,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from doorstep.broker.check import check_broker
+from doorstep.contract.alarms import Alarms
 from doorstep.contract.batch import BATCH_CONTAINER_BYTES, MAX_BATCH_RECORDS, batch_entry, batched_channel, encode_batch
 from doorstep.contract.codec import MAX_MESSAGE_BYTES, encode
 from doorstep.contract.errors import ContractError
@@ -151,6 +152,10 @@ class Uplink:
         self._client.on_connect_fail = self._on_connect_fail
         self._broker = broker
         self._failed_attempts = 0
+        # The kiosk's alarms (docs/protocol.md, Alarms): the newest set, published retained on
+        # every connect before anything else, and by `pump` when it changes. Never in the outbox.
+        self._alarms: Alarms | None = None
+        self._alarms_changed = threading.Event()
 
     @property
     def connected(self) -> bool:
@@ -193,6 +198,9 @@ class Uplink:
         client.publish(
             self._topics.status, encode(Status(state=KioskState.ONLINE, at=datetime.now(UTC))), QOS_RELIABLE, retain=True
         )
+        # Before `connected` is set, so before any record: paho sends in the order published.
+        self._alarms_changed.clear()
+        self._publish_alarms(client)
         client.subscribe([(self._topics.acks, QOS_RELIABLE), (self._topics.command("+"), QOS_RELIABLE),
                           (BRIDGE_STATUS_FILTER, QOS_RELIABLE)])
         self._connected.set()
@@ -241,7 +249,19 @@ class Uplink:
         self._acks.put(ack)
         self._wake()
 
+    def _publish_alarms(self, client: mqtt.Client) -> None:
+        alarms = self._alarms
+        if alarms is not None:
+            # Its PUBACK is not waited for: lost, the next connect publishes the set again.
+            client.publish(self._topics.alarms, encode(alarms), QOS_RELIABLE, retain=True)
+
     # -- called from the agent's loop ---------------------------------------------------------
+
+    def set_alarms(self, alarms: Alarms) -> None:
+        """The kiosk's alarms changed: published at the next pump, ahead of what waits. Any thread."""
+        self._alarms = alarms
+        self._alarms_changed.set()
+        self._wake()
 
     def take_commands(self) -> list[ReceivedCommand]:
         taken = []
@@ -274,6 +294,9 @@ class Uplink:
         self._expire_overdue()
         if not self.connected:
             return 0
+        if self._alarms_changed.is_set():
+            self._alarms_changed.clear()
+            self._publish_alarms(self._client)
         room = self._window_now - len(self._in_flight)  # records
         messages = self._publish_window - len(self._awaiting_puback)
         if room <= 0 or messages <= 0:

@@ -153,13 +153,13 @@ def test_a_kiosk_publishes_only_its_own_upstream_topics(broker: ShippedBroker, c
     cloud = bridge(clients, broker)
     a = kiosk(clients, broker, A, A_PASSWORD)
     for topic in (A.reading("blood_pressure"), A.event("laundry_machine"), A.telemetry,  # type: ignore[arg-type]
-                  A.command_result("r-1"), A.status, A.batch):
+                  A.command_result("r-1"), A.status, A.batch, A.alarms):
         assert a.publish(topic) in (0, NO_MATCHING_SUBSCRIBERS), topic
     allowed = {topic for topic, _ in cloud.messages()}
-    assert len(allowed) == 6
+    assert len(allowed) == 7
     # As kiosk B, anywhere outside its own tree, or downstream (forging its own acks/commands):
     # MQTT 5 says so in the PUBACK, where 3.1.1 would have acknowledged and dropped it.
-    refused = [B.reading("blood_pressure"), B.status, B.telemetry, B.command_result("r-1"), B.batch,  # type: ignore[arg-type]
+    refused = [B.reading("blood_pressure"), B.status, B.alarms, B.telemetry, B.command_result("r-1"), B.batch,  # type: ignore[arg-type]
                f"{A.batch}/readings/blood_pressure",
                A.acks, A.command("r-2"), B.acks, B.command("r-3"),
                f"{A.root}/readings/blood_pressure/extra", "doorstep/v1/site-a", "elsewhere/entirely", "$SYS/broker/x"]
@@ -397,6 +397,26 @@ def test_update_rules_gives_an_older_accounts_rules_back_and_keeps_its_password(
         assert access.update_rules(admin) == ["site-a.kiosk-1"]
         assert access.update_rules(admin) == []  # nothing left to change
     assert kiosk(clients, broker, A, A_PASSWORD).publish(A.batch) in (0, NO_MATCHING_SUBSCRIBERS)
+
+
+def test_update_rules_gives_accounts_from_before_alarms_the_alarms_topic(
+    broker: ShippedBroker, clients: list[Client]
+) -> None:
+    """A broker whose rules predate alarms refuses a kiosk's alarms and the bridge's subscription
+    to them; `doorstep broker update-rules` carries both, and the retained alarms reach the bridge."""
+    with broker.admin() as admin:
+        admin.one({"command": "removeRoleACL", "rolename": "site-a.kiosk-1", "acltype": "publishClientSend",
+                   "topic": A.alarms})
+        admin.one({"command": "removeRoleACL", "rolename": "bridge-1", "acltype": "subscribeLiteral",
+                   "topic": ingest.ALARMS_SUBSCRIPTION})
+    assert kiosk(clients, broker, A, A_PASSWORD).publish(A.alarms) == NOT_AUTHORIZED
+    old = connect(clients, broker.config.port, username="bridge-1", password=BRIDGE_PASSWORD)
+    assert old.subscribe(ingest.ALARMS_SUBSCRIPTION) == [NOT_AUTHORIZED]
+    with broker.admin() as admin:
+        assert access.update_rules(admin) == ["bridge-1", "site-a.kiosk-1"]
+    assert kiosk(clients, broker, A, A_PASSWORD).publish(A.alarms, retain=True) in (0, NO_MATCHING_SUBSCRIBERS)
+    cloud = bridge(clients, broker)
+    assert A.alarms in {topic for topic, _ in cloud.messages()}  # retained: sent on subscribing
 
 
 def test_adding_a_kiosk_again_replaces_its_password_at_once(broker: ShippedBroker, clients: list[Client]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from doorstep.contract.alarms import decode_alarms
 from doorstep.contract.batch import check_batched, split_batch
 from doorstep.contract.commands import decode_command
 from doorstep.contract.envelope import Envelope, validate_upstream
@@ -33,6 +34,8 @@ def test_example_parses(topic: str, body: str) -> None:
     channel = parse_topic(topic).channel
     if channel is Channel.STATUS:
         Status.model_validate_json(body)
+    elif channel is Channel.ALARMS:
+        decode_alarms(body.encode())
     elif channel is Channel.ACKS:
         Ack.model_validate_json(body)
     elif channel is Channel.COMMANDS:

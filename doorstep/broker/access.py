@@ -120,6 +120,7 @@ def kiosk_acls(site: str, kiosk: str) -> list[Acl]:
     downstream = [topics.command("+"), topics.acks, BRIDGE_STATUS_FILTER]  # the bridge's presence (docs/protocol.md)
     return [
         Acl("publishClientSend", f"{root}/{Channel.STATUS}"),  # birth, clean stop and the Last Will
+        Acl("publishClientSend", f"{root}/{Channel.ALARMS}"),  # retained, its conditions now
         Acl("publishClientSend", f"{root}/{Channel.READINGS}/+"),
         Acl("publishClientSend", f"{root}/{Channel.EVENTS}/+"),
         Acl("publishClientSend", f"{root}/{Channel.TELEMETRY}"),
@@ -141,6 +142,7 @@ def bridge_acls(name: str, group: str = DEFAULT_SHARE_GROUP) -> list[Acl]:
         # (plugins/dynamic-security/sub_matches_sub.c).
         Acl("subscribePattern", f"$share/{group}/{TOPIC_ROOT}/#"),
         Acl("subscribeLiteral", f"{TOPIC_ROOT}/+/+/{Channel.STATUS}"),
+        Acl("subscribeLiteral", f"{TOPIC_ROOT}/+/+/{Channel.ALARMS}"),
         Acl("publishClientSend", f"{TOPIC_ROOT}/+/+/{Channel.COMMANDS}/+"),
         Acl("publishClientSend", f"{TOPIC_ROOT}/+/+/{Channel.ACKS}"),
         Acl("publishClientSend", bridge_status_topic(name)),  # its retained status and Last Will

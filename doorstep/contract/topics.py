@@ -4,6 +4,7 @@ or a request id, one kiosk's topics (KioskTopics), parse_topic, the bridge's sta
 Topic tree (MQTT 5, JSON bodies, UTF-8)::
 
     doorstep/v1/{site}/{kiosk}/status                     retained, "online" / Last Will "offline"
+    doorstep/v1/{site}/{kiosk}/alarms                     retained, QoS 1, Alarms: the conditions now
     doorstep/v1/{site}/{kiosk}/readings/{kind}            QoS 1, Envelope[Reading]
     doorstep/v1/{site}/{kiosk}/events/{type}              QoS 1, Envelope[dict]
     doorstep/v1/{site}/{kiosk}/telemetry                  QoS 0, Envelope[dict]
@@ -45,6 +46,7 @@ Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 
 class Channel(StrEnum):
     STATUS = "status"
+    ALARMS = "alarms"  # retained, the kiosk's conditions at its limits (doorstep/contract/alarms.py)
     READINGS = "readings"
     EVENTS = "events"
     TELEMETRY = "telemetry"
@@ -120,6 +122,10 @@ class KioskTopics:
         return f"{self.root}/{Channel.STATUS}"
 
     @property
+    def alarms(self) -> str:
+        return f"{self.root}/{Channel.ALARMS}"
+
+    @property
     def telemetry(self) -> str:
         return f"{self.root}/{Channel.TELEMETRY}"
 
@@ -183,10 +189,13 @@ def parse_topic(topic: str) -> ParsedTopic:
     return ParsedTopic(topics.site, topics.kiosk, channel, name)
 
 
-# The channels whose messages are envelopes (everything a kiosk sends but its status and batches).
+# The channels whose messages are envelopes (everything a kiosk sends but its status, alarms and batches).
 ENVELOPE_CHANNELS: Final = frozenset({Channel.READINGS, Channel.EVENTS, Channel.TELEMETRY, Channel.COMMAND_RESULTS})
+# What a kiosk retains, one message a kiosk: each bridge worker subscribes to these on its own,
+# not shared, so every worker knows every kiosk's current state (cloud_bridge/ingest.py).
+RETAINED_CHANNELS: Final = frozenset({Channel.STATUS, Channel.ALARMS})
 # Everything a kiosk publishes: its broker role must let it write each (doorstep/broker/access.py).
-UPSTREAM_CHANNELS: Final = frozenset({Channel.STATUS, *ENVELOPE_CHANNELS, Channel.BATCH})
+UPSTREAM_CHANNELS: Final = frozenset({*RETAINED_CHANNELS, *ENVELOPE_CHANNELS, Channel.BATCH})
 
 
 # Each bridge worker says here, retained, whether it is up: "online" once it is subscribed, and

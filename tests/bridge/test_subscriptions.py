@@ -34,8 +34,9 @@ def test_each_upstream_topic_matches_one_subscription_and_no_downstream_topic_an
         upstream = channel in UPSTREAM_CHANNELS
         assert len(matching) == (1 if upstream else 0), (topic, matching)
     assert not [f for f in filters if mqtt.topic_matches_sub(f, bridge_status_topic("worker-1"))]
-    # Statuses come on the worker's own subscription (a shared one is sent no retained message).
-    assert [f for f in subscriptions(GROUP) if not f.startswith("$share/")] == [channel_filter(Channel.STATUS)]
+    # Statuses and alarms come on the worker's own subscriptions (a shared one is sent no retained message).
+    assert [f for f in subscriptions(GROUP) if not f.startswith("$share/")] == [
+        channel_filter(Channel.STATUS), channel_filter(Channel.ALARMS)]
 
 
 def session(broker: MosquittoProcess, client_id: str) -> tuple[mqtt.Client, queue.SimpleQueue[str], queue.SimpleQueue[bool]]:

@@ -67,6 +67,8 @@ const LABELS = {
   "alertkind.device_unreachable": ["设备长时间连不上", "device unreachable"],
   "alertkind.backlog_growing": ["积压增长", "backlog growing"],
   "alertkind.outbox_full": ["缓存已满", "outbox full"],
+  "alertkind.disk_full": ["磁盘已满", "disk full"],
+  "alertkind.cannot_save": ["无法保存读数", "cannot save"],
   "alertkind.dangerous_reading": ["危险读数", "dangerous reading"],
   "alertkind.sequence_gap": ["消息缺失", "messages missing"],
   "alertkind.sequence_restarted": ["序号重启", "sequence restarted"],
