@@ -40,6 +40,7 @@ from cloud_bridge.alert_rules import (
     Signal,
     device_error_signals,
     device_signals,
+    event_signals,
     reading_signals,
     status_signals,
     telemetry_signals,
@@ -263,6 +264,7 @@ def commit_parsed(
         signals += _device_signals(reports, apply_device_reports(session, reports), rules)
         for message in new:
             signals += reading_signals(message, rules, guideline)
+            signals += event_signals(message)
         signals += late_arrivals(session, new, {key: row.seq_checked_through for key, row in rows.items()}, received_at)
         signals += refusal_signals(parsed.refused)
         signals += missing_key_signals(parsed.unopenable)

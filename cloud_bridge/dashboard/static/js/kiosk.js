@@ -314,6 +314,9 @@ function describeEvent(t, event) {
       ? t.t("event.expired", { inside: p.inside })
       : t.t("event.checkout", { method: t.of("relaymethod", p.method), stay: t.duration(p.stay_s), inside: p.inside });
   }
+  if (event.type === "staff_called") {
+    return t.t("event.staff_called.screen", { screen: p.screen });
+  }
   // An event type this page does not know (a newer kiosk's): its type only. Its payload may
   // hold something about a person that this page has not been taught to leave out.
   return "";
