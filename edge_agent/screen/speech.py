@@ -115,7 +115,7 @@ class Speaker:
         if now == self.health:
             return
         if ok:
-            log.info("speech works again: the loudspeaker plays")
+            log.info("speech works%s: the loudspeaker plays", "" if self.health.ok is None else " again")
         else:
             log.warning("speech fails, the kiosk is silent: %s", error)
         self.health = now
