@@ -415,7 +415,10 @@
       const text = element.textContent.trim();
       if (text && element.checkVisibility()) parts.push(text);
     }
-    return { words: parts.join("。") || t("help.say") };
+    // One sentence after another: a full stop where a part has none of its own.
+    const stop = page.language === "en" ? ". " : "。";
+    const words = parts.map((text) => (/[。！？.!?：:]$/.test(text) ? text + (page.language === "en" ? " " : "") : text + stop));
+    return { words: words.join("").trim() || t("help.say") };
   }
 
   function say(body) {
