@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
 {share:.0%} telemetry, the rest readings sealed for the bridge and laundry events; bodies of
 {statistics.fmean(len(b) for _, b in traffic):,.0f} bytes on average), queued at a fresh Mosquitto for the
 subscriber's persistent session while it was away, then consumed. Doorstep: one `doorstep bridge`
-process (default `batch_max` 1000, `batch_wait_s` 0.005), timed from its first to its last stored
+process (default `gulp_max` 1000, `gulp_wait_s` 0.005), timed from its first to its last stored
 message (`received_at`), every message checked stored once; its CPU is its own process's. Raw: a paho
 subscriber on the same shared subscription that only counts, timed from its reconnect to the last
 message. PostgreSQL is a throwaway cluster with fsync on. "PostgreSQL alone" is the same messages written to

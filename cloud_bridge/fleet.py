@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import JSON, BigInteger, ColumnElement, bindparam, case, func, or_, update
+from sqlalchemy import JSON, BigInteger, ColumnElement, Row, bindparam, case, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.contract.envelope import UpstreamMessage
@@ -411,12 +411,11 @@ def _telemetry_columns(row: KioskBase, at: datetime, telemetry: KioskTelemetry) 
 _GROUPS = {"identity": "identity_at", "link": "link_at", "state": "state_at"}
 
 
-# The devices' rows as the batch's upsert left them, for the alert rules: DeviceBase models
-# built without validation from what the database returned (as the kiosks' rows are).
+# The devices' columns the upsert returns, as it left them, for the alert rules.
 _DEVICE_COLUMNS = tuple(DeviceBase.model_fields)
 
 
-def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> dict[tuple[str, str, str], DeviceBase]:
+def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> dict[tuple[str, str, str], Row[Any]]:
     """Upsert each reported device, each field group only from a report newer than the last;
     returns the rows as they are now, by (site, kiosk, address).
 
@@ -442,13 +441,14 @@ def apply_device_reports(session: Session, reports: Sequence[KioskReport]) -> di
             if report.last_reading_at is not None:
                 row["last_reading_at"] = report.last_reading_at
             by_shape.setdefault((tuple(shape), report.last_reading_at is not None, with_model_hint), []).append(row)
-    found: dict[tuple[str, str, str], DeviceBase] = {}
+    found: dict[tuple[str, str, str], Row[Any]] = {}
     # One batch, one arrival: every report's horizon is the same.
     shared = {"horizon": max(kiosk.horizon for kiosk in reports)} if by_shape else {}
     for key, rows in by_shape.items():
+        # The rows as returned (read by attribute, as a DeviceBase is): a DeviceBase built for
+        # each was 20-30 µs of CPU a message on the fleet's mix, 9 devices in each telemetry.
         for returned in _device_upsert(session, key, tuple(rows[0])).execute(session, rows, shared):
-            device = DeviceBase.model_construct(**returned._mapping)
-            found[(device.site, device.kiosk, device.address)] = device
+            found[(returned.site, returned.kiosk, returned.address)] = returned
     return found
 
 

@@ -19,9 +19,13 @@ A worker's persistent session may still hold the `#` subscription of a bridge fr
 (7 days, doorstep/runtime/mqtt.py), with acks queued for it: the worker unsubscribes it when it finds
 its session resumed, and drops anything downstream by topic before it is parsed.
 
-Each message is checked against the contract as it arrives. Valid ones (and kiosks' statuses)
-queue for the next batch; refused ones wait in a queue of their own and fill only what room a
-batch has left, so a flood of garbage never delays a kiosk's readings. Past REFUSED_BACKLOG
+The stages, each a function a reader can follow (cloud_bridge/__init__.py tells the whole):
+receive (`_on_message`, on paho's network thread: it only queues the topic, the bytes and when
+they came), decode (`_decode`, on a thread of its own: cloud_bridge/decode.py), then on the
+worker thread store (`process`: cloud_bridge/gulp.py, one transaction for a gulp of messages)
+and confirm (`_confirm`: the acks, after the commit). Valid messages (and kiosks' statuses) join the next
+gulp; refused ones wait in a queue of their own and fill only what room a gulp has left, so a
+flood of garbage never delays a kiosk's readings. Past REFUSED_BACKLOG
 refused messages waiting, further ones are counted and logged, not kept: they are garbage, and
 keeping every one would let a flood exhaust the bridge's memory.
 """
@@ -67,7 +71,8 @@ from cloud_bridge import webhook
 from cloud_bridge.alert_rules import AlertRules, DisconnectWatch, Raise
 from cloud_bridge.alerts import apply_signals
 from cloud_bridge.broker_link import BrokerLink
-from cloud_bridge.batch import BatchOutcome, Inbound, Parsed, Refused, classify_all, commit_isolating, commit_parsed
+from cloud_bridge.decode import Inbound, Decoded, Refused, classify_all
+from cloud_bridge.gulp import GulpOutcome, store_isolating, store_gulp
 from cloud_bridge.metrics import BridgeMetrics
 from doorstep.contract.sealing import Opener
 
@@ -77,12 +82,12 @@ STATUS_SUBSCRIPTION = channel_filter(Channel.STATUS)
 # What the bridge publishes itself: none of its subscriptions matches it, but a session held
 # over from a bridge that subscribed to `#` brings it (see the module's docstring).
 _DOWNSTREAM = (f"/{Channel.ACKS}", f"/{Channel.COMMANDS}/")
-# A failed batch is tried again this many times (a PostgreSQL deadlock, a locked SQLite file)
+# A failed gulp is tried again this many times (a PostgreSQL deadlock, a locked SQLite file)
 # before it is given up to the kiosks' re-sends.
-BATCH_ATTEMPTS = 3
-# Refused messages waiting to become dead letters, at most; and stored per batch, at most.
+GULP_ATTEMPTS = 3
+# Refused messages waiting to become dead letters, at most; and stored per gulp, at most.
 REFUSED_BACKLOG = 50_000
-REFUSED_PER_BATCH = 1_000
+REFUSED_PER_GULP = 1_000
 # Refused messages are logged one by one up to this many a second; past it they are counted,
 # and the count is told in the next line logged (a flood must not become a flood of log lines).
 REFUSALS_LOGGED_PER_S = 10
@@ -112,6 +117,14 @@ def is_downstream(topic: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class _Received:
+    """A message as paho handed it over, and when."""
+
+    inbound: Inbound
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class _LinkAlert:
     """An alert about this worker's own connection, raised from paho's thread, stored by the worker's."""
 
@@ -131,9 +144,9 @@ class Ingest:
         notify: bool = False,
         opener: Opener | None = None,
         metrics: BridgeMetrics | None = None,
-        batch_max: int = 1000,
-        batch_wait_s: float = 0.005,
-        on_committed: Callable[[BatchOutcome], None] = lambda outcome: None,
+        gulp_max: int = 1000,
+        gulp_wait_s: float = 0.005,
+        on_committed: Callable[[GulpOutcome], None] = lambda outcome: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._engine = engine
@@ -145,21 +158,26 @@ class Ingest:
         self._notify = notify
         self._opener = opener
         self.metrics = metrics or BridgeMetrics()
-        self._batch_max = batch_max
-        self._batch_wait_s = batch_wait_s
-        # When the last batch was stored (monotonic). Gathering pays only while messages stream
-        # in (a batch of one costs ~2-3 ms of CPU, of 1,000 ~0.4 ms a message); after a quiet
+        self._gulp_max = gulp_max
+        self._gulp_wait_s = gulp_wait_s
+        # When the last gulp was stored (monotonic). Gathering pays only while messages stream
+        # in (a gulp of one costs ~2-3 ms of CPU, of 1,000 ~0.4 ms a message); after a quiet
         # spell the first message is stored at once: at rest, gathering was 20 ms of a
         # cuff-to-commit p50 of 38 ms (benchmarks/latency.py).
         self._stored_at = -math.inf
         self._on_committed = on_committed
         self._clock = clock
-        self._inbox: queue.Queue[Parsed | PubAck | _LinkAlert] = queue.Queue()
+        # Receive -> decode -> store and confirm, each on its own thread, so that a gulp is
+        # decoded (its sealed payloads opened: libsodium releases the GIL) while the one before
+        # is stored (the database's work releases it too).
+        self._received: queue.Queue[_Received | None] = queue.Queue()
+        self._inbox: queue.Queue[Decoded | PubAck | _LinkAlert] = queue.Queue()
         self._refused: deque[Refused] = deque()
         self._refusals_unlogged = 0
         self._refusal_second = 0
         self._refusals_this_second = 0
         self._stopping = threading.Event()
+        self._decoder = threading.Thread(target=self._decode_all, name="ingest-decode", daemon=True)
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._client = make_client(client_id, broker)
         self._client_id = client_id
@@ -188,6 +206,7 @@ class Ingest:
         return self._connected.is_set()
 
     def start(self) -> None:
+        self._decoder.start()
         self._worker.start()
         connect_in_background(self._client, self._broker)
 
@@ -202,6 +221,8 @@ class Ingest:
                 pass
         self._client.disconnect()
         self._client.loop_stop()
+        self._received.put(None)
+        self._decoder.join(timeout=10)
         self._worker.join(timeout=10)
 
     # --- paho's thread: only hand over ---------------------------------------------------
@@ -246,20 +267,12 @@ class Ingest:
             self._inbox.put(_LinkAlert(signal))
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        """Receive: hand the message over, as it came, to the worker thread, which decodes it."""
         try:
             topic = message.topic
         except UnicodeDecodeError:
             topic = repr(message._topic)  # noqa: SLF001 - the raw bytes are the only honest name
-        if is_downstream(topic):
-            return
-        item = Parsed()
-        for classified in classify_all(Inbound(topic, bytes(message.payload)), self._clock(), self._opener):
-            if isinstance(classified, Refused):
-                self._refuse(classified)
-            else:
-                item.add(classified)
-        if item.valid or item.statuses or item.unopenable:  # a batch's records join one batch together
-            self._inbox.put(item)
+        self._received.put(_Received(Inbound(topic, bytes(message.payload)), self._clock()))
 
     def _refuse(self, refused: Refused) -> None:
         if len(self._refused) < REFUSED_BACKLOG:
@@ -324,50 +337,74 @@ class Ingest:
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                first: Parsed | PubAck | _LinkAlert | None = self._inbox.get(timeout=0.2 if not self._refused else 0)
+                first: Decoded | PubAck | _LinkAlert | None = self._inbox.get(timeout=0.2 if not self._refused else 0)
             except queue.Empty:
                 first = None
-            batch = Parsed()
+            gulp = Decoded()
             pubacks: list[PubAck] = []
             link_alerts: list[_LinkAlert] = []
             item = first
-            # While messages stream in, a batch gathers for batch_wait_s in all, not per message:
-            # at 1,000 msg/s every message came within 5 ms of the one before, so a batch waited
-            # to be full (batch_max), and a reading under load waited about a second for it
-            # (benchmarks/latency.py). A backlog still fills a batch at once, from the queue.
-            streaming = time.monotonic() - self._stored_at < self._batch_wait_s
-            deadline = time.monotonic() + (self._batch_wait_s if streaming else 0.0)
+            # While messages stream in, a gulp gathers for gulp_wait_s in all, not per message:
+            # at 1,000 msg/s every message came within 5 ms of the one before, so a gulp waited
+            # to be full (gulp_max), and a reading under load waited about a second for it
+            # (benchmarks/latency.py). A backlog still fills a gulp at once, from the queue.
+            streaming = time.monotonic() - self._stored_at < self._gulp_wait_s
+            deadline = time.monotonic() + (self._gulp_wait_s if streaming else 0.0)
             try:
                 while item is not None:
-                    if isinstance(item, PubAck):
+                    if isinstance(item, Decoded):
+                        gulp.valid += item.valid
+                        gulp.statuses += item.statuses
+                        gulp.unopenable += item.unopenable
+                    elif isinstance(item, PubAck):
                         pubacks.append(item)
-                    elif isinstance(item, _LinkAlert):
-                        link_alerts.append(item)
                     else:
-                        batch.valid += item.valid
-                        batch.statuses += item.statuses
-                        batch.unopenable += item.unopenable
-                    if len(batch.valid) + len(batch.statuses) >= self._batch_max:
+                        link_alerts.append(item)
+                    if len(gulp.valid) + len(gulp.statuses) >= self._gulp_max:
                         break
                     item = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 pass
-            # Dead letters fill what room the batch has left; alone, a batch takes a big share.
-            room = REFUSED_PER_BATCH if not (batch.valid or batch.statuses) else max(0, self._batch_max - len(batch.valid))
+            # Dead letters fill what room the gulp has left; alone, a gulp takes a big share.
+            room = REFUSED_PER_GULP if not (gulp.valid or gulp.statuses) else max(0, self._gulp_max - len(gulp.valid))
             while room > 0 and self._refused:
-                batch.refused.append(self._refused.popleft())
+                gulp.refused.append(self._refused.popleft())
                 room -= 1
             try:
                 if link_alerts:
                     self._raise_link_alerts([alert.signal for alert in link_alerts])
                 for ack in pubacks:
                     self._command_puback(ack)
-                if batch.valid or batch.statuses or batch.refused or batch.unopenable:
-                    self.process(batch)
+                if gulp.valid or gulp.statuses or gulp.refused or gulp.unopenable:
+                    self.process(gulp)
                     self._stored_at = time.monotonic()
             except Exception:
                 # A bug must not stop ingest for every kiosk; nothing was acked, so nothing is lost.
-                log.exception("a batch of %d messages failed; kiosks will re-send", len(batch.valid))
+                log.exception("a gulp of %d messages failed; kiosks will re-send", len(gulp.valid))
+
+    # --- the decode thread ------------------------------------------------------------------
+
+    def _decode_all(self) -> None:
+        while (received := self._received.get()) is not None:
+            try:
+                self._decode(received)
+            except Exception:
+                # A bug must not stop ingest: nothing was acked, so the kiosk sends it again.
+                log.exception("decoding a message on %s failed", received.inbound.topic[:200])
+
+    def _decode(self, received: _Received) -> None:
+        """Decode: a received message for the next gulp (a batch's records join the same one),
+        its refusals into their own queue."""
+        if is_downstream(received.inbound.topic):
+            return
+        item = Decoded()
+        for classified in classify_all(received.inbound, received.at, self._opener):
+            if isinstance(classified, Refused):
+                self._refuse(classified)
+            else:
+                item.add(classified)
+        if item.valid or item.statuses or item.unopenable:
+            self._inbox.put(item)
 
     def _raise_link_alerts(self, signals: list[Raise]) -> None:
         """Alerts about this worker's connection, in the alerts table technicians watch (and to the
@@ -380,47 +417,48 @@ class Ingest:
         for change in changes:
             self.metrics.alerts.labels(change.alert.kind).inc()
         if changes:
-            self._on_committed(BatchOutcome(alert_changes=changes))
+            self._on_committed(GulpOutcome(alert_changes=changes))
 
-    def process(self, batch: Parsed) -> None:
+    def process(self, gulp: Decoded) -> None:
+        """Store a gulp in one transaction, then confirm it to its kiosks (never before the commit)."""
         started = time.perf_counter()
-        outcome: BatchOutcome | None = None
-        for attempt in range(1, BATCH_ATTEMPTS + 1):
+        outcome: GulpOutcome | None = None
+        for attempt in range(1, GULP_ATTEMPTS + 1):
             try:
-                outcome = commit_parsed(self._engine, batch, rules=self._rules, guideline=self._guideline,
+                outcome = store_gulp(self._engine, gulp, rules=self._rules, guideline=self._guideline,
                                         notify=self._notify, received_at=self._clock())
                 break
             except Exception as error:
                 transient = isinstance(error, SQLAlchemyError)
-                if transient and attempt < BATCH_ATTEMPTS:
-                    log.warning("storing a batch failed (%s); trying again", type(error).__name__)
+                if transient and attempt < GULP_ATTEMPTS:
+                    log.warning("storing a gulp failed (%s); trying again", type(error).__name__)
                     time.sleep(0.05 * attempt)
                     continue
                 if not isinstance(error, OperationalError):
-                    # The database refuses something in the batch itself: store the rest, and
-                    # dead-letter what it refuses, rather than fail the same batch at every re-send.
-                    log.error("the database refused a batch of %d messages (%s: %s); storing it in parts",
-                              len(batch.valid) + len(batch.statuses), type(error).__name__, str(error).splitlines()[0][:200])
+                    # The database refuses something in the gulp itself: store the rest, and
+                    # dead-letter what it refuses, rather than fail the same gulp at every re-send.
+                    log.error("the database refused a gulp of %d messages (%s: %s); storing it in parts",
+                              len(gulp.valid) + len(gulp.statuses), type(error).__name__, str(error).splitlines()[0][:200])
                     try:
-                        outcome = commit_isolating(self._engine, batch, rules=self._rules, guideline=self._guideline,
+                        outcome = store_isolating(self._engine, gulp, rules=self._rules, guideline=self._guideline,
                                                    notify=self._notify, received_at=self._clock())
                         break
-                    except Exception:  # noqa: BLE001 - logged below, like any batch that cannot be stored
+                    except Exception:  # noqa: BLE001 - logged below, like any gulp that cannot be stored
                         pass
                 # Nothing is confirmed, so every kiosk will send these again.
-                self.metrics.batch_failures.inc()
-                log.exception("could not store a batch of %d messages; kiosks will re-send", len(batch.valid))
+                self.metrics.gulp_failures.inc()
+                log.exception("could not store a gulp of %d messages; kiosks will re-send", len(gulp.valid))
                 return
         assert outcome is not None
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(batch.valid) + len(batch.statuses) + len(batch.refused))
+        self.metrics.gulp_seconds.observe(time.perf_counter() - started)
+        self.metrics.gulp_size.observe(len(gulp.valid) + len(gulp.statuses) + len(gulp.refused))
         for (channel, result), count in outcome.counts().items():
             self.metrics.messages.labels(channel, result).inc(count)
-        if batch.unopenable:
-            self.metrics.unopenable.inc(len(batch.unopenable))
+        if gulp.unopenable:
+            self.metrics.unopenable.inc(len(gulp.unopenable))
             log.error("%d reading(s) sealed for payload key(s) %s, which this bridge does not hold: not stored; "
                       "their kiosks send them again (add the key to payload_keys)",
-                      len(batch.unopenable), ", ".join(sorted({u.key_id for u in batch.unopenable})))
+                      len(gulp.unopenable), ", ".join(sorted({u.key_id for u in gulp.unopenable})))
         if outcome.refused:
             self.metrics.dead_letters.inc(outcome.refused)
             self.metrics.messages.labels("unknown", "refused").inc(outcome.refused)

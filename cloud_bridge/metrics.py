@@ -30,13 +30,14 @@ class BridgeMetrics:
             "doorstep_bridge_sealed_without_key", "Readings sealed for a payload key this bridge does not hold", registry=r
         )
         self.acks = Counter("doorstep_bridge_acks", "Ack messages published to kiosks after a commit", registry=r)
-        self.batch_failures = Counter("doorstep_bridge_batch_failures", "Batches not stored (kiosks re-send them)", registry=r)
-        self.batch_seconds = Histogram(
-            "doorstep_bridge_batch_seconds", "Time to validate, store and commit one batch", registry=r,
+        # A gulp: the messages a worker stores in one transaction (a kiosk's batch is another thing).
+        self.gulp_failures = Counter("doorstep_bridge_gulp_failures", "Gulps not stored (kiosks re-send them)", registry=r)
+        self.gulp_seconds = Histogram(
+            "doorstep_bridge_gulp_seconds", "Time to store and commit one gulp (decoded as it was gathered)", registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
-        self.batch_size = Histogram(
-            "doorstep_bridge_batch_size", "Messages per batch", registry=r, buckets=(1, 5, 10, 25, 50, 100, 200, 500, 1000),
+        self.gulp_size = Histogram(
+            "doorstep_bridge_gulp_size", "Messages per gulp", registry=r, buckets=(1, 5, 10, 25, 50, 100, 200, 500, 1000),
         )
         self.alerts = Counter("doorstep_bridge_alerts_opened", "Alerts opened, by kind", ["kind"], registry=r)
         self.webhooks = Counter("doorstep_bridge_webhooks", "Webhook posts by outcome", ["outcome"], registry=r)

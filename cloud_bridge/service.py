@@ -19,7 +19,7 @@ from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.store import migrate
 from cloud_bridge.webhook import WebhookSender
 from doorstep.runtime.db import create_durable_engine
-from doorstep.runtime.heap import freeze_start_up_objects
+from doorstep.runtime.heap import collect_less_often, freeze_start_up_objects
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         notify=notify,
         opener=settings.opener(),
         metrics=metrics,
-        batch_max=settings.batch_max,
-        batch_wait_s=settings.batch_wait_s,
+        gulp_max=settings.gulp_max,
+        gulp_wait_s=settings.gulp_wait_s,
         on_committed=lambda outcome: poke() if outcome.alert_changes else None,
     )
     jobs = BridgeJobs(
@@ -104,6 +104,7 @@ def run_bridge(settings: BridgeSettings) -> None:
     engine = create_durable_engine(settings.database_url)
     migrate(engine)
     freeze_start_up_objects()  # before ingest starts: the collection it runs first would stall it
+    collect_less_often()
     try:
         with running_worker(settings, engine) as worker:
             server = uvicorn.Server(

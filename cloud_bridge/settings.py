@@ -42,16 +42,21 @@ class BridgeSettings(FileSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
-    # A batch writes each of its kiosks' rows and every device they report once, however many
-    # of their messages it holds: on the fleet's mix (200 kiosks) a batch of 1,000 cost 0.16 ms
-    # of CPU a message to store on PostgreSQL, one of 200 0.37 ms, and it needs fewer acks (one
-    # per kiosk per batch). Only a backlog fills it: batches are gathered for batch_wait_s.
-    batch_max: int = Field(default=1000, ge=1, le=10_000, description="messages stored per transaction at most")
-    batch_wait_s: float = Field(
+    # A gulp (the messages a worker stores in one transaction) writes each of its kiosks' rows
+    # and every device they report once, however many of their messages it holds: on the
+    # fleet's mix (200 kiosks) a gulp of 1,000 cost 0.16 ms of CPU a message to store on
+    # PostgreSQL, one of 200 0.37 ms, and it needs fewer acks (one per kiosk per gulp). Only a
+    # backlog fills it: gulps are gathered for gulp_wait_s. ("Batch" is a kiosk's message of
+    # many records, docs/protocol.md.)
+    gulp_max: int = Field(default=1000, ge=1, le=10_000, description="messages stored per transaction at most")
+    gulp_wait_s: float = Field(
         default=0.005, ge=0, le=5,
-        description="how long to gather a batch while messages stream in; the first message after a quiet spell "
+        description="how long to gather a gulp while messages stream in; the first message after a quiet spell "
         "(nothing stored for this long) is stored at once",
     )
+    # Their names before issue 17, still read: moved to gulp_max and gulp_wait_s.
+    batch_max: int | None = Field(default=None, ge=1, le=10_000, description="deprecated: gulp_max")
+    batch_wait_s: float | None = Field(default=None, ge=0, le=5, description="deprecated: gulp_wait_s")
     alerts: AlertRules = AlertRules()
     webhook: WebhookSettings | None = Field(default=None, description="where alerts are posted as they open and change")
     command_ttl_s: float = Field(
@@ -121,6 +126,18 @@ class BridgeSettings(FileSettings):
             check_dangerous_line(self.blood_pressure_guideline, self.alerts.dangerous_blood_pressure)
         except ValueError as error:  # a cross-field check: name the field the operator set
             raise ValueError(f"alerts.dangerous_blood_pressure: {error}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _gulp_under_its_old_names(self) -> BridgeSettings:
+        for old, new in (("batch_max", "gulp_max"), ("batch_wait_s", "gulp_wait_s")):
+            value = getattr(self, old)
+            if value is None:
+                continue
+            if new in self.model_fields_set:
+                raise ValueError(f"{old} (deprecated) and {new} both set: keep only {new}")
+            setattr(self, new, value)
+            setattr(self, old, None)
         return self
 
     @model_validator(mode="after")

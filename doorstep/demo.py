@@ -3,6 +3,7 @@ simulated laundry room in its own, on a pseudo-terminal line the agent opens as 
 
 from __future__ import annotations
 
+import select
 import signal
 import socket
 import subprocess
@@ -28,8 +29,11 @@ DEMO_DEVICES = (
 )
 # The laundry room of issue 4: 6 washers and 2 dryers on one RS-485 line (simulated).
 DEMO_LAUNDRY_ROOM = {unit: "washer-retrofit-a" for unit in range(1, 7)} | {7: "dryer-retrofit-b", 8: "dryer-retrofit-b"}
-# A simulated resident measures about this often.
+# The simulated thermometer is used about this often; the cuff when someone presses its start
+# button (Enter in the demo's terminal), as a real one is.
 DEMO_MEASURE_EVERY_S = 10.0
+# How often the agent looks for the cuff: soon after its button is pressed.
+DEMO_CUFF_LOOK_EVERY_S = 1.0
 # The kiosk screen's demo settings. The secret and the PIN are the demo's own, printed in the
 # source: a real site makes its own (openssl rand -hex 32; docs/configuration.md).
 DEMO_RESIDENT_SECRET = "demo-site-resident-secret-not-for-production"
@@ -103,6 +107,31 @@ def _demo_residents(screen: str, wait_s: float = 30.0) -> str:
     (old_card, _, _), (young_card, _, young_points) = DEMO_RESIDENTS
     return (f"demo residents' cards: {old_card} (over 80: laundry free), "
             f"{young_card} ({young_points} volunteer points)")
+
+
+def _demo_device(address: str, model: str, cuff_button: Path) -> dict[str, object]:
+    device: dict[str, object] = {"address": address, "model": model, "simulated": True,
+                                 "reconnect_interval_s": DEMO_MEASURE_EVERY_S, "idle_timeout_s": 1.0}
+    if model == "simulated":  # the cuff
+        # Its session waits for the next pressure value up to idle_timeout_s (BLS 3.2 values come
+        # every fraction of a second while it inflates).
+        device |= {"simulated_start_button": str(cuff_button), "reconnect_interval_s": DEMO_CUFF_LOOK_EVERY_S,
+                   "idle_timeout_s": 3.0}
+    return device
+
+
+def _press_on_enter(button: Path, timeout_s: float) -> bool:
+    """Wait up to `timeout_s` for a line on standard input, and press the cuff's start button
+    for it. False once standard input is closed (the demo run without a terminal)."""
+    ready, _, _ = select.select([sys.stdin], [], [], timeout_s)
+    if not ready:
+        return True
+    if not sys.stdin.readline():
+        return False
+    button.touch()
+    print("the cuff's start button is pressed: it inflates for about 15 s, and the kiosk screen shows it",
+          flush=True)
+    return True
 
 
 def _port_is_free(port: int) -> bool:
@@ -204,22 +233,15 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
     )
     screen_port = free_port()
     agent_config = workdir / "agent.yaml"
+    cuff_button = workdir / "cuff-start-button"
+    cuff_button.unlink(missing_ok=True)
     agent_settings = {
         "site": DEMO_SITE,
         "kiosk": DEMO_KIOSK,
         "outbox_path": str(workdir / "outbox.sqlite3"),
         "broker": broker_settings,
         "payload_public_key": payload_public_key,
-        "devices": [
-            {
-                "address": address,
-                "model": model,
-                "simulated": True,
-                "reconnect_interval_s": DEMO_MEASURE_EVERY_S,
-                "idle_timeout_s": 1.0,
-            }
-            for address, model in DEMO_DEVICES
-        ],
+        "devices": [_demo_device(address, model, cuff_button) for address, model in DEMO_DEVICES],
         "relay": {},
         "resident_secret": DEMO_RESIDENT_SECRET,
         "screen": {"port": screen_port, "technician_pin": DEMO_TECHNICIAN_PIN},
@@ -262,8 +284,10 @@ The kiosk screen   {screen}   (full screen on a Pi: chromium --kiosk {screen})
   {residents}
   technician PIN    {DEMO_TECHNICIAN_PIN}   (the screen's admin endpoints, X-Technician-Pin; docs/kiosk.md)
 Broker: mqtt://{broker.host}:{broker.port}   watch it: mosquitto_sub -p {broker.port} -t 'doorstep/#' -v
-Simulated residents measure blood pressure and temperature about every {DEMO_MEASURE_EVERY_S:.0f} s;
-a simulated glucose meter hands over its stored records once. A simulated laundry room
+Press Enter here to press the simulated cuff's start button, as a resident does once the screen
+asks (identify first on the screen to have it saved on a record); it measures at a person's
+pace. A simulated thermometer measures about every {DEMO_MEASURE_EVERY_S:.0f} s, and a simulated glucose
+meter hands over its stored records once. A simulated laundry room
 (6 washers, 2 dryers on a pseudo-terminal RS-485 line, clocks 30x fast) reports its machines.
 Logs and data: {workdir}
 Press Ctrl-C to stop.
@@ -280,11 +304,15 @@ Press Ctrl-C to stop.
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
+        terminal = True
         while not stopping:
             now = time.monotonic()
             for child in children.values():
                 child.look_after(now)
-            time.sleep(0.2)
+            if terminal:
+                terminal = _press_on_enter(cuff_button, 0.2)
+            else:
+                time.sleep(0.2)
     finally:
         # Agent first, so it says "offline" to a broker that is still there, and does not see its
         # laundry line go. (Ctrl-C in a terminal also reaches the children, which stop by

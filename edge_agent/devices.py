@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 from bleak.backends.client import BaseBleakClient
@@ -21,7 +22,7 @@ from drivers.ble.blood_pressure import BloodPressureDialect
 from drivers.ble.cuff_session import BloodPressureCuffSession
 from drivers.ble.glucose import GlucoseConcentrationUnit, GlucoseMeasurement, GlucoseType, SampleLocation
 from drivers.ble.glucose_session import GlucoseMeterSession, GlucoseRecord
-from drivers.ble.measurement_session import IndicationSession, RemembersDeviceState
+from drivers.ble.measurement_session import DeviceSession, IndicationSession
 from drivers.ble.simulated import (
     SimulatedCuff,
     SimulatedGlucoseMeter,
@@ -29,6 +30,7 @@ from drivers.ble.simulated import (
     SimulatedPulseOximeter,
     SimulatedScale,
     SimulatedThermometer,
+    cuff_at_a_persons_pace,
     simulated_backend,
 )
 from edge_agent.readings import DeviceReading
@@ -67,7 +69,7 @@ CuffPressureListener = Callable[[DeviceIdentity, float | None], None]
 class _SessionState:
     """A reader's view of what its session's device said about itself on the last connection."""
 
-    session: RemembersDeviceState
+    session: DeviceSession
 
     @property
     def battery_percent(self) -> int | None:
@@ -139,10 +141,12 @@ class GlucoseReader(_SessionState):
 SIMULATED_BATTERY_PERCENT = 87
 
 
-def default_simulator(profile: BleDeviceProfile, address: str) -> SimulatedPeripheral:
+def default_simulator(profile: BleDeviceProfile, address: str, start_button: Path | None = None) -> SimulatedPeripheral:
     """What `simulated: true` plugs in for a device of this kind (demo, tests, trying a config)."""
     battery = SIMULATED_BATTERY_PERCENT
     match profile.kind:
+        case "blood_pressure" if start_button is not None:
+            return cuff_at_a_persons_pace(address, start_button, battery)
         case "blood_pressure":
             return SimulatedCuff(address=address, battery_percent=battery)
         case "glucose":
@@ -195,7 +199,7 @@ def reader_for(
     """The reader for one configured device; `backend` None means the platform's Bluetooth.
     `kiosk_time`: the local wall clock written to devices' clocks; None while it is untrusted."""
     if backend is None and settings.simulated:
-        backend = simulated_backend(default_simulator(profile, settings.address))
+        backend = simulated_backend(default_simulator(profile, settings.address, settings.simulated_start_button))
     device = DeviceIdentity(model=profile.model, address=settings.address)
     needs_bonding = Quirk.NEEDS_BONDING in profile.quirks
     forgets_bond = Quirk.FORGETS_BOND in profile.quirks

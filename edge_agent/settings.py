@@ -30,6 +30,11 @@ class DeviceSettings(BaseModel):
         description="a profile in firmware_configs/ble/ (its 'model'): decides the kind of device and its quirks",
     )
     simulated: bool = Field(default=False, description="talk to a simulated device of that kind instead of Bluetooth")
+    simulated_start_button: Path | None = Field(
+        default=None,
+        description="with simulated: the cuff is off until this file appears (its start button: the demo makes it "
+        "when Enter is pressed in its terminal), then measures once at a person's pace",
+    )
     reconnect_interval_s: float = Field(
         default=5.0, gt=0, description="pause between sessions (a device is only reachable while it measures)"
     )

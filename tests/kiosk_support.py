@@ -18,8 +18,7 @@ from pydantic import SecretStr
 
 from doorstep.broker.mosquitto import MosquittoProcess
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
-from drivers.ble.simulated import SimulatedCuff
-from drivers.ble.simulated.peripheral import Link
+from drivers.ble.simulated import ButtonCuff
 from edge_agent.pseudonym import Pseudonyms
 from edge_agent.settings import AgentSettings, LaundrySettings, RelaySettings, ScreenSettings
 from tests.support import CUFF_ADDRESS, agent_settings
@@ -39,21 +38,6 @@ HIGH_AND_MOVED = BloodPressureMeasurement(
     pulse_rate=74.0,
     status=(MeasurementStatus.BODY_MOVEMENT,),
 )
-
-
-@dataclass(kw_only=True)
-class ButtonCuff(SimulatedCuff):
-    """A cuff that is off until its start button is pressed, measures once, and is off again:
-    what a real one does, and what the screen tells the resident to do."""
-
-    advertising: bool = False
-
-    def press_start(self) -> None:
-        self.advertising = True
-
-    async def run(self, link: Link) -> None:
-        self.advertising = False  # connected: it stops advertising, and is off after this
-        await super().run(link)
 
 
 def button_cuff(measurements: Callable[[], list[BloodPressureMeasurement]] | None = None, **options: Any) -> ButtonCuff:

@@ -23,7 +23,8 @@ from sqlmodel import Session, select
 
 from cloud_bridge.alerts import Alert
 from cloud_bridge.api import BridgeContext, create_app
-from cloud_bridge.batch import Inbound, commit_batch
+from cloud_bridge.decode import Inbound
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET, BridgeSettings
 from doorstep.config_validate import validate_file
 from doorstep.contract.clinical import (
@@ -158,7 +159,7 @@ def stored_through_the_pipeline(engine: Engine, settings: BridgeSettings, *paylo
     """Each reading through the bridge's real pipeline, as its service wires it."""
     kiosk = WireKiosk()
     items: list[Inbound] = [kiosk.reading(p) for p in payloads]
-    commit_batch(engine, items, rules=settings.alerts, guideline=settings.blood_pressure_guideline, notify=False,
+    commit_gulp(engine, items, rules=settings.alerts, guideline=settings.blood_pressure_guideline, notify=False,
                  received_at=NOW)
 
 

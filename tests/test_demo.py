@@ -31,6 +31,7 @@ def processes_running(config: Path) -> list[int]:
 def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     demo = subprocess.Popen(
         [sys.executable, "-m", "doorstep", "demo", "--workdir", str(tmp_path), "--http-port", "0"],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -62,16 +63,30 @@ def test_the_demo_serves_a_simulated_reading_and_stops_cleanly_on_ctrl_c(tmp_pat
                 return json.load(response)
 
         deadline = time.monotonic() + 60  # a device that missed its first session waits DEMO_MEASURE_EVERY_S
-        items: list[dict[str, object]] = []
-        wanted = {"blood_pressure", "glucose"}
-        while time.monotonic() < deadline and not wanted <= {i["kind"] for i in items}:
-            try:
-                items = get(url, "doctor")["items"]
-            except OSError:
-                pass
-            time.sleep(0.5)
-        kinds = {item["kind"] for item in items}
-        assert wanted <= kinds, f"readings of {kinds} only; logs in {tmp_path}"
+
+        def kinds_stored(wanted: set[str]) -> set[str]:
+            items: list[dict[str, object]] = []
+            while time.monotonic() < deadline and not wanted <= {i["kind"] for i in items}:
+                try:
+                    items = get(url, "doctor")["items"]
+                except OSError:
+                    pass
+                time.sleep(0.5)
+            return {str(item["kind"]) for item in items}
+
+        # The cuff measures when someone presses its start button, not by itself (issue 18,
+        # item 8: it measured every 10 s and pulled the kiosk screen away from whoever used it).
+        kinds = kinds_stored({"glucose"})
+        assert "glucose" in kinds and "blood_pressure" not in kinds, f"readings of {kinds}; logs in {tmp_path}"
+        assert demo.stdin is not None
+        demo.stdin.write("\n")
+        demo.stdin.flush()
+        pressed_at = time.monotonic()
+        kinds = kinds_stored({"blood_pressure", "glucose"})
+        assert {"blood_pressure", "glucose"} <= kinds, f"readings of {kinds} only; logs in {tmp_path}"
+        # At a person's pace: the pressure climbs for seconds, not a fifth of one.
+        assert time.monotonic() - pressed_at > 10
+        items = get(url, "doctor")["items"]
         assert {item["site"] for item in items} == {"demo-site"}
         # The simulated laundry room: every machine reported, the faulted one with its error.
         events: list[dict[str, Any]] = []

@@ -15,7 +15,8 @@ from sqlmodel import Session, select
 
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.alerts import Alert
-from cloud_bridge.batch import Inbound, Unopenable, classify, commit_batch
+from cloud_bridge.decode import Inbound, Unopenable, classify
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.store import Reading
 from doorstep.broker.mosquitto import MosquittoProcess
@@ -94,7 +95,7 @@ def test_a_bridge_without_the_key_keeps_nothing_refuses_nothing_and_says_so(
     _path, public = keys
     item = Inbound(TOPIC, sealed_body(public, blood_pressure(120, 80).model_dump(mode="json")))
     assert isinstance(classify(item, datetime.now(UTC), None), Unopenable)
-    outcome = commit_batch(bridge_engine, [item], rules=AlertRules(), notify=False, received_at=datetime.now(UTC))
+    outcome = commit_gulp(bridge_engine, [item], rules=AlertRules(), notify=False, received_at=datetime.now(UTC))
     assert outcome.valid == [] and outcome.refused == 0  # the kiosk keeps sending it: not lost
     with Session(bridge_engine) as session:
         assert session.exec(select(Reading)).all() == []

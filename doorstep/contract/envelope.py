@@ -111,8 +111,18 @@ def payload_model_of(topic: ParsedTopic) -> type[BaseModel]:
     return _PAYLOAD_MODELS[(topic.channel, topic.name)]
 
 
+def batched_envelope_models() -> dict[str, type[TypedEnvelope[Any]]]:
+    """The envelope model of each reading's and event's topic tail ("readings/blood_pressure"):
+    the records of a batch that are validated with their container (doorstep/contract/batch.py)."""
+    return {
+        f"{channel.value}/{name}": _ENVELOPE_MODELS[model]
+        for (channel, name), model in _PAYLOAD_MODELS.items()
+        if channel in (Channel.READINGS, Channel.EVENTS)
+    }
+
+
 # How JSON writes a NUL in a string: the parser refuses a raw control character in one.
-_JSON_NUL: Final = b"\\u0000"
+JSON_NUL: Final = b"\\u0000"
 
 
 def validate_upstream(
@@ -132,13 +142,26 @@ def validate_envelope(
         raise ContractError(f"channel {topic.channel} does not carry an envelope")
     if len(body) > MAX_MESSAGE_BYTES:
         raise ContractError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    model = payload_model_of(topic)
     try:
-        envelope = _ENVELOPE_MODELS[model].model_validate_json(body)
+        envelope = envelope_model_of(topic).model_validate_json(body)
     except ValidationError as error:
         raise ContractError(describe(error)) from None
-    if _JSON_NUL in body:
+    if JSON_NUL in body:
         _refuse_nul(envelope, "")
+    return open_envelope(topic, envelope, open_sealed)
+
+
+def envelope_model_of(topic: ParsedTopic) -> type[TypedEnvelope[Any]]:
+    """The model that validates an envelope on `topic` with its payload, in one pass."""
+    return _ENVELOPE_MODELS[payload_model_of(topic)]
+
+
+def open_envelope(
+    topic: ParsedTopic, envelope: TypedEnvelope[Any], open_sealed: Callable[[SealedPayload], bytes] | None = None
+) -> UpstreamMessage:
+    """The message of an envelope validated by envelope_model_of(topic) (its body without a
+    NUL): its sealed payload opened and validated, its request id checked against the topic."""
+    model = payload_model_of(topic)
     payload = envelope.payload
     if envelope.sealed is not None:
         if open_sealed is None:
@@ -148,7 +171,7 @@ def validate_envelope(
             payload = model.model_validate_json(plain)
         except ValidationError as error:
             raise ContractError(describe(error, "payload")) from None
-        if _JSON_NUL in plain:
+        if JSON_NUL in plain:
             _refuse_nul(payload, "payload")
     assert payload is not None
     if isinstance(payload, CommandResultPayload) and payload.request_id != topic.name:

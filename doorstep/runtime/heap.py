@@ -18,3 +18,17 @@ def freeze_start_up_objects() -> None:
     they live as long as the process) is left out of every later collection."""
     gc.collect()  # garbage of the start-up itself must not be frozen with it
     gc.freeze()
+
+
+# A young generation this big is collected about once per gulp of 1,000 messages stored by the
+# bridge, not every 700 allocations: with Python's default, the collector ran 2,000 times over
+# 20,000 ingested messages, 35-44 µs of CPU a message (a fifth of all), to find nearly nothing
+# (a message's objects are freed by their reference counts, not by the collector).
+YOUNG_OBJECTS_PER_COLLECTION = 50_000
+
+
+def collect_less_often() -> None:
+    """For a process that allocates and frees many objects per unit of work (the bridge's
+    ingest): the young generation is collected every YOUNG_OBJECTS_PER_COLLECTION allocations."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_OBJECTS_PER_COLLECTION, older, oldest)

@@ -32,7 +32,7 @@ from drivers.ble.errors import (
 )
 from drivers.ble.measurement_session import (
     LinkWatch,
-    RemembersDeviceState,
+    DeviceSession,
     open_link,
     set_device_clock,
     subscribe,
@@ -45,7 +45,7 @@ CuffPressureCallback = Callable[[IntermediateCuffPressure], None]
 MeasurementCallback = Callable[[BloodPressureMeasurement], None]
 
 
-class BloodPressureCuffSession(RemembersDeviceState):
+class BloodPressureCuffSession(DeviceSession):
     """Connect to one cuff, follow one measurement cycle, return its readings."""
 
     def __init__(
@@ -60,13 +60,10 @@ class BloodPressureCuffSession(RemembersDeviceState):
         forgets_bond: bool = False,
         now: Callable[[], datetime | None] = datetime.now,
     ) -> None:
-        self._address = address
-        self._backend = backend
-        self._connect_timeout = connect_timeout
+        super().__init__(address, backend=backend, connect_timeout=connect_timeout, needs_bonding=needs_bonding,
+                         forgets_bond=forgets_bond)
         self._idle_timeout = idle_timeout
         self._dialect = dialect
-        self._needs_bonding = needs_bonding  # pair after connecting (profile quirk)
-        self._forgets_bond = forgets_bond  # unpair + pair every time (profile quirk; see bonding.py)
         self._now = now  # the kiosk's local wall clock, written to the cuff's Current Time
 
     async def collect(
@@ -84,15 +81,7 @@ class BloodPressureCuffSession(RemembersDeviceState):
         """
         watch = LinkWatch(self._address, logger)
         measurements: list[BloodPressureMeasurement] = []
-        async with open_link(
-            self._address,
-            watch,
-            backend=self._backend,
-            connect_timeout=self._connect_timeout,
-            needs_bonding=self._needs_bonding,
-            forgets_bond=self._forgets_bond,
-            on_battery=self._note_battery,
-        ) as client:
+        async with self._open_link(watch) as client:
             # Before subscribing: the cuff stamps the measurement it is about to send with its clock.
             await set_device_clock(client, self._address, self._now, self._note_clock_offset)
             await self._subscribe(client, watch, measurements.append, on_cuff_pressure)

@@ -32,7 +32,7 @@ from drivers.ble.glucose import (
     decode_glucose_measurement,
     decode_glucose_measurement_context,
 )
-from drivers.ble.measurement_session import LinkWatch, RemembersDeviceState, open_link, subscribe
+from drivers.ble.measurement_session import DeviceSession, LinkWatch, subscribe
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class _Transfer:
             logger.warning("ignoring unexpected RACP response %s", response)
 
 
-class GlucoseMeterSession(RemembersDeviceState):
+class GlucoseMeterSession(DeviceSession):
     """Connect to one glucose meter and fetch its stored records."""
 
     def __init__(
@@ -94,12 +94,9 @@ class GlucoseMeterSession(RemembersDeviceState):
         needs_bonding: bool = False,
         forgets_bond: bool = False,
     ) -> None:
-        self._address = address
-        self._backend = backend
+        super().__init__(address, backend=backend, connect_timeout=connect_timeout, needs_bonding=needs_bonding,
+                         forgets_bond=forgets_bond)
         self._timeout = timeout  # longest silence between values during the procedure
-        self._connect_timeout = connect_timeout
-        self._needs_bonding = needs_bonding
-        self._forgets_bond = forgets_bond
 
     async def fetch_since(self, last_sequence_number: int | None) -> list[GlucoseRecord]:
         """Records with a sequence number after ``last_sequence_number`` (all if None), oldest first.
@@ -114,15 +111,7 @@ class GlucoseMeterSession(RemembersDeviceState):
         request = racp.report_all_records() if last_sequence_number is None else racp.report_records_after(last_sequence_number)
         watch = LinkWatch(self._address, logger)
         transfer = _Transfer()
-        async with open_link(
-            self._address,
-            watch,
-            backend=self._backend,
-            connect_timeout=self._connect_timeout,
-            needs_bonding=self._needs_bonding,
-            forgets_bond=self._forgets_bond,
-            on_battery=self._note_battery,
-        ) as client:
+        async with self._open_link(watch) as client:
             if client.services.get_characteristic(uuids.RECORD_ACCESS_CONTROL_POINT) is None:
                 raise MissingServiceError(f"{self._address} has no Record Access Control Point (0x2A52)")
             await self._subscribe(client, watch, transfer)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -216,11 +216,38 @@ async def _device_clock_offset(
     return offset
 
 
-class RemembersDeviceState:
-    """A session that keeps what its device said about itself on the last connection."""
+class DeviceSession:
+    """A session with one device: how to reach it (its address, the bleak backend, its bonding
+    quirks), and what it said about itself on the last connection."""
 
     battery_percent: int | None = None
     clock_offset_s: float | None = None  # the device's clock minus the kiosk's, before it was set
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        backend: type[BaseBleakClient] | None,
+        connect_timeout: float,
+        needs_bonding: bool,
+        forgets_bond: bool,
+    ) -> None:
+        self._address = address
+        self._backend = backend
+        self._connect_timeout = connect_timeout
+        self._needs_bonding = needs_bonding  # pair after connecting (profile quirk)
+        self._forgets_bond = forgets_bond  # unpair + pair every time (profile quirk; see bonding.py)
+
+    def _open_link(self, watch: LinkWatch) -> AbstractAsyncContextManager[BleakClient]:
+        return open_link(
+            self._address,
+            watch,
+            backend=self._backend,
+            connect_timeout=self._connect_timeout,
+            needs_bonding=self._needs_bonding,
+            forgets_bond=self._forgets_bond,
+            on_battery=self._note_battery,
+        )
 
     def _note_battery(self, percent: int) -> None:
         self.battery_percent = percent
@@ -239,7 +266,7 @@ async def _disconnect_quietly(client: BleakClient, address: str) -> None:
         logger.warning("disconnecting from %s failed: %s", address, exc)
 
 
-class IndicationSession(RemembersDeviceState, Generic[T]):
+class IndicationSession(DeviceSession, Generic[T]):
     """Connect to a device that delivers readings on one characteristic; return them.
 
     Why not shared with the cuff's outcome rules: a cuff shows progress (0x2A36
@@ -264,14 +291,11 @@ class IndicationSession(RemembersDeviceState, Generic[T]):
         forgets_bond: bool = False,
         now: Callable[[], datetime | None] = datetime.now,
     ) -> None:
-        self._address = address
+        super().__init__(address, backend=backend, connect_timeout=connect_timeout, needs_bonding=needs_bonding,
+                         forgets_bond=forgets_bond)
         self._uuid = characteristic_uuid
         self._decode = decode
-        self._backend = backend
-        self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
-        self._needs_bonding = needs_bonding
-        self._forgets_bond = forgets_bond
         self._now = now
 
     async def collect(self) -> list[T]:
@@ -284,15 +308,7 @@ class IndicationSession(RemembersDeviceState, Generic[T]):
         """
         watch = LinkWatch(self._address)
         values: list[T] = []
-        async with open_link(
-            self._address,
-            watch,
-            backend=self._backend,
-            connect_timeout=self._connect_timeout,
-            needs_bonding=self._needs_bonding,
-            forgets_bond=self._forgets_bond,
-            on_battery=self._note_battery,
-        ) as client:
+        async with self._open_link(watch) as client:
             if client.services.get_characteristic(self._uuid) is None:
                 raise MissingServiceError(f"{self._address} has no {uuids.short_form(self._uuid) or self._uuid}")
             await set_device_clock(client, self._address, self._now, self._note_clock_offset)

@@ -23,7 +23,8 @@ from cloud_bridge.accounts import AuditEntry, add_user
 from cloud_bridge.alert_rules import AlertKind, AlertRules, Raise, Severity
 from cloud_bridge.alerts import Alert, apply_signals
 from cloud_bridge.api import BridgeContext, create_app
-from cloud_bridge.batch import Inbound, commit_batch
+from cloud_bridge.decode import Inbound
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
 from doorstep.contract.commands import CommandName
 from doorstep.contract.payloads import LaundryMachineEvent
@@ -66,7 +67,7 @@ class World:
 def world(bridge_engine: Engine) -> Iterator[World]:
     for site in (HOME, AWAY):
         kiosk = WireKiosk(site=site)
-        commit_batch(bridge_engine, [kiosk.status(KioskState.ONLINE, NOW), kiosk.reading(blood_pressure(190, 100))],
+        commit_gulp(bridge_engine, [kiosk.status(KioskState.ONLINE, NOW), kiosk.reading(blood_pressure(190, 100))],
                      rules=AlertRules(), notify=False, received_at=NOW)
     with Session(bridge_engine) as session:
         health = session.exec(select(Alert).where(Alert.site == HOME, Alert.kind == "dangerous_reading")).one().id
@@ -276,7 +277,7 @@ def test_a_technician_sees_why_health_messages_were_refused_but_not_their_bytes(
     in_a_batch = kiosk.batch(with_unknown_field(kiosk.reading(blood_pressure(203, 121, subject=RESIDENT))))
     misfiled = Inbound(f"doorstep/v1/{HOME}/kiosk-7/readingz/blood_pressure", reading.body)
     event = with_unknown_field(kiosk.machine(LaundryMachineEvent(unit=3, state="fault", link="online", error_code=7)))
-    commit_batch(world.engine, [reading, in_a_batch, misfiled, event], rules=AlertRules(), notify=False, received_at=NOW)
+    commit_gulp(world.engine, [reading, in_a_batch, misfiled, event], rules=AlertRules(), notify=False, received_at=NOW)
 
     world.api.token = world.tokens["technician"]
     answer = world.api.get("/api/v1/dead_letters")

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.api import create_app
-from cloud_bridge.batch import commit_batch
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.support import ServedApp, api_token
@@ -31,7 +31,7 @@ def test_bad_requests_are_clear_json(bridge_engine: Engine) -> None:
 
 def test_lists_are_pages_newest_first(bridge_engine: Engine) -> None:
     kiosk = WireKiosk()
-    commit_batch(bridge_engine, [kiosk.reading(blood_pressure(100 + n, 70)) for n in range(7)], rules=AlertRules(),
+    commit_gulp(bridge_engine, [kiosk.reading(blood_pressure(100 + n, 70)) for n in range(7)], rules=AlertRules(),
                  notify=False, received_at=datetime.now(UTC))
     with ServedApp(create_app(bridge_engine), token=api_token(bridge_engine, DEVELOPMENT_SECRET, "doctor", "test-site")) as api:
         first = api.get("/api/v1/readings", limit=3).body

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.api import create_app
-from cloud_bridge.batch import commit_batch
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
 from doorstep.contract.commands import CommandName
 from doorstep.contract.payloads import LaundryMachineEvent
@@ -34,7 +34,7 @@ EXAMPLES = int(os.environ.get("DOORSTEP_FUZZ_EXAMPLES", "25"))
 
 def seed(engine: Engine) -> None:
     kiosk = WireKiosk()
-    commit_batch(engine, [
+    commit_gulp(engine, [
         kiosk.reading(blood_pressure(128, 82)),
         kiosk.reading(blood_pressure(190, 125, subject="5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592")),
         kiosk.telemetry(telemetry(devices=[DeviceTelemetry(address="A4:C1:38:12:34:56", model="omron", battery_percent=10)])),

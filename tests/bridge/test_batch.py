@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 
 from cloud_bridge.alert_rules import AlertKind, AlertRules
 from cloud_bridge.alerts import Alert, AlertState
-from cloud_bridge.batch import Inbound, commit_batch
+from cloud_bridge.decode import Inbound
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.fleet import Device, Kiosk
 from cloud_bridge.store import DeadLetter, Reading
 from doorstep.contract.payloads import LaundryMachineEvent
@@ -25,7 +26,7 @@ RULES = AlertRules()
 
 
 def commit(engine: Engine, *items: Inbound, at: datetime = NOW):  # type: ignore[no-untyped-def]
-    return commit_batch(engine, list(items), rules=RULES, notify=False, received_at=at)
+    return commit_gulp(engine, list(items), rules=RULES, notify=False, received_at=at)
 
 
 def alerts(engine: Engine) -> list[Alert]:
@@ -150,7 +151,8 @@ def test_a_faulted_machine_raises_a_device_fault_cleared_when_it_recovers(bridge
                                 error_text={"zh": "排水故障", "en": "drain error"})
     commit(bridge_engine, kiosk.machine(fault, at=NOW))
     [alert] = alerts(bridge_engine)
-    assert (alert.kind, alert.about, alert.title) == ("device_fault", "modbus-unit-3", "washer-retrofit-a modbus-unit-3: error 4: 排水故障")
+    assert (alert.kind, alert.about, alert.title) == ("device_fault", "modbus-unit-3", "washer-retrofit-a modbus-unit-3: error 4: drain error")
+    assert alert.data["title_zh"] == "washer-retrofit-a modbus-unit-3：故障码 4：排水故障"  # each language its own words
     commit(bridge_engine, kiosk.machine(LaundryMachineEvent(unit=3, state="idle", link="online"), at=NOW + timedelta(minutes=1)))
     assert alerts(bridge_engine)[0].state == AlertState.RESOLVED
     commit(bridge_engine, kiosk.machine(LaundryMachineEvent(unit=3, state="idle", link="offline", link_error="timeout"),

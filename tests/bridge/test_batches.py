@@ -18,7 +18,8 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from cloud_bridge.alert_rules import AlertRules
-from cloud_bridge.batch import BatchOutcome, Inbound, Refused, classify, classify_all, commit_batch
+from cloud_bridge.decode import Inbound, Refused, classify, classify_all
+from cloud_bridge.gulp import GulpOutcome, commit_gulp
 from cloud_bridge.fleet import Kiosk
 from cloud_bridge.store import DeadLetter, Event, Reading
 from doorstep.broker.mosquitto import MosquittoProcess
@@ -38,8 +39,8 @@ NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 RULES = AlertRules()
 
 
-def commit(engine: Engine, *items: Inbound) -> BatchOutcome:
-    return commit_batch(engine, list(items), rules=RULES, notify=False, received_at=NOW)
+def commit(engine: Engine, *items: Inbound) -> GulpOutcome:
+    return commit_gulp(engine, list(items), rules=RULES, notify=False, received_at=NOW)
 
 
 def rows(engine: Engine, model: Any) -> list[Any]:
@@ -47,7 +48,7 @@ def rows(engine: Engine, model: Any) -> list[Any]:
         return list(session.exec(select(model)))
 
 
-def refused_ids(outcome: BatchOutcome) -> set[uuid.UUID]:
+def refused_ids(outcome: GulpOutcome) -> set[uuid.UUID]:
     return {i for r in outcome.refusals for i in r.message_ids}
 
 

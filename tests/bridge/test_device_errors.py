@@ -19,7 +19,8 @@ from sqlmodel import Session, select
 
 from cloud_bridge.alert_rules import AlertKind, AlertRules, Clear, Raise, device_error_signals
 from cloud_bridge.alerts import Alert
-from cloud_bridge.batch import Inbound, commit_batch
+from cloud_bridge.decode import Inbound
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.fleet import Device, DeviceBase
 from cloud_bridge.store import DeadLetter, Telemetry
 from doorstep.broker.mosquitto import MosquittoProcess
@@ -37,7 +38,7 @@ RULES = AlertRules(device_unreachable_s=3600)
 
 
 def commit(engine: Engine, *items: Inbound, at: datetime = NOW) -> None:
-    commit_batch(engine, list(items), rules=RULES, notify=False, received_at=at)
+    commit_gulp(engine, list(items), rules=RULES, notify=False, received_at=at)
 
 
 def alerts(engine: Engine) -> list[Alert]:

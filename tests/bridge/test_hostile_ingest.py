@@ -24,7 +24,8 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from cloud_bridge.alert_rules import AlertRules
-from cloud_bridge.batch import Inbound, StatusMessage, Refused, classify, commit_batch
+from cloud_bridge.decode import Inbound, StatusMessage, Refused, classify
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.store import DeadLetter, Reading
 from doorstep.contract.codec import MAX_MESSAGE_BYTES
 from doorstep.contract.envelope import UpstreamMessage
@@ -139,7 +140,7 @@ def test_what_the_contract_accepts_the_database_stores(bridge_engine: Engine, me
         event("refused by the contract")
         return
     event("stored")
-    outcome = commit_batch(bridge_engine, [message], rules=RULES, notify=False, received_at=NOW)
+    outcome = commit_gulp(bridge_engine, [message], rules=RULES, notify=False, received_at=NOW)
     assert outcome.refused == 0 and (outcome.valid or outcome.statuses)
 
 
@@ -172,17 +173,18 @@ def test_an_oversized_or_deeply_nested_body_is_refused_with_its_reason() -> None
 def test_a_message_the_database_refuses_is_a_dead_letter_and_the_rest_of_its_batch_is_stored(bridge_engine: Engine) -> None:
     """Defence in depth, for a value the contract does not yet know the store cannot hold: the
     batch is split until the one message is alone, and that message alone is refused."""
-    from cloud_bridge.batch import commit_isolating, parse
+    from cloud_bridge.decode import decode
+    from cloud_bridge.gulp import store_isolating
     from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 
     kiosk = WireKiosk()
     good = [kiosk.reading(blood_pressure(120 + i, 80)) for i in range(5)]
-    parsed = parse(good, NOW)
-    poison = parse([kiosk.reading(blood_pressure(150, 90))], NOW).valid[0]
+    parsed = decode(good, NOW)
+    poison = decode([kiosk.reading(blood_pressure(150, 90))], NOW).valid[0]
     # As if the contract let through a sequence number past the store's integer column.
     envelope = poison.envelope.model_copy(update={"seq": 2**63})
     parsed.valid.insert(2, UpstreamMessage(poison.topic, envelope, poison.payload))
-    outcome = commit_isolating(bridge_engine, parsed, rules=RULES, notify=False, received_at=NOW)
+    outcome = store_isolating(bridge_engine, parsed, rules=RULES, notify=False, received_at=NOW)
     assert {m.envelope.message_id for m in outcome.valid} == {m.envelope.message_id for m in parsed.valid} - {envelope.message_id}
     assert outcome.refused == 1
     with Session(bridge_engine) as session:

@@ -11,7 +11,8 @@ from sqlmodel import Session, select
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.alerts import Alert
-from cloud_bridge.batch import Inbound, commit_batch
+from cloud_bridge.decode import Inbound
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.commands import Command
 from cloud_bridge.fleet import Kiosk
 from cloud_bridge.jobs import BridgeJobs
@@ -41,7 +42,7 @@ class Published:
 
 
 def commit(engine: Engine, *items: Inbound, at: datetime) -> None:
-    commit_batch(engine, list(items), rules=RULES, notify=False, received_at=at)
+    commit_gulp(engine, list(items), rules=RULES, notify=False, received_at=at)
 
 
 def jobs(engine: Engine, clock: Clock, publisher: Published | None = None) -> BridgeJobs:
@@ -64,7 +65,8 @@ def test_a_missing_sequence_number_is_a_gap_only_after_the_grace_period(bridge_e
     job.scan_gaps()
     job.scan_gaps()  # a second worker scanning too
     [gap] = alerts(bridge_engine)
-    assert (gap.kind, gap.about, gap.data) == ("sequence_gap", "seq 3-4", {"first": 3, "last": 4, "missing": 2})
+    assert (gap.kind, gap.about, gap.data) == ("sequence_gap", "seq 3-4", {"first": 3, "last": 4, "missing": 2,
+                                                                          "title_zh": "该终端有 2 条消息没有送达（序号 3 至 4）"})
     with Session(bridge_engine) as session:
         row = session.get(Kiosk, (kiosk.site, kiosk.kiosk))
         assert row is not None and row.seq_checked_through == 6

@@ -3,7 +3,7 @@ state is ordered by kiosk time (a re-sent old report must not overwrite a newer 
 report dated 8999 used to win every comparison after it, so the kiosk's row and its devices
 ignored every later report. Now a time more than a day (fleet.KIOSK_TIME_AHEAD_ALLOWED) past the
 bridge's clock is news when it arrives and old news after, and the kiosk's row says when one came
-(`clock_ahead_at`), which technicians see in the API. Through the real pipeline (commit_batch) and the real API, on
+(`clock_ahead_at`), which technicians see in the API. Through the real pipeline (commit_gulp) and the real API, on
 SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.api import create_app
-from cloud_bridge.batch import Inbound, commit_batch
+from cloud_bridge.decode import Inbound
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
 from doorstep.contract.payloads import LaundryMachineEvent
 from doorstep.contract.telemetry import DeviceTelemetry
@@ -28,7 +29,7 @@ CUFF = "A4:C1:38:12:34:56"
 
 
 def commit(engine: Engine, items: list[Inbound], received_at: datetime) -> None:
-    commit_batch(engine, items, rules=AlertRules(), notify=False, received_at=received_at)
+    commit_gulp(engine, items, rules=AlertRules(), notify=False, received_at=received_at)
 
 
 def reports(kiosk: WireKiosk, at: datetime, *, battery: int, backlog: int, machine: Literal["idle", "running", "fault"],

@@ -1,6 +1,6 @@
 """Issue 18, item 9, at the bridge: a kiosk's staff_called event becomes a warning alert for the
 kiosk's station (one open per kiosk), the telemetry's speech fields are stored, and what a kiosk
-from before both sends is stored as it was. Through the bridge's own batch commit (SQLite and
+from before both sends is stored as it was. Through the bridge's own commit (gulp.py) (SQLite and
 PostgreSQL)."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from sqlmodel import Session, select
 
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.alerts import Alert
-from cloud_bridge.batch import Inbound, commit_batch
+from cloud_bridge.decode import Inbound
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.store import DeadLetter, Event, Telemetry
 from doorstep.contract.payloads import RelayCheckinEvent, StaffCalledEvent
 from doorstep.contract.topics import EventType
@@ -26,7 +27,7 @@ KIOSK_WIRE = WireKiosk(site=SITE, kiosk=KIOSK)
 
 
 def commit(engine: Engine, *items: Inbound, at: datetime = NOW) -> None:
-    commit_batch(engine, list(items), rules=AlertRules(), notify=False, received_at=at)
+    commit_gulp(engine, list(items), rules=AlertRules(), notify=False, received_at=at)
 
 
 def alerts(engine: Engine) -> list[Alert]:

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.alerts import resolve
-from cloud_bridge.batch import commit_batch
+from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.webhook import WebhookDelivery, WebhookSender, WebhookSettings, enqueue
 from doorstep.broker.mosquitto import free_port
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
@@ -73,7 +73,7 @@ def senders() -> Iterator[list[WebhookSender]]:
 
 def raise_dangerous_reading(engine: Engine) -> None:
     kiosk = WireKiosk()
-    commit_batch(engine, [kiosk.reading(blood_pressure(190, 125))], rules=AlertRules(), notify=True,
+    commit_gulp(engine, [kiosk.reading(blood_pressure(190, 125))], rules=AlertRules(), notify=True,
                  received_at=datetime.now(UTC))
 
 

@@ -1,5 +1,5 @@
 """Messages as a kiosk sends them, built with the wire contract's own models, for tests that
-drive the bridge directly: through commit_batch (no broker), or published on a real broker."""
+drive the bridge directly: through commit_gulp (no broker), or published on a real broker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cloud_bridge.batch import Inbound
+from cloud_bridge.decode import Inbound
 from doorstep.contract.batch import batch_entry, encode_batch
 from doorstep.contract.codec import encode
 from doorstep.contract.envelope import Envelope

@@ -13,7 +13,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from cloud_bridge.batch import Inbound
+from cloud_bridge.decode import Inbound
 from doorstep.contract.commands import CommandOutcome, CommandResultPayload, decode_command
 from doorstep.contract.payloads import (
     BloodPressurePayload,

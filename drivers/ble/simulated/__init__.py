@@ -21,7 +21,7 @@ added with ``has_current_time``.
 """
 
 from drivers.ble.simulated.backend import SimulatedBleakClient, simulated_backend
-from drivers.ble.simulated.cuff import SimulatedCuff, plausible_reading
+from drivers.ble.simulated.cuff import ButtonCuff, SimulatedCuff, cuff_at_a_persons_pace, plausible_reading
 from drivers.ble.simulated.glucose_meter import SimulatedGlucoseMeter
 from drivers.ble.simulated.indicating import (
     SimulatedIndicatingDevice,
@@ -39,6 +39,7 @@ from drivers.ble.simulated.peripheral import (
 
 __all__ = [
     "TYPICAL_DRIFT",
+    "ButtonCuff",
     "Link",
     "SimCharacteristic",
     "SimService",
@@ -50,6 +51,7 @@ __all__ = [
     "SimulatedPulseOximeter",
     "SimulatedScale",
     "SimulatedThermometer",
+    "cuff_at_a_persons_pace",
     "plausible_reading",
     "simulated_backend",
 ]

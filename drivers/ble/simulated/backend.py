@@ -269,7 +269,7 @@ def simulated_backend(peripheral: SimulatedPeripheral) -> type[BaseBleakClient]:
     """
 
     def find_device(address: str) -> BLEDevice | None:
-        if address.upper() != peripheral.address.upper() or not peripheral.advertising:
+        if address.upper() != peripheral.address.upper() or not peripheral.is_advertising():
             return None
         return BLEDevice(peripheral.address, peripheral.name, None)
 

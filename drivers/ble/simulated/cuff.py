@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from drivers.ble import uuids
 from drivers.ble.blood_pressure import (
@@ -122,3 +123,33 @@ class SimulatedCuff(SimulatedPeripheral):
         link.disconnect()
 
 
+
+
+@dataclass(kw_only=True)
+class ButtonCuff(SimulatedCuff):
+    """A cuff that is off until its start button is pressed, measures once, and is off again:
+    what a real one does, and what the kiosk screen tells the resident to do. The button is
+    :meth:`press_start` in the same process, or ``button``, a file another process creates
+    (the demo's Enter key), used up by the connection it starts."""
+
+    advertising: bool = False
+    button: Path | None = None
+
+    def press_start(self) -> None:
+        self.advertising = True
+
+    def is_advertising(self) -> bool:
+        return self.advertising or (self.button is not None and self.button.exists())
+
+    async def run(self, link: Link) -> None:
+        self.advertising = False  # connected: it stops advertising, and is off after this
+        if self.button is not None:
+            self.button.unlink(missing_ok=True)
+        await super().run(link)
+
+
+def cuff_at_a_persons_pace(address: str, button: Path, battery_percent: int | None = None) -> ButtonCuff:
+    """The demo's cuff: off until ``button`` appears, then inflating half a second after it
+    connects, the pressure climbing for about 12 s (a real cuff takes 30-40 s in all)."""
+    return ButtonCuff(address=address, battery_percent=battery_percent, button=button,
+                      start_delay=0.5, inflate_steps=30, step_interval=0.4)

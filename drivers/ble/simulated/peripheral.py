@@ -100,6 +100,10 @@ class SimulatedPeripheral:
         if self.clock_offset is None:
             self.clock_offset = TYPICAL_DRIFT if self.has_current_time else timedelta(0)
 
+    def is_advertising(self) -> bool:
+        """Whether a scan hears it now."""
+        return self.advertising
+
     def clock(self) -> datetime:
         """The device's wall clock (naive, like the Date Time fields it sends)."""
         assert self.clock_offset is not None
