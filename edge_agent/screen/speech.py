@@ -61,6 +61,7 @@ class Speaker:
         self._espeak = shutil.which("espeak-ng")
         self._to_wav = to_wav
         self._tasks: set[asyncio.Task[None]] = set()
+        self._current: asyncio.Task[None] | None = None
         self.health = SpeechHealth()
         self.last_words: str | None = None  # the last result said, for "say it again"
 
@@ -73,7 +74,13 @@ class Speaker:
         """Starts saying these words (at most MAX_WORDS characters) and returns at once.
         `english`: in espeak-ng's English voice (the page is in English), not the kiosk's."""
         voice = ENGLISH_VOICE if english else self._voice
-        task = asyncio.get_running_loop().create_task(self._say(words[:MAX_WORDS], voice))
+        # New words cut the old ones short, and start once they are stopped: two players at
+        # once would find the sound device busy (without dmix) and report a working one failing.
+        previous = self._current
+        if previous is not None:
+            previous.cancel()
+        task = asyncio.get_running_loop().create_task(self._say(words[:MAX_WORDS], voice, after=previous))
+        self._current = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -89,7 +96,9 @@ class Speaker:
         """Wait for whatever is being said."""
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _say(self, words: str, voice: str) -> None:
+    async def _say(self, words: str, voice: str, *, after: asyncio.Task[None] | None) -> None:
+        if after is not None:
+            await asyncio.gather(after, return_exceptions=True)
         if self._espeak is None:
             self._record(False, "espeak-ng is not installed (apt-get install espeak-ng)")
             return
@@ -100,7 +109,7 @@ class Speaker:
                 self._espeak, "-v", voice, *output, "--stdin",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )
-            sound, errors = await process.communicate(words.encode())
+            sound, errors = await _finish(process, words.encode())
         except OSError as error:
             self._record(False, f"espeak-ng could not run: {error}")
             return
@@ -131,12 +140,23 @@ async def _play(sound: bytes) -> tuple[bool, str | None]:
             aplay, "-q", "-", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
-        _, errors = await process.communicate(sound)
+        _, errors = await _finish(process, sound)
     except OSError as error:
         return False, f"aplay could not run: {error}"
     if process.returncode != 0:
         return False, f"no sound: aplay failed ({process.returncode}): {_last_line(errors)}"
     return True, None
+
+
+async def _finish(process: asyncio.subprocess.Process, given: bytes) -> tuple[bytes, bytes]:
+    """communicate(), and the process killed if the words are cut short (cancelled)."""
+    try:
+        return await process.communicate(given)
+    except asyncio.CancelledError:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
 
 
 def _silence() -> bytes:

@@ -22,12 +22,15 @@ from tests.test_kiosk_help import fake_aplay, played, staff_calls
 __all__ = ["fake_aplay"]  # the fixture, shared
 
 
-async def say_again(page: Page) -> dict:  # type: ignore[type-arg]
-    """Press "再说一遍": what the page asked the agent to say, and what the agent said."""
+async def say_again(page: Page, loudspeaker: Path) -> dict:  # type: ignore[type-arg]
+    """Press "再说一遍": what the page asked the agent to say, and what the agent said, once
+    the loudspeaker has played it (a new saying cuts one still playing short)."""
+    before = len(played(loudspeaker))
     async with page.expect_response("**/api/help/say-again") as answer:
         await page.click("#say-again")
     response = await answer.value
     assert response.ok, await response.text()
+    await wait_until(lambda: len(played(loudspeaker)) == before + 1, what="the words played")
     return {"asked": json.loads(response.request.post_data or "{}"), "said": (await response.json())["words"]}
 
 
@@ -42,19 +45,21 @@ async def test_say_it_again_says_each_screens_words_and_the_result(
         assert agent.screen is not None
         await open_kiosk(page, agent.screen.url)
         await expect(page.locator("#say-again")).to_have_text("再说一遍")
-        assert (await say_again(page))["said"] == "您好！请选择服务。"
+        assert len(played(fake_aplay)) == 1  # the start-up check's silence
+        assert (await say_again(page, fake_aplay))["said"] == "您好！请选择服务。"
 
         await page.click("#go-bp")
-        said = (await say_again(page))["said"]
+        said = (await say_again(page, fake_aplay))["said"]
         assert said.startswith("请刷卡，或输入居民卡号。输入后按“确定”。")
         await page.click("#bp-anonymous")
         await expect(page.locator("#bp-cuff-title")).to_have_text("请戴好袖带，按血压计上的“开始”键")
         # The instruction, and whose the reading will be.
-        assert (await say_again(page))["said"] == "请戴好袖带，按血压计上的“开始”键。袖带绑在左上臂，与心脏同高。坐好，不要说话。结果不记入个人档案。"
+        assert (await say_again(page, fake_aplay))["said"] == "请戴好袖带，按血压计上的“开始”键。袖带绑在左上臂，与心脏同高。坐好，不要说话。结果不记入个人档案。"
 
         cuff.press_start()
         await expect(page.locator("#screen-bp-result")).to_be_visible(timeout=SLOW)
-        again = await say_again(page)
+        await wait_until(lambda: len(played(fake_aplay)) == 5, what="the result said when it came")
+        again = await say_again(page, fake_aplay)
         # The result, as the agent said it when it came: the same words again.
         assert again["asked"] == {"result": True, "language": "zh-CN"}
         assert again["said"] == agent.speaker.last_words and again["said"].startswith("高压 148，低压 92")  # type: ignore[union-attr]
@@ -62,10 +67,10 @@ async def test_say_it_again_says_each_screens_words_and_the_result(
 
         await page.click("#language")
         await page.click("#bp-done")
-        english = await say_again(page)
+        english = await say_again(page, fake_aplay)
         assert english["asked"] == {"words": "Hello! Please choose.", "language": "en"}
         # Five sayings again, the result said when it came, and the start-up check's silence.
-        await wait_until(lambda: len(played(fake_aplay)) == 7, what="everything played")
+        assert len(played(fake_aplay)) == 7
         assert (await agent.snapshot()).speech_ok is True
 
 
