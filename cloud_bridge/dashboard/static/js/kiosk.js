@@ -332,7 +332,9 @@ function describeEvent(t, event) {
       : t.t("event.checkout", { method: t.of("relaymethod", p.method), stay: t.duration(p.stay_s), inside: p.inside });
   }
   if (event.type === "staff_called") {
-    return t.t("event.staff_called.screen", { screen: p.screen });
+    // The service the screen belongs to (its name's first part, as the bridge's alert says it).
+    const area = String(p.screen || "").split("-")[0];
+    return t.t("event.staff_called.screen", { area: t.t(t.has(`screenarea.${area}`) ? `screenarea.${area}` : "screenarea.other") });
   }
   // An event type this page does not know (a newer kiosk's): its type only. Its payload may
   // hold something about a person that this page has not been taught to leave out.
