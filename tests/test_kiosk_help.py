@@ -15,13 +15,14 @@ import asyncio
 import logging
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 from doorstep.contract.envelope import Envelope
 from doorstep.contract.payloads import StaffCalledEvent
-from edge_agent.screen.speech import Speaker
+from edge_agent.screen.speech import CHECK_TIMEOUT_S, Speaker, SpeechHealth
 from tests.kiosk_support import acall, kiosk_settings
 from tests.support import SITE, running_agent, wait_until
 
@@ -31,14 +32,16 @@ RESULT = {"systolic": 128.0, "diastolic": 82.0, "pulse_rate": 71.0, "unit": "mmH
 
 @pytest.fixture
 def fake_aplay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An `aplay` first on PATH that keeps what it was given to play (in played-N.wav) and exits
-    with the status in its `exit` file (0: it played)."""
+    """An `aplay` first on PATH that keeps what it was given to play (in played-*.wav) and exits
+    with the status in its `exit` file (0: it played); with a `hang` file, it never finishes (a
+    sound device held by another program)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "aplay"
     script.write_text(
         "#!/bin/sh\n"
         f'dir="{bin_dir}"\n'
+        '[ -e "$dir/hang" ] && exec sleep 60\n'
         'cat > "$dir/played-$(date +%s%N)-$$.wav"\n'
         'status=$(cat "$dir/exit")\n'
         '[ "$status" = 0 ] || echo "aplay: main:831: audio open error: Device or resource busy" >&2\n'
@@ -106,6 +109,15 @@ async def test_with_a_loudspeaker_speech_plays_and_a_failure_and_the_recovery_ar
         assert speaker.health.ok is True
     messages = [r.getMessage() for r in caplog.records]
     assert sum("speech fails" in m for m in messages) == 1 and sum("speech works again" in m for m in messages) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_player_that_hangs_is_a_failure_within_the_check_timeout_not_a_stuck_start(fake_aplay: Path) -> None:
+    (fake_aplay / "hang").touch()
+    started = time.monotonic()
+    health = await Speaker("cmn").check()
+    assert time.monotonic() - started < CHECK_TIMEOUT_S + 2
+    assert health == SpeechHealth(False, "no sound: aplay did not finish within 5 s (the sound device is busy?)")
 
 
 # --- The agent: telemetry, "say it again", "call staff" --------------------------------------

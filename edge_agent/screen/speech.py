@@ -25,6 +25,10 @@ _MEANING = {"normal": "正常", "high_normal": "正常高值", "high": "偏高",
 # What the page may ask to be said: a screen's instruction is a sentence or two.
 MAX_WORDS = 500
 ENGLISH_VOICE = "en"
+# aplay waits for a device that is busy: the start-up check must not hold up the agent's start,
+# nor a saying the next one (a screen's words last seconds; MAX_WORDS of them, about a minute).
+CHECK_TIMEOUT_S = 5.0
+SAYING_TIMEOUT_S = 120.0
 # The start-up check plays this much silence: it opens the sound device as speech would, and
 # nobody hears it.
 CHECK_SILENCE_S = 0.05
@@ -89,7 +93,7 @@ class Speaker:
         if self._espeak is None:
             self._record(False, "espeak-ng is not installed (apt-get install espeak-ng)")
         elif self._to_wav is None:
-            self._record(*await _play(_silence()))
+            self._record(*await _play(_silence(), CHECK_TIMEOUT_S))
         return self.health
 
     async def finished(self) -> None:
@@ -116,7 +120,7 @@ class Speaker:
         if process.returncode != 0:
             self._record(False, f"espeak-ng failed ({process.returncode}): {_last_line(errors)}")
         elif self._to_wav is None:
-            self._record(*await _play(sound))
+            self._record(*await _play(sound, SAYING_TIMEOUT_S))
 
     def _record(self, ok: bool, error: str | None = None) -> None:
         """Keep the condition; log it once when it changes, not at every sentence."""
@@ -130,7 +134,7 @@ class Speaker:
         self.health = now
 
 
-async def _play(sound: bytes) -> tuple[bool, str | None]:
+async def _play(sound: bytes, timeout_s: float) -> tuple[bool, str | None]:
     """Play a WAV on the default ALSA device: (played, why not)."""
     aplay = shutil.which("aplay")
     if aplay is None:
@@ -140,7 +144,9 @@ async def _play(sound: bytes) -> tuple[bool, str | None]:
             aplay, "-q", "-", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
-        _, errors = await _finish(process, sound)
+        _, errors = await asyncio.wait_for(_finish(process, sound), timeout_s)
+    except TimeoutError:  # before OSError: it is one
+        return False, f"no sound: aplay did not finish within {timeout_s:.0f} s (the sound device is busy?)"
     except OSError as error:
         return False, f"aplay could not run: {error}"
     if process.returncode != 0:
