@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from cloud_bridge.ingest import Ingest
 from cloud_bridge.jobs import BridgeJobs
 from cloud_bridge.metrics import BridgeMetrics
 from cloud_bridge.settings import BridgeSettings
+from cloud_bridge.startup import DatabaseWait
 from cloud_bridge.store import migrate
 from cloud_bridge.webhook import WebhookSender
 from doorstep.runtime.db import create_durable_engine
@@ -82,37 +84,59 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
     return BridgeWorker(engine, ingest, jobs, sender, context)
 
 
-@contextmanager
-def running_worker(settings: BridgeSettings, engine: Engine) -> Iterator[BridgeWorker]:
-    """Start ingest, jobs and the webhook sender; stop them all on the way out."""
-    worker = build_worker(settings, engine)
+def start_worker(worker: BridgeWorker) -> None:
     worker.ingest.start()
     worker.jobs.start()
     if worker.webhook is not None:
         worker.webhook.start()
+
+
+def stop_worker(worker: BridgeWorker) -> None:
+    worker.jobs.stop()
+    if worker.webhook is not None:
+        worker.webhook.stop()
+    worker.ingest.stop()
+
+
+@contextmanager
+def running_worker(settings: BridgeSettings, engine: Engine) -> Iterator[BridgeWorker]:
+    """Start ingest, jobs and the webhook sender; stop them all on the way out."""
+    worker = build_worker(settings, engine)
+    start_worker(worker)
     try:
         yield worker
     finally:
-        worker.jobs.stop()
-        if worker.webhook is not None:
-            worker.webhook.stop()
-        worker.ingest.stop()
+        stop_worker(worker)
 
 
 def run_bridge(settings: BridgeSettings) -> None:
-    """Run until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""
+    """Run until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly. The API answers at
+    once; the worker starts once the database has answered (cloud_bridge/startup.py)."""
     engine = create_durable_engine(settings.database_url)
-    migrate(engine)
-    freeze_start_up_objects()  # before ingest starts: the collection it runs first would stall it
-    collect_less_often()
+    worker = build_worker(settings, engine)
+    startup = DatabaseWait()
+    worker.context.startup = startup
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(engine, worker.context), host=settings.http_host, port=settings.http_port,
+                       log_level="warning")
+    )
+
+    def bring_up() -> None:
+        if not startup.until_reachable(lambda: migrate(engine)):
+            return
+        freeze_start_up_objects()  # before ingest starts: the collection it runs first would stall it
+        collect_less_often()
+        start_worker(worker)
+        log.info("bridge worker %s started", settings.worker_id)
+
+    starting = threading.Thread(target=bring_up, name="bridge-start", daemon=True)
+    starting.start()
+    log.info("bridge API on http://%s:%d", settings.http_host, settings.http_port)
     try:
-        with running_worker(settings, engine) as worker:
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    create_app(engine, worker.context), host=settings.http_host, port=settings.http_port, log_level="warning"
-                )
-            )
-            log.info("bridge API on http://%s:%d", settings.http_host, settings.http_port)
-            server.run()
+        server.run()
     finally:
+        startup.give_up()
+        starting.join()
+        if startup.ready:
+            stop_worker(worker)
         engine.dispose()

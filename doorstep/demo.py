@@ -18,7 +18,7 @@ import yaml
 
 from doorstep.broker.mosquitto import MosquittoProcess, free_port
 from doorstep.contract.sealing import encode_key, private_key_from_file, write_key_pair
-from drivers.laundry.simulated_room import RoomProcess
+from drivers.laundry.simulated_room import RoomProcess, stop_child
 
 DEMO_SITE = "demo-site"
 DEMO_KIOSK = "kiosk-1"
@@ -189,13 +189,7 @@ class _Child:
         self.restart_at = now + delay
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_child(self.process)
 
 
 def _demo_payload_key(directory: Path) -> tuple[Path, str]:

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +23,7 @@ from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry
 from doorstep.contract.topics import QOS_TELEMETRY, KioskTopics
 from doorstep.runtime.config import ConfigError
 from drivers.ble.blood_pressure import BloodPressureMeasurement
-from drivers.ble.errors import BleDriverError, DeviceNotFoundError
+from drivers.ble.errors import BleDriverError, DeviceNotFoundError, DeviceUnavailableError
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
 from edge_agent.device_health import DeviceHealthBook, line_telemetry
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
@@ -449,44 +449,59 @@ class Agent:
         while True:
             await due.wait()
             due.clear()
-            try:
-                readings = await reader.read()
-            except BleDriverError as error:
-                now = datetime.now(UTC)
-                if not isinstance(error, DeviceNotFoundError):
-                    self._last_seen_at[address] = now  # it connected, then failed
-                self.device_health.failed(address, error.code, str(error), now)
-            except Exception:
-                log.exception("reading %s failed unexpectedly; will try again", address)
-            else:
-                self._last_seen_at[address] = datetime.now(UTC)
-                self.device_health.succeeded(address)
-                # The newest blood-pressure reading of a session (a cuff sends its memory oldest
-                # first) is the one the resident at the screen has just taken: only it goes on
-                # their record; older ones replayed with it stay anonymous.
-                newest = max((i for i, r in enumerate(readings) if isinstance(r, BloodPressureMeasurement)),
-                             default=None)
-                try:
-                    for i, reading in enumerate(readings):
-                        subject = self.desk.subject_now() if i == newest else None
-                        await self.save_reading(reading, reader.device, subject=subject)
-                except Exception:
-                    # Not the device's fault (that is a DecodeError, handled in the driver):
-                    # our bug or the disk. Loud, and the device keeps being served.
-                    log.exception("could not save the readings of %s", address)
-                else:
-                    reader.saved()
+            await self._session_with(reader)
+
+    async def _session_with(self, reader: DeviceReader) -> None:
+        """One session with a device: its readings saved, its failure counted, and the screen's
+        desk told that a cuff's session is over (one that dropped mid-measurement says so)."""
+        address = reader.device.address
+        dropped = False
+        try:
+            readings = await reader.read()
+        except BleDriverError as error:
+            now = datetime.now(UTC)
+            if not isinstance(error, DeviceNotFoundError):
+                self._last_seen_at[address] = now  # it connected, then failed
+            self.device_health.failed(address, error.code, str(error), now)
+            # The link's fault, not the bytes' (drivers/ble/errors.py): the cuff is gone.
+            dropped = isinstance(error, DeviceUnavailableError)
+        except Exception:
+            log.exception("reading %s failed unexpectedly; will try again", address)
+        else:
+            self._last_seen_at[address] = datetime.now(UTC)
+            self.device_health.succeeded(address)
+            await self._save_session(reader, readings)
+        self.desk.cuff_session_over(address, dropped=dropped)
+
+    async def _save_session(self, reader: DeviceReader, readings: Sequence[DeviceReading]) -> None:
+        # The newest blood-pressure reading of a session (a cuff sends its memory oldest first)
+        # is the one the resident at the screen has just taken: only it goes on the record the
+        # desk names now, and only it is shown; older ones replayed with it stay anonymous, and
+        # must not end her session before it (the newest went anonymous after an older one did).
+        newest = max((i for i, r in enumerate(readings) if isinstance(r, BloodPressureMeasurement)), default=None)
+        subject = self.desk.subject_now()
+        try:
+            for i, reading in enumerate(readings):
+                await self.save_reading(reading, reader.device, subject=subject if i == newest else None,
+                                        shown=i == newest)
+        except Exception:
+            # Not the device's fault (that is a DecodeError, handled in the driver):
+            # our bug or the disk. Loud, and the device keeps being served.
+            log.exception("could not save the readings of %s", reader.device.address)
+        else:
+            reader.saved()
 
     def _cuff_pressure(self, device: DeviceIdentity, pressure: float | None) -> None:
-        self.desk.cuff_pressure(pressure)
+        self.desk.cuff_pressure(device.address, pressure)
         if self._on_cuff_pressure is not None:
             self._on_cuff_pressure(device, pressure)
 
     async def save_reading(
-        self, reading: DeviceReading, device: DeviceIdentity, *, subject: str | None = None
+        self, reading: DeviceReading, device: DeviceIdentity, *, subject: str | None = None, shown: bool = True
     ) -> SavedRecord | None:
         """Commit the reading durably; only then is it reported saved. None: saved before (a replay).
-        `subject`: the resident's pseudonym; None: anonymous."""
+        `subject`: the resident's pseudonym; None: anonymous. `shown`: a blood-pressure reading
+        goes to the screen's desk as the result of the measurement at hand."""
         assert self.outbox is not None
         wire = outgoing(reading)
         payload = wire.payload if subject is None else wire.payload.model_copy(update={"subject": subject})
@@ -507,7 +522,7 @@ class Agent:
         self._last_reading_at[device.address] = datetime.now(UTC)
         if self._on_saved is not None:
             self._on_saved(saved, reading)
-        if isinstance(reading, BloodPressureMeasurement):
+        if shown and isinstance(reading, BloodPressureMeasurement):
             self.desk.reading_saved(saved.seq, reading, subject)  # committed: the screen may say "saved"
         return saved
 

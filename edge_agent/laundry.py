@@ -34,6 +34,7 @@ from doorstep.contract.topics import EventType, KioskTopics
 from drivers.laundry.bus import (
     BusEvent,
     DriverState,
+    ErrorKind,
     LaundryBus,
     LinkState,
     MachineCommandName,
@@ -87,6 +88,23 @@ def poll_interval_s(status: MachineStatus | None, cadence: PollCadence, *, start
     return cadence.idle_s
 
 
+def why_not_startable(status: MachineStatus | None, link: UnitLink) -> str | None:
+    """Why a machine cannot be started now, as a reason code, from its last read: the screen's
+    list shows it before anyone taps the machine, and a start is refused by the same rule."""
+    if link.state is not LinkState.ONLINE and link.last_error is not None and link.last_error.kind is ErrorKind.FROZEN:
+        # It answers, but its heartbeat stands still: its status is stale and it executes nothing.
+        return "machine_frozen"
+    if status is None or link.state is LinkState.OFFLINE:
+        return "machine_offline"
+    if status.state is MachineState.FAULT:
+        return "machine_fault"
+    if status.state not in (MachineState.IDLE, MachineState.READY):
+        return "machine_busy"
+    if status.door_closed is False:
+        return "door_open"
+    return None
+
+
 def machine_event_of(unit: int, status: MachineStatus | None, link: UnitLink, profile: LaundryProfile) -> LaundryMachineEvent:
     error = link.last_error if link.state is not LinkState.ONLINE else None
     return LaundryMachineEvent(
@@ -129,11 +147,17 @@ class MachineView:
     status: MachineStatus | None  # the last one read; stale while the link is offline
     link: UnitLink
     transaction: VendTransaction | None
+    points_refunded: int = 0  # given back to the open transaction's resident (an early fault)
 
     @property
     def state(self) -> DriverState | None:
         """What the screen shows: 'offline' while the link is; None until it has answered."""
         return driver_state(self.status, self.link)
+
+    @property
+    def not_startable(self) -> str | None:
+        """Why it cannot be started now (a reason code), None if it can."""
+        return why_not_startable(self.status, self.link)
 
 
 class LaundryRoom:
@@ -153,6 +177,7 @@ class LaundryRoom:
         profiles = load_laundry_profiles()
         self.profiles = {unit: profiles[model] for unit, model in sorted(settings.machines.items())}
         self.ledger = LaundryLedger(outbox, topics, clock=clock)
+        self._clock = clock
         self._outbox = outbox
         self._topics = topics
         self._saved = saved
@@ -232,7 +257,8 @@ class LaundryRoom:
         stays so in the ledger, and the first status read from now on decides it."""
         for transaction in await asyncio.to_thread(self.ledger.unfinished):
             if transaction.unit in self.profiles and transaction.state is VendState.RESERVED:
-                await self._step(transaction, VendState.RESERVED, VendEvent.CANCEL, reason="kiosk restarted before sending")
+                await self._step(transaction, VendState.RESERVED, VendEvent.CANCEL, reason_code="kiosk_restarted",
+                                 reason="kiosk restarted before sending")
             elif transaction.unit not in self.profiles:
                 # The configuration lost this machine: its book entry is kept as it is, never guessed.
                 log.error("unit %d is no longer configured; its transaction %s stays %s",
@@ -249,10 +275,13 @@ class LaundryRoom:
     def machines(self) -> list[MachineView]:
         assert self.bus is not None
         unfinished = {t.unit: t for t in self.ledger.unfinished()}
-        return [
-            MachineView(unit, profile, self.bus.status(unit), self.bus.link(unit), unfinished.get(unit))
-            for unit, profile in self.profiles.items()
-        ]
+        refunded = {r.transaction_id: r.points for r in self.ledger.refunds()}
+        views = []
+        for unit, profile in self.profiles.items():
+            open_one = unfinished.get(unit)
+            returned = refunded.get(open_one.id, 0) if open_one is not None else 0
+            views.append(MachineView(unit, profile, self.bus.status(unit), self.bus.link(unit), open_one, returned))
+        return views
 
     # -- starting a machine --
 
@@ -337,7 +366,9 @@ class LaundryRoom:
 
         sending.add_done_callback(sent)
         outcome = await asyncio.shield(sending)
-        verdict = verdict_of_outcome(outcome.result_code, outcome.error, self.bus.link(unit).state)
+        verdict = verdict_of_outcome(
+            outcome.result_code, outcome.error, self.bus.link(unit).state, written=outcome.written
+        )
         if verdict.state is CommandState.SENT:
             log.warning("unit %d: no answer to %s %s (%s); reading its echo back", unit, command, row.id, outcome.error)
         await self._settle(row, verdict)
@@ -346,7 +377,7 @@ class LaundryRoom:
         """Apply a verdict: one path for a start and any other command, the answer just
         received and an echo read back alike."""
         if isinstance(row, VendTransaction):
-            await self._step(row, VendState.STARTING, START_EVENTS[verdict.state], reason=verdict.reason)
+            await self._step(row, VendState.STARTING, START_EVENTS[verdict.state], reason_code=verdict.reason)
             return
         if verdict.state is CommandState.SENT:
             return  # still in doubt: nothing to write
@@ -369,16 +400,12 @@ class LaundryRoom:
             return "no_such_machine"
         if not any(p.code == program for p in profile.programs):
             return "no_such_program"
-        status, link = self.bus.status(unit), self.bus.link(unit)
-        if status is None or link.state is LinkState.OFFLINE:
-            return "machine_offline"
+        blocked = why_not_startable(self.bus.status(unit), self.bus.link(unit))
+        if blocked in ("machine_offline", "machine_frozen"):
+            return blocked
         if await self._has_doubt(unit):
             return IN_DOUBT
-        if status.state not in (MachineState.IDLE, MachineState.READY):
-            return "machine_busy" if status.state is not MachineState.FAULT else "machine_fault"
-        if status.door_closed is False:
-            return "door_open"
-        return None
+        return blocked
 
     async def _has_doubt(self, unit: int) -> bool:
         return any(row.unit == unit for row in await asyncio.to_thread(self.ledger.in_doubt))
@@ -389,7 +416,8 @@ class LaundryRoom:
         if transaction.state is VendState.STARTING:
             return StartResult("checking", transaction.id, 0, None)
         if transaction.state is VendState.AVAILABLE:
-            return StartResult("refused", transaction.id, 0, transaction.reason)
+            # A book from before reason codes kept only `reason`.
+            return StartResult("refused", transaction.id, 0, transaction.reason_code or transaction.reason)
         charges = await asyncio.to_thread(self.ledger.charges, transaction.id)
         return StartResult("started", transaction.id, sum(c.points for c in charges), None)
 
@@ -399,6 +427,7 @@ class LaundryRoom:
         expected: VendState,
         event: VendEvent,
         *,
+        reason_code: str | None = None,
         reason: str | None = None,
     ) -> VendTransaction | None:
         status = self.bus.status(transaction.unit) if self.bus is not None else None
@@ -408,7 +437,7 @@ class LaundryRoom:
             firmware=status.firmware if status else None,
         )
         moved = await asyncio.to_thread(
-            self.ledger.step, transaction.id, expected, event, reason=reason, device=device
+            self.ledger.step, transaction.id, expected, event, reason_code=reason_code, reason=reason, device=device
         )
         if moved is not None:
             log.info("unit %d: transaction %s %s -> %s", transaction.unit, transaction.id, expected, moved.state)
@@ -476,7 +505,8 @@ class LaundryRoom:
         if transaction.state is VendState.IN_USE:
             if status.state is MachineState.FAULT:
                 reason = f"error {status.error_code}: {status.error_text.en}" if status.error_text else None
-                await self._step(transaction, VendState.IN_USE, VendEvent.FAULT, reason=reason)
+                event = VendEvent.EARLY_FAULT if await self._ran_briefly(transaction) else VendEvent.FAULT
+                await self._step(transaction, VendState.IN_USE, event, reason_code="machine_fault", reason=reason)
             elif status.state in (MachineState.DONE, MachineState.IDLE, MachineState.READY):
                 await self._step(transaction, VendState.IN_USE, VendEvent.CYCLE_DONE)
         elif transaction.state is VendState.AWAITING_PICKUP:
@@ -485,6 +515,17 @@ class LaundryRoom:
                 opened = status.state in (MachineState.IDLE, MachineState.READY)
             if opened:
                 await self._step(transaction, VendState.AWAITING_PICKUP, VendEvent.DOOR_OPENED)
+
+    async def _ran_briefly(self, transaction: VendTransaction) -> bool:
+        """A paid wash whose fault is seen within the refund window of its charge has not really
+        run. Judged when the fault is first read: a fault that happened while the kiosk was down
+        counts from its charge to that read, never earlier (the kiosk cannot know when)."""
+        charges = await asyncio.to_thread(self.ledger.charges, transaction.id)
+        if not charges:
+            return False  # a free start: nothing to give back
+        charge = charges[0]  # at most one: its primary key is the transaction id
+        charged_at = charge.charged_at if charge.charged_at.tzinfo else charge.charged_at.replace(tzinfo=UTC)
+        return (self._clock() - charged_at).total_seconds() <= self.settings.refund_if_fault_within_s
 
     async def _decide_pending(self, in_doubt: list[VendTransaction | MachineCommand]) -> None:
         """Decide every start or command in doubt whose machine has been read since it was sent."""

@@ -69,6 +69,12 @@ class LaundrySettings(BaseModel):
     )
     poll: PollCadence = PollCadence()
     free_from_age: int = Field(default=80, ge=0, description="residents this old or older this year start for free")
+    refund_if_fault_within_s: float = Field(
+        default=300,
+        ge=0,
+        description="a paid wash that faults within this many seconds of its start (by the kiosk's clock) has not"
+        " really run: its points are given back",
+    )
 
     @field_validator("machines")
     @classmethod

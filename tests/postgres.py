@@ -55,7 +55,15 @@ class PostgresCluster:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}"
         if not durable:
             options += " -c fsync=off -c full_page_writes=off"
-        self._run([pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "postgres.log"), "-w", "start"])
+        self._start = [pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "postgres.log"), "-w", "start"]
+        self.start()
+
+    def start(self) -> None:
+        self._run(self._start)
+
+    def halt(self) -> None:
+        """Stop the server as a crash would, keeping its data: start() brings it back."""
+        self._run([self._pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])
 
     def _run(self, command: list[str]) -> None:
         result = subprocess.run([*self._as, *command], capture_output=True, text=True, check=False)
@@ -74,6 +82,7 @@ class PostgresCluster:
 
     def stop(self) -> None:
         try:
-            self._run([self._pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+            if (self.data / "postmaster.pid").exists():
+                self.halt()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

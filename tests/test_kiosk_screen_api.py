@@ -5,21 +5,30 @@ keeps admin behind the PIN, limits identity look-ups, and answers bad input with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import socket
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from doorstep.broker.mosquitto import MosquittoProcess
 from doorstep.contract.envelope import Envelope
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import simulated_backend
+from edge_agent.agent import Agent
+from edge_agent.screen.speech import spoken
 from edge_agent.settings import AgentSettings
 from edge_agent.store.local_audit import LocalAudit
 from edge_agent.store.outbox import RecordState
-from tests.kiosk_support import PIN, PSEUDONYMS, acall, button_cuff, kiosk_settings
+from tests.kiosk_support import PIN, PSEUDONYMS, ButtonCuff, acall, button_cuff, kiosk_settings, page_headers
 from tests.support import CUFF_ADDRESS, running_agent, wait_until
 
 CARD = "310101194501011234"
@@ -247,3 +256,127 @@ async def test_check_ins_reach_the_bridge_through_the_broker_as_pseudonyms(
     assert [e.type for e in stored] == ["relay_checkin", "relay_checkout"]
     assert {e.subject for e in stored} == {PSEUDONYMS.of_phone_last4("4821")}
     assert all("4821" not in json.dumps({k: v for k, v in e.payload.items() if k != "subject"}) for e in stored)
+
+
+class DeskEvents:
+    """The screen's event stream (GET /api/bp/events), read as the page reads it, into `seen`:
+    (event name, data) in the order the agent sent them."""
+
+    def __init__(self, base_url: str) -> None:
+        self.seen: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+        self._url, self._task = base_url.rstrip("/") + "/api/bp/events", None
+
+    async def __aenter__(self) -> DeskEvents:
+        headers = await asyncio.to_thread(page_headers, self._url.rsplit("/api/", 1)[0])
+        self._task = asyncio.create_task(self._read(headers))  # type: ignore[assignment]
+        await wait_until(lambda: len(self.seen) >= 1, what="the stream's first state")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _read(self, headers: dict[str, str]) -> None:
+        async with httpx.AsyncClient(timeout=None) as client, client.stream("GET", self._url, headers=headers) as response:
+            name = "message"
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    self.seen.append((name, json.loads(line.split(":", 1)[1])))
+                    name = "message"
+
+    def named(self, name: str) -> list[dict]:  # type: ignore[type-arg]
+        return [data for event, data in self.seen if event == name]
+
+
+@asynccontextmanager
+async def identified_at_the_desk(
+    tmp_path: Path, broker: MosquittoProcess, cuff: ButtonCuff | None = None, screen: dict[str, Any] | None = None
+) -> AsyncIterator[tuple[Agent, DeskEvents]]:
+    """A real agent with `cuff`, a page's event stream open, and a resident who identified by card."""
+    backends = {} if cuff is None else {CUFF_ADDRESS: simulated_backend(cuff)}
+    async with running_agent(kiosk_settings(tmp_path, broker, screen=screen), backends) as agent:
+        await wait_until(lambda: agent.screen is not None, what="the screen serving")
+        assert agent.screen is not None
+        async with DeskEvents(agent.screen.url) as events:
+            await acall(agent.screen.url, "POST", "/api/bp/begin", {"card_number": CARD})
+            yield agent, events
+
+
+@pytest.mark.asyncio
+async def test_a_cuff_dropped_mid_measurement_ends_the_session_and_every_page_is_told(tmp_path: Path, broker) -> None:
+    # Issue 18, item 1: the link drops at 180 mmHg, after the inflation and before any reading.
+    cuff = button_cuff(drop_mid_measurement=True)
+    async with identified_at_the_desk(tmp_path, broker, cuff) as (agent, events):
+        cuff.press_start()
+        await wait_until(lambda: events.named("ended"), what="the end of her session")
+        assert events.named("ended") == [{"reason": "cuff_lost", "record": True}]
+        assert events.named("pressure")[-1] == {"pressure": 180}
+        # The end, then the state it left: nobody's record is waiting.
+        assert events.seen[-2:] == [("ended", {"reason": "cuff_lost", "record": True}),
+                                    ("state", {"state": "idle", "record": False})]
+        assert agent.desk.snapshot() == {"state": "idle", "record": False}
+
+        # Pressed again without the screen: a session without a record, and its result.
+        cuff.drop_mid_measurement = False
+        cuff.press_start()
+        await wait_until(lambda: len(saved_readings(agent)) == 1, what="the next reading saved")
+        assert saved_readings(agent)[0]["subject"] is None
+        await wait_until(lambda: len(events.named("ended")) == 2, what="the second session's end")
+        assert events.named("ended")[1] == {"reason": "finished", "record": False}
+        assert {"state": "measuring", "record": False} in events.named("state")
+
+        # A page that connects now learns how the last session ended.
+        assert agent.screen is not None
+        async with DeskEvents(agent.screen.url) as late:
+            await wait_until(lambda: len(late.seen) >= 2, what="the replayed end")
+            assert late.seen[:2] == [("state", {"state": "idle", "record": False}),
+                                     ("ended", {"reason": "finished", "record": False})]
+
+
+@pytest.mark.asyncio
+async def test_the_desks_expiry_reaches_the_page_without_anything_asking(tmp_path: Path, broker) -> None:
+    async with identified_at_the_desk(tmp_path, broker, screen={"measure_timeout_s": 0.5}) as (_, events):
+        await wait_until(lambda: events.named("ended"), timeout=5, what="the expiry pushed")
+        assert events.seen[-2:] == [("ended", {"reason": "expired", "record": True}),
+                                    ("state", {"state": "idle", "record": False})]
+
+
+@pytest.mark.asyncio
+async def test_an_older_reading_replayed_with_hers_does_not_take_her_record_away(tmp_path: Path, broker) -> None:
+    # The cuff replays a reading from its memory, never saved here, before the one just taken.
+    older = dataclasses.replace(NORMAL, timestamp=datetime(2026, 11, 24, 8, 0))
+    hers = dataclasses.replace(NORMAL, systolic=131.0, timestamp=datetime(2026, 11, 25, 9, 30))
+    cuff = button_cuff(lambda: [older, hers])
+    async with identified_at_the_desk(tmp_path, broker, cuff) as (agent, events):
+        cuff.press_start()
+        await wait_until(lambda: len(saved_readings(agent)) == 2, what="both readings saved")
+        await wait_until(lambda: events.named("result"), what="the result shown")
+        assert [(r["systolic"], r["subject"]) for r in saved_readings(agent)] == [
+            (118.0, None), (131.0, PSEUDONYMS.of_card(CARD))]
+        [result] = events.named("result")
+        assert (result["systolic"], result["record"]) == (131.0, True)
+
+
+@pytest.mark.asyncio
+async def test_an_implausible_reading_is_said_and_shown_as_not_reliable_and_saved_as_suspect(
+    tmp_path: Path, broker
+) -> None:
+    # Issue 18, item 4: a pulse pressure of 5 mmHg and a pulse of 240 (drivers/plausibility.py).
+    implausible = BloodPressureMeasurement(unit=BloodPressureUnit.MMHG, systolic=96.0, diastolic=91.0,
+                                           mean_arterial_pressure=93.0, pulse_rate=240.0)
+    cuff = button_cuff(lambda: [implausible])
+    async with identified_at_the_desk(tmp_path, broker, cuff) as (agent, events):
+        cuff.press_start()
+        await wait_until(lambda: events.named("result"), what="the result")
+        [result] = events.named("result")
+        assert (result["meaning"], result["category"], result["record"]) == ("unreliable", None, True)
+        assert result["suspect"] == ["pulse_pressure_too_narrow", "pulse_rate_out_of_range"]
+        # What the kiosk says aloud for this very result: the request, not the numbers.
+        assert spoken(result) == "这次的数字不可靠，请重新测量"
+        # Saved all the same, on her record, marked suspect, as the screen says.
+        [reading] = saved_readings(agent)
+        assert reading["subject"] == PSEUDONYMS.of_card(CARD)
+        assert reading["suspect"] == ["pulse_pressure_too_narrow", "pulse_rate_out_of_range"]

@@ -9,6 +9,7 @@ are refused before anything parses it (doorstep/runtime/http_limits.py).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -23,6 +24,7 @@ from cloud_bridge import dashboard as dashboard_pages
 from cloud_bridge.access import Capability, Principal
 from cloud_bridge.api import alerts, auth, commands, dashboard, fleet, messages
 from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, PrincipalDep, require
+from cloud_bridge.startup import StartupState
 from doorstep.runtime.http_limits import RequestLimits
 
 __all__ = ["MAX_PAGE", "BridgeContext", "create_app"]
@@ -30,10 +32,24 @@ __all__ = ["MAX_PAGE", "BridgeContext", "create_app"]
 ops = APIRouter(tags=["operations"])
 
 
-@ops.get("/healthz")
-def healthz() -> dict[str, str]:
-    """Liveness; the only path that needs no token."""
-    return {"status": "ok"}
+@ops.get("/healthz", response_model=StartupState, responses={503: {"model": StartupState}})
+def healthz(context: ContextDep) -> JSONResponse:
+    """Whether this worker is up: 200 "ok", or 503 while it waits for its database at start
+    (how long, how many tries, the last error). The only path that needs no token."""
+    if context.startup is None:
+        return JSONResponse({"status": "ok"})
+    state = context.startup.state
+    return JSONResponse(state.model_dump(mode="json"), status_code=200 if state.status == "ok" else 503)
+
+
+async def _while_starting(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Before the database has answered, every path but /healthz is 503 (not a 500 from a
+    database that is not there)."""
+    startup = request.app.state.context.startup
+    if startup is not None and not startup.ready and request.url.path != "/healthz":
+        return JSONResponse(status_code=503, headers={"Retry-After": "5"},
+                            content={"error": "starting", "reason": "the bridge is waiting for its database"})
+    return await call_next(request)
 
 
 @ops.get("/metrics", response_class=Response)
@@ -88,6 +104,7 @@ def create_app(engine: Engine, context: BridgeContext | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Outermost: an oversized or too deeply nested body is refused before anything reads it.
+    app.middleware("http")(_while_starting)
     app.add_middleware(RequestLimits)
     app.include_router(ops)
     for module in (auth, messages, fleet, alerts, commands, dashboard):

@@ -18,6 +18,7 @@ from cloud_bridge.access import Capability, Principal
 from cloud_bridge.accounts import Authenticated, authenticate
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.broker_link import BrokerLink
+from cloud_bridge.startup import DatabaseWait
 from doorstep.contract.clinical import BloodPressureGuideline
 from cloud_bridge.jobs import CommandPublisher
 from cloud_bridge.metrics import BridgeMetrics
@@ -46,6 +47,7 @@ class BridgeContext:
     blood_pressure_guideline: BloodPressureGuideline = field(default_factory=BloodPressureGuideline)
     dashboard_refresh_s: float = 5.0
     broker_link: BrokerLink | None = None  # None: no ingest in this process
+    startup: DatabaseWait | None = None  # None: started already (tests, tools)
 
 
 def get_context(request: Request) -> BridgeContext:

@@ -135,7 +135,8 @@ class LaundryMachineEvent(StrictModel):
 
 class LaundryVendEvent(StrictModel):
     """One step of a start transaction. Points are charged in exactly one event per transaction:
-    outcome 'started', on the machine's own confirmation."""
+    outcome 'started', on the machine's own confirmation; and given back in at most one: outcome
+    'faulted' with points_refunded, when the paid wash faulted before it had really run."""
 
     transaction_id: uuid.UUID
     unit: ModbusUnit
@@ -145,6 +146,11 @@ class LaundryVendEvent(StrictModel):
     free_reason: Literal["over_80"] | None = None
     reason: str | None = Field(default=None, max_length=200, description="why it was refused or did not start")
     subject: Pseudonym | None = Field(default=None, description="the resident's pseudonym")
+    # Optional, added within schema version 1 (docs/protocol.md, laundry_vend): sent only when
+    # points are given back, so a bridge from before it still takes every other step.
+    points_refunded: int = Field(
+        default=0, ge=0, le=INT32_MAX, description="outcome 'faulted': points given back, the wash had not really run"
+    )
 
 
 RelayMethod = Literal["phone_last4", "qr"]

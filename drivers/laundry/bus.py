@@ -103,6 +103,10 @@ class MachineCommandOutcome:
     result_code: int | None  # the machine's echoed result; None if never confirmed
     error: BusError | None  # why it is not confirmed; None when result_code is the machine's echo
     write_error: BusError | None = None  # what was wrong with the write's own reply, if anything
+    # False when the write itself was answered with an exception (or the unit is not on this
+    # bus): the board acted on nothing. True once the write may have reached the board, so that
+    # an exception to a confirming status read after it is not taken for a refused write.
+    written: bool = True
 
     @property
     def done(self) -> bool:
@@ -294,7 +298,9 @@ class LaundryBus:
     ) -> MachineCommandOutcome:
         """Queue a command ahead of all polling; returns once the machine's echo is read back."""
         if unit not in self._units:
-            return MachineCommandOutcome(unit, command, sequence, None, BusError(ErrorKind.NO_SUCH_UNIT, "not on this bus"))
+            return MachineCommandOutcome(
+                unit, command, sequence, None, BusError(ErrorKind.NO_SUCH_UNIT, "not on this bus"), written=False
+            )
         codes = self._units[unit].profile.commands.codes
         if command not in codes:
             raise ValueError(f"{self._units[unit].profile.model} has no {command!r} command")
@@ -483,7 +489,7 @@ class LaundryBus:
         )
         if isinstance(written, BusError) and written.kind in (ErrorKind.EXCEPTION, ErrorKind.NO_SUCH_UNIT):
             # A valid exception reply: the board refused the write itself and did not act on it.
-            return MachineCommandOutcome(command.unit, command.command, command.sequence, None, written)
+            return MachineCommandOutcome(command.unit, command.command, command.sequence, None, written, written=False)
         if not isinstance(written, BusError) and (written.address, written.count) != (
             profile.commands.start,
             COMMAND_REGISTERS,

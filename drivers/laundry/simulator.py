@@ -73,6 +73,9 @@ class UnitFaults:
     exception_code: ExcCodes | None = None  # answer every request with this Modbus exception
     short_reply: bool = False  # a valid frame with one register fewer than asked for
     wrong_write_echo: bool = False  # a write's reply echoes another starting address (valid CRC)
+    # Answer every read with this exception, but execute writes: a board that is busy (0x06)
+    # running what was just written to it.
+    read_exception_code: ExcCodes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +297,8 @@ class _RoomContext(ModbusServerContext):
         faults = self._room.faults(device_id)
         if faults.exception_code is not None:
             return faults.exception_code
+        if faults.read_exception_code is not None:
+            return faults.read_exception_code
         if func_code != READ_HOLDING_REGISTERS:
             return ExcCodes.ILLEGAL_FUNCTION
         block = machine.profile.status_block
@@ -388,10 +393,11 @@ class LaundryRoomSimulator:
         exception_code: ExcCodes | None = None,
         short_reply: bool = False,
         wrong_write_echo: bool = False,
+        read_exception_code: ExcCodes | None = None,
     ) -> None:
         """Replace unit's wire faults with these."""
         self._faults[unit] = UnitFaults(
-            unresponsive, garbage_reply, slow_reply_s, exception_code, short_reply, wrong_write_echo
+            unresponsive, garbage_reply, slow_reply_s, exception_code, short_reply, wrong_write_echo, read_exception_code
         )
 
     def clear_faults(self, unit: int) -> None:

@@ -11,12 +11,16 @@ looks rows up, and edge_agent/store/laundry_ledger.py only persists what they sa
    (STARTING -> IN_USE on the machine's own confirmation), a start in doubt stays STARTING until
    the machine's command echo is read back, and the state is persisted before each action (by
    the ledger), so a kiosk that reboots mid-start resumes here instead of starting or charging
-   again. Each transition also says what the cloud is told (`tells`).
+   again. Each transition also says what the cloud is told (`tells`). A paid wash that faults
+   before it has really run (the kiosk's `laundry.refund_if_fault_within_s` after its charge) is
+   given its points back: the refund is the effect of one transition only, and the ledger keeps
+   one refund row per transaction, so it happens once.
 
     AVAILABLE --reserve--> RESERVED --send_start--> STARTING --confirmed--> IN_USE (charge)
     STARTING --refused/not_received--> AVAILABLE    STARTING --no_reply--> STARTING (in doubt)
     RESERVED --cancel/expire--> AVAILABLE    IN_USE --cycle_done--> AWAITING_PICKUP
     AWAITING_PICKUP --door_opened--> AVAILABLE      IN_USE --fault--> AWAITING_PICKUP
+    IN_USE --early_fault--> AWAITING_PICKUP (refund)
 
 The board's side of a command (docs/laundry.md, "What the board must do with a command"): it
 executes the command when the sequence register is written, then sets its echo registers to
@@ -57,8 +61,16 @@ class Echo(StrEnum):
     ANOTHER_NUMBER = "another_number"
 
 
+class AfterWrite(StrEnum):
+    """An answer that means something else once our write may have reached the board."""
+
+    # A Modbus exception to a confirming status read (e.g. 0x06 busy while the board executes
+    # our start), after a write that was not itself refused: the write may well have acted.
+    READ_EXCEPTION = "read_exception"
+
+
 # An answer: the echo of a fresh status read, or why there is none (drivers/laundry/link.py).
-Answer = Echo | ErrorKind
+Answer = Echo | ErrorKind | AfterWrite
 
 # Citations: "App" is Modbus Application Protocol v1.1b3, "Serial" Modbus over Serial Line v1.02.
 VERDICTS: Mapping[Answer, CommandState] = MappingProxyType(
@@ -67,10 +79,12 @@ VERDICTS: Mapping[Answer, CommandState] = MappingProxyType(
         Echo.OURS_REFUSED: CommandState.REFUSED,
         Echo.ANOTHER_NUMBER: CommandState.NOT_RECEIVED,
         # App 7: a server that receives a request it cannot handle answers with an exception
-        # instead of acting; our boards execute nothing of a refused write. (The bus reports an
-        # exception to one of its confirming status reads the same way: it does not tell them
-        # apart.)
+        # instead of acting; our boards execute nothing of a refused write.
         ErrorKind.EXCEPTION: CommandState.NOT_RECEIVED,
+        # App 7: the same exception, but to a status read after a write that was not refused
+        # (0x06 "server device busy" while the board runs what we wrote): it says nothing
+        # about the write, which may have acted.
+        AfterWrite.READ_EXCEPTION: CommandState.SENT,
         # App 7, exception codes 0x0A/0x0B: a gateway could not reach the unit; or the unit is
         # not on this bus at all (bus.py, submit_command).
         ErrorKind.NO_SUCH_UNIT: CommandState.NOT_RECEIVED,
@@ -92,26 +106,30 @@ VERDICTS: Mapping[Answer, CommandState] = MappingProxyType(
     }
 )
 
-# The reason told for a start whose echo shows it never arrived.
-NOT_RECEIVED_REASON = "the machine's command echo shows the start never arrived"
+# The reason code of a start whose echo shows it never arrived (a code, never a sentence: the
+# screen has the words for each code, edge_agent/screen/static/i18n.js "err.<code>").
+NOT_RECEIVED_REASON = "not_started"
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     state: CommandState
     result_code: int | None  # the machine's echoed result, when it echoed ours
-    reason: str | None  # a short code for the screen and the cloud; None when done or in doubt
+    reason: str | None  # a reason code for the screen and the cloud; None when done or in doubt
 
 
-def verdict_of_outcome(result_code: int | None, error: BusError | None, link: LinkState) -> Verdict:
+def verdict_of_outcome(result_code: int | None, error: BusError | None, link: LinkState, *, written: bool) -> Verdict:
     """What the bus's outcome of a command (drivers/laundry/bus.py, `submit_command`) means.
-    `link`: the unit's link state right after it, which says whether the last read was live."""
+    `link`: the unit's link state right after it, which says whether the last read was live;
+    `written`: the write itself was not refused (MachineCommandOutcome.written)."""
     if result_code is not None:  # the bus returns a result only with our number echoed
         return _verdict(_ours(result_code), result_code)
     if error is None:
         raise ValueError("a command outcome has a result or an error")
     if error.kind is ErrorKind.NOT_CONFIRMED and link is LinkState.ONLINE:
         return _verdict(Echo.ANOTHER_NUMBER, None)
+    if error.kind is ErrorKind.EXCEPTION and written:
+        return _verdict(AfterWrite.READ_EXCEPTION, None)
     return _verdict(error.kind, None)
 
 
@@ -166,6 +184,7 @@ class VendEvent(StrEnum):
     NO_REPLY = "no_reply"  # in doubt: it may or may not have started; read the echo back
     CYCLE_DONE = "cycle_done"
     FAULT = "fault"
+    EARLY_FAULT = "early_fault"  # a fault before the paid wash had really run (the refund window)
     DOOR_OPENED = "door_opened"
 
 
@@ -183,6 +202,7 @@ START_EVENTS: Mapping[CommandState, VendEvent] = MappingProxyType(
 class Effect(StrEnum):
     NONE = "none"
     CHARGE = "charge"  # take the points: the only place this happens
+    REFUND = "refund"  # give back the points this transaction's charge took: the only place
 
 
 # What the cloud hears of a step (LaundryVendEvent.outcome); internal steps tell it nothing.
@@ -207,6 +227,9 @@ TRANSITIONS: Mapping[tuple[VendState, VendEvent], Transition] = MappingProxyType
         (VendState.STARTING, VendEvent.NO_REPLY): Transition(VendState.STARTING),
         (VendState.IN_USE, VendEvent.CYCLE_DONE): Transition(VendState.AWAITING_PICKUP, tells="cycle_done"),
         (VendState.IN_USE, VendEvent.FAULT): Transition(VendState.AWAITING_PICKUP, tells="faulted"),
+        # Told as a fault too (laundry is inside either way), with the points given back
+        # (LaundryVendEvent.points_refunded).
+        (VendState.IN_USE, VendEvent.EARLY_FAULT): Transition(VendState.AWAITING_PICKUP, Effect.REFUND, "faulted"),
         (VendState.AWAITING_PICKUP, VendEvent.DOOR_OPENED): Transition(VendState.AVAILABLE, tells="collected"),
     }
 )

@@ -44,7 +44,9 @@ async def cancel(context: Context) -> DeskState:
 
 @router.get("/events", response_class=EventSourceResponse)
 async def events(context: Context) -> AsyncIterable[ServerSentEvent]:
-    """`state` (idle, waiting, measuring), `pressure` (the cuff inflating, mmHg) and `result`
-    (sent only once the outbox holds the reading)."""
+    """`state` (idle, waiting, measuring), `pressure` (the cuff inflating, mmHg), `result`
+    (sent only once the outbox holds the reading) and `ended` (how a session ended: finished,
+    cuff_lost, no_result, expired, cancelled or replaced; with `record`, whether it was on a
+    resident's record). A page that connects while the desk is idle gets the last `ended` too."""
     async for event in context.desk.events():
         yield ServerSentEvent(event=event.name, data=event.data)

@@ -17,8 +17,12 @@ from edge_agent.store.laundry_ledger import price_of
 
 router = APIRouter(prefix="/api/laundry", tags=["laundry"])
 
-# What the resident is shown, from the driver's state and the start transaction.
-Shown = Literal["free", "busy", "done", "fault", "offline", "service", "starting", "unknown"]
+# What the resident is shown, from the driver's state and the start transaction. "unavailable":
+# its state says nothing is wrong, yet it cannot start (door open, controller frozen): `reason`
+# says why.
+Shown = Literal["free", "busy", "done", "fault", "offline", "service", "starting", "unavailable", "unknown"]
+# Reasons a machine that reads idle cannot start, so it is not shown free.
+_IDLE_BUT_NOT_STARTABLE = frozenset({"door_open", "machine_frozen"})
 
 
 class Text(BaseModel):
@@ -37,8 +41,13 @@ class Machine(BaseModel):
     unit: int
     kind: Literal["washer", "dryer"]
     shown: Shown
+    # Why it cannot be started now, a code the screen has words for; None when it is free.
+    reason: str | None
     minutes_left: int | None
     error: Text | None
+    # Points given back for its last wash, which faulted before it had really run: the notice
+    # the resident meets at the machine until the laundry is taken out.
+    points_refunded: int
     programs: list[ProgramView]
 
 
@@ -84,6 +93,8 @@ def _shown(view: MachineView) -> Shown:
         return "starting"
     if state is None:
         return "unknown"
+    if view.not_startable in _IDLE_BUT_NOT_STARTABLE:
+        return "unavailable"  # before "offline": a frozen board still answers, and says so
     if state == "offline":
         return "offline"
     return {
@@ -101,8 +112,10 @@ def _machine(view: MachineView) -> Machine:
         unit=view.unit,
         kind=view.profile.kind,
         shown=shown,
+        reason="machine_busy" if shown == "starting" else view.not_startable,
         minutes_left=None if left is None else math.ceil(left / 60),
         error=None if error is None else Text(zh=error.zh, en=error.en),
+        points_refunded=view.points_refunded,
         programs=[
             ProgramView(code=p.code, name=Text(zh=p.name.zh, en=p.name.en), minutes=math.ceil(p.duration_s / 60),
                         price_points=p.price_points)

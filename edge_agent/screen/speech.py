@@ -21,6 +21,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+UNRELIABLE = "这次的数字不可靠，请重新测量"
 _MEANING = {"normal": "正常", "high_normal": "正常高值", "high": "偏高", "very_high": "很高，请尽快就医"}
 # What the page may ask to be said: a screen's instruction is a sentence or two.
 MAX_WORDS = 500
@@ -38,6 +39,10 @@ def spoken(result: dict[str, Any]) -> str:
     """What is said, e.g. "高压 128，低压 82，心率 71，正常"."""
     if result.get("systolic") is None or result.get("diastolic") is None:
         return "这次没有测出结果，请重新测量"
+    if result.get("meaning") == "unreliable":
+        # The desk's verdict (measurement.py), as the screen shows it: numbers read aloud would
+        # sound like a result, so only the request to measure again is said.
+        return UNRELIABLE
     unit = "千帕" if result.get("unit") == "kPa" else ""
     parts = [f"高压 {result['systolic']:g}{unit}", f"低压 {result['diastolic']:g}{unit}"]
     if result.get("pulse_rate") is not None:

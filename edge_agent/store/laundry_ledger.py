@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from sqlalchemy import Index, text
 from sqlalchemy.exc import IntegrityError
@@ -54,6 +54,9 @@ class VendTransaction(SQLModel, table=True):
     subject: str | None = Field(default=None, max_length=64, description="the resident's pseudonym")
     state: VendState = Field(index=True)
     command_sequence: int
+    # Why it did not start or ended badly: a code the screen has words for (door_open,
+    # not_started, machine_fault, ...), and its detail for staff and the cloud (`reason`).
+    reason_code: str | None = None
     reason: str | None = None
     created_at: datetime
     updated_at: datetime
@@ -76,6 +79,21 @@ class PointsCharge(SQLModel, table=True):
     subject: str = Field(max_length=64)
     points: int
     charged_at: datetime
+
+
+class PointsRefund(SQLModel, table=True):
+    """Points given back for a paid wash that faulted before it had really run."""
+
+    __tablename__ = "points_refunds"
+
+    transaction_id: str = Field(primary_key=True, max_length=36)  # one refund per transaction, ever
+    subject: str = Field(max_length=64)
+    points: int
+    refunded_at: datetime
+
+
+# Points taken or given back: each a row per transaction, read alike.
+_Moved = TypeVar("_Moved", PointsCharge, PointsRefund)
 
 
 class CommandSequence(SQLModel, table=True):
@@ -159,9 +177,15 @@ class LaundryLedger:
             return session.get(PointsAccount, subject)
 
     def charges(self, transaction_id: str | None = None) -> list[PointsCharge]:
-        statement = select(PointsCharge)
+        return self._points_moved(PointsCharge, transaction_id)
+
+    def refunds(self, transaction_id: str | None = None) -> list[PointsRefund]:
+        return self._points_moved(PointsRefund, transaction_id)
+
+    def _points_moved(self, model: type[_Moved], transaction_id: str | None) -> list[_Moved]:
+        statement = select(model)
         if transaction_id is not None:
-            statement = statement.where(PointsCharge.transaction_id == transaction_id)
+            statement = statement.where(model.transaction_id == transaction_id)
         with self._outbox.unit_of_work() as session:
             return list(session.exec(statement))
 
@@ -291,10 +315,12 @@ class LaundryLedger:
         expected: VendState,
         event: VendEvent,
         *,
+        reason_code: str | None = None,
         reason: str | None = None,
         device: DeviceIdentity | None = None,
     ) -> VendTransaction | None:
         """Apply `event` if the transaction is still in `expected`; None if it moved on already.
+        `reason_code`: why, as a code for the screen; `reason`: its detail (the code if none).
 
         The step, its effect (the one charge) and its event for the cloud (the transition's
         `tells`) commit together."""
@@ -323,10 +349,12 @@ class LaundryLedger:
                     )
                 )
                 charged = transaction.price_points
+            refunded = self._refund(session, transaction, now) if transition.effect is Effect.REFUND else 0
             transaction.state = transition.to
             transaction.updated_at = now
+            reason = reason or reason_code
             if reason is not None:
-                transaction.reason = reason
+                transaction.reason_code, transaction.reason = reason_code, reason
             session.add(transaction)
             told = transition.tells
             if told is not None:
@@ -339,8 +367,26 @@ class LaundryLedger:
                     free_reason=transaction.free_reason if told == "started" else None,  # type: ignore[arg-type]
                     reason=reason,
                     subject=transaction.subject,
+                    points_refunded=refunded,
                 )
-                self._outbox.add(session, self._topics.event(EventType.LAUNDRY_VEND), payload, device=device)
+                # Without points_refunded when there is none: a bridge from before the field
+                # then still takes every other laundry_vend (docs/protocol.md, laundry_vend).
+                wire = payload.model_dump(mode="json", exclude=None if refunded else {"points_refunded"})
+                self._outbox.add(session, self._topics.event(EventType.LAUNDRY_VEND), wire, device=device)
             session.commit()
             session.refresh(transaction)
             return transaction
+
+    def _refund(self, session: Session, transaction: VendTransaction, now: datetime) -> int:
+        """Give back what this transaction's charge took, in the step's own commit; the refund
+        row's primary key is the transaction id, so the database refuses a second refund."""
+        charge = session.get(PointsCharge, transaction.id)
+        if charge is None or charge.points == 0 or session.get(PointsRefund, transaction.id) is not None:
+            return 0
+        account = session.get(PointsAccount, charge.subject)
+        if account is None:
+            raise IllegalVendTransition(f"transaction {transaction.id}: its account vanished")
+        account.balance += charge.points
+        session.add(account)
+        session.add(PointsRefund(transaction_id=transaction.id, subject=charge.subject, points=charge.points, refunded_at=now))
+        return charge.points

@@ -174,6 +174,14 @@ def kiosk_tables(db: sqlite3.Connection) -> None:
         log.error("laundry ledger: a machine has two open transactions; the one-per-machine index is not in force")
 
 
+def laundry_refunds(db: sqlite3.Connection) -> None:
+    """A start keeps why it failed as a code beside its detail, and a paid wash that faulted
+    before it had really run has its one refund row (issue 18)."""
+    db.execute("ALTER TABLE laundry_transactions ADD COLUMN reason_code VARCHAR")
+    db.execute("CREATE TABLE points_refunds (transaction_id VARCHAR(36) NOT NULL, subject VARCHAR(64) NOT NULL, "
+               "points INTEGER NOT NULL, refunded_at DATETIME NOT NULL, PRIMARY KEY (transaction_id))")
+
+
 # Step n takes a file from version n-1 to n. Append only: a step that has shipped never changes.
 STEPS: tuple[Step, ...] = (
     record_classes,
@@ -184,6 +192,7 @@ STEPS: tuple[Step, ...] = (
     fingerprint_running_time,
     fingerprints_without_rowid,
     kiosk_tables,
+    laundry_refunds,
 )
 SCHEMA_VERSION = len(STEPS)
 

@@ -199,12 +199,18 @@ async def test_a_cuff_that_goes_silent_mid_measurement_does_not_hold_the_screen(
             window.screens = [];
             new MutationObserver(() => window.screens.push(document.querySelector('.screen:not([hidden])').id))
               .observe(document.querySelector('main'), {attributes: true, subtree: true, attributeFilter: ['hidden']});
+            window.pressures = [];
+            new MutationObserver(() => window.pressures.push(document.getElementById('bp-pressure').textContent))
+              .observe(document.getElementById('bp-pressure'), {childList: true, characterData: true, subtree: true});
         }""")
         cuff.press_start()
-        await expect(page.locator("#bp-pressure")).to_have_text("180", timeout=SLOW)
+        await expect(page.locator("#bp-cuff-title")).to_have_text("正在测量，请保持不动", timeout=SLOW)
+        # The drop itself is told at once (test_kiosk_session_ends.py): the screen leaves "measuring"
+        # only then, after 180 mmHg.
+        await expect(page.locator("#bp-cuff-title")).to_have_text("血压计断开了，请重新测量", timeout=SLOW)
+        assert "180" in await page.evaluate("window.pressures")
         # Six seconds of inflation, twice the idle reset, and the screen stayed with her.
         assert set(await page.evaluate("window.screens")) <= {"screen-bp-cuff"}
-        await expect(page.locator("#bp-cuff-title")).to_have_text("正在测量，请保持不动")
 
         # Then nothing more comes: the screen goes back to its start and the desk forgets her.
         await wait_for_the_idle_reset(page)

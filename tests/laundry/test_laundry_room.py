@@ -37,6 +37,8 @@ TOPICS = KioskTopics("test-site", "kiosk-1")
 RESIDENT = "a" * 64
 ELDER = "e" * 64
 THIS_YEAR = datetime.now(UTC).year
+# A paid wash that faults within this many (real, the kiosk's) seconds of its start is refunded.
+REFUND_WITHIN_S = 2.0
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Room:
 
 
 def settings_for(port: str, **overrides: Any) -> LaundrySettings:
+    overrides.setdefault("refund_if_fault_within_s", REFUND_WITHIN_S)
     return LaundrySettings(port=port, baudrate=LINE_BAUD, reply_timeout_s=0.15, machines=MACHINES, poll=CADENCE, **overrides)
 
 
@@ -285,13 +288,14 @@ async def test_other_commands_are_echoed_and_a_lost_reply_is_read_back_not_repea
 
 
 @pytest.mark.asyncio
-async def test_a_paid_cycle_that_faults_alerts_with_the_error_and_is_charged_once(laundry: Room) -> None:
+async def test_a_paid_cycle_that_faults_after_it_has_run_alerts_with_the_error_and_is_charged_once(laundry: Room) -> None:
     room, sim = laundry.room, laundry.sim
     sim.seconds_per_tick = 1  # a long wash: it faults well before the end
     result = await room.start_program(3, program=1, subject=RESIDENT)
     assert result.outcome == "started" and result.points_charged == 5
     tx = result.transaction_id
     assert tx is not None
+    await asyncio.sleep(REFUND_WITHIN_S + 0.5)  # it has really run: no refund
     sim.drain_error(3)
     await wait_for(lambda: unfinished_state(room, tx) is VendState.AWAITING_PICKUP, what="the fault followed")
     assert room.ledger.get(tx).reason == "error 21: Drain error - please call staff"  # type: ignore[union-attr]
@@ -305,8 +309,54 @@ async def test_a_paid_cycle_that_faults_alerts_with_the_error_and_is_charged_onc
     assert laundry.vend_outcomes(tx) == ["started", "faulted", "collected"]
     [faulted] = [e for e in laundry.events("laundry_vend") if e["outcome"] == "faulted"]
     assert faulted["points_charged"] == 0 and faulted["reason"].startswith("error 21")
+    assert "points_refunded" not in faulted  # the shape a bridge from before refunds takes
     assert [(c.transaction_id, c.points) for c in room.ledger.charges()] == [(tx, 5)]
     assert room.ledger.account(RESIDENT).balance == 5  # type: ignore[union-attr]
+    assert room.ledger.refunds() == []
+
+
+@pytest.mark.asyncio
+async def test_a_paid_wash_that_faults_before_it_has_really_run_is_refunded_once_with_a_notice(laundry: Room) -> None:
+    room, sim = laundry.room, laundry.sim
+    sim.seconds_per_tick = 1
+    result = await room.start_program(3, program=1, subject=RESIDENT)
+    assert result.outcome == "started" and result.points_charged == 5 and result.transaction_id is not None
+    tx = result.transaction_id
+    assert room.ledger.account(RESIDENT).balance == 5  # type: ignore[union-attr]
+    sim.drain_error(3)  # 3 s in, as residents found: a few kiosk seconds here
+    await wait_for(lambda: unfinished_state(room, tx) is VendState.AWAITING_PICKUP, what="the fault followed")
+    assert room.ledger.get(tx).reason_code == "machine_fault"  # type: ignore[union-attr]
+    assert room.ledger.account(RESIDENT).balance == 10  # type: ignore[union-attr]
+    assert [(r.transaction_id, r.subject, r.points) for r in room.ledger.refunds()] == [(tx, RESIDENT, 5)]
+    # The charge stays in the book beside its refund: both are history.
+    assert [(c.transaction_id, c.points) for c in room.ledger.charges()] == [(tx, 5)]
+    [faulted] = [e for e in laundry.events("laundry_vend") if e["outcome"] == "faulted"]
+    assert (faulted["points_refunded"], faulted["points_charged"], faulted["subject"]) == (5, 0, RESIDENT)
+    # The resident's next look at the machine says the points came back, until the laundry is out.
+    [view] = [m for m in room.machines() if m.unit == 3]
+    assert view.points_refunded == 5
+    # Seen again (polls go on), the fault gives nothing back twice.
+    await asyncio.sleep(1.0)
+    assert room.ledger.account(RESIDENT).balance == 10  # type: ignore[union-attr]
+    assert (await room.command(3, "clear_fault")).outcome == "done"
+    sim.open_door(3)
+    await wait_for(lambda: unfinished_state(room, tx) is VendState.AVAILABLE, what="the laundry collected")
+    assert laundry.vend_outcomes(tx) == ["started", "faulted", "collected"]
+    assert [m.points_refunded for m in room.machines() if m.unit == 3] == [0]
+    assert len(room.ledger.refunds()) == 1 and room.ledger.account(RESIDENT).balance == 10  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_an_over_80_wash_that_faults_at_once_has_nothing_to_give_back(laundry: Room) -> None:
+    room, sim = laundry.room, laundry.sim
+    sim.seconds_per_tick = 1
+    result = await room.start_program(3, program=1, subject=ELDER)
+    assert result.outcome == "started" and result.points_charged == 0 and result.transaction_id is not None
+    sim.drain_error(3)
+    await wait_for(lambda: unfinished_state(room, result.transaction_id) is VendState.AWAITING_PICKUP)  # type: ignore[arg-type]
+    assert room.ledger.refunds() == [] and room.ledger.account(ELDER).balance == 0  # type: ignore[union-attr]
+    [faulted] = [e for e in laundry.events("laundry_vend") if e["outcome"] == "faulted"]
+    assert "points_refunded" not in faulted
 
 
 @pytest.mark.asyncio

@@ -25,6 +25,14 @@ def test_the_only_charge_is_the_machine_confirming_a_start() -> None:
     assert charging == [(VendState.STARTING, VendEvent.CONFIRMED)]
 
 
+def test_every_effect_is_used_and_the_only_refund_is_an_early_fault_of_a_charged_wash() -> None:
+    assert {t.effect for t in TRANSITIONS.values()} == set(Effect)
+    refunding = [pair for pair, t in TRANSITIONS.items() if t.effect is Effect.REFUND]
+    assert refunding == [(VendState.IN_USE, VendEvent.EARLY_FAULT)]
+    # Told to the cloud as the fault it is: the laundry is inside either way.
+    assert TRANSITIONS[(VendState.IN_USE, VendEvent.EARLY_FAULT)].tells == "faulted"
+
+
 def test_a_start_whose_reply_was_lost_is_read_back_not_resent_nor_charged() -> None:
     lost = next_state(VendState.STARTING, VendEvent.NO_REPLY)
     # Stays STARTING with no effect: the read back is the agent's next status read
@@ -53,7 +61,7 @@ def test_every_state_can_return_to_available() -> None:
 
 @given(st.lists(st.sampled_from(list(VendEvent)), max_size=40))
 def test_any_sequence_of_events_charges_at_most_once_per_start(events: list[VendEvent]) -> None:
-    state, charges, starts = VendState.AVAILABLE, 0, 0
+    state, charges, starts, refunds = VendState.AVAILABLE, 0, 0, 0
     for event in events:
         try:
             transition = next_state(state, event)
@@ -64,5 +72,8 @@ def test_any_sequence_of_events_charges_at_most_once_per_start(events: list[Vend
         if transition.effect is Effect.CHARGE:
             charges += 1
             assert state is VendState.STARTING
+        if transition.effect is Effect.REFUND:
+            refunds += 1
+            assert state is VendState.IN_USE  # only a wash that was charged for
         state = transition.to
-    assert charges <= starts
+    assert refunds <= charges <= starts

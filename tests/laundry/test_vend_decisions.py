@@ -27,6 +27,7 @@ from drivers.laundry.vend import (
     START_EVENTS,
     TRANSITIONS,
     VERDICTS,
+    AfterWrite,
     Answer,
     CommandState,
     Echo,
@@ -61,7 +62,7 @@ IN_DOUBT_OUTCOME = "checking"
 
 
 def test_every_answer_the_bus_can_give_has_one_verdict() -> None:
-    assert set(VERDICTS) == set(Echo) | set(ErrorKind)
+    assert set(VERDICTS) == set(Echo) | set(ErrorKind) | set(AfterWrite)
 
 
 def test_only_our_number_echoed_with_result_0_is_done_and_no_answer_from_a_board_that_may_have_acted_is_not_received() -> None:
@@ -70,7 +71,9 @@ def test_only_our_number_echoed_with_result_0_is_done_and_no_answer_from_a_board
     # refused the write with an exception (Application Protocol v1.1b3, 7), or it is not there.
     not_received = {a for a, v in VERDICTS.items() if v is CommandState.NOT_RECEIVED}
     assert not_received == {Echo.ANOTHER_NUMBER, ErrorKind.EXCEPTION, ErrorKind.NO_SUCH_UNIT}
-    for lost in (ErrorKind.TIMEOUT, ErrorKind.CRC, ErrorKind.BAD_REPLY, ErrorKind.FROZEN, ErrorKind.DISCONNECTED):
+    lost_or_busy = (ErrorKind.TIMEOUT, ErrorKind.CRC, ErrorKind.BAD_REPLY, ErrorKind.FROZEN, ErrorKind.DISCONNECTED,
+                    AfterWrite.READ_EXCEPTION)
+    for lost in lost_or_busy:
         assert VERDICTS[lost] is CommandState.SENT, lost
 
 
@@ -95,9 +98,9 @@ def test_the_answer_at_once_and_the_echo_read_back_agree(ours: bool, result: Mac
         replace(status, command_echo_sequence=sequence if ours else sequence + 1, command_echo_result=result), sequence
     )
     at_once = (
-        verdict_of_outcome(int(result), None, LinkState.ONLINE)
+        verdict_of_outcome(int(result), None, LinkState.ONLINE, written=True)
         if ours
-        else verdict_of_outcome(None, BusError(ErrorKind.NOT_CONFIRMED), LinkState.ONLINE)
+        else verdict_of_outcome(None, BusError(ErrorKind.NOT_CONFIRMED), LinkState.ONLINE, written=True)
     )
     assert at_once == read_back
     if ours:
@@ -106,9 +109,15 @@ def test_the_answer_at_once_and_the_echo_read_back_agree(ours: bool, result: Mac
         assert at_once.state is CommandState.NOT_RECEIVED and at_once.result_code is None
 
 
+def test_an_exception_is_a_refused_write_only_when_the_write_itself_got_it() -> None:
+    busy = BusError(ErrorKind.EXCEPTION, "exception 6", exception_code=0x06)
+    assert verdict_of_outcome(None, busy, LinkState.DEGRADED, written=False).state is CommandState.NOT_RECEIVED
+    assert verdict_of_outcome(None, busy, LinkState.DEGRADED, written=True).state is CommandState.SENT
+
+
 def test_another_number_from_a_board_not_judged_live_decides_nothing() -> None:
     for link in (LinkState.DEGRADED, LinkState.OFFLINE):
-        assert verdict_of_outcome(None, BusError(ErrorKind.NOT_CONFIRMED), link).state is CommandState.SENT
+        assert verdict_of_outcome(None, BusError(ErrorKind.NOT_CONFIRMED), link, written=True).state is CommandState.SENT
 
 
 # -- both kinds of command against the simulated room, one case per answer --
@@ -165,6 +174,11 @@ CASES = {
                                 start_program=3),
     "an exception to the write": Case(ErrorKind.EXCEPTION, _inject(exception_code=ExcCodes.DEVICE_BUSY), _clear,
                                       "pause", ("not_received", "refused"), None, acted=False),
+    # A board busy (0x06) running our start answers the status reads after it with exceptions:
+    # the write was not refused, so the start is in doubt until its echo is read.
+    "exceptions to the reads after the write, then our echo": Case(
+        AfterWrite.READ_EXCEPTION, _inject(read_exception_code=ExcCodes.DEVICE_BUSY), _clear, "pause",
+        (IN_DOUBT_OUTCOME, IN_DOUBT_OUTCOME), ("done", ["started"])),
     "no reply, then our echo": Case(ErrorKind.TIMEOUT, _drop, _restore, "pause", (IN_DOUBT_OUTCOME, IN_DOUBT_OUTCOME),
                                     ("done", ["started"])),
     "CRC errors, then our echo": Case(ErrorKind.CRC, _inject(garbage_reply=True), _clear, "pause",

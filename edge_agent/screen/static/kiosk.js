@@ -9,6 +9,8 @@
     config: null,
     screen: "home",
     desk: "idle",          // the blood-pressure desk's state, from the agent
+    ended: null,           // how the desk's session ended, while the cuff screen says so
+    identity: null,        // what this page began the measurement with, for "measure again"
     relayAction: "checkin",
     laundry: { machine: null, program: null, card: null, account: null },
     idleTimer: null,
@@ -121,6 +123,8 @@
     for (const input of document.querySelectorAll(".entry")) input.value = "";
     page.laundry = { machine: null, program: null, card: null, account: null };
     page.deskRecord = false;
+    page.ended = null;
+    page.identity = null;
     page.lastResult = null;
     show("home");
   }
@@ -181,7 +185,22 @@
       const state = JSON.parse(event.data);
       page.desk = state.state;
       page.deskRecord = state.record;  // whose the next reading is, as the desk says: never a stale "yours"
+      if (state.state !== "idle") page.ended = null;  // a session again: what ended is past
       if (page.screen === "bp-cuff") renderDesk();
+    });
+    // How the desk's session ended, from the agent: the cuff screen says so rather than
+    // "measuring" for ever (a cuff dropped at 180 mmHg), and what a reading now would be. A
+    // result says "finished" itself; "replaced" is this page beginning again.
+    events.addEventListener("ended", (event) => {
+      const ended = JSON.parse(event.data);
+      if (page.screen !== "bp-cuff") return;
+      if (ended.reason === "cancelled") {
+        goHome();
+      } else if (["cuff_lost", "no_result", "expired"].includes(ended.reason)) {
+        page.ended = ended;
+        renderDesk();
+        armIdleReset();
+      }
     });
     // A cuff inflating means someone is at it: the screen follows, unless a person is in the
     // middle of something else here (a check-in, a laundry start).
@@ -199,6 +218,7 @@
     // Sent only once the agent's outbox holds the reading.
     events.addEventListener("result", (event) => {
       if (!atTheCuff()) return;
+      page.identity = null;  // her measurement is done: "measure again" asks who is next
       page.lastResult = JSON.parse(event.data);
       renderResult(page.lastResult);
       show("bp-result");
@@ -206,10 +226,30 @@
   }
 
   function renderDesk() {
-    const measuring = page.desk === "measuring";
-    $("bp-cuff-title").textContent = t(measuring ? "bp.measuring.title" : "bp.cuff.title");
-    $("bp-cuff-next").textContent = t(measuring ? "bp.measuring.next" : "bp.cuff.next");
-    $("bp-whose").textContent = page.desk === "idle" ? "" : t(page.deskRecord ? "bp.whose.record" : "bp.whose.anonymous");
+    const ended = page.ended;
+    const words = ended ? "bp.ended." + ended.reason : page.desk === "measuring" ? "bp.measuring" : "bp.cuff";
+    $("bp-cuff-title").textContent = t(words + ".title");
+    $("bp-cuff-next").textContent = t(words + ".next");
+    // After an end the desk waits for nobody: a reading now would be on no one's record.
+    const whose = ended ? "bp.whose.anonymous" : page.deskRecord ? "bp.whose.record" : "bp.whose.anonymous";
+    $("bp-whose").textContent = page.desk === "idle" && !ended ? "" : t(whose);
+    $("bp-cancel").hidden = Boolean(ended);
+    $("bp-restart").hidden = !ended;
+    if (ended) {
+      $("bp-pressure").textContent = "—";
+      $("bp-meter-fill").style.width = "0%";
+    }
+  }
+
+  // One button after a session that ended without a result: the same person measures again,
+  // on her record if the session was (this page's identity), or without one.
+  function measureAgain() {
+    const again = page.ended && page.ended.record ? page.identity : { anonymous: true };
+    if (again) {
+      beginMeasurement(again);
+    } else {
+      show("bp-identify");  // this page does not know who it was (it was reloaded)
+    }
   }
 
   function renderResult(result) {
@@ -219,23 +259,27 @@
     $("bp-pulse").textContent = shown(result.pulse_rate);
     $("bp-unit").textContent = result.unit;
     const category = $("bp-category");
-    category.className = "category " + (result.category || "none");
-    category.textContent = t("bp.category." + (result.category || "none"));
+    // The agent's verdict: a category, "unreliable" (no category, "measure again") or "none".
+    category.className = "category " + result.meaning;
+    category.textContent = t("bp.category." + result.meaning);
     const flags = $("bp-flags");
     flags.replaceChildren();
-    const words = result.status.map((flag) => t("bp.flag." + flag));
-    if (result.suspect.length) words.push(t("bp.flag.suspect"));
-    for (const text of words) {
+    for (const text of result.status.map((flag) => t("bp.flag." + flag))) {
       const item = document.createElement("li");
       item.textContent = text;
       flags.appendChild(item);
     }
-    $("bp-saved").textContent = result.saved ? t(result.record ? "bp.saved.record" : "bp.saved.anonymous") : "";
+    // Saved all the same (marked suspect), but never shown as a good reading.
+    const unreliable = result.meaning === "unreliable" ? ".unreliable" : "";
+    $("bp-saved").textContent = result.saved ? t((result.record ? "bp.saved.record" : "bp.saved.anonymous") + unreliable) : "";
+    $("bp-saved").classList.toggle("unreliable", Boolean(unreliable));
   }
 
   async function beginMeasurement(body) {
     try {
       const state = await api("POST", "/api/bp/begin", body);
+      page.identity = body;
+      page.ended = null;
       page.desk = state.state;
       page.deskRecord = state.record;
       $("bp-pressure").textContent = "—";
@@ -244,6 +288,7 @@
       show("bp-cuff");
       renderDesk();
     } catch (problem) {
+      if (page.screen !== "bp-identify") show("bp-identify");  // "measure again" refused: say why there
       showError("bp-identify-error", problem);
     }
   }
@@ -325,8 +370,13 @@
         state.textContent = machine.minutes_left === null ? t("laundry.busy.nominutes") : t("laundry.busy", { minutes: machine.minutes_left });
       } else if (machine.shown === "fault") {
         state.textContent = t("laundry.fault") + (machine.error ? "：" + localName(machine.error) : "");
+      } else if (machine.shown === "unavailable") {
+        state.textContent = t("laundry.unavailable." + machine.reason);
       } else {
         state.textContent = t("laundry." + machine.shown);
+      }
+      if (machine.points_refunded > 0) {
+        state.textContent += " " + t("laundry.refunded", { points: machine.points_refunded });
       }
       card.append(name, state);
       card.addEventListener("click", () => chooseMachine(machine));
@@ -387,7 +437,8 @@
         $("laundry-done-next").textContent = t("laundry.checking.next");
       } else {
         $("laundry-done-title").textContent = t("laundry.refused");
-        $("laundry-done-next").textContent = errorText({ error: result.reason });
+        // Refused means nothing was charged: say so with the reason, whatever it is.
+        $("laundry-done-next").textContent = errorText({ error: result.reason }) + " " + t("laundry.no_points");
       }
     } catch (problem) {
       $("laundry-done-title").textContent = t("laundry.refused");
@@ -459,6 +510,7 @@
     $("bp-card-ok").addEventListener("click", () => beginMeasurement({ card_number: $("bp-card").value }));
     $("bp-anonymous").addEventListener("click", () => beginMeasurement({ anonymous: true }));
     $("bp-cancel").addEventListener("click", goHome);
+    $("bp-restart").addEventListener("click", measureAgain);
     $("bp-done").addEventListener("click", goHome);
     $("bp-again").addEventListener("click", () => { show("bp-identify"); $("bp-card").focus(); });
     $("relay-in").addEventListener("click", () => askWho("checkin"));
