@@ -42,6 +42,7 @@ from edge_agent.screen.speech import Speaker
 from edge_agent.screen.staff_call import StaffCall
 from edge_agent.settings import AgentSettings, DeviceSettings, LaundrySettings
 from edge_agent.status_file import AgentStatus, JobState, status_path, write_status
+from edge_agent.store.condition_log import ConditionLog
 from edge_agent.store.cursors import DeviceCursors
 from edge_agent.store.local_audit import LocalAudit
 from edge_agent.store.outbox import Outbox, RecordState, SavedRecord
@@ -102,6 +103,8 @@ class Agent:
         self._last_reading_at: dict[str, datetime] = {}
         self._last_seen_at: dict[str, datetime] = {}
         self.device_health = DeviceHealthBook(log)
+        # Errors at a storage limit (a full disk), logged once per condition with a count.
+        self.conditions = ConditionLog(log)
         self.remote: RemoteCommands | None = None
         self._device_tasks: dict[str, asyncio.Task[None]] = {}
         self._readers: dict[str, DeviceReader] = {}
@@ -264,9 +267,13 @@ class Agent:
             self._wakeup.clear()
             try:
                 await asyncio.to_thread(self.uplink.pump)
-            except Exception:
-                # Our bug or a failing disk: say so loudly, keep the records, try again.
-                log.exception("the uplink failed; retrying")
+            except Exception as error:
+                # Our bug (loud, every time) or a disk at its limit (once, with a count): keep
+                # the records, try again.
+                if not self.conditions.failed("the uplink (marking records sent)", error):
+                    log.exception("the uplink failed; retrying")
+            else:
+                self.conditions.succeeded("the uplink (marking records sent)")
             for received in self.uplink.take_commands():
                 assert self.remote is not None
                 task: asyncio.Task[object] = asyncio.create_task(self.remote.handle(received), name="remote command")
@@ -335,7 +342,13 @@ class Agent:
     async def _report_telemetry(self) -> None:
         assert self.outbox is not None
         telemetry = await self.snapshot()
-        await asyncio.to_thread(self.outbox.save, self.topics.telemetry, telemetry, qos=QOS_TELEMETRY)
+        try:
+            await asyncio.to_thread(self.outbox.save, self.topics.telemetry, telemetry, qos=QOS_TELEMETRY)
+        except Exception as error:
+            if not self.conditions.failed("saving telemetry", error):
+                raise
+        else:
+            self.conditions.succeeded("saving telemetry")
         await asyncio.to_thread(self._write_status)
         self._wakeup.set()
 
@@ -371,7 +384,10 @@ class Agent:
         try:
             write_status(status_path(self.settings.outbox_path), status)
         except OSError as error:
-            log.warning("could not write the status file for doctor: %s", error)
+            if not self.conditions.failed("writing the status file for doctor", error):
+                log.warning("could not write the status file for doctor: %s", error)
+        else:
+            self.conditions.succeeded("writing the status file for doctor")
         self._wakeup.set()
 
     # -- what remote commands act on (edge_agent/kiosk_commands.py) --
@@ -424,7 +440,13 @@ class Agent:
 
     async def _prune(self) -> None:
         assert self.outbox is not None
-        pruned = await asyncio.to_thread(self.outbox.prune)
+        try:
+            pruned = await asyncio.to_thread(self.outbox.prune)
+        except Exception as error:
+            if not self.conditions.failed("pruning the outbox", error):
+                raise
+            return
+        self.conditions.succeeded("pruning the outbox")
         log.info("outbox pruned: %d delivered, %d expired, %d fingerprints", pruned.delivered, pruned.expired,
                  pruned.fingerprints)
 
@@ -484,11 +506,13 @@ class Agent:
             for i, reading in enumerate(readings):
                 await self.save_reading(reading, reader.device, subject=subject if i == newest else None,
                                         shown=i == newest)
-        except Exception:
-            # Not the device's fault (that is a DecodeError, handled in the driver):
-            # our bug or the disk. Loud, and the device keeps being served.
-            log.exception("could not save the readings of %s", reader.device.address)
+        except Exception as error:
+            # Not the device's fault (that is a DecodeError, handled in the driver): our bug, or
+            # the disk (a storage limit is logged once per condition, with a count).
+            if not self.conditions.failed(f"saving the readings of {reader.device.address}", error):
+                log.exception("could not save the readings of %s", reader.device.address)
         else:
+            self.conditions.succeeded(f"saving the readings of {reader.device.address}")
             reader.saved()
 
     def _cuff_pressure(self, device: DeviceIdentity, pressure: float | None) -> None:

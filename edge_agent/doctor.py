@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 
 import serial  # type: ignore[import-untyped]
 
@@ -23,8 +24,8 @@ from edge_agent.clock import kernel_clock_synchronised
 from edge_agent.laundry import SIMULATED_PORT
 from edge_agent.settings import AgentSettings
 from edge_agent.status_file import JobState, read_status, status_path
-from edge_agent.store.integrity import integrity_problem
-from edge_agent.store.outbox import RecordClass
+from edge_agent.store.integrity import database_files, integrity_problem
+from edge_agent.store.outbox import SAVE_NEEDS_BYTES, RecordClass
 
 
 class Verdict(StrEnum):
@@ -145,6 +146,9 @@ def _disk(settings: AgentSettings) -> Check:
         return Check("disk", Verdict.FAILED, f"{directory}: {error.strerror}")
     budget = int(settings.outbox.budget_mb * 1024 * 1024)
     mb = free / 1024 / 1024
+    if free < SAVE_NEEDS_BYTES:
+        return Check("disk", Verdict.FAILED, f"{free} bytes free in {directory}, less than one save needs "
+                     f"({SAVE_NEEDS_BYTES}): the kiosk cannot save a reading; free some space")
     if free < budget:
         return Check("disk", Verdict.WARNING, f"{mb:.0f} MB free, less than the outbox budget of {settings.outbox.budget_mb:g} MB")
     return Check("disk", Verdict.OK, f"{mb:.0f} MB free; outbox budget {settings.outbox.budget_mb:g} MB")
@@ -152,6 +156,12 @@ def _disk(settings: AgentSettings) -> Check:
 
 def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
     path = settings.outbox_path
+    # Before the check for corruption, which cannot open a read-only file in WAL mode. A
+    # directory not there yet is made by the agent.
+    unwritable = _unwritable(path) if path.parent.exists() else None
+    if unwritable is not None:
+        yield Check("outbox", Verdict.FAILED, f"the kiosk cannot save: {unwritable}")
+        return
     if not path.exists():
         yield Check("outbox", Verdict.WARNING, f"{path} does not exist yet (the agent creates it)")
         return
@@ -165,7 +175,6 @@ def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
             "SELECT record_class, COUNT(*), MIN(created_at), SUM(size) FROM outbox "
             "WHERE state IN ('PENDING', 'PUBLISHED') GROUP BY record_class"
         ).fetchall()
-        used = connection.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0]
         columns = {row[1] for row in connection.execute("PRAGMA table_info(outbox)")}
         refused = (
             connection.execute(
@@ -175,7 +184,8 @@ def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
             if "refusal" in columns
             else (0, None, None)
         )
-    budget = int(settings.outbox.budget_mb * 1024 * 1024)
+    budget = settings.outbox.limits().budget_bytes  # the records' share of the disk budget
+    used = sum(file.stat().st_blocks * 512 for file in database_files(path) if file.exists())
     parts = []
     for record_class, count, oldest, _size in sorted(rows):
         age = (now - datetime.fromisoformat(oldest).replace(tzinfo=UTC)).total_seconds()
@@ -185,7 +195,8 @@ def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
     if health_bytes > budget:  # the alarm of docs/outbox.md: kept, never dropped
         detail = f"HEALTH READINGS OVER THE BUDGET, kept, nothing else left to evict: {detail}"
     health_waiting = any(c == RecordClass.HEALTH and n > 0 for c, n, *_ in rows)
-    verdict = Verdict.WARNING if used > budget or health_waiting else Verdict.OK
+    over = used > settings.outbox.budget_mb * 1024 * 1024 or health_bytes > budget
+    verdict = Verdict.WARNING if over or health_waiting else Verdict.OK
     yield Check("outbox", verdict, detail)
     if refused[0]:
         yield Check("outbox refused", Verdict.WARNING,
@@ -197,6 +208,25 @@ def _outbox(settings: AgentSettings, now: datetime) -> Iterator[Check]:
         yield Check("outbox set aside", Verdict.WARNING,
                     f"{len(aside)} corrupt outbox file(s) set aside in {path.parent}: {', '.join(aside)}; "
                     "recover what you can by hand (sqlite3 .recover), then remove them")
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why the agent (as this user) cannot write the outbox, or None. SQLite needs the file and
+    its companions writable, and the directory too, to create the WAL and shared-memory files:
+    a read-only filesystem or a file owned by another user leaves the kiosk unable to save."""
+    for file in database_files(path):
+        if file.exists() and not os.access(file, os.W_OK):
+            return f"{file} is read-only ({_why_read_only(file)})"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"its directory {path.parent} is read-only ({_why_read_only(path.parent)})"
+    return None
+
+
+def _why_read_only(file: Path) -> str:
+    if os.statvfs(file).f_flag & os.ST_RDONLY:
+        return "the filesystem is mounted read-only"
+    stat = file.stat()
+    return f"owner uid {stat.st_uid}, mode {stat.st_mode & 0o777:o}; this is uid {os.geteuid()}: run doctor as the agent's user"
 
 
 def _agent(settings: AgentSettings, now: datetime) -> Iterator[Check]:

@@ -92,15 +92,15 @@ class LaundrySettings(BaseModel):
 
 
 class OutboxSettings(BaseModel):
-    budget_mb: float = Field(default=256, gt=0, description="disk budget for records; over it, lower classes are evicted")
+    budget_mb: float = Field(default=256, gt=0, description="disk the outbox's files may occupy (WAL included); over it, lower classes are evicted")
     delivered_retention_days: float = Field(default=7, ge=0, description="delivered records are deleted after this")
     event_max_age_days: float = Field(default=90, gt=0, description="an undelivered event older than this is given up")
     telemetry_max_age_days: float = Field(default=2, gt=0, description="an undelivered telemetry record older than this is given up")
     prune_every_s: float = Field(default=3600, gt=0, description="how often old records are deleted")
 
     def limits(self) -> OutboxLimits:
-        return OutboxLimits(
-            budget_bytes=int(self.budget_mb * 1024 * 1024),
+        return OutboxLimits.for_disk(
+            int(self.budget_mb * 1024 * 1024),
             delivered_retention=timedelta(days=self.delivered_retention_days),
             max_age=MappingProxyType(
                 {

@@ -117,3 +117,77 @@ def test_a_serial_port_the_agent_owns_is_in_use_not_broken(tmp_path: Path, runni
                               laundry={"port": line.driver_path, "machines": {1: "washer-retrofit-a"}})
         _code, checks = doctor_json(config)
     assert checks["serial port"]["verdict"] == "ok" and "in use" in checks["serial port"]["detail"]
+
+
+def kiosk_with_a_reading(tmp_path: Path, broker: MosquittoProcess, outbox_path: Path) -> AgentSettings:
+    """A kiosk's settings with its outbox at `outbox_path`, holding one reading."""
+    from edge_agent.store.outbox import Outbox
+    from tests.test_outbox_upkeep import HEALTH, READING
+
+    settings = agent_settings(tmp_path, broker).model_copy(update={"outbox_path": outbox_path})
+    outbox = Outbox(outbox_path, limits=settings.outbox.limits())
+    outbox.save(HEALTH, READING)
+    outbox.close()
+    return settings
+
+
+def test_doctor_fails_a_kiosk_whose_disk_has_no_room_for_one_save(tmp_path: Path, running_broker: MosquittoProcess) -> None:
+    from tests.small_disk import fill, free_bytes, small_disk
+
+    with small_disk(tmp_path / "disk", 2 * 1024 * 1024) as disk:
+        settings = kiosk_with_a_reading(tmp_path, running_broker, disk / "outbox.sqlite3")
+        fill(disk)
+        assert free_bytes(disk) == 0
+        code, checks = doctor_json(write_config(tmp_path / "agent.yaml", settings))
+    assert code == 1
+    assert checks["disk"]["verdict"] == "failed" and "cannot save" in checks["disk"]["detail"]
+
+
+def test_doctor_fails_a_kiosk_whose_outbox_is_on_a_read_only_filesystem(tmp_path: Path, running_broker: MosquittoProcess) -> None:
+    import subprocess
+
+    from tests.small_disk import small_disk
+
+    with small_disk(tmp_path / "disk", 2 * 1024 * 1024) as disk:
+        settings = kiosk_with_a_reading(tmp_path, running_broker, disk / "outbox.sqlite3")
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        code, checks = doctor_json(write_config(tmp_path / "agent.yaml", settings))
+    assert code == 1
+    assert checks["outbox"]["verdict"] == "failed"
+    assert "read-only" in checks["outbox"]["detail"] and "mounted read-only" in checks["outbox"]["detail"]
+
+
+def test_doctor_fails_a_kiosk_whose_outbox_its_user_cannot_write(tmp_path: Path, running_broker: MosquittoProcess) -> None:
+    """The outbox made by root (someone ran the agent by hand), the agent's user another: doctor,
+    run as that user, says the kiosk cannot save."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from tests.small_disk import small_disk
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv, to run doctor as another user")
+    # Outside tmp_path, which only root may enter.
+    mount_point = Path(tempfile.mkdtemp(prefix="doorstep-doctor-"))
+    mount_point.chmod(0o755)
+    with small_disk(mount_point, 2 * 1024 * 1024) as disk:
+        disk.chmod(0o755)  # root's, readable by all
+        settings = kiosk_with_a_reading(tmp_path, running_broker, disk / "kiosk" / "outbox.sqlite3")
+        (disk / "empty").mkdir(mode=0o755)  # nothing there yet, and not the agent's to write
+        not_yet = settings.model_copy(update={"outbox_path": disk / "empty" / "outbox.sqlite3"})
+        results = [
+            subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                 sys.executable, "-m", "doorstep", "doctor", "--config", str(config), "--json"],
+                capture_output=True, text=True, cwd=Path(__file__).parent.parent, timeout=60,
+            )
+            for config in (write_config(disk / "agent.yaml", settings), write_config(disk / "new.yaml", not_yet))
+        ]
+    mount_point.rmdir()
+    for result in results:
+        checks = {item["check"]: item for item in map(json.loads, result.stdout.splitlines())}
+        assert result.returncode == 1, result.stderr
+        assert checks["outbox"]["verdict"] == "failed" and "read-only" in checks["outbox"]["detail"]
+        assert "uid 0" in checks["outbox"]["detail"]

@@ -17,6 +17,13 @@ log = logging.getLogger(__name__)
 
 # The files SQLite keeps beside a WAL-mode database.
 _COMPANIONS = ("-wal", "-shm")
+
+
+def database_files(path: Path) -> tuple[Path, ...]:
+    """The database at `path` and its companions: what it occupies, what must be writable."""
+    return (path, *(path.with_name(path.name + suffix) for suffix in _COMPANIONS))
+
+
 # Problems quoted in the log, at most.
 _PROBLEMS_SHOWN = 5
 

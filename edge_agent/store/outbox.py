@@ -33,15 +33,17 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Index, Integer, bindparam, delete, func, insert, text, update
 from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from doorstep.contract.envelope import Envelope
 from doorstep.contract.payloads import DeviceIdentity
 from doorstep.contract.sealing import Sealer
-from doorstep.contract.topics import QOS_RELIABLE, Channel, parse_topic
+from doorstep.contract.topics import QOS_RELIABLE, Channel, EventType, parse_topic
+from edge_agent.store.condition_log import ConditionLog
 from edge_agent.store import readings_seen
-from edge_agent.store.database import KioskDatabase
+from edge_agent.store.database import DEFAULT_WAL_LIMIT_BYTES, KioskDatabase
 from edge_agent.store.prepared import Prepared, as_sqlalchemy_error
 from edge_agent.store.running_clock import RunningClock
 
@@ -68,24 +70,57 @@ _UNSENT_INDEX = "ix_outbox_unsent"
 
 
 class RecordClass(IntEnum):
-    """Priority, highest first: sent first, evicted last. A health reading is never evicted."""
+    """Priority, highest first: sent first, evicted last. A health record is never evicted."""
 
-    HEALTH = 0  # readings
-    EVENT = 1  # check-ins, laundry, faults, command results
+    # Readings, and the relay check-ins/outs the screen confirmed to a person ("checked in"):
+    # what someone was told is kept must be, so they are never evicted (docs/outbox.md).
+    HEALTH = 0
+    EVENT = 1  # laundry, faults, command results
     TELEMETRY = 2  # heartbeats and health of the kiosk: the next one replaces a lost one
+
+
+# The conditions of the budget, per class (see `_make_room`); they clear when pruning finds a
+# tenth of the budget free (clearing on the next save that fits logged every other save).
+_EVICTING = {c: f"saving {c.name.lower()} records without evicting undelivered ones" for c in RecordClass}
+_NOT_KEPT = {c: f"keeping new {c.name.lower()} records" for c in RecordClass}
+_ROOM_AGAIN = 0.9
+
+# Events a person is told about as done (the screen answers "checked_in"/"checked_out" once
+# the event is committed): kept like health readings, never evicted over the budget.
+_CONFIRMED_EVENTS = frozenset({EventType.RELAY_CHECKIN, EventType.RELAY_CHECKOUT})
+
+
+@functools.lru_cache(maxsize=256)
+def is_reading(topic: str) -> bool:
+    """Whether `topic` carries a health reading: the records a sealer seals."""
+    return parse_topic(topic).channel is Channel.READINGS
 
 
 # Cached: parsing the topic was a tenth of a save's Python (cProfile); a kiosk has few topics
 # (a command result's has its request id in it, hence the bound).
 @functools.lru_cache(maxsize=256)
 def record_class_of(topic: str) -> RecordClass:
-    channel = parse_topic(topic).channel
-    if channel is Channel.READINGS:
+    parsed = parse_topic(topic)
+    channel = parsed.channel
+    if channel is Channel.READINGS or (channel is Channel.EVENTS and parsed.name in _CONFIRMED_EVENTS):
         return RecordClass.HEALTH
     if channel is Channel.TELEMETRY:
         return RecordClass.TELEMETRY
     return RecordClass.EVENT
 
+
+# The disk a budgeted record byte occupies in the file, under eviction churn: freed space is
+# reused only in part, and pages are not full (1.74 measured with 5,000 records through a 1 MB
+# budget; 1.06 without eviction).
+_DISK_PER_BUDGETED_BYTE = 2.0
+# What the outbox occupies with no record: the shared-memory file (32 KiB) and a new file's
+# tables and indexes (measured in docs/outbox.md).
+_FIXED_DISK_BYTES = 32 * 1024 + 160 * 1024
+_MIN_WAL_BYTES = 64 * 1024
+
+# The disk one save may need at worst: the WAL frames of its pages, and of an eviction's
+# (78,312 bytes measured over 3,000 saves through a 1 MB budget, each after a checkpoint).
+SAVE_NEEDS_BYTES = 128 * 1024
 
 # What a record costs besides its body: its ids, topic, timestamps and index entries. An
 # estimate, used for the disk budget, which is a budget of records, not of file pages.
@@ -94,7 +129,11 @@ RECORD_OVERHEAD_BYTES = 256
 
 @dataclass(frozen=True, slots=True)
 class OutboxLimits:
+    # The records' share of the disk budget, counted by RECORD_OVERHEAD_BYTES (for a budget of
+    # the disk itself, see `OutboxLimits.for_disk`).
     budget_bytes: int = 256 * 1024 * 1024
+    # The WAL is checkpointed at this size and cut back to it (edge_agent/store/database.py).
+    wal_limit_bytes: int = DEFAULT_WAL_LIMIT_BYTES
     delivered_retention: timedelta = timedelta(days=7)
     # Undelivered records older than this are given up on; a health reading never is.
     max_age: Mapping[RecordClass, timedelta] = field(
@@ -104,6 +143,18 @@ class OutboxLimits:
     )
     # A cuff replays its memory for about this long at most; older fingerprints are forgotten.
     fingerprint_retention: timedelta = timedelta(days=180)
+
+    @classmethod
+    def for_disk(cls, disk_bytes: int, **others: Any) -> OutboxLimits:
+        """Limits under which the outbox's files (database, WAL, shared memory) stay within
+        `disk_bytes`: the WAL gets a sixteenth (64 KiB to 4 MiB), the shared-memory file and a
+        new file's tables their measured size, and the records the rest divided by what a
+        record's budgeted byte occupies in the file, measured under eviction (see
+        docs/outbox.md). Never less than a sixteenth for the records, so a tiny budget still
+        keeps some."""
+        wal = min(max(disk_bytes // 16, _MIN_WAL_BYTES), DEFAULT_WAL_LIMIT_BYTES)
+        records = int((disk_bytes - wal - _FIXED_DISK_BYTES) / _DISK_PER_BUDGETED_BYTE)
+        return cls(budget_bytes=max(records, disk_bytes // 16), wal_limit_bytes=wal, **others)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +259,7 @@ class Outbox:
         With a `sealer`, health readings are sealed for the bridge before they are written
         (doorstep/contract/sealing.py): the file then holds no reading this kiosk could read back."""
         self._sealer = sealer
-        self.database = KioskDatabase(path)
+        self.database = KioskDatabase(path, wal_limit_bytes=limits.wal_limit_bytes)
         self._engine = self.database.engine
         self._writer = self.database.writer
         self.path = path
@@ -224,6 +275,9 @@ class Outbox:
                                      .order_by(col(OutboxRecord.seq).desc()).limit(1)).scalar()
             self._running = RunningClock(session, carried=newest or 0.0, monotonic=monotonic)
         self._used_bytes = self._measure()
+        # Over the budget, evictions and records not kept: logged once a condition, with a count
+        # (once a save, they flooded the log of a kiosk at its limit).
+        self._conditions = ConditionLog(log, level=logging.WARNING)
         # Whether the CRITICAL alarm has been logged for the current episode of health
         # readings over the budget (see `health_over_budget`).
         self._alarmed = False
@@ -236,6 +290,10 @@ class Outbox:
     @property
     def used_bytes(self) -> int:
         return self._used_bytes
+
+    def disk_bytes(self) -> int:
+        """What the outbox's files occupy on disk: database, WAL and shared memory."""
+        return self.database.disk_bytes()
 
     def running_s(self) -> float:
         """The kiosk's running time, as this outbox counts it: the clock records age by."""
@@ -268,10 +326,18 @@ class Outbox:
             return int(session.exec(select(func.coalesce(func.sum(OutboxRecord.size), 0))).one())
 
     def close(self) -> None:
-        with self.database.writing() as session:
-            self._tick(session)
-            session.commit()
-        self.database.close()
+        """Write the running clock and close. On a full disk the clock's row cannot be written:
+        that loses nothing, as the newest record carries the running time on (see __init__), so
+        the kiosk stops cleanly all the same; only the time since that record is not counted."""
+        try:
+            with self.database.writing() as session:
+                self._tick(session)
+                session.commit()
+        except OperationalError as error:
+            log.warning("outbox closed without writing its running clock (%s): the newest record carries it",
+                        str(error.orig) if error.orig is not None else error)
+        finally:
+            self.database.close()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
@@ -399,7 +465,7 @@ class Outbox:
         message_id = uuid.uuid4()
         trusted = self._clock_trusted() if clock_trusted is None else clock_trusted
         payload_data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
-        sealed = self._sealer.seal(payload_data) if self._sealer is not None and record_class is RecordClass.HEALTH else None
+        sealed = self._sealer.seal(payload_data) if self._sealer is not None and is_reading(topic) else None
         envelope = Envelope(
             message_id=message_id,
             seq=seq,
@@ -414,8 +480,8 @@ class Outbox:
         size = len(body) + RECORD_OVERHEAD_BYTES
         if not self._make_room(cursor, record_class, size):
             _GIVE_BACK_SEQ.run(cursor, {"seq": seq})
-            log.warning("outbox over its budget of %d bytes: a %s record was not kept (only higher classes are left)",
-                        self.limits.budget_bytes, record_class.name.lower())
+            self._conditions.at_limit(_NOT_KEPT[record_class], "not kept, over the budget",
+                                      f"{self.limits.budget_bytes}-byte budget; only higher classes are left")
             return None
         _INSERT_RECORD.run(cursor, {
             "seq": seq, "message_id": str(message_id), "topic": topic, "qos": qos, "body": body,
@@ -448,7 +514,8 @@ class Outbox:
             # The newest record may be among them, and it carries the running time (see __init__).
             self._running.tick_on(cursor)
         if evicted_undelivered:
-            log.warning("outbox over its budget: evicted %d undelivered lower-class record(s)", evicted_undelivered)
+            self._conditions.at_limit(_EVICTING[record_class], "over the budget",
+                                      f"{evicted_undelivered} lower-class record(s) evicted this time")
         if self._used_bytes + size <= budget:
             return True
         if record_class is not RecordClass.HEALTH:
@@ -491,7 +558,12 @@ class Outbox:
                 ).rowcount  # type: ignore[attr-defined]
             fingerprints = readings_seen.forget_older_than(session, now - limits.fingerprint_retention.total_seconds())
             session.commit()
+        if delivered or expired or fingerprints:
+            self.database.checkpoint()  # the WAL held every page the deletes touched
         self._used_bytes = self._measure()
+        if self._used_bytes <= _ROOM_AGAIN * limits.budget_bytes:
+            for what in (*_EVICTING.values(), *_NOT_KEPT.values()):
+                self._conditions.succeeded(what)
         if expired:
             log.warning("outbox: gave up on %d undelivered record(s) past their maximum age", expired)
         if self.health_over_budget:  # a reminder on every pruning pass, not only the first time
