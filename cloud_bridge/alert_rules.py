@@ -25,9 +25,15 @@ from doorstep.contract.clinical import (
 )
 from doorstep.contract.device_errors import BOND_ERRORS, UNREACHABLE_ERRORS, DeviceErrorCode
 from doorstep.contract.envelope import UpstreamMessage
-from doorstep.contract.payloads import BloodPressurePayload, GlucosePayload, Spo2Payload, TemperaturePayload
+from doorstep.contract.payloads import (
+    BloodPressurePayload,
+    GlucosePayload,
+    Spo2Payload,
+    StaffCalledEvent,
+    TemperaturePayload,
+)
 from doorstep.contract.status import KioskState
-from doorstep.contract.topics import Channel, ReadingKind
+from doorstep.contract.topics import Channel, EventType, ReadingKind
 
 from cloud_bridge.fleet import DeviceBase, KioskBase
 
@@ -51,6 +57,7 @@ class AlertKind(StrEnum):
     # A bridge worker's own connection to the broker (site BRIDGE_SITE, about: its client id).
     BRIDGE_SESSION_TAKEN_OVER = "bridge_taken_over"  # another client connected with its client id
     BRIDGE_DISCONNECTS = "bridge_disconnects"  # disconnected again and again: a second holder of its credentials?
+    STAFF_CALLED = "staff_called"  # someone at a kiosk pressed "call staff"
 
 
 # Alerts that carry a resident's health data: seen only by those who may read readings.
@@ -202,6 +209,39 @@ def _mmhg(value: float | None) -> str:
 
 def _round(value: float | None, digits: int = 0) -> float | None:
     return None if value is None else round(value, digits)
+
+
+# --- Events -----------------------------------------------------------------------------------
+
+
+def event_signals(message: UpstreamMessage) -> list[Raise]:
+    """Someone at a kiosk called for staff: one open alert per kiosk (a second call while it is
+    open counts an occurrence), for the site's station staff and the technicians, until one of
+    them resolves it. Not about a resident: the event names only the screen."""
+    payload = message.payload
+    if message.topic.channel is not Channel.EVENTS or message.topic.name != EventType.STAFF_CALLED:
+        return []
+    assert isinstance(payload, StaffCalledEvent)
+    area, area_zh = _screen_area(payload.screen)
+    return [
+        Raise(AlertKind.STAFF_CALLED, Severity.WARNING, message.topic.site, message.topic.kiosk, "",
+              f"someone at the kiosk is calling for staff ({area}: the {payload.screen} screen)",
+              f"自助机上有人呼叫工作人员（{area_zh}）", message.envelope.kiosk_time,
+              {"screen": payload.screen, "call_id": str(payload.call_id)})
+    ]
+
+
+# The kiosk's screens are named by the service they belong to (edge_agent/screen/static/index.html:
+# bp-cuff, laundry-card, ...): what staff walk over to, in words, for a screen added later too.
+_SCREEN_AREAS: Final = (("bp", "blood pressure", "量血压"), ("relay", "relay station", "爱心接力站"),
+                        ("laundry", "laundry room", "洗衣房"), ("home", "start screen", "首页"))
+
+
+def _screen_area(screen: str) -> tuple[str, str]:
+    for prefix, area, area_zh in _SCREEN_AREAS:
+        if screen == prefix or screen.startswith(prefix + "-"):
+            return area, area_zh
+    return "another screen", "其他页面"
 
 
 # --- Devices ----------------------------------------------------------------------------------

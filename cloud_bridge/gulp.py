@@ -42,6 +42,7 @@ from cloud_bridge.alert_rules import (
     alarm_signals,
     device_error_signals,
     device_signals,
+    event_signals,
     reading_signals,
     status_signals,
     telemetry_signals,
@@ -114,6 +115,7 @@ def store_gulp(
         signals += _device_signals(reports, apply_device_reports(session, reports), rules)
         for message in new:
             signals += reading_signals(message, rules, guideline)
+            signals += event_signals(message)
         signals += late_arrivals(session, new, {key: row.seq_checked_through for key, row in rows.items()}, received_at)
         for alarms in gulp.alarms:  # in the order received: the newest set of a kiosk last
             signals += alarm_signals(alarms.site, alarms.kiosk, alarms.alarms)

@@ -40,6 +40,7 @@ from edge_agent.screen.guard import PinGuard, RateLimit
 from edge_agent.screen.measurement import MeasurementDesk
 from edge_agent.screen.server import ScreenServer
 from edge_agent.screen.speech import Speaker
+from edge_agent.screen.staff_call import StaffCall
 from edge_agent.settings import AgentSettings, DeviceSettings, LaundrySettings
 from edge_agent.status_file import AgentStatus, JobState, status_path, write_status
 from edge_agent.store.condition_log import ConditionLog
@@ -118,6 +119,7 @@ class Agent:
         )
         self.relay: RelayBook | None = None
         self.screen: ScreenServer | None = None
+        self.speaker: Speaker | None = None  # screen.speak_results
 
     async def run(self, stop: asyncio.Event) -> RunEnd:
         """Until `stop` is set ("stopped"), or a remote reload_config asks for a restart with
@@ -228,8 +230,9 @@ class Agent:
             log.warning("no resident_secret: the screen offers measuring without a record only, "
                         "and no check-ins or laundry starts")
         if screen.speak_results:
-            speaker = Speaker(screen.speech_voice)
-            self.desk.on_result = speaker.say
+            self.speaker = Speaker(screen.speech_voice)
+            self.desk.on_result = self.speaker.say
+            await self.speaker.check()
         context = ScreenContext(
             settings=self.settings,
             desk=self.desk,
@@ -240,6 +243,9 @@ class Agent:
             laundry=lambda: self.laundry,
             status=self.local_status,
             audit=LocalAudit(self.outbox.database).record if self.outbox is not None else (lambda action, result, **detail: None),
+            speaker=self.speaker,
+            staff=None if self.outbox is None else StaffCall(self.outbox, self.topics, repeat_s=screen.staff_call_repeat_s,
+                                                             saved=self._wakeup.set),
         )
         server = ScreenServer(create_app(context), screen.host, screen.port)
         try:
@@ -338,6 +344,7 @@ class Agent:
                 clock_synchronised=self.clock_watch.trusted,
                 now=datetime.now(UTC),
                 devices=self.device_telemetry(),
+                speech=None if self.speaker is None else self.speaker.health,
             )
         )
 

@@ -152,6 +152,9 @@ class ScreenSettings(BaseModel):
     idle_reset_s: float = Field(default=90, gt=0, description="the screen goes back to its start after this long untouched")
     speak_results: bool = Field(default=False, description="read the blood-pressure result aloud with espeak-ng")
     speech_voice: str = Field(default="cmn", description="espeak-ng voice: cmn is Mandarin")
+    staff_call_repeat_s: float = Field(
+        default=300, gt=0, description="after a call for staff, a press within this long calls no one again: already called"
+    )
     # The guideline's categories, by the one rule both the kiosk and the bridge use
     # (doorstep/contract/clinical.py); the key keeps its old name so existing files still load.
     blood_pressure_bands: BloodPressureGuideline = Field(

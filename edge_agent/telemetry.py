@@ -1,4 +1,4 @@
-"""What the kiosk says about itself on a schedule: uptime, outbox, disk, temperature, devices."""
+"""What the kiosk says about itself on a schedule: uptime, outbox, disk, temperature, speech, devices."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
+from edge_agent.screen.speech import SpeechHealth
 from edge_agent.store.outbox import Outbox, RecordState
 
 # The SoC's temperature on a Raspberry Pi (and most Linux boards), in millidegrees Celsius.
@@ -29,8 +30,10 @@ def disk_free_bytes(path: Path) -> int | None:
 
 
 def kiosk_telemetry(
-    outbox: Outbox, *, uptime_s: float, now: datetime, devices: Iterable[DeviceTelemetry], clock_synchronised: bool
+    outbox: Outbox, *, uptime_s: float, now: datetime, devices: Iterable[DeviceTelemetry], clock_synchronised: bool,
+    speech: SpeechHealth | None = None,
 ) -> KioskTelemetry:
+    """`speech`: None when the kiosk does not speak (screen.speak_results off)."""
     depth = {
         record_class.name.lower(): OutboxDepth(
             records=records,
@@ -48,6 +51,8 @@ def kiosk_telemetry(
         disk_free_bytes=disk_free_bytes(outbox.path.parent),
         cpu_temperature_c=cpu_temperature_c(),
         clock_synchronised=clock_synchronised,
+        speech_ok=None if speech is None else speech.ok,
+        speech_error=None if speech is None else speech.error,
         devices=list(devices),
     )
 

@@ -178,9 +178,18 @@ class RelayCheckoutEvent(StrictModel):
     inside: int = Field(ge=0, le=INT64_MAX, description="people inside after this check-out")
 
 
+class StaffCalledEvent(StrictModel):
+    """Someone at the kiosk pressed "call staff" (呼叫工作人员). Nothing about who: only which
+    screen they were on, so staff know what they are walking to (a cuff, the laundry room)."""
+
+    call_id: uuid.UUID
+    screen: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="the kiosk screen shown, e.g. bp-cuff")
+
+
 EVENT_PAYLOADS: Final[dict[EventType, type[BaseModel]]] = {
     EventType.LAUNDRY_MACHINE: LaundryMachineEvent,
     EventType.LAUNDRY_VEND: LaundryVendEvent,
     EventType.RELAY_CHECKIN: RelayCheckinEvent,
     EventType.RELAY_CHECKOUT: RelayCheckoutEvent,
+    EventType.STAFF_CALLED: StaffCalledEvent,
 }

@@ -61,4 +61,11 @@ class KioskTelemetry(StrictModel):
     disk_free_bytes: int | None = Field(default=None, ge=0, le=INT64_MAX)
     cpu_temperature_c: float | None = None
     clock_synchronised: bool = Field(description="false until NTP has set the kiosk's clock (a Pi has no RTC)")
+    # Optional, so an older kiosk's telemetry still parses. The contract refuses unknown fields:
+    # bridges are upgraded before kiosks send these (docs/protocol.md, "Telemetry").
+    speech_ok: bool | None = Field(
+        default=None, description="the loudspeaker really played the last speech (or the start-up check); "
+        "null: speech is off, or not tried yet",
+    )
+    speech_error: str | None = Field(default=None, max_length=300, description="why speech failed, when speech_ok is false")
     devices: list[DeviceTelemetry] = Field(default_factory=list, max_length=256)

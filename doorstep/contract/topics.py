@@ -89,6 +89,7 @@ class EventType(StrEnum):
     LAUNDRY_VEND = "laundry_vend"  # a start transaction moved: started (charged), refused, done, ...
     RELAY_CHECKIN = "relay_checkin"  # a worker checked in at a 24-hour love relay station
     RELAY_CHECKOUT = "relay_checkout"  # ... and out (or the visit expired unclosed)
+    STAFF_CALLED = "staff_called"  # someone at the kiosk pressed "call staff" (issue 18, item 9)
 
 
 _EVENT_TYPES: Final = frozenset(event.value for event in EventType)

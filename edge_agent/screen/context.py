@@ -15,6 +15,8 @@ from edge_agent.laundry import LaundryRoom
 from edge_agent.pseudonym import IdentifierError, Pseudonyms
 from edge_agent.screen.guard import PinGuard, RateLimit, Refused
 from edge_agent.screen.measurement import MeasurementDesk
+from edge_agent.screen.speech import Speaker
+from edge_agent.screen.staff_call import StaffCall
 from edge_agent.settings import AgentSettings
 from edge_agent.store.relay_station import RelayBook
 
@@ -30,6 +32,8 @@ class ScreenContext:
     laundry: Callable[[], LaundryRoom | None]  # None until the RS-485 line has opened
     status: Callable[[], dict[str, Any]]  # the agent's state, for the admin endpoint
     audit: Callable[..., None] = lambda action, result, **detail: None  # LocalAudit.record
+    speaker: Speaker | None = None  # None: screen.speak_results is off
+    staff: StaffCall | None = None  # None: no outbox to send a call through
 
     def identify(self, how: Callable[[Pseudonyms], str]) -> str:
         """A pseudonym through `how` (e.g. Pseudonyms.of_card with the typed number), counted

@@ -80,8 +80,9 @@ MEASURE = """() => {
 class Fit:
     """Measures each screen in both languages, keeps every problem, takes the screenshots."""
 
-    def __init__(self, page: Page, size: str, screenshots: Screenshots) -> None:
-        self.page, self.size, self.screenshots = page, size, screenshots
+    def __init__(self, page: Page, size: str, screenshots: Screenshots, *, speaks: bool = False) -> None:
+        """`speaks`: the kiosk has screen.speak_results on, so its top bar has "say it again" too."""
+        self.page, self.size, self.screenshots, self.speaks = page, size, screenshots, speaks
         self.problems: list[str] = []
 
     async def check(self, screen: str, *, english: tuple[str, str] | None = None, retry: str | None = None) -> None:
@@ -114,6 +115,9 @@ class Fit:
 
     async def _measure(self, screen: str) -> None:
         name = f"{self.size}-{screen}"
+        # Issue 18, item 9: help on every screen, in its top bar.
+        await expect(self.page.locator("#call-staff")).to_be_visible()
+        await expect(self.page.locator("#say-again")).to_be_visible(visible=self.speaks)
         await self.page.evaluate("document.fonts.ready")
         self.problems += [f"{name}: {problem}" for problem in await self.page.evaluate(MEASURE)]
         await self.screenshots.take(self.page, name, docs=name in FOR_THE_DOCS)
@@ -125,10 +129,11 @@ async def test_every_screen_fits_without_scrolling_with_large_controls_and_type(
     tmp_path: Path, broker, page: Page, screenshots: Screenshots, width: int, height: int
 ) -> None:
     await page.set_viewport_size({"width": width, "height": height})
-    fit = Fit(page, f"{width}x{height}", screenshots)
+    fit = Fit(page, f"{width}x{height}", screenshots, speaks=True)
     # A slow inflation: the measuring screen is measured while the pressure rises.
     cuff = button_cuff(lambda: [VERY_HIGH_TWO_FLAGS], inflate_steps=60, step_interval=0.2, start_delay=0.3)
-    settings = kiosk_settings(tmp_path, broker, laundry=True)
+    # Speaking: the top bar has all it can have ("say it again" too).
+    settings = kiosk_settings(tmp_path, broker, laundry=True, screen={"speak_results": True})
     async with running_agent(settings, {CUFF_ADDRESS: simulated_backend(cuff)}) as agent:
         await wait_until(lambda: agent.screen is not None and agent.laundry is not None, what="the screen serving")
         assert agent.screen is not None and agent.laundry is not None
@@ -139,6 +144,10 @@ async def test_every_screen_fits_without_scrolling_with_large_controls_and_type(
         assert opened.status == 200
         await open_kiosk(page, agent.screen.url)
         await fit.check("home")
+        # The answer to "call staff", over the screen, in both languages.
+        await page.click("#call-staff")
+        await expect(page.locator("#help-message")).to_have_text("已通知工作人员，请稍候")
+        await fit.check("home-staff-called")
 
         # Blood pressure: who, the cuff waiting, the cuff inflating, the result.
         await page.click("#go-bp")

@@ -3,13 +3,14 @@ agent through the real broker and its answers show; and what each role is offere
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from doorstep.contract.payloads import RelayCheckinEvent, RelayCheckoutEvent
+from doorstep.contract.payloads import RelayCheckinEvent, RelayCheckoutEvent, StaffCalledEvent
 from doorstep.contract.status import KioskState
 from doorstep.contract.topics import EventType
 from doorstep.contract.telemetry import DeviceTelemetry
@@ -192,3 +193,29 @@ def test_relay_check_ins_read_in_words_on_the_chinese_page(dashboard: Dashboard,
     expect(events).to_contain_text("超过最长停留时间未签退")
     expect(events).not_to_contain_text("relay_")
     expect(events).not_to_contain_text("ab" * 32)  # no resident's pseudonym on this page
+
+
+def test_a_call_for_staff_and_a_silent_loudspeaker_show_on_the_kiosk_page_in_chinese(
+    dashboard: Dashboard, page: Page, wire: WirePublisher
+) -> None:
+    """Issue 18, item 9: "call staff" at a kiosk is an alert its station's staff see, and resolve;
+    a loudspeaker that does not play is said on the kiosk's page."""
+    two_sites(dashboard, wire)
+    kiosk = WireKiosk(site=SITE, kiosk=KIOSK)
+    silent = telemetry().model_copy(update={
+        "speech_ok": False,
+        "speech_error": "no sound: aplay failed (1): aplay: main:831: audio open error: No such file or directory"})
+    call = StaffCalledEvent(call_id=uuid.uuid4(), screen="bp-cuff")
+    wire.send(kiosk, kiosk.telemetry(silent, at=datetime.now(UTC)), kiosk.event(EventType.STAFF_CALLED, call))
+    wait_for(lambda: dashboard.api.get("/api/v1/alerts", kind="staff_called").body["total"] == 1, what="the alert")
+    dashboard.log_in(page, "staff", KIOSK_PAGE)
+    alert = page.locator("tr[data-kind=staff_called]")
+    expect(alert).to_contain_text("呼叫工作人员")
+    expect(alert).to_contain_text("自助机上有人呼叫工作人员（量血压）")
+    expect(page.get_by_test_id("events").locator("tr[data-event=staff_called]")).to_have_text(re.compile("在量血压页面按了呼叫"))
+    expect(page.get_by_test_id("speech").locator(".fact.bad")).to_contain_text("没有声音：no sound: aplay failed")
+    alert.locator("[data-action=resolve]").click()
+    page.locator("input[name=note]").fill("已到场")
+    page.locator("input[name=note]").press("Enter")
+    wait_for(lambda: dashboard.api.get("/api/v1/alerts", kind="staff_called", state="resolved").body["total"] == 1,
+             what="the alert resolved by staff")

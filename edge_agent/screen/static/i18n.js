@@ -5,6 +5,10 @@
 const TEXTS = {
   "zh-CN": {
     "home": "首页", "ok": "确定", "cancel": "取消", "back": "返回", "done": "完成",
+    "help.say": "再说一遍", "help.staff": "呼叫工作人员",
+    "help.called": "已通知工作人员，请稍候",
+    "help.already": "已经通知过工作人员了，请稍候，马上就来",
+    "help.failed": "没能通知到工作人员，请大声呼叫，或到服务台找人",
     "home.title": "您好！请选择服务", "home.bp": "量血压", "home.relay": "爱心接力站 签到 / 签退", "home.laundry": "洗衣房",
     "bp.identify.title": "请刷卡，或输入居民卡号",
     "bp.identify.next": "输入后按“确定”。不想记入档案，请按绿色按钮。",
@@ -106,6 +110,10 @@ const TEXTS = {
   },
   "en": {
     "home": "Home", "ok": "OK", "cancel": "Cancel", "back": "Back", "done": "Done",
+    "help.say": "Say it again", "help.staff": "Call staff",
+    "help.called": "Staff have been called. Please wait.",
+    "help.already": "Staff have already been called and are on their way. Please wait.",
+    "help.failed": "The call did not go through. Please call out, or ask at the desk.",
     "home.title": "Hello! Please choose", "home.bp": "Blood pressure", "home.relay": "Relay station check in / out", "home.laundry": "Laundry room",
     "bp.identify.title": "Tap your card, or type your resident card number",
     "bp.identify.next": "Then press OK. To measure without saving to your record, press the green button.",

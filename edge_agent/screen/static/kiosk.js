@@ -451,11 +451,59 @@
     show("laundry-done");
   }
 
+  // -- help, on every screen: "say it again" and "call staff" --
+
+  // How long the answer to "call staff" stays over the screen.
+  const HELP_MESSAGE_MS = 10000;
+
+  // What the current screen says: on the result screen the result, as the agent said it; on the
+  // others its instruction, as shown (title, what to do next, an error shown).
+  function screenWords() {
+    if (page.screen === "bp-result") return { result: true };
+    const section = $("screen-" + page.screen);
+    const parts = [];
+    for (const element of section.querySelectorAll("h1, .next, .big-message, .price, .note, .error")) {
+      const text = element.textContent.trim();
+      if (text && element.checkVisibility()) parts.push(text);
+    }
+    // One sentence after another: a full stop where a part has none of its own.
+    const stop = page.language === "en" ? ". " : "。";
+    const words = parts.map((text) => (/[。！？.!?：:]$/.test(text) ? text + (page.language === "en" ? " " : "") : text + stop));
+    return { words: words.join("").trim() || t("help.say") };
+  }
+
+  function say(body) {
+    if (!page.config || !page.config.speech) return;
+    api("POST", "/api/help/say-again", { ...body, language: page.language }).catch(() => {});
+  }
+
+  function sayAgain() {
+    say(screenWords());
+  }
+
+  async function callStaff() {
+    let answer;
+    try {
+      answer = t((await api("POST", "/api/help/call-staff", { screen: page.screen })).outcome === "called" ? "help.called" : "help.already");
+    } catch (problem) {
+      answer = t("help.failed");
+    }
+    const box = $("help-message");
+    box.textContent = answer;
+    box.hidden = false;
+    clearTimeout(page.helpTimer);
+    page.helpTimer = setTimeout(() => { box.hidden = true; }, HELP_MESSAGE_MS);
+    say({ words: answer });
+  }
+
   // -- wiring --
 
   function wire() {
     $("language").addEventListener("click", () => { page.language = page.language === "en" ? "zh-CN" : "en"; render(); });
     $("home-button").addEventListener("click", goHome);
+    $("say-again").addEventListener("click", sayAgain);
+    $("call-staff").addEventListener("click", callStaff);
+    $("help-message").addEventListener("click", () => { $("help-message").hidden = true; });  // read: out of the way
     $("go-bp").addEventListener("click", () => { show("bp-identify"); $("bp-card").focus(); });
     $("go-relay").addEventListener("click", () => { show("relay"); loadRelay(); });
     $("go-laundry").addEventListener("click", () => { show("laundry"); loadLaundry(); });
@@ -497,6 +545,7 @@
     for (const button of document.querySelectorAll("[data-service]")) button.hidden = !page.config[button.dataset.service];
     $("bp-card-ok").hidden = !page.config.records;
     $("bp-card").hidden = !page.config.records;
+    $("say-again").hidden = !page.config.speech;
     render();
     show("home");
     listenToDesk();

@@ -22,6 +22,8 @@ export function kioskScreen(screen, view, site, kioskId) {
   const mayCommand = screen.may("commands:send", site);
   const head = el("div", { class: "kiosk-head" });
   const facts = el("div", { class: "facts", "data-testid": "facts" });
+  // From the newest telemetry report: whether the kiosk's loudspeaker really plays.
+  const speech = el("div", { class: "facts", "data-testid": "speech" });
   const alerts = new AlertsPanel(screen, { withKiosk: false, onChanged: () => refresh() });
   const devices = el("div", { "data-testid": "kiosk-devices" });
   const events = el("div", { "data-testid": "events" });
@@ -39,6 +41,7 @@ export function kioskScreen(screen, view, site, kioskId) {
     el("p", {}, el("a", { href: "#/" }, t.t("kiosk.back"))),
     head,
     facts,
+    speech,
     screen.may("fleet:manage", site) ? retireControl(t, site, kioskId) : null,
     section(t.t("kiosk.alerts"), alerts.node),
     mayCommand ? section(t.t("commands.title"), panelHolder) : null,
@@ -103,6 +106,19 @@ export function kioskScreen(screen, view, site, kioskId) {
       fact(t.t("col.disk"), t.bytes(k.disk_free_bytes)),
       fact(t.t("col.cpu"), k.cpu_temperature_c === null || k.cpu_temperature_c === undefined ? "—" : `${k.cpu_temperature_c.toFixed(1)} °C`),
       fact(t.t("kiosk.seq"), t.t("kiosk.seq.value", { last: k.last_seq, checked: k.seq_checked_through })));
+  }
+
+  /** Shown only for a kiosk that speaks (speech_ok null: speech off, or an older kiosk). */
+  function renderSpeech(reports) {
+    const newest = reports.reduce((a, r) => (a && parseTime(a.kiosk_time) >= parseTime(r.kiosk_time) ? a : r), null);
+    const ok = newest ? newest.payload.speech_ok : null;
+    if (ok === null || ok === undefined) {
+      fill(speech);
+      return;
+    }
+    const value = ok ? t.t("kiosk.speech.ok") : t.t("kiosk.speech.failing", { error: newest.payload.speech_error || "—" });
+    fill(speech, el("div", { class: `fact${ok ? "" : " bad"}` },
+      el("span", { class: "label" }, t.t("kiosk.speech")), el("span", { class: "value" }, value)));
   }
 
   // --- Commands ---------------------------------------------------------------------------
@@ -207,6 +223,7 @@ export function kioskScreen(screen, view, site, kioskId) {
     const from = new Date(to.getTime() - RANGES[state.range]);
     const reports = await allPages("telemetry", { site, kiosk: kioskId, since: from.toISOString() }, TELEMETRY_PAGES);
     if (screen.stopped) return;
+    renderSpeech(reports.items);
     const points = (pick) => reports.items.map((r) => ({ t: parseTime(r.kiosk_time), v: pick(r.payload) }))
       .filter((p) => p.t && Number.isFinite(p.v));
     const mb = 1024 ** 2;
@@ -313,6 +330,11 @@ function describeEvent(t, event) {
     return p.reason === "expired"
       ? t.t("event.expired", { inside: p.inside })
       : t.t("event.checkout", { method: t.of("relaymethod", p.method), stay: t.duration(p.stay_s), inside: p.inside });
+  }
+  if (event.type === "staff_called") {
+    // The service the screen belongs to (its name's first part, as the bridge's alert says it).
+    const area = String(p.screen || "").split("-")[0];
+    return t.t("event.staff_called.screen", { area: t.t(t.has(`screenarea.${area}`) ? `screenarea.${area}` : "screenarea.other") });
   }
   // An event type this page does not know (a newer kiosk's): its type only. Its payload may
   // hold something about a person that this page has not been taught to leave out.
