@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -157,6 +160,24 @@ def test_doctor_fails_a_kiosk_whose_outbox_is_on_a_read_only_filesystem(tmp_path
     assert "read-only" in checks["outbox"]["detail"] and "mounted read-only" in checks["outbox"]["detail"]
 
 
+@contextmanager
+def traversable_by_all(*paths: Path) -> Iterator[None]:
+    """The checkout and its virtualenv reachable by another user for a while: a fresh clone can
+    sit in a directory only root may enter (mktemp -d), where doctor run as `nobody` could not
+    even start. Each directory's mode is put back afterwards."""
+    changed: list[tuple[Path, int]] = []
+    for path in {ancestor for path in paths for ancestor in (path.resolve(), *path.resolve().parents)}:
+        mode = path.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            changed.append((path, mode))
+            path.chmod(mode | stat.S_IXOTH)
+    try:
+        yield
+    finally:
+        for path, mode in changed:
+            path.chmod(stat.S_IMODE(mode))
+
+
 def test_doctor_fails_a_kiosk_whose_outbox_its_user_cannot_write(tmp_path: Path, running_broker: MosquittoProcess) -> None:
     """The outbox made by root (someone ran the agent by hand), the agent's user another: doctor,
     run as that user, says the kiosk cannot save."""
@@ -177,14 +198,15 @@ def test_doctor_fails_a_kiosk_whose_outbox_its_user_cannot_write(tmp_path: Path,
         settings = kiosk_with_a_reading(tmp_path, running_broker, disk / "kiosk" / "outbox.sqlite3")
         (disk / "empty").mkdir(mode=0o755)  # nothing there yet, and not the agent's to write
         not_yet = settings.model_copy(update={"outbox_path": disk / "empty" / "outbox.sqlite3"})
-        results = [
-            subprocess.run(
-                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                 sys.executable, "-m", "doorstep", "doctor", "--config", str(config), "--json"],
-                capture_output=True, text=True, cwd=Path(__file__).parent.parent, timeout=60,
-            )
-            for config in (write_config(disk / "agent.yaml", settings), write_config(disk / "new.yaml", not_yet))
-        ]
+        with traversable_by_all(Path(__file__).parent.parent, Path(sys.prefix)):
+            results = [
+                subprocess.run(
+                    ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                     sys.executable, "-m", "doorstep", "doctor", "--config", str(config), "--json"],
+                    capture_output=True, text=True, cwd=Path(__file__).parent.parent, timeout=60,
+                )
+                for config in (write_config(disk / "agent.yaml", settings), write_config(disk / "new.yaml", not_yet))
+            ]
     mount_point.rmdir()
     for result in results:
         checks = {item["check"]: item for item in map(json.loads, result.stdout.splitlines())}

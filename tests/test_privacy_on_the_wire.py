@@ -74,7 +74,7 @@ class Wiretap:
 def test_nothing_the_kiosk_publishes_names_a_resident(tmp_path: Path) -> None:
     demo = subprocess.Popen(
         [sys.executable, "-m", "doorstep", "demo", "--workdir", str(tmp_path), "--http-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     tap: Wiretap | None = None
     try:
@@ -97,6 +97,9 @@ def test_nothing_the_kiosk_publishes_names_a_resident(tmp_path: Path) -> None:
 
         page = call(screen + "api/page-token")["token"]  # as the kiosk's page gets it
         call(screen + "api/bp/begin", {"card_number": card}, page_token=page)
+        assert demo.stdin is not None
+        demo.stdin.write("\n")  # the demo's cuff: its start button pressed, as the screen now asks
+        demo.stdin.flush()
         call(screen + "api/relay/checkin", {"phone_last4": PHONE_LAST4}, page_token=page)
         call(screen + "api/relay/checkout", {"phone_last4": PHONE_LAST4}, page_token=page)
         idle = None
@@ -110,8 +113,7 @@ def test_nothing_the_kiosk_publishes_names_a_resident(tmp_path: Path) -> None:
         assert idle is not None, f"no free machine; logs in {tmp_path}"
         call(screen + "api/laundry/start", {"card_number": card, "unit": idle["unit"], "program": idle["programs"][0]["code"]},
              page_token=page)
-        # Her reading reaches the doctor's view under her pseudonym (a simulated cuff measures
-        # about every 10 s), and the events with theirs.
+        # Her reading reaches the doctor's view under her pseudonym, and the events with theirs.
         deadline = time.monotonic() + 90
         readings: list[Any] = []
         while time.monotonic() < deadline and not readings:
