@@ -198,8 +198,8 @@ class Ingest:
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
-        self._connected = threading.Event()
-        self.link = BrokerLink(clock)  # the same, with its time, for the API and the jobs
+        # Connected and subscribed, since when: for this worker, the API and the jobs.
+        self.link = BrokerLink(clock)
         # What this worker published and the broker has not PUBACKed yet: paho message id ->
         # the command's request id, or None for an ack. A PUBACK may beat publish() back to
         # us (paho's network thread is another thread): such a one waits in _early_pubacks.
@@ -209,7 +209,7 @@ class Ingest:
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self.link.state.connected
 
     def start(self) -> None:
         self._decoder.start()
@@ -254,14 +254,12 @@ class Ingest:
             log.error("the broker refused the bridge's subscriptions: %s",
                       ", ".join(f"{topic}: {reason}" for topic, reason in refused.items()))
             return
-        self._connected.set()
         self.link.connected()
         # Only now, subscribed, may kiosks waiting for the bridge send their backlog.
         online = Status(state=KioskState.ONLINE, at=datetime.now(UTC))
         client.publish(self._status_topic, encode(online), qos=QOS_RELIABLE, retain=True)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        self._connected.clear()
         self.link.lost()
         was_connected, self._was_connected = self._was_connected, False
         if self._stopping.is_set() or not was_connected:
