@@ -30,11 +30,11 @@ WINDOW = 20
 
 class Observer:
     """Every reading as the broker delivers it, alone or in a batch, in arrival order; and
-    how many records each message held."""
+    each message's records."""
 
     def __init__(self, broker: MosquittoProcess) -> None:
         self.arrivals: list[tuple[str, int]] = []
-        self.message_sizes: list[int] = []
+        self.messages: list[list[tuple[str, int]]] = []
         self._lock = threading.Lock()
         self.client = make_client("window-observer", broker_settings(broker))
         self.client.on_message = self._on_message
@@ -46,10 +46,10 @@ class Observer:
         body = bytes(message.payload)
         records = ([(r.topic, r.body) for r in split_batch(message.topic, body)] if message.topic == TOPICS.batch
                    else [(message.topic, body)])
+        held = [(topic, json.loads(body)["seq"]) for topic, body in records]
         with self._lock:
-            self.arrivals += [(topic, json.loads(body)["seq"]) for topic, body in records]
-            self.message_sizes.append(len(records))
-
+            self.arrivals += held
+            self.messages.append(held)
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
