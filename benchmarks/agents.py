@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from doorstep.broker.mosquitto import MosquittoProcess
+from broker_admin.mosquitto import MosquittoProcess
 
 from benchmarks.backlog import SITE
 

@@ -9,9 +9,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from doorstep.contract.payloads import BloodPressurePayload, DeviceIdentity
-from doorstep.contract.sealing import Sealer
-from doorstep.contract.topics import KioskTopics, ReadingKind
+from contract.payloads import BloodPressurePayload, DeviceIdentity
+from contract.sealing import Sealer
+from contract.topics import KioskTopics, ReadingKind
 from edge_agent.store.outbox import Outbox
 
 from benchmarks.report import REPO
@@ -36,7 +36,7 @@ def reading(n: int) -> BloodPressurePayload:
 
 def _code_key() -> str:
     digest = hashlib.sha256(payload_keys()[1].encode())
-    code = [REPO / "edge_agent/store/outbox.py", *sorted((REPO / "doorstep/contract").glob("*.py")), REPO / "benchmarks/backlog.py"]
+    code = [REPO / "edge_agent/store/outbox.py", *sorted((REPO / "contract/").glob("*.py")), REPO / "benchmarks/backlog.py"]
     for path in code:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

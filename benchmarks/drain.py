@@ -23,9 +23,9 @@ from sqlmodel import Session, select
 from tqdm import tqdm
 
 from cloud_bridge.store import Reading
-from doorstep.contract.batch import BATCH_CONTAINER_BYTES, batch_entry
-from doorstep.contract.codec import MAX_MESSAGE_BYTES
-from doorstep.runtime.db import create_durable_engine
+from contract.batch import BATCH_CONTAINER_BYTES, batch_entry
+from contract.codec import MAX_MESSAGE_BYTES
+from runtime.db import create_durable_engine
 from edge_agent.settings import AgentSettings
 
 from benchmarks import agents, plots, raw_mqtt, stack

@@ -14,8 +14,8 @@ from sqlmodel import Session, col, select
 from tqdm import tqdm
 
 from cloud_bridge.store import Event, Reading, Telemetry
-from doorstep.runtime.db import create_durable_engine
-from doorstep.runtime.mqtt import BrokerSettings
+from runtime.db import create_durable_engine
+from runtime.mqtt import BrokerSettings
 from doorstep.simulate import Fleet, Mix, summary
 
 from benchmarks import plots, stack

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from cloud_bridge.store import migrate
-from doorstep.contract.envelope import Envelope, SealedPayload, payload_model_of
-from doorstep.contract.payloads import BloodPressurePayload
-from doorstep.contract.sealing import Opener, Sealer, private_key_from_file
-from doorstep.contract.topics import parse_topic
-from doorstep.runtime.db import create_durable_engine
+from contract.envelope import Envelope, SealedPayload, payload_model_of
+from contract.payloads import BloodPressurePayload
+from contract.sealing import Opener, Sealer, private_key_from_file
+from contract.topics import parse_topic
+from runtime.db import create_durable_engine
 
 from benchmarks import load, raw_mqtt, raw_pg, stack
 from benchmarks.backlog import backlog

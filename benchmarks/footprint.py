@@ -13,7 +13,7 @@ import time
 
 from tqdm import tqdm
 
-from doorstep.broker.mosquitto import free_port
+from broker_admin.mosquitto import free_port
 from doorstep.demo import DEMO_LAUNDRY_ROOM
 from drivers.laundry.simulated_room import RoomProcess
 

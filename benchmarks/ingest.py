@@ -18,7 +18,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from cloud_bridge.store import Event, Reading, Telemetry
-from doorstep.runtime.db import create_durable_engine
+from runtime.db import create_durable_engine
 
 from benchmarks import load, plots, raw_mqtt, raw_pg, stack
 from benchmarks.common import stop_cleanly_on_sigterm

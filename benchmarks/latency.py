@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from doorstep.contract.topics import KioskTopics
+from contract.topics import KioskTopics
 
 from benchmarks import agents, load, plots, raw_mqtt, stack
 from benchmarks.backlog import SITE

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from doorstep.runtime.mqtt import BrokerSettings
+from runtime.mqtt import BrokerSettings
 from doorstep.simulate import Fleet, Mix
 
 __all__ = ["Mix", "messages"]

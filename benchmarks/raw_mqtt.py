@@ -27,7 +27,7 @@ from paho.mqtt.properties import Properties
 
 
 def client(client_id: str) -> mqtt.Client:
-    """paho as it comes, but for TCP_NODELAY, which Doorstep's clients set too (doorstep/runtime/mqtt.py):
+    """paho as it comes, but for TCP_NODELAY, which Doorstep's clients set too (runtime/mqtt.py):
     the raw stack must not be measured slower for a socket option. Set here, not imported from
     Doorstep, so that the raw process loads no Doorstep code (Footprint measures its memory)."""
     c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)

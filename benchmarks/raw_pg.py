@@ -20,7 +20,7 @@ import psycopg
 from sqlalchemy import make_url
 
 from cloud_bridge.store import migrate
-from doorstep.runtime.db import create_durable_engine
+from runtime.db import create_durable_engine
 
 _KIOSK = ("message_id", "site", "kiosk", "seq", "kiosk_time", "kiosk_clock_trusted", "payload", "received_at")
 _DEVICE = (*_KIOSK, "device_model", "device_address", "device_firmware", "subject")

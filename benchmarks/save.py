@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from doorstep.contract.sealing import Sealer
-from doorstep.contract.topics import KioskTopics, ReadingKind
+from contract.sealing import Sealer
+from contract.topics import KioskTopics, ReadingKind
 from edge_agent.store.outbox import Outbox
 
 from benchmarks import plots, stack

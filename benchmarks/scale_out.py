@@ -13,7 +13,7 @@ import argparse
 import threading
 import time
 
-from doorstep.runtime.mqtt import BrokerSettings
+from runtime.mqtt import BrokerSettings
 from doorstep.simulate import Fleet, Mix, summary
 
 from benchmarks import load, plots, raw_pg, stack

@@ -1,6 +1,6 @@
 """The real parts a benchmark runs against: a Mosquitto process, bridge worker processes, a
 SQLite file or a throwaway PostgreSQL cluster. The tests' own helpers start them
-(doorstep/broker/mosquitto.py, tests/postgres.py, tests/bridge/workers.py), so a benchmark measures
+(broker_admin/mosquitto.py, tests/postgres.py, tests/bridge/workers.py), so a benchmark measures
 exactly what the tests check."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from doorstep.contract.sealing import encode_key, private_key_from_file, write_key_pair
+from contract.sealing import encode_key, private_key_from_file, write_key_pair
 
-from doorstep.broker.mosquitto import MosquittoProcess
+from broker_admin.mosquitto import MosquittoProcess
 from tests.bridge.workers import WorkerProcess, worker_processes
 from tests.postgres import PostgresCluster
 
@@ -90,7 +90,7 @@ CACHE = Path(tempfile.gettempdir()) / "doorstep-bench-cache"
 
 def payload_keys() -> tuple[Path, str]:
     """The bridge's private payload key (a file) and its public key for kiosks: readings are
-    sealed in production, so every benchmark seals them (doorstep/contract/sealing.py)."""
+    sealed in production, so every benchmark seals them (contract/sealing.py)."""
     key = CACHE / "keys" / "payload.key"
     if key.exists():
         return key, encode_key(private_key_from_file(key).public_key)

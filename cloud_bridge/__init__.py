@@ -1,4 +1,4 @@
-"""The cloud side: receives every kiosk's messages, validates them with doorstep/contract/,
+"""The cloud side: receives every kiosk's messages, validates them with contract/,
 stores each once and confirms it to the kiosk; keeps the fleet's state, raises alerts, carries
 commands down (fleet.py, alerts.py, commands.py), and serves the API (api/) and the dashboard
 (dashboard/). service.py runs the workers.
@@ -20,6 +20,6 @@ Ingest is a pipeline of four stages, in this order (ingest.py runs them):
 4. **Confirm** (ingest.py, `Ingest._confirm`, on the worker thread): the acks, per kiosk, only
    after the commit.
 
-It imports doorstep/contract/ and doorstep/runtime/; never edge_agent, the broker operations nor
+It imports contract/ and runtime/; never edge_agent, the broker operations nor
 the apps in doorstep/ (tests/test_layers.py).
 """

@@ -15,25 +15,25 @@ from typing import Any, Final
 
 from pydantic import BaseModel, Field
 
-from doorstep.contract.alarms import AlarmCondition, Alarms
-from doorstep.contract.clinical import (
+from contract.alarms import AlarmCondition, Alarms
+from contract.clinical import (
     BloodPressureGuideline,
     Threshold,
     dangerous_line,
     is_dangerous,
     to_mmhg,
 )
-from doorstep.contract.device_errors import BOND_ERRORS, UNREACHABLE_ERRORS, DeviceErrorCode
-from doorstep.contract.envelope import UpstreamMessage
-from doorstep.contract.payloads import (
+from contract.device_errors import BOND_ERRORS, UNREACHABLE_ERRORS, DeviceErrorCode
+from contract.envelope import UpstreamMessage
+from contract.payloads import (
     BloodPressurePayload,
     GlucosePayload,
     Spo2Payload,
     StaffCalledEvent,
     TemperaturePayload,
 )
-from doorstep.contract.status import KioskState
-from doorstep.contract.topics import Channel, EventType, ReadingKind
+from contract.status import KioskState
+from contract.topics import Channel, EventType, ReadingKind
 
 from cloud_bridge.fleet import DeviceBase, KioskBase
 
@@ -73,7 +73,7 @@ class AlertRules(BaseModel):
     """Thresholds, in the bridge's configuration (`alerts:`)."""
 
     # A dangerous blood pressure is where the guideline's "very high" starts (grade 3, 180/110
-    # by default: doorstep/contract/clinical.py), so the chart, the kiosk and the pager agree.
+    # by default: contract/clinical.py), so the chart, the kiosk and the pager agree.
     dangerous_blood_pressure: Threshold | None = Field(
         default=None,
         description="set the dangerous-reading line apart from very high, on purpose (at or above high); "

@@ -22,11 +22,11 @@ from typing import Any
 from sqlalchemy import JSON, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from doorstep.contract.codec import encode
-from doorstep.contract.commands import CommandName, CommandOutcome, CommandResultPayload, KioskCommand, validate_args
-from doorstep.contract.envelope import UpstreamMessage
-from doorstep.contract.errors import ContractError
-from doorstep.contract.topics import KioskTopics
+from contract.codec import encode
+from contract.commands import CommandName, CommandOutcome, CommandResultPayload, KioskCommand, validate_args
+from contract.envelope import UpstreamMessage
+from contract.errors import ContractError
+from contract.topics import KioskTopics
 
 # A command with no result this long after it expired is timed out: the kiosk would have
 # refused it by then, so no result is coming.

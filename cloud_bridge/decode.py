@@ -3,7 +3,7 @@ cloud_bridge/__init__.py).
 
 Each message is read once: an envelope on its own topic by one pass of pydantic over its body
 (validate_envelope), a kiosk's batch by one pass over the whole container with each record's
-envelope typed for its channel (doorstep/contract/batch.py, read_batch), a sealed payload
+envelope typed for its channel (contract/batch.py, read_batch), a sealed payload
 opened once and its JSON validated once. What breaks the contract becomes a Refused (a dead
 letter to be), with the reason it would have alone; a reading sealed for a key this bridge does
 not hold, an Unopenable.
@@ -19,16 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import lru_cache
 
-from doorstep.contract.alarms import Alarms, decode_alarms
-from doorstep.contract.batch import (
+from contract.alarms import Alarms, decode_alarms
+from contract.batch import (
     BatchRecord, BatchRefused, ReadRecord, check_batched, read_batch, split_batch, untyped_record,
 )
-from doorstep.contract.codec import MAX_MESSAGE_BYTES
-from doorstep.contract.envelope import SealedPayload, UpstreamMessage, open_envelope, validate_envelope
-from doorstep.contract.errors import ContractError
-from doorstep.contract.sealing import Opener, UnknownPayloadKey
-from doorstep.contract.status import Status, decode_status
-from doorstep.contract.topics import ENVELOPE_CHANNELS, RETAINED_CHANNELS, Channel, KioskTopics, ParsedTopic, parse_topic
+from contract.codec import MAX_MESSAGE_BYTES
+from contract.envelope import SealedPayload, UpstreamMessage, open_envelope, validate_envelope
+from contract.errors import ContractError
+from contract.sealing import Opener, UnknownPayloadKey
+from contract.status import Status, decode_status
+from contract.topics import ENVELOPE_CHANNELS, RETAINED_CHANNELS, Channel, KioskTopics, ParsedTopic, parse_topic
 
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT
 
@@ -48,7 +48,7 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class StatusMessage:
-    """A kiosk's retained status (doorstep.contract.status.Status) as received on its …/status
+    """A kiosk's retained status (contract.status.Status) as received on its …/status
     topic, which names the kiosk; an UpstreamMessage's counterpart."""
 
     site: str
@@ -58,7 +58,7 @@ class StatusMessage:
 
 @dataclass(frozen=True, slots=True)
 class AlarmsMessage:
-    """A kiosk's retained alarms (doorstep.contract.alarms.Alarms): the conditions that hold now."""
+    """A kiosk's retained alarms (contract.alarms.Alarms): the conditions that hold now."""
 
     site: str
     kiosk: str

@@ -32,11 +32,11 @@ from typing import Any, Final
 from sqlalchemy import JSON, BigInteger, ColumnElement, Row, bindparam, case, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from doorstep.contract.envelope import UpstreamMessage
-from doorstep.contract.payloads import LaundryMachineEvent
-from doorstep.contract.status import KioskState, Status
-from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry
-from doorstep.contract.topics import Channel, EventType
+from contract.envelope import UpstreamMessage
+from contract.payloads import LaundryMachineEvent
+from contract.status import KioskState, Status
+from contract.telemetry import DeviceTelemetry, KioskTelemetry
+from contract.topics import Channel, EventType
 
 from cloud_bridge.store import BulkInsert, bulk_insert, json_column, json_parameters, table_of
 
@@ -118,7 +118,7 @@ class DeviceBase(SQLModel):
     battery_percent: int | None = None
     last_seen_at: datetime | None = Field(default=None, description="the device's last connection, as the kiosk saw it")
     clock_offset_s: float | None = None
-    # What the kiosk's telemetry says of the device's failures (doorstep/contract/device_errors.py);
+    # What the kiosk's telemetry says of the device's failures (contract/device_errors.py);
     # the link group, written with link_at.
     last_error_code: str | None = Field(default=None, max_length=48, description="a DeviceErrorCode, e.g. ble_bond_lost")
     last_error_at: datetime | None = Field(default=None, description="kiosk time of that failure")

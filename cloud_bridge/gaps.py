@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from doorstep.contract.envelope import UpstreamMessage
+from contract.envelope import UpstreamMessage
 
 from cloud_bridge.alert_rules import AlertKind, Clear, Raise, Severity, Signal
 from cloud_bridge.alerts import Alert

@@ -1,6 +1,6 @@
 """bridge.yaml's `blood_pressure_guideline:` and `alerts:` keys from before issue 17, kept working.
 
-The rule itself (categories, the dangerous-reading line, units) is doorstep/contract/clinical.py,
+The rule itself (categories, the dangerous-reading line, units) is contract/clinical.py,
 shared with the kiosk. What is left here is bridge-specific: the file's old spellings. Until
 issue 17 the bridge's guideline was flat (`high_systolic_mmhg: 140`) and its "very high" band
 started at the alert thresholds `alerts.dangerous_systolic_mmhg` / `dangerous_diastolic_mmhg`
@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from doorstep.contract.clinical import BloodPressureGuideline
+from contract.clinical import BloodPressureGuideline
 
 # old flat key -> (the contract's category, which number)
 FLAT_KEYS = {

@@ -26,10 +26,10 @@ from sqlalchemy import Engine, Row, insert
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from doorstep.contract.clinical import BloodPressureGuideline
-from doorstep.contract.codec import encode
-from doorstep.contract.envelope import UpstreamMessage
-from doorstep.contract.topics import Channel, KioskTopics
+from contract.clinical import BloodPressureGuideline
+from contract.codec import encode
+from contract.envelope import UpstreamMessage
+from contract.topics import Channel, KioskTopics
 
 from cloud_bridge import commands
 from cloud_bridge import webhook
@@ -54,7 +54,7 @@ from cloud_bridge.fleet import (
 from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
 from cloud_bridge.decode import Decoded, Inbound, Refused, StatusMessage, Unopenable, decode
-from doorstep.contract.sealing import Opener
+from contract.sealing import Opener
 
 
 
@@ -167,7 +167,7 @@ def store_isolating(
     of those, until each message the database refuses is alone; that message becomes a dead
     letter with the database's reason, and every other message is stored and confirmed.
 
-    The contract (doorstep/contract/envelope.py, validate_upstream) refuses what is known to break a store, so
+    The contract (contract/envelope.py, validate_upstream) refuses what is known to break a store, so
     this is for what is not yet known: one message must never hold back the kiosks whose
     messages share its gulps, re-sent after re-sent."""
     try:

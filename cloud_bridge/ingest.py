@@ -16,7 +16,7 @@ kiosks' retained status topics, which a shared subscription never delivers on su
 (MQTT 5.0, 4.8.2), so a worker started after a kiosk learns whether it is online.
 
 A worker's persistent session may still hold the `#` subscription of a bridge from before
-(7 days, doorstep/runtime/mqtt.py), with acks queued for it: the worker unsubscribes it when it finds
+(7 days, runtime/mqtt.py), with acks queued for it: the worker unsubscribes it when it finds
 its session resumed, and drops anything downstream by topic before it is parsed.
 
 The stages, each a function a reader can follow (cloud_bridge/__init__.py tells the whole):
@@ -50,11 +50,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
-from doorstep.contract.clinical import BloodPressureGuideline
-from doorstep.contract.codec import encode
-from doorstep.contract.envelope import UpstreamMessage
-from doorstep.contract.status import MAX_ACK_IDS, Ack, KioskState, RefusedMessage, Status
-from doorstep.contract.topics import (
+from contract.clinical import BloodPressureGuideline
+from contract.codec import encode
+from contract.envelope import UpstreamMessage
+from contract.status import MAX_ACK_IDS, Ack, KioskState, RefusedMessage, Status
+from contract.topics import (
     BRIDGE_STATUS_ROOT,
     QOS_RELIABLE,
     TOPIC_ROOT,
@@ -65,7 +65,7 @@ from doorstep.contract.topics import (
     bridge_status_topic,
     channel_filter,
 )
-from doorstep.runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
+from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
 
 from cloud_bridge import commands
 from cloud_bridge import webhook
@@ -75,7 +75,7 @@ from cloud_bridge.broker_link import BrokerLink
 from cloud_bridge.decode import Inbound, Decoded, Refused, classify_all
 from cloud_bridge.gulp import GulpOutcome, store_isolating, store_gulp
 from cloud_bridge.metrics import BridgeMetrics
-from doorstep.contract.sealing import Opener
+from contract.sealing import Opener
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.startup import DatabaseWait
 from cloud_bridge.store import migrate
 from cloud_bridge.webhook import WebhookSender
-from doorstep.runtime.db import create_durable_engine
-from doorstep.runtime.heap import collect_less_often, freeze_start_up_objects
+from runtime.db import create_durable_engine
+from runtime.heap import collect_less_often, freeze_start_up_objects
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from pydantic_settings import SettingsConfigDict
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.guideline import ALERT_KEYS, BridgeGuideline, fold_old_keys
 from cloud_bridge.webhook import WebhookSettings
-from doorstep.contract.clinical import check_dangerous_line
-from doorstep.contract.sealing import Opener, private_key_from_file
-from doorstep.runtime.config import FileSettings
-from doorstep.runtime.mqtt import BrokerSettings
+from contract.clinical import check_dangerous_line
+from contract.sealing import Opener, private_key_from_file
+from runtime.config import FileSettings
+from runtime.mqtt import BrokerSettings
 
 
 # Good for a laptop and the tests; refused anywhere else.

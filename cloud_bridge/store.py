@@ -21,9 +21,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from doorstep.contract.commands import CommandResultPayload
-from doorstep.contract.envelope import UpstreamMessage
-from doorstep.contract.topics import Channel
+from contract.commands import CommandResultPayload
+from contract.envelope import UpstreamMessage
+from contract.topics import Channel
 
 # Enough of a refused message to see what was wrong with it, not enough to fill the disk.
 DEAD_LETTER_RAW_LIMIT = 4096
@@ -69,7 +69,7 @@ class Reading(ReadingBase, table=True):
 
 
 class BloodPressureMeaning(SQLModel):
-    """What a blood-pressure reading means, by the one rule (doorstep/contract/clinical.py), so
+    """What a blood-pressure reading means, by the one rule (contract/clinical.py), so
     the dashboard neither converts units nor categorises on its own."""
 
     systolic_mmhg: float | None

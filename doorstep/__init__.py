@@ -1,9 +1,12 @@
-"""Doorstep's shared layers and the apps on top of them.
+"""The apps: the ``doorstep`` command and what it runs, on top of everything else.
 
-- ``contract/``: the wire contract both sides import, itself importing nothing of ours.
-- ``runtime/``: what every process runs on (the MQTT client, settings, database engines).
-- ``broker/``: operating the Mosquitto broker (accounts, roles, certificates, its check).
-- The apps, at this level: ``cli`` (the ``doorstep`` command), ``demo``, ``simulate`` (a fleet
-  of kiosks for load) and ``config_validate``. They may import the edge agent and the cloud
-  bridge; nothing below them may (tests/test_layers.py).
+    cli              the ``doorstep`` command (``python -m doorstep`` is the same)
+    broker_cli       its ``doorstep broker`` sub-command
+    config_validate  ``doorstep config validate``
+    demo             a broker, a bridge and an agent with simulated devices, in one command
+    simulate         a fleet of simulated kiosks, for load
+
+They may import every package below them: edge_agent and cloud_bridge, which stand on
+broker_admin/ (operating the broker), runtime/ (what every process runs on) and contract/ (the
+wire contract, importing nothing of ours). Nothing imports the apps (tests/test_layers.py).
 """

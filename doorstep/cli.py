@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from doorstep.broker.cli import broker_app
-from doorstep.runtime.config import ConfigError
-from doorstep.runtime.heap import freeze_start_up_objects
+from doorstep.broker_cli import broker_app
+from runtime.config import ConfigError
+from runtime.heap import freeze_start_up_objects
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -118,7 +118,7 @@ def _bridge_database(config: Path | None) -> Iterator[tuple[BridgeSettings, Engi
     """The bridge's settings and its migrated database, for commands run beside the bridge."""
     from cloud_bridge.settings import BridgeSettings
     from cloud_bridge.store import migrate
-    from doorstep.runtime.db import create_durable_engine
+    from runtime.db import create_durable_engine
 
     try:
         settings = BridgeSettings.from_file(config)
@@ -164,7 +164,7 @@ def keys_create(
 ) -> None:
     """Write a new private key for the bridge (its `payload_keys`) and print the public key for
     every kiosk's `payload_public_key`. Keep the private key on the bridge's machines only."""
-    from doorstep.contract.sealing import write_key_pair
+    from contract.sealing import write_key_pair
 
     try:
         path, public = write_key_pair(out)
@@ -344,7 +344,7 @@ def simulate(
 
     from pydantic import SecretStr
 
-    from doorstep.runtime.mqtt import BrokerSettings
+    from runtime.mqtt import BrokerSettings
     from doorstep.simulate import Fleet, summary
 
     _setup_logging("warning")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from doorstep.broker.mosquitto import MosquittoProcess, free_port
-from doorstep.contract.sealing import encode_key, private_key_from_file, write_key_pair
+from broker_admin.mosquitto import MosquittoProcess, free_port
+from contract.sealing import encode_key, private_key_from_file, write_key_pair
 from drivers.laundry.simulated_room import RoomProcess, stop_child
 
 DEMO_SITE = "demo-site"
@@ -59,7 +59,7 @@ def _demo_people(database_url: str) -> dict[str, str]:
     from cloud_bridge.accounts import User, add_user, issue_token
     from cloud_bridge.settings import DEVELOPMENT_SECRET
     from cloud_bridge.store import migrate
-    from doorstep.runtime.db import create_durable_engine
+    from runtime.db import create_durable_engine
 
     engine = create_durable_engine(database_url)
     migrate(engine)

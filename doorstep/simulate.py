@@ -2,7 +2,7 @@
 
 What it is for: load-testing a broker and bridge before a district goes live, and the fleet
 benchmark (benchmarks/fleet.py). Each simulated kiosk speaks the wire contract through
-doorstep/contract/, as the agent does: its own client id, a persistent session, a retained
+contract/, as the agent does: its own client id, a persistent session, a retained
 "online" status with an "offline" Last Will, envelopes with message ids and per-kiosk sequence
 numbers, readings sealed for the bridge when a payload key is given, and it keeps every message
 until the bridge's ack confirms it, re-sending it (byte for byte) after `ack_timeout_s`, with
@@ -37,15 +37,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel
 
-from doorstep.contract.codec import encode
-from doorstep.contract.envelope import Envelope
-from doorstep.contract.errors import ContractError
-from doorstep.contract.payloads import BloodPressurePayload, DeviceIdentity, LaundryMachineEvent, LaundryVendEvent
-from doorstep.contract.sealing import Sealer
-from doorstep.contract.status import KioskState, Status, decode_ack
-from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
-from doorstep.contract.topics import QOS_RELIABLE, QOS_TELEMETRY, EventType, KioskTopics, ReadingKind
-from doorstep.runtime.mqtt import SESSION_EXPIRY_S, BrokerSettings, no_delay
+from contract.codec import encode
+from contract.envelope import Envelope
+from contract.errors import ContractError
+from contract.payloads import BloodPressurePayload, DeviceIdentity, LaundryMachineEvent, LaundryVendEvent
+from contract.sealing import Sealer
+from contract.status import KioskState, Status, decode_ack
+from contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
+from contract.topics import QOS_RELIABLE, QOS_TELEMETRY, EventType, KioskTopics, ReadingKind
+from runtime.mqtt import SESSION_EXPIRY_S, BrokerSettings, no_delay
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from doorstep.contract.clinical import to_mmhg
+from contract.clinical import to_mmhg
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 
 SYSTOLIC_MMHG: Final = (60.0, 300.0)
@@ -33,7 +33,7 @@ class Suspicion(StrEnum):
 
 
 def _mmhg(value: float, unit: BloodPressureUnit) -> float:
-    # The one conversion (doorstep/contract/clinical.py): the contract layer is below drivers too.
+    # The one conversion (contract/clinical.py): the contract layer is below drivers too.
     return to_mmhg(value, unit.value)
 
 

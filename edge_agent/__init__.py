@@ -4,7 +4,7 @@ file), sends it over MQTT and forgets it only when the bridge confirms it (uplin
 on technicians' commands (remote.py, kiosk_commands.py), and serves the kiosk's touch screen
 (screen/). agent.py wires the parts and runs them.
 
-It builds its messages with doorstep/contract/, connects with doorstep/runtime/ and checks the
-broker with doorstep/broker/; it never imports cloud_bridge nor the apps in doorstep/
+It builds its messages with contract/, connects with runtime/ and checks the
+broker with broker_admin/; it never imports cloud_bridge nor the apps in doorstep/
 (tests/test_layers.py).
 """

@@ -17,11 +17,11 @@ from typing import Any, Literal
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from bleak.backends.client import BaseBleakClient
 
-from doorstep.contract.payloads import DeviceIdentity
-from doorstep.contract.sealing import Sealer
-from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry
-from doorstep.contract.topics import QOS_TELEMETRY, KioskTopics
-from doorstep.runtime.config import ConfigError
+from contract.payloads import DeviceIdentity
+from contract.sealing import Sealer
+from contract.telemetry import DeviceTelemetry, KioskTelemetry
+from contract.topics import QOS_TELEMETRY, KioskTopics
+from runtime.config import ConfigError
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError, DeviceUnavailableError
 from edge_agent.alarms import CHECK_EVERY_S as ALARMS_CHECK_EVERY_S, AlarmWatch

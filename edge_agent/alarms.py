@@ -1,6 +1,6 @@
 """The kiosk's alarms: the conditions at its limits that someone must come and fix (its outbox
 over budget with health readings, its disk full, its saves failing), as the set that holds now
-(doorstep/contract/alarms.py). The uplink publishes it retained, ahead of any backlog
+(contract/alarms.py). The uplink publishes it retained, ahead of any backlog
 (docs/protocol.md, Alarms): nothing here goes through the outbox, which is what is failing.
 """
 
@@ -18,7 +18,7 @@ from typing import Final
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from doorstep.contract.alarms import Alarm, AlarmCondition, Alarms
+from contract.alarms import Alarm, AlarmCondition, Alarms
 from edge_agent.store.outbox import Outbox
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ of times: each kind of failure is logged once, when it first happens after the l
 session (at the level its kind deserves: a lost bond is a WARNING, a cuff that is off only
 DEBUG), and once more, with its count, when the device works again. Telemetry carries the
 newest failure, when failing started and the counts per code since the last success
-(doorstep/contract/telemetry.py, DeviceTelemetry), so the bridge can tell a technician.
+(contract/telemetry.py, DeviceTelemetry), so the bridge can tell a technician.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from doorstep.contract.device_errors import DeviceErrorCode
-from doorstep.contract.telemetry import DeviceError
+from contract.device_errors import DeviceErrorCode
+from contract.telemetry import DeviceError
 from drivers.laundry.link import ERROR_CODES, UnitLink
 
 # How loud the first failure of each kind is. Not finding a cuff is its normal state between

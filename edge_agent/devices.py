@@ -16,7 +16,7 @@ from typing import Protocol
 
 from bleak.backends.client import BaseBleakClient
 
-from doorstep.contract.payloads import DeviceIdentity
+from contract.payloads import DeviceIdentity
 from drivers.ble import pulse_oximeter, thermometer, uuids, weight
 from drivers.ble.blood_pressure import BloodPressureDialect
 from drivers.ble.cuff_session import BloodPressureCuffSession

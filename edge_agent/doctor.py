@@ -19,7 +19,7 @@ from pathlib import Path
 
 import serial  # type: ignore[import-untyped]
 
-from doorstep.broker.check import check_broker
+from broker_admin.check import check_broker
 from edge_agent.clock import kernel_clock_synchronised
 from edge_agent.laundry import SIMULATED_PORT
 from edge_agent.settings import AgentSettings

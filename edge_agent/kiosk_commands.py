@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Protocol
 
-from doorstep.contract.commands import CommandName, CommandOutcome, DeviceArgs, LaundryStartArgs, LaundryUnitArgs, NoArgs
-from doorstep.contract.telemetry import KioskTelemetry
+from contract.commands import CommandName, CommandOutcome, DeviceArgs, LaundryStartArgs, LaundryUnitArgs, NoArgs
+from contract.telemetry import KioskTelemetry
 from edge_agent.laundry import LaundryRoom
 from edge_agent.remote import Answer, Handler, RefusedCommand, RemoteCommands
 from edge_agent.settings import AgentSettings

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
-from doorstep.contract.payloads import DeviceIdentity, LaundryMachineEvent
-from doorstep.contract.topics import EventType, KioskTopics
+from contract.payloads import DeviceIdentity, LaundryMachineEvent
+from contract.topics import EventType, KioskTopics
 from drivers.laundry.bus import (
     BusEvent,
     DriverState,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from doorstep.contract.payloads import (
+from contract.payloads import (
     BloodPressurePayload,
     DeviceIdentity,
     GlucosePayload,
@@ -18,7 +18,7 @@ from doorstep.contract.payloads import (
     TemperaturePayload,
     WeightPayload,
 )
-from doorstep.contract.topics import ReadingKind
+from contract.topics import ReadingKind
 from drivers.ble import blood_pressure, glucose, pulse_oximeter, thermometer, weight
 from drivers.plausibility import (
     BODY_TEMPERATURE_CELSIUS,

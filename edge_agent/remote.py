@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlmodel import select
 
-from doorstep.contract.commands import (
+from contract.commands import (
     CommandName,
     CommandOutcome,
     CommandResultPayload,
@@ -30,8 +30,8 @@ from doorstep.contract.commands import (
     decode_command,
     validate_args,
 )
-from doorstep.contract.errors import ContractError
-from doorstep.contract.topics import REQUEST_ID_PATTERN, KioskTopics
+from contract.errors import ContractError
+from contract.topics import REQUEST_ID_PATTERN, KioskTopics
 from edge_agent.store.command_audit import CommandAudit
 from edge_agent.store.outbox import Outbox
 from edge_agent.uplink import ReceivedCommand

@@ -11,12 +11,12 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from doorstep.contract.batch import MAX_BATCH_RECORDS
-from doorstep.contract.clinical import BloodPressureGuideline
-from doorstep.contract.sealing import public_key_from
-from doorstep.contract.topics import Slug
-from doorstep.runtime.config import FileSettings
-from doorstep.runtime.mqtt import BrokerSettings
+from contract.batch import MAX_BATCH_RECORDS
+from contract.clinical import BloodPressureGuideline
+from contract.sealing import public_key_from
+from contract.topics import Slug
+from runtime.config import FileSettings
+from runtime.mqtt import BrokerSettings
 from edge_agent.logs import LogSettings
 from edge_agent.store.outbox import OutboxLimits, RecordClass
 from firmware_configs.laundry import load_laundry_profiles
@@ -156,7 +156,7 @@ class ScreenSettings(BaseModel):
         default=300, gt=0, description="after a call for staff, a press within this long calls no one again: already called"
     )
     # The guideline's categories, by the one rule both the kiosk and the bridge use
-    # (doorstep/contract/clinical.py); the key keeps its old name so existing files still load.
+    # (contract/clinical.py); the key keeps its old name so existing files still load.
     blood_pressure_bands: BloodPressureGuideline = Field(
         default_factory=BloodPressureGuideline,
         description="where each category of the result starts (the bridge's blood_pressure_guideline should match)",

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
+from contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
 from edge_agent.screen.speech import SpeechHealth
 from edge_agent.store.outbox import Outbox, RecordState
 

@@ -29,14 +29,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from doorstep.broker.check import check_broker
-from doorstep.contract.alarms import Alarms
-from doorstep.contract.batch import BATCH_CONTAINER_BYTES, MAX_BATCH_RECORDS, batch_entry, batched_channel, encode_batch
-from doorstep.contract.codec import MAX_MESSAGE_BYTES, encode
-from doorstep.contract.errors import ContractError
-from doorstep.contract.status import Ack, KioskState, Status, decode_ack
-from doorstep.contract.topics import BRIDGE_STATUS_FILTER, BRIDGE_STATUS_ROOT, QOS_RELIABLE, KioskTopics
-from doorstep.runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
+from broker_admin.check import check_broker
+from contract.alarms import Alarms
+from contract.batch import BATCH_CONTAINER_BYTES, MAX_BATCH_RECORDS, batch_entry, batched_channel, encode_batch
+from contract.codec import MAX_MESSAGE_BYTES, encode
+from contract.errors import ContractError
+from contract.status import Ack, KioskState, Status, decode_ack
+from contract.topics import BRIDGE_STATUS_FILTER, BRIDGE_STATUS_ROOT, QOS_RELIABLE, KioskTopics
+from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
 from edge_agent.store.outbox import Outbox, PendingRecord
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ SILENT_BEFORE_PROBING = 3
 # held the bridge's acks back behind it: with a window of 20 a backlog drained at ~200 records/s,
 # every window waiting out 20 commits (benchmarks/drain.py).
 PUBLISHED_EVERY_S = 0.25
-# A failed connection is diagnosed (doorstep/broker/check.py) the first time and
+# A failed connection is diagnosed (broker_admin/check.py) the first time and
 # then every this many attempts, so a kiosk offline for a day does not log a check a second.
 DIAGNOSE_EVERY = 20
 # Records read from the outbox at a time to be sent next (at least what the windows allow).

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import yaml
 
-from doorstep.broker.mosquitto import MosquittoProcess, free_port
+from broker_admin.mosquitto import MosquittoProcess, free_port
 from edge_agent.store.outbox import RecordState
 from tests.support import KIOSK, SITE
 

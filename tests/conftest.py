@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 from cloud_bridge.service import running_worker
 from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.store import migrate
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.runtime.db import create_durable_engine
-from doorstep.runtime.mqtt import BrokerSettings
+from broker_admin.mosquitto import MosquittoProcess
+from runtime.db import create_durable_engine
+from runtime.mqtt import BrokerSettings
 from tests.postgres import PostgresCluster
 from tests.support import Bridge
 from tests.support import broker_settings as default_broker_settings

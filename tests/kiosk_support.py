@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from doorstep.broker.mosquitto import MosquittoProcess
+from broker_admin.mosquitto import MosquittoProcess
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
 from drivers.ble.simulated import ButtonCuff
 from edge_agent.pseudonym import Pseudonyms

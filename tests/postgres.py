@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from doorstep.broker.mosquitto import free_port
+from broker_admin.mosquitto import free_port
 
 
 def _tool(name: str) -> str | None:

@@ -1,7 +1,7 @@
 """deploy/mosquitto/doorstep.conf started for real, with only what a test must change: its ports
 (free ones), its data directory, its log, the paths of its certificates (a throwaway CA), of the
 dynamic-security plugin and of the plugin's file. The accounts are made by the
-product's own code (doorstep/broker/access.py), so the rules under test are the ones
+product's own code (broker_admin/access.py), so the rules under test are the ones
 `doorstep broker` gives."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from doorstep.broker import access
-from doorstep.broker import dynsec
-from doorstep.broker.dynsec import DynsecAdmin
-from doorstep.broker.mosquitto import MosquittoConfig, MosquittoProcess, free_port
-from doorstep.broker.pki import CertificateAuthority
-from doorstep.runtime.mqtt import BrokerSettings
+from broker_admin import access
+from broker_admin import dynsec
+from broker_admin.dynsec import DynsecAdmin
+from broker_admin.mosquitto import MosquittoConfig, MosquittoProcess, free_port
+from broker_admin.pki import CertificateAuthority
+from runtime.mqtt import BrokerSettings
 
 SHIPPED = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "doorstep.conf"
 ADMIN_PASSWORD = "admin " + "q" * 30

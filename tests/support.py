@@ -28,8 +28,8 @@ from cloud_bridge.api import create_app
 from cloud_bridge.ingest import Ingest
 from cloud_bridge.service import BridgeWorker
 from cloud_bridge.store import DeadLetter, Event, Reading
-from doorstep.broker.mosquitto import MosquittoProcess, free_port
-from doorstep.runtime.mqtt import BrokerSettings
+from broker_admin.mosquitto import MosquittoProcess, free_port
+from runtime.mqtt import BrokerSettings
 from edge_agent.agent import Agent
 from edge_agent.settings import AgentSettings, DeviceSettings, ScreenSettings
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.contract.envelope import Envelope
-from doorstep.contract.telemetry import DeviceTelemetry
+from contract.envelope import Envelope
+from contract.telemetry import DeviceTelemetry
 from drivers.ble.blood_pressure import BloodPressureDialect, BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from edge_agent.devices import default_simulator

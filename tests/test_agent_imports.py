@@ -11,7 +11,7 @@ import sys
 # relay: it stands for the machines, drivers/laundry/simulated_room.py), the bridge and its
 # database drivers, and the benchmarks' plotting.
 NOT_IN_THE_AGENT = (
-    "cryptography", "doorstep.broker.pki", "drivers.laundry.simulator", "drivers.laundry.simulated_room",
+    "cryptography", "broker_admin.pki", "drivers.laundry.simulator", "drivers.laundry.simulated_room",
     "drivers.laundry.pty_link", "pymodbus.server", "cloud_bridge", "alembic", "psycopg", "httpx",
     "prometheus_client", "matplotlib",
 )

@@ -1,4 +1,4 @@
-"""The alarms message (doorstep/contract/alarms.py): a kiosk's current conditions, as the bridge takes it."""
+"""The alarms message (contract/alarms.py): a kiosk's current conditions, as the bridge takes it."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from doorstep.contract.alarms import Alarm, AlarmCondition, Alarms, decode_alarms
-from doorstep.contract.codec import MAX_MESSAGE_BYTES, encode
-from doorstep.contract.errors import ContractError
-from doorstep.contract.topics import Channel, KioskTopics, parse_topic
+from contract.alarms import Alarm, AlarmCondition, Alarms, decode_alarms
+from contract.codec import MAX_MESSAGE_BYTES, encode
+from contract.errors import ContractError
+from contract.topics import Channel, KioskTopics, parse_topic
 
 AT = datetime(2026, 11, 25, 9, 5, tzinfo=UTC)
 

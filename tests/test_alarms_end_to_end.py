@@ -18,11 +18,11 @@ import pytest
 from sqlmodel import Session, select
 
 from cloud_bridge.alerts import Alert, AlertState
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.alarms import AlarmCondition, decode_alarms
-from doorstep.contract.payloads import BloodPressurePayload, DeviceIdentity
-from doorstep.contract.topics import Channel, KioskTopics, ReadingKind, parse_topic
-from doorstep.runtime.mqtt import make_client
+from broker_admin.mosquitto import MosquittoProcess
+from contract.alarms import AlarmCondition, decode_alarms
+from contract.payloads import BloodPressurePayload, DeviceIdentity
+from contract.topics import Channel, KioskTopics, ReadingKind, parse_topic
+from runtime.mqtt import make_client
 from edge_agent.settings import OutboxSettings
 from tests.support import CUFF_ADDRESS, KIOSK, SITE, Bridge, agent_settings, broker_settings, running_agent, wait_until
 

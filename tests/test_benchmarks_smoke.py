@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.broker.mosquitto import MosquittoProcess
+from broker_admin.mosquitto import MosquittoProcess
 from tests.postgres import postgres_available
 
 REPO = Path(__file__).resolve().parent.parent

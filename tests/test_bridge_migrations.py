@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 
 from cloud_bridge.schema import bridge_metadata
 from cloud_bridge.store import migrate
-from doorstep.runtime.db import create_durable_engine
+from runtime.db import create_durable_engine
 
 
 def test_migrations_match_the_models(bridge_database: str) -> None:

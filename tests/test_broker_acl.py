@@ -1,6 +1,6 @@
 """Each party kept to what it may do, against the shipped broker configuration and the rules
 that `doorstep broker` gives in the dynamic-security plugin (deploy/mosquitto/doorstep.conf,
-doorstep/broker/access.py), started for real: kiosks on the TLS listeners, a bridge worker on
+broker_admin/access.py), started for real: kiosks on the TLS listeners, a bridge worker on
 loopback.
 
 MQTT 5 reason codes asserted here: CONNACK 0x86 Bad User Name or Password and 0x87 Not
@@ -25,11 +25,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_bridge import ingest
-from doorstep.broker import access
-from doorstep.broker.check import check_broker
-from doorstep.broker.pki import CertificateAuthority
-from doorstep.contract.topics import BRIDGE_STATUS_FILTER, UPSTREAM_CHANNELS, KioskTopics, bridge_status_topic
-from doorstep.runtime.mqtt import BrokerSettings, TlsSettings
+from broker_admin import access
+from broker_admin.check import check_broker
+from broker_admin.pki import CertificateAuthority
+from contract.topics import BRIDGE_STATUS_FILTER, UPSTREAM_CHANNELS, KioskTopics, bridge_status_topic
+from runtime.mqtt import BrokerSettings, TlsSettings
 from tests.shipped_broker import ShippedBroker, shipped_broker
 
 NOT_AUTHORIZED = 0x87  # MQTT 5.0, 3.2.2.2 (CONNACK), 3.4.2.1 (PUBACK), 3.9.3 (SUBACK)
@@ -366,7 +366,7 @@ def test_a_kiosk_with_the_bridges_client_id_cannot_disconnect_it(broker: Shipped
 
 
 def test_checking_a_kiosks_credentials_keeps_what_its_session_holds(broker: ShippedBroker, clients: list[Client]) -> None:
-    """`doorstep doctor` and the agent's diagnosis (doorstep/broker/check.py) connect with the
+    """`doorstep doctor` and the agent's diagnosis (broker_admin/check.py) connect with the
     kiosk's account, so, the client id being the account's, with the agent's session: they must
     not clean it. A command and an ack queued for the kiosk are still delivered afterwards."""
     b = kiosk(clients, broker, B, B_PASSWORD, client_id="doorstep-agent-site-b-kiosk-2", clean_start=False)

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from doorstep.broker import access
-from doorstep.broker.access import BrokerAccessError
+from broker_admin import access
+from broker_admin.access import BrokerAccessError
 from doorstep.cli import app
-from doorstep.runtime.mqtt import BrokerSettings, TlsSettings
+from runtime.mqtt import BrokerSettings, TlsSettings
 from edge_agent.store.outbox import RecordClass
 from tests.shipped_broker import ADMIN_PASSWORD, shipped_broker
 from tests.support import KIOSK, SITE, agent_settings, running_agent, wait_until

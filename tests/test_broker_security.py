@@ -26,9 +26,9 @@ from sqlmodel import Session, select
 
 from cloud_bridge.store import Telemetry
 
-from doorstep.broker.check import check_broker
-from doorstep.broker.mosquitto import BrokerTlsFiles, MosquittoProcess
-from doorstep.runtime.mqtt import BrokerSettings, TlsSettings, reconnect_delay_s
+from broker_admin.check import check_broker
+from broker_admin.mosquitto import BrokerTlsFiles, MosquittoProcess
+from runtime.mqtt import BrokerSettings, TlsSettings, reconnect_delay_s
 from edge_agent.store.outbox import RecordClass, RecordState
 from tests.support import agent_settings, running_agent, wait_until
 from tests.test_doctor import doctor_json
@@ -96,7 +96,7 @@ def test_a_kiosk_certificate_cannot_pose_as_the_broker(
     tmp_path: Path, site_ca: CertificateAuthority, started: list[MosquittoProcess]
 ) -> None:
     """A key stolen from a kiosk, even in a certificate naming the broker's host: its extended key
-    usage is TLS client only (doorstep/broker/pki.py), and a kiosk checks the purpose of what it is shown."""
+    usage is TLS client only (broker_admin/pki.py), and a kiosk checks the purpose of what it is shown."""
     now = datetime.datetime.now(datetime.UTC)
     authority = site_ca.authority
     key = ec.generate_private_key(ec.SECP256R1())
@@ -323,8 +323,8 @@ def test_doctor_names_a_wrong_password(tmp_path: Path, started: list[MosquittoPr
 def test_paho_waits_the_jittered_backoff_between_attempts() -> None:
     """The delays of reconnect_delay_s are the ones paho really waits (use_jittered_backoff
     wires them into its reconnect loop): nothing listens on the port, attempts are timed."""
-    from doorstep.broker.mosquitto import free_port
-    from doorstep.runtime.mqtt import connect_in_background, make_client
+    from broker_admin.mosquitto import free_port
+    from runtime.mqtt import connect_in_background, make_client
 
     broker = BrokerSettings(host="127.0.0.1", port=free_port(), reconnect_min_s=1, reconnect_max_s=4)
     failures: list[float] = []

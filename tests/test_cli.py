@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from doorstep.cli import app
-from doorstep.runtime.config import ConfigError
+from runtime.config import ConfigError
 from edge_agent.settings import AgentSettings
 
 runner = CliRunner()

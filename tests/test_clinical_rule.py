@@ -27,13 +27,13 @@ from cloud_bridge.decode import Inbound
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET, BridgeSettings
 from doorstep.config_validate import validate_file
-from doorstep.contract.clinical import (
+from contract.clinical import (
     BloodPressureGuideline, Threshold, category_of, check_dangerous_line, dangerous_line, is_dangerous, to_mmhg,
 )
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.runtime.mqtt import make_client
-from doorstep.contract.payloads import BloodPressurePayload
-from doorstep.contract.topics import QOS_RELIABLE
+from broker_admin.mosquitto import MosquittoProcess
+from runtime.mqtt import make_client
+from contract.payloads import BloodPressurePayload
+from contract.topics import QOS_RELIABLE
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from edge_agent.readings import outgoing
 from edge_agent.screen.measurement import MeasurementDesk
@@ -106,10 +106,10 @@ def test_the_alert_line_is_very_high_unless_set_apart_at_or_above_high() -> None
 
 
 def test_the_contract_imports_nothing_of_ours() -> None:
-    code = "import sys, doorstep.contract.clinical; print('\\n'.join(sorted(sys.modules)))"
+    code = "import sys, contract.clinical; print('\\n'.join(sorted(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
     ours = ("doorstep", "drivers", "edge_agent", "cloud_bridge", "firmware_configs")
-    assert [m for m in loaded if m.split(".")[0] in ours] == ["doorstep", "doorstep.contract", "doorstep.contract.clinical"]
+    assert [m for m in loaded if m.split(".")[0] in ours] == ["doorstep", "contract", "contract.clinical"]
 
 
 # --- The kiosk's screen ------------------------------------------------------------------------

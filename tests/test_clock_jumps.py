@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from doorstep.broker.mosquitto import MosquittoProcess
+from broker_admin.mosquitto import MosquittoProcess
 from edge_agent.store.outbox import RecordState
 from tests.chaos import CUFF_ADDRESSES, Cluster, DoorstepProcess, Target, logged_saved_seqs, wait_until_drained, write_configs
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from cloud_bridge.commands import CommandArgsError, check_args
-from doorstep.contract.commands import CommandName, CommandOutcome
-from doorstep.contract.telemetry import KioskTelemetry
-from doorstep.contract.topics import KioskTopics
+from contract.commands import CommandName, CommandOutcome
+from contract.telemetry import KioskTelemetry
+from contract.topics import KioskTopics
 from edge_agent.kiosk_commands import kiosk_handlers
 from edge_agent.remote import Answer, RemoteCommands
 from edge_agent.status_file import JobState

@@ -16,7 +16,7 @@ import serial
 import yaml
 from typer.testing import CliRunner
 
-from doorstep.broker.mosquitto import MosquittoProcess
+from broker_admin.mosquitto import MosquittoProcess
 from doorstep.cli import app
 from drivers.laundry.pty_link import PtyLink
 from edge_agent.settings import AgentSettings

@@ -19,12 +19,12 @@ from types import MappingProxyType
 import paho.mqtt.client as mqtt
 import pytest
 
-from doorstep.broker.mosquitto import MOSQUITTO_DEFAULT_AUTOSAVE_INTERVAL_S, MosquittoProcess
-from doorstep.contract.batch import split_batch
-from doorstep.contract.codec import encode
-from doorstep.contract.envelope import Envelope
-from doorstep.contract.topics import Channel, KioskTopics, ReadingKind, parse_topic
-from doorstep.runtime.mqtt import make_client
+from broker_admin.mosquitto import MOSQUITTO_DEFAULT_AUTOSAVE_INTERVAL_S, MosquittoProcess
+from contract.batch import split_batch
+from contract.codec import encode
+from contract.envelope import Envelope
+from contract.topics import Channel, KioskTopics, ReadingKind, parse_topic
+from runtime.mqtt import make_client
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from edge_agent.agent import Agent

@@ -1,5 +1,5 @@
 """`doorstep agent` keeps its start-up objects out of the collector's full passes, frozen
-before its event loop starts (doorstep/runtime/heap.py): those passes were the p99 of a reading's
+before its event loop starts (runtime/heap.py): those passes were the p99 of a reading's
 latency, and the collection that precedes the freeze must not stall a running cuff session."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.broker.mosquitto import MosquittoProcess
+from broker_admin.mosquitto import MosquittoProcess
 from tests.api_fuzz import fuzz_api
 from tests.kiosk_support import PIN, kiosk_settings, page_headers
 from tests.support import running_agent, wait_until

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.contract.envelope import Envelope
-from doorstep.contract.payloads import StaffCalledEvent
+from contract.envelope import Envelope
+from contract.payloads import StaffCalledEvent
 from edge_agent.screen.speech import CHECK_TIMEOUT_S, Speaker, SpeechHealth
 from tests.kiosk_support import acall, kiosk_settings
 from tests.support import SITE, running_agent, wait_until

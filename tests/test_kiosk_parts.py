@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
-from doorstep.contract.clinical import BloodPressureGuideline, Threshold, category_of
-from doorstep.contract.topics import KioskTopics
+from contract.clinical import BloodPressureGuideline, Threshold, category_of
+from contract.topics import KioskTopics
 from edge_agent.pseudonym import IdentifierError, Pseudonyms
 from edge_agent.screen.guard import PinGuard, RateLimit, Refused
 from edge_agent.settings import ScreenSettings

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.envelope import Envelope
+from broker_admin.mosquitto import MosquittoProcess
+from contract.envelope import Envelope
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import simulated_backend
 from edge_agent.agent import Agent
@@ -164,7 +164,7 @@ async def test_bad_requests_get_a_reason_never_a_crash(tmp_path: Path, broker) -
             assert (answer.status, answer.body["error"]) == (status, reason), (method, path, body, answer.body)
         broken = await acall(url, "POST", "/api/relay/checkin", raw=b'{"phone_last4": ')
         assert (broken.status, broken.body["error"]) == (422, "bad_request")
-        # Refused before anything parses them, as at the bridge (doorstep/runtime/http_limits.py).
+        # Refused before anything parses them, as at the bridge (runtime/http_limits.py).
         huge = await acall(url, "POST", "/api/relay/checkin", raw=b'{"qr": "' + b"x" * 100_000 + b'"}')
         assert (huge.status, huge.body["error"]) == (413, "payload_too_large")
         deep = await acall(url, "POST", "/api/relay/checkin", raw=b"[" * 5000 + b"]" * 5000)

@@ -2,8 +2,8 @@
 
     the apps (doorstep/cli.py, demo.py, simulate.py, config_validate.py, __main__.py), benchmarks
       -> edge_agent, cloud_bridge
-        -> doorstep/broker (broker operations) -> doorstep/runtime (what every process runs on)
-          -> doorstep/contract (imports nothing of ours)
+        -> broker_admin/ (broker operations) -> runtime/ (what every process runs on)
+          -> contract/ (imports nothing of ours)
     drivers and firmware_configs stand apart: nothing of ours but each other and the contract.
 
 Read from the source (ast), nothing imported or run. Every import counts, wherever it stands:
@@ -21,15 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 ALLOWED: dict[str, frozenset[str]] = {
     "contract": frozenset({"contract"}),
     "runtime": frozenset({"contract", "runtime"}),
-    "broker": frozenset({"contract", "runtime", "broker"}),
+    "broker_admin": frozenset({"contract", "runtime", "broker_admin"}),
     "firmware_configs": frozenset({"contract", "firmware_configs"}),
     "drivers": frozenset({"contract", "firmware_configs", "drivers"}),
-    "edge_agent": frozenset({"contract", "runtime", "broker", "firmware_configs", "drivers", "edge_agent"}),
+    "edge_agent": frozenset({"contract", "runtime", "broker_admin", "firmware_configs", "drivers", "edge_agent"}),
     "cloud_bridge": frozenset({"contract", "runtime", "cloud_bridge"}),
 }
 # The packages whose face (__init__.py) must import nothing: importing the contract must not
 # pull in the apps, nor broker operations the runtime.
-IMPORT_FREE = ("doorstep", "doorstep.contract", "doorstep.runtime", "doorstep.broker")
+IMPORT_FREE = ("doorstep", "contract", "runtime", "broker_admin")
 
 
 def modules(root: Path) -> dict[str, Path]:
@@ -75,10 +75,8 @@ def import_graph(root: Path) -> dict[str, set[str]]:
 
 
 def layer(module: str) -> str:
-    parts = module.split(".")
-    if parts[0] == "doorstep":
-        return parts[1] if len(parts) > 1 and parts[1] in ("contract", "runtime", "broker") else "apps"
-    return parts[0]
+    top = module.split(".")[0]
+    return "apps" if top == "doorstep" else top
 
 
 def wrong_way(graph: dict[str, set[str]]) -> list[str]:
@@ -130,7 +128,7 @@ GRAPH = import_graph(ROOT)
 
 def test_the_graph_is_read_whole() -> None:
     # Imports of every kind are seen: top level, relative, in a function, under TYPE_CHECKING.
-    assert "doorstep.contract.topics" in GRAPH["doorstep.contract.envelope"]
+    assert "contract.topics" in GRAPH["contract.envelope"]
     assert "edge_agent.agent" in GRAPH["doorstep.cli"]  # inside a function
     assert "edge_agent.kiosk_commands" in GRAPH["edge_agent.agent"]
     assert set(ALLOWED) | {"apps", "benchmarks"} == {layer(module) for module in GRAPH}
@@ -165,11 +163,12 @@ def test_the_package_faces_import_nothing() -> None:
 
 def test_the_checks_find_a_cycle_and_an_import_the_wrong_way(tmp_path: Path) -> None:
     for path, text in {
-        "doorstep/__init__.py": "",
-        "doorstep/contract/__init__.py": "",
-        "doorstep/contract/topics.py": "from doorstep.runtime import mqtt\n",
-        "doorstep/runtime/__init__.py": "",
-        "doorstep/runtime/mqtt.py": "def f():\n    from ..contract.topics import X\n",
+        "contract/__init__.py": "",
+        "contract/topics.py": "from runtime import mqtt\n",
+        "runtime/__init__.py": "",
+        "runtime/mqtt.py": "def f():\n    from contract.topics import X\n",
+        "drivers/ble/__init__.py": "",
+        "drivers/ble/link.py": "from ..bus import Y\n",
         "drivers/__init__.py": "",
         "drivers/bus.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import edge_agent.agent\n",
         "edge_agent/__init__.py": "",
@@ -178,5 +177,6 @@ def test_the_checks_find_a_cycle_and_an_import_the_wrong_way(tmp_path: Path) -> 
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text)
     graph = import_graph(tmp_path)
-    assert wrong_way(graph) == ["doorstep.contract.topics -> doorstep.runtime.mqtt", "drivers.bus -> edge_agent.agent"]
-    assert cycles(graph) == [["doorstep.contract.topics", "doorstep.runtime.mqtt"], ["drivers.bus", "edge_agent.agent"]]
+    assert graph["drivers.ble.link"] == {"drivers.bus"}  # a relative import, resolved
+    assert wrong_way(graph) == ["contract.topics -> runtime.mqtt", "drivers.bus -> edge_agent.agent"]
+    assert cycles(graph) == [["contract.topics", "runtime.mqtt"], ["drivers.bus", "edge_agent.agent"]]

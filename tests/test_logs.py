@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from doorstep.broker.mosquitto import MosquittoProcess
+from broker_admin.mosquitto import MosquittoProcess
 from edge_agent.logs import LogSettings, configure_logging
 from tests.support import KIOSK, SITE
 

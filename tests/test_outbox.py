@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from doorstep.contract.envelope import Envelope
-from doorstep.contract.topics import EventType, KioskTopics, ReadingKind
+from contract.envelope import Envelope
+from contract.topics import EventType, KioskTopics, ReadingKind
 from edge_agent.store.outbox import Outbox, OutboxLimits, OutboxRecord, RecordClass, RecordState
 from edge_agent.store.readings_seen import DeviceReadingSeen
 from tests.test_outbox_upkeep import record_size

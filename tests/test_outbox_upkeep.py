@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.topics import EventType, KioskTopics, ReadingKind
+from broker_admin.mosquitto import MosquittoProcess
+from contract.topics import EventType, KioskTopics, ReadingKind
 from edge_agent.settings import OutboxSettings
 from edge_agent.store.outbox import RECORD_OVERHEAD_BYTES, Outbox, OutboxLimits, RecordState
 from tests.support import agent_settings, running_agent, wait_until

@@ -18,10 +18,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from doorstep.contract.batch import split_batch
-from doorstep.contract.topics import Channel
+from contract.batch import split_batch
+from contract.topics import Channel
 from doorstep.demo import DEMO_RESIDENT_SECRET, DEMO_RESIDENTS
-from doorstep.runtime.mqtt import BrokerSettings, make_client
+from runtime.mqtt import BrokerSettings, make_client
 from edge_agent.pseudonym import Pseudonyms
 
 PHONE_LAST4 = "4096"

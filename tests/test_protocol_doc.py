@@ -1,4 +1,4 @@
-"""docs/protocol.md must match the code: every example in it parses with doorstep.contract."""
+"""docs/protocol.md must match the code: every example in it parses with contract."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.contract.alarms import decode_alarms
-from doorstep.contract.batch import check_batched, split_batch
-from doorstep.contract.commands import decode_command
-from doorstep.contract.envelope import Envelope, validate_upstream
-from doorstep.contract.status import Ack, Status
-from doorstep.contract.topics import BRIDGE_STATUS_ROOT, UPSTREAM_CHANNELS, Channel, bridge_status_topic, parse_topic
+from contract.alarms import decode_alarms
+from contract.batch import check_batched, split_batch
+from contract.commands import decode_command
+from contract.envelope import Envelope, validate_upstream
+from contract.status import Ack, Status
+from contract.topics import BRIDGE_STATUS_ROOT, UPSTREAM_CHANNELS, Channel, bridge_status_topic, parse_topic
 
 PROTOCOL_DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 EXAMPLE = re.compile(r"```json (\S+)\n(.*?)```", re.DOTALL)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doorstep.contract.envelope import Envelope, validate_upstream
-from doorstep.contract.payloads import DeviceIdentity
-from doorstep.contract.topics import KioskTopics, ReadingKind
+from contract.envelope import Envelope, validate_upstream
+from contract.payloads import DeviceIdentity
+from contract.topics import KioskTopics, ReadingKind
 from drivers.ble import blood_pressure, glucose, pulse_oximeter, thermometer, weight
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.errors import DecodeError

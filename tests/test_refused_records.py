@@ -11,8 +11,8 @@ import pytest
 from sqlmodel import Session, select
 
 from cloud_bridge.alerts import Alert
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.topics import KioskTopics, ReadingKind
+from broker_admin.mosquitto import MosquittoProcess
+from contract.topics import KioskTopics, ReadingKind
 from edge_agent.doctor import examine
 from edge_agent.store.outbox import Outbox, RecordState
 from tests.bridge.wire_kiosk import blood_pressure

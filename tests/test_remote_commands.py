@@ -18,9 +18,9 @@ import pytest
 from sqlmodel import Session, select
 
 from cloud_bridge.store import CommandResult
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.topics import QOS_RELIABLE, KioskTopics
-from doorstep.runtime.mqtt import make_client
+from broker_admin.mosquitto import MosquittoProcess
+from contract.topics import QOS_RELIABLE, KioskTopics
+from runtime.mqtt import make_client
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
 from edge_agent.agent import Agent

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from doorstep.contract.commands import CommandName, CommandOutcome
-from doorstep.contract.topics import KioskTopics
+from contract.commands import CommandName, CommandOutcome
+from contract.topics import KioskTopics
 from edge_agent.remote import Answer, RemoteCommands
 from edge_agent.store.outbox import Outbox
 from edge_agent.uplink import ReceivedCommand

@@ -20,14 +20,14 @@ from cloud_bridge.decode import Inbound, Unopenable, classify
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.store import Reading
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.codec import encode
-from doorstep.contract.envelope import Envelope, SealedPayload, validate_upstream
-from doorstep.contract.errors import ContractError
-from doorstep.contract.sealing import Opener, Sealer, UnknownPayloadKey, private_key_from_file, write_key_pair
-from doorstep.contract.topics import KioskTopics, ReadingKind
-from doorstep.runtime.config import ConfigError
-from doorstep.runtime.mqtt import make_client
+from broker_admin.mosquitto import MosquittoProcess
+from contract.codec import encode
+from contract.envelope import Envelope, SealedPayload, validate_upstream
+from contract.errors import ContractError
+from contract.sealing import Opener, Sealer, UnknownPayloadKey, private_key_from_file, write_key_pair
+from contract.topics import KioskTopics, ReadingKind
+from runtime.config import ConfigError
+from runtime.mqtt import make_client
 from edge_agent.store.outbox import Outbox, RecordState
 from tests.bridge.wire_kiosk import blood_pressure
 from tests.support import KIOSK, SITE, agent_settings, broker_settings, running_agent, wait_until

@@ -11,10 +11,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import yaml
 
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.status import KioskState, Status
-from doorstep.contract.topics import KioskTopics
-from doorstep.runtime.mqtt import make_client
+from broker_admin.mosquitto import MosquittoProcess
+from contract.status import KioskState, Status
+from contract.topics import KioskTopics
+from runtime.mqtt import make_client
 from tests.support import KIOSK, SITE, broker_settings
 
 

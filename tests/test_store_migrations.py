@@ -19,9 +19,9 @@ import pytest
 from sqlmodel import SQLModel
 
 import edge_agent.store
-from doorstep.contract.envelope import validate_upstream
-from doorstep.contract.topics import KioskTopics, ReadingKind
-from doorstep.runtime.db import create_durable_engine
+from contract.envelope import validate_upstream
+from contract.topics import KioskTopics, ReadingKind
+from runtime.db import create_durable_engine
 from drivers.laundry.vend import VendState
 from edge_agent.remote import RemoteCommands
 from edge_agent.store.cursors import DeviceCursors

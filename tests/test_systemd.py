@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.broker.mosquitto import MosquittoProcess
+from broker_admin.mosquitto import MosquittoProcess
 from edge_agent.systemd import notify, watchdog_interval_s
 from tests.support import agent_settings, running_agent, wait_until
 

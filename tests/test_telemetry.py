@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.telemetry import KioskTelemetry
+from broker_admin.mosquitto import MosquittoProcess
+from contract.telemetry import KioskTelemetry
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from edge_agent.store.outbox import Outbox, RecordClass, RecordState
 from edge_agent.telemetry import cpu_temperature_c, kiosk_telemetry

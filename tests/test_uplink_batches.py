@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.topics import EventType, ReadingKind
+from broker_admin.mosquitto import MosquittoProcess
+from contract.topics import EventType, ReadingKind
 from edge_agent.store.outbox import Outbox, RecordState
 from tests.support import agent_settings, running_agent, wait_until
 from tests.test_broker_security import KIOSK_ACL, settings_for

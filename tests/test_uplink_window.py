@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.batch import split_batch
-from doorstep.contract.topics import KioskTopics, ReadingKind
-from doorstep.runtime.mqtt import make_client
+from broker_admin.mosquitto import MosquittoProcess
+from contract.batch import split_batch
+from contract.topics import KioskTopics, ReadingKind
+from runtime.mqtt import make_client
 from edge_agent.store.outbox import Outbox, RecordClass, RecordState
 from tests.support import KIOSK, SITE, agent_settings, broker_settings, running_agent, wait_until
 from tests.test_outbox_upkeep import READING

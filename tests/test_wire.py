@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from doorstep.contract.codec import MAX_MESSAGE_BYTES, encode
-from doorstep.contract.envelope import Envelope, validate_upstream
-from doorstep.contract.errors import ContractError
-from doorstep.contract.payloads import BloodPressurePayload, LaundryMachineEvent, LaundryVendEvent
-from doorstep.contract.topics import Channel, EventType, KioskTopics, ReadingKind, parse_topic
+from contract.codec import MAX_MESSAGE_BYTES, encode
+from contract.envelope import Envelope, validate_upstream
+from contract.errors import ContractError
+from contract.payloads import BloodPressurePayload, LaundryMachineEvent, LaundryVendEvent
+from contract.topics import Channel, EventType, KioskTopics, ReadingKind, parse_topic
 
 TOPICS = KioskTopics("site-a", "kiosk-1")
 BP_TOPIC = TOPICS.reading(ReadingKind.BLOOD_PRESSURE)
@@ -118,7 +118,7 @@ def test_a_laundry_event_breaking_the_contract_is_refused(payload: dict[str, obj
 
 
 def test_commands_and_their_results_keep_to_the_contract() -> None:
-    from doorstep.contract.commands import CommandName, decode_command
+    from contract.commands import CommandName, decode_command
 
     with pytest.raises(ContractError, match="request id"):
         parse_topic("doorstep/v1/site-a/kiosk-1/commands/has space")

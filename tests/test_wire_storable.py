@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from doorstep.contract.envelope import _ENVELOPE_MODELS, validate_upstream
-from doorstep.contract.errors import ContractError
-from doorstep.contract.sealing import Opener, Sealer, private_key_from_file, write_key_pair
-from doorstep.contract.status import Status
-from doorstep.contract.storable import EARLIEST_TIME, INT64_MAX, LATEST_TIME, _storable_json
-from doorstep.contract.topics import KioskTopics, ReadingKind
+from contract.envelope import _ENVELOPE_MODELS, validate_upstream
+from contract.errors import ContractError
+from contract.sealing import Opener, Sealer, private_key_from_file, write_key_pair
+from contract.status import Status
+from contract.storable import EARLIEST_TIME, INT64_MAX, LATEST_TIME, _storable_json
+from contract.topics import KioskTopics, ReadingKind
 
 TOPICS = KioskTopics("site-a", "kiosk-1")
 UPSTREAM_MODELS: list[type[BaseModel]] = [*_ENVELOPE_MODELS.values(), Status]

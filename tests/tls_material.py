@@ -1,12 +1,12 @@
-"""Certificates for the TLS tests, made by the product's own PKI (doorstep/broker/pki.py): a site CA,
+"""Certificates for the TLS tests, made by the product's own PKI (broker_admin/pki.py): a site CA,
 the broker's certificate (for 127.0.0.1 and localhost), a kiosk's, and a rogue CA."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from doorstep.broker import pki
-from doorstep.broker.pki import Issued
+from broker_admin import pki
+from broker_admin.pki import Issued
 
 __all__ = ["CertificateAuthority", "Issued"]
 

@@ -4,7 +4,7 @@
 Every error is JSON: {"error": code, "reason": plain words, "problems": [...] for a request
 that does not fit}. Lists are pages of at most MAX_PAGE items, never unbounded. A body over
 64 KiB (413), a JSON body not in UTF-8 (400), JSON nested over 32 levels or holding U+0000 (422)
-are refused before anything parses it (doorstep/runtime/http_limits.py).
+are refused before anything parses it (runtime/http_limits.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from cloud_bridge.access import Capability, Principal
 from cloud_bridge.api import alerts, auth, commands, dashboard, fleet, messages
 from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, PrincipalDep, require
 from cloud_bridge.startup import StartupState
-from doorstep.runtime.http_limits import RequestLimits
+from runtime.http_limits import RequestLimits
 
 __all__ = ["MAX_PAGE", "BridgeContext", "create_app"]
 

@@ -27,7 +27,7 @@ from cloud_bridge.api.deps import (
 )
 from cloud_bridge.commands import Command, CommandArgsError, CommandPublic, CommandStatus
 from cloud_bridge.fleet import Kiosk
-from doorstep.contract.commands import CommandName
+from contract.commands import CommandName
 
 router = APIRouter(prefix="/api/v1", tags=["commands"], responses=ERROR_RESPONSES)
 

@@ -8,13 +8,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from cloud_bridge.api.deps import ERROR_RESPONSES, ContextDep, PrincipalDep
-from doorstep.contract.clinical import Band, Threshold, bands, dangerous_line
+from contract.clinical import Band, Threshold, bands, dangerous_line
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"], responses=ERROR_RESPONSES)
 
 
 class BloodPressureBands(BaseModel):
-    """The guideline's categories as the chart draws them (doorstep/contract/clinical.py)."""
+    """The guideline's categories as the chart draws them (contract/clinical.py)."""
 
     unit: str = "mmHg"
     guideline: str = Field(description="the guideline's name, shown under the chart")

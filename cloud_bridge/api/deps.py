@@ -19,10 +19,10 @@ from cloud_bridge.accounts import Authenticated, authenticate
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.broker_link import BrokerLink
 from cloud_bridge.startup import DatabaseWait
-from doorstep.contract.clinical import BloodPressureGuideline
+from contract.clinical import BloodPressureGuideline
 from cloud_bridge.jobs import CommandPublisher
 from cloud_bridge.metrics import BridgeMetrics
-from doorstep.contract.storable import EARLIEST_TIME, INT32_MAX, INT64_MAX, LATEST_TIME
+from contract.storable import EARLIEST_TIME, INT32_MAX, INT64_MAX, LATEST_TIME
 
 # The dashboard's login keeps its session token in this cookie (HttpOnly, SameSite=Strict).
 SESSION_COOKIE = "doorstep_session"
@@ -154,7 +154,7 @@ RowId = Annotated[int, Path(ge=1, le=INT32_MAX)]
 
 
 def _storable_time(value: datetime) -> datetime:
-    """A time to compare with stored ones: within the contract's years (doorstep/contract/storable.py), so
+    """A time to compare with stored ones: within the contract's years (contract/storable.py), so
     that converting it to UTC for the query cannot overflow (year 1 at +14:00 would)."""
     earliest, latest = EARLIEST_TIME.replace(tzinfo=None), LATEST_TIME.replace(tzinfo=None)
     naive = value.replace(tzinfo=None)

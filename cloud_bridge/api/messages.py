@@ -27,12 +27,12 @@ from cloud_bridge.store import (
     Telemetry,
     TelemetryPublic,
 )
-from doorstep.contract.clinical import (
+from contract.clinical import (
     BloodPressureGuideline, Threshold, category_of, dangerous_line, is_dangerous, to_mmhg,
 )
-from doorstep.contract.errors import ContractError
-from doorstep.contract.payloads import BloodPressurePayload
-from doorstep.contract.topics import TOPIC_ROOT, Channel, EventType, KioskTopics, ReadingKind, parse_topic
+from contract.errors import ContractError
+from contract.payloads import BloodPressurePayload
+from contract.topics import TOPIC_ROOT, Channel, EventType, KioskTopics, ReadingKind, parse_topic
 
 router = APIRouter(prefix="/api/v1", tags=["messages"], responses=ERROR_RESPONSES)
 

@@ -49,7 +49,7 @@ from bleak.exc import (
     BleakGATTProtocolErrorCode,
 )
 
-from doorstep.contract.device_errors import DeviceErrorCode
+from contract.device_errors import DeviceErrorCode
 from drivers.ble.errors import DeviceUnavailableError
 
 logger = logging.getLogger(__name__)

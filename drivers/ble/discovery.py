@@ -16,7 +16,7 @@ from bleak import BleakScanner
 from bleak.backends.scanner import BaseBleakScanner
 from bleak.exc import BleakError
 
-from doorstep.contract.device_errors import DeviceErrorCode
+from contract.device_errors import DeviceErrorCode
 from drivers.ble.errors import DeviceUnavailableError
 from drivers.ble.uuids import short_form
 

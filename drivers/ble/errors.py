@@ -5,7 +5,7 @@ The split says whose fault a failure is, so callers can react differently:
 report the firmware); ``DeviceUnavailableError`` means the *link or the
 person* (cuff off, out of range, dropped mid-measurement) - retry or ask the
 user to try again. Each class below it carries a stable ``code``
-(doorstep/contract/device_errors.py), which the agent reports and the bridge alerts on:
+(contract/device_errors.py), which the agent reports and the bridge alerts on:
 the connection failures keep the classes bleak-retry-connector tells apart
 (connect.py), the bond failures are in bonding.py.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from doorstep.contract.device_errors import DeviceErrorCode
+from contract.device_errors import DeviceErrorCode
 
 
 class BleDriverError(Exception):

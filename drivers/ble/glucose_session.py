@@ -18,7 +18,7 @@ from bleak import BleakClient
 from bleak.backends.client import BaseBleakClient
 from bleak.exc import BleakError
 
-from doorstep.contract.device_errors import DeviceErrorCode
+from contract.device_errors import DeviceErrorCode
 from drivers.ble import racp, uuids
 from drivers.ble.errors import (
     BleDriverError,

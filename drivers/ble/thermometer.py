@@ -33,7 +33,7 @@ _FLAG_TIME_STAMP = 0x02  # bit 1: Time Stamp Flag
 _FLAG_TEMPERATURE_TYPE = 0x04  # bit 2: Temperature Type Flag
 
 class TemperatureUnit(StrEnum):
-    # UCUM codes, matching doorstep/contract/payloads.py TemperaturePayload.unit.
+    # UCUM codes, matching contract/payloads.py TemperaturePayload.unit.
     CELSIUS = "Cel"
     FAHRENHEIT = "degF"
 

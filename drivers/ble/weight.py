@@ -53,7 +53,7 @@ _HEIGHT_IN = (10, 1)  # Height, Imperial: resolution 0.1 in
 
 
 class WeightUnit(StrEnum):
-    # Matches doorstep/contract/payloads.py WeightPayload.unit.
+    # Matches contract/payloads.py WeightPayload.unit.
     KG = "kg"
     LB = "lb"
 

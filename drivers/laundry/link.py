@@ -22,7 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
-from doorstep.contract.device_errors import DeviceErrorCode
+from contract.device_errors import DeviceErrorCode
 
 
 class ErrorKind(StrEnum):
@@ -61,7 +61,7 @@ class BusError:
         return f"{ERROR_WORDS[self.kind]}" + (f": {self.detail}" if self.detail else "")
 
 
-# Every ErrorKind's code on the wire (doorstep/contract/device_errors.py) and its plain words.
+# Every ErrorKind's code on the wire (contract/device_errors.py) and its plain words.
 ERROR_CODES: Mapping[ErrorKind, DeviceErrorCode] = MappingProxyType(
     {
         ErrorKind.TIMEOUT: DeviceErrorCode.MODBUS_TIMEOUT,
@@ -153,7 +153,7 @@ class UnitLink:
     polls_failed: int
     last_ok_at: float | None  # time.monotonic() of the last good status read
     answered_once: bool  # anything valid (a status or an exception) came back since the bus opened
-    # For device telemetry (doorstep/contract/telemetry.py, DeviceTelemetry): the wall-clock time
+    # For device telemetry (contract/telemetry.py, DeviceTelemetry): the wall-clock time
     # of last_error, of the first failure since the last good status read (None after one), and
     # the failures since then by kind.
     last_error_at: datetime | None

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from doorstep.runtime.http_limits import RequestLimits
+from runtime.http_limits import RequestLimits
 from edge_agent.screen import routes_admin, routes_health, routes_help, routes_laundry, routes_relay
 from edge_agent.screen.context import Context, ScreenContext, ScreenError
 from edge_agent.screen.same_origin import SameOriginOnly, mint_page_token, own_host_names

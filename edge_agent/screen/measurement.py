@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from doorstep.contract.clinical import BloodPressureCategory, BloodPressureGuideline, category_of
+from contract.clinical import BloodPressureCategory, BloodPressureGuideline, category_of
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.plausibility import blood_pressure_suspicions
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from doorstep.contract.payloads import RelayMethod
+from contract.payloads import RelayMethod
 from edge_agent.screen.context import Context, ScreenContext, ScreenError
 from edge_agent.settings import Localised
 from edge_agent.store.relay_station import RelayBook

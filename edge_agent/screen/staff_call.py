@@ -10,8 +10,8 @@ import uuid
 from collections.abc import Callable
 from typing import Literal
 
-from doorstep.contract.payloads import StaffCalledEvent
-from doorstep.contract.topics import EventType, KioskTopics
+from contract.payloads import StaffCalledEvent
+from contract.topics import EventType, KioskTopics
 from edge_agent.store.outbox import Outbox
 
 Outcome = Literal["called", "already_called"]

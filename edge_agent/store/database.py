@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlmodel import Session
 
-from doorstep.runtime.db import create_durable_engine
+from runtime.db import create_durable_engine
 from edge_agent.store.integrity import database_files, set_aside_if_corrupt
 from edge_agent.store.migrations import migrate
 
@@ -29,7 +29,7 @@ DEFAULT_WAL_LIMIT_BYTES = 1000 * PAGE_BYTES
 
 class KioskDatabase:
     def __init__(self, path: Path, *, wal_limit_bytes: int = DEFAULT_WAL_LIMIT_BYTES) -> None:
-        """Open `path`, creating it if needed; WAL and synchronous=FULL (doorstep/runtime/db.py):
+        """Open `path`, creating it if needed; WAL and synchronous=FULL (runtime/db.py):
         a commit is on disk before it returns. The WAL is checkpointed once it holds
         `wal_limit_bytes` and cut back to that size after a checkpoint: without a limit it stayed
         at its largest (4 MB beside a 188 KB database, issue 23)."""

@@ -23,8 +23,8 @@ from sqlalchemy import Index, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from doorstep.contract.payloads import DeviceIdentity, LaundryVendEvent
-from doorstep.contract.topics import EventType, KioskTopics
+from contract.payloads import DeviceIdentity, LaundryVendEvent
+from contract.topics import EventType, KioskTopics
 from drivers.laundry.vend import CommandState, Effect, IllegalVendTransition, VendEvent, VendState, next_state
 from edge_agent.store.outbox import Outbox
 

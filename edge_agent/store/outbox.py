@@ -37,10 +37,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from doorstep.contract.envelope import Envelope
-from doorstep.contract.payloads import DeviceIdentity
-from doorstep.contract.sealing import Sealer
-from doorstep.contract.topics import QOS_RELIABLE, Channel, EventType, parse_topic
+from contract.envelope import Envelope
+from contract.payloads import DeviceIdentity
+from contract.sealing import Sealer
+from contract.topics import QOS_RELIABLE, Channel, EventType, parse_topic
 from edge_agent.store.condition_log import ConditionLog
 from edge_agent.store import readings_seen
 from edge_agent.store.database import DEFAULT_WAL_LIMIT_BYTES, KioskDatabase
@@ -257,7 +257,7 @@ class Outbox:
         synchronised now (edge_agent/clock.py): records saved while it is not say so on the wire.
         `monotonic` measures the running time that ages records (see the module's docstring).
         With a `sealer`, health readings are sealed for the bridge before they are written
-        (doorstep/contract/sealing.py): the file then holds no reading this kiosk could read back."""
+        (contract/sealing.py): the file then holds no reading this kiosk could read back."""
         self._sealer = sealer
         self.database = KioskDatabase(path, wal_limit_bytes=limits.wal_limit_bytes)
         self._engine = self.database.engine

@@ -22,8 +22,8 @@ from typing import Literal
 from sqlalchemy import Index, text
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
-from doorstep.contract.payloads import RelayCheckinEvent, RelayCheckoutEvent, RelayMethod
-from doorstep.contract.topics import EventType, KioskTopics
+from contract.payloads import RelayCheckinEvent, RelayCheckoutEvent, RelayMethod
+from contract.topics import EventType, KioskTopics
 from edge_agent.store.outbox import Outbox
 
 log = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.decode import Inbound
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
-from doorstep.contract.commands import CommandName
-from doorstep.contract.payloads import LaundryMachineEvent
-from doorstep.contract.status import KioskState
+from contract.commands import CommandName
+from contract.payloads import LaundryMachineEvent
+from contract.status import KioskState
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.support import ServedApp, api_token
 

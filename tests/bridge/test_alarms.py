@@ -17,11 +17,11 @@ from cloud_bridge.alerts import Alert, AlertState
 from cloud_bridge.decode import Inbound
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.ingest import ALARMS_SUBSCRIPTION
-from doorstep.broker import access
-from doorstep.contract.alarms import Alarm, AlarmCondition, Alarms
-from doorstep.contract.codec import encode
-from doorstep.contract.topics import KioskTopics
-from doorstep.runtime.mqtt import BrokerSettings, make_client
+from broker_admin import access
+from contract.alarms import Alarm, AlarmCondition, Alarms
+from contract.codec import encode
+from contract.topics import KioskTopics
+from runtime.mqtt import BrokerSettings, make_client
 from tests.shipped_broker import shipped_broker
 from tests.support import Bridge, wait_for
 

@@ -53,6 +53,6 @@ def test_the_openapi_document_covers_every_resource(bridge_engine: Engine) -> No
 
 
 def test_every_command_has_its_argument_rules() -> None:
-    from doorstep.contract.commands import COMMAND_ARGS, CommandName
+    from contract.commands import COMMAND_ARGS, CommandName
 
     assert set(COMMAND_ARGS) == set(CommandName)

@@ -18,10 +18,10 @@ from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.api import create_app
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
-from doorstep.contract.commands import CommandName
-from doorstep.contract.payloads import LaundryMachineEvent
-from doorstep.contract.status import KioskState
-from doorstep.contract.telemetry import DeviceTelemetry
+from contract.commands import CommandName
+from contract.payloads import LaundryMachineEvent
+from contract.status import KioskState
+from contract.telemetry import DeviceTelemetry
 from tests.api_fuzz import fuzz_api
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure, telemetry
 from tests.support import api_token

@@ -21,7 +21,7 @@ from cloud_bridge.alert_rules import AlertKind, Raise, Severity
 from cloud_bridge.alerts import Alert, apply_signals
 from cloud_bridge.api import create_app
 from cloud_bridge.settings import DEVELOPMENT_SECRET
-from doorstep.runtime.http_limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
+from runtime.http_limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
 from tests.support import ServedApp, api_token
 
 RESOLVE = "/api/v1/alerts/1/resolve"

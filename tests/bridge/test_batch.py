@@ -16,9 +16,9 @@ from cloud_bridge.decode import Inbound
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.fleet import Device, Kiosk
 from cloud_bridge.store import DeadLetter, Reading
-from doorstep.contract.payloads import LaundryMachineEvent
-from doorstep.contract.status import KioskState
-from doorstep.contract.telemetry import DeviceTelemetry
+from contract.payloads import LaundryMachineEvent
+from contract.status import KioskState
+from contract.telemetry import DeviceTelemetry
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure, telemetry
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

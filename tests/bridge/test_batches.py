@@ -22,14 +22,14 @@ from cloud_bridge.decode import Inbound, Refused, classify, classify_all
 from cloud_bridge.gulp import GulpOutcome, commit_gulp
 from cloud_bridge.fleet import Kiosk
 from cloud_bridge.store import DeadLetter, Event, Reading
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.batch import MAX_BATCH_RECORDS, batch_entry, encode_batch
-from doorstep.contract.codec import MAX_MESSAGE_BYTES
-from doorstep.contract.envelope import UpstreamMessage
-from doorstep.contract.payloads import LaundryMachineEvent
-from doorstep.contract.status import Ack, decode_ack
-from doorstep.contract.topics import QOS_RELIABLE
-from doorstep.runtime.mqtt import make_client
+from broker_admin.mosquitto import MosquittoProcess
+from contract.batch import MAX_BATCH_RECORDS, batch_entry, encode_batch
+from contract.codec import MAX_MESSAGE_BYTES
+from contract.envelope import UpstreamMessage
+from contract.payloads import LaundryMachineEvent
+from contract.status import Ack, decode_ack
+from contract.topics import QOS_RELIABLE
+from runtime.mqtt import make_client
 from tests.bridge.test_hostile_ingest import hostile_messages, json_values, render
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.bridge.wire_kiosk import telemetry as health_report

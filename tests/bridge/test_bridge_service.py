@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from doorstep.broker.mosquitto import MosquittoProcess, free_port
-from doorstep.contract.topics import QOS_RELIABLE
-from doorstep.runtime.mqtt import make_client
+from broker_admin.mosquitto import MosquittoProcess, free_port
+from contract.topics import QOS_RELIABLE
+from runtime.mqtt import make_client
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.support import KIOSK, SITE, Bridge, ServedApp, agent_settings, broker_settings, running_agent, wait_until
 from tests.test_end_to_end import cuff_backends

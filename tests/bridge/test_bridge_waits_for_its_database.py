@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from doorstep.broker.mosquitto import MosquittoProcess, free_port
+from broker_admin.mosquitto import MosquittoProcess, free_port
 from tests.postgres import PostgresCluster, postgres_available
 from tests.support import wait_for
 

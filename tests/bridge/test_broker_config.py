@@ -16,11 +16,11 @@ from sqlmodel import Session, select
 from cloud_bridge.ingest import subscriptions
 from cloud_bridge.settings import BridgeSettings
 from cloud_bridge.store import Reading
-from doorstep.broker.access import kiosk_username
-from doorstep.broker.check import check_broker
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.topics import QOS_RELIABLE
-from doorstep.runtime.mqtt import BrokerSettings, make_client
+from broker_admin.access import kiosk_username
+from broker_admin.check import check_broker
+from broker_admin.mosquitto import MosquittoProcess
+from contract.topics import QOS_RELIABLE
+from runtime.mqtt import BrokerSettings, make_client
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.shipped_broker import SHIPPED, setting, settings
 from tests.shipped_broker import shipped_broker as start_shipped

@@ -11,10 +11,10 @@ from pathlib import Path
 from hypothesis import given, settings
 
 from cloud_bridge.decode import Inbound, Refused, Unopenable, classify_batch, classify_split
-from doorstep.contract.batch import batch_entry, encode_batch, read_batch
-from doorstep.contract.envelope import UpstreamMessage
-from doorstep.contract.payloads import LaundryMachineEvent
-from doorstep.contract.sealing import Opener, private_key_from_file, write_key_pair
+from contract.batch import batch_entry, encode_batch, read_batch
+from contract.envelope import UpstreamMessage
+from contract.payloads import LaundryMachineEvent
+from contract.sealing import Opener, private_key_from_file, write_key_pair
 from tests.bridge.test_batches import batch_bodies
 from tests.test_sealing import sealed_body
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure

@@ -23,8 +23,8 @@ from cloud_bridge.decode import Inbound
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.fleet import Device, DeviceBase
 from cloud_bridge.store import DeadLetter, Telemetry
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.telemetry import DeviceError, DeviceTelemetry
+from broker_admin.mosquitto import MosquittoProcess
+from contract.telemetry import DeviceError, DeviceTelemetry
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.simulated import SimulatedCuff, simulated_backend
 from tests.bridge.wire_kiosk import WireKiosk, telemetry

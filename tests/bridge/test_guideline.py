@@ -1,5 +1,5 @@
 """The blood-pressure bands the dashboard draws: a bridge setting, served to logged-in people,
-by the one clinical rule (doorstep/contract/clinical.py), with the dangerous-reading line."""
+by the one clinical rule (contract/clinical.py), with the dangerous-reading line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.settings import DEVELOPMENT_SECRET, BridgeSettings
-from doorstep.contract.clinical import BloodPressureGuideline, Threshold
+from contract.clinical import BloodPressureGuideline, Threshold
 from tests.support import ServedApp, api_token
 
 

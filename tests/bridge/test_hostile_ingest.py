@@ -27,8 +27,8 @@ from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.decode import Inbound, StatusMessage, Refused, classify
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.store import DeadLetter, Reading
-from doorstep.contract.codec import MAX_MESSAGE_BYTES
-from doorstep.contract.envelope import UpstreamMessage
+from contract.codec import MAX_MESSAGE_BYTES
+from contract.envelope import UpstreamMessage
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 RULES = AlertRules()

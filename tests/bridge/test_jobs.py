@@ -16,8 +16,8 @@ from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.commands import Command
 from cloud_bridge.fleet import Kiosk
 from cloud_bridge.jobs import BridgeJobs
-from doorstep.contract.commands import CommandName
-from doorstep.contract.status import KioskState
+from contract.commands import CommandName
+from contract.status import KioskState
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure, telemetry
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

@@ -18,8 +18,8 @@ from cloud_bridge.api import create_app
 from cloud_bridge.decode import Inbound
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
-from doorstep.contract.payloads import LaundryMachineEvent
-from doorstep.contract.telemetry import DeviceTelemetry
+from contract.payloads import LaundryMachineEvent
+from contract.telemetry import DeviceTelemetry
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure, telemetry
 from tests.support import ServedApp, api_token
 

@@ -35,7 +35,7 @@ from cloud_bridge.accounts import (
 )
 from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.settings import DEVELOPMENT_SECRET
-from doorstep.runtime.db import create_durable_engine
+from runtime.db import create_durable_engine
 from tests.support import HttpResponse, ServedApp
 
 USERNAME = "nurse-li"

@@ -16,9 +16,9 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from cloud_bridge.store import DeadLetter, Reading
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.topics import QOS_RELIABLE, KioskTopics, ReadingKind
-from doorstep.runtime.mqtt import BrokerSettings, make_client
+from broker_admin.mosquitto import MosquittoProcess
+from contract.topics import QOS_RELIABLE, KioskTopics, ReadingKind
+from runtime.mqtt import BrokerSettings, make_client
 from edge_agent.store.outbox import RecordState
 from tests.bridge.test_scale_out import READINGS_PER_KIOSK, prefilled_kiosk
 from tests.support import SITE, Bridge, running_agent, wait_until

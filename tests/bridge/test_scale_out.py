@@ -15,10 +15,10 @@ from sqlmodel import Session, col, select
 
 from cloud_bridge.settings import DEVELOPMENT_SECRET
 from cloud_bridge.store import Reading
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.payloads import DeviceIdentity
-from doorstep.contract.topics import KioskTopics, ReadingKind
-from doorstep.runtime.db import create_durable_engine
+from broker_admin.mosquitto import MosquittoProcess
+from contract.payloads import DeviceIdentity
+from contract.topics import KioskTopics, ReadingKind
+from runtime.db import create_durable_engine
 from edge_agent.settings import AgentSettings
 from edge_agent.store.outbox import Outbox, RecordState
 from tests.bridge.wire_kiosk import blood_pressure

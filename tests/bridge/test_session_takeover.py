@@ -23,7 +23,7 @@ from cloud_bridge.alert_rules import (
     Severity,
 )
 from cloud_bridge.alerts import Alert
-from doorstep.runtime.mqtt import BrokerSettings
+from runtime.mqtt import BrokerSettings
 from tests.shipped_broker import shipped_broker
 from tests.support import Bridge, wait_for
 

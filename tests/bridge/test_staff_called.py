@@ -17,8 +17,8 @@ from cloud_bridge.alerts import Alert
 from cloud_bridge.decode import Inbound
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.store import DeadLetter, Event, Telemetry
-from doorstep.contract.payloads import RelayCheckinEvent, StaffCalledEvent
-from doorstep.contract.topics import EventType
+from contract.payloads import RelayCheckinEvent, StaffCalledEvent
+from contract.topics import EventType
 from tests.bridge.wire_kiosk import WireKiosk, telemetry
 from tests.support import KIOSK, SITE
 

@@ -16,9 +16,9 @@ from sqlmodel import Session, select
 
 from cloud_bridge.ingest import Ingest, legacy_subscription, subscriptions
 from cloud_bridge.store import Reading, migrate
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.topics import UPSTREAM_CHANNELS, Channel, KioskTopics, bridge_status_topic, channel_filter
-from doorstep.runtime.db import create_durable_engine
+from broker_admin.mosquitto import MosquittoProcess
+from contract.topics import UPSTREAM_CHANNELS, Channel, KioskTopics, bridge_status_topic, channel_filter
+from runtime.db import create_durable_engine
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.support import broker_settings, wait_for
 

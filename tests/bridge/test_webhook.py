@@ -20,7 +20,7 @@ from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.alerts import resolve
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.webhook import WebhookDelivery, WebhookSender, WebhookSettings, enqueue
-from doorstep.broker.mosquitto import free_port
+from broker_admin.mosquitto import free_port
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 
 SECRET = "s3cret-of-the-station"

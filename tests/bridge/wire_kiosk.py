@@ -12,13 +12,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from cloud_bridge.decode import Inbound
-from doorstep.contract.batch import batch_entry, encode_batch
-from doorstep.contract.codec import encode
-from doorstep.contract.envelope import Envelope
-from doorstep.contract.payloads import BloodPressurePayload, DeviceIdentity, LaundryMachineEvent
-from doorstep.contract.status import KioskState, Status
-from doorstep.contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
-from doorstep.contract.topics import EventType, KioskTopics, ReadingKind
+from contract.batch import batch_entry, encode_batch
+from contract.codec import encode
+from contract.envelope import Envelope
+from contract.payloads import BloodPressurePayload, DeviceIdentity, LaundryMachineEvent
+from contract.status import KioskState, Status
+from contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
+from contract.topics import EventType, KioskTopics, ReadingKind
 
 CUFF = DeviceIdentity(model="omron-hem-7361t", address="A4:C1:38:12:34:56", firmware="1.2.0")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from doorstep.broker.mosquitto import MosquittoProcess, free_port
+from broker_admin.mosquitto import MosquittoProcess, free_port
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from doorstep.contract.envelope import Envelope
+from contract.envelope import Envelope
 from drivers.ble.simulated import simulated_backend
 from edge_agent.agent import Agent
 from tests.browser.test_kiosk_screen import CARD, SLOW, open_kiosk, tap_keys, wait_for_js

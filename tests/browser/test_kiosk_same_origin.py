@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
-from doorstep.contract.envelope import Envelope
+from contract.envelope import Envelope
 from drivers.ble.simulated import simulated_backend
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 from tests.browser.test_kiosk_screen import CARD, SLOW, open_kiosk, tap_keys

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from doorstep.contract.envelope import Envelope
+from contract.envelope import Envelope
 from drivers.ble.simulated import simulated_backend
 from drivers.laundry.vend import VendState
 from tests.browser.conftest import Screenshots

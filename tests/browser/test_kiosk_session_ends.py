@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from doorstep.broker.mosquitto import MosquittoProcess
+from broker_admin.mosquitto import MosquittoProcess
 from drivers.ble.simulated import simulated_backend
 from edge_agent.agent import Agent
 from tests.browser.conftest import Screenshots

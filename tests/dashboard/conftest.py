@@ -24,9 +24,9 @@ from sqlmodel import Session
 
 from cloud_bridge.access import Role
 from cloud_bridge.accounts import add_user
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.topics import QOS_RELIABLE
-from doorstep.runtime.mqtt import make_client
+from broker_admin.mosquitto import MosquittoProcess
+from contract.topics import QOS_RELIABLE
+from runtime.mqtt import make_client
 from edge_agent.settings import AgentSettings
 from tests.bridge.wire_kiosk import WireKiosk
 from tests.support import Bridge, ServedApp, agent_settings, broker_settings, wait_for

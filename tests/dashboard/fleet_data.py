@@ -14,17 +14,17 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from cloud_bridge.decode import Inbound
-from doorstep.contract.commands import CommandOutcome, CommandResultPayload, decode_command
-from doorstep.contract.payloads import (
+from contract.commands import CommandOutcome, CommandResultPayload, decode_command
+from contract.payloads import (
     BloodPressurePayload,
     DeviceIdentity,
     GlucosePayload,
     LaundryMachineEvent,
     TemperaturePayload,
 )
-from doorstep.contract.status import KioskState
-from doorstep.contract.telemetry import DeviceError, DeviceTelemetry, KioskTelemetry, OutboxDepth
-from doorstep.contract.topics import ReadingKind
+from contract.status import KioskState
+from contract.telemetry import DeviceError, DeviceTelemetry, KioskTelemetry, OutboxDepth
+from contract.topics import ReadingKind
 from tests.bridge.wire_kiosk import WireKiosk
 from tests.dashboard.conftest import SITE, WirePublisher
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from doorstep.contract.payloads import RelayCheckinEvent, RelayCheckoutEvent, StaffCalledEvent
-from doorstep.contract.status import KioskState
-from doorstep.contract.topics import EventType
-from doorstep.contract.telemetry import DeviceTelemetry
+from contract.payloads import RelayCheckinEvent, RelayCheckoutEvent, StaffCalledEvent
+from contract.status import KioskState
+from contract.topics import EventType
+from contract.telemetry import DeviceTelemetry
 from edge_agent.settings import DeviceSettings
 from tests.bridge.wire_kiosk import WireKiosk, telemetry
 from tests.dashboard.conftest import KIOSK, SITE, AgentProcess, Dashboard, WirePublisher

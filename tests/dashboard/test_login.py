@@ -11,9 +11,9 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from cloud_bridge.accounts import ApiToken
-from doorstep.contract.payloads import DeviceIdentity, LaundryMachineEvent
-from doorstep.contract.status import KioskState
-from doorstep.contract.telemetry import DeviceTelemetry
+from contract.payloads import DeviceIdentity, LaundryMachineEvent
+from contract.status import KioskState
+from contract.telemetry import DeviceTelemetry
 from tests.bridge.wire_kiosk import WireKiosk, telemetry
 from tests.dashboard.conftest import KIOSK, PASSWORD, SITE, Dashboard, WirePublisher
 from tests.dashboard.test_screens import shoot

@@ -10,7 +10,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from doorstep.contract.payloads import BloodPressurePayload
+from contract.payloads import BloodPressurePayload
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from edge_agent.readings import outgoing
 from tests.bridge.wire_kiosk import WireKiosk

@@ -21,7 +21,7 @@ from bleak_retry_connector import (
 )
 
 import drivers.ble
-from doorstep.contract.device_errors import DeviceErrorCode
+from contract.device_errors import DeviceErrorCode
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit
 from drivers.ble.bonding import DeviceBondLostError, DeviceNotBondedError
 from drivers.ble.connect import connect_error

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from doorstep.broker.mosquitto import MosquittoProcess
+from broker_admin.mosquitto import MosquittoProcess
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
 from drivers.laundry.vend import VendState

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from doorstep.broker.mosquitto import MosquittoProcess
-from doorstep.contract.envelope import validate_upstream
+from broker_admin.mosquitto import MosquittoProcess
+from contract.envelope import validate_upstream
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room
 from drivers.laundry.vend import VendState
@@ -160,7 +160,7 @@ async def test_a_refund_reaches_the_bridge_once_through_mosquitto(
 
 
 def test_the_contract_takes_a_laundry_vend_from_before_refunds_and_one_with_a_refund() -> None:
-    from doorstep.contract.payloads import LaundryVendEvent
+    from contract.payloads import LaundryVendEvent
 
     old = {
         "transaction_id": "3f2e1d0c-b9a8-4765-8432-10fedcba9876", "unit": 2, "program": 2, "outcome": "faulted",

@@ -17,8 +17,8 @@ import pytest_asyncio
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from doorstep.contract.envelope import validate_upstream
-from doorstep.contract.topics import KioskTopics
+from contract.envelope import validate_upstream
+from contract.topics import KioskTopics
 from drivers.laundry.bus import OFFLINE, LinkState
 from drivers.laundry.pty_link import PtyLink
 from drivers.laundry.simulator import LaundryRoomSimulator, default_room

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from doorstep.contract.device_errors import DeviceErrorCode
+from contract.device_errors import DeviceErrorCode
 from drivers.laundry.link import ERROR_CODES, ERROR_EFFECTS, ERROR_WORDS, BusError, ErrorKind, LinkEffect, LinkRules, LinkState
 
 RULES = LinkRules(offline_after=3, backoff_initial_s=1.0, backoff_max_s=30.0)

@@ -143,7 +143,7 @@ const LABELS = {
   "devices.issue.battery": ["{n} 台电量低", "{n} low battery"],
   "devices.issue.bond": ["{n} 台需重新配对", "{n} to pair again"],
   "devices.failing": ["自 {since} 起：{counts}", "since {since}: {counts}"],
-  // A device's error codes (doorstep/contract/device_errors.py); an unknown code shows as it is.
+  // A device's error codes (contract/device_errors.py); an unknown code shows as it is.
   "deverr.ble_not_found": ["未找到（关机或超出范围）", "not found (off or out of range)"],
   "deverr.ble_out_of_slots": ["蓝牙连接数已满", "no free Bluetooth connection slot"],
   "deverr.ble_aborted": ["连接中断（干扰或距离）", "connection aborted (interference, range)"],

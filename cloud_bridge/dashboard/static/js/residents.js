@@ -11,7 +11,7 @@ const RANGES = { "30d": 30, "90d": 90, "1y": 365, all: null };
 const READING_PAGES = 10; // 5,000 readings: years of daily measurements
 
 /** A reading's pressures in mmHg and its category, as the bridge judged them by the one rule
- * (doorstep/contract/clinical.py): the page neither converts units nor categorises, so it cannot
+ * (contract/clinical.py): the page neither converts units nor categorises, so it cannot
  * disagree with the kiosk or the alert. Null where a cuff sent a special value; no category for
  * a suspect reading. */
 export function meaningOf(reading) {

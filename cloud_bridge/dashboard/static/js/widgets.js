@@ -47,7 +47,7 @@ export function deviceProblems(device, lowBattery) {
   return problems;
 }
 
-// The codes of a device that refuses the kiosk until paired again (doorstep/contract/device_errors.py).
+// The codes of a device that refuses the kiosk until paired again (contract/device_errors.py).
 const BOND_ERRORS = ["ble_bond_lost", "ble_not_bonded"];
 
 /** A device's fault: a laundry machine's own error code, else the newest failure the kiosk saw

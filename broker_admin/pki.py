@@ -7,7 +7,7 @@ which a Raspberry Pi signs with in well under a millisecond.
 
 A kiosk's certificate names the kiosk in its Common Name as `{site}.{kiosk}`: the broker's
 `use_identity_as_username` makes that its username (and `use_username_as_clientid` its client
-id), which the broker's rules (doorstep/broker/access.py) give the kiosk's own topics and
+id), which the broker's rules (broker_admin/access.py) give the kiosk's own topics and
 nothing else.
 
 Extended key usage keeps the roles apart (RFC 5280, 4.2.1.12): the broker's certificate is for
@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from doorstep.broker.access import BROKER_DAYS, CA_DAYS, KIOSK_DAYS, kiosk_username
+from broker_admin.access import BROKER_DAYS, CA_DAYS, KIOSK_DAYS, kiosk_username
 
 # Certificates are valid from a little before they are made: a kiosk whose clock is a few
 # minutes behind must not refuse a broker certificate issued a moment ago.

@@ -25,8 +25,8 @@ from typing import Any
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-from doorstep.contract.envelope import SealedPayload
-from doorstep.contract.errors import ContractError
+from contract.envelope import SealedPayload
+from contract.errors import ContractError
 
 
 class UnknownPayloadKey(LookupError):

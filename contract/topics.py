@@ -28,7 +28,7 @@ from typing import Annotated, Final
 
 from pydantic import StringConstraints
 
-from doorstep.contract.errors import ContractError
+from contract.errors import ContractError
 
 
 SCHEMA_VERSION: Final = 1
@@ -46,7 +46,7 @@ Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 
 class Channel(StrEnum):
     STATUS = "status"
-    ALARMS = "alarms"  # retained, the kiosk's conditions at its limits (doorstep/contract/alarms.py)
+    ALARMS = "alarms"  # retained, the kiosk's conditions at its limits (contract/alarms.py)
     READINGS = "readings"
     EVENTS = "events"
     TELEMETRY = "telemetry"
@@ -195,7 +195,7 @@ ENVELOPE_CHANNELS: Final = frozenset({Channel.READINGS, Channel.EVENTS, Channel.
 # What a kiosk retains, one message a kiosk: each bridge worker subscribes to these on its own,
 # not shared, so every worker knows every kiosk's current state (cloud_bridge/ingest.py).
 RETAINED_CHANNELS: Final = frozenset({Channel.STATUS, Channel.ALARMS})
-# Everything a kiosk publishes: its broker role must let it write each (doorstep/broker/access.py).
+# Everything a kiosk publishes: its broker role must let it write each (broker_admin/access.py).
 UPSTREAM_CHANNELS: Final = frozenset({*RETAINED_CHANNELS, *ENVELOPE_CHANNELS, Channel.BATCH})
 
 

@@ -1,9 +1,9 @@
 """Who may connect to the broker and what each may do: one account and one role per kiosk and
-per bridge worker, in Mosquitto's dynamic-security plugin (doorstep/broker/dynsec.py).
+per bridge worker, in Mosquitto's dynamic-security plugin (broker_admin/dynsec.py).
 
 Every kiosk has its own identity, `{site}.{kiosk}` (the '.' is not in the slug alphabet, so
 no two kiosks can share one): its username with a password, or the Common Name of its client
-certificate (doorstep/broker/pki.py). Each bridge worker has its own name, a slug without '.'.
+certificate (broker_admin/pki.py). Each bridge worker has its own name, a slug without '.'.
 
 The identity is the client id too: every listener of deploy/mosquitto/doorstep.conf sets
 `use_username_as_clientid`, which replaces whatever client id a client sends by its username
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from doorstep.broker.dynsec import (
+from broker_admin.dynsec import (
     Acl,
     DynsecAdmin,
     PasswordHash,
@@ -48,8 +48,8 @@ from doorstep.broker.dynsec import (
     role_json,
     write_config,
 )
-from doorstep.contract.errors import ContractError
-from doorstep.contract.topics import BRIDGE_STATUS_FILTER, TOPIC_ROOT, Channel, KioskTopics, bridge_status_topic
+from contract.errors import ContractError
+from contract.topics import BRIDGE_STATUS_FILTER, TOPIC_ROOT, Channel, KioskTopics, bridge_status_topic
 
 # A bridge worker's name: a slug, with no '.', so it can never read as a kiosk's `site.kiosk`.
 BRIDGE_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -59,7 +59,7 @@ DEFAULT_SHARE_GROUP: Final = "bridge"
 # The account `doorstep broker` administers the plugin with (doorstep broker init).
 ADMIN_USERNAME: Final = "doorstep-admin"
 
-# How long the certificates of doorstep/broker/pki.py are valid. Here, not in pki.py, so that the CLI
+# How long the certificates of broker_admin/pki.py are valid. Here, not in pki.py, so that the CLI
 # can show them as its defaults without importing cryptography (~17 MB resident, measured):
 # every `doorstep agent` process loads the CLI, and a kiosk never issues a certificate.
 CA_DAYS: Final = 3650  # the CA outlives the kiosks it signs; replacing it means visiting every kiosk
@@ -285,7 +285,7 @@ def password_hashes(text: str) -> dict[str, str]:
 
 def import_legacy(dynsec_file: Path, *, passwd: Path, acl: Path, group: str = DEFAULT_SHARE_GROUP) -> list[str]:
     """Add every account of the old password file and ACL to the plugin's file, with the
-    password it had (the same PBKDF2-SHA512 hash, doorstep/broker/dynsec.py) and this version's rules:
+    password it had (the same PBKDF2-SHA512 hash, broker_admin/dynsec.py) and this version's rules:
     no kiosk needs a new password. The broker must be stopped (the plugin rewrites its file).
     Returns the usernames imported."""
     config = read_config(dynsec_file)

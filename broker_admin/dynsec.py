@@ -11,7 +11,7 @@ SUBSCRIBE are checked against it), and a deleted client is disconnected
 `mosquitto_kick_client_by_username`, plugins/dynamic-security/clients.c).
 
 This module knows the plugin, not Doorstep: which accounts and rules Doorstep wants is
-doorstep/broker/access.py. `doorstep enrol` (run-time enrolment, instant revocation) is meant to
+broker_admin/access.py. `doorstep enrol` (run-time enrolment, instant revocation) is meant to
 build on `DynsecAdmin` too.
 """
 
@@ -33,7 +33,7 @@ from typing import Any, Final, Literal
 
 from paho.mqtt.reasoncodes import ReasonCode
 
-from doorstep.runtime.mqtt import BrokerSettings, make_client
+from runtime.mqtt import BrokerSettings, make_client
 
 CONTROL_TOPIC: Final = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC: Final = f"{CONTROL_TOPIC}/response"

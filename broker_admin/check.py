@@ -25,7 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from doorstep.runtime.mqtt import SESSION_EXPIRY_S, BrokerSettings, TlsSettings, make_client
+from runtime.mqtt import SESSION_EXPIRY_S, BrokerSettings, TlsSettings, make_client
 
 # MQTT 5.0, 3.2.2.2 CONNACK reason codes.
 BAD_CREDENTIALS = 0x86

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Final
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from doorstep.contract.errors import ContractError
+from contract.errors import ContractError
 
 
 # What the bridge's database holds, so that a message the contract accepts is one it can store

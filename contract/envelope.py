@@ -11,17 +11,17 @@ from typing import Any, Final, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, NaiveDatetime, ValidationError, model_validator
 
-from doorstep.contract.codec import MAX_MESSAGE_BYTES, describe
-from doorstep.contract.commands import CommandResultPayload
-from doorstep.contract.errors import ContractError
-from doorstep.contract.payloads import EVENT_PAYLOADS, READING_PAYLOADS, DeviceIdentity
-from doorstep.contract.storable import INT32_MAX, StorableTime, StrictModel, check_storable
-from doorstep.contract.telemetry import KioskTelemetry
-from doorstep.contract.topics import ENVELOPE_CHANNELS, SCHEMA_VERSION, Channel, ParsedTopic, parse_topic
+from contract.codec import MAX_MESSAGE_BYTES, describe
+from contract.commands import CommandResultPayload
+from contract.errors import ContractError
+from contract.payloads import EVENT_PAYLOADS, READING_PAYLOADS, DeviceIdentity
+from contract.storable import INT32_MAX, StorableTime, StrictModel, check_storable
+from contract.telemetry import KioskTelemetry
+from contract.topics import ENVELOPE_CHANNELS, SCHEMA_VERSION, Channel, ParsedTopic, parse_topic
 
 
 class SealedPayload(StrictModel):
-    """A payload sealed for the bridge (doorstep/contract/sealing.py): libsodium's sealed box of its JSON."""
+    """A payload sealed for the bridge (contract/sealing.py): libsodium's sealed box of its JSON."""
 
     key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="which of the bridge's keys opens it")
     box: str = Field(min_length=1, max_length=MAX_MESSAGE_BYTES, description="base64")
@@ -113,7 +113,7 @@ def payload_model_of(topic: ParsedTopic) -> type[BaseModel]:
 
 def batched_envelope_models() -> dict[str, type[TypedEnvelope[Any]]]:
     """The envelope model of each reading's and event's topic tail ("readings/blood_pressure"):
-    the records of a batch that are validated with their container (doorstep/contract/batch.py)."""
+    the records of a batch that are validated with their container (contract/batch.py)."""
     return {
         f"{channel.value}/{name}": _ENVELOPE_MODELS[model]
         for (channel, name), model in _PAYLOAD_MODELS.items()

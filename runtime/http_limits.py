@@ -30,7 +30,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-MAX_BODY_BYTES: Final = 64 * 1024  # the same bound as an MQTT message (doorstep/contract/codec.py)
+MAX_BODY_BYTES: Final = 64 * 1024  # the same bound as an MQTT message (contract/codec.py)
 MAX_JSON_DEPTH: Final = 32  # the deepest body the API takes (a command's args) is 3
 # A body sent past the limit is read and thrown away up to this much before the answer, so the
 # client, still sending, reads a 413 rather than a reset connection; beyond it, the connection

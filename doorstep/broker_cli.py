@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
-from doorstep.broker import access
-from doorstep.broker.access import ADMIN_USERNAME, BROKER_DAYS, CA_DAYS, DEFAULT_SHARE_GROUP, KIOSK_DAYS, BrokerAccessError
-from doorstep.broker.dynsec import DynsecAdmin, DynsecError
+from broker_admin import access
+from broker_admin.access import ADMIN_USERNAME, BROKER_DAYS, CA_DAYS, DEFAULT_SHARE_GROUP, KIOSK_DAYS, BrokerAccessError
+from broker_admin.dynsec import DynsecAdmin, DynsecError
 
-# doorstep.broker.pki (cryptography) is imported by the commands that issue certificates, not here:
+# broker_admin.pki (cryptography) is imported by the commands that issue certificates, not here:
 # every `doorstep agent` process loads this module with the CLI (see access.CA_DAYS).
 
 broker_app = typer.Typer(
@@ -24,7 +24,7 @@ broker_app = typer.Typer(
 # Where deploy/mosquitto/doorstep.conf has the plugin keep its file, and where `init` puts the
 # admin's password for the other commands (root's, mode 0600).
 DEFAULT_DYNSEC = Path("/var/lib/mosquitto/dynamic-security.json")
-DEFAULT_ADMIN_PASSWORD_FILE = Path("/etc/doorstep/broker-admin.password")
+DEFAULT_ADMIN_PASSWORD_FILE = Path("/etc/broker_admin/-admin.password")
 
 PkiDir = Annotated[Path, typer.Option("--pki", help="the CA's directory (keep ca.key off the broker if you can)")]
 DynsecFile = Annotated[Path, typer.Option("--dynsec", help="the dynamic-security plugin's file (plugin_opt_config_file)")]
@@ -37,7 +37,7 @@ IN_FORCE = "in force now: no reload needed"
 
 
 def _admin(host: str, port: int, admin: str, password_file: Path) -> DynsecAdmin:
-    from doorstep.runtime.mqtt import BrokerSettings
+    from runtime.mqtt import BrokerSettings
 
     try:
         password = password_file.read_text().strip()
@@ -59,7 +59,7 @@ def new_ca(
     days: Annotated[int, typer.Option(help="validity")] = CA_DAYS,
 ) -> None:
     """Create the CA that signs the broker's certificate and every kiosk's (ca.crt, ca.key)."""
-    from doorstep.broker.pki import CertificateAuthority, PkiError
+    from broker_admin.pki import CertificateAuthority, PkiError
 
     try:
         ca = CertificateAuthority.create(pki, name, days=days)
@@ -76,7 +76,7 @@ def server_cert(
     days: Annotated[int, typer.Option(help="validity")] = BROKER_DAYS,
 ) -> None:
     """Issue the broker's TLS certificate (broker.crt, broker.key) for the names kiosks dial."""
-    from doorstep.broker.pki import CertificateAuthority, PkiError
+    from broker_admin.pki import CertificateAuthority, PkiError
 
     try:
         issued = CertificateAuthority.load(pki).issue_server(host, days=days)
@@ -94,7 +94,7 @@ def kiosk_cert(
     days: Annotated[int, typer.Option(help="validity")] = KIOSK_DAYS,
 ) -> None:
     """Issue a kiosk's client certificate, named {site}.{kiosk}, for the certificate listener."""
-    from doorstep.broker.pki import CertificateAuthority, PkiError
+    from broker_admin.pki import CertificateAuthority, PkiError
 
     try:
         access.kiosk_username(site, kiosk)
@@ -118,7 +118,7 @@ def init(
     """Before the broker's first start: the plugin's file, holding only an admin account (which
     may administer the plugin and read nothing else), and the admin's password for the other
     commands."""
-    from doorstep.broker import dynsec as plugin
+    from broker_admin import dynsec as plugin
 
     if admin_password_file.exists():
         raise _fail(DynsecError(f"{admin_password_file} exists: refusing to replace the admin's password"))

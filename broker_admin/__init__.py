@@ -1,6 +1,6 @@
 """Operating the Mosquitto broker: who may connect and what each may do, and the tools that set
-it up and check it. The `doorstep broker` commands are built on it; the edge agent uses `check`
-to say why it cannot reach the broker.
+it up and check it. The `doorstep broker` commands (doorstep/broker_cli.py) are built on it;
+the edge agent uses `check` to say why it cannot reach the broker.
 
 It may import the contract (the topics its rules grant) and the runtime (the MQTT client), never
 edge_agent or cloud_bridge (tests/test_layers.py). This file imports nothing.
@@ -10,5 +10,4 @@ edge_agent or cloud_bridge (tests/test_layers.py). This file imports nothing.
     pki        the broker's CA and certificates, the kiosks' client certificates
     check      can this client reach the broker, and if not, exactly why
     mosquitto  a real Mosquitto process on a loopback port (the demo and the tests)
-    cli        the `doorstep broker` sub-command
 """

@@ -12,10 +12,10 @@ from typing import Annotated, Any, Final, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from doorstep.contract.codec import MAX_MESSAGE_BYTES
-from doorstep.contract.envelope import TypedEnvelope, batched_envelope_models
-from doorstep.contract.errors import ContractError
-from doorstep.contract.topics import SCHEMA_VERSION, Channel, KioskTopics, parse_topic
+from contract.codec import MAX_MESSAGE_BYTES
+from contract.envelope import TypedEnvelope, batched_envelope_models
+from contract.errors import ContractError
+from contract.topics import SCHEMA_VERSION, Channel, KioskTopics, parse_topic
 
 
 # --- Batches --------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from enum import StrEnum
 
 from pydantic import Field, ValidationError, model_validator
 
-from doorstep.contract.codec import MAX_MESSAGE_BYTES, describe
-from doorstep.contract.errors import ContractError
-from doorstep.contract.storable import StorableTime, StrictModel
+from contract.codec import MAX_MESSAGE_BYTES, describe
+from contract.errors import ContractError
+from contract.storable import StorableTime, StrictModel
 
 
 class AlarmCondition(StrEnum):

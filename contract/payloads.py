@@ -8,8 +8,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from doorstep.contract.storable import INT32_MAX, INT64_MAX, U16_MAX, U32_MAX, StrictModel
-from doorstep.contract.topics import EventType, ReadingKind
+from contract.storable import INT32_MAX, INT64_MAX, U16_MAX, U32_MAX, StrictModel
+from contract.topics import EventType, ReadingKind
 
 
 # HMAC-SHA256 of a resident's card or phone number with the per-site secret, hex encoded.

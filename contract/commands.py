@@ -9,11 +9,11 @@ from typing import Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
-from doorstep.contract.codec import MAX_MESSAGE_BYTES, describe
-from doorstep.contract.errors import ContractError
-from doorstep.contract.payloads import ModbusUnit, Pseudonym
-from doorstep.contract.storable import StorableJson, StrictModel
-from doorstep.contract.topics import SCHEMA_VERSION, RequestId
+from contract.codec import MAX_MESSAGE_BYTES, describe
+from contract.errors import ContractError
+from contract.payloads import ModbusUnit, Pseudonym
+from contract.storable import StorableJson, StrictModel
+from contract.topics import SCHEMA_VERSION, RequestId
 
 
 class CommandName(StrEnum):

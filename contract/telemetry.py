@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from doorstep.contract.device_errors import ErrorCodeText
-from doorstep.contract.storable import INT32_MAX, INT64_MAX, StorableTime, StrictModel
+from contract.device_errors import ErrorCodeText
+from contract.storable import INT32_MAX, INT64_MAX, StorableTime, StrictModel
 
 
 class OutboxDepth(StrictModel):
