@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from broker_admin.mosquitto import MosquittoProcess
 from cloud_bridge.alert_rules import AlertKind, AlertRules, Clear, Raise, runway_signal
@@ -45,7 +45,7 @@ def commit(engine: Engine, *items: Inbound, at: datetime = NOW) -> None:
 def alerts(engine: Engine) -> list[Alert]:
     """The runway's alerts (a backlog this old opens backlog_growing too: not this test's)."""
     with Session(engine) as session:
-        return list(session.exec(select(Alert).where(Alert.kind == AlertKind.OUTBOX_RUNWAY_SHORT).order_by(Alert.id)))
+        return list(session.exec(select(Alert).where(Alert.kind == AlertKind.OUTBOX_RUNWAY_SHORT).order_by(col(Alert.id))))
 
 
 def kiosk_row(engine: Engine) -> Kiosk:
