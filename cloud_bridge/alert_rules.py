@@ -33,6 +33,7 @@ from contract.payloads import (
     TemperaturePayload,
 )
 from contract.status import KioskState
+from contract.telemetry import RUNWAY_SHORT_H
 from contract.topics import Channel, EventType, ReadingKind
 
 from cloud_bridge.fleet import DeviceBase, KioskBase
@@ -106,7 +107,7 @@ class AlertRules(BaseModel):
     backlog_rising_reports: int = Field(default=3, ge=1, description="... and after this many growing reports in a row")
     backlog_oldest_age_s: float = Field(default=3600, gt=0, description="or when its oldest record is this old")
     runway_h: float = Field(
-        default=24, gt=0,
+        default=RUNWAY_SHORT_H, gt=0,
         description="a kiosk whose undelivered records fill its outbox budget within this many hours at their "
         "current growth (its telemetry's runway_h): alerted; cleared when its runway is this long again or unbounded",
     )

@@ -3,12 +3,17 @@ replaced by the next)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
 from contract.device_errors import ErrorCodeText
 from contract.storable import INT32_MAX, INT64_MAX, StorableTime, StrictModel
+
+
+# A runway (KioskTelemetry.runway_h) under a day is short: where the bridge alerts by default
+# (alerts.runway_h) and `doorstep doctor` warns on the kiosk, so both say the same of it.
+RUNWAY_SHORT_H: Final = 24.0
 
 
 class OutboxDepth(StrictModel):

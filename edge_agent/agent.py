@@ -405,6 +405,8 @@ class Agent:
             clock_synchronised=self.clock_watch.trusted,
             jobs=self.job_states(),
             telemetry_every_s=self.settings.telemetry_every_s,
+            outbox_growth_bytes_per_h=self.runway.latest.growth_bytes_per_h,
+            outbox_runway_h=self.runway.latest.hours,
         )
         try:
             write_status(status_path(self.settings.outbox_path), status)

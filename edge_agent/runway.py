@@ -62,6 +62,7 @@ class RunwayWatch:
         self.window_s = window_s
         self._samples: deque[Sample] = deque()
         self._lock = threading.Lock()
+        self.latest = Runway(None, None)  # for the status file doctor reads
 
     def sample(self, now_s: float, undelivered_bytes: int, *, budget_bytes: int) -> Runway:
         """Record a sample taken at `now_s` and return the runway it gives."""
@@ -69,4 +70,5 @@ class RunwayWatch:
             self._samples.append(Sample(now_s, undelivered_bytes))
             while now_s - self._samples[0].at_s > self.window_s:
                 self._samples.popleft()
-            return runway(self._samples, budget_bytes=budget_bytes, now_s=now_s, window_s=self.window_s)
+            self.latest = runway(self._samples, budget_bytes=budget_bytes, now_s=now_s, window_s=self.window_s)
+            return self.latest
