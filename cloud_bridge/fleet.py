@@ -100,7 +100,7 @@ class KioskBase(SQLModel):
     outbox_budget_bytes: int | None = Field(default=None, sa_type=BigInteger)
     health_over_budget: bool = False
     # The buffer in sight (issue 19), from telemetry; null until a kiosk that reports them does.
-    outbox_depth: dict[str, dict[str, float | None]] | None = Field(
+    outbox_depth: dict[str, dict[str, int | float | None]] | None = Field(
         default=None, sa_type=JSON,
         description="undelivered records per class (health, event, telemetry): {records, oldest_age_s}")
     outbox_growth_bytes_per_h: float | None = Field(
