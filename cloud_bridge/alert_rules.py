@@ -33,6 +33,7 @@ from contract.payloads import (
     TemperaturePayload,
 )
 from contract.status import KioskState
+from contract.telemetry import RUNWAY_SHORT_H
 from contract.topics import Channel, EventType, ReadingKind
 
 from cloud_bridge.fleet import DeviceBase, KioskBase
@@ -47,6 +48,7 @@ class AlertKind(StrEnum):
     DEVICE_UNREACHABLE = "device_unreachable"  # the kiosk has not reached a Bluetooth device for a long time
     BACKLOG_GROWING = "backlog_growing"
     OUTBOX_FULL = "outbox_full"  # only health readings left, over the disk budget
+    OUTBOX_RUNWAY_SHORT = "outbox_runway_short"  # at its current growth, the outbox fills its budget soon
     DISK_FULL = "disk_full"  # the kiosk's disk has no room for one more save (its alarms)
     CANNOT_SAVE = "cannot_save"  # the kiosk's saves fail: readings are being lost (its alarms)
     DANGEROUS_READING = "dangerous_reading"
@@ -104,6 +106,11 @@ class AlertRules(BaseModel):
     backlog_records: int = Field(default=100, ge=0, description="a backlog counts as growing only above this")
     backlog_rising_reports: int = Field(default=3, ge=1, description="... and after this many growing reports in a row")
     backlog_oldest_age_s: float = Field(default=3600, gt=0, description="or when its oldest record is this old")
+    runway_h: float = Field(
+        default=RUNWAY_SHORT_H, gt=0,
+        description="a kiosk whose undelivered records fill its outbox budget within this many hours at their "
+        "current growth (its telemetry's runway_h): alerted; cleared when its runway is this long again or unbounded",
+    )
     telemetry_fresh_s: float = Field(
         default=300, gt=0, description="telemetry older than this on arrival (a drained backlog) says nothing of now"
     )
@@ -375,8 +382,34 @@ def telemetry_signals(after: KioskBase, received_at: datetime, rules: AlertRules
                              {"records": records, "oldest_age_s": oldest}))
     elif records <= rules.backlog_records and not stale:
         signals.append(Clear(AlertKind.BACKLOG_GROWING, site, kiosk, "", at, f"backlog down to {records}"))
+    signals.append(runway_signal(after, at, rules))
     signals.append(_alarm_signal(AlarmCondition.OUTBOX_FULL, site, kiosk, at, raised=after.health_over_budget))
     return signals
+
+
+# What a person does about a short runway, in both of the dashboard's languages.
+RUNWAY_ACTION: Final = {
+    "zh": "终端的数据送不出去，缓存按当前速度将在一天内占满预算，之后最早的事件和遥测记录会被删除（健康读数保留）："
+          "请检查终端的网络和消息服务器连接、云端服务是否在运行并确认收到数据；必要时在配置中提高 outbox.budget_mb",
+    "en": "the kiosk's records are not being delivered and its outbox fills its disk budget within a day at this rate; "
+          "then its oldest events and telemetry are evicted (health readings are kept): check the kiosk's network "
+          "and broker connection and that the bridge is running and confirming; if need be raise outbox.budget_mb",
+}
+
+
+def runway_signal(after: KioskBase, at: datetime, rules: AlertRules) -> Signal:
+    """Raised while the kiosk says its outbox fills its budget within `rules.runway_h` hours;
+    cleared when it says longer, or unbounded (not growing), or nothing (an older kiosk)."""
+    site, kiosk, hours = after.site, after.kiosk, after.runway_h
+    if hours is None or hours >= rules.runway_h:
+        note = "outbox not growing" if hours is None else f"outbox runway {hours:.0f} h"
+        return Clear(AlertKind.OUTBOX_RUNWAY_SHORT, site, kiosk, "", at, note)
+    return Raise(AlertKind.OUTBOX_RUNWAY_SHORT, Severity.WARNING, site, kiosk, "",
+                 f"kiosk's outbox fills its disk budget in {hours:.1f} h at its current rate: get its records delivered",
+                 f"终端缓存按当前速度 {hours:.1f} 小时后占满磁盘预算：请尽快让数据送达", at,
+                 {"runway_h": hours, "growth_bytes_per_h": after.outbox_growth_bytes_per_h,
+                  "outbox_bytes": after.outbox_bytes, "outbox_budget_bytes": after.outbox_budget_bytes,
+                  "action": RUNWAY_ACTION})
 
 
 # What each of a kiosk's alarm conditions opens (all critical: someone must go to the kiosk), and

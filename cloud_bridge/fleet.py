@@ -99,6 +99,15 @@ class KioskBase(SQLModel):
     outbox_bytes: int | None = Field(default=None, sa_type=BigInteger)
     outbox_budget_bytes: int | None = Field(default=None, sa_type=BigInteger)
     health_over_budget: bool = False
+    # The buffer in sight (issue 19), from telemetry; null until a kiosk that reports them does.
+    outbox_depth: dict[str, dict[str, int | float | None]] | None = Field(
+        default=None, sa_type=JSON,
+        description="undelivered records per class (health, event, telemetry): {records, oldest_age_s}")
+    outbox_growth_bytes_per_h: float | None = Field(
+        default=None, description="growth of the kiosk's undelivered bytes over its last window, per hour")
+    runway_h: float | None = Field(
+        default=None, description="hours until its undelivered records fill its budget at that growth; null: "
+        "not growing (unbounded), not measured yet, or an older kiosk")
     disk_free_bytes: int | None = Field(default=None, sa_type=BigInteger)
     cpu_temperature_c: float | None = None
 
@@ -289,7 +298,7 @@ _KIOSK_COLUMNS = tuple(KioskBase.model_fields)
 # seq_checked_through is the gap scan's).
 _FOLDED = ("clock_trusted", "clock_ahead_at", "status", "status_reason", "status_at", "telemetry_at", "uptime_s", "backlog_records",
            "backlog_oldest_age_s", "backlog_rising", "outbox_bytes", "outbox_budget_bytes", "health_over_budget",
-           "disk_free_bytes", "cpu_temperature_c")
+           "outbox_depth", "outbox_growth_bytes_per_h", "runway_h", "disk_free_bytes", "cpu_temperature_c")
 _TOUCH_COLUMNS = ("site", "kiosk", "status", "first_seen_at", "last_seen_at", "last_seq", "seq_checked_through",
                   "backlog_rising", "health_over_budget")
 
@@ -403,6 +412,10 @@ def _telemetry_columns(row: KioskBase, at: datetime, telemetry: KioskTelemetry) 
         "outbox_bytes": telemetry.outbox_bytes,
         "outbox_budget_bytes": telemetry.outbox_budget_bytes,
         "health_over_budget": telemetry.health_over_budget,
+        "outbox_depth": {name: depth.model_dump() for name, depth in telemetry.outbox.items()},
+        # An older kiosk's telemetry has neither: they read as not measured.
+        "outbox_growth_bytes_per_h": telemetry.outbox_growth_bytes_per_h,
+        "runway_h": telemetry.runway_h,
         "disk_free_bytes": telemetry.disk_free_bytes,
         "cpu_temperature_c": telemetry.cpu_temperature_c,
     }

@@ -3,12 +3,17 @@ replaced by the next)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
 from contract.device_errors import ErrorCodeText
 from contract.storable import INT32_MAX, INT64_MAX, StorableTime, StrictModel
+
+
+# A runway (KioskTelemetry.runway_h) under a day is short: where the bridge alerts by default
+# (alerts.runway_h) and `doorstep doctor` warns on the kiosk, so both say the same of it.
+RUNWAY_SHORT_H: Final = 24.0
 
 
 class OutboxDepth(StrictModel):
@@ -68,4 +73,16 @@ class KioskTelemetry(StrictModel):
         "null: speech is off, or not tried yet",
     )
     speech_error: str | None = Field(default=None, max_length=300, description="why speech failed, when speech_ok is false")
+    # The outbox's runway (issue 19), optional for the same reason. Measured on the kiosk: the
+    # growth of its undelivered bytes over a recent window (edge_agent/runway.py).
+    outbox_growth_bytes_per_h: float | None = Field(
+        default=None,
+        description="how fast the undelivered records' bytes grew over the last window (outbox.runway_window_s), "
+        "per hour; negative while they drain; null until the kiosk has measured a window's tenth",
+    )
+    runway_h: float | None = Field(
+        default=None, ge=0,
+        description="hours until the undelivered records fill the disk budget at that growth (then the oldest "
+        "lower-class records are evicted); null when they are not growing (unbounded) or not measured yet",
+    )
     devices: list[DeviceTelemetry] = Field(default_factory=list, max_length=256)

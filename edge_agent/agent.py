@@ -33,6 +33,7 @@ from edge_agent.laundry import LaundryRoom
 from edge_agent.pseudonym import Pseudonyms
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
 from edge_agent.remote import RemoteCommands
+from edge_agent.runway import RunwayWatch
 from edge_agent.scheduling import AgentScheduler, JobWatch, watch_clock_jumps
 from edge_agent.screen.app import create_app
 from edge_agent.screen.context import ScreenContext
@@ -105,6 +106,7 @@ class Agent:
         self._last_reading_at: dict[str, datetime] = {}
         self._last_seen_at: dict[str, datetime] = {}
         self.device_health = DeviceHealthBook(log)
+        self.runway = RunwayWatch(settings.outbox.runway_window_s)
         # Errors at a storage limit (a full disk), logged once per condition with a count.
         self.conditions = ConditionLog(log)
         self.remote: RemoteCommands | None = None
@@ -337,16 +339,20 @@ class Agent:
     async def snapshot(self) -> KioskTelemetry:
         assert self.outbox is not None
         outbox = self.outbox
-        return await asyncio.to_thread(
-            lambda: kiosk_telemetry(
+
+        def measure() -> KioskTelemetry:
+            runway = self.runway.sample(time.monotonic(), outbox.undelivered_bytes(), budget_bytes=outbox.limits.budget_bytes)
+            return kiosk_telemetry(
                 outbox,
                 uptime_s=time.monotonic() - self._started,
                 clock_synchronised=self.clock_watch.trusted,
                 now=datetime.now(UTC),
                 devices=self.device_telemetry(),
                 speech=None if self.speaker is None else self.speaker.health,
+                runway=runway,
             )
-        )
+
+        return await asyncio.to_thread(measure)
 
     async def _report_telemetry(self) -> None:
         assert self.outbox is not None and self.alarms is not None
@@ -399,6 +405,8 @@ class Agent:
             clock_synchronised=self.clock_watch.trusted,
             jobs=self.job_states(),
             telemetry_every_s=self.settings.telemetry_every_s,
+            outbox_growth_bytes_per_h=self.runway.latest.growth_bytes_per_h,
+            outbox_runway_h=self.runway.latest.hours,
         )
         try:
             write_status(status_path(self.settings.outbox_path), status)

@@ -20,10 +20,11 @@ from pathlib import Path
 import serial  # type: ignore[import-untyped]
 
 from broker_admin.check import check_broker
+from contract.telemetry import RUNWAY_SHORT_H
 from edge_agent.clock import kernel_clock_synchronised
 from edge_agent.laundry import SIMULATED_PORT
 from edge_agent.settings import AgentSettings
-from edge_agent.status_file import JobState, read_status, status_path
+from edge_agent.status_file import AgentStatus, JobState, read_status, status_path
 from edge_agent.store.integrity import database_files, integrity_problem
 from edge_agent.store.outbox import SAVE_NEEDS_BYTES, RecordClass
 
@@ -241,8 +242,25 @@ def _agent(settings: AgentSettings, now: datetime) -> Iterator[Check]:
         return
     uplink = "connected to the broker" if status.uplink_connected else "NOT connected to the broker"
     yield Check("agent", Verdict.OK if status.uplink_connected else Verdict.WARNING, f"pid {status.pid}, {uplink}")
+    yield _runway(status)
     for job in sorted(status.jobs, key=lambda j: j.id):
         yield _job(job, status.written_at)
+
+
+def _runway(status: AgentStatus) -> Check:
+    """The outbox's runway as the agent last measured it (docs/outbox.md, "Runway")."""
+    growth, hours = status.outbox_growth_bytes_per_h, status.outbox_runway_h
+    if growth is None:
+        return Check("outbox runway", Verdict.OK, "not measured yet (a tenth of outbox.runway_window_s after the start)")
+    rate = f"{growth / 1024 / 1024:+.2f} MB an hour"
+    if hours is None:
+        return Check("outbox runway", Verdict.OK, f"undelivered records not growing ({rate})")
+    if hours < RUNWAY_SHORT_H:
+        return Check("outbox runway", Verdict.WARNING,
+                     f"{hours:.1f} h until the undelivered records fill the budget ({rate}); then the oldest events "
+                     "and telemetry are evicted: the bridge is not confirming them (check the network, the broker "
+                     "and the bridge), or raise outbox.budget_mb")
+    return Check("outbox runway", Verdict.OK, f"{hours:.0f} h until the undelivered records fill the budget ({rate})")
 
 
 def _job(job: JobState, written_at: datetime) -> Check:

@@ -97,6 +97,11 @@ class OutboxSettings(BaseModel):
     event_max_age_days: float = Field(default=90, gt=0, description="an undelivered event older than this is given up")
     telemetry_max_age_days: float = Field(default=2, gt=0, description="an undelivered telemetry record older than this is given up")
     prune_every_s: float = Field(default=3600, gt=0, description="how often old records are deleted")
+    runway_window_s: float = Field(
+        default=3600, gt=0,
+        description="the window over which the growth of undelivered records is measured for the runway "
+        "(telemetry's runway_h); reported once a tenth of it is measured",
+    )
 
     def limits(self) -> OutboxLimits:
         return OutboxLimits.for_disk(

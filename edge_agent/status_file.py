@@ -30,6 +30,10 @@ class AgentStatus(BaseModel):
     clock_synchronised: bool
     jobs: list[JobState]
     telemetry_every_s: float
+    # The outbox's runway as the last telemetry measured it (edge_agent/runway.py); absent in
+    # files of older agents.
+    outbox_growth_bytes_per_h: float | None = None
+    outbox_runway_h: float | None = None
 
 
 def status_path(outbox_path: Path) -> Path:

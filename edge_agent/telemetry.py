@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
+from edge_agent.runway import Runway
 from edge_agent.screen.speech import SpeechHealth
 from edge_agent.store.outbox import Outbox, RecordState
 
@@ -31,9 +32,10 @@ def disk_free_bytes(path: Path) -> int | None:
 
 def kiosk_telemetry(
     outbox: Outbox, *, uptime_s: float, now: datetime, devices: Iterable[DeviceTelemetry], clock_synchronised: bool,
-    speech: SpeechHealth | None = None,
+    speech: SpeechHealth | None = None, runway: Runway | None = None,
 ) -> KioskTelemetry:
-    """`speech`: None when the kiosk does not speak (screen.speak_results off)."""
+    """`speech`: None when the kiosk does not speak (screen.speak_results off). `runway`: the
+    outbox's (edge_agent/runway.py), None while not measured."""
     depth = {
         record_class.name.lower(): OutboxDepth(
             records=records,
@@ -53,6 +55,8 @@ def kiosk_telemetry(
         clock_synchronised=clock_synchronised,
         speech_ok=None if speech is None else speech.ok,
         speech_error=None if speech is None else speech.error,
+        outbox_growth_bytes_per_h=None if runway is None else runway.growth_bytes_per_h,
+        runway_h=None if runway is None else runway.hours,
         devices=list(devices),
     )
 

@@ -65,6 +65,7 @@ async def test_a_healthy_kiosk(tmp_path: Path, running_broker: MosquittoProcess)
     flush = checks["job outbox-flush"]
     assert flush["verdict"] == "ok" and ": ok;" in flush["detail"] and "next run" in flush["detail"]
     assert "outbox set aside" not in checks
+    assert checks["outbox runway"]["verdict"] == "ok"
     assert code == 0 and text.exit_code == 0 and "ok   broker" in text.stdout
 
 
@@ -86,6 +87,28 @@ def test_a_broken_kiosk_says_what_is_wrong_and_exits_1(tmp_path: Path, broker: M
     assert checks["outbox"]["verdict"] == "failed" and "corrupt" in checks["outbox"]["detail"]
     assert outbox.read_bytes() == b"not a database" * 10  # doctor changes nothing
     assert checks["agent"]["verdict"] == "failed" and "not running" in checks["agent"]["detail"]
+
+
+def test_doctor_warns_of_a_runway_under_a_day(tmp_path: Path, broker: MosquittoProcess) -> None:
+    """Issue 19: the runway the running agent last measured (its status file), said on the kiosk
+    too, with what to do; under a day (contract/telemetry.py, RUNWAY_SHORT_H) a warning."""
+    settings = agent_settings(tmp_path, broker, with_cuff=False)
+    config = write_config(tmp_path / "agent.yaml", settings)
+
+    def runway_check(growth: float | None, hours: float | None) -> dict[str, str]:
+        write_status(status_path(settings.outbox_path), AgentStatus(
+            pid=os.getpid(), written_at=datetime.now(UTC), uplink_connected=True, clock_synchronised=True, jobs=[],
+            telemetry_every_s=60, outbox_growth_bytes_per_h=growth, outbox_runway_h=hours))
+        return doctor_json(config)[1]["outbox runway"]
+
+    short = runway_check(12 * 1024 * 1024, 6.5)
+    assert short["verdict"] == "warning"
+    assert short["detail"].startswith("6.5 h until the undelivered records fill the budget (+12.00 MB an hour)")
+    assert "check the network, the broker and the bridge" in short["detail"]
+    assert runway_check(1024 * 1024, 30) == {"check": "outbox runway", "verdict": "ok",
+                                            "detail": "30 h until the undelivered records fill the budget (+1.00 MB an hour)"}
+    assert runway_check(-1024 * 1024, None)["detail"] == "undelivered records not growing (-1.00 MB an hour)"
+    assert runway_check(None, None)["detail"].startswith("not measured yet")
 
 
 def test_a_bad_configuration_is_refused_before_any_check(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ class BloodPressureBands(BaseModel):
 class DashboardSettings(BaseModel):
     refresh_s: float = Field(description="how often an open page asks for fresh data")
     low_battery_percent: int = Field(description="a device at or below this is marked (and alerted on)")
+    runway_h: float = Field(description="a kiosk whose outbox runway is under this many hours is marked (and alerted on)")
     blood_pressure: BloodPressureBands
 
 
@@ -37,6 +38,7 @@ def dashboard_settings(context: ContextDep, _who: PrincipalDep) -> DashboardSett
     return DashboardSettings(
         refresh_s=context.dashboard_refresh_s,
         low_battery_percent=context.alert_rules.low_battery_percent,
+        runway_h=context.alert_rules.runway_h,
         blood_pressure=BloodPressureBands(
             guideline=guideline.name,
             bands=bands(guideline),

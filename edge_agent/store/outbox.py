@@ -309,17 +309,20 @@ class Outbox:
         """True while undelivered health readings alone exceed the budget: they are kept, never
         evicted, and this is the alarm (log, telemetry, doctor). Cleared once they are delivered
         (evictable) or the budget is raised."""
-        with Session(self._engine) as session:
-            health = session.exec(
-                select(func.coalesce(func.sum(OutboxRecord.size), 0)).where(
-                    col(OutboxRecord.record_class) == int(RecordClass.HEALTH),
-                    col(OutboxRecord.state) != RecordState.DELIVERED,
-                )
-            ).one()
-        over = int(health) > self.limits.budget_bytes
+        over = self.undelivered_bytes(RecordClass.HEALTH) > self.limits.budget_bytes
         if not over:
             self._alarmed = False
         return over
+
+    def undelivered_bytes(self, record_class: RecordClass | None = None) -> int:
+        """The budgeted bytes of the records (of `record_class`, or all) the bridge has not
+        confirmed, refused ones too (kept until they age out): what deleting delivered records
+        cannot free (edge_agent/runway.py)."""
+        undelivered = [col(OutboxRecord.state) != RecordState.DELIVERED]
+        if record_class is not None:
+            undelivered.append(col(OutboxRecord.record_class) == int(record_class))
+        with Session(self._engine) as session:
+            return int(session.exec(select(func.coalesce(func.sum(OutboxRecord.size), 0)).where(*undelivered)).one())
 
     def _measure(self) -> int:
         with Session(self._engine) as session:

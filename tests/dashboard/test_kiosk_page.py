@@ -219,3 +219,29 @@ def test_a_call_for_staff_and_a_silent_loudspeaker_show_on_the_kiosk_page_in_chi
     page.locator("input[name=note]").press("Enter")
     wait_for(lambda: dashboard.api.get("/api/v1/alerts", kind="staff_called", state="resolved").body["total"] == 1,
              what="the alert resolved by staff")
+
+
+def test_a_kiosk_s_undelivered_records_and_short_runway_show_on_the_fleet_and_its_page(
+    dashboard: Dashboard, page: Page, wire: WirePublisher
+) -> None:
+    """Issue 19, the buffer in sight: undelivered records per class with their oldest's age, and
+    a runway under a day in red, on the fleet list and the kiosk's page, in both languages; the
+    alert says what to do."""
+    kiosk = WireKiosk(site=SITE, kiosk=KIOSK)
+    filling = telemetry(backlog=40, oldest_age_s=2 * 3600).model_copy(
+        update={"outbox_growth_bytes_per_h": 12 * 1024 * 1024, "runway_h": 6.5})
+    wire.send(kiosk, kiosk.status(KioskState.ONLINE, datetime.now(UTC)), kiosk.telemetry(filling, at=datetime.now(UTC)))
+    wait_for(lambda: dashboard.api.get("/api/v1/alerts", kind="outbox_runway_short").body["total"] == 1, what="the alert")
+    dashboard.log_in(page, "tech")
+    row = page.locator(f'[data-testid=kiosks] tr[data-kiosk="{SITE}/{KIOSK}"]')
+    expect(row.get_by_test_id("runway")).to_have_text("6.5 小时")
+    expect(row.locator("td.bad[data-testid=runway]")).to_have_count(1)
+    expect(row.get_by_test_id("outbox-depth")).to_have_text("健康 40 条 最早 2 小时 · 事件 0 条 · 遥测 0 条")
+    expect(page.locator("[data-testid=alerts] tr[data-kind=outbox_runway_short]")).to_contain_text("6.5 小时后占满磁盘预算")
+    page.goto(dashboard.url + KIOSK_PAGE)
+    expect(page.locator(".fact.bad", has_text="缓存可撑")).to_contain_text("6.5 小时 · 每小时 +12 MB")
+    expect(page.locator(".fact", has_text="未送达（按类）")).to_contain_text("健康 40 条 最早 2 小时")
+    page.click("#language")
+    expect(page.locator(".fact.bad", has_text="Runway")).to_contain_text("6.5 h · +12 MB an hour")
+    expect(page.locator(".fact", has_text="Undelivered by class")).to_contain_text("health 40 oldest 2 h · events 0 · telemetry 0")
+    expect(page.locator("tr[data-kind=outbox_runway_short]")).to_contain_text("check the kiosk's network")

@@ -3,7 +3,9 @@
 
 import { allPages, call } from "./api.js";
 import { el, fill, parseTime } from "./dom.js";
-import { AlertsPanel, BRIDGE_SITE, deviceProblems, devicesTable, kioskHref, section, statusBadge, table } from "./widgets.js";
+import {
+  AlertsPanel, BRIDGE_SITE, deviceProblems, devicesTable, kioskHref, outboxDepthText, runwayText, section, statusBadge, table,
+} from "./widgets.js";
 
 export const FILTERS_KEY = "doorstep.dashboard.fleet-filters"; // kept while the tab is open, for "back"
 
@@ -142,7 +144,8 @@ function kioskRows(screen, kiosks, devicesOf) {
   const low = screen.settings.low_battery_percent;
   const headers = [
     { label: t.t("col.status") }, { label: t.t("col.kiosk") }, { label: t.t("col.last_seen") },
-    { label: t.t("col.backlog"), num: true }, { label: t.t("col.outbox"), num: true }, { label: t.t("col.disk"), num: true },
+    { label: t.t("col.backlog"), num: true }, { label: t.t("col.runway"), num: true }, { label: t.t("col.outbox"), num: true },
+    { label: t.t("col.disk"), num: true },
     { label: t.t("col.cpu"), num: true }, { label: t.t("col.devices") }, { label: t.t("col.alerts"), num: true },
   ];
   const rows = kiosks.map((k) => {
@@ -153,13 +156,17 @@ function kioskRows(screen, kiosks, devicesOf) {
       .map(([problem, n]) => el("span", { class: "issue" }, t.t(`devices.issue.${problem}`, { n })));
     const backlog = k.backlog_records;
     const seen = parseTime(k.last_seen_at);
+    const depth = outboxDepthText(t, k);
+    const runway = runwayText(screen, k);
     return el("tr", { class: `kiosk-row kiosk-${k.status}`, "data-kiosk": `${k.site}/${k.kiosk}`, "data-status": k.status },
       el("td", {}, statusBadge(t, k.status, k.status_reason)),
       el("td", {}, el("a", { href: kioskHref(k.site, k.kiosk) }, el("span", { class: "site" }, `${k.site}/`), el("strong", {}, k.kiosk))),
       el("td", { title: k.last_seen_at }, t.ago(seen)),
       el("td", { class: `num${backlog > 100 ? " bad" : ""}` },
         backlog === null || backlog === undefined ? "—" : t.t("backlog.records", { n: backlog }),
-        k.backlog_oldest_age_s ? el("span", { class: "sub" }, ` ${t.t("backlog.oldest", { age: t.duration(k.backlog_oldest_age_s) })}`) : null),
+        k.backlog_oldest_age_s ? el("span", { class: "sub" }, ` ${t.t("backlog.oldest", { age: t.duration(k.backlog_oldest_age_s) })}`) : null,
+        depth ? el("div", { class: "sub", "data-testid": "outbox-depth" }, depth) : null),
+      el("td", { class: `num${runway.short ? " bad" : ""}`, "data-testid": "runway" }, runway.text),
       el("td", { class: `num${k.health_over_budget ? " bad" : ""}` }, t.bytes(k.outbox_bytes)),
       el("td", { class: "num" }, t.bytes(k.disk_free_bytes)),
       el("td", { class: "num" }, k.cpu_temperature_c === null || k.cpu_temperature_c === undefined ? "—" : `${k.cpu_temperature_c.toFixed(0)} °C`),

@@ -4,7 +4,7 @@
 import { ApiError, allPages, call } from "./api.js";
 import { chartWidth, timeChart } from "./chart.js";
 import { el, fill, parseTime } from "./dom.js";
-import { AlertsPanel, devicesTable, section, statusBadge, table } from "./widgets.js";
+import { AlertsPanel, devicesTable, outboxDepthText, runwayText, section, statusBadge, table } from "./widgets.js";
 
 const FINAL = new Set(["succeeded", "failed", "refused", "timed_out"]);
 const COMMAND_POLL_S = 1; // a command's answer usually comes within a second or two
@@ -90,6 +90,7 @@ export function kioskScreen(screen, view, site, kioskId) {
       el("h1", {}, el("span", { class: "site" }, `${k.site}/`), k.kiosk, " ", statusBadge(t, k.status, k.status_reason)),
       k.status_reason ? el("p", { class: "sub", "data-testid": "status-reason" }, `${t.t("kiosk.reason")}: ${t.of("reason", k.status_reason)}`) : null);
     const fact = (label, value, bad) => el("div", { class: `fact${bad ? " bad" : ""}` }, el("span", { class: "label" }, label), el("span", { class: "value" }, value));
+    const runway = runwayText(screen, k);
     const budget = k.outbox_budget_bytes ? t.t("kiosk.budget", { used: t.bytes(k.outbox_bytes), budget: t.bytes(k.outbox_budget_bytes) }) : t.bytes(k.outbox_bytes);
     fill(facts,
       fact(t.t("col.last_seen"), t.ago(parseTime(k.last_seen_at))),
@@ -102,6 +103,9 @@ export function kioskScreen(screen, view, site, kioskId) {
       fact(t.t("col.backlog"), k.backlog_records === null || k.backlog_records === undefined ? "—"
         : `${t.t("backlog.records", { n: k.backlog_records })}${k.backlog_oldest_age_s ? ` · ${t.t("backlog.oldest", { age: t.duration(k.backlog_oldest_age_s) })}` : ""}`,
       k.backlog_records > 100),
+      fact(t.t("kiosk.undelivered"), outboxDepthText(t, k) || "—"),
+      fact(t.t("col.runway"), runway.text + (k.outbox_growth_bytes_per_h > 0
+        ? ` · ${t.t("runway.growth", { bytes: t.bytes(k.outbox_growth_bytes_per_h) })}` : ""), runway.short),
       fact(t.t("col.outbox"), k.health_over_budget ? `${budget} · ${t.t("kiosk.over_budget")}` : budget, k.health_over_budget),
       fact(t.t("col.disk"), t.bytes(k.disk_free_bytes)),
       fact(t.t("col.cpu"), k.cpu_temperature_c === null || k.cpu_temperature_c === undefined ? "—" : `${k.cpu_temperature_c.toFixed(1)} °C`),

@@ -194,3 +194,29 @@ export class AlertsPanel {
         el("button", { type: "button", class: "small", onclick: cancel }, t.t("alert.cancel")), " ", problem)));
   }
 }
+
+// The outbox's classes as the kiosk's telemetry names them, highest priority first (docs/outbox.md).
+const RECORD_CLASSES = ["health", "event", "telemetry"];
+
+/** A kiosk's undelivered records per class, each with its oldest's age: "健康 3 条 最早 5 分钟 · 事件 0 条 …".
+ * Null for a kiosk that has not reported them (an older kiosk, or no telemetry yet). */
+export function outboxDepthText(t, k) {
+  if (!k.outbox_depth) return null;
+  return RECORD_CLASSES.filter((c) => k.outbox_depth[c]).map((c) => {
+    const { records, oldest_age_s: oldest } = k.outbox_depth[c];
+    const count = t.t("depth.class", { class: t.t(`class.${c}`), n: records });
+    return oldest ? `${count} ${t.t("backlog.oldest", { age: t.duration(oldest) })}` : count;
+  }).join(" · ");
+}
+
+/** A kiosk's runway: hours left, "not growing", or "—" (not measured, or an older kiosk), and
+ * whether it is under the alert's line (settings.runway_h). */
+export function runwayText(screen, k) {
+  const t = screen.t;
+  if (k.runway_h !== null && k.runway_h !== undefined) {
+    return { text: t.t("runway.hours", { h: k.runway_h < 10 ? k.runway_h.toFixed(1) : Math.round(k.runway_h) }),
+      short: k.runway_h < screen.settings.runway_h };
+  }
+  const measured = k.outbox_growth_bytes_per_h !== null && k.outbox_growth_bytes_per_h !== undefined;
+  return { text: measured ? t.t("runway.unbounded") : "—", short: false };
+}
