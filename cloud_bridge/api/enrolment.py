@@ -79,10 +79,11 @@ def create_enrolment_code(
     code, row = create_code(session, context.secret_key, site=body.site, kiosk=body.kiosk, created_by=who.username,
                             now=now, lifetime=timedelta(hours=hours))
     session.flush()
+    created = EnrolmentCodeCreated.model_validate(_public(row, now) | {"code": code})
     audit(session, actor=who.username, action="enrolment_code_create", target=f"{body.site}/{body.kiosk}", result="ok",
           now=now, client=client_address(request), code_id=row.id, expires_at=row.expires_at.isoformat())
     session.commit()
-    return EnrolmentCodeCreated.model_validate(_public(row, now) | {"code": code})
+    return created
 
 
 @router.get("/enrolment-codes", response_model=Page[EnrolmentCodePublic])
