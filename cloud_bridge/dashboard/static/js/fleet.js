@@ -3,6 +3,7 @@
 
 import { allPages, call } from "./api.js";
 import { el, fill, parseTime } from "./dom.js";
+import { enrolmentForm } from "./enrol.js";
 import { AlertsPanel, BRIDGE_SITE, deviceProblems, devicesTable, kioskHref, section, statusBadge, table } from "./widgets.js";
 
 export const FILTERS_KEY = "doorstep.dashboard.fleet-filters"; // kept while the tab is open, for "back"
@@ -51,7 +52,8 @@ export function fleetScreen(screen, view) {
       el("label", {}, problemsOnly, " ", t.t("filter.problems"))),
     section(t.t("alerts.title"), alerts.node),
     section(t.t("kiosks.title"), kioskTable),
-    section(t.t("devices.title"), deviceTable));
+    section(t.t("devices.title"), deviceTable),
+    screen.me.capabilities["fleet:manage"] ? section(t.t("enrol.title"), enrolmentForm(screen)) : null);
 
   function kioskShown(kiosk, devicesOf) {
     if (filters.site && kiosk.site !== filters.site) return false;
