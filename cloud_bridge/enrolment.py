@@ -23,7 +23,6 @@ import secrets
 import threading
 from datetime import datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Final
 
 from pydantic import BaseModel, Field, FilePath
@@ -170,7 +169,3 @@ class BrokerAccounts:
         """Take the kiosk's account away; the broker disconnects it at once. False: it had none."""
         with self._lock, DynsecAdmin(self._admin) as admin:
             return access.revoke(admin, access.kiosk_username(site, kiosk))
-
-
-def read_ca(path: Path | None) -> str | None:
-    return path.read_text(encoding="ascii") if path is not None else None

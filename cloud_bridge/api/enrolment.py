@@ -37,7 +37,6 @@ from cloud_bridge.enrolment import (
     check_code,
     create_code,
     give_back_code,
-    read_ca,
     spend_code,
     state_of,
 )
@@ -144,6 +143,7 @@ def enrol(body: EnrolmentRequest, request: Request, session: SessionDep, context
     sent) and the bridge's payload key. No token: the code is the credential. Five tries per
     address in five minutes (as logins); every try is audited."""
     now, client = context.clock(), client_address(request)
+    # Counted beside logins, under a name no username can be ('@' is not in their alphabet).
     attempts_key = f"enrol@{client or 'unknown'}"
     if not reserve_login_attempt(session, attempts_key, now):
         raise _refused(session, 429, "too_many_attempts", "too many enrolment attempts from this address: wait five "
@@ -174,7 +174,8 @@ def enrol(body: EnrolmentRequest, request: Request, session: SessionDep, context
     return EnrolmentGrant(
         site=site, kiosk=kiosk, payload_public_key=context.payload_public_key,
         broker=KioskBrokerAccess(host=broker.host, port=broker.port, username=kiosk_username(site, kiosk),
-                                 sealed_password=seal_secret(body.kiosk_public_key, password), ca_pem=read_ca(broker.ca_file)),
+                                 sealed_password=seal_secret(body.kiosk_public_key, password),
+                                 ca_pem=broker.ca_file.read_text(encoding="ascii") if broker.ca_file else None),
     )
 
 
