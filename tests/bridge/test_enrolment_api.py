@@ -4,15 +4,18 @@ survives both), and the limit on guesses. The way through a real broker: tests/t
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nacl.public import PrivateKey
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from broker_admin.mosquitto import free_port
 from cloud_bridge.api import BridgeContext, create_app
-from cloud_bridge.enrolment import BrokerAccounts, EnrolmentSettings, KioskBrokerSettings
+from cloud_bridge.enrolment import BrokerAccounts, EnrolmentSettings, KioskBrokerSettings, create_code, spend_code
 from contract.sealing import encode_key
 from runtime.mqtt import BrokerSettings
 from tests.support import ServedApp, api_token
@@ -88,3 +91,22 @@ def test_an_expired_code_is_refused_by_the_bridges_clock(bridge_engine: Engine) 
         now[0] += timedelta(hours=24)
         assert enrol(api, code)[1]["error"] == "code_expired"
         assert api.get("/api/v1/enrolment-codes").body["items"][0]["state"] == "expired"
+
+
+def test_a_code_is_spent_once_however_many_kiosks_race_for_it(bridge_engine: Engine) -> None:
+    """Two Pis typing the same code in the same second: the conditional UPDATE lets one win."""
+    with Session(bridge_engine) as session:
+        _code, row = create_code(session, "secret", site=SITE, kiosk=KIOSK, created_by="tech", now=datetime.now(UTC),
+                                 lifetime=timedelta(hours=1))
+        session.commit()
+        code_id = row.id
+    assert code_id is not None
+    start = threading.Barrier(8)
+
+    def spend(_: int) -> bool:
+        with Session(bridge_engine) as session:
+            start.wait()
+            return spend_code(session, code_id, datetime.now(UTC), "127.0.0.1")
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sorted(pool.map(spend, range(8))) == [False] * 7 + [True]
