@@ -121,14 +121,9 @@ def create_code(
     return code, row
 
 
-def check_code(session: Session, secret_key: str, typed: str, now: datetime) -> EnrolmentCode | CodeRefusal:
-    """The code's row if it may be spent now, else why not."""
-    row = session.exec(select(EnrolmentCode).where(
+def find_code(session: Session, secret_key: str, typed: str) -> EnrolmentCode | None:
+    return session.exec(select(EnrolmentCode).where(
         col(EnrolmentCode.code_hash) == token_hash(secret_key, normalise_code(typed)))).first()
-    if row is None:
-        return CodeRefusal.UNKNOWN
-    state = state_of(row, now)
-    return row if state == "open" else CodeRefusal(state)
 
 
 def spend_code(session: Session, code_id: int, now: datetime, client: str | None) -> bool:

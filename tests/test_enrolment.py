@@ -146,8 +146,9 @@ def test_used_expired_and_unknown_codes_are_refused_and_nothing_is_overwritten(
         fresh = new_code(api)
         exists = doorstep_enrol(api, fresh, tmp_path / "first" / "agent.yaml")
         assert exists.returncode == 2 and "--force" in exists.stderr
-        refusals = [e["detail"]["reason"] for e in api.get("/api/v1/audit", action="enrol").body["items"] if e["result"] == "refused"]
-        assert refusals == ["code_unknown", "code_expired", "code_used"]
+        refusals = [(e["detail"]["reason"], e["target"])
+                    for e in api.get("/api/v1/audit", action="enrol").body["items"] if e["result"] == "refused"]
+        assert refusals == [("code_unknown", None), ("code_expired", f"{SITE}/kiosk-08"), ("code_used", f"{SITE}/{KIOSK}")]
         # A bridge that is not there.
         api_port = api.port
     gone = subprocess.run([sys.executable, "-m", "doorstep", "enrol", "--bridge", f"http://127.0.0.1:{api_port}",

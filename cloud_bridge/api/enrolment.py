@@ -34,8 +34,8 @@ from cloud_bridge.enrolment import (
     CodeRefusal,
     EnrolmentCode,
     EnrolmentCodeBase,
-    check_code,
     create_code,
+    find_code,
     give_back_code,
     spend_code,
     state_of,
@@ -148,9 +148,12 @@ def enrol(body: EnrolmentRequest, request: Request, session: SessionDep, context
     if not reserve_login_attempt(session, attempts_key, now):
         raise _refused(session, 429, "too_many_attempts", "too many enrolment attempts from this address: wait five "
                        "minutes", now=now, client=client)
-    found = check_code(session, context.secret_key, body.code, now)
-    if isinstance(found, CodeRefusal):
-        raise _refused(session, 403, f"code_{found.value}", REFUSAL_REASONS[found], now=now, client=client)
+    found = find_code(session, context.secret_key, body.code)
+    state = CodeRefusal.UNKNOWN.value if found is None else state_of(found, now)
+    if found is None or state != "open":  # the audit names the kiosk of a used or expired code
+        refusal = CodeRefusal(state)
+        raise _refused(session, 403, f"code_{refusal.value}", REFUSAL_REASONS[refusal], now=now, client=client,
+                       target=f"{found.site}/{found.kiosk}" if found is not None else None)
     assert found.id is not None
     code_id, site, kiosk, target = found.id, found.site, found.kiosk, f"{found.site}/{found.kiosk}"
     accounts, broker = context.broker_accounts, context.enrolment.kiosk_broker
