@@ -2,8 +2,8 @@
 // polling (GET /api/v1/kiosks orders kiosks with open alerts first, then offline ones).
 
 import { allPages, call } from "./api.js";
-import { el, fill, parseTime } from "./dom.js";
 import { enrolmentForm } from "./enrol.js";
+import { el, fill, parseTime } from "./dom.js";
 import { AlertsPanel, BRIDGE_SITE, deviceProblems, devicesTable, kioskHref, section, statusBadge, table } from "./widgets.js";
 
 export const FILTERS_KEY = "doorstep.dashboard.fleet-filters"; // kept while the tab is open, for "back"
