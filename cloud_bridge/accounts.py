@@ -192,7 +192,7 @@ def login(session: Session, username: str, password: str, now: datetime) -> Logi
         return LoginOutcome(None)
     if not password_matches(password, user.password_hash):
         return LoginOutcome(None)
-    _give_back_attempt(session, username)
+    give_back_attempt(session, username)
     return LoginOutcome(user)
 
 
@@ -217,7 +217,7 @@ def reserve_login_attempt(session: Session, username: str, now: datetime) -> boo
     return attempts <= LOGIN_FAILURES_ALLOWED
 
 
-def _give_back_attempt(session: Session, username: str) -> None:
+def give_back_attempt(session: Session, username: str) -> None:
     """A right password is not a failure: its reservation is returned (in the caller's
     transaction, committed with the login), so a person logging in often is never locked out."""
     session.execute(update(LoginAttempts).where(col(LoginAttempts.username) == username, col(LoginAttempts.attempts) > 0)

@@ -13,6 +13,7 @@ import uvicorn
 from sqlalchemy import Engine
 
 from cloud_bridge.api import BridgeContext, create_app
+from cloud_bridge.enrolment import BrokerAccounts
 from cloud_bridge.ingest import Ingest
 from cloud_bridge.jobs import BridgeJobs
 from cloud_bridge.metrics import BridgeMetrics
@@ -80,6 +81,9 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         blood_pressure_guideline=settings.blood_pressure_guideline,
         dashboard_refresh_s=settings.dashboard_refresh_s,
         broker_link=ingest.link,
+        enrolment=settings.enrolment,
+        broker_accounts=BrokerAccounts(settings.enrolment.admin) if settings.enrolment.admin is not None else None,
+        payload_public_key=settings.payload_public_key(),
     )
     return BridgeWorker(engine, ingest, jobs, sender, context)
 

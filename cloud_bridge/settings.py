@@ -9,10 +9,11 @@ from pydantic import Field, FilePath, SecretStr, field_validator, model_validato
 from pydantic_settings import SettingsConfigDict
 
 from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge.enrolment import EnrolmentSettings
 from cloud_bridge.guideline import ALERT_KEYS, BridgeGuideline, fold_old_keys
 from cloud_bridge.webhook import WebhookSettings
 from contract.clinical import check_dangerous_line
-from contract.sealing import Opener, private_key_from_file
+from contract.sealing import Opener, encode_key, private_key_from_file
 from runtime.config import FileSettings
 from runtime.mqtt import BrokerSettings
 
@@ -87,6 +88,15 @@ class BridgeSettings(FileSettings):
     def opener(self) -> Opener | None:
         keys = [private_key_from_file(path) for path in self.payload_keys]
         return Opener(keys) if keys else None
+
+    def payload_public_key(self) -> str | None:
+        """The key enrolled kiosks seal for: the last of payload_keys (list a new key last)."""
+        return encode_key(private_key_from_file(self.payload_keys[-1]).public_key) if self.payload_keys else None
+
+    enrolment: EnrolmentSettings = Field(
+        default_factory=EnrolmentSettings,
+        description="one-time codes with which a new kiosk gets its broker account (docs/deployment.md)",
+    )
 
     blood_pressure_guideline: BridgeGuideline = Field(
         default_factory=BridgeGuideline,

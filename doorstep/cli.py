@@ -93,6 +93,45 @@ def agent(config: ConfigOption = None, log_level: AgentLogLevel = None) -> None:
 
 
 @app.command()
+def enrol(
+    bridge: Annotated[str, typer.Option("--bridge", help="the bridge's address, e.g. https://bridge.doorstep.example.cn")],
+    code: Annotated[str, typer.Option("--code", help="the one-time code the technician created for this kiosk")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="the agent's settings to write; agent.env (its "
+                                         "password, mode 0600) and broker-ca.crt go beside it")] = Path("/etc/doorstep/agent.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="replace those files if they exist")] = False,
+    bridge_ca: Annotated[Path | None, typer.Option("--bridge-ca", help="the CA of the bridge's HTTPS certificate, "
+                                                   "if not one the system trusts")] = None,
+) -> None:
+    """Set up this kiosk with a one-time code: the bridge gives it a broker account, the broker's
+    CA and the key readings are sealed for, and the agent's configuration is written.
+
+    Exit codes:
+
+    0: enrolled.
+
+    1: the code was refused (unknown, used, expired, cancelled, or too many tries): ask for a new one.
+
+    2: a file exists (see --force) or cannot be written.
+
+    3: the bridge cannot be reached or cannot enrol now: try again (a code refused then as used was spent: ask for a new one)."""
+    from doorstep.enrol import EnrolError, KioskFiles
+    from doorstep.enrol import enrol as enrol_kiosk
+
+    files = KioskFiles.beside(config)
+    try:
+        settings = enrol_kiosk(bridge, code, files, force=force, bridge_ca=bridge_ca)
+    except EnrolError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=error.exit_code) from None
+    broker = settings.broker
+    typer.echo(f"enrolled as kiosk {settings.site}/{settings.kiosk}: broker {broker.host}:{broker.port} as "
+               f"{broker.username}{' over TLS' if broker.tls else ''}")
+    typer.echo(f"wrote {files.config}, {files.env} (the password, mode 0600)" + (f", {files.ca}" if broker.tls else ""))
+    typer.echo("add the site's resident secret to agent.env (DOORSTEP_AGENT_RESIDENT_SECRET=…) and devices to "
+               f"{files.config.name}, then: sudo systemctl enable --now doorstep-agent")
+
+
+@app.command()
 def bridge(config: ConfigOption = None, log_level: LogLevel = "info") -> None:
     """Run the cloud bridge: store what kiosks send exactly once, serve the API."""
     from cloud_bridge.service import run_bridge

@@ -25,7 +25,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "firmware_configs": frozenset({"contract", "firmware_configs"}),
     "drivers": frozenset({"contract", "firmware_configs", "drivers"}),
     "edge_agent": frozenset({"contract", "runtime", "broker_admin", "firmware_configs", "drivers", "edge_agent"}),
-    "cloud_bridge": frozenset({"contract", "runtime", "cloud_bridge"}),
+    # The bridge grants and revokes kiosks' broker accounts at enrolment (cloud_bridge/enrolment.py).
+    "cloud_bridge": frozenset({"contract", "runtime", "broker_admin", "cloud_bridge"}),
 }
 # The packages whose face (__init__.py) must import nothing: importing the contract must not
 # pull in the apps, nor broker operations the runtime.

@@ -18,6 +18,7 @@ from cloud_bridge.access import Capability, Principal
 from cloud_bridge.accounts import Authenticated, authenticate
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.broker_link import BrokerLink
+from cloud_bridge.enrolment import BrokerAccounts, EnrolmentSettings
 from cloud_bridge.startup import DatabaseWait
 from contract.clinical import BloodPressureGuideline
 from cloud_bridge.jobs import CommandPublisher
@@ -48,6 +49,9 @@ class BridgeContext:
     dashboard_refresh_s: float = 5.0
     broker_link: BrokerLink | None = None  # None: no ingest in this process
     startup: DatabaseWait | None = None  # None: started already (tests, tools)
+    enrolment: EnrolmentSettings = field(default_factory=EnrolmentSettings)
+    broker_accounts: BrokerAccounts | None = None  # None: enrolment.admin not set, kiosks cannot enrol
+    payload_public_key: str | None = None  # handed to each kiosk that enrols
 
 
 def get_context(request: Request) -> BridgeContext:

@@ -139,7 +139,7 @@ def retire_kiosk(
     open alerts about the kiosk and its devices are resolved by whoever retired it. What it sent
     (readings, events, telemetry) stays, and so do alerts about a resident's reading, which are a
     doctor's. A kiosk that sends again is listed again: take its broker account away too
-    (`doorstep broker remove`)."""
+    (DELETE …/broker-account, cloud_bridge/api/enrolment.py)."""
     site_in_scope(who, Capability.FLEET_MANAGE, site)
     row = session.get(Kiosk, (site, kiosk), with_for_update=True)
     if row is None:

@@ -24,6 +24,7 @@ from cloud_bridge.alert_rules import AlertKind, AlertRules, Raise, Severity
 from cloud_bridge.alerts import Alert, apply_signals
 from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.decode import Inbound
+from cloud_bridge.enrolment import create_code
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
 from contract.commands import CommandName
@@ -56,6 +57,14 @@ class World:
                                                      f"unit-{next(self.counter)}", "a fault", "故障", NOW)])
             session.commit()
         return change.alert.id
+
+    def fresh_code(self) -> int:
+        with Session(self.engine) as session:
+            _code, row = create_code(session, DEVELOPMENT_SECRET, site=HOME, kiosk="kiosk-9", created_by="someone",
+                                     now=NOW, lifetime=timedelta(hours=1))
+            session.commit()
+            assert row.id is not None
+            return row.id
 
     def call(self, role: str, method: str, path: str, body: Any = None) -> int:
         self.api.token = self.tokens[role]
@@ -150,6 +159,17 @@ MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
     ("GET /api/v1/commands", get("/api/v1/commands"), (200, 200, 200, 200, 401)),
     ("GET /api/v1/commands/{request_id}", get("/api/v1/commands/{w.home_command}"), (200, 200, 200, 200, 401)),
     ("GET /api/v1/commands/{request_id}", get("/api/v1/commands/{w.away_command}"), (200, 404, 404, 200, 401)),
+    # Enrolment and revocation: technicians'; the kiosk's own call needs no token (the code is its credential).
+    ("POST /api/v1/enrolment-codes", post("/api/v1/enrolment-codes", {"site": HOME, "kiosk": "kiosk-9"}),
+     (201, 403, 403, 403, 401)),
+    ("GET /api/v1/enrolment-codes", get("/api/v1/enrolment-codes"), (200, 403, 403, 403, 401)),
+    ("DELETE /api/v1/enrolment-codes/{code_id}", lambda w: ("DELETE", f"/api/v1/enrolment-codes/{w.fresh_code()}", None),
+     (204, 403, 403, 403, 401)),
+    ("POST /api/v1/enrol", post("/api/v1/enrol", {"code": "NOT-A-CODE", "kiosk_public_key": "A" * 43 + "="}),
+     (403, 403, 403, 403, 403)),
+    # 409: this test's bridge holds no broker admin (enrolment.admin).
+    ("DELETE /api/v1/kiosks/{site}/{kiosk}/broker-account", delete(f"/api/v1/kiosks/{HOME}/kiosk-1/broker-account"),
+     (409, 403, 403, 403, 401)),
     # Configuration only (refresh period, blood-pressure bands): anyone logged in.
     ("GET /api/v1/dashboard/settings", get("/api/v1/dashboard/settings"), (200, 200, 200, 200, 401)),
 ]

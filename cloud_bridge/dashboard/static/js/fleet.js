@@ -2,6 +2,7 @@
 // polling (GET /api/v1/kiosks orders kiosks with open alerts first, then offline ones).
 
 import { allPages, call } from "./api.js";
+import { enrolmentForm } from "./enrol.js";
 import { el, fill, parseTime } from "./dom.js";
 import {
   AlertsPanel, BRIDGE_SITE, deviceProblems, devicesTable, kioskHref, outboxDepthText, runwayText, section, statusBadge, table,
@@ -53,7 +54,8 @@ export function fleetScreen(screen, view) {
       el("label", {}, problemsOnly, " ", t.t("filter.problems"))),
     section(t.t("alerts.title"), alerts.node),
     section(t.t("kiosks.title"), kioskTable),
-    section(t.t("devices.title"), deviceTable));
+    section(t.t("devices.title"), deviceTable),
+    screen.me.capabilities["fleet:manage"] ? section(t.t("enrol.title"), enrolmentForm(screen)) : null);
 
   function kioskShown(kiosk, devicesOf) {
     if (filters.site && kiosk.site !== filters.site) return false;

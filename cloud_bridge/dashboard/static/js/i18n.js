@@ -129,6 +129,11 @@ const LABELS = {
   "col.pseudonym": ["居民化名", "Pseudonym"],
 
   "kiosks.title": ["终端", "Kiosks"],
+  "enrol.title": ["接入新终端", "Enrol a new kiosk"],
+  "enrol.kiosk": ["终端名", "Kiosk"],
+  "enrol.submit": ["生成一次性接入码", "Make a one-time code"],
+  "enrol.code": ["{site}/{kiosk} 的接入码（只显示这一次）：", "Code for {site}/{kiosk} (shown this once):"],
+  "enrol.expires": ["有效至 {time}；在新终端上运行 doorstep enrol --code …", "valid until {time}; on the new kiosk run doorstep enrol --code …"],
   "kiosk.retire": ["从设备列表移除", "Retire from the fleet"],
   "kiosk.retire.confirm": ["再点一次确认移除", "Click again to retire it"],
   "kiosk.retire.what": ["（如测试终端；已上传的数据保留，终端再次上线会重新出现）",
