@@ -9,6 +9,7 @@ from cloud_bridge.accounts import ApiToken, AuditEntry, LoginAttempts, User
 from cloud_bridge.alerts import Alert
 from cloud_bridge.commands import Command
 from cloud_bridge.fleet import Device, Kiosk
+from cloud_bridge.support_bundles import SupportBundle
 from cloud_bridge.store import CommandResult, DeadLetter, Event, Reading, Telemetry, table_of
 from cloud_bridge.webhook import WebhookDelivery
 
@@ -27,6 +28,7 @@ BRIDGE_MODELS: tuple[type[SQLModel], ...] = (
     ApiToken,
     AuditEntry,
     LoginAttempts,
+    SupportBundle,
 )
 
 
