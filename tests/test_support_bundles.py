@@ -16,13 +16,15 @@ from typing import Any
 
 import pytest
 
+from broker_admin import access
 from broker_admin.mosquitto import MosquittoProcess
 from contract.support_bundle import MAX_BUNDLE_BYTES, REDACTED, read_manifest
 from contract.topics import QOS_RELIABLE, KioskTopics
 from edge_agent.logs import LogSettings
 from edge_agent.settings import AgentSettings
 from edge_agent.support_bundle import gather
-from runtime.mqtt import make_client
+from runtime.mqtt import BrokerSettings, make_client
+from tests.shipped_broker import shipped_broker
 from tests.support import KIOSK, SITE, Bridge, ServedApp, agent_settings, broker_settings, running_agent, wait_until
 
 BROKER_PASSWORD = "broker-password-Zq81vX"
@@ -211,3 +213,43 @@ def test_without_a_log_file_the_bundle_says_where_the_logs_went(tmp_path: Path, 
     files = unpacked(bundle.body)
     checks = {check["check"]: check for check in json.loads(files["doctor.json"])}
     assert checks["broker"] == {"check": "broker", "verdict": "failed", "detail": "the agent is not connected to the broker"}
+
+
+@pytest.mark.asyncio
+async def test_a_kiosk_whose_broker_rules_predate_bundles_answers_failed_until_update_rules(
+    tmp_path: Path, bridge_factory: Any
+) -> None:
+    """On the shipped broker with real accounts: a kiosk's role from before this channel is
+    refused the upload (PUBACK 0x87), which the technician reads in the command's answer;
+    `doorstep broker update-rules` gives the role the topic, and the next request goes through."""
+    broker = shipped_broker(tmp_path / "shipped")
+    broker.add_bridge("bridge-1", "bridge " + "z" * 30)
+    username = broker.add_kiosk(SITE, KIOSK, "kiosk " + "k" * 30)
+    broker.process.start()
+    try:
+        with broker.admin() as admin:  # the kiosk's role as it was before support bundles
+            admin.one({"command": "removeRoleACL", "rolename": username, "acltype": "publishClientSend",
+                       "topic": KioskTopics(SITE, KIOSK).support_bundle("+")})
+        on_loopback = {"host": broker.process.host, "port": broker.process.port}
+        bridge: Bridge = bridge_factory(broker.process, broker_settings=BrokerSettings(
+            **on_loopback, username="bridge-1", password="bridge " + "z" * 30))  # type: ignore[arg-type]
+        settings = agent_settings(tmp_path, broker.process, with_cuff=False).model_copy(update={
+            "broker": BrokerSettings(**on_loopback, username=username, password="kiosk " + "k" * 30)})  # type: ignore[arg-type]
+        async with running_agent(settings) as agent:
+            await wait_until(lambda: agent.uplink is not None and agent.uplink.connected, what="the agent connected")
+            with bridge.api("technician") as api:
+                await kiosk_known(api)
+                await asyncio.sleep(0.3)
+                refused = api.get(f"/api/v1/commands/{await requested(api)}").body
+                assert refused["status"] == "failed"
+                assert refused["detail"] == "the support bundle was not uploaded: the broker refused it: Not authorized"
+                with broker.admin() as admin:
+                    assert username in access.update_rules(admin)  # the agent is disconnected, and comes back
+                await asyncio.sleep(0.5)  # its socket closed by the broker before update_rules returned
+                await wait_until(lambda: agent.uplink is not None and agent.uplink.connected, what="the agent back")
+                await asyncio.sleep(0.5)
+                accepted = await requested(api)
+                assert api.get(f"/api/v1/commands/{accepted}").body["status"] == "succeeded"
+                await wait_until(lambda: [b["request_id"] for b in bundles(api)] == [accepted], what="the bundle stored")
+    finally:
+        broker.process.stop()
