@@ -8,7 +8,7 @@ it): the kiosk re-sends whatever is not confirmed, and the unique message id mak
 A worker keeps no state outside the database, so any number of them can share its MQTT 5
 shared subscriptions, one per channel a kiosk sends up but its status (`wire.UPSTREAM_CHANNELS`):
 `$share/{group}/doorstep/v1/+/+/readings/+`, `…/events/+`, `…/telemetry`,
-`…/command_results/+` and `…/batch`. Each message matches exactly one of them, so it goes to one worker of
+`…/command_results/+`, `…/batch` and `…/support_bundles/+`. Each message matches exactly one of them, so it goes to one worker of
 the group. They name only what kiosks send up: one `$share/{group}/doorstep/v1/#` also brought
 back what the bridge itself sends down, about 0.3 acks per message at 1,000-message batches,
 each read and PUBACKed by paho for nothing. Each worker also subscribes on its own to the
@@ -21,7 +21,9 @@ its session resumed, and drops anything downstream by topic before it is parsed.
 
 The stages, each a function a reader can follow (cloud_bridge/__init__.py tells the whole):
 receive (`_on_message`, on paho's network thread: it only queues the topic, the bytes and when
-they came), decode (`_decode`, on a thread of its own: cloud_bridge/decode.py), then on the
+they came), decode (`_decode`, on a thread of its own: cloud_bridge/decode.py; a support bundle,
+an archive a technician asked for and nothing the kiosk waits to have confirmed, skips the
+pipeline and is stored on its own: cloud_bridge/support_bundles.py), then on the
 worker thread store (`process`: cloud_bridge/gulp.py, one transaction for a gulp of messages)
 and confirm (`_confirm`: the acks, after the commit). Valid messages (and kiosks' statuses) join the next
 gulp; refused ones wait in a queue of their own and fill only what room a gulp has left, so a

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Index, LargeBinary, delete
+from sqlalchemy.orm import defer
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from contract.commands import CommandName
@@ -96,8 +97,7 @@ def store(session: Session, topic: ParsedTopic, body: bytes, received_at: dateti
 def listed(session: Session, site: str, kiosk: str, *, limit: int, offset: int) -> tuple[list[SupportBundlePublic], int]:
     """A kiosk's bundles, newest first, without their content; and how many there are."""
     where = (col(SupportBundle.site) == site, col(SupportBundle.kiosk) == kiosk)
-    columns = [getattr(SupportBundle, name) for name in SupportBundlePublic.model_fields]
-    rows = session.exec(select(*columns).where(*where)  # type: ignore[call-overload]
-                        .order_by(col(SupportBundle.received_at).desc()).offset(offset).limit(limit)).all()
+    rows = session.exec(select(SupportBundle).options(defer(SupportBundle.content))  # type: ignore[arg-type]  # typed as bytes by SQLModel
+                        .where(*where).order_by(col(SupportBundle.received_at).desc()).offset(offset).limit(limit)).all()
     total = session.exec(select(func.count()).select_from(SupportBundle).where(*where)).one()
-    return [SupportBundlePublic.model_validate(dict(row._mapping)) for row in rows], total
+    return [SupportBundlePublic.model_validate(row, from_attributes=True) for row in rows], total
