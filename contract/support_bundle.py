@@ -52,13 +52,20 @@ class BundleManifest(StrictModel):
     redacted: list[str] = Field(max_length=200, description="the configuration's fields whose values were removed")
 
 
+# What of a bundle is decompressed to read its manifest: its header, its text, the next header.
+# No more: 96 KiB of gzip can inflate to ~100 MB (deflate's ratio reaches ~1000:1), and tarfile
+# would read a hostile first header's whole extension into memory.
+_HEAD_BYTES: Final = MAX_MANIFEST_BYTES + 2 * tarfile.BLOCKSIZE
+
+
 def read_manifest(body: bytes) -> BundleManifest:
     """The manifest of a bundle, read without unpacking the rest; ContractError says why a body
-    is not a bundle. Only the first member is read, however much the rest would decompress to."""
+    is not a bundle. Only the first _HEAD_BYTES are decompressed, whatever the rest holds."""
     if len(body) > MAX_BUNDLE_BYTES:
         raise ContractError(f"support bundle of {len(body)} bytes exceeds {MAX_BUNDLE_BYTES}")
     try:
-        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        head = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(body, _HEAD_BYTES)  # gzip (RFC 1952)
+        with tarfile.open(fileobj=io.BytesIO(head), mode="r:") as archive:
             first = archive.next()
             if first is None or first.name != MANIFEST or not first.isfile():
                 raise ContractError(f"a support bundle's first member must be {MANIFEST}")

@@ -18,6 +18,7 @@ import pytest
 
 from broker_admin import access
 from broker_admin.mosquitto import MosquittoProcess
+from contract.errors import ContractError
 from contract.support_bundle import MAX_BUNDLE_BYTES, REDACTED, read_manifest
 from contract.topics import QOS_RELIABLE, KioskTopics
 from edge_agent.logs import LogSettings
@@ -253,3 +254,27 @@ async def test_a_kiosk_whose_broker_rules_predate_bundles_answers_failed_until_u
                 await wait_until(lambda: [b["request_id"] for b in bundles(api)] == [accepted], what="the bundle stored")
     finally:
         broker.process.stop()
+
+
+def gzip_tar(*members: tuple[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as archive:
+        for name, data in members:
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"not an archive at all", "not a gzip-compressed tar archive"),
+    (gzip_tar(("logs.txt", b"x")), "first member must be manifest.json"),
+    # 16 MiB of zeros, 16 KiB compressed: refused by its header's size, never inflated.
+    (gzip_tar(("manifest.json", bytes(16 * 1024 * 1024))), "manifest.json of 16777216 bytes exceeds 16384"),
+    (gzip_tar(("manifest.json", b'{"site": "x"}')), "manifest.json: "),
+    (bytes(MAX_BUNDLE_BYTES + 1), f"support bundle of {MAX_BUNDLE_BYTES + 1} bytes exceeds {MAX_BUNDLE_BYTES}"),
+])
+def test_what_is_not_a_bundle_is_refused_with_its_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(ContractError) as refused:
+        read_manifest(body)
+    assert reason in refused.value.reason
