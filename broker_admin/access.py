@@ -126,6 +126,7 @@ def kiosk_acls(site: str, kiosk: str) -> list[Acl]:
         Acl("publishClientSend", f"{root}/{Channel.TELEMETRY}"),
         Acl("publishClientSend", f"{root}/{Channel.COMMAND_RESULTS}/+"),
         Acl("publishClientSend", f"{root}/{Channel.BATCH}"),
+        Acl("publishClientSend", f"{root}/{Channel.SUPPORT_BUNDLES}/+"),  # when a technician asks
         *(Acl("publishClientReceive", topic) for topic in downstream),
         *(Acl("subscribeLiteral", topic) for topic in downstream),
     ]

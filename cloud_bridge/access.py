@@ -29,6 +29,8 @@ class Capability(StrEnum):
     DEAD_LETTERS_READ = "dead_letters:read"  # refused messages; the bytes of health ones only with HEALTH_READ too
     METRICS_READ = "metrics:read"
     AUDIT_READ = "audit:read"
+    # Kiosks' support bundles: their logs and configuration (secrets removed), to fix them.
+    SUPPORT_BUNDLES_READ = "support_bundles:read"
 
 
 class Scope(StrEnum):
@@ -45,6 +47,7 @@ ROLE_CAPABILITIES: Final[dict[Role, dict[Capability, Scope]]] = {
         Capability.DEAD_LETTERS_READ: Scope.ALL_SITES,
         Capability.METRICS_READ: Scope.ALL_SITES,
         Capability.AUDIT_READ: Scope.ALL_SITES,
+        Capability.SUPPORT_BUNDLES_READ: Scope.ALL_SITES,
     },
     Role.STATION_STAFF: {
         Capability.FLEET_READ: Scope.OWN_SITE,

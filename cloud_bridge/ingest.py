@@ -8,7 +8,7 @@ it): the kiosk re-sends whatever is not confirmed, and the unique message id mak
 A worker keeps no state outside the database, so any number of them can share its MQTT 5
 shared subscriptions, one per channel a kiosk sends up but its status (`wire.UPSTREAM_CHANNELS`):
 `$share/{group}/doorstep/v1/+/+/readings/+`, `…/events/+`, `…/telemetry`,
-`…/command_results/+` and `…/batch`. Each message matches exactly one of them, so it goes to one worker of
+`…/command_results/+`, `…/batch` and `…/support_bundles/+`. Each message matches exactly one of them, so it goes to one worker of
 the group. They name only what kiosks send up: one `$share/{group}/doorstep/v1/#` also brought
 back what the bridge itself sends down, about 0.3 acks per message at 1,000-message batches,
 each read and PUBACKed by paho for nothing. Each worker also subscribes on its own to the
@@ -21,7 +21,9 @@ its session resumed, and drops anything downstream by topic before it is parsed.
 
 The stages, each a function a reader can follow (cloud_bridge/__init__.py tells the whole):
 receive (`_on_message`, on paho's network thread: it only queues the topic, the bytes and when
-they came), decode (`_decode`, on a thread of its own: cloud_bridge/decode.py), then on the
+they came), decode (`_decode`, on a thread of its own: cloud_bridge/decode.py; a support bundle,
+an archive a technician asked for and nothing the kiosk waits to have confirmed, skips the
+pipeline and is stored on its own: cloud_bridge/support_bundles.py), then on the
 worker thread store (`process`: cloud_bridge/gulp.py, one transaction for a gulp of messages)
 and confirm (`_confirm`: the acks, after the commit). Valid messages (and kiosks' statuses) join the next
 gulp; refused ones wait in a queue of their own and fill only what room a gulp has left, so a
@@ -47,12 +49,13 @@ from typing import Any, Final
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from contract.clinical import BloodPressureGuideline
 from contract.codec import encode
 from contract.envelope import UpstreamMessage
+from contract.errors import ContractError
 from contract.status import MAX_ACK_IDS, Ack, KioskState, RefusedMessage, Status
 from contract.topics import (
     BRIDGE_STATUS_ROOT,
@@ -62,12 +65,15 @@ from contract.topics import (
     UPSTREAM_CHANNELS,
     Channel,
     KioskTopics,
+    ParsedTopic,
     bridge_status_topic,
     channel_filter,
+    parse_topic,
 )
 from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
 
 from cloud_bridge import commands
+from cloud_bridge import support_bundles
 from cloud_bridge import webhook
 from cloud_bridge.alert_rules import AlertRules, DisconnectWatch, Raise
 from cloud_bridge.alerts import apply_signals
@@ -131,6 +137,28 @@ class _Received:
 
 
 @dataclass(frozen=True, slots=True)
+class _BundleArrived:
+    """A kiosk's support bundle: not a record of the pipeline (no envelope, no ack), stored on
+    its own by the worker thread (cloud_bridge/support_bundles.py)."""
+
+    topic: ParsedTopic
+    body: bytes
+    at: datetime
+
+
+def _support_bundle(received: _Received) -> _BundleArrived | None:
+    if f"/{Channel.SUPPORT_BUNDLES}/" not in received.inbound.topic:
+        return None
+    try:
+        topic = parse_topic(received.inbound.topic)
+    except ContractError:
+        return None  # refused as any topic outside the tree is
+    if topic.channel is not Channel.SUPPORT_BUNDLES:
+        return None
+    return _BundleArrived(topic, received.inbound.body, received.at)
+
+
+@dataclass(frozen=True, slots=True)
 class _LinkAlert:
     """An alert about this worker's own connection, raised from paho's thread, stored by the worker's."""
 
@@ -150,6 +178,7 @@ class Ingest:
         notify: bool = False,
         opener: Opener | None = None,
         metrics: BridgeMetrics | None = None,
+        support_bundles_kept: int = support_bundles.DEFAULT_KEPT,
         gulp_max: int = 1000,
         gulp_wait_s: float = 0.005,
         on_committed: Callable[[GulpOutcome], None] = lambda outcome: None,
@@ -164,6 +193,7 @@ class Ingest:
         self._notify = notify
         self._opener = opener
         self.metrics = metrics or BridgeMetrics()
+        self._support_bundles_kept = support_bundles_kept
         self._gulp_max = gulp_max
         self._gulp_wait_s = gulp_wait_s
         # When the last gulp was stored (monotonic). Gathering pays only while messages stream
@@ -177,7 +207,7 @@ class Ingest:
         # decoded (its sealed payloads opened: libsodium releases the GIL) while the one before
         # is stored (the database's work releases it too).
         self._received: queue.Queue[_Received | None] = queue.Queue()
-        self._inbox: queue.Queue[Decoded | PubAck | _LinkAlert] = queue.Queue()
+        self._inbox: queue.Queue[Decoded | PubAck | _LinkAlert | _BundleArrived] = queue.Queue()
         self._refused: deque[Refused] = deque()
         self._refusals_unlogged = 0
         self._refusal_second = 0
@@ -345,12 +375,14 @@ class Ingest:
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                first: Decoded | PubAck | _LinkAlert | None = self._inbox.get(timeout=0.2 if not self._refused else 0)
+                first: Decoded | PubAck | _LinkAlert | _BundleArrived | None = self._inbox.get(
+                    timeout=0.2 if not self._refused else 0)
             except queue.Empty:
                 first = None
             gulp = Decoded()
             pubacks: list[PubAck] = []
             link_alerts: list[_LinkAlert] = []
+            bundles: list[_BundleArrived] = []
             item = first
             # While messages stream in, a gulp gathers for gulp_wait_s in all, not per message:
             # at 1,000 msg/s every message came within 5 ms of the one before, so a gulp waited
@@ -367,6 +399,8 @@ class Ingest:
                         gulp.unopenable += item.unopenable
                     elif isinstance(item, PubAck):
                         pubacks.append(item)
+                    elif isinstance(item, _BundleArrived):
+                        bundles.append(item)
                     else:
                         link_alerts.append(item)
                     if len(gulp.valid) + len(gulp.statuses) >= self._gulp_max:
@@ -384,6 +418,8 @@ class Ingest:
                     self._raise_link_alerts([alert.signal for alert in link_alerts])
                 for ack in pubacks:
                     self._command_puback(ack)
+                for bundle in bundles:
+                    self._store_bundle(bundle)
                 if gulp.valid or gulp.statuses or gulp.alarms or gulp.refused or gulp.unopenable:
                     self.process(gulp)
                     self._stored_at = time.monotonic()
@@ -406,6 +442,10 @@ class Ingest:
         its refusals into their own queue."""
         if is_downstream(received.inbound.topic):
             return
+        bundle = _support_bundle(received)
+        if bundle is not None:
+            self._inbox.put(bundle)
+            return
         item = Decoded()
         for classified in classify_all(received.inbound, received.at, self._opener):
             if isinstance(classified, Refused):
@@ -414,6 +454,26 @@ class Ingest:
                 item.add(classified)
         if item.valid or item.statuses or item.alarms or item.unopenable:
             self._inbox.put(item)
+
+    def _store_bundle(self, arrived: _BundleArrived) -> None:
+        """A support bundle, in a transaction of its own. Nothing is acked: a lost one is asked
+        for again by the technician, not re-sent by the kiosk."""
+        where = f"{arrived.topic.site}/{arrived.topic.kiosk}"
+        try:
+            with Session(self._engine) as session:
+                bundle = support_bundles.store(session, arrived.topic, arrived.body, arrived.at,
+                                               kept=self._support_bundles_kept)
+                session.commit()
+        except support_bundles.BundleRefused as refusal:
+            self.metrics.messages.labels(Channel.SUPPORT_BUNDLES.value, "refused").inc()
+            log.warning("refused a support bundle of %d bytes from %s as %s: %s", len(arrived.body), where,
+                        arrived.topic.name, refusal)
+            return
+        except IntegrityError:  # another worker stored the same delivery first
+            self.metrics.messages.labels(Channel.SUPPORT_BUNDLES.value, "duplicate").inc()
+            return
+        self.metrics.messages.labels(Channel.SUPPORT_BUNDLES.value, "stored").inc()
+        log.info("stored the support bundle %s of %s (%d bytes)", bundle.request_id, where, bundle.size_bytes)
 
     def _raise_link_alerts(self, signals: list[Raise]) -> None:
         """Alerts about this worker's connection, in the alerts table technicians watch (and to the

@@ -11,6 +11,7 @@ from cloud_bridge.commands import Command
 from cloud_bridge.enrolment import EnrolmentCode
 from cloud_bridge.fleet import Device, Kiosk
 from cloud_bridge.store import CommandResult, DeadLetter, Event, Reading, Telemetry, table_of
+from cloud_bridge.support_bundles import SupportBundle
 from cloud_bridge.webhook import WebhookDelivery
 
 BRIDGE_MODELS: tuple[type[SQLModel], ...] = (
@@ -29,6 +30,7 @@ BRIDGE_MODELS: tuple[type[SQLModel], ...] = (
     AuditEntry,
     LoginAttempts,
     EnrolmentCode,
+    SupportBundle,
 )
 
 

@@ -55,6 +55,7 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         notify=notify,
         opener=settings.opener(),
         metrics=metrics,
+        support_bundles_kept=settings.support_bundles_kept,
         gulp_max=settings.gulp_max,
         gulp_wait_s=settings.gulp_wait_s,
         on_committed=lambda outcome: poke() if outcome.alert_changes else None,

@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.enrolment import EnrolmentSettings
 from cloud_bridge.guideline import ALERT_KEYS, BridgeGuideline, fold_old_keys
+from cloud_bridge.support_bundles import DEFAULT_KEPT
 from cloud_bridge.webhook import WebhookSettings
 from contract.clinical import check_dangerous_line
 from contract.sealing import Opener, encode_key, private_key_from_file
@@ -58,6 +59,9 @@ class BridgeSettings(FileSettings):
     # Their names before issue 17, still read: moved to gulp_max and gulp_wait_s.
     batch_max: int | None = Field(default=None, ge=1, le=10_000, description="deprecated: gulp_max")
     batch_wait_s: float | None = Field(default=None, ge=0, le=5, description="deprecated: gulp_wait_s")
+    support_bundles_kept: int = Field(
+        default=DEFAULT_KEPT, ge=1, le=100, description="support bundles kept per kiosk, the newest (each at most 96 KiB)"
+    )
     alerts: AlertRules = AlertRules()
     webhook: WebhookSettings | None = Field(default=None, description="where alerts are posted as they open and change")
     command_ttl_s: float = Field(

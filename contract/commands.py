@@ -26,6 +26,9 @@ class CommandName(StrEnum):
     LAUNDRY_CLEAR_FAULT = "laundry_clear_fault"  # args: unit
     FLUSH_OUTBOX = "flush_outbox"  # send everything unconfirmed again, now
     EXPORT_DIAGNOSTICS = "export_diagnostics"
+    # Its logs, doctor's checks and its configuration without secrets, as one archive on
+    # …/support_bundles/{request_id} (contract/support_bundle.py); the result says how it went.
+    UPLOAD_SUPPORT_BUNDLE = "upload_support_bundle"
 
 
 class NoArgs(StrictModel):
@@ -58,6 +61,7 @@ COMMAND_ARGS: Final[dict[CommandName, type[BaseModel]]] = {
     CommandName.LAUNDRY_CLEAR_FAULT: LaundryUnitArgs,
     CommandName.FLUSH_OUTBOX: NoArgs,
     CommandName.EXPORT_DIAGNOSTICS: NoArgs,
+    CommandName.UPLOAD_SUPPORT_BUNDLE: NoArgs,
 }
 
 

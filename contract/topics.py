@@ -12,6 +12,7 @@ Topic tree (MQTT 5, JSON bodies, UTF-8)::
     doorstep/v1/{site}/{kiosk}/command_results/{request_id} up
     doorstep/v1/{site}/{kiosk}/batch                      QoS 1, several of the QoS 1 records above
     doorstep/v1/{site}/{kiosk}/acks                       down, QoS 1, Ack: stored message ids
+    doorstep/v1/{site}/{kiosk}/support_bundles/{request_id} up, QoS 1, a tar.gz (contract/support_bundle.py)
     doorstep/v1/_bridge/{client_id}                       retained, each bridge worker's status
 
 Only an Ack lets a kiosk forget a record: a broker's PUBACK means only that the broker took
@@ -54,6 +55,7 @@ class Channel(StrEnum):
     COMMAND_RESULTS = "command_results"
     BATCH = "batch"
     ACKS = "acks"
+    SUPPORT_BUNDLES = "support_bundles"  # a tar.gz the kiosk uploads when asked (contract/support_bundle.py)
 
 
 # Channels whose topic has a last level naming the kind, type or request id.
@@ -62,6 +64,7 @@ _NAMED_CHANNELS: Final = {
     Channel.EVENTS,
     Channel.COMMANDS,
     Channel.COMMAND_RESULTS,
+    Channel.SUPPORT_BUNDLES,
 }
 
 
@@ -150,6 +153,9 @@ class KioskTopics:
     def command_result(self, request_id: str) -> str:
         return f"{self.root}/{Channel.COMMAND_RESULTS}/{request_id}"
 
+    def support_bundle(self, request_id: str) -> str:
+        return f"{self.root}/{Channel.SUPPORT_BUNDLES}/{request_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedTopic:
@@ -185,7 +191,7 @@ def parse_topic(topic: str) -> ParsedTopic:
         raise ContractError(f"topic {topic!r}: unknown reading kind {name!r}")
     if channel is Channel.EVENTS and name not in _EVENT_TYPES:
         raise ContractError(f"topic {topic!r}: unknown event type {name!r}")
-    if channel in (Channel.COMMANDS, Channel.COMMAND_RESULTS) and not _REQUEST_ID_RE.match(str(name)):
+    if channel in (Channel.COMMANDS, Channel.COMMAND_RESULTS, Channel.SUPPORT_BUNDLES) and not _REQUEST_ID_RE.match(str(name)):
         raise ContractError(f"topic {topic!r}: request id {name!r} is not 1-64 letters, digits, '-' or '_'")
     return ParsedTopic(topics.site, topics.kiosk, channel, name)
 
@@ -196,7 +202,7 @@ ENVELOPE_CHANNELS: Final = frozenset({Channel.READINGS, Channel.EVENTS, Channel.
 # not shared, so every worker knows every kiosk's current state (cloud_bridge/ingest.py).
 RETAINED_CHANNELS: Final = frozenset({Channel.STATUS, Channel.ALARMS})
 # Everything a kiosk publishes: its broker role must let it write each (broker_admin/access.py).
-UPSTREAM_CHANNELS: Final = frozenset({*RETAINED_CHANNELS, *ENVELOPE_CHANNELS, Channel.BATCH})
+UPSTREAM_CHANNELS: Final = frozenset({*RETAINED_CHANNELS, *ENVELOPE_CHANNELS, Channel.BATCH, Channel.SUPPORT_BUNDLES})
 
 
 # Each bridge worker says here, retained, whether it is up: "online" once it is subscribed, and

@@ -339,8 +339,7 @@ def doctor(
     marks = {Verdict.OK: "ok  ", Verdict.WARNING: "WARN", Verdict.FAILED: "FAIL", Verdict.SKIPPED: "-   "}
     for check in checks:
         if as_json:
-            typer.echo(json.dumps({"check": check.name, "verdict": check.verdict.value, "detail": check.detail},
-                                  ensure_ascii=False))
+            typer.echo(json.dumps(check.as_json(), ensure_ascii=False))
         else:
             typer.echo(f"{marks[check.verdict]} {check.name:<22} {check.detail}")
     raise typer.Exit(code=exit_code(checks))

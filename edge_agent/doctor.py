@@ -42,13 +42,20 @@ class Check:
     verdict: Verdict
     detail: str
 
+    def as_json(self) -> dict[str, str]:
+        """`doorstep doctor --json`'s form of it, one object per check (support bundles hold it too)."""
+        return {"check": self.name, "verdict": self.verdict.value, "detail": self.detail}
 
-def examine(settings: AgentSettings, *, now: datetime | None = None) -> list[Check]:
+
+def examine(settings: AgentSettings, *, now: datetime | None = None, broker: Check | None = None) -> list[Check]:
+    """Every check; `broker` stands for the broker's when the agent itself asks (a support
+    bundle): a second connection with its identity would take its own session over
+    (broker_admin/check.py)."""
     now = now or datetime.now(UTC)
     return [
         *_bluetooth(settings),
         *_serial_port(settings),
-        _broker(settings),
+        broker or _broker(settings),
         _clock(),
         _disk(settings),
         *_outbox(settings, now),

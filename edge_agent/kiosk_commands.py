@@ -7,14 +7,18 @@ agent that imports it. Each handler is given its command's arguments as their co
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from datetime import UTC, datetime
 from importlib.metadata import version
-from typing import Protocol
+from typing import Final, Protocol
 
 from contract.commands import CommandName, CommandOutcome, DeviceArgs, LaundryStartArgs, LaundryUnitArgs, NoArgs
 from contract.telemetry import KioskTelemetry
+from contract.topics import KioskTopics
+from edge_agent import support_bundle
 from edge_agent.laundry import LaundryRoom
-from edge_agent.remote import Answer, Handler, RefusedCommand, RemoteCommands
+from edge_agent.remote import REQUEST_ID, Answer, Handler, RefusedCommand, RemoteCommands
 from edge_agent.settings import AgentSettings
 from edge_agent.status_file import JobState
 from edge_agent.store.outbox import Outbox
@@ -29,6 +33,9 @@ _LAUNDRY_OUTCOMES = {
     # The machine's answer was lost; its echo is being read back. The transaction's events say.
     "checking": CommandOutcome.TIMED_OUT,
 }
+# How long a support bundle's upload waits for the broker's PUBACK: within the default command
+# timeout (30 s), with the time gathering it takes (doctor's checks, the journal).
+UPLOAD_TIMEOUT_S: Final = 20.0
 
 
 class RunningKiosk(Protocol):
@@ -113,6 +120,21 @@ def kiosk_handlers(agent: RunningKiosk) -> dict[CommandName, Handler]:
             },
         )
 
+    async def upload_support_bundle(_args: NoArgs) -> Answer:
+        uplink = agent.uplink
+        assert uplink is not None
+        request_id = REQUEST_ID.get()
+        bundle = await asyncio.to_thread(support_bundle.gather, agent.settings, request_id, connected=uplink.connected)
+        topic = KioskTopics(agent.settings.site, agent.settings.kiosk).support_bundle(request_id)
+        refusal = await asyncio.to_thread(uplink.upload, topic, bundle.body, UPLOAD_TIMEOUT_S)
+        manifest = bundle.manifest
+        data = {"bytes": len(bundle.body), "sha256": hashlib.sha256(bundle.body).hexdigest(),
+                "logs_source": manifest.logs_source, "logs_truncated": manifest.logs_truncated,
+                "logs_omitted_bytes": manifest.logs_omitted_bytes}
+        if refusal is not None:
+            return Answer(CommandOutcome.FAILED, f"the support bundle was not uploaded: {refusal}", data)
+        return Answer(CommandOutcome.SUCCEEDED, f"support bundle of {len(bundle.body)} bytes uploaded", data)
+
     return {
         CommandName.PING: ping,
         CommandName.STATUS: status,
@@ -123,4 +145,5 @@ def kiosk_handlers(agent: RunningKiosk) -> dict[CommandName, Handler]:
         CommandName.LAUNDRY_CLEAR_FAULT: machine_command("clear_fault"),
         CommandName.FLUSH_OUTBOX: flush_outbox,
         CommandName.EXPORT_DIAGNOSTICS: export_diagnostics,
+        CommandName.UPLOAD_SUPPORT_BUNDLE: upload_support_bundle,
     }

@@ -12,6 +12,7 @@ up through the outbox, in the same transaction that closes the audit row.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -57,6 +58,11 @@ class RefusedCommand(Exception):
 
 # Given the command's arguments as their model (COMMAND_ARGS), already validated.
 Handler = Callable[[Any], Awaitable[Answer]]
+
+# The request id of the command a handler runs for: set in the handler's own task (a task runs
+# in a copy of the context it was created in). A handler whose work goes up on a topic named by
+# it (upload_support_bundle) reads it; the others have no use for it.
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
 
 
 class RemoteCommands:
@@ -108,13 +114,13 @@ class RemoteCommands:
             log.info("command %s (%s) was received before: not done again", request_id, command.command)
             return None
         log.info("command %s from %s: %s %s", request_id, command.issued_by, command.command, command.args)
-        answer = await self._run(command)
+        answer = await self._run(request_id, command)
         await asyncio.to_thread(self._finish, request_id, command.command, answer)
         if answer.then is not None:
             answer.then()
         return answer
 
-    async def _run(self, command: KioskCommand) -> Answer:
+    async def _run(self, request_id: str, command: KioskCommand) -> Answer:
         now = self._clock()
         if command.expires_at is not None and now >= command.expires_at:
             return Answer(CommandOutcome.REFUSED, f"expired at {command.expires_at.isoformat()}; not done")
@@ -125,7 +131,9 @@ class RemoteCommands:
             args = validate_args(command.command, command.args, strict=True)
         except ContractError as error:
             return Answer(CommandOutcome.REFUSED, error.reason)
-        task = asyncio.create_task(_refusals_answered(handler, args), name=f"command {command.command}")
+        context = contextvars.copy_context()
+        context.run(REQUEST_ID.set, request_id)
+        task = asyncio.create_task(_refusals_answered(handler, args), name=f"command {command.command}", context=context)
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         try:

@@ -66,6 +66,14 @@ class ReceivedCommand:
 
 
 @dataclass(slots=True)
+class _Upload:
+    """A message published outside the outbox (Uplink.upload), waiting for its PUBACK."""
+
+    done: threading.Event
+    refusal: str | None = None
+
+
+@dataclass(slots=True)
 class _InFlight:
     """A record sent and not yet confirmed by the bridge."""
 
@@ -156,6 +164,11 @@ class Uplink:
         # every connect before anything else, and by `pump` when it changes. Never in the outbox.
         self._alarms: Alarms | None = None
         self._alarms_changed = threading.Event()
+        # Uploads waiting for their PUBACK, by paho's message id. The lock is held while one is
+        # published and registered, so its PUBACK (applied by pump, on another thread) cannot
+        # be looked for in between; paho's own thread never takes it.
+        self._uploads: dict[int, _Upload] = {}
+        self._upload_lock = threading.Lock()
 
     @property
     def connected(self) -> bool:
@@ -269,6 +282,25 @@ class Uplink:
             taken.append(self._commands.get_nowait())
         return taken
 
+    def upload(self, topic: str, body: bytes, timeout_s: float) -> str | None:
+        """Publish one message outside the outbox, at QoS 1, and wait for the broker's PUBACK:
+        None once the broker has it, else why not (MQTT 5 says "not authorized" for a topic its
+        ACL refuses). For what is asked for and not kept (a support bundle): it is not sent
+        again, the technician asks again. Blocks: call it from a thread."""
+        if not self.connected:
+            return "not connected to the broker"
+        waiter = _Upload(threading.Event())
+        with self._upload_lock:
+            info = self._client.publish(topic, body, qos=QOS_RELIABLE)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return f"not sent: {mqtt.error_string(info.rc)}"
+            self._uploads[info.mid] = waiter
+        if not waiter.done.wait(timeout_s):
+            with self._upload_lock:
+                self._uploads.pop(info.mid, None)
+            return f"the broker did not acknowledge it within {timeout_s:.0f} s"
+        return waiter.refusal
+
     def request_resend(self) -> None:
         """At the next pump, forget what is in flight, so every unconfirmed record is sent again
         at once (same ids: the bridge dedupes). Safe from any thread."""
@@ -365,7 +397,8 @@ class Uplink:
             puback = self._pubacks.get_nowait()
             message = self._awaiting_puback.pop(puback.mid, None)
             if message is None:
-                continue  # the online status, or a send we already gave up on
+                self._upload_acked(puback)  # or the online status, or a send we already gave up on
+                continue
             if not puback.failed:
                 accepted += message.seqs
                 continue
@@ -389,6 +422,13 @@ class Uplink:
                 log.error("broker refused record seq %d on %s: %s (held, tried again in %.0f s)",
                           message.seqs[0], message.topic, puback.reason, self._ack_timeout_s)
         self._published += accepted
+
+    def _upload_acked(self, puback: PubAck) -> None:
+        with self._upload_lock:
+            waiter = self._uploads.pop(puback.mid, None)
+        if waiter is not None:
+            waiter.refusal = f"the broker refused it: {puback.reason}" if puback.failed else None
+            waiter.done.set()
 
     def _write_published(self) -> None:
         now = self._monotonic()

@@ -205,7 +205,9 @@ class ServedApp:
 
 
 def _body(raw: bytes, content_type: str | None) -> Any:
-    """JSON as data; anything else (metrics, an empty 204) as text."""
+    """JSON as data; an archive as its bytes; anything else (metrics, an empty 204) as text."""
     if raw and content_type and content_type.startswith("application/json"):
         return json.loads(raw)
+    if content_type and content_type.startswith("application/gzip"):
+        return raw
     return raw.decode()

@@ -28,6 +28,7 @@ from cloud_bridge import ingest
 from broker_admin import access
 from broker_admin.check import check_broker
 from broker_admin.pki import CertificateAuthority
+from contract.support_bundle import MAX_BUNDLE_BYTES
 from contract.topics import BRIDGE_STATUS_FILTER, UPSTREAM_CHANNELS, KioskTopics, bridge_status_topic
 from runtime.mqtt import BrokerSettings, TlsSettings
 from tests.shipped_broker import ShippedBroker, shipped_broker
@@ -153,19 +154,34 @@ def test_a_kiosk_publishes_only_its_own_upstream_topics(broker: ShippedBroker, c
     cloud = bridge(clients, broker)
     a = kiosk(clients, broker, A, A_PASSWORD)
     for topic in (A.reading("blood_pressure"), A.event("laundry_machine"), A.telemetry,  # type: ignore[arg-type]
-                  A.command_result("r-1"), A.status, A.batch, A.alarms):
+                  A.command_result("r-1"), A.status, A.batch, A.alarms, A.support_bundle("r-1")):
         assert a.publish(topic) in (0, NO_MATCHING_SUBSCRIBERS), topic
     allowed = {topic for topic, _ in cloud.messages()}
-    assert len(allowed) == 7
+    assert len(allowed) == 8
     # As kiosk B, anywhere outside its own tree, or downstream (forging its own acks/commands):
     # MQTT 5 says so in the PUBACK, where 3.1.1 would have acknowledged and dropped it.
     refused = [B.reading("blood_pressure"), B.status, B.alarms, B.telemetry, B.command_result("r-1"), B.batch,  # type: ignore[arg-type]
+               B.support_bundle("r-1"), f"{A.root}/support_bundles",
                f"{A.batch}/readings/blood_pressure",
                A.acks, A.command("r-2"), B.acks, B.command("r-3"),
                f"{A.root}/readings/blood_pressure/extra", "doorstep/v1/site-a", "elsewhere/entirely", "$SYS/broker/x"]
     for topic in refused:
         assert a.publish(topic) == NOT_AUTHORIZED, topic
     assert cloud.messages() == []  # and nothing of it reached anyone
+
+
+def test_a_kiosk_uploads_a_support_bundle_of_the_largest_size_only_as_itself(
+    broker: ShippedBroker, clients: list[Client]
+) -> None:
+    """The bundle topic is the kiosk's own, like its other upstream ones; and a bundle of the
+    contract's largest size fits the shipped broker's max_packet_size (128 KiB)."""
+    cloud = bridge(clients, broker)
+    a = kiosk(clients, broker, A, A_PASSWORD)
+    largest = bytes(MAX_BUNDLE_BYTES)
+    assert a.publish(A.support_bundle("r-64-characters-" + "x" * 48), largest) in (0, NO_MATCHING_SUBSCRIBERS)
+    assert a.publish(B.support_bundle("r-1"), largest) == NOT_AUTHORIZED
+    assert [(topic, len(body)) for topic, body in cloud.messages()] == [
+        (A.support_bundle("r-64-characters-" + "x" * 48), MAX_BUNDLE_BYTES)]
 
 
 def test_a_kiosks_rules_name_every_upstream_channel_of_the_contract() -> None:

@@ -12,17 +12,28 @@ from contract.batch import check_batched, split_batch
 from contract.commands import decode_command
 from contract.envelope import Envelope, validate_upstream
 from contract.status import Ack, Status
+from contract.support_bundle import MANIFEST, BundleManifest
 from contract.topics import BRIDGE_STATUS_ROOT, UPSTREAM_CHANNELS, Channel, bridge_status_topic, parse_topic
 
 PROTOCOL_DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 EXAMPLE = re.compile(r"```json (\S+)\n(.*?)```", re.DOTALL)
-EXAMPLES = EXAMPLE.findall(PROTOCOL_DOC.read_text(encoding="utf-8"))
+# Examples are of a message on a topic, or of a file inside a support bundle.
+EXAMPLES = [(topic, body) for topic, body in EXAMPLE.findall(PROTOCOL_DOC.read_text(encoding="utf-8"))
+            if topic != MANIFEST]
+MANIFESTS = [body for topic, body in EXAMPLE.findall(PROTOCOL_DOC.read_text(encoding="utf-8")) if topic == MANIFEST]
 
 
 def test_the_document_has_examples_of_every_upstream_and_downstream_body() -> None:
     assert any(topic.startswith(BRIDGE_STATUS_ROOT + "/") for topic, _ in EXAMPLES)
     channels = {parse_topic(topic).channel for topic, _ in EXAMPLES if not topic.startswith(BRIDGE_STATUS_ROOT + "/")}
-    assert {*UPSTREAM_CHANNELS, Channel.COMMANDS, Channel.ACKS} <= channels
+    # A support bundle's body is an archive, not JSON: its manifest is the example.
+    assert {*UPSTREAM_CHANNELS, Channel.COMMANDS, Channel.ACKS} - {Channel.SUPPORT_BUNDLES} <= channels
+    assert len(MANIFESTS) == 1
+
+
+def test_the_support_bundle_manifest_example_parses() -> None:
+    [manifest] = MANIFESTS
+    BundleManifest.model_validate_json(manifest)
 
 
 @pytest.mark.parametrize(("topic", "body"), EXAMPLES, ids=[f"{i}:{t}" for i, (t, _) in enumerate(EXAMPLES)])

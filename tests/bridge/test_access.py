@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from cloud_bridge import commands
+from cloud_bridge.support_bundles import SupportBundle
 from cloud_bridge.access import Role
 from cloud_bridge.accounts import AuditEntry, add_user
 from cloud_bridge.alert_rules import AlertKind, AlertRules, Raise, Severity
@@ -49,6 +50,7 @@ class World:
     away_alert: int
     home_command: str
     away_command: str
+    bundle: str
     counter: Iterator[int]
 
     def fresh_alert(self, site: str) -> int:
@@ -85,6 +87,12 @@ def world(bridge_engine: Engine) -> Iterator[World]:
             row = commands.create(session, site=site, kiosk="kiosk-1", command=CommandName.PING, args={},
                                   issued_by="someone", now=NOW, ttl=timedelta(minutes=5))
             ids[site] = row.request_id
+        asked = commands.create(session, site=HOME, kiosk="kiosk-1", command=CommandName.UPLOAD_SUPPORT_BUNDLE,
+                                args={}, issued_by="someone", now=NOW, ttl=timedelta(minutes=5))
+        session.add(SupportBundle(request_id=asked.request_id, site=HOME, kiosk="kiosk-1", requested_by="someone",
+                                  requested_at=NOW, received_at=NOW, size_bytes=4, sha256="0" * 64,
+                                  logs_truncated=False, manifest={}, content=b"\x1f\x8b.."))
+        ids["bundle"] = asked.request_id
         add_user(session, username="login-user", role=Role.READ_ONLY, site=None, password=PASSWORD, now=NOW)
         session.commit()
     tokens: dict[str, str | None] = {
@@ -96,7 +104,7 @@ def world(bridge_engine: Engine) -> Iterator[World]:
     }
     with ServedApp(create_app(bridge_engine, BridgeContext(bridge_engine, secret_key=DEVELOPMENT_SECRET))) as api:
         counter = itertools.count()
-        made = World(bridge_engine, api, tokens, health, 0, 0, ids[HOME], ids[AWAY], counter)
+        made = World(bridge_engine, api, tokens, health, 0, 0, ids[HOME], ids[AWAY], ids["bundle"], counter)
         made.home_alert, made.away_alert = made.fresh_alert(HOME), made.fresh_alert(AWAY)
         yield made
 
@@ -170,6 +178,11 @@ MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
     # 409: this test's bridge holds no broker admin (enrolment.admin).
     ("DELETE /api/v1/kiosks/{site}/{kiosk}/broker-account", delete(f"/api/v1/kiosks/{HOME}/kiosk-1/broker-account"),
      (409, 403, 403, 403, 401)),
+    # A kiosk's logs and configuration: technicians only, not station staff who may command it.
+    ("GET /api/v1/kiosks/{site}/{kiosk}/support-bundles", get(f"/api/v1/kiosks/{HOME}/kiosk-1/support-bundles"),
+     (200, 403, 403, 403, 401)),
+    ("GET /api/v1/support-bundles/{request_id}/download", get("/api/v1/support-bundles/{w.bundle}/download"),
+     (200, 403, 403, 403, 401)),
     # Configuration only (refresh period, blood-pressure bands): anyone logged in.
     ("GET /api/v1/dashboard/settings", get("/api/v1/dashboard/settings"), (200, 200, 200, 200, 401)),
 ]

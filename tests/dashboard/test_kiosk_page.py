@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page, expect
 
 from contract.payloads import RelayCheckinEvent, RelayCheckoutEvent, StaffCalledEvent
 from contract.status import KioskState
+from contract.support_bundle import read_manifest
 from contract.topics import EventType
 from contract.telemetry import DeviceTelemetry
 from edge_agent.settings import DeviceSettings
@@ -245,3 +247,34 @@ def test_a_kiosk_s_undelivered_records_and_short_runway_show_on_the_fleet_and_it
     expect(page.locator(".fact.bad", has_text="Runway")).to_contain_text("6.5 h · +12 MB an hour")
     expect(page.locator(".fact", has_text="Undelivered by class")).to_contain_text("health 40 oldest 2 h · events 0 · telemetry 0")
     expect(page.locator("tr[data-kind=outbox_runway_short]")).to_contain_text("check the kiosk's network")
+
+
+def test_a_technician_asks_a_real_agent_for_a_support_bundle_and_downloads_it(
+    dashboard: Dashboard, page: Page, start_agent: Any
+) -> None:
+    """From the kiosk's page: the button, the kiosk's upload over the real broker, the link that
+    downloads it (audited). Station staff, who may send commands, are not offered bundles."""
+    start_agent(telemetry_every_s=2)
+    dashboard.log_in(page, "tech", KIOSK_PAGE)
+    expect(page.locator("h1 [data-status]")).to_have_attribute("data-status", "online", timeout=30_000)
+    bundles = page.get_by_test_id("support-bundles")
+    expect(bundles).to_contain_text("还没有支持包")
+    page.click("[data-action=request-support-bundle]")
+    asked = page.get_by_test_id("command-history").locator("tr", has_text="上传支持包")
+    expect(asked).to_have_attribute("data-command-status", "succeeded", timeout=30_000)
+    link = bundles.locator("a[download]")
+    expect(link).to_have_count(1)
+    expect(bundles.locator("tr[data-bundle]")).to_contain_text("tech")
+    with page.expect_download() as downloading:
+        link.click()
+    manifest = read_manifest(Path(downloading.value.path()).read_bytes())
+    assert (manifest.site, manifest.kiosk) == (SITE, KIOSK)
+    assert manifest.logs_source.startswith("the journal")  # the agent logs to stderr here
+    audit = dashboard.api.get("/api/v1/audit", action="support_bundle_download").body["items"]
+    assert [(e["actor"], e["target"]) for e in audit] == [("tech", f"{SITE}/{KIOSK}")]
+    page.click("#logout")
+    expect(page.locator("#login")).to_be_visible()
+    dashboard.log_in(page, "staff", KIOSK_PAGE)
+    expect(page.locator("[data-command=ping]")).to_be_visible()
+    expect(page.get_by_test_id("support-bundles")).to_have_count(0)
+    expect(page.locator("[data-action=request-support-bundle]")).to_have_count(0)

@@ -3,7 +3,7 @@
 Rows written before have none: null, as a report of an older kiosk leaves them.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-07 14:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

@@ -20,6 +20,11 @@ function apiUrl(path, query) {
   return url;
 }
 
+/** The address of an API path, for a link the browser follows itself (a download). */
+export function apiHref(path) {
+  return apiUrl(path).href;
+}
+
 /** GET (or POST with `body`) one API path; resolves to its JSON, or throws an ApiError. */
 export async function call(path, { method = "GET", query, body } = {}) {
   let response;

@@ -1,7 +1,8 @@
-// One kiosk: its state, alerts, devices, telemetry charts, recent events, and (for those who
-// may send commands at its site) the command panel with each command's result.
+// One kiosk: its state, alerts, devices, telemetry charts, recent events, (for those who
+// may send commands at its site) the command panel with each command's result, and (for
+// technicians) its support bundles: ask for one, download those it sent.
 
-import { ApiError, allPages, call } from "./api.js";
+import { ApiError, allPages, apiHref, call } from "./api.js";
 import { chartWidth, timeChart } from "./chart.js";
 import { el, fill, parseTime } from "./dom.js";
 import { AlertsPanel, devicesTable, outboxDepthText, runwayText, section, statusBadge, table } from "./widgets.js";
@@ -20,6 +21,8 @@ const MODBUS_ADDRESS = /^modbus-unit-(\d+)$/;
 export function kioskScreen(screen, view, site, kioskId) {
   const t = screen.t;
   const mayCommand = screen.may("commands:send", site);
+  const mayBundles = screen.may("support_bundles:read", site);
+  const bundles = el("div", { "data-testid": "support-bundles" });
   const head = el("div", { class: "kiosk-head" });
   const facts = el("div", { class: "facts", "data-testid": "facts" });
   // From the newest telemetry report: whether the kiosk's loudspeaker really plays.
@@ -46,6 +49,10 @@ export function kioskScreen(screen, view, site, kioskId) {
     section(t.t("kiosk.alerts"), alerts.node),
     mayCommand ? section(t.t("commands.title"), panelHolder) : null,
     section(t.t("commands.history"), history),
+    mayBundles ? section(t.t("bundles.title"), el("p", {},
+      mayCommand ? el("button", { type: "button", "data-action": "request-support-bundle",
+        onclick: () => send("upload_support_bundle", {}) }, t.t("bundles.request")) : null,
+      " ", el("span", { class: "sub" }, t.t("bundles.what"))), bundles) : null,
     section(t.t("devices.title"), devices),
     el("section", { class: "panel" }, el("h2", {}, t.t("kiosk.telemetry"), " ",
       el("label", { class: "inline" }, t.t("range"), " ", rangeSelect)), charts),
@@ -66,10 +73,11 @@ export function kioskScreen(screen, view, site, kioskId) {
       }
       throw error;
     }
-    const [open, recent, sent] = await Promise.all([
+    const [open, recent, sent, sentBundles] = await Promise.all([
       call("alerts", { query: { site, kiosk: kioskId, state: "unresolved", limit: 100 } }),
       call("events", { query: { site, kiosk: kioskId, limit: 30 } }),
       call("commands", { query: { site, kiosk: kioskId, limit: 20 } }),
+      mayBundles ? call(`kiosks/${encodeURIComponent(site)}/${encodeURIComponent(kioskId)}/support-bundles`) : null,
     ]);
     if (screen.stopped) return;
     state.kiosk = kiosk;
@@ -83,6 +91,7 @@ export function kioskScreen(screen, view, site, kioskId) {
     }
     renderHistory();
     if (mayCommand) renderPanel(kiosk.devices);
+    if (sentBundles) fill(bundles, bundlesTable(t, sentBundles.items));
   }
 
   function renderHead(k) {
@@ -294,6 +303,19 @@ function retireControl(t, site, kioskId) {
     }
   }
   return el("p", { class: "retire", "data-testid": "retire" }, button, " ", el("span", { class: "sub" }, t.t("kiosk.retire.what")), " ", problem);
+}
+
+/** A kiosk's support bundles, newest first, each a link that downloads its archive. */
+function bundlesTable(t, items) {
+  const rows = items.map((b) => el("tr", { "data-bundle": b.request_id },
+    el("td", { title: b.received_at }, t.dateTime(parseTime(b.received_at))),
+    el("td", {}, b.requested_by),
+    el("td", {}, t.bytes(b.size_bytes)),
+    el("td", {}, b.logs_truncated ? t.t("bundles.logs_cut", { bytes: t.bytes(b.manifest.logs_omitted_bytes) }) : t.t("bundles.logs_whole")),
+    el("td", {}, el("a", { href: apiHref(`support-bundles/${encodeURIComponent(b.request_id)}/download`), download: "" },
+      t.t("bundles.download")))));
+  return table([{ label: t.t("col.time") }, { label: t.t("col.issued_by") }, { label: t.t("bundles.size") },
+    { label: t.t("bundles.logs") }, { label: "" }], rows, { empty: t.t("bundles.none") });
 }
 
 function resultData(t, data) {
