@@ -30,6 +30,7 @@ def test_the_defaults_are_the_2018_chinese_guideline_and_the_alert_fires_at_very
     assert served == {
         "refresh_s": 5.0,
         "low_battery_percent": 20,
+        "runway_h": 24.0,
         "blood_pressure": {
             "unit": "mmHg",
             "guideline": "中国高血压防治指南（2018年修订版）",
