@@ -172,12 +172,15 @@ class _Fields:
     # A device of a telemetry report stays as it came until its columns are asked for: of a
     # gulp's telemetry, most lose to a newer report of the same kiosk.
     given: dict[str, Any] | DeviceTelemetry
+    _columns: dict[str, Any] | None = None
 
     @property
     def values(self) -> dict[str, Any]:
-        if isinstance(self.given, DeviceTelemetry):
-            self.given = _link_columns(self.given)
-        return self.given
+        if isinstance(self.given, dict):
+            return self.given
+        if self._columns is None:
+            self._columns = _link_columns(self.given)
+        return self._columns
 
 
 @dataclass(slots=True)
@@ -469,6 +472,16 @@ _DEVICE_COLUMNS = tuple(DeviceBase.model_fields)
 DeviceKey = tuple[str, str, str]  # (site, kiosk, address)
 
 
+@dataclass(frozen=True, slots=True)
+class KnownDevice:
+    """A device's row as a worker's gulp left it, and the telemetry report of the device whose
+    link columns the row holds, if one did: a report equal to that one changes nothing there
+    (one comparison of two models, not a column each)."""
+
+    row: Row[Any]
+    reported: DeviceTelemetry | None = None
+
+
 class DeviceRows:
     """The device rows a worker last wrote or found unchanged, by kiosk, with the kiosk's
     devices_version its gulp left: what lets a gulp leave out a device whose report changes
@@ -481,15 +494,15 @@ class DeviceRows:
 
     def __init__(self, kiosks: int = 50_000) -> None:
         self._limit = kiosks
-        self._known: OrderedDict[tuple[str, str], tuple[int, dict[str, Row[Any]]]] = OrderedDict()
+        self._known: OrderedDict[tuple[str, str], tuple[int, dict[str, KnownDevice]]] = OrderedDict()
 
-    def of(self, kiosk: tuple[str, str], version_now: int) -> dict[str, Row[Any]]:
+    def of(self, kiosk: tuple[str, str], version_now: int) -> dict[str, KnownDevice]:
         """The kiosk's rows as this worker left them, if no one wrote since: its own gulp left
         the version one below what this gulp's touch returned."""
         found = self._known.get(kiosk)
         return found[1] if found is not None and found[0] == version_now - 1 else {}
 
-    def take(self, known: dict[tuple[str, str], tuple[int, dict[str, Row[Any]]]]) -> None:
+    def take(self, known: dict[tuple[str, str], tuple[int, dict[str, KnownDevice]]]) -> None:
         for kiosk, entry in known.items():
             self._known[kiosk] = entry
             self._known.move_to_end(kiosk)
@@ -505,19 +518,27 @@ class DevicesApplied:
 
     rows: dict[DeviceKey, Row[Any]] = field(default_factory=dict)
     unchanged: set[DeviceKey] = field(default_factory=set)
-    known: dict[tuple[str, str], tuple[int, dict[str, Row[Any]]]] = field(default_factory=dict)
+    known: dict[tuple[str, str], tuple[int, dict[str, KnownDevice]]] = field(default_factory=dict)
 
 
-def _changes_nothing(row: Row[Any] | None, report: DeviceReport, link: _Fields, horizon: datetime) -> bool:
-    """Whether a newer link report would leave `row` as it is but for link_at, and that only by
-    less than LINK_AT_STEP: only the link group reported, with the values the row holds."""
+def _changes_nothing(known: KnownDevice | None, report: DeviceReport, link: _Fields, horizon: datetime) -> bool:
+    """Whether a newer link report would leave the row as it is but for link_at, and that only
+    by less than LINK_AT_STEP: only the link group reported, with the values the row holds."""
+    if known is None:
+        return False
+    row = known.row
     return (
-        row is not None and report.identity is None and report.state is None
+        report.identity is None and report.state is None
         and (report.last_reading_at is None or report.last_reading_at == row.last_reading_at)
         and (report.model_hint is None or row.model is not None)
         and row.link_at is not None and row.link_at <= link.at < row.link_at + LINK_AT_STEP and link.at <= horizon
-        and all(getattr(row, name) == value for name, value in link.values.items())
+        and ((known.reported is not None and link.given == known.reported)
+             or all(getattr(row, name) == value for name, value in link.values.items()))
     )
+
+
+def _reported(link: _Fields | None) -> DeviceTelemetry | None:
+    return link.given if link is not None and isinstance(link.given, DeviceTelemetry) else None
 
 
 def apply_device_reports(session: Session, reports: Sequence[KioskReport], touched: TouchedKiosks,
@@ -537,6 +558,7 @@ def apply_device_reports(session: Session, reports: Sequence[KioskReport], touch
     other's devices in opposite orders."""
     applied = DevicesApplied()
     by_shape: dict[_UpsertShape, list[dict[str, Any]]] = {}
+    links: dict[DeviceKey, _Fields | None] = {}  # the link report each written device was sent with
     for kiosk in reports:
         key = (kiosk.site, kiosk.kiosk)
         version = touched.versions[key]
@@ -549,9 +571,12 @@ def apply_device_reports(session: Session, reports: Sequence[KioskReport], touch
             if link is not None and telemetry_at is not None and not supersedes(link.at, telemetry_at, kiosk.horizon):
                 link = None
             if link is not None and _changes_nothing(remembered.get(address), report, link, kiosk.horizon):
-                applied.rows[(kiosk.site, kiosk.kiosk, address)] = remembered[address]
+                row_now = remembered[address].row
+                applied.rows[(kiosk.site, kiosk.kiosk, address)] = row_now
                 applied.unchanged.add((kiosk.site, kiosk.kiosk, address))
+                applied.known[key][1][address] = KnownDevice(row_now, _reported(link) or remembered[address].reported)
                 continue
+            links[(kiosk.site, kiosk.kiosk, address)] = link
             row: dict[str, Any] = {"site": report.site, "kiosk": report.kiosk, "address": report.address}
             shape: list[tuple[str, tuple[str, ...]]] = []
             for group, fields in (("identity", report.identity), ("link", link), ("state", report.state)):
@@ -572,8 +597,12 @@ def apply_device_reports(session: Session, reports: Sequence[KioskReport], touch
         # The rows as returned (read by attribute, as a DeviceBase is): a DeviceBase built for
         # each was 20-30 µs of CPU a message on the fleet's mix, 9 devices in each telemetry.
         for returned in _device_upsert(session, shape_key, tuple(rows[0])).execute(session, rows, shared):
-            applied.rows[(returned.site, returned.kiosk, returned.address)] = returned
-            applied.known[(returned.site, returned.kiosk)][1][returned.address] = returned
+            device = (returned.site, returned.kiosk, returned.address)
+            applied.rows[device] = returned
+            link = links.get(device)
+            # The row holds this report's link columns if its link time is the report's.
+            reported = _reported(link) if link is not None and returned.link_at == link.at else None
+            applied.known[(returned.site, returned.kiosk)][1][returned.address] = KnownDevice(returned, reported)
     return applied
 
 

@@ -257,10 +257,13 @@ def _device_signals(reports: Sequence[KioskReport], applied: DevicesApplied, rul
                 link=row.link, battery_percent=row.battery_percent, model=row.model,
                 state_reported=state_won, link_reported=link_won,
             )
-            if link_won and report.link is not None and "failing_since" in report.link.values:  # from telemetry
+            unchanged = key in applied.unchanged
+            # From telemetry; unchanged and not failing, it would only clear (dropped below).
+            if (link_won and report.link is not None and "failing_since" in report.link.values
+                    and not (unchanged and row.failing_since is None)):
                 # The upsert's row reads by attribute as a DeviceBase does (fleet.apply_device_reports).
                 found += device_error_signals(cast(DeviceBase, row), report.link.at, rules)
-            if key in applied.unchanged:
+            if unchanged:
                 # Its clears were given when the row took these values (this worker's own gulp,
                 # fleet.DeviceRows): nothing opened since. Its raises count, and may be new
                 # (device_unreachable: the time the device has been failing grows).
