@@ -472,7 +472,7 @@ _DEVICE_COLUMNS = tuple(DeviceBase.model_fields)
 DeviceKey = tuple[str, str, str]  # (site, kiosk, address)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KnownDevice:
     """A device's row as a worker's gulp left it, and the telemetry report of the device whose
     link columns the row holds, if one did: a report equal to that one changes nothing there
@@ -480,6 +480,9 @@ class KnownDevice:
 
     row: Row[Any]
     reported: DeviceTelemetry | None = None
+    # The alert rules under which a report that changes nothing raises nothing for this row
+    # (gulp._device_signals): it then needs no rule run at all.
+    quiet_under: object = None
 
 
 class DeviceRows:
@@ -574,7 +577,8 @@ def apply_device_reports(session: Session, reports: Sequence[KioskReport], touch
                 row_now = remembered[address].row
                 applied.rows[(kiosk.site, kiosk.kiosk, address)] = row_now
                 applied.unchanged.add((kiosk.site, kiosk.kiosk, address))
-                applied.known[key][1][address] = KnownDevice(row_now, _reported(link) or remembered[address].reported)
+                before = remembered[address]
+                applied.known[key][1][address] = KnownDevice(row_now, _reported(link) or before.reported, before.quiet_under)
                 continue
             links[(kiosk.site, kiosk.kiosk, address)] = link
             row: dict[str, Any] = {"site": report.site, "kiosk": report.kiosk, "address": report.address}

@@ -246,8 +246,12 @@ def _device_signals(reports: Sequence[KioskReport], applied: DevicesApplied, rul
             row = applied.rows.get(key)
             if row is None:
                 continue
+            unchanged = key in applied.unchanged
+            known = applied.known[(kiosk.site, kiosk.kiosk)][1][address] if unchanged else None
+            if known is not None and known.quiet_under is rules:
+                continue  # as the last time: nothing raised, and its clears are dropped
             state_won = report.state is not None and row.state_at == report.state.at
-            link_won = report.link is not None and (key in applied.unchanged or row.link_at == report.link.at)
+            link_won = report.link is not None and (unchanged or row.link_at == report.link.at)
             if not (state_won or link_won):
                 continue
             at = max(f.at for f in (report.state, report.link) if f is not None)
@@ -257,16 +261,17 @@ def _device_signals(reports: Sequence[KioskReport], applied: DevicesApplied, rul
                 link=row.link, battery_percent=row.battery_percent, model=row.model,
                 state_reported=state_won, link_reported=link_won,
             )
-            unchanged = key in applied.unchanged
             # From telemetry; unchanged and not failing, it would only clear (dropped below).
             if (link_won and report.link is not None and "failing_since" in report.link.values
                     and not (unchanged and row.failing_since is None)):
                 # The upsert's row reads by attribute as a DeviceBase does (fleet.apply_device_reports).
                 found += device_error_signals(cast(DeviceBase, row), report.link.at, rules)
-            if unchanged:
+            if known is not None:
                 # Its clears were given when the row took these values (this worker's own gulp,
                 # fleet.DeviceRows): nothing opened since. Its raises count, and may be new
                 # (device_unreachable: the time the device has been failing grows).
                 found = [signal for signal in found if isinstance(signal, Raise)]
+                if not found and row.failing_since is None:  # nothing here grows with time
+                    known.quiet_under = rules
             signals += found
     return signals

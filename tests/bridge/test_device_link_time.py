@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.alerts import Alert
 from cloud_bridge.decode import Inbound
 from cloud_bridge.fleet import LINK_AT_STEP, Device, DeviceRows
 from cloud_bridge.gulp import commit_gulp
-from contract.telemetry import DeviceTelemetry
+from contract.telemetry import DeviceError, DeviceTelemetry
 from tests.bridge.wire_kiosk import WireKiosk, telemetry
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -43,7 +43,7 @@ def cuff(engine: Engine) -> Device:
 
 def alerts(engine: Engine) -> list[tuple[str, str, int]]:
     with Session(engine) as session:
-        return [(a.kind, a.state, a.occurrences) for a in session.exec(select(Alert).order_by(Alert.id))]
+        return [(a.kind, a.state, a.occurrences) for a in session.exec(select(Alert).order_by(col(Alert.id)))]
 
 
 def test_an_unchanged_device_keeps_its_row_until_the_step_but_its_alerts_follow_every_report(bridge_engine: Engine) -> None:
@@ -83,3 +83,18 @@ def test_a_worker_forgets_a_kiosk_another_worker_wrote_since(bridge_engine: Engi
     # What worker one remembers (80) is what this report says, but the row holds 40 now.
     commit(bridge_engine, report(at_again, battery=80), one, at_again)
     assert (cuff(bridge_engine).battery_percent, cuff(bridge_engine).link_at) == (80, at_again)
+
+
+def test_a_device_failing_unchanged_is_alerted_once_out_of_reach_long_enough_though_its_row_is_not_rewritten(
+    bridge_engine: Engine,
+) -> None:
+    rules = AlertRules(device_unreachable_s=60)
+    worker = DeviceRows()
+    since = NOW - timedelta(seconds=30)
+    failing = DeviceTelemetry(address=CUFF, model="omron", last_error=DeviceError(code="ble_not_found", at=since, message="not found"),
+                              failing_since=since, error_counts={"ble_not_found": 3})
+    for at in (NOW, NOW + timedelta(seconds=20), NOW + timedelta(seconds=40)):
+        commit_gulp(bridge_engine, [KIOSK.telemetry(telemetry(devices=[failing]), at=at)], rules=rules, notify=False,
+                    received_at=at, devices=worker)
+    assert cuff(bridge_engine).link_at == NOW  # the same report each time: not rewritten
+    assert [(kind, state) for kind, state, _ in alerts(bridge_engine)] == [("device_unreachable", "open")]
