@@ -149,7 +149,9 @@ class DeviceBase(SQLModel):
     failing_since: datetime | None = Field(
         default=None, description="kiosk time of the first failure after its last successful session; null once one succeeds")
     error_counts: dict[str, int] | None = Field(default=None, sa_type=JSON, description="failures per code since then")
-    link_at: datetime | None = Field(default=None, description="kiosk time of the newest link/battery/error report")
+    link_at: datetime | None = Field(
+        default=None, description="kiosk time of the link/battery/error report that wrote them: a report that changes "
+        "nothing moves it on only once it is 10 minutes newer (LINK_AT_STEP)")
     state: str | None = Field(default=None, max_length=16, description="a laundry machine's state")
     error_code: int | None = None
     error_text: dict[str, str] | None = Field(default=None, sa_type=JSON)
