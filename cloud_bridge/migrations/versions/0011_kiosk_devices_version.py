@@ -4,8 +4,8 @@ A worker remembers the device rows it last wrote and trusts them only while the 
 version is still the one its own gulp left. Rows from before start at 0; a worker starts
 remembering nothing, so the first gulp after the upgrade writes every device as before.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07 14:10:00.000000
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0007'
-down_revision = '0006'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
