@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Row, insert
+from sqlalchemy import Engine, insert
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -49,7 +49,8 @@ from cloud_bridge.alert_rules import (
 )
 from cloud_bridge.alerts import AlertChange, apply_signals
 from cloud_bridge.fleet import (
-    DeviceBase, KioskBase, KioskReport, apply_device_reports, apply_kiosk_reports, fold, status_reason, touch_kiosks,
+    DeviceBase, DeviceRows, DevicesApplied, KioskBase, KioskReport, apply_device_reports, apply_kiosk_reports, fold,
+    status_reason, touch_kiosks,
 )
 from cloud_bridge.gaps import late_arrivals
 from cloud_bridge.store import DEAD_LETTER_RAW_LIMIT, DeadLetter, insert_messages
@@ -84,19 +85,21 @@ def commit_gulp(
     engine: Engine, received: Sequence[Inbound], *, rules: AlertRules, notify: bool,
     received_at: datetime,
     guideline: BloodPressureGuideline = DEFAULT_GUIDELINE, opener: Opener | None = None,
+    devices: DeviceRows | None = None,
 ) -> GulpOutcome:
     """Decode and store received messages and all they imply, in one commit (see store_gulp)."""
     return store_gulp(engine, decode(received, received_at, opener), rules=rules, guideline=guideline, notify=notify,
-                         received_at=received_at)
+                      received_at=received_at, devices=devices)
 
 
 def store_gulp(
     engine: Engine, gulp: Decoded, *, rules: AlertRules, notify: bool,
     received_at: datetime,
-    guideline: BloodPressureGuideline = DEFAULT_GUIDELINE,
+    guideline: BloodPressureGuideline = DEFAULT_GUIDELINE, devices: DeviceRows | None = None,
 ) -> GulpOutcome:
     """Store a gulp and all it implies, in one commit. Raises on a database error (nothing is
-    then stored, nothing must be confirmed)."""
+    then stored, nothing must be confirmed). `devices`: what this worker remembers of device
+    rows across its gulps (a worker's own; fleet.DeviceRows)."""
     outcome = GulpOutcome(valid=gulp.valid, refused=len(gulp.refused), refusals=list(gulp.refused),
                            statuses=len(gulp.statuses))
     with Session(engine) as session:
@@ -109,10 +112,12 @@ def store_gulp(
         reports = fold(gulp.valid, [(s.site, s.kiosk, s.status) for s in gulp.statuses], received_at)
         signals: list[Signal] = []
         new = [m for m in gulp.valid if m.envelope.message_id in outcome.new_ids]
-        rows = touch_kiosks(session, reports)
+        touched = touch_kiosks(session, reports)
+        rows = touched.rows
         for before, report, after in apply_kiosk_reports(session, reports, rows):
             signals += _kiosk_signals(before, report, after, received_at, rules)
-        signals += _device_signals(reports, apply_device_reports(session, reports), rules)
+        applied = apply_device_reports(session, reports, touched, devices)
+        signals += _device_signals(reports, applied, rules)
         for message in new:
             signals += reading_signals(message, rules, guideline)
             signals += event_signals(message)
@@ -126,6 +131,8 @@ def store_gulp(
         if notify:
             webhook.enqueue(session, outcome.alert_changes, received_at)
         session.commit()
+    if devices is not None:
+        devices.take(applied.known)
     return outcome
 
 
@@ -160,7 +167,7 @@ def missing_key_signals(unopenable: Sequence[Unopenable]) -> list[Signal]:
 def store_isolating(
     engine: Engine, gulp: Decoded, *, rules: AlertRules, notify: bool,
     received_at: datetime,
-    guideline: BloodPressureGuideline = DEFAULT_GUIDELINE,
+    guideline: BloodPressureGuideline = DEFAULT_GUIDELINE, devices: DeviceRows | None = None,
 ) -> GulpOutcome:
     """store_gulp for a gulp the database refused for its content (not for being away or
     locked: an OperationalError is raised as it is). The gulp is split in halves, and halves
@@ -171,7 +178,8 @@ def store_isolating(
     this is for what is not yet known: one message must never hold back the kiosks whose
     messages share its gulps, re-sent after re-sent."""
     try:
-        return store_gulp(engine, gulp, rules=rules, guideline=guideline, notify=notify, received_at=received_at)
+        return store_gulp(engine, gulp, rules=rules, guideline=guideline, notify=notify, received_at=received_at,
+                          devices=devices)
     except OperationalError:
         raise
     except Exception as error:  # noqa: BLE001 - whatever the driver raised is the message's reason
@@ -179,7 +187,7 @@ def store_isolating(
         if len(units) <= 1:
             refused = [*gulp.refused, *(_refused_by_the_database(unit, error, received_at) for unit in units)]
             return store_gulp(engine, Decoded(refused=refused, alarms=gulp.alarms), rules=rules, guideline=guideline,
-                              notify=notify, received_at=received_at)
+                              notify=notify, received_at=received_at, devices=devices)
     half = len(units) // 2
     outcome = GulpOutcome()
     # Alarms write no row of their own, only alerts: they go with the first half.
@@ -188,7 +196,8 @@ def store_isolating(
         piece = Decoded(refused=list(dead), unopenable=list(unopenable), alarms=list(alarms))
         for unit in part:
             piece.add(unit)
-        found = store_isolating(engine, piece, rules=rules, guideline=guideline, notify=notify, received_at=received_at)
+        found = store_isolating(engine, piece, rules=rules, guideline=guideline, notify=notify, received_at=received_at,
+                                devices=devices)
         outcome.valid += found.valid
         outcome.new_ids |= found.new_ids
         outcome.refused += found.refused
@@ -224,30 +233,45 @@ def _kiosk_signals(before: KioskBase, report: KioskReport, after: KioskBase, rec
     return signals
 
 
-def _device_signals(reports: Sequence[KioskReport], rows: dict[tuple[str, str, str], Row[Any]],
-                    rules: AlertRules) -> list[Signal]:
-    """Signals from the device reports that won (were newer than what the row held); `rows`
-    are the devices as the gulp's upsert left them."""
+def _device_signals(reports: Sequence[KioskReport], applied: DevicesApplied, rules: AlertRules) -> list[Signal]:
+    """Signals from the device reports that won (were newer than what the row held); `applied`
+    has the devices as the gulp's upsert left them, and those it left out as changed in
+    nothing but their link time (whose link report won all the same)."""
     signals: list[Signal] = []
     for kiosk in reports:
         for address, report in sorted(kiosk.devices.items()):
             if report.state is None and report.link is None:
                 continue
-            row = rows.get((kiosk.site, kiosk.kiosk, address))
+            key = (kiosk.site, kiosk.kiosk, address)
+            row = applied.rows.get(key)
             if row is None:
                 continue
+            unchanged = key in applied.unchanged
+            known = applied.known[(kiosk.site, kiosk.kiosk)][1][address] if unchanged else None
+            if known is not None and known.quiet_under is rules:
+                continue  # as the last time: nothing raised, and its clears are dropped
             state_won = report.state is not None and row.state_at == report.state.at
-            link_won = report.link is not None and row.link_at == report.link.at
+            link_won = report.link is not None and (unchanged or row.link_at == report.link.at)
             if not (state_won or link_won):
                 continue
             at = max(f.at for f in (report.state, report.link) if f is not None)
-            signals += device_signals(
+            found = device_signals(
                 kiosk.site, kiosk.kiosk, address, at, rules=rules,
                 state=row.state, error_code=row.error_code, error_text=row.error_text,
                 link=row.link, battery_percent=row.battery_percent, model=row.model,
                 state_reported=state_won, link_reported=link_won,
             )
-            if link_won and report.link is not None and "failing_since" in report.link.values:  # from telemetry
+            # From telemetry; unchanged and not failing, it would only clear (dropped below).
+            if (link_won and report.link is not None and "failing_since" in report.link.values
+                    and not (unchanged and row.failing_since is None)):
                 # The upsert's row reads by attribute as a DeviceBase does (fleet.apply_device_reports).
-                signals += device_error_signals(cast(DeviceBase, row), report.link.at, rules)
+                found += device_error_signals(cast(DeviceBase, row), report.link.at, rules)
+            if known is not None:
+                # Its clears were given when the row took these values (this worker's own gulp,
+                # fleet.DeviceRows): nothing opened since. Its raises count, and may be new
+                # (device_unreachable: the time the device has been failing grows).
+                found = [signal for signal in found if isinstance(signal, Raise)]
+                if not found and row.failing_since is None:  # nothing here grows with time
+                    known.quiet_under = rules
+            signals += found
     return signals

@@ -79,6 +79,7 @@ from cloud_bridge.alert_rules import AlertRules, DisconnectWatch, Raise
 from cloud_bridge.alerts import apply_signals
 from cloud_bridge.broker_link import BrokerLink
 from cloud_bridge.decode import Inbound, Decoded, Refused, classify_all
+from cloud_bridge.fleet import DeviceRows
 from cloud_bridge.gulp import GulpOutcome, store_isolating, store_gulp
 from cloud_bridge.metrics import BridgeMetrics
 from contract.sealing import Opener
@@ -203,6 +204,9 @@ class Ingest:
         self._stored_at = -math.inf
         self._on_committed = on_committed
         self._clock = clock
+        # The device rows this worker last wrote, so that a gulp leaves out those its reports
+        # do not change (fleet.DeviceRows): only the worker thread stores.
+        self._devices = DeviceRows()
         # Receive -> decode -> store and confirm, each on its own thread, so that a gulp is
         # decoded (its sealed payloads opened: libsodium releases the GIL) while the one before
         # is stored (the database's work releases it too).
@@ -495,7 +499,7 @@ class Ingest:
         for attempt in range(1, GULP_ATTEMPTS + 1):
             try:
                 outcome = store_gulp(self._engine, gulp, rules=self._rules, guideline=self._guideline,
-                                        notify=self._notify, received_at=self._clock())
+                                     notify=self._notify, received_at=self._clock(), devices=self._devices)
                 break
             except Exception as error:
                 transient = isinstance(error, SQLAlchemyError)
@@ -510,7 +514,7 @@ class Ingest:
                               len(gulp.valid) + len(gulp.statuses), type(error).__name__, str(error).splitlines()[0][:200])
                     try:
                         outcome = store_isolating(self._engine, gulp, rules=self._rules, guideline=self._guideline,
-                                                   notify=self._notify, received_at=self._clock())
+                                                  notify=self._notify, received_at=self._clock(), devices=self._devices)
                         break
                     except Exception:  # noqa: BLE001 - logged below, like any gulp that cannot be stored
                         pass

@@ -6,20 +6,23 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, ColumnElement, CursorResult, Engine, Executable, Index, String, Table, Text, bindparam, cast, func
+from sqlalchemy import JSON, Boolean, ColumnElement, Uuid, CursorResult, Engine, Executable, Index, String, Table, Text, bindparam, cast, func
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from contract.commands import CommandResultPayload
 from contract.envelope import UpstreamMessage
@@ -324,6 +327,77 @@ def message_row(message: UpstreamMessage, received_at: datetime) -> dict[str, An
     return row
 
 
+# SQLite's limit on one statement's parameters (SQLITE_MAX_VARIABLE_NUMBER, 32766 since 3.32).
+_SQLITE_MAX_PARAMETERS = 32766
+
+
+def _sqlite_uuid(value: uuid.UUID | None) -> str | None:
+    return None if value is None else value.hex
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.utcoffset() is None:
+        raise ValueError(f"a time without a zone: {value!r}")  # as UTCDateTime refuses it
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_bool(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+# A value as SQLAlchemy's SQLite types bind it (tests/bridge/test_batch.py compares the two):
+# Uuid as its 32 hex digits, UTCDateTime in UTC in DATETIME's storage format
+# (YYYY-MM-DD HH:MM:SS.ffffff), Boolean as 0 or 1. Other types go as they are.
+_SQLITE_CONVERT: dict[type[TypeEngine[Any]], Callable[[Any], Any]] = {
+    Uuid: _sqlite_uuid, UTCDateTime: _sqlite_time, Boolean: _sqlite_bool,
+}
+
+
+class SqliteMessagesInsert:
+    """insert_messages on SQLite: multi-row INSERT … ON CONFLICT DO NOTHING RETURNING on the
+    driver, the values converted as SQLAlchemy binds them (_SQLITE_CONVERT). SQLAlchemy's
+    executemany of the same (construct_params, a bind processor per value, insertmanyvalues)
+    was about as much CPU as SQLite's own insert, on the worker thread a drain waits for."""
+
+    def __init__(self, model: type[SQLModel], columns: Sequence[str]) -> None:
+        table = table_of(model)
+        quote = sqlite_dialect().identifier_preparer.quote
+        self.columns = tuple(columns)
+        self._values = itemgetter(*self.columns)
+        self._convert = [(index, _SQLITE_CONVERT[type(table.c[name].type)]) for index, name in enumerate(self.columns)
+                         if type(table.c[name].type) in _SQLITE_CONVERT]
+        # The JSON payload is its text already (message_row), stored as it is; a JSON column
+        # given anything else would go unserialised.
+        assert all(not isinstance(table.c[name].type, JSON) for index, name in enumerate(self.columns)
+                   if name != "payload"), "only the payload is JSON, and it comes as text"
+        self._head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in self.columns)}) VALUES "
+        self._row = "(" + ", ".join("?" * len(self.columns)) + ")"
+        self._tail = " ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+        self._rows_per_statement = _SQLITE_MAX_PARAMETERS // len(self.columns)
+
+    def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[uuid.UUID]:
+        """The ids stored now for the first time."""
+        connection = session.connection()
+        new: list[uuid.UUID] = []
+        for start in range(0, len(rows), self._rows_per_statement):
+            part = rows[start : start + self._rows_per_statement]
+            values: list[Any] = []
+            for row in part:
+                one = list(self._values(row))
+                for index, convert in self._convert:
+                    one[index] = convert(one[index])
+                values += one
+            sql = self._head + ", ".join([self._row] * len(part)) + self._tail
+            new += [uuid.UUID(hex=stored) for (stored,) in connection.exec_driver_sql(sql, tuple(values))]
+        return new
+
+
+_SQLITE_MESSAGES = {channel: SqliteMessagesInsert(model, _COLUMNS_OF_CHANNEL[channel])
+                    for channel, model in _TABLE_OF_CHANNEL.items()}
+
+
 def insert_messages(session: Session, messages: Sequence[UpstreamMessage], received_at: datetime) -> set[uuid.UUID]:
     """Add valid messages to the session's transaction; a message id already stored is a no-op.
     Returns the ids stored now for the first time (a redelivery is not among them): one
@@ -332,8 +406,12 @@ def insert_messages(session: Session, messages: Sequence[UpstreamMessage], recei
     for message in messages:
         rows.setdefault(message.topic.channel, []).append(message_row(message, received_at))
     new: set[uuid.UUID] = set()
+    sqlite = session.get_bind().dialect.name == "sqlite"
     for channel, model in _TABLE_OF_CHANNEL.items():
         if channel not in rows:
+            continue
+        if sqlite:
+            new.update(_SQLITE_MESSAGES[channel].execute(session, rows[channel]))
             continue
         table = table_of(model)
         statement = bulk_insert(

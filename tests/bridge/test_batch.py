@@ -3,7 +3,7 @@ stored once, and the kiosks, devices, alerts and commands it implies, in the sam
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Engine, func
@@ -212,3 +212,24 @@ def test_a_readings_firmware_is_kept_whatever_telemetry_comes_before_or_after(br
     with Session(bridge_engine) as session:
         meter = session.get(Device, (kiosk.site, kiosk.kiosk, "C0:26:DA:01:02:03"))
         assert meter is not None and meter.model == "generic-glucose-meter"  # no reading yet: telemetry names it
+
+
+def test_a_message_row_is_stored_as_sqlalchemy_would_bind_it(bridge_engine: Engine) -> None:
+    # On SQLite the messages go in on the driver with values converted by store.py itself:
+    # they must read back, and compare, as if SQLAlchemy had bound them (a time stored in
+    # another format would sort apart from the rest).
+    kiosk = WireKiosk()
+    east = timezone(timedelta(hours=8))
+    commit(bridge_engine, kiosk.reading(blood_pressure(120, 80), at=datetime(2026, 11, 25, 17, 0, tzinfo=east)),
+           at=NOW + timedelta(microseconds=7))
+    names = ("message_id", "kiosk_time", "kiosk_clock_trusted", "received_at")
+    with bridge_engine.connect() as connection:
+        raw = connection.exec_driver_sql(f"SELECT {', '.join(names)} FROM readings").one()
+    with Session(bridge_engine) as session:
+        stored = session.exec(select(Reading)).one()
+    assert (stored.kiosk_time, stored.received_at) == (datetime(2026, 11, 25, 9, 0, tzinfo=UTC), NOW + timedelta(microseconds=7))
+    dialect = bridge_engine.dialect
+    for name, value in zip(names, raw, strict=True):
+        bind = Reading.__table__.c[name].type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[attr-defined]
+        expected = getattr(stored, name)
+        assert value == (bind(expected) if bind is not None else expected), name
