@@ -86,7 +86,8 @@ STATUS_SUBSCRIPTION = channel_filter(Channel.STATUS)
 ALARMS_SUBSCRIPTION = channel_filter(Channel.ALARMS)
 # What the bridge publishes itself: none of its subscriptions matches it, but a session held
 # over from a bridge that subscribed to `#` brings it (see the module's docstring).
-_DOWNSTREAM = (f"/{Channel.ACKS}", f"/{Channel.COMMANDS}/")
+_DOWNSTREAM_ENDINGS = (f"/{Channel.ACKS}", f"/{Channel.DESIRED}")
+_DOWNSTREAM_LEVEL = f"/{Channel.COMMANDS}/"
 # A failed gulp is tried again this many times (a PostgreSQL deadlock, a locked SQLite file)
 # before it is given up to the kiosks' re-sends.
 GULP_ATTEMPTS = 3
@@ -115,11 +116,11 @@ def legacy_subscription(group: str) -> str:
 
 
 def is_downstream(topic: str) -> bool:
-    """What the bridge itself publishes: acks, commands, and its workers' own status."""
+    """What the bridge itself publishes: acks, commands, desired configurations, and its workers' own status."""
     if topic.startswith(BRIDGE_STATUS_ROOT + "/"):
         return True
     tail = topic[len(TOPIC_ROOT) :]
-    return tail.endswith(_DOWNSTREAM[0]) or _DOWNSTREAM[1] in tail
+    return tail.endswith(_DOWNSTREAM_ENDINGS) or _DOWNSTREAM_LEVEL in tail
 
 
 @dataclass(frozen=True, slots=True)

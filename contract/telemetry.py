@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from contract.desired import ConfigReport
 from contract.device_errors import ErrorCodeText
 from contract.storable import INT32_MAX, INT64_MAX, StorableTime, StrictModel
 
@@ -69,3 +70,7 @@ class KioskTelemetry(StrictModel):
     )
     speech_error: str | None = Field(default=None, max_length=300, description="why speech failed, when speech_ok is false")
     devices: list[DeviceTelemetry] = Field(default_factory=list, max_length=256)
+    config: ConfigReport | None = Field(
+        default=None, description="the desired configuration it runs, and what became of the newest it tried; "
+        "null from a kiosk before fleet configuration",
+    )
