@@ -321,6 +321,21 @@ class Ingest:
             self._inbox.put(early)
         return True
 
+    def publish_retained(self, topic: str, body: bytes) -> bool:
+        """Hand a retained message (a kiosk's desired configuration) to the broker at QoS 1; its
+        PUBACK is only checked for a refusal. False if not connected: the caller tries again."""
+        if not self.connected:
+            return False
+        with self._lock:
+            info = self._client.publish(topic, body, qos=QOS_RELIABLE, retain=True)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return False
+            self._in_flight[info.mid] = None  # as an ack's: a refusal is logged
+            early = self._early_pubacks.pop(info.mid, None)
+        if early is not None:
+            self._inbox.put(early)
+        return True
+
     def _command_puback(self, ack: PubAck) -> None:
         with self._lock:
             if ack.mid not in self._in_flight:
@@ -332,7 +347,8 @@ class Ingest:
             request_id = self._in_flight.pop(ack.mid)
         if request_id is None:
             if ack.failed:
-                log.error("the broker refused an ack: %s (the kiosk will re-send and be confirmed again)", ack.reason)
+                log.error("the broker refused an ack or a desired configuration: %s (an ack: the kiosk will re-send "
+                          "and be confirmed again)", ack.reason)
             return
         if ack.failed:
             log.error("the broker refused command %s: %s (it stays pending)", request_id, ack.reason)

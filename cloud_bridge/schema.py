@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 from cloud_bridge.accounts import ApiToken, AuditEntry, LoginAttempts, User
 from cloud_bridge.alerts import Alert
 from cloud_bridge.commands import Command
+from cloud_bridge.desired_config import ConfigDocument, DesiredState
 from cloud_bridge.fleet import Device, Kiosk
 from cloud_bridge.store import CommandResult, DeadLetter, Event, Reading, Telemetry, table_of
 from cloud_bridge.webhook import WebhookDelivery
@@ -27,6 +28,8 @@ BRIDGE_MODELS: tuple[type[SQLModel], ...] = (
     ApiToken,
     AuditEntry,
     LoginAttempts,
+    ConfigDocument,
+    DesiredState,
 )
 
 
