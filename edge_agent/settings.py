@@ -105,6 +105,11 @@ class AgentSettings(FileSettings):
     )
     telemetry_every_s: float = Field(default=60, gt=0, description="how often the kiosk reports its own health")
     command_timeout_s: float = Field(default=30, gt=0, description="a remote command not done by then is answered timed_out")
+    config_health_s: float = Field(
+        default=60, gt=0,
+        description="after a fleet configuration is applied, how long the broker and every device it changed have "
+        "to answer before it is rolled back (docs/configuration.md, Fleet configuration)",
+    )
     trust_clock: Literal["if_synchronised", "always"] = Field(
         default="if_synchronised",
         description="believe the kiosk's clock only once the kernel says NTP synchronised it (a Pi has no RTC), "

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+from contract.desired import ConfigReport
 from contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
 from edge_agent.screen.speech import SpeechHealth
 from edge_agent.store.outbox import Outbox, RecordState
@@ -31,7 +32,7 @@ def disk_free_bytes(path: Path) -> int | None:
 
 def kiosk_telemetry(
     outbox: Outbox, *, uptime_s: float, now: datetime, devices: Iterable[DeviceTelemetry], clock_synchronised: bool,
-    speech: SpeechHealth | None = None,
+    speech: SpeechHealth | None = None, config: ConfigReport | None = None,
 ) -> KioskTelemetry:
     """`speech`: None when the kiosk does not speak (screen.speak_results off)."""
     depth = {
@@ -54,6 +55,7 @@ def kiosk_telemetry(
         speech_ok=None if speech is None else speech.ok,
         speech_error=None if speech is None else speech.error,
         devices=list(devices),
+        config=config,
     )
 
 
