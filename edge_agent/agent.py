@@ -504,7 +504,7 @@ class Agent:
         """Why a configuration must wait: someone is measuring, or a washer start is in doubt."""
         if self.desk.snapshot()["state"] != "idle":
             return "a blood-pressure measurement is under way"
-        if self.laundry is not None and await asyncio.to_thread(self.laundry.ledger.in_doubt):
+        if self.laundry is not None and len(await asyncio.to_thread(self.laundry.ledger.in_doubt)) > 0:
             return "a laundry start is in doubt"
         return None
 

@@ -73,7 +73,7 @@ def schedule_periods(settings: AgentSettings) -> dict[str, float]:
 def difference(old: AgentSettings, new: AgentSettings) -> ConfigChange:
     before = {d.address: d for d in old.devices}
     after = {d.address: d for d in new.devices}
-    outbox_fields = set(new.outbox.model_fields) - {"prune_every_s"}
+    outbox_fields = set(type(new.outbox).model_fields) - {"prune_every_s"}
     return ConfigChange(
         devices_started=tuple(a for a, d in after.items() if before.get(a) != d),
         devices_stopped=tuple(a for a in before if a not in after),
