@@ -254,3 +254,20 @@ async def test_a_bridge_worker_republishes_every_desired_configuration_when_it_s
         watch.close()
     async with running_agent(settings_of(tmp_path, running_broker)) as agent:
         await wait_until(lambda: agent.settings.screen.language == "en", what="the republished configuration applied")
+
+
+@pytest.mark.asyncio
+async def test_a_change_waits_while_a_resident_is_at_the_cuff(
+    tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any
+) -> None:
+    bridge = bridge_factory(running_broker)
+    with bridge.api() as api:
+        async with running_agent(settings_of(tmp_path, running_broker)) as agent:
+            await wait_until(lambda: agent.uplink is not None and agent.uplink.connected, what="the agent connected")
+            agent.desk.begin(None)  # a resident pressed "measure" on the screen
+            assert api.request("PUT", CONFIG, json.dumps({"screen": {"language": "en"}}).encode()).status == 200
+            await asyncio.sleep(3)  # the desired configuration arrived meanwhile (published in well under a second)
+            assert agent.settings.screen.language == "zh-CN" and agent.desk.snapshot()["state"] == "waiting"
+            agent.desk.cancel()  # her session ends
+            await wait_until(lambda: agent.settings.screen.language == "en", what="the change applied after her session")
+            await reported(bridge, "version 1 applied", config_version=1, config_outcome="applied")
