@@ -91,7 +91,13 @@ def set_document(
     configuration changed, each with its new version. ConfigRefused, with every problem, if the
     document or any kiosk's resulting configuration is invalid (nothing is changed then: the
     caller rolls back)."""
-    problems = fleet_problems(document, f"site {site}" if kiosk is None else f"kiosk {site}/{kiosk}")
+    # A site's document is whole by itself (a kiosk heard later gets it alone); a kiosk's may
+    # complete a section of its site's, so it is checked as the configuration they make together.
+    label = f"site {site}" if kiosk is None else f"kiosk {site}/{kiosk}"
+    problems = fleet_problems(document, label, whole=kiosk is None)
+    if kiosk is not None:
+        problems += fleet_problems(overlay(document_of(session, site), document), label)
+    problems = list(dict.fromkeys(problems))  # a key's problem is found by both
     if problems:
         raise ConfigRefused(problems)
     key = (site, SITE_WIDE if kiosk is None else kiosk)

@@ -58,10 +58,11 @@ def overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def fleet_problems(document: Mapping[str, Any], source: str) -> list[str]:
+def fleet_problems(document: Mapping[str, Any], source: str, *, whole: bool = True) -> list[str]:
     """Every problem of a desired configuration (or of a site's or kiosk's document), one
     'source: field: problem' line each, as `doorstep config validate` prints a file's; [] if
-    none. The section models are the agent's own (kiosk_config/sections.py)."""
+    none. The section models are the agent's own (kiosk_config/sections.py). `whole` False:
+    only the keys are checked (a kiosk's document may complete a section of its site's)."""
     problems = []
     for section, model in _SECTION_MODELS.items():
         value = document.get(section)
@@ -72,6 +73,8 @@ def fleet_problems(document: Mapping[str, Any], source: str) -> list[str]:
         # The agent's section models ignore unknown keys; from afar a misspelt one would be lost.
         for key in sorted(set(value) - set(model.model_fields)):
             problems.append(f"{source}: {section}.{key}: no such setting")
+    if not whole:
+        return problems
     try:
         FleetConfig.model_validate(document)
     except ValidationError as error:

@@ -271,3 +271,21 @@ async def test_a_change_waits_while_a_resident_is_at_the_cuff(
             agent.desk.cancel()  # her session ends
             await wait_until(lambda: agent.settings.screen.language == "en", what="the change applied after her session")
             await reported(bridge, "version 1 applied", config_version=1, config_outcome="applied")
+
+
+def test_a_kiosk_document_may_complete_its_sites_section_and_is_refused_where_nothing_completes_it(
+    running_broker: MosquittoProcess, bridge_factory: Any
+) -> None:
+    bridge = bridge_factory(running_broker)
+    with bridge.api() as api:
+        room = {"laundry": {"machines": {"1": "washer-retrofit-a", "2": "dryer-retrofit-b"}}}
+        assert api.request("PUT", f"/api/v1/sites/{SITE}/config", json.dumps(room).encode()).status == 200
+        own = api.request("PUT", CONFIG, json.dumps({"laundry": {"free_from_age": 70}}).encode())
+        assert own.status == 200
+        assert own.body["changed"][0]["config"] == {"laundry": {"machines": {"1": "washer-retrofit-a", "2": "dryer-retrofit-b"},
+                                                                "free_from_age": 70}}
+        elsewhere = api.request("PUT", "/api/v1/kiosks/other-site/kiosk-9/config",
+                                json.dumps({"laundry": {"free_from_age": 70}}).encode())
+        assert (elsewhere.status, elsewhere.body["problems"]) == (422, ["kiosk other-site/kiosk-9: laundry.machines: Field required"])
+        unknown = api.request("PUT", f"/api/v1/sites/{SITE}/config", json.dumps({"laundry": {"machines": {"1": "washer-retrofit-a"}, "prices": 3}}).encode())
+        assert (unknown.status, unknown.body["problems"]) == (422, [f"site {SITE}: laundry.prices: no such setting"])
