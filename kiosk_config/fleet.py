@@ -39,6 +39,7 @@ class FleetConfig(BaseModel):
 LOCAL_ONLY: Final[Mapping[str, frozenset[str]]] = {
     "broker": frozenset({"username", "password", "tls"}),
     "screen": frozenset({"enabled", "host", "port", "allowed_hosts", "technician_pin"}),
+    "laundry": frozenset({"port", "baudrate", "reply_timeout_s"}),  # its RS-485 line (LaundrySettings)
 }
 _SECTION_MODELS: Final[Mapping[str, type[BaseModel]]] = {
     "laundry": LaundryRoomSettings, "screen": ScreenSettings, "outbox": OutboxBudget, "broker": BrokerSettings,
@@ -68,10 +69,11 @@ def fleet_problems(document: Mapping[str, Any], source: str, *, whole: bool = Tr
         value = document.get(section)
         if not isinstance(value, Mapping):
             continue  # absent, or the wrong type: the model says so below
-        for key in sorted(set(value) & LOCAL_ONLY.get(section, frozenset())):
+        local = LOCAL_ONLY.get(section, frozenset())
+        for key in sorted(set(value) & local):
             problems.append(f"{source}: {section}.{key}: set in the kiosk's own file only, not from the fleet")
         # The agent's section models ignore unknown keys; from afar a misspelt one would be lost.
-        for key in sorted(set(value) - set(model.model_fields)):
+        for key in sorted(set(value) - set(model.model_fields) - local):
             problems.append(f"{source}: {section}.{key}: no such setting")
     if not whole:
         return problems

@@ -27,6 +27,7 @@ from edge_agent.desired_config import config_path
 from edge_agent.settings import AgentSettings
 from edge_agent.store.outbox import RecordState, SavedRecord
 from runtime.mqtt import make_client
+from tests.kiosk_support import ROOM, kiosk_settings
 from tests.support import CUFF_ADDRESS, KIOSK, SITE, Bridge, agent_settings, broker_settings, running_agent, wait_until
 
 CONFIG = f"/api/v1/kiosks/{SITE}/{KIOSK}/config"
@@ -289,3 +290,24 @@ def test_a_kiosk_document_may_complete_its_sites_section_and_is_refused_where_no
         assert (elsewhere.status, elsewhere.body["problems"]) == (422, ["kiosk other-site/kiosk-9: laundry.machines: Field required"])
         unknown = api.request("PUT", f"/api/v1/sites/{SITE}/config", json.dumps({"laundry": {"machines": {"1": "washer-retrofit-a"}, "prices": 3}}).encode())
         assert (unknown.status, unknown.body["problems"]) == (422, [f"site {SITE}: laundry.prices: no such setting"])
+
+
+@pytest.mark.asyncio
+async def test_a_laundry_change_restarts_the_room_alone_on_the_kiosks_own_line(
+    tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any
+) -> None:
+    bridge = bridge_factory(running_broker)
+    settings = kiosk_settings(tmp_path, running_broker, laundry=True).model_copy(update={"config_health_s": 10.0})
+    with bridge.api() as api:
+        async with running_agent(settings) as agent:
+            await wait_until(lambda: agent.laundry is not None and len(agent.laundry.machines()) == 8, what="the room open")
+            first_cuff = agent._device_tasks[CUFF_ADDRESS]  # noqa: SLF001
+            screen = agent.screen
+            seven = {str(unit): model for unit, model in ROOM.items() if unit != 8}
+            changed = api.request("PUT", CONFIG, json.dumps({"laundry": {"machines": seven, "free_from_age": 70}}).encode())
+            assert changed.status == 200
+            await reported(bridge, "version 1 applied", config_version=1, config_outcome="applied")
+            assert agent.laundry is not None and sorted(m.unit for m in agent.laundry.machines()) == [1, 2, 3, 4, 5, 6, 7]
+            assert agent.settings.laundry is not None and agent.settings.laundry.port == "simulated"  # the kiosk's own
+            assert agent.settings.laundry.free_from_age == 70
+            assert agent._device_tasks[CUFF_ADDRESS] is first_cuff and agent.screen is screen  # noqa: SLF001
