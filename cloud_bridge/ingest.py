@@ -65,7 +65,7 @@ from contract.topics import (
     bridge_status_topic,
     channel_filter,
 )
-from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
+from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client, release
 
 from cloud_bridge import commands
 from cloud_bridge import webhook
@@ -228,6 +228,7 @@ class Ingest:
                 pass
         self._client.disconnect()
         self._client.loop_stop()
+        release(self._client)
         self._received.put(None)
         self._decoder.join(timeout=10)
         self._worker.join(timeout=10)

@@ -37,7 +37,7 @@ from contract.desired import DesiredConfig, decode_desired
 from contract.errors import ContractError
 from contract.status import Ack, KioskState, Status, decode_ack
 from contract.topics import BRIDGE_STATUS_FILTER, BRIDGE_STATUS_ROOT, QOS_RELIABLE, KioskTopics
-from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
+from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client, release
 from edge_agent.store.outbox import Outbox, PendingRecord
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,7 @@ class Uplink:
                 pass
         self._client.disconnect()
         self._client.loop_stop()
+        release(self._client)  # an uplink replaced for a new broker is garbage now
 
     # -- called from paho's thread: record and wake, nothing else --------------------------
 
