@@ -112,12 +112,13 @@ def new_password() -> str:
 
 
 def kiosk_acls(site: str, kiosk: str) -> list[Acl]:
-    """The kiosk's own upstream channels (docs/protocol.md, Topics), and its two downstream ones,
+    """The kiosk's own upstream channels (docs/protocol.md, Topics), and its downstream ones,
     subscribed exactly as the agent subscribes them (edge_agent/uplink.py): no wildcard of its
     own, no `$share/…` group, nobody else's topics."""
     topics = KioskTopics(site, kiosk)
     root = topics.root
-    downstream = [topics.command("+"), topics.acks, BRIDGE_STATUS_FILTER]  # the bridge's presence (docs/protocol.md)
+    # Its commands, acks, desired configuration (retained), and the bridge's presence (docs/protocol.md).
+    downstream = [topics.command("+"), topics.acks, topics.desired, BRIDGE_STATUS_FILTER]
     return [
         Acl("publishClientSend", f"{root}/{Channel.STATUS}"),  # birth, clean stop and the Last Will
         Acl("publishClientSend", f"{root}/{Channel.ALARMS}"),  # retained, its conditions now
@@ -146,6 +147,7 @@ def bridge_acls(name: str, group: str = DEFAULT_SHARE_GROUP) -> list[Acl]:
         Acl("subscribeLiteral", f"{TOPIC_ROOT}/+/+/{Channel.ALARMS}"),
         Acl("publishClientSend", f"{TOPIC_ROOT}/+/+/{Channel.COMMANDS}/+"),
         Acl("publishClientSend", f"{TOPIC_ROOT}/+/+/{Channel.ACKS}"),
+        Acl("publishClientSend", f"{TOPIC_ROOT}/+/+/{Channel.DESIRED}"),  # retained, each kiosk's desired configuration
         Acl("publishClientSend", bridge_status_topic(name)),  # its retained status and Last Will
     ]
 

@@ -120,6 +120,11 @@ class KioskBase(SQLModel):
         "not growing (unbounded), not measured yet, or an older kiosk")
     disk_free_bytes: int | None = Field(default=None, sa_type=BigInteger)
     cpu_temperature_c: float | None = None
+    # The configuration the kiosk says it runs (its telemetry's `config`, contract/desired.py).
+    config_version: int | None = Field(default=None, description="the desired version it runs; 0: its own file alone")
+    config_tried_version: int | None = Field(default=None, description="the newest desired version it acted on")
+    config_outcome: str | None = Field(default=None, max_length=16, description="applied, refused or rolled_back")
+    config_reason: str | None = Field(default=None, max_length=2000, description="why it was refused or rolled back")
 
 
 class Kiosk(KioskBase, table=True):
@@ -325,7 +330,8 @@ _KIOSK_COLUMNS = tuple(KioskBase.model_fields)
 # seq_checked_through is the gap scan's).
 _FOLDED = ("clock_trusted", "clock_ahead_at", "status", "status_reason", "status_at", "telemetry_at", "uptime_s", "backlog_records",
            "backlog_oldest_age_s", "backlog_rising", "outbox_bytes", "outbox_budget_bytes", "health_over_budget",
-           "outbox_depth", "outbox_growth_bytes_per_h", "runway_h", "disk_free_bytes", "cpu_temperature_c")
+           "outbox_depth", "outbox_growth_bytes_per_h", "runway_h", "disk_free_bytes", "cpu_temperature_c",
+           "config_version", "config_tried_version", "config_outcome", "config_reason")
 _TOUCH_COLUMNS = ("site", "kiosk", "status", "first_seen_at", "last_seen_at", "last_seq", "seq_checked_through",
                   "backlog_rising", "health_over_budget", "devices_version")
 
@@ -461,7 +467,18 @@ def _telemetry_columns(row: KioskBase, at: datetime, telemetry: KioskTelemetry) 
         "runway_h": telemetry.runway_h,
         "disk_free_bytes": telemetry.disk_free_bytes,
         "cpu_temperature_c": telemetry.cpu_temperature_c,
+        **_config_columns(telemetry),
     }
+
+
+def _config_columns(telemetry: KioskTelemetry) -> dict[str, Any]:
+    """What the kiosk says of its configuration; a kiosk from before fleet configuration says
+    nothing, and its columns stay as they were."""
+    report = telemetry.config
+    if report is None:
+        return {}
+    return {"config_version": report.version, "config_tried_version": report.tried_version,
+            "config_outcome": None if report.outcome is None else report.outcome.value, "config_reason": report.reason}
 
 
 _GROUPS = {"identity": "identity_at", "link": "link_at", "state": "state_at"}

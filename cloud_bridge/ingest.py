@@ -70,7 +70,7 @@ from contract.topics import (
     channel_filter,
     parse_topic,
 )
-from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
+from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client, release
 
 from cloud_bridge import commands
 from cloud_bridge import support_bundles
@@ -93,7 +93,8 @@ STATUS_SUBSCRIPTION = channel_filter(Channel.STATUS)
 ALARMS_SUBSCRIPTION = channel_filter(Channel.ALARMS)
 # What the bridge publishes itself: none of its subscriptions matches it, but a session held
 # over from a bridge that subscribed to `#` brings it (see the module's docstring).
-_DOWNSTREAM = (f"/{Channel.ACKS}", f"/{Channel.COMMANDS}/")
+_DOWNSTREAM_ENDINGS = (f"/{Channel.ACKS}", f"/{Channel.DESIRED}")
+_DOWNSTREAM_LEVEL = f"/{Channel.COMMANDS}/"
 # A failed gulp is tried again this many times (a PostgreSQL deadlock, a locked SQLite file)
 # before it is given up to the kiosks' re-sends.
 GULP_ATTEMPTS = 3
@@ -122,11 +123,11 @@ def legacy_subscription(group: str) -> str:
 
 
 def is_downstream(topic: str) -> bool:
-    """What the bridge itself publishes: acks, commands, and its workers' own status."""
+    """What the bridge itself publishes: acks, commands, desired configurations, and its workers' own status."""
     if topic.startswith(BRIDGE_STATUS_ROOT + "/"):
         return True
     tail = topic[len(TOPIC_ROOT) :]
-    return tail.endswith(_DOWNSTREAM[0]) or _DOWNSTREAM[1] in tail
+    return tail.endswith(_DOWNSTREAM_ENDINGS) or _DOWNSTREAM_LEVEL in tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +262,7 @@ class Ingest:
                 pass
         self._client.disconnect()
         self._client.loop_stop()
+        release(self._client)
         self._received.put(None)
         self._decoder.join(timeout=10)
         self._worker.join(timeout=10)
@@ -354,6 +356,21 @@ class Ingest:
             self._inbox.put(early)
         return True
 
+    def publish_retained(self, topic: str, body: bytes) -> bool:
+        """Hand a retained message (a kiosk's desired configuration) to the broker at QoS 1; its
+        PUBACK is only checked for a refusal. False if not connected: the caller tries again."""
+        if not self.connected:
+            return False
+        with self._lock:
+            info = self._client.publish(topic, body, qos=QOS_RELIABLE, retain=True)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return False
+            self._in_flight[info.mid] = None  # as an ack's: a refusal is logged
+            early = self._early_pubacks.pop(info.mid, None)
+        if early is not None:
+            self._inbox.put(early)
+        return True
+
     def _command_puback(self, ack: PubAck) -> None:
         with self._lock:
             if ack.mid not in self._in_flight:
@@ -365,7 +382,8 @@ class Ingest:
             request_id = self._in_flight.pop(ack.mid)
         if request_id is None:
             if ack.failed:
-                log.error("the broker refused an ack: %s (the kiosk will re-send and be confirmed again)", ack.reason)
+                log.error("the broker refused an ack or a desired configuration: %s (an ack: the kiosk will re-send "
+                          "and be confirmed again)", ack.reason)
             return
         if ack.failed:
             log.error("the broker refused command %s: %s (it stays pending)", request_id, ack.reason)

@@ -16,7 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
-from cloud_bridge import accounts, commands, gaps, webhook
+from cloud_bridge import accounts, commands, desired_config, gaps, webhook
 from cloud_bridge.alert_rules import AlertKind, AlertRules, Signal, heartbeat_signals
 from cloud_bridge.alerts import Alert, AlertChange, apply_signals
 from cloud_bridge.broker_link import BrokerLink
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 class CommandPublisher(Protocol):
     def publish_command(self, request_id: str, topic: str, body: bytes) -> bool: ...
+
+    def publish_retained(self, topic: str, body: bytes) -> bool: ...
 
 
 class BridgeJobs:
@@ -55,7 +57,9 @@ class BridgeJobs:
 
     def start(self) -> None:
         every = {"max_instances": 1, "coalesce": True}
+        desired_config.republish_all(self._engine)
         self.scheduler.add_job(self.sweep_commands, "interval", seconds=1, id="commands", **every)
+        self.scheduler.add_job(self.sweep_desired, "interval", seconds=2, id="desired-config", **every)
         self.scheduler.add_job(self.watch_heartbeats, "interval", seconds=15, id="heartbeat-watchdog", **every)
         self.scheduler.add_job(self.scan_gaps, "interval", seconds=30, id="sequence-gaps", **every)
         self.scheduler.add_job(self.prune, "interval", hours=1, id="prune", **every)
@@ -126,6 +130,15 @@ class BridgeJobs:
         if self._publisher is not None:
             for request_id, topic, body in messages:
                 self._publisher.publish_command(request_id, topic, body)
+
+    def sweep_desired(self) -> None:
+        """New kiosks of a configured site get its configuration; what is not yet published goes."""
+        now = self._clock()
+        with Session(self._engine) as session:
+            desired_config.adopt_new_kiosks(session, now)
+            session.commit()
+        if self._publisher is not None:
+            desired_config.publish_due(self._engine, self._publisher, now)
 
     def prune(self) -> None:
         now = self._clock()

@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 from cloud_bridge.accounts import ApiToken, AuditEntry, LoginAttempts, User
 from cloud_bridge.alerts import Alert
 from cloud_bridge.commands import Command
+from cloud_bridge.desired_config import ConfigDocument, DesiredState
 from cloud_bridge.enrolment import EnrolmentCode
 from cloud_bridge.fleet import Device, Kiosk
 from cloud_bridge.store import CommandResult, DeadLetter, Event, Reading, Telemetry, table_of
@@ -31,6 +32,8 @@ BRIDGE_MODELS: tuple[type[SQLModel], ...] = (
     LoginAttempts,
     EnrolmentCode,
     SupportBundle,
+    ConfigDocument,
+    DesiredState,
 )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
+from contract.desired import ConfigReport
 from contract.device_errors import ErrorCodeText
 from contract.storable import INT32_MAX, INT64_MAX, StorableTime, StrictModel
 
@@ -86,3 +87,7 @@ class KioskTelemetry(StrictModel):
         "lower-class records are evicted); null when they are not growing (unbounded) or not measured yet",
     )
     devices: list[DeviceTelemetry] = Field(default_factory=list, max_length=256)
+    config: ConfigReport | None = Field(
+        default=None, description="the desired configuration it runs, and what became of the newest it tried; "
+        "null from a kiosk before fleet configuration",
+    )

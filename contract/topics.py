@@ -13,6 +13,7 @@ Topic tree (MQTT 5, JSON bodies, UTF-8)::
     doorstep/v1/{site}/{kiosk}/batch                      QoS 1, several of the QoS 1 records above
     doorstep/v1/{site}/{kiosk}/acks                       down, QoS 1, Ack: stored message ids
     doorstep/v1/{site}/{kiosk}/support_bundles/{request_id} up, QoS 1, a tar.gz (contract/support_bundle.py)
+    doorstep/v1/{site}/{kiosk}/desired                    down, retained, QoS 1, DesiredConfig
     doorstep/v1/_bridge/{client_id}                       retained, each bridge worker's status
 
 Only an Ack lets a kiosk forget a record: a broker's PUBACK means only that the broker took
@@ -56,6 +57,7 @@ class Channel(StrEnum):
     BATCH = "batch"
     ACKS = "acks"
     SUPPORT_BUNDLES = "support_bundles"  # a tar.gz the kiosk uploads when asked (contract/support_bundle.py)
+    DESIRED = "desired"  # down, retained: the configuration the bridge wants the kiosk to run (contract/desired.py)
 
 
 # Channels whose topic has a last level naming the kind, type or request id.
@@ -136,6 +138,10 @@ class KioskTopics:
     @property
     def acks(self) -> str:
         return f"{self.root}/{Channel.ACKS}"
+
+    @property
+    def desired(self) -> str:
+        return f"{self.root}/{Channel.DESIRED}"
 
     @property
     def batch(self) -> str:

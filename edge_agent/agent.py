@@ -26,6 +26,7 @@ from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError, DeviceUnavailableError
 from edge_agent.alarms import CHECK_EVERY_S as ALARMS_CHECK_EVERY_S, AlarmWatch
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
+from edge_agent.desired_config import ConfigChange, DesiredConfigApplier, config_path, schedule_periods
 from edge_agent.device_health import DeviceHealthBook, line_telemetry
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.kiosk_commands import kiosk_handlers
@@ -87,6 +88,9 @@ class Agent:
         marked `simulated` without one gets the default simulator of its kind. `config_path`:
         the file the settings came from, re-read by the remote `reload_config` command."""
         self.config_path = config_path
+        # The kiosk's own settings; `settings` is what runs: these with the fleet's over them
+        # (edge_agent/desired_config.py).
+        self.base_settings = settings
         self.settings = settings
         self.topics = KioskTopics(settings.site, settings.kiosk)
         self._backends = dict(backends or {})
@@ -110,6 +114,10 @@ class Agent:
         # Errors at a storage limit (a full disk), logged once per condition with a count.
         self.conditions = ConditionLog(log)
         self.remote: RemoteCommands | None = None
+        self.fleet_config: DesiredConfigApplier | None = None
+        # Held while the uplink pumps, and while a new broker's uplink replaces it.
+        self._uplink_lock = asyncio.Lock()
+        self._laundry_task: asyncio.Task[None] | None = None
         self._device_tasks: dict[str, asyncio.Task[None]] = {}
         self._readers: dict[str, DeviceReader] = {}
         self._command_tasks: set[asyncio.Task[object]] = set()
@@ -131,6 +139,12 @@ class Agent:
         # set it (the next run would end as soon as it began).
         self._stop = asyncio.Event()
         follow_stop = asyncio.create_task(_set_when(stop, self._stop), name="stop")
+        self.fleet_config = DesiredConfigApplier(
+            self, self.base_settings, config_path(self.base_settings.outbox_path),
+            health_s=self.base_settings.config_health_s, reported=self._report_telemetry,
+        )
+        self.settings = self.fleet_config.startup_settings()  # the last good, as before a restart
+        self.desk.bands, self.desk.timeout_s = self.settings.screen.blood_pressure_bands, self.settings.screen.measure_timeout_s
         watch = self.clock_watch
         self.outbox = Outbox(
             self.settings.outbox_path,
@@ -171,17 +185,7 @@ class Agent:
                 max_instances=1, coalesce=True, misfire_grace_time=None,
             )
         self.scheduler.start()
-        self.uplink = Uplink(
-            self.outbox,
-            self.topics,
-            self.settings.broker,
-            window=self.settings.inflight_window,
-            publish_window=self.settings.publish_window,
-            batch_records=self.settings.batch_records,
-            ack_timeout_s=self.settings.ack_timeout_s,
-            resend_max_s=self.settings.resend_max_s,
-            wake=lambda: loop.call_soon_threadsafe(self._wakeup.set),
-        )
+        self.uplink = self._new_uplink(loop)
         self.remote = RemoteCommands(
             self.outbox, self.topics, kiosk_handlers(self), timeout_s=self.settings.command_timeout_s,
             saved=self._wakeup.set,
@@ -196,7 +200,7 @@ class Agent:
             asyncio.create_task(watch_clock_jumps(self.scheduler, on_jump=self._clock_jumped), name="clock-jumps"),
         ]
         if self.settings.laundry is not None:
-            tasks.append(asyncio.create_task(self._open_laundry(self.settings.laundry), name="laundry"))
+            self._laundry_task = asyncio.create_task(self._open_laundry(self.settings.laundry), name="laundry")
         for device in self.settings.devices:
             self.restart_device(device.address)
         if self.settings.screen.enabled:
@@ -207,6 +211,7 @@ class Agent:
             await self._stop.wait()
         finally:
             follow_stop.cancel()
+            await self.fleet_config.stop()
             # Let running jobs (a telemetry save, a pruning pass) finish: shutting the scheduler
             # down cancels them mid-write.
             self.scheduler.pause()
@@ -214,7 +219,7 @@ class Agent:
                 self.desk.close_streams()
                 await self.screen.stop()
             await self.job_watch.finished(timeout_s=STOP_GRACE_S)
-            tasks += [*self._device_tasks.values(), *self._command_tasks]
+            tasks += [*self._device_tasks.values(), *self._command_tasks, *filter(None, [self._laundry_task])]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -222,6 +227,19 @@ class Agent:
             self.uplink.stop()
             self.outbox.close()
         return "reload" if self._reload_requested else "stopped"
+
+    def _new_uplink(self, loop: asyncio.AbstractEventLoop) -> Uplink:
+        return Uplink(
+            self.outbox,  # type: ignore[arg-type]  # set before
+            self.topics,
+            self.settings.broker,
+            window=self.settings.inflight_window,
+            publish_window=self.settings.publish_window,
+            batch_records=self.settings.batch_records,
+            ack_timeout_s=self.settings.ack_timeout_s,
+            resend_max_s=self.settings.resend_max_s,
+            wake=lambda: loop.call_soon_threadsafe(self._wakeup.set),
+        )
 
     async def _open_screen(self) -> None:
         """Serve the kiosk screen. A screen that cannot listen is logged, and the kiosk goes on
@@ -277,7 +295,8 @@ class Agent:
         while True:
             self._wakeup.clear()
             try:
-                await asyncio.to_thread(self.uplink.pump)
+                async with self._uplink_lock:
+                    await asyncio.to_thread(self.uplink.pump)
             except Exception as error:
                 # Our bug (loud, every time) or a disk at its limit (once, with a count): keep
                 # the records, try again.
@@ -290,6 +309,9 @@ class Agent:
                 task: asyncio.Task[object] = asyncio.create_task(self.remote.handle(received), name="remote command")
                 self._command_tasks.add(task)
                 task.add_done_callback(self._command_tasks.discard)
+            desired = self.uplink.take_desired()
+            if desired is not None and self.fleet_config is not None:
+                self.fleet_config.offer(desired)
             # Woken by a save, an ack, a command, or the `outbox-flush` job (re-send deadlines).
             await self._wakeup.wait()
 
@@ -350,6 +372,7 @@ class Agent:
                 devices=self.device_telemetry(),
                 speech=None if self.speaker is None else self.speaker.health,
                 runway=runway,
+                config=None if self.fleet_config is None else self.fleet_config.report(),
             )
 
         return await asyncio.to_thread(measure)
@@ -441,6 +464,93 @@ class Agent:
         )
         self._device_tasks[address] = asyncio.create_task(self._watch_device(settings, due), name=f"device {address}")
         return True
+
+    # -- what a fleet configuration acts on (edge_agent/desired_config.py) --
+
+    async def apply_settings(self, new: AgentSettings, change: ConfigChange) -> None:
+        """Run with `new`: only the parts `change` names are touched, each on its own; the
+        outbox and its records never are."""
+        assert self.outbox is not None and self.scheduler is not None
+        self.settings = new
+        for address in change.devices_stopped:
+            await self._stop_device(address)
+        for address in change.devices_started:
+            self.restart_device(address)
+        if change.outbox_limits:
+            self.outbox.limits = new.outbox.limits()
+        periods = schedule_periods(new)
+        for job in change.schedules:
+            self.scheduler.reschedule_job(job, trigger="interval", seconds=periods[job])
+        self.desk.bands, self.desk.timeout_s = new.screen.blood_pressure_bands, new.screen.measure_timeout_s
+        if change.screen:
+            await self._restart_screen()
+        if change.laundry:
+            await self._restart_laundry()
+        if change.broker:
+            await self._restart_uplink()
+
+    def unhealthy(self, change: ConfigChange, since: datetime) -> list[str]:
+        """What does not answer of what a change touched, and the broker; [] if all is well."""
+        assert self.uplink is not None
+        problems = []
+        if not self.uplink.connected:
+            problems.append(f"the broker {self.settings.broker.host}:{self.settings.broker.port} is not reachable")
+        for address in change.devices_started:
+            seen = self._last_seen_at.get(address)
+            if seen is None or seen < since:
+                problems.append(f"device {address} has not answered")
+        if change.laundry and self.settings.laundry is not None:
+            if self.laundry is None:
+                problems.append(f"the laundry line {self.settings.laundry.port} has not opened")
+            else:
+                silent = [m.unit for m in self.laundry.machines() if m.link.state.value != "online"]
+                if silent:
+                    problems.append(f"laundry machine(s) {', '.join(map(str, silent))} have not answered")
+        return problems
+
+    async def why_not_now(self) -> str | None:
+        """Why a configuration must wait: someone is measuring, or a washer start is in doubt."""
+        if self.desk.snapshot()["state"] != "idle":
+            return "a blood-pressure measurement is under way"
+        if self.laundry is not None and len(await asyncio.to_thread(self.laundry.ledger.in_doubt)) > 0:
+            return "a laundry start is in doubt"
+        return None
+
+    async def _stop_device(self, address: str) -> None:
+        assert self.scheduler is not None
+        if self.scheduler.get_job(f"device {address}") is not None:
+            self.scheduler.remove_job(f"device {address}")
+        self._readers.pop(address, None)
+        task = self._device_tasks.pop(address, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _restart_screen(self) -> None:
+        if self.screen is not None:
+            self.desk.close_streams()
+            await self.screen.stop()
+            self.screen = None
+        if self.settings.screen.enabled:
+            await self._open_screen()
+
+    async def _restart_laundry(self) -> None:
+        if self._laundry_task is not None:
+            self._laundry_task.cancel()
+            await asyncio.gather(self._laundry_task, return_exceptions=True)
+            self._laundry_task = None
+        if self.settings.laundry is not None:
+            self._laundry_task = asyncio.create_task(self._open_laundry(self.settings.laundry), name="laundry")
+
+    async def _restart_uplink(self) -> None:
+        """A new connection to the broker now configured. The records the old one had in flight
+        are sent again with their ids by the new one (the bridge stores each once)."""
+        assert self.uplink is not None and self.alarms is not None
+        async with self._uplink_lock:
+            await asyncio.to_thread(self.uplink.stop)
+            self.uplink = self._new_uplink(asyncio.get_running_loop())
+            self.uplink.set_alarms(self.alarms.current())
+            self.uplink.start()
 
     async def _flush(self) -> None:
         self._wakeup.set()

@@ -41,9 +41,14 @@ def status_path(outbox_path: Path) -> Path:
 
 
 def write_status(path: Path, status: AgentStatus) -> None:
+    write_atomically(path, status.model_dump_json())
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A reader (or the next start) finds the old file or the new one whole, never a part."""
     temporary = path.with_suffix(".tmp")
     with temporary.open("w", encoding="utf-8") as file:
-        file.write(status.model_dump_json())
+        file.write(text)
         file.flush()
         os.fsync(file.fileno())
     temporary.replace(path)

@@ -33,10 +33,11 @@ from broker_admin.check import check_broker
 from contract.alarms import Alarms
 from contract.batch import BATCH_CONTAINER_BYTES, MAX_BATCH_RECORDS, batch_entry, batched_channel, encode_batch
 from contract.codec import MAX_MESSAGE_BYTES, encode
+from contract.desired import DesiredConfig, decode_desired
 from contract.errors import ContractError
 from contract.status import Ack, KioskState, Status, decode_ack
 from contract.topics import BRIDGE_STATUS_FILTER, BRIDGE_STATUS_ROOT, QOS_RELIABLE, KioskTopics
-from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client
+from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client, release
 from edge_agent.store.outbox import Outbox, PendingRecord
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ class Uplink:
         self._pubacks: queue.SimpleQueue[PubAck] = queue.SimpleQueue()
         self._acks: queue.SimpleQueue[Ack] = queue.SimpleQueue()
         self._commands: queue.SimpleQueue[ReceivedCommand] = queue.SimpleQueue()
+        self._desired: queue.SimpleQueue[DesiredConfig] = queue.SimpleQueue()
         self._resend = threading.Event()
         self._bridge_back = threading.Event()
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
@@ -198,6 +200,7 @@ class Uplink:
                 pass
         self._client.disconnect()
         self._client.loop_stop()
+        release(self._client)  # an uplink replaced for a new broker is garbage now
 
     # -- called from paho's thread: record and wake, nothing else --------------------------
 
@@ -214,8 +217,9 @@ class Uplink:
         # Before `connected` is set, so before any record: paho sends in the order published.
         self._alarms_changed.clear()
         self._publish_alarms(client)
+        # The desired configuration is retained: the broker sends the newest on every subscribe.
         client.subscribe([(self._topics.acks, QOS_RELIABLE), (self._topics.command("+"), QOS_RELIABLE),
-                          (BRIDGE_STATUS_FILTER, QOS_RELIABLE)])
+                          (self._topics.desired, QOS_RELIABLE), (BRIDGE_STATUS_FILTER, QOS_RELIABLE)])
         self._connected.set()
         self._wake()
 
@@ -248,6 +252,14 @@ class Uplink:
                     self._wake()
             except ValueError:
                 log.warning("ignored a malformed bridge status on %s", message.topic)
+            return
+        if message.topic == self._topics.desired:
+            try:
+                self._desired.put(decode_desired(bytes(message.payload)))
+            except ContractError as error:
+                log.warning("ignored a malformed desired configuration: %s", error.reason)
+                return
+            self._wake()
             return
         if message.topic != self._topics.acks:
             # A command: the agent parses, audits and answers it (edge_agent/remote.py).
@@ -300,6 +312,13 @@ class Uplink:
                 self._uploads.pop(info.mid, None)
             return f"the broker did not acknowledge it within {timeout_s:.0f} s"
         return waiter.refusal
+
+    def take_desired(self) -> DesiredConfig | None:
+        """The newest desired configuration received since the last call, if any."""
+        newest = None
+        while not self._desired.empty():
+            newest = self._desired.get_nowait()
+        return newest
 
     def request_resend(self) -> None:
         """At the next pump, forget what is in flight, so every unconfirmed record is sent again

@@ -130,6 +130,18 @@ def use_jittered_backoff(client: mqtt.Client, broker: BrokerSettings, rng: rando
     schedule()
 
 
+def release(client: mqtt.Client) -> None:
+    """After disconnect and loop_stop: close the client's sockets now, its connection (left open
+    when stopped while its network thread was still connecting) and its internal socket pair,
+    as its __del__ would (paho 2.2, Client._reset_sockets), and break the cycles through the
+    callbacks (bound methods of their owner, the backoff's closures over the client). Left to
+    the cycle collector, the sockets were finalised unclosed now and then: a ResourceWarning,
+    one per client a process replaces (an uplink moved to a new broker, a stopped worker)."""
+    client._reset_sockets()  # noqa: SLF001 - paho's own clean-up, which has no public name
+    client.on_connect = client.on_disconnect = client.on_connect_fail = None
+    client.on_publish = client.on_message = client.on_subscribe = client.on_unsubscribe = None
+
+
 def connect_in_background(client: mqtt.Client, broker: BrokerSettings) -> None:
     """Connect with a persistent session and keep reconnecting, with jittered backoff, from
     paho's network thread."""

@@ -464,3 +464,19 @@ def test_a_certificate_only_kiosk_cannot_log_in_with_a_password(tmp_path: Path, 
                     port, password, refused.connack)
     finally:
         shipped.process.stop()
+
+
+def test_a_kiosk_reads_only_its_own_desired_configuration_which_only_the_bridge_writes(
+    broker: ShippedBroker, clients: list[Client]
+) -> None:
+    """The retained …/desired (docs/protocol.md, Desired configuration): the bridge writes it,
+    each kiosk reads its own, also when it subscribes after it was written."""
+    cloud = bridge(clients, broker)
+    a = kiosk(clients, broker, A, A_PASSWORD)
+    for target in (A, B):
+        assert cloud.publish(target.desired, b'{"version": 1}', retain=True) in (0, NO_MATCHING_SUBSCRIBERS)
+    assert a.publish(A.desired, b'{"version": 2}', retain=True) == NOT_AUTHORIZED  # no kiosk sets its own
+    assert a.publish(B.desired, b'{"version": 2}', retain=True) == NOT_AUTHORIZED
+    assert a.subscribe(B.desired) == [NOT_AUTHORIZED]
+    assert a.subscribe(A.desired) == [1]
+    assert a.messages() == [(A.desired, b'{"version": 1}')]

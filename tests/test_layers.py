@@ -4,6 +4,8 @@
       -> edge_agent, cloud_bridge
         -> broker_admin/ (broker operations) -> runtime/ (what every process runs on)
           -> contract/ (imports nothing of ours)
+        -> kiosk_config/ (what an operator configures: the agent loads it, the bridge validates
+           a desired configuration with it) -> runtime, firmware_configs, contract
     drivers and firmware_configs stand apart: nothing of ours but each other and the contract.
 
 Read from the source (ast), nothing imported or run. Every import counts, wherever it stands:
@@ -24,9 +26,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "broker_admin": frozenset({"contract", "runtime", "broker_admin"}),
     "firmware_configs": frozenset({"contract", "firmware_configs"}),
     "drivers": frozenset({"contract", "firmware_configs", "drivers"}),
-    "edge_agent": frozenset({"contract", "runtime", "broker_admin", "firmware_configs", "drivers", "edge_agent"}),
-    # The bridge grants and revokes kiosks' broker accounts at enrolment (cloud_bridge/enrolment.py).
-    "cloud_bridge": frozenset({"contract", "runtime", "broker_admin", "cloud_bridge"}),
+    "kiosk_config": frozenset({"contract", "runtime", "firmware_configs", "kiosk_config"}),
+    "edge_agent": frozenset({"contract", "runtime", "broker_admin", "firmware_configs", "drivers", "kiosk_config",
+                             "edge_agent"}),
+    # The bridge reads the kiosk's configuration models, never firmware_configs itself, and grants
+    # and revokes kiosks' broker accounts at enrolment (cloud_bridge/enrolment.py).
+    "cloud_bridge": frozenset({"contract", "runtime", "broker_admin", "kiosk_config", "cloud_bridge"}),
 }
 # The packages whose face (__init__.py) must import nothing: importing the contract must not
 # pull in the apps, nor broker operations the runtime.

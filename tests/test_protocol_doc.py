@@ -10,6 +10,7 @@ import pytest
 from contract.alarms import decode_alarms
 from contract.batch import check_batched, split_batch
 from contract.commands import decode_command
+from contract.desired import decode_desired
 from contract.envelope import Envelope, validate_upstream
 from contract.status import Ack, Status
 from contract.support_bundle import MANIFEST, BundleManifest
@@ -27,7 +28,7 @@ def test_the_document_has_examples_of_every_upstream_and_downstream_body() -> No
     assert any(topic.startswith(BRIDGE_STATUS_ROOT + "/") for topic, _ in EXAMPLES)
     channels = {parse_topic(topic).channel for topic, _ in EXAMPLES if not topic.startswith(BRIDGE_STATUS_ROOT + "/")}
     # A support bundle's body is an archive, not JSON: its manifest is the example.
-    assert {*UPSTREAM_CHANNELS, Channel.COMMANDS, Channel.ACKS} - {Channel.SUPPORT_BUNDLES} <= channels
+    assert {*UPSTREAM_CHANNELS, Channel.COMMANDS, Channel.ACKS, Channel.DESIRED} - {Channel.SUPPORT_BUNDLES} <= channels
     assert len(MANIFESTS) == 1
 
 
@@ -51,6 +52,8 @@ def test_example_parses(topic: str, body: str) -> None:
         Ack.model_validate_json(body)
     elif channel is Channel.COMMANDS:
         decode_command(body.encode())
+    elif channel is Channel.DESIRED:
+        decode_desired(body.encode())
     elif channel is Channel.BATCH:
         records = split_batch(topic, body.encode())
         assert len(records) >= 2  # an example of what a batch is for

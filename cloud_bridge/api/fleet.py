@@ -28,6 +28,7 @@ from cloud_bridge.api.deps import (
     site_in_scope,
 )
 from cloud_bridge.broker_link import BrokerLink
+from cloud_bridge.desired_config import config_state, desired_versions
 from cloud_bridge.fleet import Device, DeviceBase, Kiosk, KioskBase, kiosk_devices
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=ERROR_RESPONSES)
@@ -35,6 +36,8 @@ router = APIRouter(prefix="/api/v1", tags=["fleet"], responses=ERROR_RESPONSES)
 
 class KioskPublic(KioskBase):
     open_alerts: int = 0
+    desired_version: int | None = None  # of its desired configuration; null: none set (cloud_bridge/desired_config.py)
+    config_state: str | None = None  # in_sync, lagging, refused, rolled_back; null: none desired
 
 
 class DevicePublic(DeviceBase):
@@ -72,6 +75,11 @@ def _open_alerts_by_kiosk(who: Principal):  # type: ignore[no-untyped-def]
     )
 
 
+def _config_of(kiosk: Kiosk, desired: dict[tuple[str, str], int]) -> dict[str, object]:
+    version = desired.get((kiosk.site, kiosk.kiosk))
+    return {"desired_version": version, "config_state": config_state(version, kiosk)}
+
+
 @router.get("/kiosks", response_model=Page[KioskPublic])
 def list_kiosks(
     session: SessionDep,
@@ -103,9 +111,12 @@ def list_kiosks(
         .limit(page.limit)
     )
     total = session.exec(select(func.count()).select_from(Kiosk).where(*conditions)).one()
+    rows = session.exec(statement).all()
+    desired = desired_versions(session, [(kiosk.site, kiosk.kiosk) for kiosk, _ in rows])
     items = [
-        KioskPublic.model_validate(_as_heard(kiosk.model_dump() | {"open_alerts": int(n)}, context.broker_link))
-        for kiosk, n in session.exec(statement)
+        KioskPublic.model_validate(_as_heard(kiosk.model_dump() | {"open_alerts": int(n)} | _config_of(kiosk, desired),
+                                             context.broker_link))
+        for kiosk, n in rows
     ]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
@@ -125,8 +136,9 @@ def get_kiosk(
         )
     ).one()
     devices = [DevicePublic.model_validate(d.model_dump()) for d in kiosk_devices(session, site, kiosk)]
+    config = _config_of(row, desired_versions(session, [(site, kiosk)]))
     return KioskDetail.model_validate(
-        _as_heard(row.model_dump() | {"open_alerts": open_alerts, "devices": devices}, context.broker_link)
+        _as_heard(row.model_dump() | {"open_alerts": open_alerts, "devices": devices} | config, context.broker_link)
     )
 
 

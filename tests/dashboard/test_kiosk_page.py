@@ -3,6 +3,7 @@ agent through the real broker and its answers show; and what each role is offere
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
+from contract.desired import ConfigOutcome, ConfigReport
 from contract.payloads import RelayCheckinEvent, RelayCheckoutEvent, StaffCalledEvent
 from contract.status import KioskState
 from contract.support_bundle import read_manifest
@@ -278,3 +280,26 @@ def test_a_technician_asks_a_real_agent_for_a_support_bundle_and_downloads_it(
     expect(page.locator("[data-command=ping]")).to_be_visible()
     expect(page.get_by_test_id("support-bundles")).to_have_count(0)
     expect(page.locator("[data-action=request-support-bundle]")).to_have_count(0)
+
+
+def test_desired_against_reported_configuration_shows_on_the_kiosk_page_and_in_the_fleet(
+    dashboard: Dashboard, page: Page, wire: WirePublisher
+) -> None:
+    """Issue 19: the technician sees that a kiosk rolled back the newest version, and why."""
+    for language in ("en", "zh-CN"):  # versions 1 and 2
+        changed = dashboard.api.request("PUT", f"/api/v1/kiosks/{SITE}/{KIOSK}/config",
+                                        json.dumps({"screen": {"language": language}}).encode())
+        assert changed.status == 200, changed.body
+    kiosk = WireKiosk(site=SITE, kiosk=KIOSK)
+    report = ConfigReport(version=1, tried_version=2, outcome=ConfigOutcome.ROLLED_BACK,
+                          reason="device A4:C1:38:00:00:99 has not answered within 60 s: rolled back", at=datetime.now(UTC))
+    wire.send(kiosk, kiosk.status(KioskState.ONLINE, datetime.now(UTC)),
+              kiosk.telemetry(telemetry().model_copy(update={"config": report})))
+    wait_for(lambda: dashboard.api.get(f"/api/v1/kiosks/{SITE}/{KIOSK}").body.get("config_state") == "rolled_back",
+             what="the kiosk's report folded in")
+    dashboard.log_in(page, "tech", KIOSK_PAGE)
+    config = page.get_by_test_id("config")
+    expect(config).to_contain_text("运行 v1 / 目标 v2 · 已回滚")
+    expect(config).to_contain_text("A4:C1:38:00:00:99 has not answered")
+    page.goto(dashboard.url)
+    expect(page.locator(f'tr[data-kiosk="{SITE}/{KIOSK}"] [data-config]')).to_have_attribute("data-config", "rolled_back")

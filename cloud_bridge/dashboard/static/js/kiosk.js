@@ -5,7 +5,7 @@
 import { ApiError, allPages, apiHref, call } from "./api.js";
 import { chartWidth, timeChart } from "./chart.js";
 import { el, fill, parseTime } from "./dom.js";
-import { AlertsPanel, devicesTable, outboxDepthText, runwayText, section, statusBadge, table } from "./widgets.js";
+import { AlertsPanel, configBadge, devicesTable, outboxDepthText, runwayText, section, statusBadge, table } from "./widgets.js";
 
 const FINAL = new Set(["succeeded", "failed", "refused", "timed_out"]);
 const COMMAND_POLL_S = 1; // a command's answer usually comes within a second or two
@@ -118,7 +118,11 @@ export function kioskScreen(screen, view, site, kioskId) {
       fact(t.t("col.outbox"), k.health_over_budget ? `${budget} · ${t.t("kiosk.over_budget")}` : budget, k.health_over_budget),
       fact(t.t("col.disk"), t.bytes(k.disk_free_bytes)),
       fact(t.t("col.cpu"), k.cpu_temperature_c === null || k.cpu_temperature_c === undefined ? "—" : `${k.cpu_temperature_c.toFixed(1)} °C`),
-      fact(t.t("kiosk.seq"), t.t("kiosk.seq.value", { last: k.last_seq, checked: k.seq_checked_through })));
+      fact(t.t("kiosk.seq"), t.t("kiosk.seq.value", { last: k.last_seq, checked: k.seq_checked_through })),
+      // Desired against reported; why a version was refused or rolled back, in the kiosk's words.
+      fact(t.t("col.config"), el("span", { "data-testid": "config" }, configBadge(t, k),
+        k.config_reason && ["refused", "rolled_back"].includes(k.config_state) ? el("span", { class: "sub" }, ` ${k.config_reason}`) : null),
+      k.desired_version !== null && k.desired_version !== undefined && k.config_state !== "in_sync"));
   }
 
   /** Shown only for a kiosk that speaks (speech_ok null: speech off, or an older kiosk). */

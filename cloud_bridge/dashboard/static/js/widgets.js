@@ -23,6 +23,16 @@ export function statusBadge(t, status, reason) {
     el("span", { class: "dot" }), t.of("status", status));
 }
 
+/** A kiosk's desired configuration against what it runs (cloud_bridge/desired_config.py,
+ * config_state); its reason, if it refused or rolled back, as the title. "—": none desired. */
+export function configBadge(t, k) {
+  if (k.desired_version === null || k.desired_version === undefined) return "—";
+  const bad = k.config_state !== "in_sync";
+  return el("span", { class: `config config-${k.config_state}${bad ? " bad" : ""}`, "data-config": k.config_state,
+    title: k.config_reason || null },
+  t.t("config.versions", { running: k.config_version ?? "?", desired: k.desired_version }), " · ", t.t(`config.${k.config_state}`));
+}
+
 export function table(headers, rows, { empty, className } = {}) {
   return el("table", { class: className || "grid-table" },
     el("thead", {}, el("tr", {}, headers.map((h) => el("th", { class: h.num ? "num" : null }, h.label)))),
