@@ -128,6 +128,10 @@ def delete(path: str) -> Call:
     return lambda w: ("DELETE", path.format(w=w), None)
 
 
+def put(path: str, body: Any) -> Call:
+    return lambda w: ("PUT", path.format(w=w), body)
+
+
 # (route, call, expected status for technician, station_staff@HOME, doctor@HOME, read_only, anonymous)
 MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
     ("GET /healthz", get("/healthz"), (200, 200, 200, 200, 200)),
@@ -150,6 +154,15 @@ MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
     ("GET /api/v1/devices", get(f"/api/v1/devices?site={AWAY}"), (200, 403, 403, 200, 401)),
     ("GET /api/v1/bridge", get("/api/v1/bridge"), (200, 200, 200, 200, 401)),
     ("DELETE /api/v1/kiosks/{site}/{kiosk}", delete(f"/api/v1/kiosks/{HOME}/kiosk-1"), (204, 403, 403, 403, 401)),
+    # Fleet configuration: read as the fleet is read, changed by technicians alone.
+    ("GET /api/v1/sites/{site}/config", get(f"/api/v1/sites/{HOME}/config"), (200, 200, 200, 200, 401)),
+    ("GET /api/v1/sites/{site}/config", get(f"/api/v1/sites/{AWAY}/config"), (200, 403, 403, 200, 401)),
+    ("PUT /api/v1/sites/{site}/config", put(f"/api/v1/sites/{HOME}/config", {"screen": {"language": "en"}}),
+     (200, 403, 403, 403, 401)),
+    ("GET /api/v1/kiosks/{site}/{kiosk}/config", get(f"/api/v1/kiosks/{HOME}/kiosk-1/config"), (200, 200, 200, 200, 401)),
+    ("GET /api/v1/kiosks/{site}/{kiosk}/config", get(f"/api/v1/kiosks/{AWAY}/kiosk-1/config"), (200, 403, 403, 200, 401)),
+    ("PUT /api/v1/kiosks/{site}/{kiosk}/config",
+     put(f"/api/v1/kiosks/{HOME}/kiosk-1/config", {"screen": {"language": "en"}}), (200, 403, 403, 403, 401)),
     ("GET /api/v1/alerts", get("/api/v1/alerts"), (200, 200, 200, 200, 401)),
     ("GET /api/v1/alerts/{alert_id}", get("/api/v1/alerts/{w.health_alert}"), (404, 404, 200, 404, 401)),
     ("GET /api/v1/alerts/{alert_id}", get("/api/v1/alerts/{w.away_alert}"), (200, 404, 404, 200, 401)),
