@@ -117,6 +117,10 @@ def publish_fleet(wire: WirePublisher, now: datetime) -> Fleet:
     return fleet
 
 
+def machine_model(unit: int) -> str:
+    return "washer-retrofit-a" if unit <= 6 else "dryer-retrofit-b"
+
+
 def publish_laundry_room(wire: WirePublisher, kiosk: WireKiosk, now: datetime) -> None:
     """A day of the laundry kiosk's telemetry (a backlog while its uplink was down at night),
     then its eight machines: one running, one faulted."""
@@ -129,9 +133,13 @@ def publish_laundry_room(wire: WirePublisher, kiosk: WireKiosk, now: datetime) -
         wire.send(kiosk, kiosk.telemetry(kiosk_telemetry(
             backlog=max(backlog, 0), disk_free=int((9.4 - 0.01 * (48 - half_hours)) * GB),
             outbox_bytes=int((1.5 + max(backlog, 0) * 0.05) * MB)), at=at))
-    wire.send(kiosk, kiosk.telemetry(kiosk_telemetry(disk_free=int(8.9 * GB)), at=now))
+    # As an agent does, its telemetry lists every machine with its link (edge_agent/agent.py):
+    # the bridge takes an older event's link as old news beside it.
+    machines = [DeviceTelemetry(address=f"modbus-unit-{unit}", model=machine_model(unit),
+                                link="offline" if unit == 8 else "online") for unit in range(1, 9)]
+    wire.send(kiosk, kiosk.telemetry(kiosk_telemetry(disk_free=int(8.9 * GB), devices=machines), at=now))
     for unit in range(1, 9):
-        model = "washer-retrofit-a" if unit <= 6 else "dryer-retrofit-b"
+        model = machine_model(unit)
         device = DeviceIdentity(model=model, address=f"modbus-unit-{unit}", firmware="3.1")
         if unit == 3:
             event = LaundryMachineEvent(unit=unit, state="fault", link="online", error_code=21,
