@@ -3,6 +3,7 @@ bridge workers. Every test that stores through the bridge runs on SQLite and on 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -53,9 +54,67 @@ def bridge_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return cluster.new_database()
 
 
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedTemplates]:
+    """Each database migrated once per run; bridge_engine and bridge_factory start from a copy."""
+    templates = MigratedTemplates(tmp_path_factory.mktemp("migrated"))
+    yield templates
+    templates.close()
+
+
+class MigratedTemplates:
+    """Alembic's whole history takes ~0.2 s per database, and hundreds of tests want a migrated
+    one: each gets a byte-for-byte copy of a database migrated once (SQLite: the file;
+    PostgreSQL: CREATE DATABASE ... TEMPLATE). migrate() still runs on the copy, as a worker's
+    start-up does on an existing database. Migrating an empty database is what
+    tests/test_bridge_migrations.py tests, on bridge_database itself."""
+
+    _PG_TEMPLATE = "doorstep_migrated_template"
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._sqlite: Path | None = None
+        self._postgres: PostgresCluster | None = None
+
+    def fill(self, request: pytest.FixtureRequest, url: str) -> None:
+        """Make the empty database at `url` (from bridge_database) a migrated one."""
+        if url.startswith("sqlite:///"):
+            shutil.copyfile(self._sqlite_template(), url.removeprefix("sqlite:///"))
+            return
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        if self._postgres is None:
+            self._postgres = cluster
+            cluster.execute(f'CREATE DATABASE "{self._PG_TEMPLATE}"')
+            _migrate_once(cluster.url(self._PG_TEMPLATE))
+        name = url.rsplit("/", 1)[1]
+        cluster.execute(f'DROP DATABASE "{name}"')
+        cluster.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._PG_TEMPLATE}"')
+
+    def _sqlite_template(self) -> Path:
+        if self._sqlite is None:
+            self._sqlite = self._directory / "bridge.sqlite3"
+            _migrate_once(f"sqlite:///{self._sqlite}")
+            # The last connection closed checkpoints the WAL into the file and removes it.
+            assert not self._sqlite.with_name(self._sqlite.name + "-wal").exists()
+        return self._sqlite
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.unlink()
+
+
+def _migrate_once(url: str) -> None:
+    engine = create_durable_engine(url)
+    migrate(engine)
+    engine.dispose()
+
+
 @pytest.fixture
-def bridge_engine(bridge_database: str) -> Iterator[Engine]:
+def bridge_engine(
+    request: pytest.FixtureRequest, bridge_database: str, migrated_templates: MigratedTemplates
+) -> Iterator[Engine]:
     """A migrated bridge database (SQLite or PostgreSQL), with no worker running."""
+    migrated_templates.fill(request, bridge_database)
     engine = create_durable_engine(bridge_database)
     migrate(engine)
     yield engine
@@ -63,9 +122,12 @@ def bridge_engine(bridge_database: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def bridge_factory(bridge_database: str) -> Iterator[Callable[..., Bridge]]:
+def bridge_factory(
+    request: pytest.FixtureRequest, bridge_database: str, migrated_templates: MigratedTemplates
+) -> Iterator[Callable[..., Bridge]]:
     """Start in-process bridge workers (ingest, jobs, webhook sender: cloud_bridge/service.py)
     on one migrated database; all are stopped afterwards."""
+    migrated_templates.fill(request, bridge_database)
     engine = create_durable_engine(bridge_database)
     migrate(engine)
     with ExitStack() as workers:

@@ -76,9 +76,13 @@ class PostgresCluster:
     def new_database(self) -> str:
         """A fresh, empty database; returns its SQLAlchemy URL."""
         name = f"test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        self.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def execute(self, statement: str) -> None:
+        """One statement outside a transaction (CREATE and DROP DATABASE must be)."""
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as conn:
+            conn.execute(statement)
 
     def stop(self) -> None:
         try:
