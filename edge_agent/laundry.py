@@ -55,7 +55,7 @@ from drivers.laundry.vend import (
 from edge_agent.settings import LaundrySettings, PollCadence
 from edge_agent.store.laundry_ledger import LaundryLedger, LedgerRefusal, MachineCommand, VendTransaction
 from edge_agent.store.outbox import Outbox
-from firmware_configs.laundry import LaundryProfile, MachineState, load_laundry_profiles
+from firmware_configs.laundry import LaundryProfile, MachineState, Program, load_laundry_profiles
 
 if TYPE_CHECKING:
     # Imported by `start` only for `port: simulated`: a kiosk's room is real machines, and the
@@ -147,6 +147,7 @@ class MachineView:
     status: MachineStatus | None  # the last one read; stale while the link is offline
     link: UnitLink
     transaction: VendTransaction | None
+    programs: tuple[Program, ...]  # those this room sells, at its prices (LaundryRoomSettings.offered)
     points_refunded: int = 0  # given back to the open transaction's resident (an early fault)
 
     @property
@@ -176,6 +177,7 @@ class LaundryRoom:
         self.settings = settings
         profiles = load_laundry_profiles()
         self.profiles = {unit: profiles[model] for unit, model in sorted(settings.machines.items())}
+        self.programs = {unit: settings.offered(profile) for unit, profile in self.profiles.items()}
         self.ledger = LaundryLedger(outbox, topics, clock=clock)
         self._clock = clock
         self._outbox = outbox
@@ -280,7 +282,8 @@ class LaundryRoom:
         for unit, profile in self.profiles.items():
             open_one = unfinished.get(unit)
             returned = refunded.get(open_one.id, 0) if open_one is not None else 0
-            views.append(MachineView(unit, profile, self.bus.status(unit), self.bus.link(unit), open_one, returned))
+            views.append(MachineView(unit, profile, self.bus.status(unit), self.bus.link(unit), open_one,
+                                     self.programs[unit], returned))
         return views
 
     # -- starting a machine --
@@ -300,7 +303,7 @@ class LaundryRoom:
             return StartResult("refused", None, 0, refusal)
         profile = self.profiles[unit]
         status = self.bus.status(unit)
-        price = next(p.price_points for p in profile.programs if p.code == program)
+        price = next(p.price_points for p in self.programs[unit] if p.code == program)
         try:
             reserved = await asyncio.to_thread(
                 self.ledger.reserve,
@@ -400,6 +403,8 @@ class LaundryRoom:
             return "no_such_machine"
         if not any(p.code == program for p in profile.programs):
             return "no_such_program"
+        if not any(p.code == program for p in self.programs[unit]):
+            return "program_not_offered"  # the room's settings withdrew it (LaundryRoomSettings.programs)
         blocked = why_not_startable(self.bus.status(unit), self.bus.link(unit))
         if blocked in ("machine_offline", "machine_frozen"):
             return blocked

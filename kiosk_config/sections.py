@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from contract.clinical import BloodPressureGuideline
-from firmware_configs.laundry import load_laundry_profiles
+from firmware_configs.laundry import LaundryProfile, Program, load_laundry_profiles
 from firmware_configs.profiles import load_ble_profiles
 
 
@@ -57,6 +57,16 @@ class PollCadence(BaseModel):
     finishing_within_s: int = Field(default=120, ge=0, description="'about to finish': this many seconds left or fewer")
 
 
+class ProgramSetting(BaseModel):
+    """One program of a register map as this room sells it; unset: as the map says."""
+
+    # A misspelt key set from afar would otherwise be lost without a word.
+    model_config = ConfigDict(extra="forbid")
+
+    price_points: int | None = Field(default=None, ge=0, description="its price in volunteer points, over the map's")
+    offered: bool = Field(default=True, description="false: not on the screen, and a start of it is refused")
+
+
 class LaundryRoomSettings(BaseModel):
     """The laundry room as an operator sets it (from the fleet too): its machines, their polling, its policy."""
 
@@ -70,6 +80,11 @@ class LaundryRoomSettings(BaseModel):
         ge=0,
         description="a paid wash that faults within this many seconds of its start (by the kiosk's clock) has not"
         " really run: its points are given back",
+    )
+    programs: dict[str, dict[int, ProgramSetting]] = Field(
+        default_factory=dict,
+        description="register map model -> program code -> its price and whether it is offered here, e.g. "
+        "{washer-retrofit-a: {1: {price_points: 3}, 3: {offered: false}}}; a program not named is sold as its map says",
     )
 
     @field_validator("machines")
@@ -85,6 +100,38 @@ class LaundryRoomSettings(BaseModel):
         if problems:
             raise ValueError("\n".join(problems))
         return machines
+
+    @field_validator("programs")
+    @classmethod
+    def _known_programs(cls, programs: dict[str, dict[int, ProgramSetting]]) -> dict[str, dict[int, ProgramSetting]]:
+        profiles = load_laundry_profiles()
+        problems = []
+        for model, settings in programs.items():
+            profile = profiles.get(model)
+            if profile is None:
+                problems.append(f"{model}: no register map {model!r} in firmware_configs/laundry/; "
+                                f"known: {', '.join(sorted(profiles))}")
+                continue
+            codes = [p.code for p in profile.programs]
+            problems += [f"{model}: program {code}: {model} has no such program; its programs: "
+                         f"{', '.join(map(str, codes))}" for code in settings if code not in codes]
+            if not any(settings.get(code, ProgramSetting()).offered for code in codes):
+                problems.append(f"{model}: every program withdrawn: its machines could not be sold")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return programs
+
+    def offered(self, profile: LaundryProfile) -> tuple[Program, ...]:
+        """The map's programs this room sells, at this room's prices (the screen's list, the
+        start's check and the price charged, from this one rule)."""
+        settings = self.programs.get(profile.model, {})
+        sold = []
+        for program in profile.programs:
+            setting = settings.get(program.code, ProgramSetting())
+            if setting.offered:
+                price = program.price_points if setting.price_points is None else setting.price_points
+                sold.append(program.model_copy(update={"price_points": price}))
+        return tuple(sold)
 
 
 class LaundrySettings(LaundryRoomSettings):

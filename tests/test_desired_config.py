@@ -29,7 +29,8 @@ from edge_agent.desired_config import config_path
 from edge_agent.settings import AgentSettings
 from edge_agent.store.outbox import RecordState, SavedRecord
 from runtime.mqtt import make_client
-from tests.kiosk_support import ROOM, kiosk_settings
+from tests.kiosk_support import ROOM, acall, kiosk_settings
+from tests.test_kiosk_laundry_api import CARD, laundry_kiosk, open_account, room_read
 from tests.support import CUFF_ADDRESS, KIOSK, SITE, Bridge, agent_settings, broker_settings, running_agent, wait_until
 
 # Now and then a socket with no peer (laddr 127.0.0.1 only) is finalised unclosed by the cycle
@@ -328,3 +329,34 @@ async def test_a_laundry_change_restarts_the_room_alone_on_the_kiosks_own_line(
             assert agent.settings.laundry is not None and agent.settings.laundry.port == "simulated"  # the kiosk's own
             assert agent.settings.laundry.free_from_age == 70
             assert agent._device_tasks[CUFF_ADDRESS] is first_cuff and agent.screen is screen  # noqa: SLF001
+
+
+@pytest.mark.asyncio
+async def test_a_price_changed_in_the_api_waits_for_a_start_in_doubt_then_the_kiosk_charges_it(
+    tmp_path: Path, running_broker: MosquittoProcess, bridge_factory: Any
+) -> None:
+    bridge = bridge_factory(running_broker)
+    settings = laundry_kiosk(tmp_path, running_broker).model_copy(update={"config_health_s": 10.0})
+    with bridge.api() as api:
+        async with running_agent(settings) as agent:
+            url, room, sim = await room_read(agent)
+            await open_account(url, CARD, balance=20)
+            # A start whose answer is lost: in doubt until the machine's echo is read back.
+            sim.inject(6, unresponsive=True)
+            lost = await acall(url, "POST", "/api/laundry/start", {"card_number": CARD, "unit": 6, "program": 1})
+            assert lost.body["outcome"] == "checking"
+            negative = {"laundry": {"machines": ROOM, "programs": {"washer-retrofit-a": {"1": {"price_points": -1}}}}}
+            refused = api.request("PUT", CONFIG, json.dumps(negative).encode())
+            assert (refused.status, refused.body["problems"]) == (422, [
+                f"kiosk {SITE}/{KIOSK}: laundry.programs.washer-retrofit-a.1.price_points: "
+                "Input should be greater than or equal to 0"])
+            cheaper = {"laundry": {"machines": ROOM, "programs": {"washer-retrofit-a": {"1": {"price_points": 2}}}}}
+            assert api.request("PUT", CONFIG, json.dumps(cheaper).encode()).status == 200
+            await asyncio.sleep(HEALTH_S)  # time enough to arrive, and to be applied if it did not wait
+            assert agent.laundry is room and agent.settings.laundry.programs == {}  # type: ignore[union-attr]
+            sim.clear_faults(6)  # its echo shows the start never arrived: decided, nothing charged
+            await reported(bridge, "version 1 applied", config_version=1, config_outcome="applied")
+            url, room, sim = await room_read(agent)
+            started = await acall(url, "POST", "/api/laundry/start", {"card_number": CARD, "unit": 2, "program": 1})
+            assert started.body == {"outcome": "started", "reason": None, "points_charged": 2, "balance": 18}
+            assert [c.points for c in room.ledger.charges()] == [2]

@@ -119,7 +119,7 @@ def _machine(view: MachineView) -> Machine:
         programs=[
             ProgramView(code=p.code, name=Text(zh=p.name.zh, en=p.name.en), minutes=math.ceil(p.duration_s / 60),
                         price_points=p.price_points)
-            for p in view.profile.programs
+            for p in view.programs
         ],
     )
 
