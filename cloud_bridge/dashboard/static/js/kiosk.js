@@ -1,6 +1,7 @@
 // One kiosk: its state, alerts, devices, telemetry charts, recent events, (for those who
 // may send commands at its site) the command panel with each command's result, and (for
-// technicians) its support bundles: ask for one, download those it sent.
+// technicians) its support bundles: ask for one, download those it sent; and its fleet
+// configuration: the site's document and the kiosk's own, edited here.
 
 import { ApiError, allPages, apiHref, call } from "./api.js";
 import { chartWidth, timeChart } from "./chart.js";
@@ -53,6 +54,7 @@ export function kioskScreen(screen, view, site, kioskId) {
       mayCommand ? el("button", { type: "button", "data-action": "request-support-bundle",
         onclick: () => send("upload_support_bundle", {}) }, t.t("bundles.request")) : null,
       " ", el("span", { class: "sub" }, t.t("bundles.what"))), bundles) : null,
+    screen.may("fleet:manage", site) ? section(t.t("config.title"), configEditor(t, site, kioskId, () => refresh())) : null,
     section(t.t("devices.title"), devices),
     el("section", { class: "panel" }, el("h2", {}, t.t("kiosk.telemetry"), " ",
       el("label", { class: "inline" }, t.t("range"), " ", rangeSelect)), charts),
@@ -307,6 +309,53 @@ function retireControl(t, site, kioskId) {
     }
   }
   return el("p", { class: "retire", "data-testid": "retire" }, button, " ", el("span", { class: "sub" }, t.t("kiosk.retire.what")), " ", problem);
+}
+
+/** The site's and the kiosk's configuration documents (docs/configuration.md, "Fleet
+ * configuration") as JSON, each saved whole with PUT; a refused one shows every problem, by
+ * field, as the API gives them, and nothing changes. Loaded once: a refresh of the page's
+ * facts must not undo what someone is typing. */
+function configEditor(t, site, kioskId, onSaved) {
+  const node = el("div", { class: "config-editor", "data-testid": "config-editor" });
+  const paths = {
+    site: `sites/${encodeURIComponent(site)}/config`,
+    kiosk: `kiosks/${encodeURIComponent(site)}/${encodeURIComponent(kioskId)}/config`,
+  };
+  const editor = (which, document) => {
+    const text = el("textarea", { rows: 8, spellcheck: "false", "data-config-document": which },
+      JSON.stringify(document, null, 2));
+    const outcome = el("div", { class: "feedback", "data-testid": `config-outcome-${which}`, "aria-live": "polite" });
+    const save = async () => {
+      fill(outcome);
+      let document;
+      try {
+        document = JSON.parse(text.value.trim() || "{}");
+      } catch (error) {
+        fill(outcome, el("p", { class: "error" }, t.t("config.not_json", { reason: error.message })));
+        return;
+      }
+      try {
+        const answer = await call(paths[which], { method: "PUT", body: document });
+        fill(outcome, el("p", {}, answer.changed.length
+          ? t.t("config.saved", { versions: answer.changed.map((c) => `${c.kiosk} v${c.version}`).join(", ") })
+          : t.t("config.unchanged")));
+        onSaved();
+      } catch (error) {
+        const problems = (error.body && (error.body.problems || (error.body.detail && error.body.detail.problems))) || [error.message];
+        fill(outcome, el("p", { class: "error" }, t.t("config.refused")),
+          el("ul", { class: "error" }, problems.map((problem) => el("li", {}, problem))));
+      }
+    };
+    return el("div", { class: "config-document" },
+      el("h3", {}, t.t(`config.${which}`)), text,
+      el("p", {}, el("button", { type: "button", "data-action": `save-config-${which}`, onclick: save }, t.t("config.save"))),
+      outcome);
+  };
+  call(paths.kiosk).then((current) => {
+    fill(node, el("p", { class: "sub" }, t.t("config.what")),
+      editor("site", current.site_document), editor("kiosk", current.kiosk_document));
+  }, (error) => fill(node, el("p", { class: "error" }, error.message)));
+  return node;
 }
 
 /** A kiosk's support bundles, newest first, each a link that downloads its archive. */
