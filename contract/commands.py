@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from contract.codec import MAX_MESSAGE_BYTES, describe
 from contract.errors import ContractError
 from contract.payloads import ModbusUnit, Pseudonym
+from contract.software import UpdateSoftwareArgs
 from contract.storable import StorableJson, StrictModel
 from contract.topics import SCHEMA_VERSION, RequestId
 
@@ -29,6 +30,9 @@ class CommandName(StrEnum):
     # Its logs, doctor's checks and its configuration without secrets, as one archive on
     # …/support_bundles/{request_id} (contract/support_bundle.py); the result says how it went.
     UPLOAD_SUPPORT_BUNDLE = "upload_support_bundle"
+    # Download, verify and install a release beside the running one, switch when no resident is
+    # in the middle of something, and roll back unless it proves healthy (contract/software.py).
+    UPDATE_SOFTWARE = "update_software"
 
 
 class NoArgs(StrictModel):
@@ -62,6 +66,7 @@ COMMAND_ARGS: Final[dict[CommandName, type[BaseModel]]] = {
     CommandName.FLUSH_OUTBOX: NoArgs,
     CommandName.EXPORT_DIAGNOSTICS: NoArgs,
     CommandName.UPLOAD_SUPPORT_BUNDLE: NoArgs,
+    CommandName.UPDATE_SOFTWARE: UpdateSoftwareArgs,
 }
 
 

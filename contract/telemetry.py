@@ -9,6 +9,7 @@ from pydantic import Field
 
 from contract.desired import ConfigReport
 from contract.device_errors import ErrorCodeText
+from contract.software import SoftwareReport
 from contract.storable import INT32_MAX, INT64_MAX, StorableTime, StrictModel
 
 
@@ -90,4 +91,7 @@ class KioskTelemetry(StrictModel):
     config: ConfigReport | None = Field(
         default=None, description="the desired configuration it runs, and what became of the newest it tried; "
         "null from a kiosk before fleet configuration",
+    )
+    software: SoftwareReport | None = Field(
+        default=None, description="the version it runs and the newest update it tried; null from a kiosk before updates",
     )
