@@ -60,6 +60,11 @@ def outgoing(reading: DeviceReading) -> OutgoingReading:
             )
         case glucose.GlucoseMeasurement():
             mmol_l = reading.glucose_mmol_l
+            special_values = dict(reading.special_values)
+            if reading.glucose_concentration is None:
+                # GLS 3.1: the concentration is optional (flags bit 1). A record without one is
+                # still the meter's record: kept and sent, saying its value is absent.
+                special_values.setdefault("glucose_concentration", "absent")
             return OutgoingReading(
                 ReadingKind.GLUCOSE,
                 GlucosePayload(
@@ -67,7 +72,7 @@ def outgoing(reading: DeviceReading) -> OutgoingReading:
                     unit="mmol/L",
                     sequence_number=reading.sequence_number,
                     sample_location=reading.sample_location.value if reading.sample_location else None,
-                    special_values=dict(reading.special_values),
+                    special_values=special_values,
                     suspect=list(range_suspicions(mmol_l, GLUCOSE_MMOL_L, "glucose")),
                 ),
                 reading.timestamp,

@@ -273,7 +273,7 @@ def gzip_tar(*members: tuple[str, bytes]) -> bytes:
     (gzip_tar(("manifest.json", bytes(16 * 1024 * 1024))), "manifest.json of 16777216 bytes exceeds 16384"),
     (gzip_tar(("manifest.json", b'{"site": "x"}')), "manifest.json: "),
     (bytes(MAX_BUNDLE_BYTES + 1), f"support bundle of {MAX_BUNDLE_BYTES + 1} bytes exceeds {MAX_BUNDLE_BYTES}"),
-])
+], ids=["not-an-archive", "logs-first", "manifest-bomb", "manifest-invalid", "too-big"])  # a gzip header holds the time
 def test_what_is_not_a_bundle_is_refused_with_its_reason(body: bytes, reason: str) -> None:
     with pytest.raises(ContractError) as refused:
         read_manifest(body)
