@@ -62,25 +62,24 @@ def unread_slots(user: UserPointer, records: int) -> list[int]:
     return [(user.write_slot - user.unread + k) % records for k in range(user.unread)]
 
 
+def reads_for_range(address: int, size: int, block_size: int) -> list[Read]:
+    """Read commands for ``size`` bytes from ``address``, at most ``block_size`` bytes each."""
+    return [Read(start, min(block_size, address + size - start)) for start in range(address, address + size, block_size)]
+
+
 def reads_for(slots: list[int], memory: OmronMemory, user: int) -> list[Read]:
     """Read commands covering ``slots`` of ``user``'s ring (1-based) in that order, at most
     ``block_size`` bytes each; consecutive slots are read together."""
     area = memory.users[user - 1]
     size = memory.record.size
-    reads: list[Read] = []
-    run_start, run_length = None, 0
-    for slot in [*slots, None]:
-        if run_start is not None and slot == run_start + run_length:
-            run_length += 1
-            continue
-        if run_start is not None:
-            address, remaining = area.start + run_start * size, run_length * size
-            while remaining:
-                chunk = min(remaining, memory.block_size)
-                reads.append(Read(address, chunk))
-                address, remaining = address + chunk, remaining - chunk
-        run_start, run_length = slot, 1
-    return reads
+    runs: list[list[int]] = []
+    for slot in slots:
+        if runs and slot == runs[-1][-1] + 1:
+            runs[-1].append(slot)
+        else:
+            runs.append([slot])
+    return [read for run in runs
+            for read in reads_for_range(area.start + run[0] * size, len(run) * size, memory.block_size)]
 
 
 def pointer_marked_read(region: bytes, memory: OmronMemory) -> bytes:
