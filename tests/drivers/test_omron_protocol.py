@@ -14,12 +14,20 @@ from drivers.ble.errors import DecodeError
 from drivers.ble.omron import frames, memory
 from drivers.ble.omron.advertisement import OmronAdvertisement, decode_omron_advertisement
 from drivers.ble.omron.records import decode_record, encode_record
+from firmware_configs.omron_memory import OmronMemory
 from firmware_configs.profiles import load_ble_profiles
 
 PROFILES = load_ble_profiles()
-HEM_7142T2 = PROFILES["hem-7142t2"].omron_memory
-HEM_7361T = PROFILES["hem-7361t"].omron_memory
-assert HEM_7142T2 is not None and HEM_7361T is not None
+
+
+def memory_map(model: str) -> OmronMemory:
+    found = PROFILES[model].omron_memory
+    assert found is not None
+    return found
+
+
+HEM_7142T2 = memory_map("hem-7142t2")
+HEM_7361T = memory_map("hem-7361t")
 
 
 def bp(sys: int, dia: int, pulse: int, when: datetime, *status: MeasurementStatus, user: int | None = None
@@ -72,7 +80,7 @@ readings = st.builds(
 @settings(max_examples=200)
 @given(readings, st.sampled_from(["hem-7142t2", "hem-7361t"]))
 def test_records_round_trip(reading: BloodPressureMeasurement, model: str) -> None:
-    layout = PROFILES[model].omron_memory.record  # type: ignore[union-attr]
+    layout = memory_map(model).record
     assert decode_record(encode_record(reading, layout), layout) == reading
 
 

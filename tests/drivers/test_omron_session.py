@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 import pytest
 
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
+from drivers.ble.bonding import DeviceNotBondedError
 from drivers.ble.errors import DecodeError, DeviceDisconnectedError
 from drivers.ble.omron.memory import decode_clock
 from drivers.ble.omron.session import OmronMemorySession
 from drivers.ble.simulated import simulated_backend
 from drivers.ble.simulated.omron_cuff import SimulatedOmronCuff
+from firmware_configs.omron_memory import OmronMemory
 from firmware_configs.profiles import load_ble_profiles
 
 pytestmark = pytest.mark.asyncio
@@ -29,8 +31,17 @@ def reading(n: int, user: int | None = 1) -> BloodPressureMeasurement:
     )
 
 
-def cuff(model: str = "hem-7142t2", **misbehaviour: bool) -> SimulatedOmronCuff:
-    return SimulatedOmronCuff(memory_map=PROFILES[model].omron_memory, **misbehaviour)
+def memory_map(model: str) -> OmronMemory:
+    found = PROFILES[model].omron_memory
+    assert found is not None
+    return found
+
+
+def cuff(model: str = "hem-7142t2", misbehaviour: str | None = None) -> SimulatedOmronCuff:
+    device = SimulatedOmronCuff(memory_map=memory_map(model))
+    if misbehaviour is not None:
+        setattr(device, misbehaviour, True)
+    return device
 
 
 class Outbox:
@@ -44,7 +55,7 @@ class Outbox:
 
 
 async def collect(device: SimulatedOmronCuff, outbox: Outbox, model: str = "hem-7142t2") -> list[BloodPressureMeasurement]:
-    session = OmronMemorySession(device.address, PROFILES[model].omron_memory, backend=simulated_backend(device),
+    session = OmronMemorySession(device.address, memory_map(model), backend=simulated_backend(device),
                                  needs_bonding=True, now=lambda: KIOSK_NOW)
     return await session.collect(outbox.save)
 
@@ -57,7 +68,7 @@ async def test_unread_records_are_saved_once_then_marked_read_and_the_clock_is_s
     assert await collect(device, outbox) == [reading(0), reading(1), reading(2)]
     assert outbox.saved == [reading(0), reading(1), reading(2)]
     assert device.unread() == 0
-    mem = PROFILES["hem-7142t2"].omron_memory
+    mem = memory_map("hem-7142t2")
     at = mem.settings_read + mem.clock.offset
     assert decode_clock(bytes(device.memory[at:at + mem.clock.size]), mem.clock) == KIOSK_NOW
     # The next connection finds nothing new: no record read twice.
@@ -87,7 +98,7 @@ async def test_the_ring_wraps_and_only_the_unread_come() -> None:
 async def test_a_broken_transfer_saves_nothing_and_the_next_one_reads_everything_once(
     misbehaviour: str, error: type[Exception]
 ) -> None:
-    device = cuff(**{misbehaviour: True})
+    device = cuff(misbehaviour=misbehaviour)
     for n in range(5):
         device.measure(reading(n))
     outbox = Outbox()
@@ -107,7 +118,7 @@ async def test_when_saving_fails_the_cuff_keeps_its_records_unread() -> None:
     async def full_disk(_readings: list[BloodPressureMeasurement]) -> None:
         raise OSError("disk full")
 
-    session = OmronMemorySession(device.address, PROFILES["hem-7142t2"].omron_memory,
+    session = OmronMemorySession(device.address, memory_map("hem-7142t2"),
                                  backend=simulated_backend(device), needs_bonding=True, now=lambda: KIOSK_NOW)
     with pytest.raises(OSError, match="disk full"):
         await session.collect(full_disk)
@@ -122,3 +133,12 @@ async def test_a_two_user_four_channel_model_reads_each_users_area() -> None:
     outbox = Outbox()
     assert await collect(device, outbox, "hem-7361t") == [reading(0, 1), reading(2, 1), reading(1, 2)]
     assert (device.unread(1), device.unread(2)) == (0, 0)
+
+
+async def test_a_cuff_holding_another_unlock_key_is_not_bonded_with_us_and_keeps_its_records() -> None:
+    device = cuff("hem-7361t")
+    device.unlock_key = bytes(16)  # paired with something else
+    device.measure(reading(0))
+    with pytest.raises(DeviceNotBondedError, match="Omron key unlock refused"):
+        await collect(device, Outbox(), "hem-7361t")
+    assert device.unread() == 1

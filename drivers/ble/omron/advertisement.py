@@ -1,4 +1,5 @@
-"""Omron's manufacturer-specific advertisement data (company id 0x020E), for discovery.
+"""Omron's manufacturer-specific advertisement data (company id 0x020E, OMRON HEALTHCARE's
+Bluetooth SIG company identifier), for discovery.
 
 Input: the bytes after the company id, as bleak's ``AdvertisementData.manufacturer_data[0x020E]``
 and bluetoothctl's "ManufacturerData Value" give them. Layout from eigger/hass-omron
@@ -14,7 +15,6 @@ from typing import Any, Final
 from drivers.ble.errors import DecodeError
 
 CHARACTERISTIC = "omron-adv"
-OMRON_COMPANY_ID: Final = 0x020E  # Bluetooth SIG company identifier of OMRON HEALTHCARE (526)
 
 _USERS_MASK: Final = 0x03
 _INVALID_TIME: Final = 0x04

@@ -24,6 +24,7 @@ from bleak.backends.client import BaseBleakClient
 from bleak.exc import BleakError
 
 from drivers.ble.blood_pressure import BloodPressureMeasurement
+from drivers.ble.bonding import DeviceNotBondedError
 from drivers.ble.errors import DecodeError, DeviceDisconnectedError, MeasurementTimeoutError, MissingServiceError
 from drivers.ble.measurement_session import DeviceSession, LinkWatch, subscribe
 from drivers.ble.omron import frames, memory, records, service
@@ -81,7 +82,8 @@ class _Conversation:
             await self._write(service.UNLOCK, frames.key_unlock(key))
             unlocked = frames.is_key_unlocked(await self._wait(answers, "unlock"))
         if not unlocked:
-            raise OmronProtocolError(frames.CHARACTERISTIC, "unlock", "refused: pair the cuff again (pairing mode, -P-)")
+            # Its unlock key (or bond) is not ours: only pairing again in "-P-" mode helps.
+            raise DeviceNotBondedError(self._address, f"Omron {self._memory.unlock} unlock refused")
 
     async def request(self, command: bytes, expect: frames.ResponseType, address: int = 0) -> frames.Response:
         pieces = [command] if len(self._channels.tx) == 1 else frames.pieces(command)
