@@ -30,6 +30,7 @@ from drivers.ble.omron.session import OmronMemorySession
 from drivers.ble.simulated import (
     SimulatedCuff,
     SimulatedGlucoseMeter,
+    SimulatedOmronCuff,
     SimulatedPeripheral,
     SimulatedPulseOximeter,
     SimulatedScale,
@@ -38,7 +39,6 @@ from drivers.ble.simulated import (
     plausible_reading,
     simulated_backend,
 )
-from drivers.ble.simulated.omron_cuff import SimulatedOmronCuff
 from edge_agent.readings import DeviceReading
 from edge_agent.settings import DeviceSettings
 from firmware_configs.profiles import BleDeviceProfile, Quirk

@@ -131,7 +131,8 @@ async def test_a_two_user_four_channel_model_reads_each_users_area() -> None:
     device.measure(reading(1, user=2), user=2)
     device.measure(reading(2, user=1), user=1)
     outbox = Outbox()
-    assert await collect(device, outbox, "hem-7361t") == [reading(0, 1), reading(2, 1), reading(1, 2)]
+    # Oldest first whoever measured: the agent shows the newest as the measurement at hand.
+    assert await collect(device, outbox, "hem-7361t") == [reading(0, 1), reading(1, 2), reading(2, 1)]
     assert (device.unread(1), device.unread(2)) == (0, 0)
 
 

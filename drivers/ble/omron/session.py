@@ -154,7 +154,7 @@ class OmronMemorySession(DeviceSession):
         self._now = now  # the kiosk's wall clock; None while it is not to be trusted
 
     async def collect(self, save: SaveReadings) -> list[BloodPressureMeasurement]:
-        """The unread records of every user, oldest first per user, after ``save`` kept them.
+        """The unread records of every user, oldest first, after ``save`` kept them.
 
         Raises DeviceNotFoundError, DeviceNotBondedError, MissingServiceError,
         DeviceDisconnectedError (link lost), MeasurementTimeoutError (no answer), DecodeError
@@ -175,6 +175,8 @@ class OmronMemorySession(DeviceSession):
             readings = []
             for user in pointers:
                 readings += await self._read_user(talk, user)
+            # Oldest first across users too: the agent shows the newest as the measurement at hand.
+            readings.sort(key=lambda reading: reading.timestamp or datetime.min)
             if readings:
                 await save(readings)
             if any(user.unread for user in pointers):
