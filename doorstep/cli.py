@@ -277,24 +277,48 @@ def tokens_create(
 
 @app.command()
 def decode(
-    characteristic: Annotated[str, typer.Argument(help="16-bit UUID such as 2a35, or the full 128-bit UUID")],
+    characteristic: Annotated[str, typer.Argument(
+        help="16-bit UUID such as 2a35, or the full 128-bit UUID; or omron-record, omron-adv")],
     hex_bytes: Annotated[str, typer.Argument(metavar="HEX", help="the value's bytes in hex, e.g. '1e7800520061000000'")],
+    model: Annotated[str | None, typer.Option(help="omron-record: the cuff's profile, e.g. hem-7142t2")] = None,
 ) -> None:
     """Decode one Bluetooth characteristic value to JSON (exit 0), or print a one-line error (exit 1).
 
     Field names are the Bluetooth SIG's in snake_case; an absent optional field is null; a
-    special value (NaN, NRes, ...) is null and named under "special_values".
+    special value (NaN, NRes, ...) is null and named under "special_values". An Omron record
+    (omron-record --model M) prints with the same blood-pressure fields; omron-adv takes Omron's
+    manufacturer data (company 0x020E) without the company id.
     """
-    from drivers.ble.characteristics import codec_for, parse_hex
+    from drivers.ble.characteristics import parse_hex
     from drivers.ble.errors import DecodeError
 
     try:
-        codec = codec_for(characteristic)
-        decoded = codec.to_json(codec.decode(parse_hex(hex_bytes)))
+        decoded = _decode_value(characteristic, parse_hex(hex_bytes), model)
     except (ValueError, DecodeError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(json.dumps(decoded, ensure_ascii=False))
+
+
+def _decode_value(kind: str, data: bytes, model: str | None) -> dict[str, object]:
+    from drivers.ble.characteristics import codec_for
+
+    if kind == "omron-record":
+        from drivers.ble.blood_pressure import to_json_dict
+        from drivers.ble.omron.records import decode_record
+        from firmware_configs.profiles import load_ble_profiles
+
+        profile = load_ble_profiles().get(model or "")
+        if profile is None or profile.omron_memory is None:
+            known = sorted(name for name, p in load_ble_profiles().items() if p.omron_memory is not None)
+            raise ValueError(f"--model: one of {', '.join(known)}")
+        return to_json_dict(decode_record(data, profile.omron_memory.record))
+    if kind == "omron-adv":
+        from drivers.ble.omron.advertisement import decode_omron_advertisement, to_json_dict as adv_json
+
+        return adv_json(decode_omron_advertisement(data))
+    codec = codec_for(kind)
+    return codec.to_json(codec.decode(data))
 
 
 config_app = typer.Typer(help="Check configuration files before a kiosk or the bridge loads them.", no_args_is_help=True)

@@ -7,36 +7,47 @@ DeviceUnavailableError, which is normal for a cuff that is only on while someone
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bleak.backends.client import BaseBleakClient
 
 from contract.payloads import DeviceIdentity
 from drivers.ble import pulse_oximeter, thermometer, uuids, weight
-from drivers.ble.blood_pressure import BloodPressureDialect
+from drivers.ble.blood_pressure import BloodPressureDialect, BloodPressureMeasurement
 from drivers.ble.cuff_session import BloodPressureCuffSession
 from drivers.ble.glucose import GlucoseConcentrationUnit, GlucoseMeasurement, GlucoseType, SampleLocation
 from drivers.ble.glucose_session import GlucoseMeterSession, GlucoseRecord
 from drivers.ble.measurement_session import DeviceSession, IndicationSession
+from drivers.ble.omron.session import OmronMemorySession
 from drivers.ble.simulated import (
     SimulatedCuff,
     SimulatedGlucoseMeter,
+    SimulatedOmronCuff,
     SimulatedPeripheral,
     SimulatedPulseOximeter,
     SimulatedScale,
     SimulatedThermometer,
     cuff_at_a_persons_pace,
+    plausible_reading,
     simulated_backend,
 )
 from edge_agent.readings import DeviceReading
 from edge_agent.settings import DeviceSettings
 from firmware_configs.profiles import BleDeviceProfile, Quirk
 
+log = logging.getLogger(__name__)
+
+# How long an Omron cuff's link waits for the agent to have its records in the outbox; past it
+# the link closes without marking them read, and they come again next time.
+OMRON_SAVE_WAIT_S = 10.0
 
 class DeviceReader(Protocol):
     device: DeviceIdentity
@@ -137,6 +148,48 @@ class GlucoseReader(_SessionState):
             self._pending_cursor = None
 
 
+@dataclass
+class OmronReader(_SessionState):
+    """An Omron cuff that keeps its readings in memory (drivers/ble/omron/). The cuff may mark
+    them read only once they are in the outbox, so the session keeps its link open after read()
+    returned them, until the agent calls saved() (or OMRON_SAVE_WAIT_S passes)."""
+
+    device: DeviceIdentity
+    session: OmronMemorySession
+    _saved: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    _closing: asyncio.Task[list[BloodPressureMeasurement]] | None = None
+
+    async def read(self) -> Sequence[DeviceReading]:
+        if self._closing is not None:
+            await asyncio.wait([self._closing])  # the last link is closed before the next opens
+        handed: asyncio.Future[Sequence[DeviceReading]] = asyncio.get_running_loop().create_future()
+        saved = self._saved = asyncio.Event()
+
+        async def save(readings: list[BloodPressureMeasurement]) -> None:
+            handed.set_result(readings)
+            async with asyncio.timeout(OMRON_SAVE_WAIT_S):
+                await saved.wait()
+
+        session = asyncio.create_task(self.session.collect(save))
+        either: list[asyncio.Future[Any]] = [session, handed]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not handed.done():
+            return await session  # nothing to hand over, or the session failed: its error
+        self._closing = session
+        session.add_done_callback(self._closed)
+        return handed.result()
+
+    def _closed(self, session: asyncio.Task[list[BloodPressureMeasurement]]) -> None:
+        if not session.cancelled() and session.exception() is not None:
+            # The records are saved; the cuff will offer them again and the outbox's replay
+            # fingerprint keeps them single. Worth a warning, not a device failure.
+            log.warning("%s: records saved but not marked read on the cuff: %s", self.device.address,
+                        session.exception())
+
+    def saved(self) -> None:
+        self._saved.set()
+
+
 # What the demo's simulated devices report from their Battery Service.
 SIMULATED_BATTERY_PERCENT = 87
 
@@ -144,6 +197,13 @@ SIMULATED_BATTERY_PERCENT = 87
 def default_simulator(profile: BleDeviceProfile, address: str, start_button: Path | None = None) -> SimulatedPeripheral:
     """What `simulated: true` plugs in for a device of this kind (demo, tests, trying a config)."""
     battery = SIMULATED_BATTERY_PERCENT
+    if profile.omron_memory is not None:
+        omron = SimulatedOmronCuff(memory_map=profile.omron_memory, address=address, name=profile.model.upper(),
+                                   requires_bonding=Quirk.NEEDS_BONDING in profile.quirks)
+        waiting = plausible_reading(datetime.now() - timedelta(days=1)) + plausible_reading()
+        for reading in waiting:  # yesterday's and today's, waiting in its memory
+            omron.measure(dataclasses.replace(reading, mean_arterial_pressure=None, user_id=1))
+        return omron
     match profile.kind:
         case "blood_pressure" if start_button is not None:
             return cuff_at_a_persons_pace(address, start_button, battery)
@@ -203,6 +263,10 @@ def reader_for(
     device = DeviceIdentity(model=profile.model, address=settings.address)
     needs_bonding = Quirk.NEEDS_BONDING in profile.quirks
     forgets_bond = Quirk.FORGETS_BOND in profile.quirks
+    if profile.omron_memory is not None:
+        omron = OmronMemorySession(settings.address, profile.omron_memory, backend=backend, needs_bonding=needs_bonding,
+                                   forgets_bond=forgets_bond, now=kiosk_time)
+        return OmronReader(device, omron)
     if profile.kind == "blood_pressure":
         cuff = BloodPressureCuffSession(
             settings.address,

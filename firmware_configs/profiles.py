@@ -17,6 +17,8 @@ from typing import Annotated, Any, Final, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from firmware_configs.omron_memory import OmronMemory
+
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ class BleDeviceProfile(BaseModel):
     services: list[ShortUuid] = Field(min_length=1, description="16-bit service UUIDs it advertises, lowercase hex")
     quirks: list[Quirk] = Field(default_factory=list)
     blood_pressure_dialect: BloodPressureDialectConfig = BloodPressureDialectConfig()
+    # Set: the cuff keeps its readings in memory, read over Omron's vendor service (drivers/ble/omron/).
+    omron_memory: OmronMemory | None = None
     notes: str = Field(default="", description="where the facts above come from; what is unverified")
 
     @field_validator("quirks", mode="before")

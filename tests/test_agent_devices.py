@@ -175,3 +175,39 @@ async def test_a_cuff_that_lost_its_bond_is_logged_once_and_reported_until_it_is
         assert device.last_error is not None and device.last_error.code == "ble_bond_lost"  # kept, for the record
     assert any("works again" in r.getMessage() and "ble_bond_lost x" in r.getMessage() and r.levelno == logging.INFO
                for r in caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_an_omron_cuff_is_read_from_its_memory_once_and_marked_read_after_the_outbox_has_it(
+    tmp_path: Path, broker
+) -> None:
+    from drivers.ble.simulated.omron_cuff import SimulatedOmronCuff
+
+    settings = agent_settings(tmp_path, broker)  # offline kiosk
+    settings.devices[0] = settings.devices[0].model_copy(update={"model": "hem-7142t2", "reconnect_interval_s": 0.05})
+    omron = SimulatedOmronCuff(memory_map=load_ble_profiles()["hem-7142t2"].omron_memory, address=CUFF_ADDRESS)
+    stored = [dataclasses.replace(MEASURED, mean_arterial_pressure=None, timestamp=datetime(2026, 11, 25, 7 + n, 45))
+              for n in range(3)]
+    for reading in stored:
+        omron.measure(reading)
+    async with running_agent(settings, {CUFF_ADDRESS: simulated_backend(omron)}) as agent:
+        await wait_until(lambda: omron.unread() == 0, what="the cuff's records marked read")
+        assert agent.outbox.counts()[RecordState.PENDING] == 3
+        connections = omron.connections
+        await wait_until(lambda: omron.connections >= connections + 2, what="two more sessions")
+        assert agent.outbox.counts()[RecordState.PENDING] == 3  # nothing read twice
+        omron.measure(dataclasses.replace(stored[0], timestamp=datetime(2026, 11, 26, 8, 0)))
+        await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 4, what="the new reading")
+    envelopes = [Envelope.model_validate_json(r.body) for r in agent.outbox.due(4)]
+    assert sorted(str(e.device_time) for e in envelopes) == [
+        "2026-11-25 07:45:00", "2026-11-25 08:45:00", "2026-11-25 09:45:00", "2026-11-26 08:00:00"]
+    assert {(e.payload["systolic"], e.payload["diastolic"], e.payload["pulse_rate"], e.payload["user_id"])
+            for e in envelopes} == {(131.0, 84.0, 66.0, 1)}
+
+
+@pytest.mark.asyncio
+async def test_a_simulated_omron_cuff_is_one_configuration_line(tmp_path: Path, broker) -> None:
+    settings = agent_settings(tmp_path, broker)
+    settings.devices[0] = DeviceSettings(address=CUFF_ADDRESS, model="hem-7142t2", simulated=True)
+    async with running_agent(settings, {}) as agent:
+        await wait_until(lambda: agent.outbox.counts()[RecordState.PENDING] == 2, what="the two readings it holds")

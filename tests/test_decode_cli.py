@@ -166,3 +166,42 @@ def test_values_up_to_the_att_maximum_with_any_flags_only_raise_the_typed_error(
         assert error.characteristic == short_uuid and error.field and error.reason
         return
     json.dumps(decoded, allow_nan=False)  # plain JSON: no NaN or infinity leaks out as a number
+
+
+# -- Omron's own protocol (issue 22): the same blood-pressure fields, the same contract --
+
+def test_an_omron_record_through_a_real_process() -> None:
+    # eigger/hass-omron tests/test_record_parsers.py: a real HEM-7142T2's record, 126/88, pulse 84.
+    done = subprocess.run(
+        [sys.executable, "-m", "doorstep", "decode", "omron-record", "--model", "hem-7142t2",
+         "6558541a331ade1800004c00ba00"], capture_output=True, text=True, check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    [line] = done.stdout.splitlines()
+    assert json.loads(line) == {
+        "unit": "mmHg", "systolic": 126.0, "diastolic": 88.0, "mean_arterial_pressure": None, "pulse_rate": 84.0,
+        "user_id": None, "timestamp": "2026-06-17T19:35:30", "status": [], "special_values": {},
+    }
+
+
+def test_an_omron_advertisement_through_a_real_process() -> None:
+    done = subprocess.run([sys.executable, "-m", "doorstep", "decode", "omron-adv", "01 08 00 00 00"],
+                          capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert json.loads(done.stdout) == {"format": 1, "registered_users": 0, "pairing_mode": True,
+                                       "clock_not_set": False, "data_waiting": False, "per_user": []}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["omron-record", "--model", "hem-7142t2", "6558541a"],
+     "error: omron-record: field 'record' is 4 bytes; this model's records are 14"),
+    (["omron-record", "--model", "hem-7361t", "6558541a331ade1800004c00ba00"],
+     "error: omron-record: field 'record' is 14 bytes; this model's records are 16"),
+    (["omron-record", "--model", "generic", "6558541a331ade1800004c00ba00"], "error: --model: one of hem-7142t2, hem-7361t"),
+    (["omron-record", "6558541a331ade1800004c00ba00"], "error: --model: one of hem-7142t2, hem-7361t"),
+    (["omron-adv", "77"], "error: omron-adv: field 'format' 1 bytes: at least a format and a status byte"),
+])
+def test_an_omron_value_that_does_not_fit_is_one_line_and_exit_1(args: list[str], message: str) -> None:
+    code, out, err = decode(*args)
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [message]

@@ -137,7 +137,7 @@ async def test_a_change_reaches_the_running_kiosk_only_what_changed_restarts_and
                 f"kiosk {SITE}/{KIOSK}: screen.technician_pin: set in the kiosk's own file only, not from the fleet",
                 f"kiosk {SITE}/{KIOSK}: devices.0.model: no profile 'no-such-cuff' in firmware_configs/ble/; known: "
                 "and-medical, generic, generic-glucose-meter, generic-pulse-oximeter, generic-scale, "
-                "generic-thermometer, noncompliant-example, omron, simulated, yuwell",
+                "generic-thermometer, hem-7142t2, hem-7361t, noncompliant-example, omron, simulated, yuwell",
                 f"kiosk {SITE}/{KIOSK}: screen.language: Input should be 'zh-CN' or 'en'",
             ]
             assert api.get(CONFIG).body["desired"]["version"] == 1

@@ -16,6 +16,8 @@ PROFILES = list(load_ble_profiles().values())
     [
         ("BLEsmart_00000116", ["1810"], "omron"),
         ("X4 Smart", [], "omron"),  # advertises its name only
+        ("HEM-7142T2", ["fe4a"], "hem-7142t2"),  # its memory map, not the SIG profile (issue 22)
+        ("HEM-7361T", ["1810"], "hem-7361t"),
         ("A&D_UA-651_1234", ["1810"], "and-medical"),
         ("BP-OEM-77", ["1810"], "noncompliant-example"),
         ("Some Cuff", ["1810"], "generic"),  # any SIG cuff

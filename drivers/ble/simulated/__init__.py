@@ -1,4 +1,5 @@
-"""Simulated BLE peripherals (cuff, glucose meter, thermometer, scale, oximeter) as a bleak backend.
+"""Simulated BLE peripherals (cuff, glucose meter, thermometer, scale, oximeter,
+Omron cuff speaking Omron's own protocol) as a bleak backend.
 
 Production code keeps calling ``bleak.BleakClient(address, backend=...)``; only
 the backend class differs, so the real BleakClient (characteristic lookup,
@@ -29,6 +30,7 @@ from drivers.ble.simulated.indicating import (
     SimulatedScale,
     SimulatedThermometer,
 )
+from drivers.ble.simulated.omron_cuff import SimulatedOmronCuff
 from drivers.ble.simulated.peripheral import (
     TYPICAL_DRIFT,
     Link,
@@ -47,6 +49,7 @@ __all__ = [
     "SimulatedCuff",
     "SimulatedGlucoseMeter",
     "SimulatedIndicatingDevice",
+    "SimulatedOmronCuff",
     "SimulatedPeripheral",
     "SimulatedPulseOximeter",
     "SimulatedScale",
