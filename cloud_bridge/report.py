@@ -90,6 +90,10 @@ def reading_flags(reading: ResidentReading) -> list[str]:
     return words
 
 
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}"
+
+
 def _mean_words(mean: Mean | None) -> str:
     if mean is None:
         return "—"
@@ -215,9 +219,8 @@ def _table(page: _Page, readings: Sequence[ResidentReading]) -> None:
     page.text("读数 Readings", 12)
     header = ("时间 Time", "血压 mmHg", "脉搏 Pulse", "分级 Category", "标记 Flags")
     rows = [(f"{r.at:%Y-%m-%d %H:%M}",
-             f"{r.meaning.systolic_mmhg or 0:.0f}/{r.meaning.diastolic_mmhg or 0:.0f}"
-             if r.meaning.systolic_mmhg is not None and r.meaning.diastolic_mmhg is not None else "—",
-             f"{r.row.payload['pulse_rate']:.0f}" if r.row.payload.get("pulse_rate") is not None else "—",
+             f"{_number(r.meaning.systolic_mmhg)}/{_number(r.meaning.diastolic_mmhg)}",
+             _number(r.row.payload.get("pulse_rate")),
              CATEGORY_WORDS[r.meaning.category] if r.meaning.category else "—",
              "；".join(reading_flags(r)) or "—")
             for r in reversed(readings)]

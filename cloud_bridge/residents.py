@@ -87,7 +87,7 @@ class ResidentSummary(BaseModel, frozen=True):
 
     site: str
     pseudonym: str
-    readings: int  # blood-pressure readings within RECENT
+    readings: int  # blood-pressure readings: within RECENT in a site's list, every one for one resident
     last_reading_at: datetime
     average: HomeAverage | None  # the latest period's (cloud_bridge/averages.py)
     before: HomeAverage | None  # the period before it
