@@ -29,6 +29,10 @@ class Capability(StrEnum):
     DEAD_LETTERS_READ = "dead_letters:read"  # refused messages; the bytes of health ones only with HEALTH_READ too
     METRICS_READ = "metrics:read"
     AUDIT_READ = "audit:read"
+    # Turn a card number or a resident's QR code into the pseudonym (issue 21): a doctor to open
+    # the resident's readings, station staff to tell a resident whether the station has their
+    # record; neither learns more than the pseudonym and that it has readings.
+    RESIDENTS_FIND = "residents:find"
     # Kiosks' support bundles: their logs and configuration (secrets removed), to fix them.
     SUPPORT_BUNDLES_READ = "support_bundles:read"
 
@@ -53,10 +57,12 @@ ROLE_CAPABILITIES: Final[dict[Role, dict[Capability, Scope]]] = {
         Capability.FLEET_READ: Scope.OWN_SITE,
         Capability.ALERTS_MANAGE: Scope.OWN_SITE,
         Capability.COMMANDS_SEND: Scope.OWN_SITE,
+        Capability.RESIDENTS_FIND: Scope.OWN_SITE,
     },
     Role.DOCTOR: {
         Capability.FLEET_READ: Scope.OWN_SITE,
         Capability.HEALTH_READ: Scope.OWN_SITE,
+        Capability.RESIDENTS_FIND: Scope.OWN_SITE,
         Capability.ALERTS_MANAGE: Scope.OWN_SITE,
     },
     Role.READ_ONLY: {

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import uvicorn
 from sqlalchemy import Engine
@@ -85,6 +86,8 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         enrolment=settings.enrolment,
         broker_accounts=BrokerAccounts(settings.enrolment.admin) if settings.enrolment.admin is not None else None,
         payload_public_key=settings.payload_public_key(),
+        resident_keys=settings.resident_keys,
+        time_zone=ZoneInfo(settings.time_zone),
     )
     return BridgeWorker(engine, ingest, jobs, sender, context)
 

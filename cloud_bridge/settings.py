@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -14,11 +16,13 @@ from cloud_bridge.guideline import ALERT_KEYS, BridgeGuideline, fold_old_keys
 from cloud_bridge.support_bundles import DEFAULT_KEPT
 from cloud_bridge.webhook import WebhookSettings
 from contract.clinical import check_dangerous_line
+from contract.topics import SLUG_PATTERN
 from contract.sealing import Opener, encode_key, private_key_from_file
 from runtime.config import FileSettings
 from runtime.mqtt import BrokerSettings
 
 
+SLUG = re.compile(SLUG_PATTERN)
 # Good for a laptop and the tests; refused anywhere else.
 DEVELOPMENT_SECRET = "development-only-secret"
 # A worker's client id on a broker without accounts (a laptop, the demo).
@@ -107,6 +111,37 @@ class BridgeSettings(FileSettings):
         description="the categories the dashboard draws on a resident's chart; very high is also where the "
         "dangerous-reading alert fires unless alerts.dangerous_blood_pressure sets it apart",
     )
+    resident_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="per site, the kiosks' resident_secret, so that a doctor can find a resident by card number "
+        "(the bridge derives the same pseudonym and forgets the number); a site left out: look-up by QR code only",
+    )
+    time_zone: str = Field(
+        default="Asia/Shanghai",
+        description="the sites' local time (IANA name): which readings are mornings and evenings, and which day "
+        "a reading is on, for the home averages (cloud_bridge/averages.py)",
+    )
+
+    @field_validator("resident_keys")
+    @classmethod
+    def _resident_keys(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for site, secret in keys.items():
+            if not SLUG.match(site):
+                raise ValueError(f"{site!r} is not a site id")
+            # The kiosks refuse a shorter resident_secret (edge_agent/settings.py): one here is a typo.
+            if len(secret.get_secret_value()) < 32:
+                raise ValueError(f"{site}: at least 32 characters, the site's resident_secret")
+        return keys
+
+    @field_validator("time_zone")
+    @classmethod
+    def _a_time_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not a time zone (an IANA name such as Asia/Shanghai)") from None
+        return name
+
     # Each open dashboard asks for the fleet this often: a wall of 200 kiosks is a few pages of
     # JSON per refresh, and a killed kiosk's Last Will shows within one period.
     dashboard_refresh_s: float = Field(default=5, ge=1, le=300, description="how often an open dashboard refreshes")

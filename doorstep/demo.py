@@ -222,6 +222,8 @@ def run_demo(workdir: Path | None, http_port: int) -> None:
                 "payload_keys": [str(payload_key)],
                 "broker": broker_settings,
                 "http_port": http_port,
+                # The doctor finds the demo's residents by card (docs/doctors.md).
+                "resident_keys": {DEMO_SITE: DEMO_RESIDENT_SECRET},
             }
         )
     )

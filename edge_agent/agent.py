@@ -31,7 +31,7 @@ from edge_agent.device_health import DeviceHealthBook, line_telemetry
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.kiosk_commands import kiosk_handlers
 from edge_agent.laundry import LaundryRoom
-from edge_agent.pseudonym import Pseudonyms
+from contract.pseudonym import Pseudonyms
 from edge_agent.readings import DeviceReading, fingerprint, outgoing
 from edge_agent.remote import RemoteCommands
 from edge_agent.runway import RunwayWatch

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from broker_admin.mosquitto import MosquittoProcess
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
 from drivers.ble.simulated import ButtonCuff
-from edge_agent.pseudonym import Pseudonyms
+from contract.pseudonym import Pseudonyms
 from edge_agent.settings import AgentSettings, LaundrySettings, RelaySettings, ScreenSettings
 from tests.support import CUFF_ADDRESS, agent_settings
 

@@ -164,10 +164,15 @@ class ServedApp:
     """A FastAPI app served by a real uvicorn on a free loopback port, in a thread; requests
     carry `token` as a bearer token when given."""
 
-    def __init__(self, app: FastAPI, token: str | None = None) -> None:
+    def __init__(self, app: FastAPI, token: str | None = None, *, access_log: bool = False) -> None:
         self.token = token
         self.port = free_port()
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        # access_log: uvicorn's access log at INFO, left to propagate to the root logger (no
+        # logging config of its own), where caplog reads it.
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="info" if access_log else "warning",
+            log_config=None if access_log else uvicorn.config.LOGGING_CONFIG,
+        ))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> ServedApp:
@@ -205,9 +210,9 @@ class ServedApp:
 
 
 def _body(raw: bytes, content_type: str | None) -> Any:
-    """JSON as data; an archive as its bytes; anything else (metrics, an empty 204) as text."""
+    """JSON as data; an archive or a PDF as its bytes; anything else (metrics, an empty 204) as text."""
     if raw and content_type and content_type.startswith("application/json"):
         return json.loads(raw)
-    if content_type and content_type.startswith("application/gzip"):
+    if content_type and content_type.startswith(("application/gzip", "application/pdf")):
         return raw
     return raw.decode()

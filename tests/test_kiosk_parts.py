@@ -16,7 +16,7 @@ from pydantic import SecretStr, ValidationError
 
 from contract.clinical import BloodPressureGuideline, Threshold, category_of
 from contract.topics import KioskTopics
-from edge_agent.pseudonym import IdentifierError, Pseudonyms
+from contract.pseudonym import IdentifierError, Pseudonyms
 from edge_agent.screen.guard import PinGuard, RateLimit, Refused
 from edge_agent.settings import ScreenSettings
 from edge_agent.store.outbox import Outbox

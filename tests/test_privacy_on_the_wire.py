@@ -22,7 +22,7 @@ from contract.batch import split_batch
 from contract.topics import Channel
 from doorstep.demo import DEMO_RESIDENT_SECRET, DEMO_RESIDENTS
 from runtime.mqtt import BrokerSettings, make_client
-from edge_agent.pseudonym import Pseudonyms
+from contract.pseudonym import Pseudonyms
 
 PHONE_LAST4 = "4096"
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Generic, TypeVar
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -52,6 +53,8 @@ class BridgeContext:
     enrolment: EnrolmentSettings = field(default_factory=EnrolmentSettings)
     broker_accounts: BrokerAccounts | None = None  # None: enrolment.admin not set, kiosks cannot enrol
     payload_public_key: str | None = None  # handed to each kiosk that enrols
+    resident_keys: Mapping[str, SecretStr] = field(default_factory=dict)  # per site (cloud_bridge/resident_lookup.py)
+    time_zone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the sites' local days
 
 
 def get_context(request: Request) -> BridgeContext:

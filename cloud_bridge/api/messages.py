@@ -7,15 +7,15 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, func, select
 
 from cloud_bridge.access import Capability, Principal, Scope
 from cloud_bridge.api.deps import (
     ERROR_RESPONSES, ContextDep, Page, PageDep, PageParams, QueryTime, SessionDep, require, site_in_scope,
 )
+from cloud_bridge.residents import blood_pressure_meaning
 from cloud_bridge.store import (
-    BloodPressureMeaning,
     CommandResult,
     CommandResultPublic,
     DEAD_LETTER_RAW_LIMIT,
@@ -27,11 +27,8 @@ from cloud_bridge.store import (
     Telemetry,
     TelemetryPublic,
 )
-from contract.clinical import (
-    BloodPressureGuideline, Threshold, category_of, dangerous_line, is_dangerous, to_mmhg,
-)
+from contract.clinical import dangerous_line
 from contract.errors import ContractError
-from contract.payloads import BloodPressurePayload
 from contract.topics import TOPIC_ROOT, Channel, EventType, KioskTopics, ReadingKind, parse_topic
 
 router = APIRouter(prefix="/api/v1", tags=["messages"], responses=ERROR_RESPONSES)
@@ -99,28 +96,11 @@ def list_readings(
     line = dangerous_line(context.blood_pressure_guideline, context.alert_rules.dangerous_blood_pressure)
     items = [
         ReadingPublic.model_validate(r, from_attributes=True).model_copy(
-            update={"blood_pressure": _meaning(r, context.blood_pressure_guideline, line)}
+            update={"blood_pressure": blood_pressure_meaning(r, context.blood_pressure_guideline, line)}
         )
         for r in rows
     ]
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
-
-
-def _meaning(row: Reading, guideline: BloodPressureGuideline, line: Threshold) -> BloodPressureMeaning | None:
-    if row.kind != ReadingKind.BLOOD_PRESSURE:
-        return None
-    try:
-        payload = BloodPressurePayload.model_validate(row.payload)
-    except ValidationError:
-        return None  # stored by an older contract and no longer readable as one: shown without a meaning
-    unit, suspect = payload.unit, payload.suspect
-    category = category_of(payload.systolic, payload.diastolic, unit, guideline, suspect=suspect)
-    return BloodPressureMeaning(
-        systolic_mmhg=None if payload.systolic is None else to_mmhg(payload.systolic, unit),
-        diastolic_mmhg=None if payload.diastolic is None else to_mmhg(payload.diastolic, unit),
-        category=None if category is None else category.value,
-        dangerous=is_dangerous(payload.systolic, payload.diastolic, unit, line, suspect=suspect),
-    )
 
 
 @router.get("/events", response_model=Page[EventPublic])

@@ -12,7 +12,7 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from edge_agent.laundry import LaundryRoom
-from edge_agent.pseudonym import IdentifierError, Pseudonyms
+from contract.pseudonym import IdentifierError, Pseudonyms
 from edge_agent.screen.guard import PinGuard, RateLimit, Refused
 from edge_agent.screen.measurement import MeasurementDesk
 from edge_agent.screen.speech import Speaker

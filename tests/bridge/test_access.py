@@ -38,6 +38,7 @@ HOME, AWAY = "test-site", "other-site"
 NOW = datetime.now(UTC)
 ROLES = ("technician", "station_staff", "doctor", "read_only", "anonymous")
 PASSWORD = "a long enough password"
+FOUND_RESIDENT = "ab" * 32  # a pseudonym with readings at each site
 
 
 @dataclass
@@ -78,7 +79,8 @@ class World:
 def world(bridge_engine: Engine) -> Iterator[World]:
     for site in (HOME, AWAY):
         kiosk = WireKiosk(site=site)
-        commit_gulp(bridge_engine, [kiosk.status(KioskState.ONLINE, NOW), kiosk.reading(blood_pressure(190, 100))],
+        commit_gulp(bridge_engine, [kiosk.status(KioskState.ONLINE, NOW), kiosk.reading(blood_pressure(190, 100)),
+                                    kiosk.reading(blood_pressure(130, 85, subject=FOUND_RESIDENT))],
                      rules=AlertRules(), notify=False, received_at=NOW)
     with Session(bridge_engine) as session:
         health = session.exec(select(Alert).where(Alert.site == HOME, Alert.kind == "dangerous_reading")).one().id
@@ -196,6 +198,20 @@ MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
      (200, 403, 403, 403, 401)),
     ("GET /api/v1/support-bundles/{request_id}/download", get("/api/v1/support-bundles/{w.bundle}/download"),
      (200, 403, 403, 403, 401)),
+    # Residents (issue 21): found by card or QR code by doctors and station staff of their site;
+    # their averages and report by doctors only. Another site's code is "not found", not forbidden.
+    ("POST /api/v1/residents/lookup", post("/api/v1/residents/lookup", {"card_or_code": f"DOORSTEP-R1:{HOME}:{FOUND_RESIDENT}"}),
+     (403, 200, 200, 403, 401)),
+    ("POST /api/v1/residents/lookup", post("/api/v1/residents/lookup", {"card_or_code": f"DOORSTEP-R1:{AWAY}:{FOUND_RESIDENT}"}),
+     (403, 404, 404, 403, 401)),
+    ("GET /api/v1/residents", get("/api/v1/residents"), (403, 403, 200, 403, 401)),
+    ("GET /api/v1/residents", get(f"/api/v1/residents?site={AWAY}"), (403, 403, 403, 403, 401)),
+    ("GET /api/v1/residents/{site}/{pseudonym}", get(f"/api/v1/residents/{HOME}/{FOUND_RESIDENT}"), (403, 403, 200, 403, 401)),
+    ("GET /api/v1/residents/{site}/{pseudonym}", get(f"/api/v1/residents/{AWAY}/{FOUND_RESIDENT}"), (403, 403, 403, 403, 401)),
+    ("GET /api/v1/residents/{site}/{pseudonym}/report.pdf", get(f"/api/v1/residents/{HOME}/{FOUND_RESIDENT}/report.pdf"),
+     (403, 403, 200, 403, 401)),
+    ("GET /api/v1/residents/{site}/{pseudonym}/report.pdf", get(f"/api/v1/residents/{AWAY}/{FOUND_RESIDENT}/report.pdf"),
+     (403, 403, 403, 403, 401)),
     # Configuration only (refresh period, blood-pressure bands): anyone logged in.
     ("GET /api/v1/dashboard/settings", get("/api/v1/dashboard/settings"), (200, 200, 200, 200, 401)),
 ]

@@ -19,6 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
+from pydantic import SecretStr
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from sqlmodel import Session
 
@@ -48,6 +49,8 @@ PEOPLE: dict[str, tuple[Role, str | None]] = {
     "doctor": (Role.DOCTOR, SITE),
     "viewer": (Role.READ_ONLY, None),
 }
+# The site's resident_secret, which the bridge holds too (resident_keys) to find residents by card.
+RESIDENT_KEY = "dashboard-test-resident-key-of-32-characters"
 # Big enough for the fleet table without scrolling in a screenshot.
 VIEWPORT = {"width": 1440, "height": 1000}
 # The dashboard refreshes this often in the tests (the setting's lowest value).
@@ -79,7 +82,7 @@ class Dashboard:
 
 @pytest.fixture
 def dashboard(running_broker: MosquittoProcess, bridge_factory: Callable[..., Bridge]) -> Iterator[Dashboard]:
-    bridge = bridge_factory(running_broker, dashboard_refresh_s=REFRESH_S)
+    bridge = bridge_factory(running_broker, dashboard_refresh_s=REFRESH_S, resident_keys={SITE: SecretStr(RESIDENT_KEY)})
     with Session(bridge.engine) as session:
         for username, (role, site) in PEOPLE.items():
             add_user(session, username=username, role=role, site=site, password=PASSWORD, now=datetime.now(UTC))

@@ -153,7 +153,10 @@ def test_the_doctors_chart_of_a_resident_with_the_guideline_bands(
     dashboard: Dashboard, district: District, page: Page, tmp_path: Path
 ) -> None:
     dashboard.log_in(page, "doctor")
-    # The doctor's fleet has the dangerous reading's alert, and it leads to the resident's chart.
+    # A doctor lands on the residents (issue 21); the fleet, one click away, has the dangerous
+    # reading's alert, and it leads to the resident's chart.
+    expect(page.locator(f'tr[data-subject="{RESIDENT}"]')).to_be_visible()
+    page.click("[data-nav=fleet]")
     danger = page.locator("[data-testid=alerts] tr[data-kind=dangerous_reading]")
     expect(danger).to_contain_text("186/104")
     expect(danger.locator(f'a[href="#/residents/{RESIDENT}"]')).to_have_count(1)

@@ -1,5 +1,5 @@
 // The dashboard's shell: who is logged in, the language, the header, and which screen shows.
-// Screens are chosen by the URL's #fragment (#/kiosk/site/kiosk, #/residents/<pseudonym>):
+// Screens are chosen by the URL's #fragment (#/fleet, #/kiosk/site/kiosk, #/residents/<site>/<pseudonym>):
 // the fragment never reaches the server, so a pseudonym in it is in no access log.
 
 import { ApiError, call } from "./api.js";
@@ -21,7 +21,7 @@ export function may(me, capability, site) {
 
 const ROUTES = [
   { pattern: /^#\/kiosk\/([^/]+)\/([^/]+)$/, screen: kioskScreen, needs: "fleet:read" },
-  { pattern: /^#\/residents(?:\/([^/]*))?$/, screen: residentsScreen, needs: "health:read" },
+  { pattern: /^#\/residents(?:\/([^/]*))?(?:\/([^/]*))?$/, screen: residentsScreen, needs: "health:read" },
   { pattern: /^(?:#\/?)?(?:fleet)?$/, screen: fleetScreen, needs: "fleet:read" },
 ];
 
@@ -157,7 +157,9 @@ class App {
     }
     this.stopScreen();
     this.renderHeader();
-    const hash = window.location.hash;
+    // A family doctor starts from residents, not the fleet (issue 21); the fleet is #/fleet.
+    const home = /^(?:#\/?)?$/.test(window.location.hash) && may(this.me, "health:read");
+    const hash = home ? "#/residents" : window.location.hash;
     const route = ROUTES.find((r) => r.pattern.test(hash)) || ROUTES[ROUTES.length - 1];
     const params = (hash.match(route.pattern) || []).slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p)));
     this.screen = new Screen(this);
@@ -194,7 +196,7 @@ class App {
     document.title = t.t("app.title");
     const other = t.lang === "en" ? DEFAULT_LANGUAGE : "en";
     const nav = [];
-    if (this.me && may(this.me, "fleet:read")) nav.push(el("a", { href: "#/", "data-nav": "fleet" }, t.t("nav.fleet")));
+    if (this.me && may(this.me, "fleet:read")) nav.push(el("a", { href: "#/fleet", "data-nav": "fleet" }, t.t("nav.fleet")));
     if (this.me && may(this.me, "health:read")) {
       nav.push(el("a", { href: "#/residents", "data-nav": "residents" }, t.t("nav.residents")));
     }

@@ -42,7 +42,7 @@ export function kioskScreen(screen, view, site, kioskId) {
   const panelHolder = el("div", { "data-testid": "command-panel" });
 
   fill(view,
-    el("p", {}, el("a", { href: "#/" }, t.t("kiosk.back"))),
+    el("p", {}, el("a", { href: "#/fleet" }, t.t("kiosk.back"))),
     head,
     facts,
     speech,
@@ -302,7 +302,7 @@ function retireControl(t, site, kioskId) {
     button.disabled = true;
     try {
       await call(`kiosks/${encodeURIComponent(site)}/${encodeURIComponent(kioskId)}`, { method: "DELETE" });
-      window.location.hash = "#/";
+      window.location.hash = "#/fleet";
     } catch (error) {
       button.disabled = false;
       problem.textContent = t.t("alert.failed", { reason: error.message });

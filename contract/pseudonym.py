@@ -3,9 +3,13 @@ phone number never leaves the kiosk (issue 8). What travels is
 
     hex(HMAC-SHA256(resident_secret, kind + ":" + identifier))
 
-with the per-site secret from the agent's settings. The kind ("card", "phone4", "qr") keeps the
-name spaces apart: the phone digits 1234 and a card numbered 1234 are different people. Without
-the secret, a pseudonym cannot be turned back into a number, not even the 10,000 possible last
+with the per-site secret from the agent's settings. The bridge derives the same pseudonym from
+a card number a doctor types (issue 21, cloud_bridge/resident_lookup.py) with the same site's
+secret, so the rule and its normalisation live in the contract, which both sides import: a
+card the kiosk and the bridge spelled differently would be two residents.
+
+The kind ("card", "phone4", "qr") keeps the name spaces apart: the phone digits 1234 and a card
+numbered 1234 are different people. Without the secret, a pseudonym cannot be turned back into a number, not even the 10,000 possible last
 four digits of a phone.
 """
 
