@@ -1,0 +1,215 @@
+"""FHIR R4 out of the bridge (issue 21): every resource it makes validates (fhir.resources) and
+carries what the profiles it names require, checked element by element against the specs'
+own codes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.device import Device
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge.fhir.search import export
+from cloud_bridge.gulp import commit_gulp
+from contract.payloads import (
+    BloodPressurePayload, DeviceIdentity, GlucosePayload, Spo2Payload, TemperaturePayload, WeightPayload,
+)
+from contract.topics import ReadingKind
+from tests.bridge.wire_kiosk import WireKiosk
+
+HOME, AWAY = "test-site", "other-site"
+WANG, LI, ZHAO = "a" * 64, "b" * 64, "c" * 64  # residents' pseudonyms: Wang and Li at HOME, Zhao AWAY
+DAY1 = datetime(2026, 11, 2, 7, 30, tzinfo=UTC)
+
+MODELS: dict[str, Any] = {"Patient": Patient, "Device": Device, "Observation": Observation}
+
+
+def bp(systolic: float | None, diastolic: float | None, subject: str | None, **more: Any) -> BloodPressurePayload:
+    return BloodPressurePayload(unit=more.pop("unit", "mmHg"), systolic=systolic, diastolic=diastolic,
+                                mean_arterial_pressure=None, subject=subject, **more)
+
+
+def seed(engine: Engine) -> None:
+    home, away = WireKiosk(site=HOME), WireKiosk(site=AWAY)
+    oximeter = DeviceIdentity(model="yuwell-yx110", address="C0:26:DA:00:11:22", firmware="2.0")
+    meter = DeviceIdentity(model="sinocare-gold", address="C0:26:DA:00:11:23")
+    thermometer = DeviceIdentity(model="omron-mc-682", address="C0:26:DA:00:11:24")
+    scale = DeviceIdentity(model="xiaomi-scale-2", address="C0:26:DA:00:11:25")
+    records = [
+        home.reading(bp(128, 82, WANG, pulse_rate=71), at=DAY1),
+        # A cuff in kPa (20.0 kPa = 150.0 mmHg), flagged unreliable by the kiosk.
+        home.reading(bp(20.0, 12.0, WANG, unit="kPa", suspect=["diastolic_above_systolic_margin"]), at=DAY1 + timedelta(days=1)),
+        home.reading(bp(None, 80, WANG, special_values={"systolic": "nan"}), at=DAY1 + timedelta(days=2)),
+        home.reading(GlucosePayload(glucose_concentration=6.1, unit="mmol/L", subject=WANG), ReadingKind.GLUCOSE,
+                     device=meter, at=DAY1 + timedelta(days=3)),
+        home.reading(GlucosePayload(glucose_concentration=110, unit="mg/dL", subject=LI), ReadingKind.GLUCOSE,
+                     device=meter, at=DAY1 + timedelta(days=3)),
+        home.reading(TemperaturePayload(temperature=36.6, unit="Cel", subject=LI), ReadingKind.TEMPERATURE,
+                     device=thermometer, at=DAY1 + timedelta(days=4)),
+        home.reading(WeightPayload(weight=61.5, unit="kg", subject=WANG), ReadingKind.WEIGHT, device=scale,
+                     at=DAY1 + timedelta(days=5)),
+        home.reading(Spo2Payload(spo2=97, pulse_rate=66, subject=LI), ReadingKind.SPO2, device=oximeter,
+                     at=DAY1 + timedelta(days=6)),
+        home.reading(bp(150, 95, None), at=DAY1 + timedelta(days=6)),  # anonymous: no patient, not exported
+        away.reading(bp(140, 90, ZHAO, pulse_rate=80), at=DAY1),
+    ]
+    commit_gulp(engine, records, rules=AlertRules(), notify=False, received_at=DAY1 + timedelta(days=7))
+
+
+def lines_of(resources: Any) -> list[dict[str, Any]]:
+    return [json.loads(r.model_dump_json()) for r in resources]
+
+
+def exported(engine: Engine, site: str | None = None, since: datetime | None = None) -> list[dict[str, Any]]:
+    with Session(engine) as session:
+        return lines_of(export(session, site, since))
+
+
+# --- Every resource validates and carries what its profiles require ------------------------------
+
+LOINC, UCUM, MDC = "http://loinc.org", "http://unitsofmeasure.org", "urn:iso:std:iso:11073:10101"
+VS = "http://hl7.org/fhir/StructureDefinition/"
+# LOINC code -> (R4 vital-signs profile, or None: not a vital sign; the UCUM unit it has here)
+EXPECTED = {
+    "85354-9": ("bp", None),  # a panel: its values are in its components
+    "8867-4": ("heartrate", "/min"),
+    "8310-5": ("bodytemp", "Cel"),
+    "29463-7": ("bodyweight", "kg"),
+    "2708-6": ("oxygensat", "%"),
+    "14743-9": (None, "mmol/L"),
+    "41653-7": (None, "mg/dL"),
+}
+
+
+def codes(concept: dict[str, Any], system: str) -> set[str]:
+    return {c["code"] for c in concept["coding"] if c["system"] == system}
+
+
+def check_observation(o: dict[str, Any]) -> None:
+    """The elements the profiles named in meta.profile require, read from the specs (R4 Vital
+    Signs, CardX self-measured-bp, PHD base observation), not from our mapping."""
+    [loinc] = codes(o["code"], LOINC) - {"59408-5"}
+    profile, unit = EXPECTED[loinc]
+    assert o["status"] == "final" and o["subject"]["reference"].startswith("Patient/")
+    assert o["effectiveDateTime"] and o["issued"]
+    categories = {(c["system"], c["code"]) for cat in o["category"] for c in cat["coding"]}
+    # PHD: every observation from a personal health device, its MDC code beside the LOINC one, the
+    # device that measured and the gateway (the kiosk) that forwarded it.
+    assert ("http://hl7.org/fhir/uv/phd/CodeSystem/PhdObservationCategories", "phd-observation") in categories
+    assert codes(o["code"], MDC) and o["device"]["reference"].startswith("Device/")
+    [gateway] = [e for e in o["extension"] if e["url"] == "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice"]
+    assert gateway["valueReference"]["reference"].startswith("Device/")
+    if profile is None:
+        assert ("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory") in categories
+    else:
+        assert {VS + "vitalsigns", VS + profile} <= set(o["meta"]["profile"])
+        assert ("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs") in categories
+    if loinc == "2708-6":
+        assert "59408-5" in codes(o["code"], LOINC)
+    if loinc == "85354-9":
+        # CardX self-measured blood pressure: issued and performer (the resident) required.
+        assert "http://hl7.org/fhir/uv/cardx-htn-mng/StructureDefinition/self-measured-bp" in o["meta"]["profile"]
+        assert o["performer"] == [o["subject"]]
+        by_code = {next(iter(codes(c["code"], LOINC))): c for c in o["component"]}
+        for part in ("8480-6", "8462-4"):  # systolic and diastolic: a value in mm[Hg] or a reason
+            component = by_code[part]
+            assert ("valueQuantity" in component) != ("dataAbsentReason" in component)
+            if "valueQuantity" in component:
+                assert (component["valueQuantity"]["system"], component["valueQuantity"]["code"]) == (UCUM, "mm[Hg]")
+    else:
+        quantity = o["valueQuantity"]
+        assert (quantity["system"], quantity["code"]) == (UCUM, unit)
+
+
+@pytest.fixture
+def seeded(bridge_engine: Engine) -> Engine:
+    seed(bridge_engine)
+    return bridge_engine
+
+
+def test_every_resource_validates_and_carries_what_its_profiles_require(seeded: Engine) -> None:
+    everything = exported(seeded)
+    kinds = [r["resourceType"] for r in everything]
+    # Patients, then kiosks and devices, then observations: each after what it refers to.
+    assert kinds == sorted(kinds, key=["Patient", "Device", "Observation"].index)
+    for resource in everything:
+        model = MODELS[resource["resourceType"]]
+        assert json.loads(model.model_validate(resource).model_dump_json()) == resource  # valid, and nothing lost
+        if resource["resourceType"] == "Observation":
+            check_observation(resource)
+    ids = {f"{r['resourceType']}/{r['id']}" for r in everything}
+    references = {o["device"]["reference"] for o in everything if o["resourceType"] == "Observation"}
+    references |= {o["subject"]["reference"] for o in everything if o["resourceType"] == "Observation"}
+    assert references <= ids  # nothing refers to a resource the export left out
+    # Ten readings: one anonymous (left out); two pressures and an SpO2 with a pulse make two each.
+    assert kinds.count("Observation") == 9 + 3 and kinds.count("Patient") == 3
+
+
+def test_a_reading_becomes_an_observation_whole(seeded: Engine) -> None:
+    """The kPa reading flagged unreliable, every element of it."""
+    [o] = [r for r in exported(seeded, HOME) if r["resourceType"] == "Observation"
+           and r.get("interpretation")]
+    device, gateway = o["device"]["reference"], o["extension"][0]["valueReference"]["reference"]
+    assert device.startswith(f"Device/{HOME}.phd-") and gateway.startswith(f"Device/{HOME}.phg-")
+    panel = {"coding": [{"system": LOINC, "code": "85354-9", "display": "Blood pressure panel with all children optional"},
+                        {"system": MDC, "code": "150020", "display": "MDC_PRESS_BLD_NONINV"}],
+             "text": "Blood pressure panel with all children optional"}
+    assert o == {
+        "resourceType": "Observation",
+        "id": o["id"],
+        "meta": {"profile": [VS + "vitalsigns", VS + "bp",
+                             "http://hl7.org/fhir/uv/cardx-htn-mng/StructureDefinition/self-measured-bp"]},
+        "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice",
+                       "valueReference": {"reference": gateway}}],
+        "identifier": [{"value": o["id"]}],
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]},
+                     {"coding": [{"system": "http://hl7.org/fhir/uv/phd/CodeSystem/PhdObservationCategories",
+                                  "code": "phd-observation"}]}],
+        "code": panel,
+        "subject": {"reference": f"Patient/{WANG}"},
+        "effectiveDateTime": "2026-11-03T07:30:00Z",
+        "issued": "2026-11-09T07:30:00Z",
+        "performer": [{"reference": f"Patient/{WANG}"}],
+        "interpretation": [{"coding": [{"system": "http://hl7.org/fhir/uv/pocd/CodeSystem/measurement-status",
+                                        "code": "questionable", "display": "questionable"}],
+                            "text": "flagged unreliable by the kiosk"}],
+        "note": [{"text": "The kiosk flagged this reading as unreliable: diastolic_above_systolic_margin"}],
+        "device": {"reference": device},
+        "component": [
+            {"code": {"coding": [{"system": LOINC, "code": "8480-6", "display": "Systolic blood pressure"},
+                                 {"system": MDC, "code": "150021", "display": "MDC_PRESS_BLD_NONINV_SYS"}],
+                      "text": "Systolic blood pressure"},
+             "valueQuantity": {"value": 150.0, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"}},
+            {"code": {"coding": [{"system": LOINC, "code": "8462-4", "display": "Diastolic blood pressure"},
+                                 {"system": MDC, "code": "150022", "display": "MDC_PRESS_BLD_NONINV_DIA"}],
+                      "text": "Diastolic blood pressure"},
+             "valueQuantity": {"value": 90.0, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"}},
+        ],
+    }
+
+
+def test_the_resident_is_a_pseudonym_and_the_devices_are_the_phd_guides(seeded: Engine) -> None:
+    everything = exported(seeded, HOME)
+    patients = [r for r in everything if r["resourceType"] == "Patient"]
+    assert patients == [
+        {"resourceType": "Patient", "id": p, "identifier": [
+            {"use": "secondary", "system": f"urn:doorstep:resident-pseudonym:{HOME}", "value": p}]}
+        for p in (WANG, LI)
+    ]
+    devices = {r["id"]: r for r in everything if r["resourceType"] == "Device"}
+    gateways = [d for d in devices.values() if codes(d["type"], MDC) == {"531981"}]  # PHD: PhgDevice.type
+    assert [g["identifier"][1] for g in gateways] == [{"system": f"urn:doorstep:kiosk:{HOME}", "value": "kiosk-1"}]
+    cuffs = [d for d in devices.values() if codes(d["type"], MDC) == {"528391"}]  # MDC_DEV_SPEC_PROFILE_BPM
+    [cuff] = cuffs
+    assert cuff["parent"] == {"reference": f"Device/{gateways[0]['id']}"}
+    assert {(i["type"]["coding"][0]["code"], i["value"]) for i in cuff["identifier"]} == {
+        ("SYSID", "00-00-00-00-00-00-00-00"), ("BTMAC", "A4-C1-38-12-34-56")}
+    assert cuff["modelNumber"] == "omron-hem-7361t" and cuff["version"][0]["value"] == "1.2.0"
