@@ -1,32 +1,41 @@
 """FHIR R4 out of the bridge (issue 21): every resource it makes validates (fhir.resources) and
 carries what the profiles it names require, checked element by element against the specs'
-own codes."""
+own codes; the search finds what it should for each role; the bulk export over HTTP gives the
+same resources."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from cloud_bridge.alert_rules import AlertRules
+from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.fhir.search import export
 from cloud_bridge.gulp import commit_gulp
+from cloud_bridge.settings import DEVELOPMENT_SECRET
 from contract.payloads import (
     BloodPressurePayload, DeviceIdentity, GlucosePayload, Spo2Payload, TemperaturePayload, WeightPayload,
 )
 from contract.topics import ReadingKind
 from tests.bridge.wire_kiosk import WireKiosk
+from tests.support import ServedApp, api_token
 
 HOME, AWAY = "test-site", "other-site"
 WANG, LI, ZHAO = "a" * 64, "b" * 64, "c" * 64  # residents' pseudonyms: Wang and Li at HOME, Zhao AWAY
 DAY1 = datetime(2026, 11, 2, 7, 30, tzinfo=UTC)
+ROLES = ("technician", "station_staff", "doctor", "read_only", "anonymous")
 
 MODELS: dict[str, Any] = {"Patient": Patient, "Device": Device, "Observation": Observation}
 
@@ -213,3 +222,123 @@ def test_the_resident_is_a_pseudonym_and_the_devices_are_the_phd_guides(seeded: 
     assert {(i["type"]["coding"][0]["code"], i["value"]) for i in cuff["identifier"]} == {
         ("SYSID", "00-00-00-00-00-00-00-00"), ("BTMAC", "A4-C1-38-12-34-56")}
     assert cuff["modelNumber"] == "omron-hem-7361t" and cuff["version"][0]["value"] == "1.2.0"
+
+
+# --- The API, for each role -----------------------------------------------------------------------
+
+
+@dataclass
+class Api:
+    served: ServedApp
+    tokens: dict[str, str | None]
+    engine: Engine
+
+    def get(self, role: str, path: str) -> Any:
+        self.served.token = self.tokens[role]
+        answer = self.served.request("GET", path)
+        if isinstance(answer.body, str):  # application/fhir+json, which the helper leaves as text
+            answer.body = json.loads(answer.body)
+        return answer
+
+
+@pytest.fixture
+def api(seeded: Engine) -> Iterator[Api]:
+    tokens: dict[str, str | None] = {
+        "technician": api_token(seeded, DEVELOPMENT_SECRET, "technician"),
+        "station_staff": api_token(seeded, DEVELOPMENT_SECRET, "station_staff", HOME),
+        "doctor": api_token(seeded, DEVELOPMENT_SECRET, "doctor", HOME),
+        "read_only": api_token(seeded, DEVELOPMENT_SECRET, "read_only"),
+        "anonymous": None,
+    }
+    with ServedApp(create_app(seeded, BridgeContext(seeded, secret_key=DEVELOPMENT_SECRET))) as served:
+        yield Api(served, tokens, seeded)
+
+
+def observations_found(api: Api, query: str) -> list[dict[str, Any]]:
+    """Every page of a search as the HOME doctor, following `next` links."""
+    found: list[dict[str, Any]] = []
+    path: str | None = f"/fhir/Observation?{query}"
+    while path is not None:
+        answer = api.get("doctor", path)
+        assert answer.status == 200, answer.body
+        bundle = Bundle.model_validate(answer.body)
+        assert bundle.type == "searchset"
+        found += [e.model_dump(mode="json")["resource"] for e in bundle.entry or []]
+        following = [str(link.url).split(str(api.served.port), 1)[1] for link in bundle.link or []
+                     if link.relation == "next"]
+        path = following[0] if following else None
+    return found
+
+
+def summary(found: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(o["subject"]["reference"].removeprefix("Patient/")[:1], o["effectiveDateTime"][:10],
+             next(c["code"] for c in o["code"]["coding"])) for o in found]
+
+
+def test_a_search_finds_the_residents_readings_by_patient_date_and_code(api: Api) -> None:
+    assert summary(observations_found(api, f"patient=Patient/{WANG}")) == [
+        ("a", "2026-11-02", "85354-9"), ("a", "2026-11-02", "8867-4"), ("a", "2026-11-03", "85354-9"),
+        ("a", "2026-11-04", "85354-9"), ("a", "2026-11-05", "14743-9"), ("a", "2026-11-07", "29463-7")]
+    # Dates: ge and lt bound the days; a day alone is that whole day.
+    assert summary(observations_found(api, f"patient={WANG}&date=ge2026-11-03&date=lt2026-11-05")) == [
+        ("a", "2026-11-03", "85354-9"), ("a", "2026-11-04", "85354-9")]
+    assert summary(observations_found(api, f"patient={WANG}&date=gt2026-11-04&date=le2026-11-05")) == [
+        ("a", "2026-11-05", "14743-9")]
+    assert len(observations_found(api, "date=2026-11-02T07:30:00Z")) == 2
+    # Code: system|code or code alone, several meaning any; a pulse from a cuff and from an oximeter.
+    assert summary(observations_found(api, "code=http://loinc.org|8867-4")) == [
+        ("a", "2026-11-02", "8867-4"), ("b", "2026-11-08", "8867-4")]
+    assert summary(observations_found(api, "code=8310-5,29463-7")) == [("b", "2026-11-06", "8310-5"),
+                                                                       ("a", "2026-11-07", "29463-7")]
+    assert observations_found(api, "code=http://snomed.info/sct|8867-4") == []
+    # Pages of two, followed by their next links, give the same as one page.
+    assert observations_found(api, "_count=2") == observations_found(api, "_count=100")
+    # Another site's resident is not found by the HOME doctor, even by pseudonym.
+    assert observations_found(api, f"patient={ZHAO}") == []
+
+
+def test_only_a_doctor_reads_fhir_and_only_their_own_site(api: Api) -> None:
+    def statuses(path: str) -> dict[str, int]:
+        got = {}
+        for role in ROLES:
+            answer = api.get(role, path)
+            got[role] = answer.status
+            if answer.status >= 400:  # every refusal is an OperationOutcome
+                assert OperationOutcome.model_validate(answer.body).issue[0].diagnostics
+        return got
+
+    refused = {"technician": 403, "station_staff": 403, "read_only": 403, "anonymous": 401}
+    assert statuses("/fhir/Observation") == {**refused, "doctor": 200}
+    assert statuses(f"/fhir/Patient/{WANG}") == {**refused, "doctor": 200}
+    assert statuses(f"/fhir/Patient/{ZHAO}") == {**refused, "doctor": 404}
+    everywhere = exported(api.engine)
+    home_cuff, away_cuff = (next(r["device"]["reference"] for r in everywhere
+                                 if r["resourceType"] == "Observation" and r["subject"]["reference"] == f"Patient/{p}")
+                            for p in (WANG, ZHAO))
+    assert statuses(f"/fhir/{home_cuff}") == {**refused, "doctor": 200}
+    assert statuses(f"/fhir/{away_cuff}") == {**refused, "doctor": 404}
+    assert statuses(f"/fhir/$export?site={AWAY}") == {**refused, "doctor": 403}
+    assert api.get("doctor", f"/fhir/{home_cuff}").body == next(
+        r for r in everywhere if f"Device/{r['id']}" == home_cuff)
+    bad = api.get("doctor", "/fhir/Observation?date=ge2026-13-45")
+    assert bad.status == 400 and "date" in bad.body["issue"][0]["diagnostics"]
+    # Refused before any route reads it (runtime/http_limits.py), and still FHIR's answer.
+    nul = api.get("doctor", "/fhir/Observation?code=%00")
+    assert nul.status == 400 and "U+0000" in nul.body["issue"][0]["diagnostics"]
+
+
+def test_the_export_over_http_is_the_sites_ndjson(api: Api) -> None:
+    api.served.token = api.tokens["doctor"]
+    request = urllib_get(api.served.port, "/fhir/$export?_since=2026-11-05", api.tokens["doctor"])
+    content_type, body = request
+    assert content_type == "application/fhir+ndjson"
+    engine = api.engine
+    assert [json.loads(line) for line in body.splitlines()] == exported(engine, HOME, datetime(2026, 11, 5, tzinfo=UTC))
+
+
+def urllib_get(port: int, path: str, token: str | None) -> tuple[str, str]:
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.headers.get("content-type"), response.read().decode()
