@@ -1,17 +1,21 @@
 """FHIR R4 out of the bridge (issue 21): every resource it makes validates (fhir.resources) and
 carries what the profiles it names require, checked element by element against the specs'
-own codes; the search finds what it should for each role; the bulk export over HTTP gives the
-same resources."""
+own codes; the search finds what it should for each role; the bulk export and `doorstep export
+fhir` (a real subprocess on a real SQLite bridge database) give the same resources."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.observation import Observation
@@ -19,16 +23,20 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 from sqlalchemy import Engine
 from sqlmodel import Session
+from typer.testing import CliRunner
 
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.fhir.search import export
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
+from cloud_bridge.store import migrate
 from contract.payloads import (
     BloodPressurePayload, DeviceIdentity, GlucosePayload, Spo2Payload, TemperaturePayload, WeightPayload,
 )
 from contract.topics import ReadingKind
+from doorstep.cli import app
+from runtime.db import create_durable_engine
 from tests.bridge.wire_kiosk import WireKiosk
 from tests.support import ServedApp, api_token
 
@@ -342,3 +350,42 @@ def urllib_get(port: int, path: str, token: str | None) -> tuple[str, str]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.headers.get("content-type"), response.read().decode()
+
+
+# --- The command line ------------------------------------------------------------------------------
+
+
+runner = CliRunner()
+
+
+def doorstep(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "doorstep", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_command_line_export_round_trips(tmp_path: Path) -> None:
+    """A real SQLite bridge database, a real subprocess: the file holds what the bridge holds."""
+    database = f"sqlite:///{tmp_path / 'bridge.sqlite3'}"
+    engine = create_durable_engine(database)
+    migrate(engine)
+    seed(engine)
+    config = tmp_path / "bridge.yaml"
+    config.write_text(yaml.safe_dump({"database_url": database, "environment": "development"}))
+    written = doorstep("export", "fhir", "--config", str(config), "--site", HOME, "--since", "2026-11-05",
+                       "--output", str(tmp_path / "home.ndjson"))
+    assert written.returncode == 0, written.stderr
+    lines = (tmp_path / "home.ndjson").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == exported(engine, HOME, datetime(2026, 11, 5, tzinfo=UTC))
+    # The same command in-process (typer's runner; the subprocess above is the round trip):
+    # every site to standard output, and the one-line refusals.
+    everything = runner.invoke(app, ["export", "fhir", "--config", str(config)])
+    assert everything.exit_code == 0
+    assert [json.loads(line) for line in everything.stdout.splitlines()] == exported(engine)
+    for args, problem in [
+        (["--site", "nowhere"], "--site: no site 'nowhere'"),
+        (["--since", "2026-13-01"], "--since:"),
+        (["--config", str(tmp_path / "missing.yaml")], "missing.yaml"),
+    ]:
+        refused = runner.invoke(app, ["export", "fhir", "--config", str(config), *args])
+        assert refused.exit_code == 1 and refused.stdout == ""
+        assert refused.stderr.startswith("error: ") and problem in refused.stderr and refused.stderr.count("\n") == 1
+    engine.dispose()
