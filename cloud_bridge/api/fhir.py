@@ -129,7 +129,7 @@ def _pseudonym(parameter: str | None) -> str | None:
 
 def _next_url(request: Request, offset: int) -> str:
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "_offset"] + [("_offset", str(offset))]
-    return f"{request.url.remove_query_params('_offset').replace(query=urllib.parse.urlencode(query))}"
+    return str(request.url.replace(query=urllib.parse.urlencode(query)))
 
 
 @router.get("/Observation", response_class=Response, responses={200: {"content": {FHIR_JSON: {}}}})
