@@ -203,7 +203,6 @@ class _Context:
         body: dict[str, Any] = {
             "resourceType": "Observation",
             "id": resource_id,
-            "meta": {"profile": profiles},
             # [PHD] identifier slice conditionalCreate: the same measurement re-sent is the same one.
             "identifier": [{"value": resource_id}],
             "status": "final",
@@ -222,6 +221,8 @@ class _Context:
                            "valueReference": {"reference": f"Device/{gateway_id(row.site, row.kiosk)}"}}],
             **content,
         }
+        if profiles:  # R4 json.html: an element is never an empty object or array
+            body["meta"] = {"profile": profiles}
         if row.device_model is not None and row.device_address is not None:
             body["device"] = {"reference": f"Device/{device_id(row.site, row.kiosk, row.device_model, row.device_address)}"}
         if self.suspect:

@@ -145,6 +145,15 @@ def check_observation(o: dict[str, Any]) -> None:
         assert (quantity["system"], quantity["code"]) == (UCUM, unit)
 
 
+def empty_elements(element: Any, path: str = "") -> Iterator[str]:
+    """Where a resource holds an empty object, array or string: FHIR JSON has none (R4 json.html)."""
+    if element in ({}, [], ""):
+        yield path
+    children = element.items() if isinstance(element, dict) else enumerate(element) if isinstance(element, list) else ()
+    for key, child in children:
+        yield from empty_elements(child, f"{path}.{key}")
+
+
 @pytest.fixture
 def seeded(bridge_engine: Engine) -> Engine:
     seed(bridge_engine)
@@ -159,6 +168,7 @@ def test_every_resource_validates_and_carries_what_its_profiles_require(seeded: 
     for resource in everything:
         model = MODELS[resource["resourceType"]]
         assert json.loads(model.model_validate(resource).model_dump_json()) == resource  # valid, and nothing lost
+        assert not list(empty_elements(resource)), resource
         if resource["resourceType"] == "Observation":
             check_observation(resource)
     ids = {f"{r['resourceType']}/{r['id']}" for r in everything}
