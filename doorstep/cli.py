@@ -321,6 +321,66 @@ def _decode_value(kind: str, data: bytes, model: str | None) -> dict[str, object
     return codec.to_json(codec.decode(data))
 
 
+export_app = typer.Typer(help="Readings out of the bridge for other systems (a regional platform's batch upload).",
+                         no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("fhir")
+def export_fhir(
+    config: ConfigOption = None,
+    site: Annotated[str | None, typer.Option(help="one site (default: every site)")] = None,
+    since: Annotated[str | None, typer.Option(help="readings from this date or instant on, e.g. 2026-12-01")] = None,
+    output: Annotated[Path | None, typer.Option(help="write to this file (default: standard output)")] = None,
+) -> None:
+    """Write residents' readings as FHIR R4 NDJSON, one resource a line: the Patients (by
+    pseudonym), the kiosks and devices, then the Observations, oldest first. Exit 0 when
+    written; a one-line error and exit 1 for a bad configuration, site or date."""
+    import os
+    import sys
+
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from cloud_bridge.fhir.search import SearchError, export, known_sites, start_of
+    from cloud_bridge.settings import BridgeSettings
+    from runtime.db import create_durable_engine
+
+    def refuse(message: str) -> typer.Exit:
+        typer.echo(f"error: {message}", err=True)
+        return typer.Exit(code=1)
+
+    try:
+        settings = BridgeSettings.from_file(config)
+        start = start_of(since) if since is not None else None
+    except (ConfigError, SearchError) as error:
+        raise refuse(str(error).replace("\n", "; ").replace("date:", "--since:", 1)) from None
+    engine = create_durable_engine(settings.database_url)
+    # Written beside the file and moved into place: a failed export leaves no half file behind.
+    partial = None if output is None else output.with_name(output.name + ".partial")
+    try:
+        with Session(engine) as session:
+            if site is not None and site not in known_sites(session):
+                raise refuse(f"--site: no site {site!r} at this bridge")
+            stream = sys.stdout if partial is None else partial.open("w", encoding="utf-8")
+            try:
+                for resource in export(session, site, start):
+                    stream.write(resource.model_dump_json() + "\n")
+            finally:
+                if partial is not None:
+                    stream.close()
+        if partial is not None and output is not None:
+            os.replace(partial, output)
+    except SQLAlchemyError as error:
+        raise refuse(f"the bridge's database: {str(error).splitlines()[0]}") from None
+    except OSError as error:
+        raise refuse(f"--output: {error}") from None
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        engine.dispose()
+
+
 config_app = typer.Typer(help="Check configuration files before a kiosk or the bridge loads them.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import schemathesis
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from pydantic import ValidationError
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -89,7 +91,7 @@ def _fuzz_operation(operation: Any, mode: GenerationMode, token: TokenSource, cr
         report.statuses[response.status_code] += 1
         report.operations[name] += 1
         report.answers[(name, response.status_code)] += 1
-        problem = _problem(response)
+        problem = _problem(response, operation.path)
         if problem is not None:
             report.failures.append(f"{name} ({mode.value}): {problem}\n  {case.as_curl_command()}")
 
@@ -101,7 +103,7 @@ def _fuzz_operation(operation: Any, mode: GenerationMode, token: TokenSource, cr
             raise
 
 
-def _problem(response: Any) -> str | None:
+def _problem(response: Any, path: str) -> str | None:
     status = response.status_code
     if status >= 500:
         return f"{status}: {response.text[:300]}"
@@ -110,6 +112,20 @@ def _problem(response: Any) -> str | None:
             body = json.loads(response.content)
         except ValueError:
             return f"{status} with a body that is not JSON: {response.content[:200]!r}"
+        if path.startswith("/fhir/"):
+            return _operation_outcome_problem(body)
         if not (isinstance(body, dict) and isinstance(body.get("error"), str) and isinstance(body.get("reason"), str)):
             return f"{status} without the API's error shape: {str(body)[:200]}"
+    return None
+
+
+def _operation_outcome_problem(body: dict[str, Any]) -> str | None:
+    """The bridge's FHIR routes (/fhir/...) answer errors as FHIR does: a valid OperationOutcome
+    whose issue says what was wrong."""
+    try:
+        outcome = OperationOutcome.model_validate(body)
+    except ValidationError as error:
+        return f"an invalid OperationOutcome: {error}"
+    if not outcome.issue or not outcome.issue[0].diagnostics:
+        return f"an OperationOutcome that says nothing: {str(body)[:200]}"
     return None

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloud_bridge import dashboard as dashboard_pages
 from cloud_bridge.access import Capability, Principal
 from cloud_bridge.api import (
-    alerts, auth, commands, dashboard, desired_config, enrolment, fleet, messages, residents, support_bundles,
+    alerts, auth, commands, dashboard, desired_config, enrolment, fhir, fleet, messages, residents, support_bundles,
 )
 from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, PrincipalDep, require
 from cloud_bridge.startup import StartupState
@@ -108,9 +108,11 @@ def create_app(engine: Engine, context: BridgeContext | None = None) -> FastAPI:
     # Outermost: an oversized or too deeply nested body is refused before anything reads it.
     app.middleware("http")(_while_starting)
     app.add_middleware(RequestLimits)
+    # Outermost of all: an error under /fhir, whoever answered it, leaves as an OperationOutcome.
+    app.add_middleware(fhir.FhirErrors)
     app.include_router(ops)
     for module in (auth, messages, fleet, alerts, commands, desired_config, enrolment, support_bundles, residents,
-                   dashboard):
+                   dashboard, fhir):
         app.include_router(module.router)
     dashboard_pages.mount(app)
     return app

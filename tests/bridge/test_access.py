@@ -214,6 +214,12 @@ MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
      (403, 403, 403, 403, 401)),
     # Configuration only (refresh period, blood-pressure bands): anyone logged in.
     ("GET /api/v1/dashboard/settings", get("/api/v1/dashboard/settings"), (200, 200, 200, 200, 401)),
+    # FHIR for doctors' systems: health data, so a doctor's and their own site's only (404: none here by that id).
+    ("GET /fhir/Observation", get("/fhir/Observation"), (403, 403, 200, 403, 401)),
+    ("GET /fhir/Patient/{patient_id}", get("/fhir/Patient/" + "a" * 64), (403, 403, 404, 403, 401)),
+    ("GET /fhir/Device/{device_id}", get(f"/fhir/Device/{HOME}.phd-0"), (403, 403, 404, 403, 401)),
+    ("GET /fhir/$export", get("/fhir/$export"), (403, 403, 200, 403, 401)),
+    ("GET /fhir/$export", get(f"/fhir/$export?site={AWAY}"), (403, 403, 403, 403, 401)),
 ]
 
 
