@@ -19,7 +19,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from contract.device_errors import DeviceErrorCode
+from contract.device_errors import BOND_ERRORS, DeviceErrorCode
 from contract.telemetry import DeviceError
 from drivers.laundry.link import ERROR_CODES, UnitLink
 
@@ -81,6 +81,12 @@ class DeviceHealthBook:
                       address, health.failing_since, counts)
         health.failing_since = None
         health.counts.clear()
+
+    def bond_trouble(self) -> dict[str, DeviceError]:
+        """The devices refusing the kiosk for want of a bond since their last good session
+        (BOND_ERRORS): only pairing them again at the kiosk helps (edge_agent/pairing.py)."""
+        return {address: health.last_error for address, health in self._devices.items()
+                if health.last_error is not None and health.last_error.code in BOND_ERRORS and health.counts}
 
     def telemetry(self, address: str) -> dict[str, Any]:
         """DeviceTelemetry's error fields for this device."""

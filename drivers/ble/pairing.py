@@ -246,7 +246,14 @@ class BluezPairing:
             await self._call(AGENT_MANAGER_PATH, AGENT_MANAGER, "RegisterAgent", "os", [agent_path, capability])
             try:
                 await self._call(AGENT_MANAGER_PATH, AGENT_MANAGER, "RequestDefaultAgent", "o", [agent_path])
-                await self._call(path, DEVICE, "Pair")
+                try:
+                    await self._call(path, DEVICE, "Pair")
+                except PairingError as error:
+                    if {"RequestPasskey", "RequestPinCode"} & set(agent_log.requests):
+                        # Our agent refused to type a code, and BlueZ reports the pairing
+                        # rejected: the reason is ours, not the cuff's pairing mode.
+                        raise PairingError(PairingFailure.PASSKEY_ENTRY, error.detail) from error
+                    raise
                 # Trusted: BlueZ reconnects and re-encrypts without asking anybody (Device.rst).
                 await self._call(path, PROPERTIES, "Set", "ssv", [DEVICE, "Trusted", Variant("b", True)])
                 props = await self._device_props(path)

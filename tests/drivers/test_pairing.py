@@ -6,26 +6,15 @@ what the person can act on, and a bond BlueZ still holds is replaced by a fresh 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from drivers.ble.pairing import AgentLog, BluezPairing, Bonded, PairingError, PairingFailure
 from firmware_configs.profiles import load_ble_profiles
-from tests.bluez_mock import ADAPTER, available, bluez, system_bus_with_bluez
+from tests.bluez_mock import ADAPTER, bluez
 
 OMRON = "28:FF:B2:00:00:01"
 STRANGER = "11:22:33:44:55:66"
-
-
-@pytest.fixture
-def system_bus(tmp_path: Path) -> Iterator[str]:
-    why_not = available()
-    if why_not is not None:
-        pytest.fail(why_not)
-    with system_bus_with_bluez(tmp_path) as address:
-        yield address
 
 
 @pytest.mark.asyncio
@@ -181,3 +170,27 @@ async def test_a_device_not_heard_and_a_kiosk_without_an_adapter_are_said_so(sys
         kiosk.disconnect()
     assert no_adapter.value.failure is PairingFailure.NO_ADAPTER
     assert not_heard.value.failure is PairingFailure.OUT_OF_RANGE
+
+
+@pytest.mark.asyncio
+async def test_a_cuff_that_wants_a_code_typed_at_the_kiosk_is_said_so_not_blamed_on_pairing_mode(
+    system_bus: str,
+) -> None:
+    async with bluez(system_bus) as mock:
+        await mock.add_adapter()
+        device = await mock.add_device(OMRON, "BLEsmart_00000116", ["1810"])
+        kiosk = await BluezPairing.connect()
+        await mock.replace_pair(device, (
+            "bluez = objects['/org/bluez']\n"
+            f"agent = self.connection.get_object('{kiosk.unique_name}', bluez.default_agent, introspect=False)\n"
+            "try:\n"
+            "    agent.RequestPasskey(dbus.ObjectPath(self.__dbus_object_path__), dbus_interface='org.bluez.Agent1')\n"
+            "except dbus.exceptions.DBusException:\n"
+            "    raise dbus.exceptions.DBusException('Authentication Rejected', name='org.bluez.Error.AuthenticationRejected')\n"
+        ))
+        try:
+            with pytest.raises(PairingError) as raised:
+                await kiosk.pair(OMRON, "KeyboardDisplay", timeout_s=5)
+        finally:
+            kiosk.disconnect()
+        assert raised.value.failure is PairingFailure.PASSKEY_ENTRY
