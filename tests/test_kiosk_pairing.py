@@ -140,6 +140,11 @@ async def test_a_cuff_whose_bond_is_lost_is_offered_for_pairing_again_until_it_i
             await wait_until(offered, what="the offer to pair again")
             [again] = (await technician(url, "GET", "")).body["pair_again"]
             assert (again["address"], again["model"], again["error"]) == (OMRON, "omron", "ble_bond_lost")
+            # Off between tries (not found), as a cuff is most of the day: still offered.
+            cuff.advertising = False
+            await wait_until(lambda: agent.device_health.telemetry(OMRON)["last_error"].code == "ble_not_found",
+                             what="the cuff not found")
+            assert [d["address"] for d in (await technician(url, "GET", "")).body["pair_again"]] == [OMRON]
 
             # The technician puts the cuff in pairing mode and taps "pair again": BlueZ's old
             # keys are removed, the cuff is heard again, and a fresh bond is made.
