@@ -148,7 +148,9 @@ class Agent:
         self.settings = self.fleet_config.startup_settings()  # the last good, as before a restart
         self.pairing = PairingDesk(
             profiles=load_ble_profiles(), configured=lambda: self.settings.devices,
-            configure=self.fleet_config.pair_device, bond_trouble=self.device_health.bond_trouble,
+            configure=self.fleet_config.pair_device, forget=self.fleet_config.forget_paired,
+            paired=lambda: self.fleet_config.paired if self.fleet_config is not None else [],
+            bond_trouble=self.device_health.bond_trouble,
         )
         self.desk.bands, self.desk.timeout_s = self.settings.screen.blood_pressure_bands, self.settings.screen.measure_timeout_s
         watch = self.clock_watch

@@ -102,6 +102,11 @@ def effective_settings(base: AgentSettings, config: dict[str, Any], source: str,
         return problems
     merged = overlay(base.model_dump(), config)
     addresses = {d["address"].upper() for d in paired}
+    for device in config.get("devices") or []:
+        if device["address"].upper() in addresses:
+            # Said, not silent: the fleet's entry for this cuff does not run here.
+            log.warning("%s: devices: %s is paired at this kiosk; its entry there is replaced by the "
+                        "kiosk's (forget it at the kiosk's screen to use the fleet's)", source, device["address"])
     merged["devices"] = [d for d in merged.get("devices", []) if d["address"].upper() not in addresses] + list(paired)
     try:
         return AgentSettings.model_validate(merged)
@@ -247,25 +252,38 @@ class DesiredConfigApplier:
 
     # -- a device paired at the kiosk (edge_agent/pairing.py) --------------------------------------
 
+    @property
+    def paired(self) -> list[dict[str, Any]]:
+        return list(self._state.paired)
+
     async def pair_device(self, device: dict[str, Any]) -> list[str]:
         """Add (or replace, by address) a device paired at the kiosk: validated as any change is,
         applied at a quiet moment, kept in the file beside the outbox; [] or every problem.
 
         No health check: a technician is at the kiosk and sees the next measurement, and a cuff
         is only reachable while it measures, so "not answered yet" would undo every pairing."""
+        others = [d for d in self._state.paired if d["address"].upper() != device["address"].upper()]
+        return await self._change_paired([*others, device], f"the paired device {device['address']}")
+
+    async def forget_paired(self, address: str) -> list[str]:
+        """Take a device paired at the kiosk off its configuration (a cuff replaced or gone): what
+        the fleet's own `devices` says of that address stands again."""
+        kept = [d for d in self._state.paired if d["address"].upper() != address.upper()]
+        return await self._change_paired(kept, f"forgetting the paired device {address}")
+
+    async def _change_paired(self, paired: list[dict[str, Any]], what: str) -> list[str]:
         async with self._changing:
-            paired = [d for d in self._state.paired if d["address"].upper() != device["address"].upper()] + [device]
             config = self._state.last_good.config if self._state.last_good is not None else {}
             found = effective_settings(self._base, config, PAIRED_SOURCE, paired)
             if isinstance(found, list):
-                log.error("refused the paired device %s: %s", device["address"], "; ".join(found))
+                log.error("refused %s: %s", what, "; ".join(found))
                 return found
-            await self._quiet(f"the paired device {device['address']}")
+            await self._quiet(what)
             change = difference(self._agent.settings, found)
             self._state.paired = paired
             self._save()
             await self._agent.apply_settings(found, change)
-            log.info("device %s paired at the kiosk, now configured: %s", device["address"], change)
+            log.info("%s: %s", what, change)
             return []
 
     async def _quiet(self, source: str) -> None:

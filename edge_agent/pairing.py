@@ -54,6 +54,8 @@ class PairingDesk:
     profiles: Mapping[str, BleDeviceProfile]
     configured: Callable[[], Sequence[DeviceSettings]]  # the devices the agent runs with now
     configure: Callable[[dict[str, Any]], Awaitable[list[str]]]  # DesiredConfigApplier.pair_device
+    forget: Callable[[str], Awaitable[list[str]]]  # DesiredConfigApplier.forget_paired
+    paired: Callable[[], Sequence[dict[str, Any]]]  # DesiredConfigApplier.paired
     bond_trouble: Callable[[], Mapping[str, DeviceError]]  # DeviceHealthBook.bond_trouble
     connect: Callable[[], Awaitable[BluezPairing]] = BluezPairing.connect
     scan_s: float = SCAN_S
@@ -105,7 +107,18 @@ class PairingDesk:
             "failure": self.failure,
             "detail": self.detail,
             "pair_again": self.pair_again(),
+            "paired": [{"address": d["address"], "model": d["model"]} for d in self.paired()],
         }
+
+    async def unpair(self, address: str) -> None:
+        """Take a device paired here off the kiosk's configuration."""
+        if self.phase is PairingPhase.PAIRING:
+            raise PairingRefused(409, "pairing_busy", f"pairing {self.address} is under way")
+        if not any(d["address"].upper() == address.upper() for d in self.paired()):
+            raise PairingRefused(404, "not_paired_here", f"{address} was not paired at this kiosk")
+        problems = await self.forget(address)
+        if problems:
+            raise PairingRefused(422, "config_refused", "; ".join(problems))
 
     def pair_again(self) -> list[dict[str, Any]]:
         """Configured devices refusing the kiosk for want of a bond since they were last paired."""

@@ -74,6 +74,16 @@ async def test_a_technician_scans_taps_a_cuff_and_it_is_paired_and_configured_ac
         assert saved["paired"] == [{"address": OMRON, "model": "omron"}]
         async with running_agent(settings) as again:
             assert OMRON in [d.address for d in again.settings.devices]
+            # Replaced by another cuff: the technician takes it off the kiosk's devices.
+            await wait_until(lambda: again.screen is not None, what="the screen serving")
+            assert again.screen is not None
+            assert (await technician(again.screen.url, "GET", "")).body["paired"] == [{"address": OMRON, "model": "omron"}]
+            forgotten = await technician(again.screen.url, "DELETE", f"/devices/{OMRON}")
+            assert (forgotten.status, forgotten.body["paired"]) == (200, [])
+            assert OMRON not in [d.address for d in again.settings.devices]
+            missing = await technician(again.screen.url, "DELETE", f"/devices/{OMRON}")
+            assert (missing.status, missing.body["error"]) == (404, "not_paired_here")
+        assert json.loads(config_path(settings.outbox_path).read_text())["paired"] == []
     # A fleet document's device list replaces the file's, and the cuff paired here stays.
     fleet = {"devices": [{"address": "A4:C1:38:00:00:09", "model": "generic"}]}
     merged = effective_settings(settings, fleet, "fleet configuration v3", saved["paired"])

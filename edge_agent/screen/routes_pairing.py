@@ -67,3 +67,15 @@ async def pair(body: PairRequest, context: Context) -> dict[str, Any]:
         raise ScreenError(refused.status, refused.reason, refused.detail) from None
     context.audit("pair_device", "started", address=body.address, model=desk.model)
     return desk.snapshot()
+
+
+@router.delete("/devices/{address}")
+async def unpair(address: str, context: Context) -> dict[str, Any]:
+    """Take a cuff paired at this kiosk off its devices (replaced, or gone for good)."""
+    desk = _desk(context)
+    try:
+        await desk.unpair(address)
+    except PairingRefused as refused:
+        raise ScreenError(refused.status, refused.reason, refused.detail) from None
+    context.audit("unpair_device", "ok", address=address)
+    return desk.snapshot()

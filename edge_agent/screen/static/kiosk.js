@@ -560,6 +560,16 @@
     renderPairing();
   }
 
+  async function forgetDevice(address) {
+    $("pair-error").hidden = true;
+    try {
+      page.pairing = await api("DELETE", "/api/admin/pairing/devices/" + encodeURIComponent(address));
+    } catch (problem) {
+      showError("pair-error", problem);
+    }
+    renderPairing();
+  }
+
   function deviceButton(text, onClick, enabled) {
     const button = document.createElement("button");
     button.className = "program";
@@ -580,6 +590,10 @@
     $("pair-again-list").replaceChildren(...progress.pair_again.map((device) => deviceButton(
       t("pair.again", { address: device.address, model: device.model }), () => pairDevice(device.address), !busy)));
     $("pair-again").hidden = progress.pair_again.length === 0;
+    const paired = progress.paired || [];
+    $("pair-paired-list").replaceChildren(...paired.map((device) => deviceButton(
+      t("pair.forget", { address: device.address, model: device.model }), () => forgetDevice(device.address), !busy)));
+    $("pair-paired").hidden = paired.length === 0;
     $("pair-scan").disabled = busy;
     const status = {
       idle: "",
