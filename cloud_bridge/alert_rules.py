@@ -309,10 +309,11 @@ def device_signals(
 # What a person does about each device error alert, in both of the dashboard's languages
 # (cloud_bridge/dashboard/static/js/i18n.js picks one, as it does a laundry map's error text).
 BOND_LOST_ACTION: Final = {
-    "zh": "血压计等蓝牙设备的配对丢失：请到自助机上重新配对（bluetoothctl: remove、pair、trust 该地址；"
-          "设备先进入配对模式），配对后自动恢复",
-    "en": "the device has lost its pairing with the kiosk: pair it again at the kiosk (put it in pairing mode; "
-          "bluetoothctl remove, pair, trust its address); the alert clears on its next good session",
+    "zh": "血压计等蓝牙设备的配对丢失：请到自助机上重新配对（按住屏幕上方的时钟3秒，输入技术人员密码，"
+          "在“配对新血压计”里点“重新配对”；设备先进入配对模式），配对后自动恢复",
+    "en": "the device has lost its pairing with the kiosk: pair it again at the kiosk (hold the clock at the top "
+          "of its screen for 3 s, type the technician PIN, and tap it under 'pair again' on 'Pair a new cuff'; put "
+          "the device in pairing mode first); the alert clears on its next good session",
 }
 UNREACHABLE_ACTION: Final = {
     "zh": "自助机连不上该设备：请检查设备电源和电池、与自助机的距离（几米内、无遮挡），以及设备是否被别的手机或设备连着",

@@ -28,6 +28,7 @@ from edge_agent.alarms import CHECK_EVERY_S as ALARMS_CHECK_EVERY_S, AlarmWatch
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
 from edge_agent.desired_config import ConfigChange, DesiredConfigApplier, config_path, schedule_periods
 from edge_agent.device_health import DeviceHealthBook, line_telemetry
+from edge_agent.pairing import PairingDesk
 from edge_agent.devices import CuffPressureListener, CursorStore, DeviceReader, reader_for
 from edge_agent.kiosk_commands import kiosk_handlers
 from edge_agent.laundry import LaundryRoom
@@ -115,6 +116,7 @@ class Agent:
         self.conditions = ConditionLog(log)
         self.remote: RemoteCommands | None = None
         self.fleet_config: DesiredConfigApplier | None = None
+        self.pairing: PairingDesk | None = None  # the technician screen's "pair a new cuff"
         # Held while the uplink pumps, and while a new broker's uplink replaces it.
         self._uplink_lock = asyncio.Lock()
         self._laundry_task: asyncio.Task[None] | None = None
@@ -144,6 +146,12 @@ class Agent:
             health_s=self.base_settings.config_health_s, reported=self._report_telemetry,
         )
         self.settings = self.fleet_config.startup_settings()  # the last good, as before a restart
+        self.pairing = PairingDesk(
+            profiles=load_ble_profiles(), configured=lambda: self.settings.devices,
+            configure=self.fleet_config.pair_device, forget=self.fleet_config.forget_paired,
+            paired=lambda: self.fleet_config.paired if self.fleet_config is not None else [],
+            bond_trouble=self.device_health.bond_trouble,
+        )
         self.desk.bands, self.desk.timeout_s = self.settings.screen.blood_pressure_bands, self.settings.screen.measure_timeout_s
         watch = self.clock_watch
         self.outbox = Outbox(
@@ -211,6 +219,7 @@ class Agent:
             await self._stop.wait()
         finally:
             follow_stop.cancel()
+            await self.pairing.stop()
             await self.fleet_config.stop()
             # Let running jobs (a telemetry save, a pruning pass) finish: shutting the scheduler
             # down cancels them mid-write.
@@ -264,6 +273,7 @@ class Agent:
             status=self.local_status,
             audit=LocalAudit(self.outbox.database).record if self.outbox is not None else (lambda action, result, **detail: None),
             speaker=self.speaker,
+            pairing=self.pairing,
             staff=None if self.outbox is None else StaffCall(self.outbox, self.topics, repeat_s=screen.staff_call_repeat_s,
                                                              saved=self._wakeup.set),
         )

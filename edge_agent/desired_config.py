@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 LOOK_AGAIN_S = 0.2
 # A reason reported to the bridge is cut to what ConfigReport holds.
 MAX_REASON = 2000
+
+
+# Where a problem with the devices paired at the kiosk comes from, in its messages.
+PAIRED_SOURCE = "paired at the kiosk"
 
 
 def config_path(outbox_path: Path) -> Path:
@@ -85,14 +89,27 @@ def difference(old: AgentSettings, new: AgentSettings) -> ConfigChange:
     )
 
 
-def effective_settings(base: AgentSettings, config: dict[str, Any], source: str) -> AgentSettings | list[str]:
-    """The kiosk's own settings with the fleet's sections over them, validated by the agent's
-    own model; or every problem, by field."""
+def effective_settings(base: AgentSettings, config: dict[str, Any], source: str,
+                       paired: Sequence[dict[str, Any]] = ()) -> AgentSettings | list[str]:
+    """The kiosk's own settings with the fleet's sections over them and the devices paired at
+    the kiosk over those, validated by the agent's own model; or every problem, by field.
+
+    A paired device is a fact of this kiosk (its BlueZ holds the bond), so a fleet document's
+    `devices` list, which replaces the file's whole, does not drop it: each paired device is
+    added to whatever list results, replacing an entry with its address."""
     problems = fleet_problems(config, source)
     if problems:
         return problems
+    merged = overlay(base.model_dump(), config)
+    addresses = {d["address"].upper() for d in paired}
+    for device in config.get("devices") or []:
+        if device["address"].upper() in addresses:
+            # Said, not silent: the fleet's entry for this cuff does not run here.
+            log.warning("%s: devices: %s is paired at this kiosk; its entry there is replaced by the "
+                        "kiosk's (forget it at the kiosk's screen to use the fleet's)", source, device["address"])
+    merged["devices"] = [d for d in merged.get("devices", []) if d["address"].upper() not in addresses] + list(paired)
     try:
-        return AgentSettings.model_validate(overlay(base.model_dump(), config))
+        return AgentSettings.model_validate(merged)
     except ValidationError as error:
         return format_problems(source, error)
 
@@ -108,6 +125,7 @@ class SavedState(BaseModel):
     applied: Applied | None = None  # written before its health check
     last_good: Applied | None = None  # written after it passed
     report: ConfigReport | None = None
+    paired: list[dict[str, Any]] = []  # devices paired at the kiosk (DeviceSettings), over the fleet's
 
 
 class Agent(Protocol):
@@ -135,6 +153,8 @@ class DesiredConfigApplier:
         self._state = self._load()
         self._newest: DesiredConfig | None = None
         self._task: asyncio.Task[None] | None = None
+        # One change at a time, from the fleet or from the kiosk's own screen.
+        self._changing = asyncio.Lock()
 
     # -- at start, before anything runs ---------------------------------------------------
 
@@ -147,15 +167,20 @@ class DesiredConfigApplier:
                          "the agent stopped before its health check ended")
             state.applied = state.last_good
             self._save()
-        if state.last_good is None:
-            return self._base
-        found = effective_settings(self._base, state.last_good.config, f"fleet configuration v{state.last_good.version}")
-        if isinstance(found, list):
+        if state.last_good is not None:
+            found = effective_settings(self._base, state.last_good.config,
+                                       f"fleet configuration v{state.last_good.version}", state.paired)
+            if not isinstance(found, list):
+                return found
             # The kiosk's own file changed under it: its file alone, and the fleet told why.
             log.error("the last good fleet configuration no longer fits this kiosk's file: %s", "; ".join(found))
             self._report(ConfigOutcome.REFUSED, state.last_good.version, "\n".join(found))
             state.applied = state.last_good = None
             self._save()
+        found = effective_settings(self._base, {}, PAIRED_SOURCE, state.paired)
+        if isinstance(found, list):
+            log.error("the devices paired at this kiosk no longer fit its file, started without them: %s",
+                      "; ".join(found))
             return self._base
         return found
 
@@ -188,7 +213,8 @@ class DesiredConfigApplier:
         while self._newest is not None:
             desired, self._newest = self._newest, None
             try:
-                await self._apply(desired)
+                async with self._changing:
+                    await self._apply(desired)
             except Exception:  # noqa: BLE001 - our bug: said loudly and reported, the agent goes on
                 log.exception("applying fleet configuration v%d failed", desired.version)
                 self._report(ConfigOutcome.REFUSED, desired.version, "the kiosk failed applying it (see its log)")
@@ -197,7 +223,7 @@ class DesiredConfigApplier:
 
     async def _apply(self, desired: DesiredConfig) -> None:
         source = f"fleet configuration v{desired.version}"
-        found = effective_settings(self._base, desired.config, source)
+        found = effective_settings(self._base, desired.config, source, self._state.paired)
         if isinstance(found, list):
             log.error("refused %s: %s", source, "; ".join(found))
             self._report(ConfigOutcome.REFUSED, desired.version, "\n".join(found))
@@ -223,6 +249,42 @@ class DesiredConfigApplier:
             self._report(ConfigOutcome.APPLIED, desired.version, None)
             log.info("%s applied and healthy", source)
         self._save()
+
+    # -- a device paired at the kiosk (edge_agent/pairing.py) --------------------------------------
+
+    @property
+    def paired(self) -> list[dict[str, Any]]:
+        return list(self._state.paired)
+
+    async def pair_device(self, device: dict[str, Any]) -> list[str]:
+        """Add (or replace, by address) a device paired at the kiosk: validated as any change is,
+        applied at a quiet moment, kept in the file beside the outbox; [] or every problem.
+
+        No health check: a technician is at the kiosk and sees the next measurement, and a cuff
+        is only reachable while it measures, so "not answered yet" would undo every pairing."""
+        others = [d for d in self._state.paired if d["address"].upper() != device["address"].upper()]
+        return await self._change_paired([*others, device], f"the paired device {device['address']}")
+
+    async def forget_paired(self, address: str) -> list[str]:
+        """Take a device paired at the kiosk off its configuration (a cuff replaced or gone): what
+        the fleet's own `devices` says of that address stands again."""
+        kept = [d for d in self._state.paired if d["address"].upper() != address.upper()]
+        return await self._change_paired(kept, f"forgetting the paired device {address}")
+
+    async def _change_paired(self, paired: list[dict[str, Any]], what: str) -> list[str]:
+        async with self._changing:
+            config = self._state.last_good.config if self._state.last_good is not None else {}
+            found = effective_settings(self._base, config, PAIRED_SOURCE, paired)
+            if isinstance(found, list):
+                log.error("refused %s: %s", what, "; ".join(found))
+                return found
+            await self._quiet(what)
+            change = difference(self._agent.settings, found)
+            self._state.paired = paired
+            self._save()
+            await self._agent.apply_settings(found, change)
+            log.info("%s: %s", what, change)
+            return []
 
     async def _quiet(self, source: str) -> None:
         """Never in the middle of a measurement or a washer start in doubt: wait for the end."""

@@ -19,7 +19,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from contract.device_errors import DeviceErrorCode
+from contract.device_errors import BOND_ERRORS, DeviceErrorCode
 from contract.telemetry import DeviceError
 from drivers.laundry.link import ERROR_CODES, UnitLink
 
@@ -51,6 +51,9 @@ class DeviceHealth:
     last_error: DeviceError | None = None
     failing_since: datetime | None = None
     counts: Counter[str] = field(default_factory=Counter)  # since the last successful session
+    # The newest refusal for want of a bond since the last successful session: it stands while
+    # the cuff is off (not found) between tries, as only pairing again helps.
+    bond_error: DeviceError | None = None
 
 
 class DeviceHealthBook:
@@ -63,6 +66,8 @@ class DeviceHealthBook:
     def failed(self, address: str, code: DeviceErrorCode, message: str, at: datetime) -> None:
         health = self._devices.setdefault(address, DeviceHealth())
         health.last_error = DeviceError(code=code, at=at, message=message[:MESSAGE_LIMIT])
+        if code in BOND_ERRORS:
+            health.bond_error = health.last_error
         if health.failing_since is None:
             health.failing_since = at
         health.counts[code] += 1
@@ -81,6 +86,12 @@ class DeviceHealthBook:
                       address, health.failing_since, counts)
         health.failing_since = None
         health.counts.clear()
+        health.bond_error = None
+
+    def bond_trouble(self) -> dict[str, DeviceError]:
+        """The devices refusing the kiosk for want of a bond since their last good session
+        (BOND_ERRORS): only pairing them again at the kiosk helps (edge_agent/pairing.py)."""
+        return {address: health.bond_error for address, health in self._devices.items() if health.bond_error is not None}
 
     def telemetry(self, address: str) -> dict[str, Any]:
         """DeviceTelemetry's error fields for this device."""

@@ -54,6 +54,12 @@ class BloodPressureDialectConfig(BaseModel):
 
 ShortUuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{4}$")]
 
+# The IO capability the kiosk's pairing agent registers with BlueZ for a model (BlueZ
+# doc/org.bluez.AgentManager.rst, RegisterAgent): with the cuff's own IO it decides the pairing
+# method (Core Vol 3, Part H, 2.3.5.1): NoInputNoOutput gives Just Works, a cuff that shows a
+# passkey needs DisplayYesNo or KeyboardDisplay on our side.
+PairingCapability = Literal["NoInputNoOutput", "DisplayYesNo", "KeyboardDisplay", "DisplayOnly", "KeyboardOnly"]
+
 
 class BleDeviceProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -67,6 +73,10 @@ class BleDeviceProfile(BaseModel):
     blood_pressure_dialect: BloodPressureDialectConfig = BloodPressureDialectConfig()
     # Set: the cuff keeps its readings in memory, read over Omron's vendor service (drivers/ble/omron/).
     omron_memory: OmronMemory | None = None
+    pairing_capability: PairingCapability = Field(
+        default="NoInputNoOutput",
+        description="the IO capability the kiosk pairs it with: NoInputNoOutput for Just Works cuffs",
+    )
     notes: str = Field(default="", description="where the facts above come from; what is unverified")
 
     @field_validator("quirks", mode="before")

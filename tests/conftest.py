@@ -18,6 +18,7 @@ from cloud_bridge.store import migrate
 from broker_admin.mosquitto import MosquittoProcess
 from runtime.db import create_durable_engine
 from runtime.mqtt import BrokerSettings
+from tests import bluez_mock
 from tests.postgres import PostgresCluster
 from tests.support import Bridge
 from tests.support import broker_settings as default_broker_settings
@@ -29,6 +30,17 @@ def broker(tmp_path: Path) -> Iterator[MosquittoProcess]:
     process = MosquittoProcess.on_free_port(tmp_path / "broker")
     yield process
     process.stop()
+
+
+@pytest.fixture
+def system_bus(tmp_path: Path) -> Iterator[str]:
+    """A private system bus with python-dbusmock's BlueZ on it (tests/bluez_mock.py); its address
+    is in DBUS_SYSTEM_BUS_ADDRESS meanwhile, where the kiosk's pairing looks."""
+    why_not = bluez_mock.available()
+    if why_not is not None:
+        pytest.fail(why_not)
+    with bluez_mock.system_bus_with_bluez(tmp_path) as address:
+        yield address
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 
 from broker_admin.mosquitto import MosquittoProcess
 from tests.api_fuzz import fuzz_api
+from tests.bluez_mock import bluez
 from tests.kiosk_support import PIN, kiosk_settings, page_headers
 from tests.support import running_agent, wait_until
 
@@ -22,11 +23,17 @@ EXAMPLES = int(os.environ.get("DOORSTEP_FUZZ_EXAMPLES", "25"))
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(600)
-async def test_no_request_to_the_kiosk_gets_a_server_error(tmp_path: Path, broker: MosquittoProcess) -> None:
+async def test_no_request_to_the_kiosk_gets_a_server_error(
+    tmp_path: Path, broker: MosquittoProcess, system_bus: str
+) -> None:
     settings = kiosk_settings(tmp_path, broker, laundry=True)  # the broker is never started: offline
-    async with running_agent(settings) as agent:
+    # A kiosk with its Bluetooth adapter (BlueZ mocked, tests/bluez_mock.py), as every health
+    # station has: the pairing screen's scans are short, so the fuzzer's many cost little.
+    async with bluez(system_bus) as mock, running_agent(settings) as agent:
+        await mock.add_adapter()
         await wait_until(lambda: agent.screen is not None, what="the screen serving")
-        assert agent.screen is not None
+        assert agent.screen is not None and agent.pairing is not None
+        agent.pairing.scan_s = 0.01
         # The token as the page gets it, over the screen's socket. In process the app is reached
         # as http://testserver (port 80): the page's headers name 127.0.0.1, one of its own names.
         token = (await asyncio.to_thread(page_headers, agent.screen.url))["x-page-token"]

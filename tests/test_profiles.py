@@ -26,6 +26,8 @@ def test_the_shipped_profiles_load() -> None:
         ("model: x\nmanufacturer: x\nkind: blood_pressure\nservices: ['1810']\nname_patterns: ['(']\n", "is not a regular expression"),
         ("model: x\nmanufacturer: x\nkind: blood_pressure\nservices: ['1810']\ncolour: red\n", "bad.yaml: colour: Extra inputs"),
         ("model: [unclosed\n", "bad.yaml: not valid YAML"),
+        ("model: x\nmanufacturer: x\nkind: blood_pressure\nservices: ['1810']\npairing_capability: Telepathy\n",
+         "bad.yaml: pairing_capability: Input should be 'NoInputNoOutput'"),
     ],
 )
 def test_a_bad_profile_is_refused_naming_file_field_and_problem(tmp_path: Path, text: str, problem: str) -> None:

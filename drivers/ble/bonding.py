@@ -5,7 +5,9 @@ with the sensor) answer reads, writes and CCCD writes with ATT error 0x05
 "Insufficient Authentication" (or 0x0F "Insufficient Encryption") until the
 link is encrypted with a bond (Core Spec Vol 3, Part F, 3.4.1.1 error codes).
 
-Pairing a cuff once on a headless Raspberry Pi (BlueZ), as root::
+The kiosk pairs a cuff itself from its technician screen, with its own agent
+(drivers/ble/pairing.py, docs/devices.md "Pairing a cuff"). By hand on a headless
+Raspberry Pi (BlueZ), as root::
 
     $ bluetoothctl
     [bluetooth]# power on
@@ -79,8 +81,9 @@ class DeviceNotBondedError(DeviceUnavailableError):
         self.detail = detail
         super().__init__(
             f"{address} refused access ({detail}): {self.what}. "
-            f"Put the device in pairing mode and pair it with bluetoothctl "
-            f"(remove {address}, pair {address}, trust {address}; see drivers/ble/bonding.py), "
+            f"Put the device in pairing mode and pair it again on the kiosk's technician screen "
+            f"(配对新血压计; drivers/ble/pairing.py) or with bluetoothctl "
+            f"(remove {address}, pair {address}, trust {address}), "
             f"or mark it needs_bonding / forgets_bond in its device profile."
         )
 

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runtime.http_limits import RequestLimits
-from edge_agent.screen import routes_admin, routes_health, routes_help, routes_laundry, routes_relay
+from edge_agent.screen import routes_admin, routes_health, routes_help, routes_laundry, routes_pairing, routes_relay
 from edge_agent.screen.context import Context, ScreenContext, ScreenError
 from edge_agent.screen.same_origin import SameOriginOnly, mint_page_token, own_host_names
 from firmware_configs.profiles import load_ble_profiles
@@ -86,7 +86,7 @@ def create_app(context: ScreenContext) -> FastAPI:
         response.headers["cache-control"] = "no-store"
         return PageToken(token=page_token)
 
-    for module in (routes_health, routes_relay, routes_laundry, routes_admin, routes_help):
+    for module in (routes_health, routes_relay, routes_laundry, routes_admin, routes_pairing, routes_help):
         app.include_router(module.router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
     # Outside the body limits (a foreign page's request is refused before it is read) and

@@ -12,6 +12,7 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from edge_agent.laundry import LaundryRoom
+from edge_agent.pairing import PairingDesk
 from contract.pseudonym import IdentifierError, Pseudonyms
 from edge_agent.screen.guard import PinGuard, RateLimit, Refused
 from edge_agent.screen.measurement import MeasurementDesk
@@ -34,6 +35,7 @@ class ScreenContext:
     audit: Callable[..., None] = lambda action, result, **detail: None  # LocalAudit.record
     speaker: Speaker | None = None  # None: screen.speak_results is off
     staff: StaffCall | None = None  # None: no outbox to send a call through
+    pairing: PairingDesk | None = None  # None: this kiosk pairs no devices from its screen
 
     def identify(self, how: Callable[[Pseudonyms], str]) -> str:
         """A pseudonym through `how` (e.g. Pseudonyms.of_card with the typed number), counted

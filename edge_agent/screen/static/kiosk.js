@@ -16,6 +16,9 @@
     idleTimer: null,
     lastResult: null,
     token: null,           // the agent's page token, fetched at start (see api)
+    pin: null,             // the technician's PIN, forgotten when the screen goes home
+    heard: [],             // the devices the last scan heard
+    pairing: null,         // the pairing's progress, from the agent
   };
   const t = (key, vars) => translate(page.language, key, vars);
   // A card or QR scanner types a whole code in well under a second; keys further apart than this
@@ -32,6 +35,8 @@
     const headers = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (page.token !== null) headers["x-page-token"] = page.token;
+    // The technician's PIN, held by this page only while the technician's screens are open.
+    if (page.pin !== null && path.startsWith("/api/admin/")) headers["x-technician-pin"] = page.pin;
     let response;
     try {
       response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -88,6 +93,7 @@
     if (page.screen === "bp-result" && page.lastResult) renderResult(page.lastResult);
     if (page.screen === "relay") loadRelay();
     if (page.screen === "laundry") loadLaundry();
+    if (page.screen === "pair") renderPairing();
     renderClock();
   }
 
@@ -126,6 +132,8 @@
     page.ended = null;
     page.identity = null;
     page.lastResult = null;
+    page.pin = null;
+    page.heard = [];
     show("home");
   }
 
@@ -147,7 +155,7 @@
         pad.appendChild(button);
       }
     }
-    for (const [field, ok] of [["bp-card", "bp-card-ok"], ["relay-digits", "relay-ok"], ["laundry-card", "laundry-card-ok"]]) {
+    for (const [field, ok] of [["bp-card", "bp-card-ok"], ["relay-digits", "relay-ok"], ["laundry-card", "laundry-card-ok"], ["tech-pin", "tech-pin-ok"]]) {
       $(field).addEventListener("keydown", (event) => { if (event.key === "Enter") $(ok).click(); });
     }
   }
@@ -496,6 +504,119 @@
     say({ words: answer });
   }
 
+  // -- the technician: pair a new cuff (edge_agent/pairing.py) --
+
+  // Holding the clock this long opens the technician's PIN screen: nothing a resident taps by chance.
+  const TECHNICIAN_HOLD_MS = 3000;
+  const PAIRING_POLL_MS = 1000;
+
+  function holdClockForTechnician() {
+    let timer = null;
+    $("clock").addEventListener("pointerdown", () => {
+      timer = setTimeout(() => { $("tech-pin").value = ""; show("tech-pin"); $("tech-pin").focus(); }, TECHNICIAN_HOLD_MS);
+    });
+    for (const end of ["pointerup", "pointerleave", "pointercancel"]) $("clock").addEventListener(end, () => clearTimeout(timer));
+  }
+
+  async function technicianPin() {
+    page.pin = $("tech-pin").value;
+    try {
+      page.pairing = await api("GET", "/api/admin/pairing");
+    } catch (problem) {
+      page.pin = null;
+      showError("tech-pin-error", problem);
+      return;
+    }
+    $("tech-pin").value = "";
+    page.heard = [];
+    show("pair");
+    renderPairing();
+  }
+
+  async function scanForDevices() {
+    $("pair-error").hidden = true;
+    $("pair-devices").replaceChildren();
+    $("pair-status").textContent = t("pair.scanning");
+    $("pair-scan").disabled = true;
+    try {
+      page.heard = await api("POST", "/api/admin/pairing/scan");
+      $("pair-status").textContent = page.heard.length ? "" : t("pair.none");
+    } catch (problem) {
+      $("pair-status").textContent = "";
+      showError("pair-error", problem);
+    } finally {
+      $("pair-scan").disabled = false;
+    }
+    renderPairing();
+  }
+
+  async function pairDevice(address) {
+    $("pair-error").hidden = true;
+    try {
+      page.pairing = await api("POST", "/api/admin/pairing/pair", { address });
+    } catch (problem) {
+      showError("pair-error", problem);
+    }
+    renderPairing();
+  }
+
+  async function forgetDevice(address) {
+    $("pair-error").hidden = true;
+    try {
+      page.pairing = await api("DELETE", "/api/admin/pairing/devices/" + encodeURIComponent(address));
+    } catch (problem) {
+      showError("pair-error", problem);
+    }
+    renderPairing();
+  }
+
+  function deviceButton(text, onClick, enabled) {
+    const button = document.createElement("button");
+    button.className = "program";
+    button.textContent = text;
+    button.disabled = !enabled;
+    button.addEventListener("click", onClick);
+    return button;
+  }
+
+  function renderPairing() {
+    const progress = page.pairing || { phase: "idle", pair_again: [] };
+    const busy = progress.phase === "pairing";
+    $("pair-devices").replaceChildren(...page.heard.map((device) => deviceButton(
+      device.model
+        ? t("pair.device", { name: device.name || device.address, model: device.model }) + (device.configured ? " " + t("pair.configured") : "")
+        : t("pair.unknown", { name: device.name || device.address }),
+      () => pairDevice(device.address), device.model !== null && !busy)));
+    $("pair-again-list").replaceChildren(...progress.pair_again.map((device) => deviceButton(
+      t("pair.again", { address: device.address, model: device.model }), () => pairDevice(device.address), !busy)));
+    $("pair-again").hidden = progress.pair_again.length === 0;
+    const paired = progress.paired || [];
+    $("pair-paired-list").replaceChildren(...paired.map((device) => deviceButton(
+      t("pair.forget", { address: device.address, model: device.model }), () => forgetDevice(device.address), !busy)));
+    $("pair-paired").hidden = paired.length === 0;
+    $("pair-scan").disabled = busy;
+    const status = {
+      idle: "",
+      pairing: t("pair.pairing", { address: progress.address }),
+      paired: t("pair.paired"),
+      failed: t("pair.failure." + progress.failure, { detail: progress.detail || "" }),
+    }[progress.phase];
+    if (status !== "" || progress.phase !== "idle") $("pair-status").textContent = status;
+    $("pair-passkey").hidden = !(busy && progress.passkey);
+    $("pair-passkey").textContent = progress.passkey ? t("pair.passkey", { passkey: progress.passkey }) : "";
+  }
+
+  async function followPairing() {
+    if (page.screen !== "pair" || page.pin === null) return;
+    try {
+      page.pairing = await api("GET", "/api/admin/pairing");
+    } catch (problem) {
+      return;  // said at the next action; the screen keeps what it showed
+    }
+    if (page.pairing.phase === "pairing") armIdleReset();  // someone is at the cuff
+    renderPairing();
+  }
+
   // -- wiring --
 
   function wire() {
@@ -524,6 +645,11 @@
     $("laundry-start").addEventListener("click", laundryStart);
     $("laundry-confirm-back").addEventListener("click", () => { show("laundry"); loadLaundry(); });
     $("laundry-done-ok").addEventListener("click", goHome);
+    $("tech-pin-ok").addEventListener("click", technicianPin);
+    $("tech-pin-back").addEventListener("click", goHome);
+    $("pair-scan").addEventListener("click", scanForDevices);
+    holdClockForTechnician();
+    setInterval(followPairing, PAIRING_POLL_MS);
     document.addEventListener("pointerdown", armIdleReset);
     document.addEventListener("keydown", armIdleReset);  // a scanner typing is someone there too
     setInterval(renderClock, 15000);
