@@ -30,7 +30,7 @@ class FrameSplitter:
     def feed(self, data: bytes) -> list[bytes]:
         """The frames `data` completes, without their start and end bytes."""
         self._buffer += data
-        frames = []
+        frames: list[bytes] = []
         while True:
             if self.framing.start is not None and not self._in_frame and not self._find_start():
                 return frames
