@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,29 +62,39 @@ class SerialReaderSession:
         """For ever, until cancelled: a connection, the reads and faults on it; after the port
         went, a fault every `reconnect_s` until it opens again."""
         splitter = FrameSplitter(self.profile.framing)
-        while True:
-            try:
-                link = await asyncio.to_thread(self._open)
-            except (serial.SerialException, OSError) as error:
-                yield ReaderFault("gone", f"cannot open {self.port}: {_reason(error)}")
+        # Its own thread: a reader waits in read() nearly all the time, and in the loop's shared
+        # pool it would hold a thread the outbox's writes need.
+        thread = ThreadPoolExecutor(1, thread_name_prefix=f"reader {self.port}")
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    link = await loop.run_in_executor(thread, self._open)
+                except (serial.SerialException, OSError) as error:
+                    yield ReaderFault("gone", f"cannot open {self.port}: {_reason(error)}")
+                    await asyncio.sleep(self.reconnect_s)
+                    continue
+                splitter.reset()
+                yield ReaderConnected(self.port)
+                try:
+                    async for event in self._read(link, splitter, thread):
+                        yield event
+                finally:
+                    link.cancel_read()  # the thread may be in read(): let it return before the close
+                    await loop.run_in_executor(thread, link.close)
                 await asyncio.sleep(self.reconnect_s)
-                continue
-            splitter.reset()
-            yield ReaderConnected(self.port)
-            try:
-                async for event in self._read(link, splitter):
-                    yield event
-            finally:
-                link.close()
-            await asyncio.sleep(self.reconnect_s)
+        finally:
+            thread.shutdown(wait=False)
 
     def _open(self) -> serial.Serial:
         return serial.Serial(self.port, self.baudrate, timeout=READ_WAIT_S)
 
-    async def _read(self, link: serial.Serial, splitter: FrameSplitter) -> AsyncIterator[ReaderEvent]:
+    async def _read(self, link: serial.Serial, splitter: FrameSplitter,
+                    thread: ThreadPoolExecutor) -> AsyncIterator[ReaderEvent]:
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                data = await asyncio.to_thread(link.read, READ_SIZE)
+                data = await loop.run_in_executor(thread, link.read, READ_SIZE)
             except (serial.SerialException, OSError) as error:
                 yield ReaderFault("gone", f"{self.port} went away: {_reason(error)}")
                 return

@@ -39,9 +39,12 @@ async def test_she_taps_once_swipes_measures_shows_her_code_and_hears_the_printe
         assert saved_readings(agent)[0]["subject"] == PSEUDONYMS.of_card(CARD)
 
         await page.click("#bp-show-code")
-        await expect(page.locator("#bp-code figcaption")).to_have_text("请家庭医生用手机扫这个码。")
+        await expect(page.locator("#bp-code figcaption")).to_contain_text("请家庭医生用手机扫这个码。")
         await wait_for_js(page, "document.getElementById('bp-code-image').naturalWidth > 0")
+        await screenshots.take(page, "result-code")
+        await page.click("#bp-code")  # a tap anywhere: back to her result
+        await expect(page.locator("#bp-code")).to_be_hidden()
         await page.click("#bp-print")
-        await expect(page.locator("#bp-print-message")).to_contain_text("打印机没纸了", timeout=SLOW)
-        await screenshots.take(page, "result-code-and-print")
+        await expect(page.locator("#help-message")).to_contain_text("打印机没纸了", timeout=SLOW)
+        await screenshots.take(page, "result-print-refused")
         assert CARD not in await page.content()

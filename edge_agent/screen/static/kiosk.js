@@ -236,7 +236,6 @@
       page.identity = null;  // her measurement is done: "measure again" asks who is next
       page.lastResult = JSON.parse(event.data);
       $("bp-code").hidden = true;
-      $("bp-print-message").hidden = true;
       renderResult(page.lastResult);
       show("bp-result");
     });
@@ -290,29 +289,27 @@
     const unreliable = result.meaning === "unreliable" ? ".unreliable" : "";
     $("bp-saved").textContent = result.saved ? t((result.record ? "bp.saved.record" : "bp.saved.anonymous") + unreliable) : "";
     $("bp-saved").classList.toggle("unreliable", Boolean(unreliable));
-    $("bp-show-code").hidden = !result.resident_code || !$("bp-code").hidden;
+    $("bp-show-code").hidden = !result.resident_code;
     $("bp-print").hidden = !page.config.printer;
   }
 
-  // Her code for the doctor, as a QR code the kiosk made: shown only when she asks.
+  // Her code for the doctor, as a QR code the kiosk made, over the screen until tapped: shown
+  // only when she asks.
   function showCode() {
     $("bp-code-image").src = "/api/bp/result/" + page.lastResult.seq + "/resident-code.svg";
     $("bp-code").hidden = false;
-    $("bp-show-code").hidden = true;
   }
 
   // "打印": the agent prints off its event loop and answers within the printer's timeout; the
   // screen stays usable meanwhile, and a printer out of paper is said in words.
   async function printResult() {
-    const message = $("bp-print-message");
-    message.textContent = t("bp.printing");
-    message.hidden = false;
+    tell(t("bp.printing"));
     $("bp-print").disabled = true;
     try {
       await api("POST", "/api/bp/result/" + page.lastResult.seq + "/print");
-      message.textContent = t("bp.printed");
+      tell(t("bp.printed"));
     } catch (problem) {
-      message.textContent = errorText(problem);
+      tell(errorText(problem));
     } finally {
       $("bp-print").disabled = false;
     }
@@ -531,12 +528,17 @@
     } catch (problem) {
       answer = t("help.failed");
     }
+    tell(answer);
+    say({ words: answer });
+  }
+
+  // An answer over the screen for a while (call staff, print), whatever screen is under it.
+  function tell(words) {
     const box = $("help-message");
-    box.textContent = answer;
+    box.textContent = words;
     box.hidden = false;
     clearTimeout(page.helpTimer);
     page.helpTimer = setTimeout(() => { box.hidden = true; }, HELP_MESSAGE_MS);
-    say({ words: answer });
   }
 
   // -- wiring --
@@ -557,6 +559,7 @@
     $("bp-done").addEventListener("click", goHome);
     $("bp-again").addEventListener("click", () => { show("bp-identify"); $("bp-card").focus(); });
     $("bp-show-code").addEventListener("click", showCode);
+    $("bp-code").addEventListener("click", () => { $("bp-code").hidden = true; });
     $("bp-print").addEventListener("click", printResult);
     $("relay-in").addEventListener("click", () => askWho("checkin"));
     $("relay-out").addEventListener("click", () => askWho("checkout"));
