@@ -12,7 +12,7 @@ import logging
 import unicodedata
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from contract.device_errors import DeviceErrorCode
 from contract.resident_code import ResidentCode
@@ -112,7 +112,7 @@ class ReceiptPrinter:
         self._health, self._now = health, wall_clock
         self._connect = connect or (lambda: open_printer(settings))
         self._busy = False
-        self.link: str = "unknown"
+        self.link: Literal["online", "degraded", "offline", "unknown"] = "unknown"
 
     async def print(self, receipt: Receipt) -> None:
         """Raises PrinterFault; `busy` when a print is still under way (or hung past its timeout)."""
@@ -159,5 +159,5 @@ class ReceiptPrinter:
         self._health.failed(ADDRESS, FAULT_CODES[fault.kind], str(fault), self._now())
 
     def telemetry(self) -> DeviceTelemetry:
-        return DeviceTelemetry(address=ADDRESS, model=self.settings.model[:64], link=self.link,  # type: ignore[arg-type]
+        return DeviceTelemetry(address=ADDRESS, model=self.settings.model[:64], link=self.link,
                                **self._health.telemetry(ADDRESS))
