@@ -128,7 +128,8 @@ class Agent:
         self._reload_requested = False
         # The blood-pressure desk of the screen: whose record the next cuff reading goes on.
         self.desk = MeasurementDesk(
-            bands=settings.screen.blood_pressure_bands, timeout_s=settings.screen.measure_timeout_s
+            bands=settings.screen.blood_pressure_bands, timeout_s=settings.screen.measure_timeout_s,
+            wall_clock=lambda: datetime.now().astimezone() if self.clock_watch.trusted else None,
         )
         self.relay: RelayBook | None = None
         self.screen: ScreenServer | None = None

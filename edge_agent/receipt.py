@@ -47,6 +47,7 @@ MEANING_WORDS = {
         "unreliable": "This reading is not reliable, please measure again", "none": "No result this time",
     },
 }
+UNKNOWN_TIME = {True: "未知（本机时钟未校准）", False: "unknown (the kiosk's clock is not set)"}
 LABELS = {
     True: ("血压测量结果", "高压/低压", "心率", "时间", "请把二维码给家庭医生扫码"),
     False: ("Blood pressure", "Upper/lower", "Pulse", "Time", "Show this code to your family doctor"),
@@ -83,7 +84,8 @@ def receipt_for(shown: ShownResult, site: str, *, chinese: bool, columns: int = 
     lines = [title, f"{pressure}: {number(result['systolic'])}/{number(result['diastolic'])} {result['unit']}"]
     if result.get("pulse_rate") is not None:
         lines.append(f"{pulse}: {number(result['pulse_rate'])}")
-    lines += [MEANING_WORDS[chinese][result["meaning"]], f"{when}: {shown.at:%Y-%m-%d %H:%M}"]
+    at = UNKNOWN_TIME[chinese] if shown.at is None else f"{shown.at:%Y-%m-%d %H:%M}"
+    lines += [MEANING_WORDS[chinese][result["meaning"]], f"{when}: {at}"]
     code = None if shown.subject is None else ResidentCode(site, shown.subject).text()
     if code is not None:
         lines.append(code_words)

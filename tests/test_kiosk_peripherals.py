@@ -148,6 +148,7 @@ async def test_one_swipe_identifies_her_her_qr_code_shows_and_prints_and_her_num
         await wait_until(lambda: b"\x1dV" in printer.received, what="the receipt cut")
         receipt = bytes(printer.received)
         assert "148/92 mmHg".encode("gb18030") in receipt and "偏高".encode("gb18030") in receipt
+        assert "时间: ".encode("gb18030") in receipt  # the kiosk's time, or "unknown" while its clock is not trusted
         assert b"\x1d(k" in receipt and code.encode() in receipt  # GS ( k: the printer draws the QR code
         assert device(agent, "receipt-printer").link == "online"
 

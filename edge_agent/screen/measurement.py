@@ -54,7 +54,7 @@ class ShownResult:
     seq: int
     result: dict[str, Any]
     subject: str | None  # the resident's pseudonym; None: anonymous
-    at: datetime  # the kiosk's time of the result, for the receipt
+    at: datetime | None  # the kiosk's time of the result, for the receipt; None: its clock is not trusted
     since: float  # monotonic
 
 
@@ -76,7 +76,9 @@ class MeasurementDesk:
     timeout_s: float
     monotonic: Callable[[], float] = time.monotonic
     on_result: Callable[[dict[str, Any]], None] | None = None  # e.g. read it aloud
-    wall_clock: Callable[[], datetime] = lambda: datetime.now().astimezone()
+    # The kiosk's local time, or None while its clock is not trusted (a Pi has no RTC: a receipt
+    # must not tell a doctor a time from 1970).
+    wall_clock: Callable[[], datetime | None] = lambda: datetime.now().astimezone()
     _state: DeskState = "idle"
     _subject: str | None = None
     _record: bool = False

@@ -46,6 +46,11 @@ def test_lines_are_wrapped_to_the_paper_chinese_characters_counting_double() -> 
     assert all(sum(2 if ord(c) > 0x2E80 else 1 for c in line) <= 16 for line in receipt.lines)
 
 
+def test_a_kiosk_whose_clock_is_not_trusted_prints_no_time() -> None:
+    receipt = receipt_for(ShownResult(7, RESULT, PSEUDONYM, None, 0.0), "jingan-01", chinese=True)
+    assert "时间: 未知（本机时钟未校准）" in receipt.lines
+
+
 def test_an_anonymous_receipt_in_english_has_no_code() -> None:
     anonymous = {**RESULT, "record": False, "resident_code": False, "pulse_rate": None, "meaning": "unreliable"}
     receipt = receipt_for(ShownResult(8, anonymous, None, AT, 0.0), "jingan-01", chinese=False)
