@@ -41,6 +41,13 @@ class DeviceErrorCode(StrEnum):
     MODBUS_FROZEN = "modbus_frozen"
     MODBUS_NOT_CONFIRMED = "modbus_not_confirmed"  # a command whose echo never came
     MODBUS_DISCONNECTED = "modbus_disconnected"
+    # A card or QR reader on a serial port (drivers/readers/session.py ReaderFault).
+    READER_GONE = "reader_gone"  # its port cannot be opened or went away (unplugged)
+    READER_GARBAGE = "reader_garbage"  # it sent bytes that are no frame of its profile
+    # A receipt printer (edge_agent/receipt.py), from its ESC/POS real-time status (DLE EOT n).
+    PRINTER_PAPER_OUT = "printer_paper_out"
+    PRINTER_OFFLINE = "printer_offline"  # cannot be opened, does not answer, or says it is offline (cover open)
+    PRINTER_ERROR = "printer_error"  # it failed while printing, or took longer than its timeout
 
 
 # What the wire accepts as a code: any slug, so that a kiosk newer than its bridge can name a
@@ -59,5 +66,7 @@ UNREACHABLE_ERRORS: Final = frozenset(
         DeviceErrorCode.MODBUS_TIMEOUT,
         DeviceErrorCode.MODBUS_NO_SUCH_UNIT,
         DeviceErrorCode.MODBUS_DISCONNECTED,
+        DeviceErrorCode.READER_GONE,
+        DeviceErrorCode.PRINTER_OFFLINE,
     }
 )

@@ -13,6 +13,7 @@ from cloud_bridge.settings import BridgeSettings
 from edge_agent.settings import AgentSettings
 from firmware_configs.laundry import LaundryProfile, format_problems
 from firmware_configs.profiles import BleDeviceProfile
+from firmware_configs.readers import ReaderProfile
 
 _BLE_KINDS = {"blood_pressure", "glucose", "temperature", "weight", "spo2"}
 # What only a bridge configuration has (both have `broker`).
@@ -30,6 +31,8 @@ def _what(data: dict[str, Any]) -> tuple[str, type[BaseModel]] | None:
         return "laundry register map", LaundryProfile
     if data.get("kind") in _BLE_KINDS:
         return "Bluetooth device profile", BleDeviceProfile
+    if "framing" in data or data.get("identifier") in {"card", "qr"}:
+        return "card or QR reader profile", ReaderProfile
     return None
 
 
@@ -48,7 +51,7 @@ def validate_file(path: Path) -> tuple[str | None, list[str]]:
     if found is None:
         return None, [
             f"{path}: cannot tell what this configures (an agent or bridge configuration, "
-            "a Bluetooth device profile or a laundry register map)"
+            "a Bluetooth device profile, a laundry register map or a card reader profile)"
         ]
     what, model = found
     validate: Callable[[dict[str, Any]], object] = model.model_validate

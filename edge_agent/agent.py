@@ -41,6 +41,9 @@ from edge_agent.screen.app import create_app
 from edge_agent.screen.context import ScreenContext
 from edge_agent.screen.guard import PinGuard, RateLimit
 from edge_agent.screen.measurement import MeasurementDesk
+from edge_agent.screen.scans import ScanBox
+from edge_agent.readers import ReaderWatch
+from edge_agent.receipt import ReceiptPrinter
 from edge_agent.screen.server import ScreenServer
 from edge_agent.screen.speech import Speaker
 from edge_agent.screen.staff_call import StaffCall
@@ -127,11 +130,16 @@ class Agent:
         self._reload_requested = False
         # The blood-pressure desk of the screen: whose record the next cuff reading goes on.
         self.desk = MeasurementDesk(
-            bands=settings.screen.blood_pressure_bands, timeout_s=settings.screen.measure_timeout_s
+            bands=settings.screen.blood_pressure_bands, timeout_s=settings.screen.measure_timeout_s,
+            wall_clock=lambda: datetime.now().astimezone() if self.clock_watch.trusted else None,
         )
         self.relay: RelayBook | None = None
         self.screen: ScreenServer | None = None
         self.speaker: Speaker | None = None  # screen.speak_results
+        # Serial card and QR readers' scans, to the screen through the desk's events.
+        self.scans = ScanBox(self.desk.announce)
+        self.readers: list[ReaderWatch] = []
+        self.printer: ReceiptPrinter | None = None
 
     async def run(self, stop: asyncio.Event) -> RunEnd:
         """Until `stop` is set ("stopped"), or a remote reload_config asks for a restart with
@@ -212,6 +220,7 @@ class Agent:
         for device in self.settings.devices:
             self.restart_device(device.address)
         if self.settings.screen.enabled:
+            tasks += self._open_peripherals()
             await self._open_screen()
         log.info("agent %s/%s running with %d device(s)", self.topics.site, self.topics.kiosk, len(self.settings.devices))
         notify("READY=1")
@@ -250,6 +259,24 @@ class Agent:
             wake=lambda: loop.call_soon_threadsafe(self._wakeup.set),
         )
 
+    def _pseudonyms(self) -> Pseudonyms | None:
+        secret = self.settings.resident_secret
+        return None if secret is None else Pseudonyms(secret.get_secret_value().encode())
+
+    def _open_peripherals(self) -> list[asyncio.Task[None]]:
+        """The screen's readers (their tasks, to be cancelled at the end) and receipt printer."""
+        def now() -> datetime:
+            return datetime.now(UTC)
+
+        if self.settings.printer is not None:
+            self.printer = ReceiptPrinter(self.settings.printer, health=self.device_health, wall_clock=now)
+        self.readers = [
+            ReaderWatch(reader, pseudonyms=self._pseudonyms(), scans=self.scans, health=self.device_health,
+                        wall_clock=now)
+            for reader in self.settings.readers
+        ]
+        return [asyncio.create_task(r.run(), name=f"reader {r.address}") for r in self.readers]
+
     async def _open_screen(self) -> None:
         """Serve the kiosk screen. A screen that cannot listen is logged, and the kiosk goes on
         saving readings and laundry events without it."""
@@ -265,7 +292,7 @@ class Agent:
         context = ScreenContext(
             settings=self.settings,
             desk=self.desk,
-            pseudonyms=None if secret is None else Pseudonyms(secret.get_secret_value().encode()),
+            pseudonyms=self._pseudonyms(),
             lookups=RateLimit(screen.identify_per_minute),
             pin=PinGuard(screen.technician_pin, attempts=screen.pin_attempts, lockout_s=screen.pin_lockout_s),
             relay=lambda: self.relay,
@@ -276,6 +303,8 @@ class Agent:
             pairing=self.pairing,
             staff=None if self.outbox is None else StaffCall(self.outbox, self.topics, repeat_s=screen.staff_call_repeat_s,
                                                              saved=self._wakeup.set),
+            scans=self.scans if self.readers else None,
+            printer=self.printer,
         )
         server = ScreenServer(create_app(context), screen.host, screen.port)
         try:
@@ -366,6 +395,9 @@ class Agent:
                                 **line_telemetry(m.link))
                 for m in self.laundry.machines()
             ]
+        devices += [reader.telemetry() for reader in self.readers]
+        if self.printer is not None:
+            devices.append(self.printer.telemetry())
         return devices
 
     async def snapshot(self) -> KioskTelemetry:

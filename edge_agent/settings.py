@@ -19,6 +19,7 @@ from edge_agent.logs import LogSettings
 from edge_agent.store.outbox import OutboxLimits, RecordClass
 # The sections an operator changes live below the agent, so the bridge validates a desired
 # configuration with the same models (kiosk_config/sections.py); importable from here as before.
+from kiosk_config.peripherals import PrinterSettings, ReaderSettings
 from kiosk_config.sections import (
     DeviceSettings,
     LaundryRoomSettings,
@@ -116,6 +117,11 @@ class AgentSettings(FileSettings):
         "or always (a board with a battery-backed clock and no NTP)",
     )
     devices: list[DeviceSettings] = Field(default_factory=list, description="health devices at this kiosk")
+    readers: list[ReaderSettings] = Field(
+        default_factory=list, max_length=4,
+        description="card and QR readers on serial ports (readers that type like a keyboard need nothing here)",
+    )
+    printer: PrinterSettings | None = Field(default=None, description="a receipt printer for results, if any")
 
     @field_validator("payload_public_key")
     @classmethod

@@ -10,6 +10,7 @@ beside the device profiles and register maps they name (firmware_configs/).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from contract.clinical import BloodPressureGuideline
 from firmware_configs.laundry import LaundryProfile, Program, load_laundry_profiles
 from firmware_configs.profiles import load_ble_profiles
+
+
+def known_profile(model: str, profiles: Iterable[str], folder: str) -> str:
+    """`model`, if it names one of `profiles` (shipped in `folder`); a ValueError listing them if not."""
+    known = sorted(profiles)
+    if model not in known:
+        raise ValueError(f"no profile {model!r} in {folder}; known: {', '.join(known)}")
+    return model
 
 
 class DeviceSettings(BaseModel):
@@ -40,10 +49,7 @@ class DeviceSettings(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, model: str) -> str:
-        known = sorted(load_ble_profiles())
-        if model not in known:
-            raise ValueError(f"no profile {model!r} in firmware_configs/ble/; known: {', '.join(known)}")
-        return model
+        return known_profile(model, load_ble_profiles(), "firmware_configs/ble/")
 
 
 class PollCadence(BaseModel):

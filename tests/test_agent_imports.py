@@ -9,11 +9,12 @@ import sys
 
 # The CA tooling (cryptography: ~11 MB), the laundry room's simulator (a pymodbus server and a pty
 # relay: it stands for the machines, drivers/laundry/simulated_room.py), the bridge and its
-# database drivers, and the benchmarks' plotting.
+# database drivers, and the benchmarks' plotting; python-escpos (its printer database, half a
+# second to load) unless the kiosk has a receipt printer.
 NOT_IN_THE_AGENT = (
     "cryptography", "broker_admin.pki", "drivers.laundry.simulator", "drivers.laundry.simulated_room",
     "drivers.laundry.pty_link", "pymodbus.server", "cloud_bridge", "alembic", "psycopg", "httpx",
-    "prometheus_client", "matplotlib",
+    "prometheus_client", "matplotlib", "escpos",
 )
 
 

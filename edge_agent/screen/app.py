@@ -75,6 +75,7 @@ def create_app(context: ScreenContext) -> FastAPI:
             "laundry": settings.laundry is not None,
             "records": context.pseudonyms is not None,
             "speech": context.speaker is not None,
+            "printer": context.printer is not None,
             "bands": settings.screen.blood_pressure_bands.model_dump(),
         }
 

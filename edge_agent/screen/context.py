@@ -12,10 +12,12 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from edge_agent.laundry import LaundryRoom
-from edge_agent.pairing import PairingDesk
 from contract.pseudonym import IdentifierError, Pseudonyms
+from edge_agent.pairing import PairingDesk
+from edge_agent.receipt import ReceiptPrinter
 from edge_agent.screen.guard import PinGuard, RateLimit, Refused
 from edge_agent.screen.measurement import MeasurementDesk
+from edge_agent.screen.scans import ScanBox
 from edge_agent.screen.speech import Speaker
 from edge_agent.screen.staff_call import StaffCall
 from edge_agent.settings import AgentSettings
@@ -36,6 +38,8 @@ class ScreenContext:
     speaker: Speaker | None = None  # None: screen.speak_results is off
     staff: StaffCall | None = None  # None: no outbox to send a call through
     pairing: PairingDesk | None = None  # None: this kiosk pairs no devices from its screen
+    scans: ScanBox | None = None  # None: no serial reader
+    printer: ReceiptPrinter | None = None  # None: no receipt printer
 
     def identify(self, how: Callable[[Pseudonyms], str]) -> str:
         """A pseudonym through `how` (e.g. Pseudonyms.of_card with the typed number), counted

@@ -20,6 +20,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from contract.clinical import BloodPressureCategory, BloodPressureGuideline, category_of
@@ -35,12 +36,26 @@ SessionEnd = Literal["finished", "cuff_lost", "no_result", "expired", "cancelled
 SUBSCRIBER_BACKLOG = 64
 # The expiry timer fires this much after `timeout_s`, so the desk's clock has surely passed it.
 EXPIRY_SLACK_S = 0.05
+# A result's QR code and receipt are served this long after it, at most: the page goes home
+# sooner (screen.idle_reset_s) and says so (cancel), this bounds a page that never does.
+RESULT_KEPT_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
 class DeskEvent:
-    name: Literal["state", "pressure", "result", "ended"]
+    name: Literal["state", "pressure", "result", "ended", "scan"]
     data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ShownResult:
+    """The result on the screen now, and whose it is, for its QR code and its receipt."""
+
+    seq: int
+    result: dict[str, Any]
+    subject: str | None  # the resident's pseudonym; None: anonymous
+    at: datetime | None  # the kiosk's time of the result, for the receipt; None: its clock is not trusted
+    since: float  # monotonic
 
 
 # What the screen and the voice say a reading means, one rule for both: its category, or
@@ -61,6 +76,9 @@ class MeasurementDesk:
     timeout_s: float
     monotonic: Callable[[], float] = time.monotonic
     on_result: Callable[[dict[str, Any]], None] | None = None  # e.g. read it aloud
+    # The kiosk's local time, or None while its clock is not trusted (a Pi has no RTC: a receipt
+    # must not tell a doctor a time from 1970).
+    wall_clock: Callable[[], datetime | None] = lambda: datetime.now().astimezone()
     _state: DeskState = "idle"
     _subject: str | None = None
     _record: bool = False
@@ -68,6 +86,7 @@ class MeasurementDesk:
     _cuff: str | None = None  # the cuff inflating in this session, until its result
     _expiry: asyncio.TimerHandle | None = None
     _last_end: DeskEvent | None = None
+    _shown: ShownResult | None = None
     _subscribers: set[asyncio.Queue[DeskEvent | None]] = field(default_factory=set)
 
     # -- the resident, through the screen --
@@ -75,13 +94,27 @@ class MeasurementDesk:
     def begin(self, subject: str | None) -> dict[str, Any]:
         """`subject` None: measure without saving to a record (the reading is still kept, anonymous)."""
         self._end("replaced")
+        self._shown = None  # the next person: the last one's QR code and receipt are gone
         self._state, self._subject, self._record = "waiting", subject, subject is not None
         self._still_there()
         return self._announce_state()
 
     def cancel(self) -> dict[str, Any]:
+        """The page went home: the session ends, and the result shown is forgotten."""
         self._end("cancelled")
+        self._shown = None
         return self.snapshot()
+
+    def shown(self, seq: int) -> ShownResult | None:
+        """The result numbered `seq`, while it is the one on the screen."""
+        shown = self._shown
+        if shown is None or shown.seq != seq or self.monotonic() - shown.since > RESULT_KEPT_S:
+            return None
+        return shown
+
+    def announce(self, event: DeskEvent) -> None:
+        """An event for every open screen from outside the desk (a reader's scan)."""
+        self._publish(event)
 
     def snapshot(self) -> dict[str, Any]:
         self._expire()
@@ -102,6 +135,7 @@ class MeasurementDesk:
         self._expire()
         if self._state != "measuring":
             self._state = "measuring"
+            self._shown = None
             self._announce_state()
         self._cuff = cuff
         self._still_there()
@@ -133,8 +167,10 @@ class MeasurementDesk:
             "status": [flag.value for flag in reading.status],
             "suspect": suspect,
             "record": subject is not None,
+            "resident_code": subject is not None,  # GET /api/bp/result/{seq}/resident-code.svg
             "saved": True,
         }
+        self._shown = ShownResult(seq, result, subject, self.wall_clock(), self.monotonic())
         self._publish(DeskEvent("result", result))
         self._end("finished")
         if self.on_result is not None:

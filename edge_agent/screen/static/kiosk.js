@@ -125,7 +125,8 @@
   // Home (the button, Done, the idle reset): forget whoever was here. The language stays: a
   // person who chose English and taps Home is still here.
   function goHome() {
-    if (page.desk !== "idle") api("POST", "/api/bp/cancel").catch(() => {});
+    // The desk forgets the result shown too: its QR code and receipt are no longer served.
+    if (page.desk !== "idle" || page.lastResult) api("POST", "/api/bp/cancel").catch(() => {});
     for (const input of document.querySelectorAll(".entry")) input.value = "";
     page.laundry = { machine: null, program: null, card: null, account: null };
     page.deskRecord = false;
@@ -223,11 +224,26 @@
       $("bp-meter-fill").style.width = Math.min(100, (pressure / 220) * 100) + "%";
       armIdleReset();
     });
+    // A serial card or QR reader read a card (or something that is none): one swipe begins her
+    // measurement, as a number typed and OK would (the number itself never reaches the page).
+    events.addEventListener("scan", (event) => {
+      const scan = JSON.parse(event.data);
+      if (!page.config || !page.config.health || !["home", "bp-identify", "bp-result"].includes(page.screen)) return;
+      armIdleReset();
+      if (scan.error) {
+        show("bp-identify");
+        showError("bp-identify-error", { error: scan.error });
+      } else {
+        if (page.screen !== "bp-identify") show("bp-identify");
+        beginMeasurement({ scan: scan.token });
+      }
+    });
     // Sent only once the agent's outbox holds the reading.
     events.addEventListener("result", (event) => {
       if (!atTheCuff()) return;
       page.identity = null;  // her measurement is done: "measure again" asks who is next
       page.lastResult = JSON.parse(event.data);
+      $("bp-code").hidden = true;
       renderResult(page.lastResult);
       show("bp-result");
     });
@@ -281,6 +297,30 @@
     const unreliable = result.meaning === "unreliable" ? ".unreliable" : "";
     $("bp-saved").textContent = result.saved ? t((result.record ? "bp.saved.record" : "bp.saved.anonymous") + unreliable) : "";
     $("bp-saved").classList.toggle("unreliable", Boolean(unreliable));
+    $("bp-show-code").hidden = !result.resident_code;
+    $("bp-print").hidden = !page.config.printer;
+  }
+
+  // Her code for the doctor, as a QR code the kiosk made, over the screen until tapped: shown
+  // only when she asks.
+  function showCode() {
+    $("bp-code-image").src = "/api/bp/result/" + page.lastResult.seq + "/resident-code.svg";
+    $("bp-code").hidden = false;
+  }
+
+  // "打印": the agent prints off its event loop and answers within the printer's timeout; the
+  // screen stays usable meanwhile, and a printer out of paper is said in words.
+  async function printResult() {
+    tell(t("bp.printing"));
+    $("bp-print").disabled = true;
+    try {
+      await api("POST", "/api/bp/result/" + page.lastResult.seq + "/print");
+      tell(t("bp.printed"));
+    } catch (problem) {
+      tell(errorText(problem));
+    } finally {
+      $("bp-print").disabled = false;
+    }
   }
 
   async function beginMeasurement(body) {
@@ -496,12 +536,17 @@
     } catch (problem) {
       answer = t("help.failed");
     }
+    tell(answer);
+    say({ words: answer });
+  }
+
+  // An answer over the screen for a while (call staff, print), whatever screen is under it.
+  function tell(words) {
     const box = $("help-message");
-    box.textContent = answer;
+    box.textContent = words;
     box.hidden = false;
     clearTimeout(page.helpTimer);
     page.helpTimer = setTimeout(() => { box.hidden = true; }, HELP_MESSAGE_MS);
-    say({ words: answer });
   }
 
   // -- the technician: pair a new cuff (edge_agent/pairing.py) --
@@ -634,6 +679,9 @@
     $("bp-restart").addEventListener("click", measureAgain);
     $("bp-done").addEventListener("click", goHome);
     $("bp-again").addEventListener("click", () => { show("bp-identify"); $("bp-card").focus(); });
+    $("bp-show-code").addEventListener("click", showCode);
+    $("bp-code").addEventListener("click", () => { $("bp-code").hidden = true; });
+    $("bp-print").addEventListener("click", printResult);
     $("relay-in").addEventListener("click", () => askWho("checkin"));
     $("relay-out").addEventListener("click", () => askWho("checkout"));
     $("relay-ok").addEventListener("click", relayWho);
