@@ -21,6 +21,9 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from contract.errors import ContractError
+from contract.resident_code import is_resident_code, parse_resident_code
+
 IdentifierKind = Literal["card", "phone4", "qr"]
 
 # Resident cards in use at Chinese community stations: the 18-character resident identity card
@@ -68,6 +71,9 @@ class Pseudonyms:
     """Turns identifiers into pseudonyms with one site's secret. repr=False: never log the key."""
 
     secret: bytes
+    # The site the secret belongs to: a resident code of this site (contract/resident_code.py,
+    # the QR the kiosk shows and prints for the doctor) scanned back in is its resident again.
+    site: str | None = None
 
     def of(self, kind: IdentifierKind, normalised: str) -> str:
         return hmac.new(self.secret, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()
@@ -80,4 +86,14 @@ class Pseudonyms:
         return self.of("phone4", normalise_phone_last4(raw))
 
     def of_qr(self, raw: str) -> str:
-        return self.of("qr", normalise_qr(raw))
+        text = normalise_qr(raw)
+        if is_resident_code(text):
+            try:
+                code = parse_resident_code(text)
+            except ContractError:
+                raise IdentifierError("bad_qr_code", "a Doorstep resident code that is not whole") from None
+            if code.site != self.site:
+                # Keys are per site: another site's pseudonym means nobody here.
+                raise IdentifierError("other_site_code", "a resident code from another station")
+            return code.pseudonym
+        return self.of("qr", text)

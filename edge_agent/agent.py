@@ -261,7 +261,7 @@ class Agent:
 
     def _pseudonyms(self) -> Pseudonyms | None:
         secret = self.settings.resident_secret
-        return None if secret is None else Pseudonyms(secret.get_secret_value().encode())
+        return None if secret is None else Pseudonyms(secret.get_secret_value().encode(), site=self.settings.site)
 
     def _open_peripherals(self) -> list[asyncio.Task[None]]:
         """The screen's readers (their tasks, to be cancelled at the end) and receipt printer."""

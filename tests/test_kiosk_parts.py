@@ -17,6 +17,7 @@ from pydantic import SecretStr, ValidationError
 from contract.clinical import BloodPressureGuideline, Threshold, category_of
 from contract.topics import KioskTopics
 from contract.pseudonym import IdentifierError, Pseudonyms
+from contract.resident_code import ResidentCode
 from edge_agent.screen.guard import PinGuard, RateLimit, Refused
 from edge_agent.settings import ScreenSettings
 from edge_agent.store.outbox import Outbox
@@ -34,13 +35,29 @@ def test_a_pseudonym_is_the_hmac_of_kind_and_normalised_identifier() -> None:
     assert "k" * 32 not in repr(KEY)
 
 
+def test_a_resident_code_scanned_back_in_is_the_same_resident_at_its_own_site_only() -> None:
+    """The QR the kiosk shows and prints for the doctor (contract/resident_code.py) holds the
+    pseudonym, not the card: scanned at a QR reader of the same site it must be her again, not
+    the pseudonym of the code's text, or her readings would split across two records."""
+    here = Pseudonyms(b"k" * 32, site="xuhui-01")
+    card = here.of_card("310101194501011234")
+    assert here.of_qr(f" {ResidentCode('xuhui-01', card).text()}\n") == card
+    with pytest.raises(IdentifierError) as refused:
+        here.of_qr(ResidentCode("minhang-02", card).text())
+    assert refused.value.reason == "other_site_code"
+    with pytest.raises(IdentifierError) as broken:
+        here.of_qr(ResidentCode("xuhui-01", card).text()[:-1])
+    assert broken.value.reason == "bad_qr_code"
+    assert here.of_qr("rider-7731") == here.of("qr", "rider-7731")  # any other QR is as before
+
+
 @given(st.text(max_size=300))
 def test_any_typed_text_is_a_pseudonym_or_a_typed_refusal(text: str) -> None:
     for make in (KEY.of_card, KEY.of_phone_last4, KEY.of_qr):
         try:
             made = make(text)
         except IdentifierError as error:
-            assert error.reason in {"bad_card_number", "bad_phone_digits", "bad_qr_code"}
+            assert error.reason in {"bad_card_number", "bad_phone_digits", "bad_qr_code", "other_site_code"}
         else:
             assert len(made) == 64 and text.strip() not in ("",)
 
