@@ -68,6 +68,7 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         on_alerts=lambda changes: poke(),
         link=ingest.link,
         dead_letter_retention=timedelta(days=settings.dead_letter_retention_days),
+        delivery=settings.delivery(),
     )
     context = BridgeContext(
         engine,
@@ -85,6 +86,9 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         enrolment=settings.enrolment,
         broker_accounts=BrokerAccounts(settings.enrolment.admin) if settings.enrolment.admin is not None else None,
         payload_public_key=settings.payload_public_key(),
+        releases_dir=settings.releases_dir,
+        releases_max_bytes=settings.releases_max_bytes,
+        delivery=settings.delivery(),
     )
     return BridgeWorker(engine, ingest, jobs, sender, context)
 
