@@ -150,12 +150,12 @@ class BridgeJobs:
             desired_config.publish_due(self._engine, self._publisher, now)
 
     def advance_rollouts(self) -> None:
-        """Rollouts move on from the kiosks' telemetry; the commands they create go out with the
-        next command sweep."""
+        """Rollouts move on from the kiosks' telemetry; the commands they create go out at once."""
         assert self._delivery is not None
         created = rollouts.advance_all(self._engine, self._delivery, self._clock())
         if created:
             log.info("rollouts asked %d kiosk(s) to update", len(created))
+            self.sweep_commands()
 
     def prune(self) -> None:
         now = self._clock()

@@ -164,9 +164,10 @@ class ServedApp:
     """A FastAPI app served by a real uvicorn on a free loopback port, in a thread; requests
     carry `token` as a bearer token when given."""
 
-    def __init__(self, app: FastAPI, token: str | None = None) -> None:
+    def __init__(self, app: FastAPI, token: str | None = None, port: int | None = None) -> None:
+        """`port`: one chosen before (free_port), when something must know the address first."""
         self.token = token
-        self.port = free_port()
+        self.port = port or free_port()
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 

@@ -3,7 +3,9 @@ stored as ingest stores it (commit_gulp): who is asked, when, and what stops it.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from broker_admin.mosquitto import MosquittoProcess, free_port
 from cloud_bridge import rollouts
 from cloud_bridge.accounts import AuditEntry
 from cloud_bridge.alert_rules import AlertRules
@@ -24,11 +27,14 @@ from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.releases import Release
 from cloud_bridge.rollouts import Delivery
 from cloud_bridge.settings import DEVELOPMENT_SECRET
-from contract.commands import CommandName, CommandOutcome, CommandResultPayload
-from contract.software import SoftwareReport, UpdateReport, UpdateState
+from contract.commands import CommandName, CommandOutcome, CommandResultPayload, decode_command
+from contract.software import SoftwareReport, UpdateReport, UpdateSoftwareArgs, UpdateState
 from contract.status import KioskState
+from contract.topics import QOS_RELIABLE
+from runtime.mqtt import make_client
+from tests.bridge.release_files import bundle_bytes
 from tests.bridge.wire_kiosk import WireKiosk, telemetry
-from tests.support import ServedApp, api_token
+from tests.support import ServedApp, api_token, broker_settings, wait_for
 
 HOME, AWAY = "home-site", "away-site"
 OLD, NEW = "0.1.0", "0.2.0"
@@ -208,3 +214,85 @@ def test_a_kiosk_that_refuses_the_command_fails_with_its_reason(fleet: Fleet) ->
     assert body["status"] == "completed"
     assert [(f["state"], f["reason"]) for f in body["failures"]] == [
         ("refused", "the update_software command refused: unknown command update_software")]
+
+
+# --- End to end: a real broker, a real bridge worker, kiosks on MQTT ----------------------------
+
+
+class MqttKiosk:
+    """A kiosk on the wire: it takes its commands from the broker, downloads the bundle a command
+    names from the bridge over HTTP (no token, as a kiosk does), checks its hash, and reports
+    the update in its telemetry. The install itself is the kiosk side's (edge_agent); here the
+    kiosk says healthy once the bytes are right."""
+
+    def __init__(self, broker: MosquittoProcess, wire: WireKiosk) -> None:
+        self.wire = wire
+        self.running = OLD
+        self.downloaded: list[str] = []
+        self.errors: list[str] = []
+        self.client = make_client(f"rollout-{wire.site}-{wire.kiosk}", broker_settings(broker))
+        self.client.on_message = lambda _c, _u, message: self._command(bytes(message.payload))
+        self.client.connect(broker.host, broker.port)
+        self.client.subscribe(wire.topics.command("+"), qos=QOS_RELIABLE)
+        self.client.loop_start()
+
+    def report(self, update: UpdateReport | None = None) -> None:
+        """Published at QoS 1, not waited for: from paho's own thread (a command's callback) a
+        wait would hold up the PUBACK it waits for."""
+        software = SoftwareReport(version=self.running, update=update)
+        body = self.wire.telemetry(telemetry().model_copy(update={"software": software})).body
+        self.client.publish(self.wire.topics.telemetry, body, qos=QOS_RELIABLE)
+
+    def _command(self, body: bytes) -> None:
+        try:
+            self._update(body)
+        except Exception as error:  # paho swallows a callback's exception: the test shows it
+            self.errors.append(repr(error))
+
+    def _update(self, body: bytes) -> None:
+        command = decode_command(body)
+        args = UpdateSoftwareArgs.model_validate(command.args)
+        with urllib.request.urlopen(args.url, timeout=10) as response:
+            bundle = response.read()
+        assert (hashlib.sha256(bundle).hexdigest(), len(bundle)) == (args.sha256, args.size)
+        self.downloaded.append(args.url)
+        self.running = args.version
+        self.report(UpdateReport(version=args.version, state=UpdateState.HEALTHY, rollout_id=args.rollout_id,
+                                 at=datetime.now(UTC)))
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_kiosks_telemetry_on_mqtt_moves_a_rollout_to_its_end(running_broker: MosquittoProcess, bridge_factory: Any,
+                                                             tmp_path: Path) -> None:
+    port = free_port()
+    bridge = bridge_factory(running_broker, releases_dir=tmp_path / "releases", public_url=f"http://127.0.0.1:{port}")
+    wait_for(lambda: bridge.ingest.connected, what="the bridge subscribed")
+    kiosks = [MqttKiosk(running_broker, WireKiosk(site=HOME, kiosk=f"kiosk-{n}")) for n in (1, 2)]
+    token = api_token(bridge.engine, DEVELOPMENT_SECRET, "technician")
+    try:
+        with ServedApp(create_app(bridge.engine, bridge.worker.context), token=token, port=port) as api:
+            for kiosk in kiosks:
+                kiosk.report()
+            wait_for(lambda: api.get("/api/v1/kiosks", site=HOME).body["total"] == 2, what="both kiosks known")
+            upload = api.request("PUT", f"/api/v1/releases/{NEW}", bundle_bytes(NEW), headers={"content-type": "application/x-tar"})
+            assert upload.status == 201
+            rid = api.post("/api/v1/rollouts", {"version": NEW, "site": HOME, "canaries": 1}).body["id"]
+
+            def counts() -> dict[str, int]:
+                return dict(api.get(f"/api/v1/rollouts/{rid}").body["counts"])
+
+            wait_for(lambda: api.get(f"/api/v1/rollouts/{rid}").body["status"] == "completed", timeout=30,
+                     what=f"completed: {counts()}, {[k.errors for k in kiosks]}")
+            assert counts() == {"healthy": 2}
+            # The second was asked only once the canary was healthy.
+            canary, rest = sorted(api.get(f"/api/v1/rollouts/{rid}/kiosks").body["items"], key=lambda k: not k["canary"])
+            assert canary["state_at"] <= rest["asked_at"]
+            assert [len(k.downloaded) for k in kiosks] == [1, 1]
+            versions = {k["kiosk"]: k["software_version"] for k in api.get("/api/v1/kiosks", site=HOME).body["items"]}
+            assert versions == {"kiosk-1": NEW, "kiosk-2": NEW}
+    finally:
+        for kiosk in kiosks:
+            kiosk.stop()
