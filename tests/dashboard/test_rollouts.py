@@ -61,6 +61,7 @@ def test_versions_show_and_a_technician_resumes_and_aborts_a_paused_rollout(
     expect(rollout.get_by_test_id("rollout-failures")).to_contain_text("health check: outbox did not open in 60 s")
     expect(rollout.get_by_test_id("rollout-status")).to_contain_text("1 of the 2 kiosks asked failed")
     expect(page.get_by_test_id("releases")).to_contain_text("faster cuff pairing")
+    expect(page.locator("body")).not_to_contain_text("⟦")  # a label missing from js/i18n.js
 
     rollout.locator("[data-action=resume]").click()
     expect(rollout).to_have_attribute("data-status", "active")
