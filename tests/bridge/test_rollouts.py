@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -296,3 +298,31 @@ def test_kiosks_telemetry_on_mqtt_moves_a_rollout_to_its_end(running_broker: Mos
     finally:
         for kiosk in kiosks:
             kiosk.stop()
+
+
+def test_two_workers_advancing_at_once_ask_each_kiosk_once(fleet: Fleet) -> None:
+    """Every worker runs the rollouts job: two advancing the same new rollout together (the
+    first holds its transaction open while the second starts) create one command per canary."""
+    with Session(fleet.engine) as session:
+        rollout = rollouts.start(session, version=NEW, kind=rollouts.TargetKind.SITE, target={"site": HOME}, canaries=2,
+                                 canary_percent=None, max_failure_share=0.1, by="tech", now=datetime.now(UTC))
+        session.commit()
+        rid = rollout.id
+    assert rid is not None
+    first_asked = threading.Event()
+    created: dict[str, list[str]] = {}
+
+    def worker(name: str, hold_s: float) -> None:
+        with Session(fleet.engine) as session:
+            created[name] = rollouts.advance(session, rid, DELIVERY, datetime.now(UTC))
+            first_asked.set()
+            time.sleep(hold_s)
+            session.commit()
+
+    one = threading.Thread(target=worker, args=("one", 0.5))
+    one.start()
+    assert first_asked.wait(10)
+    worker("two", 0)
+    one.join(10)
+    assert sorted(map(len, created.values())) == [0, 2]
+    assert len(fleet.asked()) == 2
