@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -154,11 +153,9 @@ def chosen_kiosks(session: Session, kind: TargetKind, target: dict[str, Any], ve
     if kind is TargetKind.SITE:
         kiosks = list(session.exec(select(Kiosk).where(col(Kiosk.site) == target["site"])))
     elif kind is TargetKind.KIOSKS:
-        kiosks, unknown = [], []
-        for name in target["kiosks"]:
-            site, _, kiosk_id = name.partition("/")
-            row = session.get(Kiosk, (site, kiosk_id))
-            (kiosks.append(row) if row is not None else unknown.append(name))  # type: ignore[func-returns-value]
+        found = {name: session.get(Kiosk, tuple(name.split("/", 1))) for name in target["kiosks"]}
+        kiosks = [row for row in found.values() if row is not None]
+        unknown = [name for name, row in found.items() if row is None]
         if unknown:
             raise RolloutRefused(f"no such kiosk(s): {', '.join(unknown[:20])}")
     else:
@@ -229,10 +226,6 @@ def _progress_of(row: RolloutKiosk, kiosk: Kiosk | None, command: Command | None
     if ended is not None:
         return ended, why
     return row.state, row.reason
-
-
-def counts(rows: Sequence[RolloutKioskBase]) -> dict[str, int]:
-    return dict(Counter(row.state for row in rows))
 
 
 def _failure_line_crossed(rollout: Rollout, rows: Sequence[RolloutKiosk]) -> str | None:
