@@ -86,7 +86,10 @@ def _record_upload(context: BridgeContext, who: Principal, client: str | None, u
 
 
 @router.put("/releases/{version}", response_model=ReleasePublic, status_code=201,
-            openapi_extra={"requestBody": {"required": True, "content": {TAR: {"schema": {"type": "string", "format": "binary"}}}}})
+            # Described as octet-stream, the generic binary type every client (and schemathesis)
+            # can send; the route reads the bytes whatever the Content-Type says.
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 async def upload_release(
     http: Request, context: ContextDep, version: Version, who: Principal = require(Capability.FLEET_MANAGE),
 ) -> ReleasePublic:
