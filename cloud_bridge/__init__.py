@@ -1,7 +1,8 @@
 """The cloud side: receives every kiosk's messages, validates them with contract/,
 stores each once and confirms it to the kiosk; keeps the fleet's state, raises alerts, carries
-commands down (fleet.py, alerts.py, commands.py), and serves the API (api/) and the dashboard
-(dashboard/). service.py runs the workers.
+commands down (fleet.py, alerts.py, commands.py), stores release bundles and rolls them out to
+kiosks (releases.py, rollouts.py), and serves the API (api/) and the dashboard (dashboard/).
+service.py runs the workers.
 
 Ingest is a pipeline of four stages, in this order (ingest.py runs them):
 

@@ -103,9 +103,12 @@ def create(
     issued_by: str,
     now: datetime,
     ttl: timedelta,
+    request_id: str | None = None,
 ) -> Command:
+    """A new command row (the caller commits); `request_id` one the caller minted with
+    new_request_id, when it must name the command before creating it."""
     row = Command(
-        request_id=new_request_id(command),
+        request_id=request_id or new_request_id(command),
         site=site,
         kiosk=kiosk,
         command=command.value,

@@ -125,6 +125,15 @@ class KioskBase(SQLModel):
     config_tried_version: int | None = Field(default=None, description="the newest desired version it acted on")
     config_outcome: str | None = Field(default=None, max_length=16, description="applied, refused or rolled_back")
     config_reason: str | None = Field(default=None, max_length=2000, description="why it was refused or rolled back")
+    # The software the kiosk says it runs, and the newest update it tried (its telemetry's
+    # `software`, contract/software.py); rollouts advance from these (cloud_bridge/rollouts.py).
+    software_version: str | None = Field(default=None, max_length=48, description="the Doorstep version it runs")
+    software_previous_version: str | None = Field(default=None, max_length=48, description="the one it would roll back to")
+    update_version: str | None = Field(default=None, max_length=48, description="the newest update it tried")
+    update_state: str | None = Field(default=None, max_length=16, description="an UpdateState: where that update stands")
+    update_reason: str | None = Field(default=None, max_length=2000, description="why it was refused, failed, rolled back or deferred")
+    update_rollout_id: int | None = Field(default=None, sa_type=BigInteger, description="the rollout that asked for it")
+    update_at: datetime | None = Field(default=None, description="the kiosk's time of that state")
 
 
 class Kiosk(KioskBase, table=True):
@@ -326,12 +335,14 @@ def status_reason(status: Status) -> str:
 # what the database returned, never as Kiosk ORM objects: building, copying and flushing a Kiosk
 # per kiosk was a fifth of a batch's CPU.
 _KIOSK_COLUMNS = tuple(KioskBase.model_fields)
+SOFTWARE_COLUMNS = ("software_version", "software_previous_version", "update_version", "update_state", "update_reason",
+                    "update_rollout_id", "update_at")
 # What folding a batch into a kiosk's row may change (the touch wrote last_seen_at, last_seq;
 # seq_checked_through is the gap scan's).
 _FOLDED = ("clock_trusted", "clock_ahead_at", "status", "status_reason", "status_at", "telemetry_at", "uptime_s", "backlog_records",
            "backlog_oldest_age_s", "backlog_rising", "outbox_bytes", "outbox_budget_bytes", "health_over_budget",
            "outbox_depth", "outbox_growth_bytes_per_h", "runway_h", "disk_free_bytes", "cpu_temperature_c",
-           "config_version", "config_tried_version", "config_outcome", "config_reason")
+           "config_version", "config_tried_version", "config_outcome", "config_reason", *SOFTWARE_COLUMNS)
 _TOUCH_COLUMNS = ("site", "kiosk", "status", "first_seen_at", "last_seen_at", "last_seq", "seq_checked_through",
                   "backlog_rising", "health_over_budget", "devices_version")
 
@@ -468,6 +479,7 @@ def _telemetry_columns(row: KioskBase, at: datetime, telemetry: KioskTelemetry) 
         "disk_free_bytes": telemetry.disk_free_bytes,
         "cpu_temperature_c": telemetry.cpu_temperature_c,
         **_config_columns(telemetry),
+        **_software_columns(telemetry),
     }
 
 
@@ -479,6 +491,21 @@ def _config_columns(telemetry: KioskTelemetry) -> dict[str, Any]:
         return {}
     return {"config_version": report.version, "config_tried_version": report.tried_version,
             "config_outcome": None if report.outcome is None else report.outcome.value, "config_reason": report.reason}
+
+
+def _software_columns(telemetry: KioskTelemetry) -> dict[str, Any]:
+    """What the kiosk says of its software; a kiosk from before software updates says nothing,
+    and its columns stay as they were."""
+    software = telemetry.software
+    if software is None:
+        return {}
+    update = software.update
+    return {"software_version": software.version, "software_previous_version": software.previous_version,
+            "update_version": None if update is None else update.version,
+            "update_state": None if update is None else update.state.value,
+            "update_reason": None if update is None else update.reason,
+            "update_rollout_id": None if update is None else update.rollout_id,
+            "update_at": None if update is None else update.at}
 
 
 _GROUPS = {"identity": "identity_at", "link": "link_at", "state": "state_at"}

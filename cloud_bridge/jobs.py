@@ -16,14 +16,19 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
-from cloud_bridge import accounts, commands, desired_config, gaps, webhook
+from cloud_bridge import accounts, commands, desired_config, gaps, rollouts, webhook
 from cloud_bridge.alert_rules import AlertKind, AlertRules, Signal, heartbeat_signals
 from cloud_bridge.alerts import Alert, AlertChange, apply_signals
 from cloud_bridge.broker_link import BrokerLink
 from cloud_bridge.fleet import Kiosk
+from cloud_bridge.rollouts import Delivery
 from cloud_bridge.store import DeadLetter
 
 log = logging.getLogger(__name__)
+
+# A rollout waits on kiosks that take minutes to download and check an update: every few seconds
+# is prompt, and a pass over the unfinished rollouts is a few queries each.
+ROLLOUT_PERIOD_S = 3
 
 
 class CommandPublisher(Protocol):
@@ -43,6 +48,7 @@ class BridgeJobs:
         on_alerts: Callable[[list[AlertChange]], None] = lambda changes: None,
         link: BrokerLink | None = None,
         dead_letter_retention: timedelta = timedelta(days=30),
+        delivery: Delivery | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._engine = engine
@@ -52,6 +58,7 @@ class BridgeJobs:
         self._on_alerts = on_alerts
         self._link = link
         self._dead_letter_retention = dead_letter_retention
+        self._delivery = delivery
         self._clock = clock
         self.scheduler = BackgroundScheduler(timezone=UTC)
 
@@ -60,6 +67,8 @@ class BridgeJobs:
         desired_config.republish_all(self._engine)
         self.scheduler.add_job(self.sweep_commands, "interval", seconds=1, id="commands", **every)
         self.scheduler.add_job(self.sweep_desired, "interval", seconds=2, id="desired-config", **every)
+        if self._delivery is not None:
+            self.scheduler.add_job(self.advance_rollouts, "interval", seconds=ROLLOUT_PERIOD_S, id="rollouts", **every)
         self.scheduler.add_job(self.watch_heartbeats, "interval", seconds=15, id="heartbeat-watchdog", **every)
         self.scheduler.add_job(self.scan_gaps, "interval", seconds=30, id="sequence-gaps", **every)
         self.scheduler.add_job(self.prune, "interval", hours=1, id="prune", **every)
@@ -139,6 +148,14 @@ class BridgeJobs:
             session.commit()
         if self._publisher is not None:
             desired_config.publish_due(self._engine, self._publisher, now)
+
+    def advance_rollouts(self) -> None:
+        """Rollouts move on from the kiosks' telemetry; the commands they create go out at once."""
+        assert self._delivery is not None
+        created = rollouts.advance_all(self._engine, self._delivery, self._clock())
+        if created:
+            log.info("rollouts asked %d kiosk(s) to update", len(created))
+            self.sweep_commands()
 
     def prune(self) -> None:
         now = self._clock()

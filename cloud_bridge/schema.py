@@ -11,6 +11,8 @@ from cloud_bridge.commands import Command
 from cloud_bridge.desired_config import ConfigDocument, DesiredState
 from cloud_bridge.enrolment import EnrolmentCode
 from cloud_bridge.fleet import Device, Kiosk
+from cloud_bridge.releases import Release
+from cloud_bridge.rollouts import Rollout, RolloutKiosk
 from cloud_bridge.store import CommandResult, DeadLetter, Event, Reading, Telemetry, table_of
 from cloud_bridge.support_bundles import SupportBundle
 from cloud_bridge.webhook import WebhookDelivery
@@ -34,6 +36,9 @@ BRIDGE_MODELS: tuple[type[SQLModel], ...] = (
     SupportBundle,
     ConfigDocument,
     DesiredState,
+    Release,
+    Rollout,
+    RolloutKiosk,
 )
 
 

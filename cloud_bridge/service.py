@@ -69,6 +69,7 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         on_alerts=lambda changes: poke(),
         link=ingest.link,
         dead_letter_retention=timedelta(days=settings.dead_letter_retention_days),
+        delivery=settings.delivery(),
     )
     context = BridgeContext(
         engine,
@@ -88,6 +89,9 @@ def build_worker(settings: BridgeSettings, engine: Engine) -> BridgeWorker:
         payload_public_key=settings.payload_public_key(),
         resident_keys=settings.resident_keys,
         time_zone=ZoneInfo(settings.time_zone),
+        releases_dir=settings.releases_dir,
+        releases_max_bytes=settings.releases_max_bytes,
+        delivery=settings.delivery(),
     )
     return BridgeWorker(engine, ingest, jobs, sender, context)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +14,7 @@ from pydantic_settings import SettingsConfigDict
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.enrolment import EnrolmentSettings
 from cloud_bridge.guideline import ALERT_KEYS, BridgeGuideline, fold_old_keys
+from cloud_bridge.rollouts import Delivery
 from cloud_bridge.support_bundles import DEFAULT_KEPT
 from cloud_bridge.webhook import WebhookSettings
 from contract.clinical import check_dangerous_line
@@ -25,6 +27,9 @@ from runtime.mqtt import BrokerSettings
 SLUG = re.compile(SLUG_PATTERN)
 # Good for a laptop and the tests; refused anywhere else.
 DEVELOPMENT_SECRET = "development-only-secret"
+# A release bundle is Doorstep's wheels and their dependencies' (a few tens of megabytes for the
+# Pi's platform); the bound only stops a runaway upload filling the bridge's disk.
+DEFAULT_RELEASE_MAX_BYTES = 512 * 1024 * 1024
 # A worker's client id on a broker without accounts (a laptop, the demo).
 DEFAULT_CLIENT_ID = "doorstep-bridge-1"
 
@@ -141,6 +146,25 @@ class BridgeSettings(FileSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{name!r} is not a time zone (an IANA name such as Asia/Shanghai)") from None
         return name
+
+    # Software updates (issue 20, docs/updates.md).
+    releases_dir: Path = Field(default=Path("doorstep-releases"),
+                               description="where uploaded release bundles are kept, one file per version")
+    releases_max_bytes: int = Field(default=DEFAULT_RELEASE_MAX_BYTES, ge=1024, le=2**40,
+                                    description="the largest bundle an upload may be")
+    public_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s]+$",
+        description="the bridge's address as kiosks reach it (https://… in production): kiosks download bundles "
+        "from {public_url}/api/v1/releases/{version}/bundle; default http://{http_host}:{http_port}",
+    )
+    rollout_command_ttl_s: float = Field(
+        default=24 * 3600, gt=0, le=7 * 24 * 3600,
+        description="a kiosk away longer than this when a rollout asks it refuses the update; the rollout counts it failed",
+    )
+
+    def delivery(self) -> Delivery:
+        return Delivery(public_url=self.public_url or f"http://{self.http_host}:{self.http_port}",
+                        command_ttl=timedelta(seconds=self.rollout_command_ttl_s))
 
     # Each open dashboard asks for the fleet this often: a wall of 200 kiosks is a few pages of
     # JSON per refresh, and a killed kiosk's Last Will shows within one period.

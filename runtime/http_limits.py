@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import email.message
 import json
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -94,11 +95,14 @@ def json_depth(body: bytes) -> int:
 class RequestLimits:
     def __init__(
         self, app: ASGIApp, *, max_body_bytes: int = MAX_BODY_BYTES, max_json_depth: int = MAX_JSON_DEPTH,
-        refuse_nul: bool = True,
+        refuse_nul: bool = True, streamed: re.Pattern[str] | None = None,
     ) -> None:
         """`refuse_nul`: for an app whose store cannot hold U+0000 (the bridge's PostgreSQL); the
-        kiosk's SQLite can, and its routes name what a NUL makes wrong (a bad QR code)."""
+        kiosk's SQLite can, and its routes name what a NUL makes wrong (a bad QR code).
+        `streamed`: the paths of PUT requests whose body is a file the route streams to disk and
+        bounds itself (the bridge's release bundles, tens of megabytes): passed on unread."""
         self.app = app
+        self.streamed = streamed
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
         self.refuse_nul = refuse_nul
@@ -110,6 +114,9 @@ class RequestLimits:
         if self.refuse_nul and ("\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
                                 or b"\x00" in scope.get("query_string", b"")):
             await _refuse(send, 422, "invalid_request", NUL_REASON)
+            return
+        if self.streamed is not None and scope.get("method") == "PUT" and self.streamed.fullmatch(scope.get("path", "")):
+            await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")

@@ -164,11 +164,13 @@ class ServedApp:
     """A FastAPI app served by a real uvicorn on a free loopback port, in a thread; requests
     carry `token` as a bearer token when given."""
 
-    def __init__(self, app: FastAPI, token: str | None = None, *, access_log: bool = False) -> None:
+    def __init__(self, app: FastAPI, token: str | None = None, port: int | None = None, *,
+                 access_log: bool = False) -> None:
+        """`port`: one chosen before (free_port), when something must know the address first.
+        `access_log`: uvicorn's access log at INFO, left to propagate to the root logger (no
+        logging config of its own), where caplog reads it."""
         self.token = token
-        self.port = free_port()
-        # access_log: uvicorn's access log at INFO, left to propagate to the root logger (no
-        # logging config of its own), where caplog reads it.
+        self.port = port or free_port()
         self._server = uvicorn.Server(uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="info" if access_log else "warning",
             log_config=None if access_log else uvicorn.config.LOGGING_CONFIG,

@@ -3,7 +3,7 @@
 
 Every error is JSON: {"error": code, "reason": plain words, "problems": [...] for a request
 that does not fit}. Lists are pages of at most MAX_PAGE items, never unbounded. A body over
-64 KiB (413), a JSON body not in UTF-8 (400), JSON nested over 32 levels or holding U+0000 (422)
+64 KiB (413; but a release bundle's upload, which streams to disk), a JSON body not in UTF-8 (400), JSON nested over 32 levels or holding U+0000 (422)
 are refused before anything parses it (runtime/http_limits.py).
 """
 
@@ -23,7 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cloud_bridge import dashboard as dashboard_pages
 from cloud_bridge.access import Capability, Principal
 from cloud_bridge.api import (
-    alerts, auth, commands, dashboard, desired_config, enrolment, fhir, fleet, messages, residents, support_bundles,
+    alerts, auth, commands, dashboard, desired_config, enrolment, fhir, fleet, messages, releases, residents,
+    rollouts, support_bundles,
 )
 from cloud_bridge.api.deps import MAX_PAGE, BridgeContext, ContextDep, PrincipalDep, require
 from cloud_bridge.startup import StartupState
@@ -107,12 +108,12 @@ def create_app(engine: Engine, context: BridgeContext | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Outermost: an oversized or too deeply nested body is refused before anything reads it.
     app.middleware("http")(_while_starting)
-    app.add_middleware(RequestLimits)
+    app.add_middleware(RequestLimits, streamed=releases.UPLOAD_PATH)
     # Outermost of all: an error under /fhir, whoever answered it, leaves as an OperationOutcome.
     app.add_middleware(fhir.FhirErrors)
     app.include_router(ops)
     for module in (auth, messages, fleet, alerts, commands, desired_config, enrolment, support_bundles, residents,
-                   dashboard, fhir):
+                   releases, rollouts, dashboard, fhir):
         app.include_router(module.router)
     dashboard_pages.mount(app)
     return app

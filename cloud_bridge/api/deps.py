@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from cloud_bridge.startup import DatabaseWait
 from contract.clinical import BloodPressureGuideline
 from cloud_bridge.jobs import CommandPublisher
 from cloud_bridge.metrics import BridgeMetrics
+from cloud_bridge.rollouts import Delivery
 from contract.storable import EARLIEST_TIME, INT32_MAX, INT64_MAX, LATEST_TIME
 
 # The dashboard's login keeps its session token in this cookie (HttpOnly, SameSite=Strict).
@@ -55,6 +57,9 @@ class BridgeContext:
     payload_public_key: str | None = None  # handed to each kiosk that enrols
     resident_keys: Mapping[str, SecretStr] = field(default_factory=dict)  # per site (cloud_bridge/resident_lookup.py)
     time_zone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the sites' local days
+    releases_dir: pathlib.Path = pathlib.Path("doorstep-releases")
+    releases_max_bytes: int = 512 * 1024 * 1024
+    delivery: Delivery = field(default_factory=lambda: Delivery("http://127.0.0.1:8080", timedelta(days=1)))
 
 
 def get_context(request: Request) -> BridgeContext:

@@ -11,13 +11,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from cloud_bridge import commands
+from cloud_bridge import commands, rollouts
 from cloud_bridge.support_bundles import SupportBundle
 from cloud_bridge.access import Role
 from cloud_bridge.accounts import AuditEntry, add_user
@@ -25,12 +26,15 @@ from cloud_bridge.alert_rules import AlertKind, AlertRules, Raise, Severity
 from cloud_bridge.alerts import Alert, apply_signals
 from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.decode import Inbound
+from cloud_bridge.releases import Release, bundle_path
+from cloud_bridge.rollouts import TargetKind
 from cloud_bridge.enrolment import create_code
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
 from contract.commands import CommandName
 from contract.payloads import LaundryMachineEvent
 from contract.status import KioskState
+from tests.bridge.release_files import bundle_bytes
 from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.support import ServedApp, api_token
 
@@ -53,6 +57,30 @@ class World:
     away_command: str
     bundle: str
     counter: Iterator[int]
+    releases_dir: Path
+
+    def fresh_release(self) -> str:
+        """A stored release of a version of its own, with its file."""
+        version = f"9.0.{next(self.counter)}"
+        bundle_path(self.releases_dir, version).write_bytes(b"a bundle")
+        with Session(self.engine) as session:
+            session.add(Release(version=version, sha256="0" * 64, size_bytes=8, uploaded_by="someone", uploaded_at=NOW))
+            session.commit()
+        return version
+
+    def fresh_rollout(self, *, paused: bool = False) -> int:
+        """An active rollout (or a paused one) to kiosk-1 of the home site."""
+        version = self.fresh_release()
+        with Session(self.engine) as session:
+            for other in session.exec(select(rollouts.Rollout).where(col(rollouts.Rollout.status).in_(["active", "paused"]))):
+                rollouts.abort(session, other, by="someone", now=NOW)  # one unfinished rollout per kiosk
+            rollout = rollouts.start(session, version=version, kind=TargetKind.KIOSKS, target={"kiosks": [f"{HOME}/kiosk-1"]},
+                                     canaries=None, canary_percent=None, max_failure_share=0.1, by="someone", now=NOW)
+            if paused:
+                rollouts.pause(session, rollout, by="someone", now=NOW)
+            session.commit()
+            assert rollout.id is not None
+            return rollout.id
 
     def fresh_alert(self, site: str) -> int:
         with Session(self.engine) as session:
@@ -71,12 +99,14 @@ class World:
 
     def call(self, role: str, method: str, path: str, body: Any = None) -> int:
         self.api.token = self.tokens[role]
+        if isinstance(body, bytes):  # a file: a release bundle
+            return self.api.request(method, path, body, headers={"content-type": "application/x-tar"}).status
         data = None if body is None else json.dumps(body).encode()
         return self.api.request(method, path, data).status
 
 
 @pytest.fixture
-def world(bridge_engine: Engine) -> Iterator[World]:
+def world(bridge_engine: Engine, tmp_path: Path) -> Iterator[World]:
     for site in (HOME, AWAY):
         kiosk = WireKiosk(site=site)
         commit_gulp(bridge_engine, [kiosk.status(KioskState.ONLINE, NOW), kiosk.reading(blood_pressure(190, 100)),
@@ -104,9 +134,12 @@ def world(bridge_engine: Engine) -> Iterator[World]:
         "read_only": api_token(bridge_engine, DEVELOPMENT_SECRET, "read_only"),
         "anonymous": None,
     }
-    with ServedApp(create_app(bridge_engine, BridgeContext(bridge_engine, secret_key=DEVELOPMENT_SECRET))) as api:
+    releases_dir = tmp_path / "releases"
+    releases_dir.mkdir()
+    context = BridgeContext(bridge_engine, secret_key=DEVELOPMENT_SECRET, releases_dir=releases_dir)
+    with ServedApp(create_app(bridge_engine, context)) as api:
         counter = itertools.count()
-        made = World(bridge_engine, api, tokens, health, 0, 0, ids[HOME], ids[AWAY], ids["bundle"], counter)
+        made = World(bridge_engine, api, tokens, health, 0, 0, ids[HOME], ids[AWAY], ids["bundle"], counter, releases_dir)
         made.home_alert, made.away_alert = made.fresh_alert(HOME), made.fresh_alert(AWAY)
         yield made
 
@@ -132,6 +165,15 @@ def delete(path: str) -> Call:
 
 def put(path: str, body: Any) -> Call:
     return lambda w: ("PUT", path.format(w=w), body)
+
+
+def upload_release(w: World) -> tuple[str, str, Any]:
+    version = f"8.0.{next(w.counter)}"
+    return "PUT", f"/api/v1/releases/{version}", bundle_bytes(version, wheel_bytes=100)
+
+
+def on_rollout(action: str, *, paused: bool = False) -> Call:
+    return lambda w: ("POST", f"/api/v1/rollouts/{w.fresh_rollout(paused=paused)}/{action}", None)
 
 
 # (route, call, expected status for technician, station_staff@HOME, doctor@HOME, read_only, anonymous)
@@ -220,6 +262,25 @@ MATRIX: list[tuple[str, Call, tuple[int, int, int, int, int]]] = [
     ("GET /fhir/Device/{device_id}", get(f"/fhir/Device/{HOME}.phd-0"), (403, 403, 404, 403, 401)),
     ("GET /fhir/$export", get("/fhir/$export"), (403, 403, 200, 403, 401)),
     ("GET /fhir/$export", get(f"/fhir/$export?site={AWAY}"), (403, 403, 403, 403, 401)),
+    # Software updates: releases and rollouts span sites, so they are changed by technicians and
+    # read by those who read every site. A bundle is for any kiosk, with no token
+    # (cloud_bridge/api/releases.py says why that is safe).
+    ("PUT /api/v1/releases/{version}", upload_release, (201, 403, 403, 403, 401)),
+    ("GET /api/v1/releases", get("/api/v1/releases"), (200, 403, 403, 200, 401)),
+    ("DELETE /api/v1/releases/{version}", lambda w: ("DELETE", f"/api/v1/releases/{w.fresh_release()}", None),
+     (204, 403, 403, 403, 401)),
+    ("GET /api/v1/releases/{version}/bundle", lambda w: ("GET", f"/api/v1/releases/{w.fresh_release()}/bundle", None),
+     (200, 200, 200, 200, 200)),
+    ("POST /api/v1/rollouts", lambda w: ("POST", "/api/v1/rollouts", {"version": w.fresh_release(), "site": AWAY}),
+     (201, 403, 403, 403, 401)),
+    ("GET /api/v1/rollouts", get("/api/v1/rollouts"), (200, 403, 403, 200, 401)),
+    ("GET /api/v1/rollouts/{rollout_id}", lambda w: ("GET", f"/api/v1/rollouts/{w.fresh_rollout()}", None),
+     (200, 403, 403, 200, 401)),
+    ("GET /api/v1/rollouts/{rollout_id}/kiosks", lambda w: ("GET", f"/api/v1/rollouts/{w.fresh_rollout()}/kiosks", None),
+     (200, 403, 403, 200, 401)),
+    ("POST /api/v1/rollouts/{rollout_id}/pause", on_rollout("pause"), (200, 403, 403, 403, 401)),
+    ("POST /api/v1/rollouts/{rollout_id}/resume", on_rollout("resume", paused=True), (200, 403, 403, 403, 401)),
+    ("POST /api/v1/rollouts/{rollout_id}/abort", on_rollout("abort"), (200, 403, 403, 403, 401)),
 ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -15,7 +16,7 @@ from sqlmodel import Session
 
 from cloud_bridge import commands
 from cloud_bridge.alert_rules import AlertRules
-from cloud_bridge.api import create_app
+from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
 from contract.commands import CommandName
@@ -49,9 +50,10 @@ def seed(engine: Engine) -> None:
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(("role", "site"), [("technician", None), ("doctor", "test-site")])
-def test_no_request_gets_a_server_error(bridge_engine: Engine, role: str, site: str | None) -> None:
+def test_no_request_gets_a_server_error(bridge_engine: Engine, role: str, site: str | None, tmp_path: Path) -> None:
     seed(bridge_engine)
-    app = create_app(bridge_engine)
+    # Uploaded bundles land in the test's own directory, not the working directory.
+    app = create_app(bridge_engine, BridgeContext(bridge_engine, releases_dir=tmp_path / "releases"))
     # A fresh token for each request: logout spends the one it is sent with.
     report = fuzz_api(app, lambda: api_token(bridge_engine, DEVELOPMENT_SECRET, role, site), examples_per_operation=EXAMPLES)
     print(f"\nschemathesis as {role}: {report.summary()}")

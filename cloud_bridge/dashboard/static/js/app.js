@@ -9,6 +9,7 @@ import { DEFAULT_LANGUAGE, Translator } from "./i18n.js";
 import { kioskScreen } from "./kiosk.js";
 import { loginScreen } from "./login.js";
 import { residentsScreen } from "./residents.js";
+import { rolloutsScreen } from "./rollouts.js";
 
 const LANGUAGE_KEY = "doorstep.dashboard.lang"; // a display preference, nothing about anyone
 
@@ -22,6 +23,7 @@ export function may(me, capability, site) {
 const ROUTES = [
   { pattern: /^#\/kiosk\/([^/]+)\/([^/]+)$/, screen: kioskScreen, needs: "fleet:read" },
   { pattern: /^#\/residents(?:\/([^/]*))?(?:\/([^/]*))?$/, screen: residentsScreen, needs: "health:read" },
+  { pattern: /^#\/rollouts$/, screen: rolloutsScreen, needs: "fleet:read", everySite: true },
   { pattern: /^(?:#\/?)?(?:fleet)?$/, screen: fleetScreen, needs: "fleet:read" },
 ];
 
@@ -164,7 +166,8 @@ class App {
     const params = (hash.match(route.pattern) || []).slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p)));
     this.screen = new Screen(this);
     this.fresh(undefined);
-    if (!may(this.me, route.needs)) {
+    // Releases and rollouts span sites: for those who read every site's fleet.
+    if (!may(this.me, route.needs) || (route.everySite && this.me.capabilities[route.needs] !== "all")) {
       fill(this.view, el("p", { class: "error", "data-testid": "forbidden" }, this.translator.t("forbidden")));
       return;
     }
@@ -197,6 +200,9 @@ class App {
     const other = t.lang === "en" ? DEFAULT_LANGUAGE : "en";
     const nav = [];
     if (this.me && may(this.me, "fleet:read")) nav.push(el("a", { href: "#/fleet", "data-nav": "fleet" }, t.t("nav.fleet")));
+    if (this.me && this.me.capabilities["fleet:read"] === "all") {
+      nav.push(el("a", { href: "#/rollouts", "data-nav": "rollouts" }, t.t("nav.rollouts")));
+    }
     if (this.me && may(this.me, "health:read")) {
       nav.push(el("a", { href: "#/residents", "data-nav": "residents" }, t.t("nav.residents")));
     }

@@ -6,7 +6,7 @@ import { enrolmentForm } from "./enrol.js";
 import { el, fill, parseTime } from "./dom.js";
 import {
   AlertsPanel, BRIDGE_SITE, configBadge, deviceProblems, devicesTable, kioskHref, outboxDepthText, runwayText, section,
-  statusBadge, table,
+  softwareBadge, statusBadge, table,
 } from "./widgets.js";
 
 export const FILTERS_KEY = "doorstep.dashboard.fleet-filters"; // kept while the tab is open, for "back"
@@ -150,7 +150,7 @@ function kioskRows(screen, kiosks, devicesOf) {
     { label: t.t("col.backlog"), num: true }, { label: t.t("col.runway"), num: true }, { label: t.t("col.outbox"), num: true },
     { label: t.t("col.disk"), num: true },
     { label: t.t("col.cpu"), num: true }, { label: t.t("col.devices") }, { label: t.t("col.config") },
-    { label: t.t("col.alerts"), num: true },
+    { label: t.t("col.software") }, { label: t.t("col.alerts"), num: true },
   ];
   const rows = kiosks.map((k) => {
     const devices = devicesOf.get(`${k.site}/${k.kiosk}`) || [];
@@ -176,6 +176,7 @@ function kioskRows(screen, kiosks, devicesOf) {
       el("td", { class: "num" }, k.cpu_temperature_c === null || k.cpu_temperature_c === undefined ? "—" : `${k.cpu_temperature_c.toFixed(0)} °C`),
       el("td", {}, t.t("devices.count", { n: devices.length }), issues.length ? " " : null, issues),
       el("td", {}, configBadge(t, k)),
+      el("td", { "data-testid": "software" }, softwareBadge(t, k)),
       el("td", { class: "num" }, k.open_alerts ? el("span", { class: "badge" }, String(k.open_alerts)) : "0"));
   });
   return table(headers, rows, { empty: t.t("kiosks.none") });

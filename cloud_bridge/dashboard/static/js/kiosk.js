@@ -6,7 +6,9 @@
 import { ApiError, allPages, apiHref, call } from "./api.js";
 import { chartWidth, timeChart } from "./chart.js";
 import { el, fill, parseTime } from "./dom.js";
-import { AlertsPanel, configBadge, devicesTable, outboxDepthText, runwayText, section, statusBadge, table } from "./widgets.js";
+import {
+  AlertsPanel, configBadge, devicesTable, outboxDepthText, runwayText, section, softwareBadge, statusBadge, table,
+} from "./widgets.js";
 
 const FINAL = new Set(["succeeded", "failed", "refused", "timed_out"]);
 const COMMAND_POLL_S = 1; // a command's answer usually comes within a second or two
@@ -124,7 +126,12 @@ export function kioskScreen(screen, view, site, kioskId) {
       // Desired against reported; why a version was refused or rolled back, in the kiosk's words.
       fact(t.t("col.config"), el("span", { "data-testid": "config" }, configBadge(t, k),
         k.config_reason && ["refused", "rolled_back"].includes(k.config_state) ? el("span", { class: "sub" }, ` ${k.config_reason}`) : null),
-      k.desired_version !== null && k.desired_version !== undefined && k.config_state !== "in_sync"));
+      k.desired_version !== null && k.desired_version !== undefined && k.config_state !== "in_sync"),
+      // The version it runs, the one it would roll back to, and its newest update in its own words.
+      fact(t.t("col.software"), el("span", { "data-testid": "software" }, softwareBadge(t, k),
+        k.software_previous_version ? el("span", { class: "sub" }, ` ${t.t("software.previous", { version: k.software_previous_version })}`) : null,
+        k.update_reason ? el("span", { class: "sub" }, ` ${k.update_reason}`) : null),
+      ["rolled_back", "refused", "failed"].includes(k.update_state)));
   }
 
   /** Shown only for a kiosk that speaks (speech_ok null: speech off, or an older kiosk). */

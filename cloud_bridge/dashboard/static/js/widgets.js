@@ -33,6 +33,17 @@ export function configBadge(t, k) {
   t.t("config.versions", { running: k.config_version ?? "?", desired: k.desired_version }), " · ", t.t(`config.${k.config_state}`));
 }
 
+/** The Doorstep version a kiosk runs, and its newest update when that is under way or failed
+ * (a healthy one is the version it runs). */
+export function softwareBadge(t, k) {
+  if (!k.software_version) return "—";
+  const update = k.update_state && k.update_state !== "healthy" && k.update_version ? k.update_version : null;
+  const failed = ["rolled_back", "refused", "failed"].includes(k.update_state);
+  return el("span", { class: `software${failed ? " bad" : ""}`, "data-software": k.software_version, title: k.update_reason || null },
+    k.software_version,
+    update ? el("span", { class: "sub", "data-update": k.update_state }, ` → ${update} · ${t.of("update", k.update_state)}`) : null);
+}
+
 export function table(headers, rows, { empty, className } = {}) {
   return el("table", { class: className || "grid-table" },
     el("thead", {}, el("tr", {}, headers.map((h) => el("th", { class: h.num ? "num" : null }, h.label)))),
