@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from doorstep.broker_cli import broker_app
+from doorstep.release_cli import release_app
 from runtime.config import ConfigError
 from runtime.heap import freeze_start_up_objects
 
@@ -150,6 +151,7 @@ app.add_typer(users_app, name="users")
 tokens_app = typer.Typer(help="Long-lived API tokens for scripts (shown once, stored hashed).", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(broker_app, name="broker")
+app.add_typer(release_app, name="release")
 
 
 @contextmanager
