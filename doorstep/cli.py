@@ -73,6 +73,8 @@ def agent(config: ConfigOption = None, log_level: AgentLogLevel = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         # A remote reload_config ends a run with "reload" once the file has been checked: the
         # agent starts again, in this process, with the file's new settings.
+        # A software update ends a run with "restart": the process exits, and systemd starts
+        # it again through deploy/doorstep-launch, in the version now current (docs/updates.md).
         while await Agent(settings, config_path=config).run(stop) == "reload":
             log = logging.getLogger("doorstep")
             try:
