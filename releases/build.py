@@ -55,13 +55,14 @@ def doorstep_wheel(source: Path, dest: Path, version: str | None = None) -> Path
 
 def dependency_wheels(doorstep: Path, dest: Path, platforms: Sequence[str]) -> list[Path]:
     """The wheels of `doorstep`'s dependencies for each platform, in `dest`: built or taken from
-    pip's cache for the host, downloaded as binaries for a Pi."""
+    pip's cache for the host, downloaded as binaries for a Pi. And pip's own: each version's
+    virtualenv carries the pip that installs the next one (edge_agent/updates/install.py)."""
     dest.mkdir(parents=True, exist_ok=True)
     for platform in platforms:
         if platform == "host":
-            _pip("wheel", "--quiet", "--wheel-dir", str(dest), str(doorstep))
+            _pip("wheel", "--quiet", "--wheel-dir", str(dest), str(doorstep), "pip")
         elif platform == "aarch64":
-            _pip("download", "--quiet", *_AARCH64_PIP, "--dest", str(dest), str(doorstep))
+            _pip("download", "--quiet", *_AARCH64_PIP, "--dest", str(dest), str(doorstep), "pip")
         else:
             raise BuildError(f"platform {platform!r}: one of {', '.join(PLATFORMS)}")
     return sorted(dest.glob("*.whl"))

@@ -27,11 +27,15 @@ def install(wheels: Path, venv: Path, version: str) -> None:
     if venv.exists():
         shutil.rmtree(venv)
     venv.parent.mkdir(parents=True, exist_ok=True)
-    # The interpreter the running version's virtualenv was made from (the system's Python 3.11
-    # on a Pi), with its bundled pip (ensurepip: no network).
-    _run([sys._base_executable, "-m", "venv", str(venv)], "creating the virtualenv")  # type: ignore[attr-defined]
-    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index", "--no-cache-dir",
-          "--disable-pip-version-check", "--find-links", str(wheels), f"doorstep=={version}"], "pip install")
+    # From the interpreter the running version's virtualenv was made from (the system's Python
+    # 3.11 on a Pi). Without ensurepip's pip (slow to install), installed by the running
+    # version's pip instead: the bundle's pip wheel goes in with the rest, for the next update.
+    # Byte code is compiled as modules are first imported, not all ahead: pip's compiling was
+    # most of an install's time (figures: the commit that made it so).
+    _run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], "creating the virtualenv")  # type: ignore[attr-defined]
+    _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-index",
+          "--no-cache-dir", "--no-compile", "--disable-pip-version-check", "--find-links", str(wheels),
+          f"doorstep=={version}", "pip"], "pip install")
     # pip does not fsync what it writes: a power cut after the marker could leave a truncated
     # module under it. Everything reaches the disk first, then the marker.
     os.sync()

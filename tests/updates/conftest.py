@@ -6,15 +6,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI, Header
+from fastapi.responses import FileResponse
 
 from releases.build import dependency_wheels, doorstep_wheel
 from releases.bundle import sign, write_bundle
 from releases.keys import keygen, public_key_text
+from tests.support import ServedApp
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 # The version the kiosk's first update installs; the kiosk starts on the checkout's own (0.1.0).
@@ -84,3 +88,33 @@ def release_kit(tmp_path_factory: pytest.TempPathFactory) -> ReleaseKit:
 @pytest.fixture(scope="session")
 def good_bundle(release_kit: ReleaseKit) -> Path:
     return release_kit.bundle()
+
+
+class BundleServer:
+    """Serves bundles as the bridge does (GET /api/v1/releases/{version}/bundle, Range requests
+    answered 206 by Starlette's FileResponse)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, Path] = {}
+        self.requests: list[str | None] = []
+        app = FastAPI()
+
+        @app.get("/api/v1/releases/{version}/bundle")
+        def bundle(version: str, range: Annotated[str | None, Header()] = None) -> FileResponse:  # noqa: A002
+            self.requests.append(range)
+            return FileResponse(self.files[version])
+
+        self.app = ServedApp(app)
+
+    def command(self, version: str, bundle: Path) -> dict[str, Any]:
+        self.files[version] = bundle
+        data = bundle.read_bytes()
+        return {"version": version, "url": f"http://127.0.0.1:{self.app.port}/api/v1/releases/{version}/bundle",
+                "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+@pytest.fixture
+def bundles() -> Iterator[BundleServer]:
+    server = BundleServer()
+    with server.app:
+        yield server

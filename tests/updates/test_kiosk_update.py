@@ -5,58 +5,27 @@ goes back. Version A is this checkout's own install (.venv, 0.1.0); B is built f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import sqlite3
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
 
 from broker_admin.mosquitto import MosquittoProcess
 from contract.software import UpdateState
 from contract.topics import QOS_RELIABLE, KioskTopics
 from runtime.mqtt import make_client
-from tests.support import KIOSK, SITE, ServedApp, broker_settings, wait_for
-from tests.updates.conftest import NEW_VERSION, ReleaseKit
-from tests.updates.supervised import SupervisedKiosk, kiosk_config
+from tests.support import KIOSK, SITE, Bridge, broker_settings, wait_for
+from tests.updates.conftest import NEW_VERSION, BundleServer, ReleaseKit
+from tests.updates.supervised import REPOSITORY, SupervisedKiosk, kiosk_config
 
 A_VERSION = "0.1.0"  # this checkout's pyproject: what ./dev setup installed
-
-
-class BundleServer:
-    """Serves bundles as the bridge does (GET /api/v1/releases/{version}/bundle, Range requests
-    answered 206 by Starlette's FileResponse)."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, Path] = {}
-        self.requests: list[str | None] = []
-        app = FastAPI()
-
-        @app.get("/api/v1/releases/{version}/bundle")
-        def bundle(version: str, range: str | None = None) -> FileResponse:  # noqa: A002 - the header's name
-            self.requests.append(range)
-            return FileResponse(self.files[version])
-
-        self.app = ServedApp(app)
-
-    def command(self, version: str, bundle: Path) -> dict[str, Any]:
-        self.files[version] = bundle
-        data = bundle.read_bytes()
-        return {"version": version, "url": f"http://127.0.0.1:{self.app.port}/api/v1/releases/{version}/bundle",
-                "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-
-
-@pytest.fixture
-def bundles() -> Iterator[BundleServer]:
-    server = BundleServer()
-    with server.app:
-        yield server
 
 
 def send_update(broker: MosquittoProcess, args: dict[str, Any]) -> str:
@@ -104,51 +73,78 @@ def started(kiosk: SupervisedKiosk, version: str, timeout: float = 30) -> None:
         raise AssertionError(kiosk.all_logs()) from None
 
 
-def test_a_to_b_is_installed_side_by_side_switched_and_kept_when_healthy(
-    tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, good_bundle: Path, bundles: BundleServer
+def outbox_readings(workdir: Path) -> set[str]:
+    """The message ids of every reading the kiosk has saved (read beside the running agent: WAL)."""
+    with sqlite3.connect(f"file:{workdir / 'outbox.sqlite3'}?mode=ro", uri=True) as db:
+        return {row[0] for row in db.execute("SELECT message_id FROM outbox WHERE topic LIKE '%/readings/%'")}
+
+
+# Each step of an update, in order; a kill -9 at the first sight of each.
+KILLED_AT = (UpdateState.DOWNLOADING, UpdateState.VERIFYING, UpdateState.INSTALLING, UpdateState.SWITCHING,
+             UpdateState.CHECKING)
+
+
+@pytest.mark.timeout(400)  # two installs (one cut short), five restarts: about 2 minutes on a loaded machine
+@pytest.mark.parametrize("bridge_database", ["sqlite"], indirect=True)  # the bridge's engine is not the subject
+def test_a_to_b_killed_at_every_step_ends_healthy_with_every_reading_at_the_bridge_once(
+    tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, good_bundle: Path, bundles: BundleServer,
+    bridge_factory: Callable[..., Bridge],
 ) -> None:
-    config = kiosk_config(tmp_path, running_broker, release_kit.public_key, health_s=30)
+    bridge = bridge_factory(running_broker)
+    config = kiosk_config(tmp_path, running_broker, release_kit.public_key, health_s=60, cuff_every_s=1)
+    killed: list[str] = []
     with SupervisedKiosk(tmp_path, config) as kiosk:
         started(kiosk, A_VERSION)
+        wait_for(lambda: len(outbox_readings(tmp_path)) >= 1, what="a reading saved by A")
         send_update(running_broker, bundles.command(NEW_VERSION, good_bundle))
-        report = wait_for_state(kiosk, UpdateState.HEALTHY, timeout=90)
+        deadline = time.monotonic() + 240
+        while (report := update_state(tmp_path)) is None or report["state"] != UpdateState.HEALTHY.value:
+            assert time.monotonic() < deadline, f"{report}\n{kiosk.all_logs()}"
+            state = None if report is None else report["state"]
+            if state in KILLED_AT and state not in killed:
+                kiosk.kill()  # a power cut at this step: the supervisor starts the kiosk again
+                killed.append(state)
+                if state == UpdateState.SWITCHING.value:
+                    saved_by_a = outbox_readings(tmp_path)
+            time.sleep(0.02)
         started(kiosk, NEW_VERSION)
+        saved = outbox_readings(tmp_path)
+        wait_for(lambda: saved <= {str(r.message_id) for r in bridge.readings()}, timeout=30,
+                 what="every reading saved at the bridge")
+    assert killed == [s.value for s in KILLED_AT], killed
     assert report["version"] == NEW_VERSION and report["reason"] is None
+    assert saved_by_a and saved - saved_by_a, "readings saved by A before the switch and by B after it"
+    stored = [str(r.message_id) for r in bridge.readings()]
+    assert len(stored) == len(set(stored))  # each once
     root = tmp_path / "updates"
     assert os.readlink(root / "current") == str((root / "versions" / NEW_VERSION).resolve())
-    assert Path(os.readlink(root / "previous")).resolve() == (Path(__file__).resolve().parents[2] / ".venv").resolve()
+    assert Path(os.readlink(root / "previous")).resolve() == (REPOSITORY / ".venv").resolve()
     assert not (root / "trial").exists()
-    assert (root / "versions" / NEW_VERSION / "bin" / "doorstep").exists()
 
 
-def test_a_b_that_crashes_at_start_is_rolled_back_by_the_launcher(
+@pytest.mark.timeout(400)  # two installs, six restarts
+def test_a_b_that_crashes_at_start_and_one_that_fails_its_health_check_each_go_back_to_a(
     tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, bundles: BundleServer
 ) -> None:
     crashing = release_kit.bundle("0.2.1", edits={"doorstep/cli.py": (
-        "    from edge_agent.logs import LogFileError, configure_logging\n",
-        "    from edge_agent.logs import LogFileError, configure_logging\n"
-        "    raise SystemExit('this build crashes at start (a test)')\n")})
-    config = kiosk_config(tmp_path, running_broker, release_kit.public_key)
-    with SupervisedKiosk(tmp_path, config) as kiosk:
-        started(kiosk, A_VERSION)
-        send_update(running_broker, bundles.command("0.2.1", crashing))
-        report = wait_for_state(kiosk, UpdateState.ROLLED_BACK, timeout=90)
-        started(kiosk, A_VERSION)
-    assert "started 3 times and never confirmed its health" in report["reason"], report
-    assert "this build crashes at start" in kiosk.all_logs()
-
-
-def test_a_b_that_fails_its_health_check_goes_back_by_itself(
-    tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, bundles: BundleServer
-) -> None:
+        "from __future__ import annotations\n",
+        "from __future__ import annotations\nraise SystemExit('this build crashes at start (a test)')\n")})
     unhealthy = release_kit.bundle("0.2.2", edits={"edge_agent/agent.py": (
         "problems = [] if self.uplink.connected else",
         "problems = ['this build fails its health check (a test)'] if self.uplink.connected else")})
     config = kiosk_config(tmp_path, running_broker, release_kit.public_key, health_s=3)
     with SupervisedKiosk(tmp_path, config) as kiosk:
         started(kiosk, A_VERSION)
-        send_update(running_broker, bundles.command("0.2.2", unhealthy))
-        started(kiosk, "0.2.2", timeout=90)
-        report = wait_for_state(kiosk, UpdateState.ROLLED_BACK, timeout=30)
+        send_update(running_broker, bundles.command("0.2.1", crashing))
+        crashed = wait_for_state(kiosk, UpdateState.ROLLED_BACK, timeout=120)
         started(kiosk, A_VERSION)
-    assert report["reason"] == "0.2.2 was not healthy within 3 s: this build fails its health check (a test)"
+        assert "this build crashes at start" in kiosk.all_logs()
+        send_update(running_broker, bundles.command("0.2.2", unhealthy))
+        started(kiosk, "0.2.2", timeout=120)
+        failed = wait_for_state(kiosk, UpdateState.ROLLED_BACK, timeout=30)
+        started(kiosk, A_VERSION)
+    assert crashed["version"] == "0.2.1"
+    assert crashed["reason"] == "0.2.1 was started 3 times and never confirmed its health (it crashed or hung at " \
+                                "start); back to .venv"
+    assert failed["version"] == "0.2.2"
+    assert failed["reason"] == "0.2.2 was not healthy within 3 s: this build fails its health check (a test)"
