@@ -64,6 +64,7 @@ async def finished(agent: Agent) -> tuple[UpdateState, str | None]:
     return update.state, update.reason
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize("tamper", ["one_byte", "another_key"])
 async def test_a_changed_or_foreign_bundle_is_refused_and_reported_before_anything_is_installed(
     tamper: str, tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, good_bundle: Path,
@@ -78,6 +79,7 @@ async def test_a_changed_or_foreign_bundle_is_refused_and_reported_before_anythi
     settings = agent_settings(tmp_path, running_broker, with_cuff=False).model_copy(
         update={"updates_root": tmp_path / "updates", "release_public_keys": [trusted]})
     async with running_agent(settings) as agent:
+        await wait_until(lambda: agent.updater is not None, what="the agent's updater")
         assert agent.updater is not None
         outcome, _ = agent.updater.begin(UpdateSoftwareArgs(**bundles.command(NEW_VERSION, bundle)))
         assert outcome is CommandOutcome.SUCCEEDED  # queued; the refusal is in the report
@@ -90,6 +92,7 @@ async def test_a_changed_or_foreign_bundle_is_refused_and_reported_before_anythi
     assert not (tmp_path / "updates" / "versions").exists() and not (tmp_path / "updates" / "current").exists()
 
 
+@pytest.mark.asyncio
 async def test_an_update_waits_while_a_resident_is_measuring(
     tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, good_bundle: Path,
     bundles: BundleServer,
@@ -98,6 +101,7 @@ async def test_an_update_waits_while_a_resident_is_measuring(
         update={"updates_root": tmp_path / "updates", "release_public_keys": [release_kit.public_key],
                 "update_retry_s": 0.2})
     async with running_agent(settings) as agent:
+        await wait_until(lambda: agent.updater is not None, what="the agent's updater")
         assert agent.updater is not None
         agent.desk.begin(None)  # a resident pressed "measure" on the screen
         agent.updater.begin(UpdateSoftwareArgs(**bundles.command(NEW_VERSION, good_bundle)))
