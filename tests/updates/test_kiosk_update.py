@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import Session, select
 
 from broker_admin.mosquitto import MosquittoProcess
+from cloud_bridge.store import Telemetry
 from contract.software import UpdateState
 from contract.topics import QOS_RELIABLE, KioskTopics
 from runtime.mqtt import make_client
 from tests.support import KIOSK, SITE, Bridge, broker_settings, wait_for
+from tests.test_remote_commands import results
 from tests.updates.conftest import NEW_VERSION, BundleServer, ReleaseKit
 from tests.updates.supervised import REPOSITORY, SupervisedKiosk, kiosk_config
 
@@ -79,6 +82,16 @@ def outbox_readings(workdir: Path) -> set[str]:
         return {row[0] for row in db.execute("SELECT message_id FROM outbox WHERE topic LIKE '%/readings/%'")}
 
 
+def reported_software(bridge: Bridge) -> tuple[str, str] | None:
+    """The version and update state in the newest telemetry the bridge stored."""
+    with Session(bridge.engine) as session:
+        newest = session.exec(select(Telemetry).order_by(Telemetry.seq.desc())).first()  # type: ignore[attr-defined]
+    software = None if newest is None else newest.payload.get("software")
+    if not software or not software.get("update"):
+        return None
+    return software["version"], software["update"]["state"]
+
+
 # Each step of an update, in order; a kill -9 at the first sight of each.
 KILLED_AT = (UpdateState.DOWNLOADING, UpdateState.VERIFYING, UpdateState.INSTALLING, UpdateState.SWITCHING,
              UpdateState.CHECKING)
@@ -96,7 +109,7 @@ def test_a_to_b_killed_at_every_step_ends_healthy_with_every_reading_at_the_brid
     with SupervisedKiosk(tmp_path, config) as kiosk:
         started(kiosk, A_VERSION)
         wait_for(lambda: len(outbox_readings(tmp_path)) >= 1, what="a reading saved by A")
-        send_update(running_broker, bundles.command(NEW_VERSION, good_bundle))
+        request_id = send_update(running_broker, bundles.command(NEW_VERSION, good_bundle))
         deadline = time.monotonic() + 240
         while (report := update_state(tmp_path)) is None or report["state"] != UpdateState.HEALTHY.value:
             assert time.monotonic() < deadline, f"{report}\n{kiosk.all_logs()}"
@@ -108,10 +121,14 @@ def test_a_to_b_killed_at_every_step_ends_healthy_with_every_reading_at_the_brid
                     saved_by_a = outbox_readings(tmp_path)
             time.sleep(0.02)
         started(kiosk, NEW_VERSION)
+        wait_for(lambda: reported_software(bridge) == (NEW_VERSION, UpdateState.HEALTHY.value), timeout=30,
+                 what="B's telemetry saying it runs, healthy, at the bridge")
         saved = outbox_readings(tmp_path)
         wait_for(lambda: saved <= {str(r.message_id) for r in bridge.readings()}, timeout=30,
                  what="every reading saved at the bridge")
     assert killed == [s.value for s in KILLED_AT], killed
+    [answer] = results(bridge, request_id)  # answered once, at once: the update goes on in the background
+    assert answer.command == "update_software" and answer.outcome == "succeeded", answer
     assert report["version"] == NEW_VERSION and report["reason"] is None
     assert saved_by_a and saved - saved_by_a, "readings saved by A before the switch and by B after it"
     stored = [str(r.message_id) for r in bridge.readings()]
