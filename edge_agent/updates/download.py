@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Final
 
 import httpx
 
-# A stalled read gives up after this; the next attempt resumes from the bytes on disk.
+# A stalled read gives up after this; the next attempt resumes from the bytes on disk, after a
+# pause that grows by this much each time.
 READ_TIMEOUT_S: Final = 60.0
+RETRY_S: Final = 5.0
 _CHUNK: Final = 256 * 1024
 
 
@@ -23,8 +26,11 @@ def download(url: str, dest: Path, *, size: int, sha256: str, attempts: int = 5)
     `dest`.part (an earlier, interrupted download) are kept and the rest asked for."""
     partial = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():  # downloaded before a restart (an interrupted switch): checked again, not fetched
+        dest.replace(partial)
     last_error: Exception | None = None
-    for _ in range(attempts):
+    for attempt in range(attempts):
+        time.sleep(RETRY_S * attempt)
         try:
             _fetch_rest(url, partial, size)
             break
@@ -54,9 +60,9 @@ def _fetch_rest(url: str, partial: Path, size: int) -> None:
         if response.status_code == 200:
             have = 0  # the server sent the whole file (it ignored the range, or there was none)
         elif response.status_code != 206:
-            response.raise_for_status()
-            raise httpx.HTTPStatusError(f"unexpected status {response.status_code}", request=response.request,
-                                        response=response)
+            if response.is_server_error:
+                response.raise_for_status()  # the bridge's trouble: tried again
+            raise DownloadError(f"{url}: HTTP {response.status_code}")  # ours (no such release): not
         with partial.open("r+b" if have else "wb") as file:
             file.seek(have)
             file.truncate()

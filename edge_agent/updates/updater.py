@@ -144,7 +144,7 @@ class Updater:
             manifest = await asyncio.to_thread(verify, bundle, self._trusted_keys, running_version=self.running_version,
                                                extract_to=unpacked)
         except ReleaseError as error:
-            await asyncio.to_thread(bundle.unlink)
+            await asyncio.to_thread(shutil.rmtree, layout.downloads, True)
             await self._move(UpdateState.REFUSED, str(error))
             return
         if manifest.version != args.version:
@@ -157,7 +157,7 @@ class Updater:
             except InstallError as error:
                 await self._move(UpdateState.FAILED, str(error))
                 return
-        await asyncio.to_thread(shutil.rmtree, layout.downloads, True)
+        await asyncio.to_thread(shutil.rmtree, unpacked, True)
         await self._wait_until_free()  # the restart ahead must not cut a measurement short either
         await self._move(UpdateState.SWITCHING)
         await asyncio.to_thread(self._switch, args.version)
@@ -189,6 +189,7 @@ class Updater:
         if self.record is not None:
             await self._move(UpdateState.HEALTHY)
         await asyncio.to_thread(self._remove_old_versions)
+        await asyncio.to_thread(shutil.rmtree, self.layout.downloads, True)  # kept until now for a switch made again
 
     async def _go_back(self) -> None:
         layout = self.layout
