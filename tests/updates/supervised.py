@@ -29,6 +29,9 @@ def kiosk_config(workdir: Path, broker: MosquittoProcess, public_key: str, *, he
         "broker": {"host": broker.host, "port": broker.port, "reconnect_min_s": 1, "reconnect_max_s": 1},
         "ack_timeout_s": 1.0, "telemetry_every_s": 5,
         "updates_root": str(workdir / "updates"), "release_public_keys": [public_key], "update_health_s": health_s,
+        # A cuff measuring every second keeps the kiosk busy half the time: the update looks for
+        # a gap often (it is deferred while the cuff measures).
+        "update_retry_s": 0.3,
         "screen": {"enabled": False, "port": free_port()},
         "devices": [] if cuff_every_s is None else [
             {"address": CUFF_ADDRESS, "model": "simulated", "simulated": True, "reconnect_interval_s": cuff_every_s,
