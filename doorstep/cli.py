@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from doorstep.broker_cli import broker_app
+from doorstep.release_cli import release_app
 from runtime.config import ConfigError
 from runtime.heap import freeze_start_up_objects
 
@@ -72,6 +73,8 @@ def agent(config: ConfigOption = None, log_level: AgentLogLevel = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         # A remote reload_config ends a run with "reload" once the file has been checked: the
         # agent starts again, in this process, with the file's new settings.
+        # A software update ends a run with "restart": the process exits, and systemd starts
+        # it again through deploy/doorstep-launch, in the version now current (docs/updates.md).
         while await Agent(settings, config_path=config).run(stop) == "reload":
             log = logging.getLogger("doorstep")
             try:
@@ -150,6 +153,7 @@ app.add_typer(users_app, name="users")
 tokens_app = typer.Typer(help="Long-lived API tokens for scripts (shown once, stored hashed).", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(broker_app, name="broker")
+app.add_typer(release_app, name="release")
 
 
 @contextmanager

@@ -56,6 +56,8 @@ from edge_agent.store.outbox import Outbox, RecordState, SavedRecord
 from edge_agent.store.relay_station import RelayBook
 from edge_agent.systemd import notify, watchdog_interval_s
 from edge_agent.telemetry import kiosk_telemetry
+from edge_agent.updates.layout import UpdateLayout
+from edge_agent.updates.updater import Updater
 from edge_agent.uplink import Uplink
 from firmware_configs.profiles import load_ble_profiles
 
@@ -75,7 +77,7 @@ STOP_GRACE_S = 5.0
 RELAY_EXPIRE_EVERY_S = 600.0
 
 SavedListener = Callable[[SavedRecord, DeviceReading], None]
-RunEnd = Literal["stopped", "reload"]
+RunEnd = Literal["stopped", "reload", "restart"]
 
 
 class Agent:
@@ -128,6 +130,8 @@ class Agent:
         self._command_tasks: set[asyncio.Task[object]] = set()
         self._stop: asyncio.Event | None = None
         self._reload_requested = False
+        self._restart_requested = False
+        self.updater: Updater | None = None
         # The blood-pressure desk of the screen: whose record the next cuff reading goes on.
         self.desk = MeasurementDesk(
             bands=settings.screen.blood_pressure_bands, timeout_s=settings.screen.measure_timeout_s,
@@ -210,6 +214,12 @@ class Agent:
         await asyncio.to_thread(self.alarms.check)
         self.uplink.set_alarms(self.alarms.current())  # on the first connect, whatever it is: a stale set is replaced
         self.uplink.start()
+        self.updater = Updater(
+            self, UpdateLayout(self.base_settings.updates_root), trusted_keys=self.base_settings.release_public_keys,
+            health_s=self.base_settings.update_health_s, retry_s=self.base_settings.update_retry_s,
+            reported=self._report_telemetry,
+        )
+        await self.updater.resume()
         await asyncio.to_thread(self._write_status)
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(self._pump_forever(), name="uplink"),
@@ -222,7 +232,8 @@ class Agent:
         if self.settings.screen.enabled:
             tasks += self._open_peripherals()
             await self._open_screen()
-        log.info("agent %s/%s running with %d device(s)", self.topics.site, self.topics.kiosk, len(self.settings.devices))
+        log.info("agent %s/%s running with %d device(s), Doorstep %s", self.topics.site, self.topics.kiosk,
+                 len(self.settings.devices), self.updater.running_version)
         notify("READY=1")
         try:
             await self._stop.wait()
@@ -230,6 +241,8 @@ class Agent:
             follow_stop.cancel()
             await self.pairing.stop()
             await self.fleet_config.stop()
+            if self.updater is not None:
+                await self.updater.stop()
             # Let running jobs (a telemetry save, a pruning pass) finish: shutting the scheduler
             # down cancels them mid-write.
             self.scheduler.pause()
@@ -244,6 +257,8 @@ class Agent:
             self.scheduler.shutdown(wait=False)
             self.uplink.stop()
             self.outbox.close()
+        if self._restart_requested:
+            return "restart"
         return "reload" if self._reload_requested else "stopped"
 
     def _new_uplink(self, loop: asyncio.AbstractEventLoop) -> Uplink:
@@ -415,6 +430,7 @@ class Agent:
                 speech=None if self.speaker is None else self.speaker.health,
                 runway=runway,
                 config=None if self.fleet_config is None else self.fleet_config.report(),
+                software=None if self.updater is None else self.updater.report(),
             )
 
         return await asyncio.to_thread(measure)
@@ -606,6 +622,23 @@ class Agent:
         except ConfigError as error:
             return str(error).splitlines()
         return []
+
+    def request_restart(self) -> None:
+        """End this process, for systemd to start it again through deploy/doorstep-launch (a
+        software update switched versions, or went back)."""
+        self._restart_requested = True
+        if self._stop is not None:
+            self._stop.set()
+
+    def update_health(self) -> list[str]:
+        """What keeps a version on trial from being kept (edge_agent/updates/updater.py): the
+        outbox opened and migrated (it has, when this runs), the broker, every configured device."""
+        assert self.uplink is not None
+        problems = [] if self.uplink.connected else [f"the broker {self.settings.broker.host}:"
+                                                     f"{self.settings.broker.port} is not reachable"]
+        problems += [f"device {d.address} has not answered" for d in self.settings.devices
+                     if d.address not in self._last_seen_at]
+        return problems
 
     def request_reload(self) -> None:
         self._reload_requested = True

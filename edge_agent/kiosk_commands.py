@@ -14,6 +14,7 @@ from importlib.metadata import version
 from typing import Final, Protocol
 
 from contract.commands import CommandName, CommandOutcome, DeviceArgs, LaundryStartArgs, LaundryUnitArgs, NoArgs
+from contract.software import UpdateSoftwareArgs
 from contract.telemetry import KioskTelemetry
 from contract.topics import KioskTopics
 from edge_agent import support_bundle
@@ -22,6 +23,7 @@ from edge_agent.remote import REQUEST_ID, Answer, Handler, RefusedCommand, Remot
 from edge_agent.settings import AgentSettings
 from edge_agent.status_file import JobState
 from edge_agent.store.outbox import Outbox
+from edge_agent.updates.updater import Updater
 from edge_agent.uplink import Uplink
 
 # Laundry command outcomes (edge_agent/laundry.py) as command outcomes.
@@ -47,6 +49,7 @@ class RunningKiosk(Protocol):
     outbox: Outbox | None
     uplink: Uplink | None
     remote: RemoteCommands | None
+    updater: Updater | None
 
     async def snapshot(self) -> KioskTelemetry: ...
 
@@ -135,6 +138,11 @@ def kiosk_handlers(agent: RunningKiosk) -> dict[CommandName, Handler]:
             return Answer(CommandOutcome.FAILED, f"the support bundle was not uploaded: {refusal}", data)
         return Answer(CommandOutcome.SUCCEEDED, f"support bundle of {len(bundle.body)} bytes uploaded", data)
 
+    async def update_software(args: UpdateSoftwareArgs) -> Answer:
+        assert agent.updater is not None
+        outcome, message = agent.updater.begin(args)
+        return Answer(outcome, message, agent.updater.report().model_dump(mode="json"))
+
     return {
         CommandName.PING: ping,
         CommandName.STATUS: status,
@@ -146,4 +154,5 @@ def kiosk_handlers(agent: RunningKiosk) -> dict[CommandName, Handler]:
         CommandName.FLUSH_OUTBOX: flush_outbox,
         CommandName.EXPORT_DIAGNOSTICS: export_diagnostics,
         CommandName.UPLOAD_SUPPORT_BUNDLE: upload_support_bundle,
+        CommandName.UPDATE_SOFTWARE: update_software,
     }

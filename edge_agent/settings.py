@@ -13,6 +13,7 @@ from pydantic_settings import SettingsConfigDict
 from contract.batch import MAX_BATCH_RECORDS
 from contract.sealing import public_key_from
 from contract.topics import Slug
+from releases.keys import verify_key_from
 from runtime.config import FileSettings
 from runtime.mqtt import BrokerSettings
 from edge_agent.logs import LogSettings
@@ -122,6 +123,31 @@ class AgentSettings(FileSettings):
         description="card and QR readers on serial ports (readers that type like a keyboard need nothing here)",
     )
     printer: PrinterSettings | None = Field(default=None, description="a receipt printer for results, if any")
+    updates_root: Path = Field(
+        default=Path("/var/lib/doorstep/updates"),
+        description="where software updates are downloaded and installed, one virtualenv per version "
+        "(docs/updates.md); deploy/doorstep-launch reads the same directory (DOORSTEP_UPDATES_ROOT)",
+    )
+    release_public_keys: list[str] = Field(
+        default_factory=list,
+        description="the release keys this kiosk trusts (base64, from `doorstep release keygen`); none: every "
+        "update is refused",
+    )
+    update_health_s: float = Field(
+        default=120, gt=0,
+        description="after an update, how long the new version has to pass its health check (broker, outbox, "
+        "devices) before it goes back to the previous version by itself",
+    )
+    update_retry_s: float = Field(
+        default=30, gt=0, description="an update waiting for a measurement or a washer start is tried again this often"
+    )
+
+    @field_validator("release_public_keys")
+    @classmethod
+    def _release_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            verify_key_from(key)
+        return keys
 
     @field_validator("payload_public_key")
     @classmethod

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from contract.desired import ConfigReport
+from contract.software import SoftwareReport
 from contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
 from edge_agent.runway import Runway
 from edge_agent.screen.speech import SpeechHealth
@@ -33,7 +34,7 @@ def disk_free_bytes(path: Path) -> int | None:
 
 def kiosk_telemetry(
     outbox: Outbox, *, uptime_s: float, now: datetime, devices: Iterable[DeviceTelemetry], clock_synchronised: bool,
-    speech: SpeechHealth | None = None, runway: Runway | None = None, config: ConfigReport | None = None,
+    speech: SpeechHealth | None = None, runway: Runway | None = None, config: ConfigReport | None = None, software: SoftwareReport | None = None,
 ) -> KioskTelemetry:
     """`speech`: None when the kiosk does not speak (screen.speak_results off). `runway`: the
     outbox's (edge_agent/runway.py), None while not measured."""
@@ -60,6 +61,7 @@ def kiosk_telemetry(
         runway_h=None if runway is None else runway.hours,
         devices=list(devices),
         config=config,
+        software=software,
     )
 
 

@@ -27,11 +27,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     "firmware_configs": frozenset({"contract", "firmware_configs"}),
     "drivers": frozenset({"contract", "firmware_configs", "drivers"}),
     "kiosk_config": frozenset({"contract", "runtime", "firmware_configs", "kiosk_config"}),
+    # Release bundles (issue 20): the kiosk verifies them, the bridge stores them.
+    "releases": frozenset({"contract", "releases"}),
     "edge_agent": frozenset({"contract", "runtime", "broker_admin", "firmware_configs", "drivers", "kiosk_config",
-                             "edge_agent"}),
+                             "releases", "edge_agent"}),
     # The bridge reads the kiosk's configuration models, never firmware_configs itself, and grants
     # and revokes kiosks' broker accounts at enrolment (cloud_bridge/enrolment.py).
-    "cloud_bridge": frozenset({"contract", "runtime", "broker_admin", "kiosk_config", "cloud_bridge"}),
+    "cloud_bridge": frozenset({"contract", "runtime", "broker_admin", "kiosk_config", "releases", "cloud_bridge"}),
 }
 # The packages whose face (__init__.py) must import nothing: importing the contract must not
 # pull in the apps, nor broker operations the runtime.

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("doorstep", "contract", "runtime", "broker_admin", "drivers", "edge_agent", "cloud_bridge", "firmware_configs", "kiosk_config", "benchmarks")
+PACKAGES = ("doorstep", "contract", "runtime", "broker_admin", "drivers", "edge_agent", "cloud_bridge", "firmware_configs", "kiosk_config", "releases",
+            "benchmarks")
 
 
 def test_mypy_finds_nothing(tmp_path: Path) -> None:

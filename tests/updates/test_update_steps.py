@@ -1,0 +1,116 @@
+"""The steps of an update before the install, in process: a download resumes where it stopped;
+a bundle with one byte changed or signed by another key is refused and reported before anything
+is installed; an update never starts while a resident is measuring."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from broker_admin.mosquitto import MosquittoProcess
+from contract.commands import CommandOutcome
+from contract.software import UpdateSoftwareArgs, UpdateState
+from edge_agent.agent import Agent
+from edge_agent.updates.download import DownloadError, download
+from releases.keys import keygen, public_key_text
+from tests.support import agent_settings, running_agent, wait_until
+from tests.updates.conftest import NEW_VERSION, BundleServer, ReleaseKit
+
+
+def changed_byte(bundle: Path, into: Path) -> Path:
+    shutil.copy(bundle, into)
+    with tarfile.open(bundle) as tar:
+        wheel = next(m for m in tar.getmembers() if m.name.startswith("wheels/doorstep-"))
+    with into.open("r+b") as file:
+        file.seek(wheel.offset_data + wheel.size // 2)
+        byte = file.read(1)
+        file.seek(-1, io.SEEK_CUR)
+        file.write(bytes([byte[0] ^ 0x01]))
+    return into
+
+
+def test_a_download_resumes_from_the_bytes_on_disk(tmp_path: Path, good_bundle: Path, bundles: BundleServer) -> None:
+    args = bundles.command(NEW_VERSION, good_bundle)
+    half = args["size"] // 2
+    dest = tmp_path / "b.bundle"
+    (tmp_path / "b.bundle.part").write_bytes(good_bundle.read_bytes()[:half])  # cut off mid-way
+    download(args["url"], dest, size=args["size"], sha256=args["sha256"])
+    assert bundles.requests == [f"bytes={half}-"]
+    assert dest.read_bytes() == good_bundle.read_bytes() and not (tmp_path / "b.bundle.part").exists()
+
+
+def test_a_download_that_is_not_the_commanded_file_is_thrown_away(tmp_path: Path, good_bundle: Path,
+                                                                  bundles: BundleServer) -> None:
+    args = bundles.command(NEW_VERSION, good_bundle)
+    with pytest.raises(DownloadError, match="SHA-256"):
+        download(args["url"], tmp_path / "b.bundle", size=args["size"], sha256="0" * 64)
+    assert list(tmp_path.iterdir()) == []  # a resume must not keep the wrong bytes
+
+
+async def finished(agent: Agent) -> tuple[UpdateState, str | None]:
+    def done() -> bool:
+        update = agent.updater.report().update if agent.updater else None
+        return update is not None and update.state.finished
+
+    await wait_until(done, timeout=30, what="the update to end")
+    assert agent.updater is not None
+    update = agent.updater.report().update
+    assert update is not None
+    return update.state, update.reason
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("tamper", ["one_byte", "another_key"])
+async def test_a_changed_or_foreign_bundle_is_refused_and_reported_before_anything_is_installed(
+    tamper: str, tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, good_bundle: Path,
+    bundles: BundleServer,
+) -> None:
+    trusted = release_kit.public_key
+    if tamper == "another_key":
+        trusted = public_key_text(keygen(tmp_path / "other.key"))  # this kiosk trusts only another key
+        bundle = good_bundle
+    else:
+        bundle = changed_byte(good_bundle, tmp_path / "changed.bundle")
+    settings = agent_settings(tmp_path, running_broker, with_cuff=False).model_copy(
+        update={"updates_root": tmp_path / "updates", "release_public_keys": [trusted]})
+    async with running_agent(settings) as agent:
+        await wait_until(lambda: agent.updater is not None, what="the agent's updater")
+        assert agent.updater is not None
+        outcome, _ = agent.updater.begin(UpdateSoftwareArgs(**bundles.command(NEW_VERSION, bundle)))
+        assert outcome is CommandOutcome.SUCCEEDED  # queued; the refusal is in the report
+        state, reason = await finished(agent)
+        software = (await agent.snapshot()).software
+    assert state is UpdateState.REFUSED
+    assert reason is not None and reason.startswith("hash_mismatch" if tamper == "one_byte" else "unknown_key")
+    assert software is not None and software.update is not None and software.update.state is UpdateState.REFUSED
+    assert software.version == "0.1.0"
+    assert not (tmp_path / "updates" / "versions").exists() and not (tmp_path / "updates" / "current").exists()
+
+
+@pytest.mark.asyncio
+async def test_an_update_waits_while_a_resident_is_measuring(
+    tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, good_bundle: Path,
+    bundles: BundleServer,
+) -> None:
+    settings = agent_settings(tmp_path, running_broker, with_cuff=False).model_copy(
+        update={"updates_root": tmp_path / "updates", "release_public_keys": [release_kit.public_key],
+                "update_retry_s": 0.2})
+    async with running_agent(settings) as agent:
+        await wait_until(lambda: agent.updater is not None, what="the agent's updater")
+        assert agent.updater is not None
+        agent.desk.begin(None)  # a resident pressed "measure" on the screen
+        agent.updater.begin(UpdateSoftwareArgs(**bundles.command(NEW_VERSION, good_bundle)))
+        await wait_until(lambda: agent.updater.report().update.state is UpdateState.DEFERRED,  # type: ignore[union-attr]
+                         what="the update deferred")
+        await asyncio.sleep(1.0)  # retried every 0.2 s meanwhile
+        update = agent.updater.report().update
+        assert update is not None and update.state is UpdateState.DEFERRED
+        assert update.reason == "a blood-pressure measurement is under way"
+        assert bundles.requests == []  # not even downloaded
+        software = (await agent.snapshot()).software
+        assert software is not None and software.update == update
