@@ -4,17 +4,15 @@ A bundle is one uncompressed tar (`doorstep release build`: manifest.json, manif
 wheels/). The bridge keeps the file as uploaded under `releases_dir`, named by its version, with
 its SHA-256 and size, computed while it streamed in: those two go into every `update_software`
 command, so a kiosk refuses a file that is not, byte for byte, the one stored here. The bridge
-reads only the manifest's "version", to refuse a bundle uploaded under another version's name;
-it never checks the signature: the release key is kept off the bridge, and each kiosk verifies
+reads the manifest (releases/manifest.py), to refuse a bundle uploaded under another version's
+name or one that is no release's; it never checks the signature: the release key is kept off the bridge, and each kiosk verifies
 the signature and every file's hash before installing anything.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,11 +22,10 @@ from typing import Any, Final
 from sqlalchemy import JSON, BigInteger
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from releases.bundle import read_manifest as read_release_manifest
+from releases.errors import ReleaseError
 
-# manifest.json lists a file per wheel (a few dozen): a mebibyte is far more than any real one,
-# and bounds what a hostile upload can make the bridge parse.
-MAX_MANIFEST_BYTES: Final = 1024 * 1024
-MANIFEST_NAME: Final = "manifest.json"
+
 CHUNK_BYTES: Final = 256 * 1024
 
 
@@ -61,27 +58,12 @@ def bundle_path(releases_dir: Path, version: str) -> Path:
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    """manifest.json of the tar at `path`; BundleRefused says what is wrong."""
+    """manifest.json of the tar at `path`, validated by the release's own model (releases/);
+    BundleRefused says what is wrong."""
     try:
-        with tarfile.open(path, mode="r:") as bundle:
-            try:
-                member = bundle.getmember(MANIFEST_NAME)
-            except KeyError:
-                raise BundleRefused(f"the bundle holds no {MANIFEST_NAME}") from None
-            if not member.isfile() or member.size > MAX_MANIFEST_BYTES:
-                raise BundleRefused(f"{MANIFEST_NAME} is not a file of at most {MAX_MANIFEST_BYTES} bytes")
-            stream = bundle.extractfile(member)
-            assert stream is not None  # a regular file
-            raw = stream.read()
-    except tarfile.TarError as error:
-        raise BundleRefused(f"not an uncompressed tar: {error}") from None
-    try:
-        manifest = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise BundleRefused(f"{MANIFEST_NAME} is not JSON: {error}") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("version"), str):
-        raise BundleRefused(f"{MANIFEST_NAME} names no version")
-    return manifest
+        return read_release_manifest(path).model_dump(mode="json")
+    except ReleaseError as error:
+        raise BundleRefused(str(error)) from None
 
 
 @dataclass

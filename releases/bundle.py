@@ -19,6 +19,7 @@ from typing import IO, Final
 from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
 
+from contract.codec import describe
 from releases.errors import Reason, ReleaseError
 from releases.keys import check_signature, load_signing_key, public_key_text
 from releases.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry, Manifest, member_name
@@ -122,6 +123,22 @@ def verify(bundle: Path, trusted_public_keys: list[str], *, running_version: str
             if actual != entry.sha256:
                 raise ReleaseError(Reason.HASH_MISMATCH, f"{name}: SHA-256 {actual}, the manifest says {entry.sha256}")
     return manifest
+
+
+def read_manifest(bundle: Path) -> Manifest:
+    """The bundle's manifest, validated but not verified: for the bridge, which holds no release
+    key and only files a bundle under its version (kiosks `verify`); ReleaseError if it is not
+    a bundle's."""
+    try:
+        tar = tarfile.open(bundle, "r:")
+    except (tarfile.TarError, OSError) as error:
+        raise ReleaseError(Reason.NOT_A_BUNDLE, f"not an uncompressed tar ({error})") from None
+    with tar:
+        raw = _read_small(tar, MANIFEST_NAME)
+    try:
+        return Manifest.model_validate_json(raw)
+    except ValidationError as error:
+        raise ReleaseError(Reason.NOT_A_BUNDLE, f"{MANIFEST_NAME} does not validate: {describe(error)}") from None
 
 
 def _check_upgrade_path(manifest: Manifest, running_version: str | None) -> None:

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from cloud_bridge.accounts import AuditEntry
 from cloud_bridge.api import BridgeContext, create_app
 from cloud_bridge.settings import DEVELOPMENT_SECRET
-from tests.bridge.release_files import bundle_bytes
+from tests.bridge.release_files import bundle_bytes, unversioned_bundle_bytes
 from tests.support import ServedApp, api_token
 
 TAR = {"content-type": "application/x-tar"}
@@ -95,7 +95,7 @@ def test_an_upload_that_is_not_its_versions_bundle_is_refused_and_leaves_nothing
     assert status == 422 and isinstance(body, dict) and "0.2.9" in body["reason"], body
     status, body = served.upload("0.3.0", b"not a tar at all" * 100)
     assert status == 422, body
-    status, body = served.upload("0.3.0", bundle_bytes("0.3.0", manifest={"notes": "no version"}))
+    status, body = served.upload("0.3.0", unversioned_bundle_bytes())
     assert status == 422 and isinstance(body, dict) and "version" in body["reason"]
     status, body = served.upload("0.3.0", bundle_bytes("0.3.0", wheel_bytes=3 * 1024 * 1024))
     assert status == 413, body
