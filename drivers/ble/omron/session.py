@@ -52,6 +52,12 @@ class UnlockKeyRefusedError(DeviceBondLostError):
 
     what = "the cuff holds an unlock key that is not this kiosk's"
 
+    def __init__(self, address: str, detail: str) -> None:
+        super().__init__(address, detail)
+        # bluetoothctl, which the base class also offers, bonds but programs no key.
+        self.args = (f"{address} refused access ({detail}): {self.what}. Put the cuff in pairing mode (\"-P-\") "
+                     f"and pair it again on the kiosk's technician screen (配对新血压计), which programs the kiosk's key.",)
+
 
 class _Conversation:
     """Frames out on the TX channel(s), whole answers back from the RX channel(s)."""
