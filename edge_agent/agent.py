@@ -56,6 +56,7 @@ from edge_agent.store.outbox import Outbox, RecordState, SavedRecord
 from edge_agent.store.relay_station import RelayBook
 from edge_agent.systemd import notify, watchdog_interval_s
 from edge_agent.telemetry import kiosk_telemetry
+from edge_agent.unlock_key import kiosk_unlock_key, unlock_key_path
 from edge_agent.updates.layout import UpdateLayout
 from edge_agent.updates.updater import Updater
 from edge_agent.uplink import Uplink
@@ -122,6 +123,7 @@ class Agent:
         self.remote: RemoteCommands | None = None
         self.fleet_config: DesiredConfigApplier | None = None
         self.pairing: PairingDesk | None = None  # the technician screen's "pair a new cuff"
+        self.unlock_key: bytes | None = None  # for Omron cuffs that unlock with a key; read at run()
         # Held while the uplink pumps, and while a new broker's uplink replaces it.
         self._uplink_lock = asyncio.Lock()
         self._laundry_task: asyncio.Task[None] | None = None
@@ -158,11 +160,13 @@ class Agent:
             health_s=self.base_settings.config_health_s, reported=self._report_telemetry,
         )
         self.settings = self.fleet_config.startup_settings()  # the last good, as before a restart
+        self.unlock_key = kiosk_unlock_key(unlock_key_path(self.base_settings.outbox_path))
         self.pairing = PairingDesk(
             profiles=load_ble_profiles(), configured=lambda: self.settings.devices,
             configure=self.fleet_config.pair_device, forget=self.fleet_config.forget_paired,
             paired=lambda: self.fleet_config.paired if self.fleet_config is not None else [],
             bond_trouble=self.device_health.bond_trouble,
+            unlock_key=self.unlock_key, backend_for=self._backends.get,
         )
         self.desk.bands, self.desk.timeout_s = self.settings.screen.blood_pressure_bands, self.settings.screen.measure_timeout_s
         watch = self.clock_watch
@@ -672,6 +676,7 @@ class Agent:
             cursor=CursorStore(cursors.position, cursors.set_position),
             on_cuff_pressure=self._cuff_pressure,
             kiosk_time=lambda: datetime.now() if self.clock_watch.trusted else None,
+            unlock_key=self.unlock_key,
         )
 
     async def _watch_device(self, settings: DeviceSettings, due: asyncio.Event) -> None:

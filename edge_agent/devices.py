@@ -194,12 +194,15 @@ class OmronReader(_SessionState):
 SIMULATED_BATTERY_PERCENT = 87
 
 
-def default_simulator(profile: BleDeviceProfile, address: str, start_button: Path | None = None) -> SimulatedPeripheral:
-    """What `simulated: true` plugs in for a device of this kind (demo, tests, trying a config)."""
+def default_simulator(
+    profile: BleDeviceProfile, address: str, start_button: Path | None = None, unlock_key: bytes | None = None
+) -> SimulatedPeripheral:
+    """What `simulated: true` plugs in for a device of this kind (demo, tests, trying a config).
+    An Omron cuff that unlocks with a key holds `unlock_key`: paired with this kiosk."""
     battery = SIMULATED_BATTERY_PERCENT
     if profile.omron_memory is not None:
         omron = SimulatedOmronCuff(memory_map=profile.omron_memory, address=address, name=profile.model.upper(),
-                                   requires_bonding=Quirk.NEEDS_BONDING in profile.quirks)
+                                   requires_bonding=Quirk.NEEDS_BONDING in profile.quirks, unlock_key=unlock_key)
         waiting = plausible_reading(datetime.now() - timedelta(days=1)) + plausible_reading()
         for reading in waiting:  # yesterday's and today's, waiting in its memory
             omron.measure(dataclasses.replace(reading, mean_arterial_pressure=None, user_id=1))
@@ -255,17 +258,20 @@ def reader_for(
     cursor: CursorStore,
     on_cuff_pressure: CuffPressureListener | None = None,
     kiosk_time: Callable[[], datetime | None] = datetime.now,
+    unlock_key: bytes | None = None,
 ) -> DeviceReader:
     """The reader for one configured device; `backend` None means the platform's Bluetooth.
-    `kiosk_time`: the local wall clock written to devices' clocks; None while it is untrusted."""
+    `kiosk_time`: the local wall clock written to devices' clocks; None while it is untrusted.
+    `unlock_key`: this kiosk's key for Omron cuffs that unlock with one (edge_agent/unlock_key.py)."""
     if backend is None and settings.simulated:
-        backend = simulated_backend(default_simulator(profile, settings.address, settings.simulated_start_button))
+        backend = simulated_backend(default_simulator(profile, settings.address, settings.simulated_start_button,
+                                                      unlock_key))
     device = DeviceIdentity(model=profile.model, address=settings.address)
     needs_bonding = Quirk.NEEDS_BONDING in profile.quirks
     forgets_bond = Quirk.FORGETS_BOND in profile.quirks
     if profile.omron_memory is not None:
         omron = OmronMemorySession(settings.address, profile.omron_memory, backend=backend, needs_bonding=needs_bonding,
-                                   forgets_bond=forgets_bond, now=kiosk_time)
+                                   forgets_bond=forgets_bond, unlock_key=unlock_key, now=kiosk_time)
         return OmronReader(device, omron)
     if profile.kind == "blood_pressure":
         cuff = BloodPressureCuffSession(

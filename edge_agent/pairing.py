@@ -4,6 +4,7 @@ the kiosk's configuration when BlueZ holds a bond with it.
 
     idle ──scan──▶ (the devices heard, each with its profile)
          ──pair(address)──▶ pairing ──▶ paired  (configured through DesiredConfigApplier.pair_device)
+                                   │        (an Omron key model: the kiosk's unlock key programmed first)
                                    └──▶ failed  (failure: what to tell the technician)
 
 The BlueZ side is drivers/ble/pairing.py; the words are the screen's (static/i18n.js,
@@ -21,9 +22,13 @@ from enum import StrEnum
 from typing import Any
 
 from contract.telemetry import DeviceError
+from bleak.backends.client import BaseBleakClient
+
 from drivers.ble.discovery import DiscoveredDevice
+from drivers.ble.errors import BleDriverError
+from drivers.ble.omron.session import OmronMemorySession
 from drivers.ble.pairing import AgentLog, BluezPairing, PairingError, PairingFailure
-from firmware_configs.profiles import BleDeviceProfile
+from firmware_configs.profiles import BleDeviceProfile, Quirk
 from kiosk_config.sections import DeviceSettings
 
 log = logging.getLogger(__name__)
@@ -57,7 +62,10 @@ class PairingDesk:
     forget: Callable[[str], Awaitable[list[str]]]  # DesiredConfigApplier.forget_paired
     paired: Callable[[], Sequence[dict[str, Any]]]  # DesiredConfigApplier.paired
     bond_trouble: Callable[[], Mapping[str, DeviceError]]  # DeviceHealthBook.bond_trouble
+    unlock_key: bytes  # programmed into Omron cuffs that unlock with a key (edge_agent/unlock_key.py)
     connect: Callable[[], Awaitable[BluezPairing]] = BluezPairing.connect
+    # The bleak backend for a device (simulated ones in tests and the demo); None: the platform's.
+    backend_for: Callable[[str], type[BaseBleakClient] | None] = lambda _address: None
     scan_s: float = SCAN_S
     pair_timeout_s: float = PAIR_TIMEOUT_S
     phase: PairingPhase = PairingPhase.IDLE
@@ -148,6 +156,7 @@ class PairingDesk:
                 await bluez.pair(address, capability, timeout_s=self.pair_timeout_s, agent=agent)
             finally:
                 bluez.disconnect()
+            await self._program_key(address, self.profiles[model])
         except PairingError as error:
             log.warning("pairing %s (%s) failed: %s", address, model, error)
             self.phase, self.failure, self.detail = PairingPhase.FAILED, error.failure.value, error.detail
@@ -163,6 +172,20 @@ class PairingDesk:
             return
         self._paired_at[address.upper()] = datetime.now(UTC)
         self.phase = PairingPhase.PAIRED
+
+    async def _program_key(self, address: str, profile: BleDeviceProfile) -> None:
+        """An Omron cuff that unlocks with a key takes the kiosk's now, while it is still in
+        pairing mode (omblepy programs its key right after pairing, omblepy.py main, -p)."""
+        memory = profile.omron_memory
+        if memory is None or memory.unlock != "key":
+            return
+        session = OmronMemorySession(address, memory, backend=self.backend_for(address),
+                                     needs_bonding=Quirk.NEEDS_BONDING in profile.quirks, unlock_key=self.unlock_key)
+        try:
+            await session.program_key()
+        except BleDriverError as error:
+            raise PairingError(PairingFailure.KEY_NOT_PROGRAMMED, str(error)) from error
+        log.info("programmed this kiosk's unlock key into %s (%s)", address, profile.model)
 
     def _entry(self, address: str, model: str) -> dict[str, Any]:
         """Its settings: a device paired again keeps its own, with the model just matched."""

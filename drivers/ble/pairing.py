@@ -64,6 +64,9 @@ class PairingFailure(StrEnum):
     OUT_OF_RANGE = "out_of_range"  # not heard, connection failed or timed out
     PASSKEY_ENTRY = "passkey_entry"  # it wants a code typed at the kiosk: not offered yet
     NO_ADAPTER = "no_adapter"  # no Bluetooth adapter, or BlueZ not running
+    # Bonded, but the cuff did not take the kiosk's unlock key (an Omron key model,
+    # drivers/ble/omron/session.py program_key): it left pairing mode, or the link dropped.
+    KEY_NOT_PROGRAMMED = "key_not_programmed"
     FAILED = "failed"  # BlueZ failed for a reason not above (its words are kept)
 
 

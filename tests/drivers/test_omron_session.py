@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUnit, MeasurementStatus
-from drivers.ble.bonding import DeviceNotBondedError
 from drivers.ble.errors import DecodeError, DeviceDisconnectedError
 from drivers.ble.omron.memory import decode_clock
-from drivers.ble.omron.session import OmronMemorySession
+from contract.device_errors import DeviceErrorCode
+from drivers.ble.omron.session import KeyNotProgrammedError, OmronMemorySession, UnlockKeyRefusedError
 from drivers.ble.simulated import simulated_backend
 from drivers.ble.simulated.omron_cuff import SimulatedOmronCuff
 from firmware_configs.omron_memory import OmronMemory
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.asyncio
 
 PROFILES = load_ble_profiles()
 KIOSK_NOW = datetime(2026, 12, 7, 9, 30, 0)
+KIOSK_KEY = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f0")  # this kiosk's unlock key
 
 
 def reading(n: int, user: int | None = 1) -> BloodPressureMeasurement:
@@ -38,7 +39,7 @@ def memory_map(model: str) -> OmronMemory:
 
 
 def cuff(model: str = "hem-7142t2", misbehaviour: str | None = None) -> SimulatedOmronCuff:
-    device = SimulatedOmronCuff(memory_map=memory_map(model))
+    device = SimulatedOmronCuff(memory_map=memory_map(model), unlock_key=KIOSK_KEY)  # paired with this kiosk
     if misbehaviour is not None:
         setattr(device, misbehaviour, True)
     return device
@@ -54,10 +55,13 @@ class Outbox:
         self.saved += readings
 
 
+def session_with(device: SimulatedOmronCuff, model: str, key: bytes = KIOSK_KEY) -> OmronMemorySession:
+    return OmronMemorySession(device.address, memory_map(model), backend=simulated_backend(device),
+                              needs_bonding=True, unlock_key=key, now=lambda: KIOSK_NOW)
+
+
 async def collect(device: SimulatedOmronCuff, outbox: Outbox, model: str = "hem-7142t2") -> list[BloodPressureMeasurement]:
-    session = OmronMemorySession(device.address, memory_map(model), backend=simulated_backend(device),
-                                 needs_bonding=True, now=lambda: KIOSK_NOW)
-    return await session.collect(outbox.save)
+    return await session_with(device, model).collect(outbox.save)
 
 
 async def test_unread_records_are_saved_once_then_marked_read_and_the_clock_is_set() -> None:
@@ -136,10 +140,42 @@ async def test_a_two_user_four_channel_model_reads_each_users_area() -> None:
     assert (device.unread(1), device.unread(2)) == (0, 0)
 
 
-async def test_a_cuff_holding_another_unlock_key_is_not_bonded_with_us_and_keeps_its_records() -> None:
+async def test_a_cuff_holding_another_unlock_key_is_refused_as_a_lost_bond_and_keeps_its_records() -> None:
     device = cuff("hem-7361t")
-    device.unlock_key = bytes(16)  # paired with something else
+    device.unlock_key = bytes.fromhex("deadbeaf12341234deadbeaf12341234")  # omblepy's, paired with omblepy -p
     device.measure(reading(0))
-    with pytest.raises(DeviceNotBondedError, match="Omron key unlock refused"):
+    with pytest.raises(UnlockKeyRefusedError, match="not this kiosk's") as refused:
         await collect(device, Outbox(), "hem-7361t")
+    # The code the technician screen offers "pair again" for (DeviceHealthBook.bond_trouble).
+    assert refused.value.code is DeviceErrorCode.BLE_BOND_LOST
     assert device.unread() == 1
+
+
+async def test_a_cuff_paired_at_the_kiosk_takes_its_key_then_opens_to_it_alone() -> None:
+    device = SimulatedOmronCuff(memory_map=memory_map("hem-7361t"), name="HEM-7361T")  # fresh: no key
+    device.measure(reading(0))
+    device.pairing_mode = True  # "-P-" blinking
+    await session_with(device, "hem-7361t").program_key()
+    assert device.unlock_key == KIOSK_KEY
+    device.pairing_mode = False  # back to normal use
+    outbox = Outbox()
+    assert await collect(device, outbox, "hem-7361t") == [reading(0)]
+    # Another kiosk (or omblepy's default key) is refused by the cuff itself, not by us.
+    device.measure(reading(1))
+    with pytest.raises(UnlockKeyRefusedError):
+        await session_with(device, "hem-7361t", key=bytes(16)).collect(outbox.save)
+    assert outbox.saved == [reading(0)]
+    assert device.unread() == 1
+
+
+async def test_a_cuff_out_of_pairing_mode_refuses_a_new_key_and_keeps_its_own() -> None:
+    device = cuff("hem-7361t")
+    with pytest.raises(KeyNotProgrammedError, match="not in pairing mode"):
+        await session_with(device, "hem-7361t", key=bytes(16)).program_key()
+    assert device.unlock_key == KIOSK_KEY
+    assert await collect(device, Outbox(), "hem-7361t") == []
+
+
+async def test_a_key_model_without_a_key_is_our_bug_said_at_once() -> None:
+    with pytest.raises(ValueError, match="unlocks with a key"):
+        OmronMemorySession("AA:BB:CC:DD:EE:FF", memory_map("hem-7361t"))

@@ -142,6 +142,15 @@ TOKEN_UNLOCK: Final = 0x11  # + 4 bytes of our choosing + 15 zero bytes (hass-om
 TOKEN_UNLOCKED: Final = 0x91  # + status 0x00 + the 4 bytes echoed
 KEY_UNLOCK: Final = 0x01  # + the 16-byte key programmed at pairing (omblepy unlockWithUnlockKey)
 KEY_UNLOCKED: Final = bytes.fromhex("8100")
+# Programming the key, only while the cuff is in pairing mode ("-P-"): omblepy omblepy.py
+# writeNewUnlockKey (commit 0dddc07) first asks for key programming with 0x02 + 16 zero bytes,
+# answered 0x82 0x00 ("Has the device been started in pairing mode?" otherwise), then sends
+# 0x00 + the 16-byte key, answered 0x80 0x00.
+KEY_PROGRAMMING: Final = 0x02
+KEY_PROGRAMMING_OPEN: Final = bytes.fromhex("8200")
+KEY_STORE: Final = 0x00
+KEY_STORED: Final = bytes.fromhex("8000")
+KEY_SIZE: Final = 16
 
 
 def token_unlock(token: bytes) -> bytes:
@@ -155,9 +164,21 @@ def is_token_unlocked(answer: bytes, token: bytes) -> bool:
 
 
 def key_unlock(key: bytes) -> bytes:
-    if len(key) != 16:
-        raise ValueError("an unlock key is 16 bytes")
-    return bytes([KEY_UNLOCK]) + key
+    return bytes([KEY_UNLOCK]) + _checked(key)
+
+
+def key_programming() -> bytes:
+    return bytes([KEY_PROGRAMMING]) + bytes(KEY_SIZE)
+
+
+def key_store(key: bytes) -> bytes:
+    return bytes([KEY_STORE]) + _checked(key)
+
+
+def _checked(key: bytes) -> bytes:
+    if len(key) != KEY_SIZE:
+        raise ValueError(f"an unlock key is {KEY_SIZE} bytes")
+    return key
 
 
 def is_key_unlocked(answer: bytes) -> bool:

@@ -24,8 +24,8 @@ from bleak.backends.client import BaseBleakClient
 from bleak.exc import BleakError
 
 from drivers.ble.blood_pressure import BloodPressureMeasurement
-from drivers.ble.bonding import DeviceNotBondedError
-from drivers.ble.errors import DecodeError, DeviceDisconnectedError, MeasurementTimeoutError, MissingServiceError
+from drivers.ble.bonding import DeviceBondLostError, DeviceNotBondedError
+from drivers.ble.errors import BleDriverError, DecodeError, DeviceDisconnectedError, MeasurementTimeoutError, MissingServiceError
 from drivers.ble.measurement_session import DeviceSession, LinkWatch, subscribe
 from drivers.ble.omron import frames, memory, records, service
 from firmware_configs.omron_memory import OmronMemory
@@ -34,15 +34,29 @@ logger = logging.getLogger(__name__)
 
 # omblepy waits 1 s per answer (_waitForRxOrRetry); a little more for a busy kiosk radio.
 REPLY_TIMEOUT_S: Final = 2.0
-# omblepy's unlock key (omblepy.py pairingKey, "arbitrary choice"): what a cuff paired with
-# omblepy holds. The pairing screen (issue 22, branch pairing) is to program the kiosk's own.
-OMBLEPY_KEY: Final = bytes.fromhex("deadbeaf12341234deadbeaf12341234")
 
 SaveReadings = Callable[[list[BloodPressureMeasurement]], Awaitable[None]]
 
 
 class OmronProtocolError(DecodeError):
     """The cuff answered out of turn (wrong type or address) or refused: its bytes' fault."""
+
+
+class KeyNotProgrammedError(BleDriverError):
+    """The cuff did not take our unlock key: not in pairing mode, or it refused the key."""
+
+
+class UnlockKeyRefusedError(DeviceBondLostError):
+    """The cuff's unlock key is not this kiosk's: programmed by omblepy or another kiosk, or
+    the cuff was reset. Like a lost bond, only pairing it again at the kiosk helps."""
+
+    what = "the cuff holds an unlock key that is not this kiosk's"
+
+    def __init__(self, address: str, detail: str) -> None:
+        super().__init__(address, detail)
+        # bluetoothctl, which the base class also offers, bonds but programs no key.
+        self.args = (f"{address} refused access ({detail}): {self.what}. Put the cuff in pairing mode (\"-P-\") "
+                     f"and pair it again on the kiosk's technician screen (配对新血压计), which programs the kiosk's key.",)
 
 
 class _Conversation:
@@ -56,6 +70,7 @@ class _Conversation:
         self._channels = service.channels(mem.transport)
         self._assembler = frames.FrameAssembler(len(self._channels.rx))
         self._answers: asyncio.Queue[bytes] = asyncio.Queue()
+        self._unlock_answers: asyncio.Queue[bytes] | None = None
 
     async def open(self) -> None:
         if self._client.services.get_characteristic(self._channels.tx[0]) is None:
@@ -71,19 +86,37 @@ class _Conversation:
 
         return on_notify
 
-    async def unlock(self, key: bytes) -> None:
-        answers: asyncio.Queue[bytes] = asyncio.Queue()
-        await subscribe(self._client, self._watch, service.UNLOCK, lambda _c, data: answers.put_nowait(bytes(data)))
+    async def unlock(self, key: bytes | None) -> None:
         if self._memory.unlock == "token":
             token = secrets.token_bytes(4)
-            await self._write(service.UNLOCK, frames.token_unlock(token))
-            unlocked = frames.is_token_unlocked(await self._wait(answers, "unlock"), token)
+            unlocked = frames.is_token_unlocked(await self._on_unlock_channel(frames.token_unlock(token), "unlock"), token)
         else:
-            await self._write(service.UNLOCK, frames.key_unlock(key))
-            unlocked = frames.is_key_unlocked(await self._wait(answers, "unlock"))
+            assert key is not None  # OmronMemorySession refuses a key model without one
+            unlocked = frames.is_key_unlocked(await self._on_unlock_channel(frames.key_unlock(key), "unlock"))
+        if not unlocked and self._memory.unlock == "key":
+            raise UnlockKeyRefusedError(self._address, "Omron key unlock refused")
         if not unlocked:
-            # Its unlock key (or bond) is not ours: only pairing again in "-P-" mode helps.
-            raise DeviceNotBondedError(self._address, f"Omron {self._memory.unlock} unlock refused")
+            # Its bond is not ours: only pairing again in "-P-" mode helps.
+            raise DeviceNotBondedError(self._address, "Omron token unlock refused")
+
+    async def program_key(self, key: bytes) -> None:
+        """Make ``key`` the cuff's unlock key, in two steps (frames.KEY_PROGRAMMING); the cuff
+        opens key programming only in pairing mode."""
+        opened = await self._on_unlock_channel(frames.key_programming(), "key programming")
+        if opened[:2] != frames.KEY_PROGRAMMING_OPEN:
+            raise KeyNotProgrammedError(f"{self._address} refused key programming (answer {opened.hex()}): "
+                                        "it is not in pairing mode")
+        stored = await self._on_unlock_channel(frames.key_store(key), "the new key")
+        if stored[:2] != frames.KEY_STORED:
+            raise KeyNotProgrammedError(f"{self._address} did not store the unlock key (answer {stored.hex()})")
+
+    async def _on_unlock_channel(self, frame: bytes, what: str) -> bytes:
+        """Write ``frame`` to the unlock characteristic and wait for its answer there."""
+        if self._unlock_answers is None:
+            answers = self._unlock_answers = asyncio.Queue()
+            await subscribe(self._client, self._watch, service.UNLOCK, lambda _c, data: answers.put_nowait(bytes(data)))
+        await self._write(service.UNLOCK, frame)
+        return await self._wait(self._unlock_answers, what)
 
     async def request(self, command: bytes, expect: frames.ResponseType, address: int = 0) -> frames.Response:
         pieces = [command] if len(self._channels.tx) == 1 else frames.pieces(command)
@@ -144,11 +177,15 @@ class OmronMemorySession(DeviceSession):
         connect_timeout: float = 10.0,
         needs_bonding: bool = False,
         forgets_bond: bool = False,
-        unlock_key: bytes = OMBLEPY_KEY,
+        unlock_key: bytes | None = None,
         now: Callable[[], datetime | None] = datetime.now,
     ) -> None:
+        """``unlock_key``: the 16 bytes this kiosk programs into cuffs that unlock with a key
+        (``program_key``) and unlocks them with; required for those models."""
         super().__init__(address, backend=backend, connect_timeout=connect_timeout, needs_bonding=needs_bonding,
                          forgets_bond=forgets_bond)
+        if memory_map.unlock == "key" and unlock_key is None:
+            raise ValueError(f"{address}: its model unlocks with a key, and none was given")
         self._memory = memory_map
         self._key = unlock_key
         self._now = now  # the kiosk's wall clock; None while it is not to be trusted
@@ -184,6 +221,20 @@ class OmronMemorySession(DeviceSession):
             await self._set_clock(talk)
             await talk.request(frames.END_TRANSMISSION, frames.ResponseType.ENDED)
         return readings
+
+    async def program_key(self) -> None:
+        """Program this kiosk's unlock key into the cuff, which must be in pairing mode and
+        bonded already; then start and end a transmission, as omblepy does after programming
+        ("neccesary when the device has not been paired to any device", omblepy.py main).
+        Raises KeyNotProgrammedError, or the link's errors as ``collect`` does."""
+        assert self._key is not None and self._memory.unlock == "key", "only key-unlock models take a key"
+        watch = LinkWatch(self._address, logger)
+        async with self._open_link(watch) as client:
+            talk = _Conversation(client, watch, self._memory, self._address)
+            await talk.open()
+            await talk.program_key(self._key)
+            await talk.request(frames.START_TRANSMISSION, frames.ResponseType.STARTED)
+            await talk.request(frames.END_TRANSMISSION, frames.ResponseType.ENDED)
 
     async def _read_user(self, talk: _Conversation, user: memory.UserPointer) -> list[BloodPressureMeasurement]:
         mem = self._memory

@@ -7,6 +7,10 @@ and a write into the settings write area lands in the settings read area at the 
 which is how omblepy's reads after a write see it (sharedDriver.py writes the time and the
 pointer there).
 
+A model that unlocks with a key (``unlock: key``) holds none until one is programmed, and takes
+one only while ``pairing_mode`` is set (the technician holding its Bluetooth button until "-P-"
+blinks); from then on it unlocks with that key alone, so a wrong key is a real refusal.
+
 Misbehaviours, each one-shot (the next connection behaves), so tests can show a resume:
 ``drop_mid_transfer`` drops the link instead of answering the first record read;
 ``short_block`` answers it with one record fewer than asked; ``bad_checksum`` flips a byte of it.
@@ -30,19 +34,27 @@ MEMORY_SIZE = 0x10000
 _START, _READ, _WRITE, _END = (bytes.fromhex(t) for t in ("0000", "0100", "01c0", "0f00"))
 
 
+def _refusal(request: int) -> bytes:
+    """A refusal: the answer type (request | 0x80) with a non-zero status. The status a real cuff
+    sends is not documented (omblepy only checks for 0x00); any non-zero one is a refusal."""
+    return bytes([request | 0x80, 0x01])
+
+
 @dataclass(kw_only=True)
 class SimulatedOmronCuff(SimulatedPeripheral):
     memory_map: OmronMemory
     address: str = "SIM:OM:RO:N0:00:01"
     name: str = "HEM-7142T2"
     requires_bonding: bool = True
-    unlock_key: bytes = bytes.fromhex("deadbeaf12341234deadbeaf12341234")
+    unlock_key: bytes | None = None  # the key programmed into it; None: never paired
+    pairing_mode: bool = False
     short_block: bool = False
     bad_checksum: bool = False
     memory: bytearray = field(default_factory=lambda: bytearray(b"\xff" * MEMORY_SIZE), init=False)
     record_reads: int = field(default=0, init=False)  # answered record reads, for tests
     # Per connection: the connection number it was unlocked on, and the TX frame assembler.
     _unlocked_on: int = field(default=0, init=False)
+    _programming_on: int = field(default=0, init=False)  # key programming opened on this connection
     _assembler: tuple[int, frames.FrameAssembler] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -96,9 +108,23 @@ class SimulatedOmronCuff(SimulatedPeripheral):
         if data[0] == frames.TOKEN_UNLOCK and self.memory_map.unlock == "token":
             self._unlocked_on = self.connections
             link.send(service.UNLOCK, bytes([frames.TOKEN_UNLOCKED, 0]) + data[1:5])
-        elif data[0] == frames.KEY_UNLOCK and self.memory_map.unlock == "key":
-            self._unlocked_on = self.connections if data[1:] == self.unlock_key else 0
-            link.send(service.UNLOCK, frames.KEY_UNLOCKED if self._unlocked_on else b"\x81\x01")
+        elif self.memory_map.unlock != "key":
+            return
+        elif data[0] == frames.KEY_UNLOCK:
+            matches = self.unlock_key is not None and data[1:] == self.unlock_key
+            self._unlocked_on = self.connections if matches else 0
+            link.send(service.UNLOCK, frames.KEY_UNLOCKED if matches else _refusal(frames.KEY_UNLOCK))
+        elif data[0] == frames.KEY_PROGRAMMING:
+            self._programming_on = self.connections if self.pairing_mode else 0
+            link.send(service.UNLOCK, frames.KEY_PROGRAMMING_OPEN if self.pairing_mode
+                      else _refusal(frames.KEY_PROGRAMMING))
+        elif data[0] == frames.KEY_STORE:
+            if self._programming_on != self.connections or len(data) != 1 + frames.KEY_SIZE:
+                link.send(service.UNLOCK, _refusal(frames.KEY_STORE))
+                return
+            # omblepy reads the memory right after programming, with no unlock: the key opens it.
+            self.unlock_key, self._unlocked_on, self._programming_on = data[1:], self.connections, 0
+            link.send(service.UNLOCK, frames.KEY_STORED)
 
     def _on_tx(self, channel: int) -> Callable[[bytes, Link], None]:
         def on_write(data: bytes, link: Link) -> None:
