@@ -29,7 +29,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from pydantic import BaseModel, ValidationError
 
-from cloud_bridge.averages import HomeAverage
+from cloud_bridge.averages import ENOUGH_READINGS, HomeAverage
 from cloud_bridge.store import Reading
 from contract.clinical import to_mmhg
 from contract.payloads import (
@@ -333,6 +333,10 @@ def average_id(site: str, pseudonym: str, average: HomeAverage) -> str:
     return f"{site}.avg-{_digest(pseudonym, average.first_day.isoformat(), average.last_day.isoformat())}"
 
 
+def _count_of(n: int) -> str:
+    return f"{n} reading" if n == 1 else f"{n} readings"
+
+
 def average_observation(site: str, pseudonym: str, average: HomeAverage, rests_on: Sequence[Reading],
                         guideline: str, zone: tzinfo) -> Observation | None:
     """A resident's home blood-pressure average (cloud_bridge/averages.py) as [CardX] average-smbp:
@@ -348,10 +352,11 @@ def average_observation(site: str, pseudonym: str, average: HomeAverage, rests_o
     notes = [f"The mean of the readings taken on {average.first_day} to {average.last_day} (site time), the day "
              f"before them left out as the home blood-pressure guidelines do."]
     if not average.enough:
-        notes.append(f"It rests on {overall.readings} readings, fewer than the 12 the guidelines ask for a decision.")
+        notes.append(f"It rests on {_count_of(overall.readings)}, fewer than the {ENOUGH_READINGS} the guidelines "
+                     f"ask for a decision.")
     if average.left_out_unreliable:
-        notes.append(f"{average.left_out_unreliable} readings of those days were flagged unreliable or incomplete "
-                     f"and left out.")
+        notes.append(f"Left out: {_count_of(average.left_out_unreliable)} of those days flagged unreliable or "
+                     f"incomplete.")
     body: dict[str, Any] = {
         "resourceType": "Observation",
         "id": resource_id,

@@ -30,8 +30,8 @@ from sqlmodel import Session, col, func, select
 
 from cloud_bridge.averages import home_average, rests_on
 from cloud_bridge.fhir.mapping import (
-    AVERAGE_BLOOD_PRESSURE, CODES_BY_KIND, Code, MeasuringDevice, average_observation, average_period, device, device_id, gateway, gateway_id,
-    has_code, observations, patient, site_of_device_id,
+    AVERAGE_BLOOD_PRESSURE, CODES_BY_KIND, Code, MeasuringDevice, average_observation, average_period, device,
+    device_id, gateway, gateway_id, has_code, observations, patient, site_of_device_id,
 )
 from cloud_bridge.fleet import Kiosk
 from cloud_bridge.residents import resident_readings

@@ -486,7 +486,10 @@ def test_the_home_average_is_the_pages_and_the_reports(api: Api, tmp_path: Path)
     assert average["derivedFrom"] == [{"reference": f"Observation/{m}"} for m in counted]
     assert average["effectivePeriod"] == {"start": "2026-11-15T00:00:00+08:00", "end": "2026-11-20T23:59:59+08:00"}
     assert average["interpretation"][0]["coding"][0]["code"] == "high"
-    assert "fewer than the 12" in average["note"][0]["text"] and "1 readings" in average["note"][0]["text"]
+    assert average["note"] == [{"text": "The mean of the readings taken on 2026-11-15 to 2026-11-20 (site time), the day "
+                                        "before them left out as the home blood-pressure guidelines do. It rests on 5 "
+                                        "readings, fewer than the 12 the guidelines ask for a decision. Left out: 1 "
+                                        "reading of those days flagged unreliable or incomplete."}]
 
     # The doctor's page shows the same numbers (cloud_bridge/averages.py, the one place) ...
     page = api.get("doctor", f"/api/v1/residents/{HOME}/{SUN}").body["average"]
