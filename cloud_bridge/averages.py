@@ -86,6 +86,11 @@ def _mean(readings: list[HomeReading]) -> Mean | None:
     )
 
 
+def _usable(reading: HomeReading) -> bool:
+    # A reading missing a number cannot be averaged: like a suspect one, it is left out.
+    return not reading.suspect and reading.systolic_mmhg is not None and reading.diastolic_mmhg is not None
+
+
 def _within(at: datetime, hours: tuple[time, time]) -> bool:
     return hours[0] <= at.time() <= hours[1]
 
@@ -107,8 +112,7 @@ def home_average(
         last_day = max(r.at for r in readings).date()
     first_day, last_day = period_ending(last_day)
     counted = [r for r in readings if first_day <= r.at.date() <= last_day]
-    # A reading missing a number cannot be averaged: like a suspect one, it is left out.
-    usable = [r for r in counted if not r.suspect and r.systolic_mmhg is not None and r.diastolic_mmhg is not None]
+    usable = [r for r in counted if _usable(r)]
     overall = _mean(usable)
     category = None if overall is None else category_of(
         overall.systolic_mmhg, overall.diastolic_mmhg, "mmHg", guideline, suspect=())
@@ -122,6 +126,12 @@ def home_average(
         left_out_unreliable=len(counted) - len(usable),
         enough=overall is not None and overall.readings >= ENOUGH_READINGS,
     )
+
+
+def rests_on(average: HomeAverage, reading: HomeReading) -> bool:
+    """Whether `reading` is one of those `average.overall` is the mean of (what the FHIR export
+    names as the average's derivedFrom): in the counted days, and usable."""
+    return average.first_day <= reading.at.date() <= average.last_day and _usable(reading)
 
 
 def previous_period(average: HomeAverage) -> date:

@@ -338,7 +338,8 @@ def export_fhir(
     output: Annotated[Path | None, typer.Option(help="write to this file (default: standard output)")] = None,
 ) -> None:
     """Write residents' readings as FHIR R4 NDJSON, one resource a line: the Patients (by
-    pseudonym), the kiosks and devices, then the Observations, oldest first. Exit 0 when
+    pseudonym), the kiosks and devices, then the Observations, oldest first, then each resident's
+    home blood-pressure average (as the doctor's page shows it). Exit 0 when
     written; a one-line error and exit 1 for a bad configuration, site or date."""
     import os
     import sys
@@ -346,8 +347,11 @@ def export_fhir(
     from sqlalchemy.exc import SQLAlchemyError
     from sqlmodel import Session
 
-    from cloud_bridge.fhir.search import SearchError, export, known_sites, start_of
+    from zoneinfo import ZoneInfo
+
+    from cloud_bridge.fhir.search import Averaging, SearchError, export, known_sites, start_of
     from cloud_bridge.settings import BridgeSettings
+    from contract.clinical import dangerous_line
     from runtime.db import create_durable_engine
 
     def refuse(message: str) -> typer.Exit:
@@ -359,6 +363,10 @@ def export_fhir(
         start = start_of(since) if since is not None else None
     except (ConfigError, SearchError) as error:
         raise refuse(str(error).replace("\n", "; ").replace("date:", "--since:", 1)) from None
+    guideline = settings.blood_pressure_guideline
+    # The home averages as the bridge's API computes them (cloud_bridge/service.py builds its context so).
+    averaging = Averaging(guideline, dangerous_line(guideline, settings.alerts.dangerous_blood_pressure),
+                          ZoneInfo(settings.time_zone))
     engine = create_durable_engine(settings.database_url)
     # Written beside the file and moved into place: a failed export leaves no half file behind.
     partial = None if output is None else output.with_name(output.name + ".partial")
@@ -368,7 +376,7 @@ def export_fhir(
                 raise refuse(f"--site: no site {site!r} at this bridge")
             stream = sys.stdout if partial is None else partial.open("w", encoding="utf-8")
             try:
-                for resource in export(session, site, start):
+                for resource in export(session, site, start, averaging):
                     stream.write(resource.model_dump_json() + "\n")
             finally:
                 if partial is not None:

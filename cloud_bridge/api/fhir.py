@@ -2,7 +2,8 @@
 /api/v1/readings (HEALTH_READ; a site-bound doctor sees their own site only).
 
 - GET /fhir/Observation?patient=&date=&code=&_count=&_offset=  a searchset Bundle, oldest first,
-  with a `next` link while there is more (R4 http.html#search, search.html#count)
+  then the residents' home blood-pressure averages (code 96607-7), with a `next` link while there
+  is more (R4 http.html#search, search.html#count)
 - GET /fhir/Patient/{id}, GET /fhir/Device/{id}
 - GET /fhir/$export?site=&_since=  the site's resources as NDJSON (application/fhir+ndjson), one
   resource a line, streamed in the same request: the Bulk Data kick-off (bulk-data IG 2.0,
@@ -27,11 +28,14 @@ from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud_bridge.access import Capability, Principal
-from cloud_bridge.api.deps import MAX_PAGE, ContextDep, SessionDep, not_found, require, site_in_scope
-from cloud_bridge.fhir.search import (
-    MAX_OFFSET, ObservationQuery, SearchError, export, find_device, find_patient, observation_page, start_of,
-    tokens_of, window_of,
+from cloud_bridge.api.deps import (
+    MAX_PAGE, BridgeContext, ContextDep, SessionDep, not_found, require, site_in_scope,
 )
+from cloud_bridge.fhir.search import (
+    MAX_OFFSET, Averaging, ObservationQuery, SearchError, export, find_device, find_patient, observation_page,
+    start_of, tokens_of, window_of,
+)
+from contract.clinical import dangerous_line
 from contract.topics import SLUG_PATTERN
 
 FHIR_JSON: Final = "application/fhir+json"
@@ -127,6 +131,13 @@ def _pseudonym(parameter: str | None) -> str | None:
     return None if parameter is None else parameter.removeprefix("Patient/")
 
 
+def _averaging(context: BridgeContext) -> Averaging:
+    """The home averages as the doctor's page computes them (cloud_bridge/api/residents.py)."""
+    guideline = context.blood_pressure_guideline
+    return Averaging(guideline, dangerous_line(guideline, context.alert_rules.dangerous_blood_pressure),
+                     context.time_zone)
+
+
 def _next_url(request: Request, offset: int) -> str:
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "_offset"] + [("_offset", str(offset))]
     return str(request.url.replace(query=urllib.parse.urlencode(query)))
@@ -134,18 +145,19 @@ def _next_url(request: Request, offset: int) -> str:
 
 @router.get("/Observation", response_class=Response, responses={200: {"content": {FHIR_JSON: {}}}})
 def search_observations(
-    request: Request, session: SessionDep, who: Principal = require(Capability.HEALTH_READ),
+    request: Request, session: SessionDep, context: ContextDep, who: Principal = require(Capability.HEALTH_READ),
     patient: Annotated[str | None, Query(max_length=80, description="Patient/{pseudonym} or the pseudonym")] = None,
     date: Annotated[list[str] | None, Query(description="eq, ge, gt, le, lt then a FHIR date; repeat to bound both ends")] = None,
     code: Annotated[str | None, Query(max_length=500, description="system|code or code; several comma-separated")] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=MAX_PAGE)] = DEFAULT_COUNT,
     offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
-    """Observations of the residents of the caller's site (a doctor's own), oldest first."""
+    """Observations of the residents of the caller's site (a doctor's own), oldest first, then
+    their home blood-pressure averages."""
     try:
         query = ObservationQuery(site=who.sites(Capability.HEALTH_READ), patient=_pseudonym(patient),
                                  window=window_of(date or []), tokens=tokens_of(code) if code else [])
-        found, more = observation_page(session, query, offset, count)
+        found, more = observation_page(session, query, _averaging(context), offset, count)
     except SearchError as error:
         raise _invalid(error) from None
     base = str(request.base_url).rstrip("/") + PREFIX
@@ -179,7 +191,7 @@ def export_site(
     site: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="default: the caller's own site, or every site")] = None,
     since: Annotated[str | None, Query(alias="_since", max_length=40, description="readings from this date or instant")] = None,
 ) -> Response:
-    """A site's residents, kiosks, devices and observations as NDJSON, one resource a line."""
+    """A site's residents, kiosks, devices, observations and home averages as NDJSON, one resource a line."""
     scope = site_in_scope(who, Capability.HEALTH_READ, site)
     try:
         start = start_of(since) if since is not None else None
@@ -188,7 +200,7 @@ def export_site(
 
     def lines() -> Iterator[bytes]:
         with Session(context.engine) as session:
-            for resource in export(session, scope, start):
+            for resource in export(session, scope, start, _averaging(context)):
                 yield resource.model_dump_json().encode() + b"\n"
 
     return StreamingResponse(lines(), media_type=FHIR_NDJSON)

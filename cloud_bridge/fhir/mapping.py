@@ -8,7 +8,9 @@ Device and Bundle as R4 has them for every element used here, and the library's 
 
 Sources, cited below by these names:
 - [VS]   FHIR R4 Vital Signs profiles, http://hl7.org/fhir/R4/observation-vitalsigns.html
-- [CardX] HL7 CardX Hypertension Management IG 1.0.0 (STU1): self-measured-bp, smbp-associated-heart-rate
+- [CardX] HL7 CardX Hypertension Management IG 1.0.0 (STU1): self-measured-bp, smbp-associated-heart-rate,
+          average-smbp and the NumberOfMeasurementsExt extension (the IG's input/fsh/AverageSMBP.fsh and
+          extensions.fsh, github.com/HL7/CardX-HTN-MNG at tag 1.0.0)
 - [PHD]  HL7 Personal Health Device IG 2.0: PhdBaseObservation, PhdDevice, PhgDevice
 - [MDC]  ISO/IEEE 11073-10101 nomenclature codes (partition * 2**16 + term)
 """
@@ -17,9 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any, Final
 
 from fhir.resources.R4B.device import Device
@@ -27,6 +29,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from pydantic import BaseModel, ValidationError
 
+from cloud_bridge.averages import ENOUGH_READINGS, HomeAverage
 from cloud_bridge.store import Reading
 from contract.clinical import to_mmhg
 from contract.payloads import (
@@ -56,6 +59,12 @@ BLUETOOTH_MAC_SYSTEM: Final = "http://hl7.org/fhir/sid/eui-48/bluetooth"
 VITAL_SIGNS: Final = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
 SELF_MEASURED_BP: Final = "http://hl7.org/fhir/uv/cardx-htn-mng/StructureDefinition/self-measured-bp"
 SMBP_HEART_RATE: Final = "http://hl7.org/fhir/uv/cardx-htn-mng/StructureDefinition/smbp-associated-heart-rate"
+AVERAGE_SMBP: Final = "http://hl7.org/fhir/uv/cardx-htn-mng/StructureDefinition/average-smbp"
+# [CardX] average-smbp.extension[NumberOfMeasurements] 1..1: how many readings the mean rests on.
+NUMBER_OF_MEASUREMENTS: Final = "http://hl7.org/fhir/uv/cardx-htn-mng/StructureDefinition/NumberOfMeasurementsExt"
+# The category of a home average by the one clinical rule (contract/clinical.py), as its
+# interpretation: the guideline's categories are ours to name (normal, high_normal, high, very_high).
+BLOOD_PRESSURE_CATEGORY_SYSTEM: Final = "urn:doorstep:blood-pressure-category"
 
 # Doorstep's own identifier systems: a pseudonym means something only with its site's key, so
 # each site has its own system (the same card gives another pseudonym at another site).
@@ -91,6 +100,10 @@ BLOOD_PRESSURE_PANEL: Final = (_loinc("85354-9", "Blood pressure panel with all 
 SYSTOLIC: Final = (_loinc("8480-6", "Systolic blood pressure"), _mdc(150021, "MDC_PRESS_BLD_NONINV_SYS"))
 DIASTOLIC: Final = (_loinc("8462-4", "Diastolic blood pressure"), _mdc(150022, "MDC_PRESS_BLD_NONINV_DIA"))
 MEAN_PRESSURE: Final = (_loinc("8478-0", "Mean blood pressure"), _mdc(150023, "MDC_PRESS_BLD_NONINV_MEAN"))
+# [CardX] average-smbp: code fixed to 96607-7; components SystolicBP 96608-5, DiastolicBP 96609-3.
+AVERAGE_BLOOD_PRESSURE: Final = (_loinc("96607-7", "Blood pressure panel mean systolic and mean diastolic"),)
+SYSTOLIC_MEAN: Final = (_loinc("96608-5", "Systolic blood pressure mean"),)
+DIASTOLIC_MEAN: Final = (_loinc("96609-3", "Diastolic blood pressure mean"),)
 HEART_RATE_FROM_CUFF: Final = (_loinc("8867-4", "Heart rate"), _mdc(149546, "MDC_PULS_RATE_NON_INV"))
 HEART_RATE_FROM_OXIMETER: Final = (_loinc("8867-4", "Heart rate"), _mdc(149530, "MDC_PULS_OXIM_PULS_RATE"))
 # Capillary blood from a meter: LOINC has one code per property, so the unit the meter reported
@@ -307,6 +320,73 @@ def observations(reading: Reading) -> list[Observation]:
         return []
     suspect = list(getattr(payload, "suspect", []))
     return _MAPPERS[kind](_Context(reading, reading.subject, suspect), payload)
+
+
+def average_period(average: HomeAverage, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The instants [start, end) of an average's counted days, in the sites' local time."""
+    return (datetime.combine(average.first_day, time.min, tzinfo=zone),
+            datetime.combine(average.last_day + timedelta(days=1), time.min, tzinfo=zone))
+
+
+def average_id(site: str, pseudonym: str, average: HomeAverage) -> str:
+    """One id per resident and period: the same week exported twice is the same Observation."""
+    return f"{site}.avg-{_digest(pseudonym, average.first_day.isoformat(), average.last_day.isoformat())}"
+
+
+def _count_of(n: int) -> str:
+    return f"{n} reading" if n == 1 else f"{n} readings"
+
+
+def average_observation(site: str, pseudonym: str, average: HomeAverage, rests_on: Sequence[Reading],
+                        guideline: str, zone: tzinfo) -> Observation | None:
+    """A resident's home blood-pressure average (cloud_bridge/averages.py) as [CardX] average-smbp:
+    the means as its two components, the counted days as effectivePeriod, how many readings as
+    NumberOfMeasurements, those readings as derivedFrom (only Reference(SelfMeasuredBloodPressure):
+    the panels `observations` makes), the category by `guideline` as the interpretation. None when
+    no reading could be averaged (the profile has no value without its components)."""
+    overall = average.overall
+    if overall is None or not rests_on:
+        return None
+    start, end = average_period(average, zone)
+    resource_id = average_id(site, pseudonym, average)
+    notes = [f"The mean of the readings taken on {average.first_day} to {average.last_day} (site time), the day "
+             f"before them left out as the home blood-pressure guidelines do."]
+    if not average.enough:
+        notes.append(f"It rests on {_count_of(overall.readings)}, fewer than the {ENOUGH_READINGS} the guidelines "
+                     f"ask for a decision.")
+    if average.left_out_unreliable:
+        notes.append(f"Left out: {_count_of(average.left_out_unreliable)} of those days flagged unreliable or "
+                     f"incomplete.")
+    body: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": resource_id,
+        "meta": {"profile": [AVERAGE_SMBP]},
+        "extension": [{"url": NUMBER_OF_MEASUREMENTS, "valueInteger": overall.readings}],
+        "identifier": [{"value": resource_id}],
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs"}]}],
+        "code": _codeable(AVERAGE_BLOOD_PRESSURE),
+        "subject": {"reference": patient_reference(pseudonym)},
+        # [CardX] average-smbp: effectivePeriod 1..1 with start and end; the end is the last
+        # instant of the last day counted (Period.end is inclusive, R4 datatypes Period).
+        "effectivePeriod": {"start": start.isoformat(), "end": (end - timedelta(seconds=1)).isoformat()},
+        # [CardX] issued 1..1: when the last reading it rests on reached the bridge, so that the
+        # same week exported twice is the same resource.
+        "issued": _when(max(row.received_at for row in rests_on)),
+        "performer": [{"reference": patient_reference(pseudonym)}],
+        "derivedFrom": [{"reference": f"Observation/{row.message_id}"} for row in rests_on],
+        "note": [{"text": " ".join(notes)}],
+        "component": [
+            {"code": _codeable(SYSTOLIC_MEAN), "valueQuantity": _quantity(round(overall.systolic_mmhg, 1), "mmHg")},
+            {"code": _codeable(DIASTOLIC_MEAN), "valueQuantity": _quantity(round(overall.diastolic_mmhg, 1), "mmHg")},
+        ],
+    }
+    if average.category is not None:
+        body["interpretation"] = [{
+            "coding": [{"system": BLOOD_PRESSURE_CATEGORY_SYSTEM, "code": average.category.value,
+                        "display": average.category.value.replace("_", " ")}],
+            "text": f"{average.category.value.replace('_', ' ')} by {guideline}"}]
+    return Observation.model_validate(body)
 
 
 def has_code(observation: Observation, system: str | None, code: str) -> bool:

@@ -4,6 +4,11 @@ The search parameters are FHIR R4's (http://hl7.org/fhir/R4/search.html): `date`
 prefixes eq, ge, gt, le, lt (section 3.1.1.4.1.1) and the value's precision taken as a range
 (3.1.1.4.5: 2026-12-01 is that whole day); `code` as a token, system|code or code (3.1.1.4.9),
 several separated by commas meaning any of them (3.1.1.5.1).
+
+A resident's home blood-pressure average (CardX average-smbp) is found beside the readings, after
+them: its effectivePeriod is a range, so `date` matches it as R4 matches a range (3.1.1.4.1.1):
+eq when the search's range contains the period, ge/gt/le/lt when the range above or below the
+value overlaps it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import re
 from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final
 
 from fhir.resources.R4B.device import Device
@@ -23,12 +28,15 @@ from sqlalchemy import ColumnElement
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, func, select
 
+from cloud_bridge.averages import home_average, rests_on
 from cloud_bridge.fhir.mapping import (
-    CODES_BY_KIND, MeasuringDevice, device, device_id, gateway, gateway_id, has_code, observations, patient,
-    site_of_device_id,
+    AVERAGE_BLOOD_PRESSURE, CODES_BY_KIND, Code, MeasuringDevice, average_observation, average_period, device,
+    device_id, gateway, gateway_id, has_code, observations, patient, site_of_device_id,
 )
 from cloud_bridge.fleet import Kiosk
+from cloud_bridge.residents import resident_readings
 from cloud_bridge.store import Reading
+from contract.clinical import BloodPressureGuideline, Threshold
 from contract.storable import EARLIEST_TIME, LATEST_TIME
 from contract.topics import ReadingKind
 
@@ -76,11 +84,28 @@ def _precise_range(text: str) -> tuple[datetime, datetime]:
 
 
 @dataclass(frozen=True, slots=True)
+class DateParameter:
+    """One `date` parameter: its prefix and the instants [start, end) its value stands for."""
+
+    prefix: str
+    start: datetime
+    end: datetime
+
+    def admits_period(self, start: datetime, end: datetime) -> bool:
+        """Whether a target range [start, end) matches (R4 search 3.1.1.4.1.1: eq, the search's range
+        contains it; ge/gt, the range above the value overlaps it; le/lt, the range below does)."""
+        return {"eq": self.start <= start and end <= self.end, "ge": end > self.start, "gt": end > self.end,
+                "le": start < self.end, "lt": start < self.start}[self.prefix]
+
+
+@dataclass(frozen=True, slots=True)
 class TimeWindow:
-    """Kiosk time from `since` (inclusive) to `until` (exclusive); None: open."""
+    """Kiosk time from `since` (inclusive) to `until` (exclusive); None: open. `parameters`: the
+    `date` parameters it was narrowed by, for a target that is a range (a home average)."""
 
     since: datetime | None = None
     until: datetime | None = None
+    parameters: tuple[DateParameter, ...] = ()
 
     def narrowed(self, parameter: str) -> TimeWindow:
         """This window narrowed by one `date` parameter, e.g. "ge2026-12-01"."""
@@ -91,7 +116,15 @@ class TimeWindow:
         return TimeWindow(
             since=lower if self.since is None or (lower is not None and lower > self.since) else self.since,
             until=upper if self.until is None or (upper is not None and upper < self.until) else self.until,
+            parameters=(*self.parameters, DateParameter(prefix, start, end)),
         )
+
+    def admits_period(self, start: datetime, end: datetime) -> bool:
+        """Whether a range [start, end) matches every parameter it was narrowed by, or overlaps
+        the window given as instants (an export's since)."""
+        if self.parameters:
+            return all(p.admits_period(start, end) for p in self.parameters)
+        return (self.since is None or end > self.since) and (self.until is None or start < self.until)
 
 
 def window_of(parameters: list[str]) -> TimeWindow:
@@ -123,9 +156,12 @@ def tokens_of(parameter: str) -> list[Token]:
     return tokens
 
 
+def _named(tokens: list[Token], codes: tuple[Code, ...]) -> bool:
+    return any(c.code == t.code and (t.system is None or c.system == t.system) for c in codes for t in tokens)
+
+
 def _kinds(tokens: list[Token]) -> list[ReadingKind]:
-    return [kind for kind, codes in CODES_BY_KIND.items()
-            if any(c.code == t.code and (t.system is None or c.system == t.system) for c in codes for t in tokens)]
+    return [kind for kind, codes in CODES_BY_KIND.items() if _named(tokens, codes)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +174,18 @@ class ObservationQuery:
     window: TimeWindow = field(default_factory=TimeWindow)
     tokens: list[Token] = field(default_factory=list)
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    def residents(self) -> list[ColumnElement[bool]]:
+        """Readings of the residents the query is about: the site and patient, any time and code."""
         # Anonymous readings have no patient.
         conditions: list[ColumnElement[bool]] = [col(Reading.subject).is_not(None)]
         if self.site is not None:
             conditions.append(col(Reading.site) == self.site)
         if self.patient is not None:
             conditions.append(col(Reading.subject) == self.patient)
+        return conditions
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conditions = self.residents()
         if self.window.since is not None:
             conditions.append(col(Reading.kiosk_time) >= self.window.since)
         if self.window.until is not None:
@@ -169,19 +210,59 @@ def _readings(session: Session, query: ObservationQuery) -> Generator[Reading, N
         result.close()
 
 
-def matching_observations(session: Session, query: ObservationQuery) -> Generator[Observation, None, None]:
-    """Every observation the query finds, oldest first."""
+@dataclass(frozen=True, slots=True)
+class Averaging:
+    """What a resident's home average is computed with, as the doctor's page computes it: the
+    guideline's categories, the dangerous line (which resident_readings marks), the sites' zone."""
+
+    guideline: BloodPressureGuideline
+    line: Threshold
+    zone: tzinfo
+
+
+# An average's period ends with the local day of the resident's latest reading: a resident whose
+# readings all stop more than a day before an export's `since` (in any zone) has none after it.
+_ZONE_SLACK: Final = timedelta(days=1)
+
+
+def _averages(session: Session, query: ObservationQuery, averaging: Averaging) -> Iterator[Observation]:
+    """The home blood-pressure average of each resident the query is about (the latest period's,
+    as the doctor's page and the report show it: cloud_bridge/averages.py), when it matches."""
+    if query.tokens and not _named(query.tokens, AVERAGE_BLOOD_PRESSURE):
+        return  # a search for other codes: no resident's readings need reading again
+    conditions = [*query.residents(), col(Reading.kind) == ReadingKind.BLOOD_PRESSURE.value]
+    if query.window.since is not None:
+        conditions.append(col(Reading.kiosk_time) >= query.window.since - _ZONE_SLACK)
+    residents = session.exec(select(Reading.site, Reading.subject).where(*conditions).distinct()).all()
+    for site, pseudonym in sorted((s, p) for s, p in residents if p is not None):
+        readings = resident_readings(session, site, pseudonym, averaging.guideline, averaging.line, averaging.zone)
+        average = home_average([r.for_averages() for r in readings], averaging.guideline)
+        if average is None or not query.window.admits_period(*average_period(average, averaging.zone)):
+            continue
+        found = average_observation(site, pseudonym, average,
+                                    [r.row for r in readings if rests_on(average, r.for_averages())],
+                                    averaging.guideline.name, averaging.zone)
+        if found is not None:
+            yield found
+
+
+def matching_observations(session: Session, query: ObservationQuery,
+                          averaging: Averaging) -> Generator[Observation, None, None]:
+    """Every observation the query finds, oldest first, then the residents' home averages (each
+    after the readings it is derived from)."""
     for reading in _readings(session, query):
         yield from (o for o in observations(reading) if query.matches(o))
+    yield from _averages(session, query, averaging)
 
 
-def observation_page(session: Session, query: ObservationQuery, offset: int, count: int) -> tuple[list[Observation], bool]:
+def observation_page(session: Session, query: ObservationQuery, averaging: Averaging, offset: int,
+                     count: int) -> tuple[list[Observation], bool]:
     """One page of a search and whether there is another. A reading can make two observations
     (a pressure and its pulse) and `code` is matched on the observations, so a page is counted
     in observations, not rows."""
     page: list[Observation] = []
     skipped = 0
-    with closing(matching_observations(session, query)) as found:
+    with closing(matching_observations(session, query, averaging)) as found:
         for observation in found:
             if skipped < offset:
                 skipped += 1
@@ -250,9 +331,10 @@ def known_sites(session: Session) -> set[str]:
     return set(session.exec(select(Kiosk.site).distinct()).all()) | set(session.exec(select(Reading.site).distinct()).all())
 
 
-def export(session: Session, site: str | None, since: datetime | None) -> Iterator[Resource]:
-    """A site's residents, devices and kiosks, then its observations oldest first (each one
-    after what it refers to, for importers that resolve references as they read)."""
+def export(session: Session, site: str | None, since: datetime | None, averaging: Averaging) -> Iterator[Resource]:
+    """A site's residents, devices and kiosks, then its observations oldest first, then the
+    residents' home averages (each one after what it refers to, for importers that resolve
+    references as they read)."""
     subjects = session.exec(
         select(Reading.site, Reading.subject)
         .where(*ObservationQuery(site, window=TimeWindow(since=since)).conditions())
@@ -264,4 +346,4 @@ def export(session: Session, site: str | None, since: datetime | None) -> Iterat
         yield gateway(kiosk_site, kiosk)
     for found in _measuring_devices(session, site, since):
         yield device(found)
-    yield from matching_observations(session, ObservationQuery(site, window=TimeWindow(since=since)))
+    yield from matching_observations(session, ObservationQuery(site, window=TimeWindow(since=since)), averaging)

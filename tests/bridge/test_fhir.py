@@ -1,11 +1,14 @@
 """FHIR R4 out of the bridge (issue 21): every resource it makes validates (fhir.resources) and
 carries what the profiles it names require, checked element by element against the specs'
 own codes; the search finds what it should for each role; the bulk export and `doorstep export
-fhir` (a real subprocess on a real SQLite bridge database) give the same resources."""
+fhir` (a real subprocess on a real SQLite bridge database) give the same resources; a resident's
+home blood-pressure average goes out as CardX's average-smbp with the numbers the doctor's page
+and the printed report show."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -27,10 +31,11 @@ from typer.testing import CliRunner
 
 from cloud_bridge.alert_rules import AlertRules
 from cloud_bridge.api import BridgeContext, create_app
-from cloud_bridge.fhir.search import export
+from cloud_bridge.fhir.search import Averaging, export
 from cloud_bridge.gulp import commit_gulp
 from cloud_bridge.settings import DEVELOPMENT_SECRET
 from cloud_bridge.store import migrate
+from contract.clinical import BloodPressureGuideline, dangerous_line
 from contract.payloads import (
     BloodPressurePayload, DeviceIdentity, GlucosePayload, Spo2Payload, TemperaturePayload, WeightPayload,
 )
@@ -46,6 +51,9 @@ DAY1 = datetime(2026, 11, 2, 7, 30, tzinfo=UTC)
 ROLES = ("technician", "station_staff", "doctor", "read_only", "anonymous")
 
 MODELS: dict[str, Any] = {"Patient": Patient, "Device": Device, "Observation": Observation}
+# The bridge's defaults (BridgeContext, BridgeSettings): the 2018 Chinese guideline, Shanghai's days.
+AVERAGING = Averaging(BloodPressureGuideline(), dangerous_line(BloodPressureGuideline(), AlertRules().dangerous_blood_pressure),
+                      ZoneInfo("Asia/Shanghai"))
 
 
 def bp(systolic: float | None, diastolic: float | None, subject: str | None, **more: Any) -> BloodPressurePayload:
@@ -86,7 +94,7 @@ def lines_of(resources: Any) -> list[dict[str, Any]]:
 
 def exported(engine: Engine, site: str | None = None, since: datetime | None = None) -> list[dict[str, Any]]:
     with Session(engine) as session:
-        return lines_of(export(session, site, since))
+        return lines_of(export(session, site, since, AVERAGING))
 
 
 # --- Every resource validates and carries what its profiles require ------------------------------
@@ -109,10 +117,33 @@ def codes(concept: dict[str, Any], system: str) -> set[str]:
     return {c["code"] for c in concept["coding"] if c["system"] == system}
 
 
+CARDX = "http://hl7.org/fhir/uv/cardx-htn-mng/StructureDefinition/"
+
+
+def check_average(o: dict[str, Any]) -> None:
+    """CardX average-smbp (IG 1.0.0, input/fsh/AverageSMBP.fsh), element by element: the count of
+    readings 1..1, status, category vital-signs, subject and performer the patient, effectivePeriod
+    with start and end, issued, no value, the systolic and diastolic means in mm[Hg]."""
+    assert o["meta"]["profile"] == [CARDX + "average-smbp"]
+    [count] = [e["valueInteger"] for e in o["extension"] if e["url"] == CARDX + "NumberOfMeasurementsExt"]
+    assert count >= 1 and count == len(o["derivedFrom"])
+    assert o["status"] == "final" and o["subject"]["reference"].startswith("Patient/") and o["performer"] == [o["subject"]]
+    assert {(c["system"], c["code"]) for cat in o["category"] for c in cat["coding"]} == {
+        ("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs")}
+    assert o["effectivePeriod"]["start"] < o["effectivePeriod"]["end"] and o["issued"]
+    assert not {k for k in o if k.startswith("value")} and "effectiveDateTime" not in o
+    by_code = {next(iter(codes(c["code"], LOINC))): c["valueQuantity"] for c in o["component"]}
+    assert set(by_code) == {"96608-5", "96609-3"}
+    assert all((q["system"], q["code"]) == (UCUM, "mm[Hg]") for q in by_code.values())
+
+
 def check_observation(o: dict[str, Any]) -> None:
     """The elements the profiles named in meta.profile require, read from the specs (R4 Vital
-    Signs, CardX self-measured-bp, PHD base observation), not from our mapping."""
+    Signs, CardX self-measured-bp and average-smbp, PHD base observation), not from our mapping."""
     [loinc] = codes(o["code"], LOINC) - {"59408-5"}
+    if loinc == "96607-7":
+        check_average(o)
+        return
     profile, unit = EXPECTED[loinc]
     assert o["status"] == "final" and o["subject"]["reference"].startswith("Patient/")
     assert o["effectiveDateTime"] and o["issued"]
@@ -172,17 +203,21 @@ def test_every_resource_validates_and_carries_what_its_profiles_require(seeded: 
         if resource["resourceType"] == "Observation":
             check_observation(resource)
     ids = {f"{r['resourceType']}/{r['id']}" for r in everything}
-    references = {o["device"]["reference"] for o in everything if o["resourceType"] == "Observation"}
-    references |= {o["subject"]["reference"] for o in everything if o["resourceType"] == "Observation"}
+    found = [o for o in everything if o["resourceType"] == "Observation"]
+    references = {o["device"]["reference"] for o in found if "device" in o}
+    references |= {o["subject"]["reference"] for o in found}
+    references |= {d["reference"] for o in found for d in o.get("derivedFrom", [])}
     assert references <= ids  # nothing refers to a resource the export left out
-    # Ten readings: one anonymous (left out); two pressures and an SpO2 with a pulse make two each.
-    assert kinds.count("Observation") == 9 + 3 and kinds.count("Patient") == 3
+    # Ten readings: one anonymous (left out); two pressures and an SpO2 with a pulse make two each;
+    # then Wang's and Zhao's home blood-pressure averages, after the readings they rest on.
+    assert kinds.count("Observation") == 9 + 3 + 2 and kinds.count("Patient") == 3
+    assert [next(iter(codes(o["code"], LOINC))) for o in found][-2:] == ["96607-7", "96607-7"]
 
 
 def test_a_reading_becomes_an_observation_whole(seeded: Engine) -> None:
     """The kPa reading flagged unreliable, every element of it."""
     [o] = [r for r in exported(seeded, HOME) if r["resourceType"] == "Observation"
-           and r.get("interpretation")]
+           and r.get("interpretation") and "effectiveDateTime" in r]  # not the home average
     device, gateway = o["device"]["reference"], o["extension"][0]["valueReference"]["reference"]
     assert device.startswith(f"Device/{HOME}.phd-") and gateway.startswith(f"Device/{HOME}.phg-")
     panel = {"coding": [{"system": LOINC, "code": "85354-9", "display": "Blood pressure panel with all children optional"},
@@ -289,20 +324,33 @@ def observations_found(api: Api, query: str) -> list[dict[str, Any]]:
 
 
 def summary(found: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    return [(o["subject"]["reference"].removeprefix("Patient/")[:1], o["effectiveDateTime"][:10],
+    """(patient, day, code): the day a reading was taken, or the first day an average counts."""
+    return [(o["subject"]["reference"].removeprefix("Patient/")[:1],
+             (o.get("effectiveDateTime") or o["effectivePeriod"]["start"])[:10],
              next(c["code"] for c in o["code"]["coding"])) for o in found]
+
+
+# Wang's home average: the week ending 2026-11-04 (Shanghai), 30 October to 4 November counted.
+WANG_AVERAGE = ("a", "2026-10-30", "96607-7")
 
 
 def test_a_search_finds_the_residents_readings_by_patient_date_and_code(api: Api) -> None:
     assert summary(observations_found(api, f"patient=Patient/{WANG}")) == [
         ("a", "2026-11-02", "85354-9"), ("a", "2026-11-02", "8867-4"), ("a", "2026-11-03", "85354-9"),
-        ("a", "2026-11-04", "85354-9"), ("a", "2026-11-05", "14743-9"), ("a", "2026-11-07", "29463-7")]
-    # Dates: ge and lt bound the days; a day alone is that whole day.
+        ("a", "2026-11-04", "85354-9"), ("a", "2026-11-05", "14743-9"), ("a", "2026-11-07", "29463-7"),
+        WANG_AVERAGE]
+    # Dates: ge and lt bound the days; a day alone is that whole day. The average's period
+    # (29 October 16:00 to 4 November 16:00 UTC) overlaps the range above 3 November and the
+    # range below 5 November (R4 search 3.1.1.4.1.1), and not the range above 4 November.
     assert summary(observations_found(api, f"patient={WANG}&date=ge2026-11-03&date=lt2026-11-05")) == [
-        ("a", "2026-11-03", "85354-9"), ("a", "2026-11-04", "85354-9")]
+        ("a", "2026-11-03", "85354-9"), ("a", "2026-11-04", "85354-9"), WANG_AVERAGE]
     assert summary(observations_found(api, f"patient={WANG}&date=gt2026-11-04&date=le2026-11-05")) == [
         ("a", "2026-11-05", "14743-9")]
-    assert len(observations_found(api, "date=2026-11-02T07:30:00Z")) == 2
+    assert len(observations_found(api, "date=2026-11-02T07:30:00Z")) == 2  # eq: a second holds no week
+    # The average by its code (CardX average-smbp: 96607-7), and eq when the range holds its week.
+    assert summary(observations_found(api, "code=http://loinc.org|96607-7")) == [WANG_AVERAGE]
+    assert summary(observations_found(api, "code=96607-7&date=2026")) == [WANG_AVERAGE]
+    assert observations_found(api, "code=96607-7&date=2026-11") == []  # starts on 29 October, UTC
     # Code: system|code or code alone, several meaning any; a pulse from a cuff and from an oximeter.
     assert summary(observations_found(api, "code=http://loinc.org|8867-4")) == [
         ("a", "2026-11-02", "8867-4"), ("b", "2026-11-08", "8867-4")]
@@ -327,6 +375,8 @@ def test_only_a_doctor_reads_fhir_and_only_their_own_site(api: Api) -> None:
 
     refused = {"technician": 403, "station_staff": 403, "read_only": 403, "anonymous": 401}
     assert statuses("/fhir/Observation") == {**refused, "doctor": 200}
+    assert statuses("/fhir/Observation?code=96607-7") == {**refused, "doctor": 200}
+    assert observations_found(api, f"patient={ZHAO}&code=96607-7") == []  # another site's average
     assert statuses(f"/fhir/Patient/{WANG}") == {**refused, "doctor": 200}
     assert statuses(f"/fhir/Patient/{ZHAO}") == {**refused, "doctor": 404}
     everywhere = exported(api.engine)
@@ -390,6 +440,8 @@ def test_the_command_line_export_round_trips(tmp_path: Path) -> None:
     everything = runner.invoke(app, ["export", "fhir", "--config", str(config)])
     assert everything.exit_code == 0
     assert [json.loads(line) for line in everything.stdout.splitlines()] == exported(engine)
+    averages = [json.loads(line) for line in everything.stdout.splitlines() if '"96607-7"' in line]
+    assert [a["subject"]["reference"] for a in averages] == [f"Patient/{ZHAO}", f"Patient/{WANG}"]  # by site
     for args, problem in [
         (["--site", "nowhere"], "--site: no site 'nowhere'"),
         (["--since", "2026-13-01"], "--since:"),
@@ -399,3 +451,55 @@ def test_the_command_line_export_round_trips(tmp_path: Path) -> None:
         assert refused.exit_code == 1 and refused.stdout == ""
         assert refused.stderr.startswith("error: ") and problem in refused.stderr and refused.stderr.count("\n") == 1
     engine.dispose()
+
+
+# --- The home average: the page's, the report's and the export's are one ---------------------------
+
+SUN = "d" * 64
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def shanghai(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=SHANGHAI)
+
+
+def test_the_home_average_is_the_pages_and_the_reports(api: Api, tmp_path: Path) -> None:
+    """A week worked by hand (Shanghai time). 14 November is the first of the 7 days, left out;
+    the 19th's reading is flagged unreliable, left out and counted. Counted: 150/90, 140/88,
+    146/94, 138/86, 152/92: systolic 726 / 5 = 145.2, diastolic 450 / 5 = 90.0, on 5 readings;
+    high by the 2018 guideline (systolic at or above 140); fewer than 12 readings."""
+    week = [(bp(200, 120, SUN), shanghai(14, 8)),
+            (bp(150, 90, SUN), shanghai(15, 7)), (bp(140, 88, SUN), shanghai(15, 20)),
+            (bp(146, 94, SUN), shanghai(17, 7, 30)), (bp(138, 86, SUN), shanghai(18, 21)),
+            (bp(260, 70, SUN, suspect=["pulse_pressure_too_narrow"]), shanghai(19, 8)),
+            (bp(152, 92, SUN), shanghai(20, 7))]
+    kiosk = WireKiosk(site=HOME)
+    records = [kiosk.reading(payload, at=at.astimezone(UTC)) for payload, at in week]
+    commit_gulp(api.engine, records, rules=AlertRules(), notify=False, received_at=datetime(2026, 11, 21, tzinfo=UTC))
+    counted = [json.loads(records[i].body)["message_id"] for i in (1, 2, 3, 4, 6)]
+
+    [average] = observations_found(api, f"patient={SUN}&code=96607-7")
+    check_average(average)
+    means = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in average["component"]}
+    assert means == {"96608-5": 145.2, "96609-3": 90.0}
+    assert average["extension"] == [{"url": CARDX + "NumberOfMeasurementsExt", "valueInteger": 5}]
+    assert average["derivedFrom"] == [{"reference": f"Observation/{m}"} for m in counted]
+    assert average["effectivePeriod"] == {"start": "2026-11-15T00:00:00+08:00", "end": "2026-11-20T23:59:59+08:00"}
+    assert average["interpretation"][0]["coding"][0]["code"] == "high"
+    assert average["note"] == [{"text": "The mean of the readings taken on 2026-11-15 to 2026-11-20 (site time), the day "
+                                        "before them left out as the home blood-pressure guidelines do. It rests on 5 "
+                                        "readings, fewer than the 12 the guidelines ask for a decision. Left out: 1 "
+                                        "reading of those days flagged unreliable or incomplete."}]
+
+    # The doctor's page shows the same numbers (cloud_bridge/averages.py, the one place) ...
+    page = api.get("doctor", f"/api/v1/residents/{HOME}/{SUN}").body["average"]
+    assert page["overall"] == {"systolic_mmhg": 145.2, "diastolic_mmhg": 90.0, "readings": 5}
+    assert (page["first_day"], page["last_day"], page["category"]) == ("2026-11-15", "2026-11-20", "high")
+    # ... and so does the printed report.
+    pdf = api.get("doctor", f"/api/v1/residents/{HOME}/{SUN}/report.pdf").body
+    (tmp_path / "report.pdf").write_bytes(pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "report.pdf"), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    assert re.search(r"平均 Average: 145/90 mmHg（5 次 readings）\s+分级 Category: 高血压 high", text), text
+    # The bulk export carries the same resource.
+    assert average in exported(api.engine, HOME)
