@@ -26,7 +26,7 @@ from bleak.backends.client import BaseBleakClient
 
 from drivers.ble.discovery import DiscoveredDevice
 from drivers.ble.errors import BleDriverError
-from drivers.ble.omron.session import OmronMemorySession
+from drivers.ble.omron.session import KeyNotProgrammedError, OmronMemorySession
 from drivers.ble.pairing import AgentLog, BluezPairing, PairingError, PairingFailure
 from firmware_configs.profiles import BleDeviceProfile, Quirk
 from kiosk_config.sections import DeviceSettings
@@ -183,7 +183,7 @@ class PairingDesk:
                                      needs_bonding=Quirk.NEEDS_BONDING in profile.quirks, unlock_key=self.unlock_key)
         try:
             await session.program_key()
-        except BleDriverError as error:
+        except (KeyNotProgrammedError, BleDriverError) as error:
             raise PairingError(PairingFailure.KEY_NOT_PROGRAMMED, str(error)) from error
         log.info("programmed this kiosk's unlock key into %s (%s)", address, profile.model)
 

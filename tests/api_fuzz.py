@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import schemathesis
+# Loaded here, at collection, not lazily by from_asgi in the fuzzing thread: CPython 3.11 can
+# fail a module compiled in one thread while another compiles ("AST constructor recursion depth
+# mismatch"), as the kiosk's fuzz test did beside the agent's own imports.
+import schemathesis.specs.openapi.schemas  # noqa: F401
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from pydantic import ValidationError
 from hypothesis import HealthCheck, Phase, given, settings

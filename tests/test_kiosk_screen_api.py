@@ -69,7 +69,8 @@ async def test_with_the_network_down_the_screen_serves_on_loopback_and_a_reading
         [reading] = saved_readings(agent)
         assert reading["subject"] == PSEUDONYMS.of_card(CARD)
         assert (reading["systolic"], reading["diastolic"], reading["status"]) == (148.0, 92.0, ["body_movement"])
-        assert agent.desk.snapshot()["state"] == "idle"  # forgotten after her result
+        # Forgotten after her result: the desk hears of the save just after the outbox has it.
+        await wait_until(lambda: agent.desk.snapshot()["state"] == "idle", what="the desk forgetting her")
 
         # The next person did not identify: their reading is on nobody's record.
         cuff.measurements = [NORMAL]

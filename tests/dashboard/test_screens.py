@@ -124,7 +124,7 @@ def test_the_fleet_of_a_district_with_open_alerts_first_and_its_filters(
     expect(offline).to_contain_text("offline")
     expect(washer).to_contain_text("E21 water inlet timeout")
     expect(unpaired).to_contain_text("pairing lost ×3")
-    expect(bond_alert).to_contain_text("pair it again at the kiosk (put it in pairing mode")
+    expect(bond_alert).to_contain_text("pair it again at the kiosk (hold the clock at the top of its screen")
     shoot(page, tmp_path, "fleet-en")
 
 

@@ -11,7 +11,8 @@ from drivers.ble.blood_pressure import BloodPressureMeasurement, BloodPressureUn
 from drivers.ble.errors import DecodeError, DeviceDisconnectedError
 from drivers.ble.omron.memory import decode_clock
 from contract.device_errors import DeviceErrorCode
-from drivers.ble.omron.session import KeyNotProgrammedError, OmronMemorySession, UnlockKeyRefusedError
+from drivers.ble.bonding import DeviceBondLostError
+from drivers.ble.omron.session import KeyNotProgrammedError, OmronMemorySession
 from drivers.ble.simulated import simulated_backend
 from drivers.ble.simulated.omron_cuff import SimulatedOmronCuff
 from firmware_configs.omron_memory import OmronMemory
@@ -144,7 +145,7 @@ async def test_a_cuff_holding_another_unlock_key_is_refused_as_a_lost_bond_and_k
     device = cuff("hem-7361t")
     device.unlock_key = bytes.fromhex("deadbeaf12341234deadbeaf12341234")  # omblepy's, paired with omblepy -p
     device.measure(reading(0))
-    with pytest.raises(UnlockKeyRefusedError, match="not this kiosk's") as refused:
+    with pytest.raises(DeviceBondLostError, match="not this kiosk's") as refused:
         await collect(device, Outbox(), "hem-7361t")
     # The code the technician screen offers "pair again" for (DeviceHealthBook.bond_trouble).
     assert refused.value.code is DeviceErrorCode.BLE_BOND_LOST
@@ -162,7 +163,7 @@ async def test_a_cuff_paired_at_the_kiosk_takes_its_key_then_opens_to_it_alone()
     assert await collect(device, outbox, "hem-7361t") == [reading(0)]
     # Another kiosk (or omblepy's default key) is refused by the cuff itself, not by us.
     device.measure(reading(1))
-    with pytest.raises(UnlockKeyRefusedError):
+    with pytest.raises(DeviceBondLostError):
         await session_with(device, "hem-7361t", key=bytes(16)).collect(outbox.save)
     assert outbox.saved == [reading(0)]
     assert device.unread() == 1

@@ -25,7 +25,7 @@ from bleak.exc import BleakError
 
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.bonding import DeviceBondLostError, DeviceNotBondedError
-from drivers.ble.errors import BleDriverError, DecodeError, DeviceDisconnectedError, MeasurementTimeoutError, MissingServiceError
+from drivers.ble.errors import DecodeError, DeviceDisconnectedError, MeasurementTimeoutError, MissingServiceError
 from drivers.ble.measurement_session import DeviceSession, LinkWatch, subscribe
 from drivers.ble.omron import frames, memory, records, service
 from firmware_configs.omron_memory import OmronMemory
@@ -38,25 +38,20 @@ REPLY_TIMEOUT_S: Final = 2.0
 SaveReadings = Callable[[list[BloodPressureMeasurement]], Awaitable[None]]
 
 
-class OmronProtocolError(DecodeError):
-    """The cuff answered out of turn (wrong type or address) or refused: its bytes' fault."""
+class KeyNotProgrammedError(Exception):
+    """The cuff did not take our unlock key: not in pairing mode, or it refused the key. A
+    failure of pairing (the pairing screen says it), not of a reading session: no device code."""
 
 
-class KeyNotProgrammedError(BleDriverError):
-    """The cuff did not take our unlock key: not in pairing mode, or it refused the key."""
-
-
-class UnlockKeyRefusedError(DeviceBondLostError):
-    """The cuff's unlock key is not this kiosk's: programmed by omblepy or another kiosk, or
-    the cuff was reset. Like a lost bond, only pairing it again at the kiosk helps."""
-
-    what = "the cuff holds an unlock key that is not this kiosk's"
-
-    def __init__(self, address: str, detail: str) -> None:
-        super().__init__(address, detail)
-        # bluetoothctl, which the base class also offers, bonds but programs no key.
-        self.args = (f"{address} refused access ({detail}): {self.what}. Put the cuff in pairing mode (\"-P-\") "
-                     f"and pair it again on the kiosk's technician screen (配对新血压计), which programs the kiosk's key.",)
+def unlock_key_refused(address: str, detail: str) -> DeviceBondLostError:
+    """The cuff's unlock key is not this kiosk's: programmed by omblepy or another kiosk, or the
+    cuff was reset. Like a lost bond (and reported as one, so the screen offers to pair again),
+    only pairing it again at the kiosk helps; bluetoothctl bonds but programs no key."""
+    refused = DeviceBondLostError(address, detail)
+    refused.args = (f"{address} refused access ({detail}): the cuff holds an unlock key that is not this kiosk's. "
+                    f"Put the cuff in pairing mode (\"-P-\") and pair it again on the kiosk's technician screen "
+                    f"(配对新血压计), which programs the kiosk's key.",)
+    return refused
 
 
 class _Conversation:
@@ -94,7 +89,7 @@ class _Conversation:
             assert key is not None  # OmronMemorySession refuses a key model without one
             unlocked = frames.is_key_unlocked(await self._on_unlock_channel(frames.key_unlock(key), "unlock"))
         if not unlocked and self._memory.unlock == "key":
-            raise UnlockKeyRefusedError(self._address, "Omron key unlock refused")
+            raise unlock_key_refused(self._address, "Omron key unlock refused")
         if not unlocked:
             # Its bond is not ours: only pairing again in "-P-" mode helps.
             raise DeviceNotBondedError(self._address, "Omron token unlock refused")
@@ -124,10 +119,10 @@ class _Conversation:
             await self._write(uuid, piece)
         answer = frames.decode_response(await self._wait(self._answers, expect.name.lower()))
         if answer.type is not expect or answer.address != address:
-            raise OmronProtocolError(frames.CHARACTERISTIC, "type",
+            raise DecodeError(frames.CHARACTERISTIC, "type",
                                      f"{answer.type.name} at {answer.address:#06x} for {expect.name} at {address:#06x}")
         if expect in (frames.ResponseType.STARTED, frames.ResponseType.ENDED) and answer.data[:1] != b"\x00":
-            raise OmronProtocolError(frames.CHARACTERISTIC, "status", f"{expect.name}: error {answer.data.hex()}")
+            raise DecodeError(frames.CHARACTERISTIC, "status", f"{expect.name}: error {answer.data.hex()}")
         return answer
 
     async def read(self, address: int, size: int) -> bytes:
@@ -136,7 +131,7 @@ class _Conversation:
         for read in memory.reads_for_range(address, size, self._memory.block_size):
             answer = await self.request(frames.read_command(read.address, read.size), frames.ResponseType.READ, read.address)
             if len(answer.data) != read.size:
-                raise OmronProtocolError(frames.CHARACTERISTIC, "data", f"{len(answer.data)} bytes for {read.size} asked")
+                raise DecodeError(frames.CHARACTERISTIC, "data", f"{len(answer.data)} bytes for {read.size} asked")
             data += answer.data
         return data
 
@@ -195,7 +190,7 @@ class OmronMemorySession(DeviceSession):
 
         Raises DeviceNotFoundError, DeviceNotBondedError, MissingServiceError,
         DeviceDisconnectedError (link lost), MeasurementTimeoutError (no answer), DecodeError
-        (a garbled frame or pointer, OmronProtocolError an answer out of turn); in every case the
+        (a garbled frame or pointer, or an answer out of turn); in every case the
         cuff's pointer is unchanged unless ``save`` returned. An exception from ``save``
         propagates, the pointer unchanged.
         """
