@@ -103,7 +103,8 @@ def enrol(
                                          "password, mode 0600) and broker-ca.crt go beside it")] = Path("/etc/doorstep/agent.yaml"),
     force: Annotated[bool, typer.Option("--force", help="replace those files if they exist")] = False,
     bridge_ca: Annotated[Path | None, typer.Option("--bridge-ca", help="the CA of the bridge's HTTPS certificate, "
-                                                   "if not one the system trusts")] = None,
+                                                   "if not one the system trusts; copied beside --config as bridge-ca.crt, "
+                                                   "which the agent then trusts to download updates")] = None,
 ) -> None:
     """Set up this kiosk with a one-time code: the bridge gives it a broker account, the broker's
     CA and the key readings are sealed for, and the agent's configuration is written.
@@ -129,7 +130,8 @@ def enrol(
     broker = settings.broker
     typer.echo(f"enrolled as kiosk {settings.site}/{settings.kiosk}: broker {broker.host}:{broker.port} as "
                f"{broker.username}{' over TLS' if broker.tls else ''}")
-    typer.echo(f"wrote {files.config}, {files.env} (the password, mode 0600)" + (f", {files.ca}" if broker.tls else ""))
+    typer.echo(f"wrote {files.config}, {files.env} (the password, mode 0600)" + (f", {files.ca}" if broker.tls else "")
+               + (f", {files.bridge_ca}" if settings.bridge_ca else ""))
     typer.echo("add the site's resident secret to agent.env (DOORSTEP_AGENT_RESIDENT_SECRET=…) and devices to "
                f"{files.config.name}, then: sudo systemctl enable --now doorstep-agent")
 

@@ -6,7 +6,10 @@ Three files, beside each other, none replaced without --force:
   username, the payload key; no secret, mode 0644;
 - its secrets (agent.env beside it, mode 0600): the broker password, as
   DOORSTEP_AGENT_BROKER__PASSWORD, which deploy/doorstep-agent.service reads (EnvironmentFile);
-- the broker's CA (broker-ca.crt), when the broker speaks TLS.
+- the broker's CA (broker-ca.crt), when the broker speaks TLS;
+- the bridge's CA (bridge-ca.crt), a copy of --bridge-ca when given: the agent's `bridge_ca`
+  names it, so that update bundles come from the bridge over the same HTTPS (a copy, because the
+  file given may be gone after a reboot, and the agent refuses a bridge_ca that is not there).
 
 The key pair made here is X25519 and lives only in this process: the bridge seals the password
 for its public half, so the answer is of use to this process alone (contract/enrolment.py). A
@@ -56,13 +59,15 @@ class KioskFiles:
     config: Path
     env: Path
     ca: Path
+    bridge_ca: Path
 
     @classmethod
     def beside(cls, config: Path) -> KioskFiles:
-        return cls(config, config.with_name("agent.env"), config.with_name("broker-ca.crt"))
+        return cls(config, config.with_name("agent.env"), config.with_name("broker-ca.crt"),
+                   config.with_name("bridge-ca.crt"))
 
-    def all(self) -> tuple[Path, Path, Path]:
-        return (self.config, self.env, self.ca)
+    def all(self) -> tuple[Path, Path, Path, Path]:
+        return (self.config, self.env, self.ca, self.bridge_ca)
 
 
 def enrol(bridge_url: str, code: str, files: KioskFiles, *, force: bool = False, bridge_ca: Path | None = None) -> AgentSettings:
@@ -76,13 +81,17 @@ def enrol(bridge_url: str, code: str, files: KioskFiles, *, force: bool = False,
         request = EnrolmentRequest(code=code, kiosk_public_key=encode_key(key.public_key))
     except ValidationError:
         raise EnrolError(EnrolExit.LOCAL, f"--code: not an enrolment code (1 to {CODE_MAX_CHARS} characters)") from None
+    try:
+        bridge_ca_pem = None if bridge_ca is None else bridge_ca.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise EnrolError(EnrolExit.LOCAL, f"--bridge-ca {bridge_ca}: {error}") from None
     grant = _ask(bridge_url, request, bridge_ca)
     try:
         password = open_secret(key, grant.broker.sealed_password)
     except ValueError as error:
         raise EnrolError(EnrolExit.UNREACHABLE, f"the bridge's answer: {error}") from None
     try:
-        _write(files, grant, _agent_document(grant, files), password)
+        _write(files, grant, _agent_document(grant, files, bridge_ca_pem is not None), password, bridge_ca_pem)
     except OSError as error:
         raise EnrolError(EnrolExit.LOCAL, f"cannot write {error.filename}: {error.strerror}") from None
     try:  # what the agent will load (its password comes from agent.env)
@@ -117,20 +126,25 @@ def _reason(response: httpx.Response) -> str:
         return response.text[:200] or response.reason_phrase
 
 
-def _agent_document(grant: EnrolmentGrant, files: KioskFiles) -> dict[str, Any]:
+def _agent_document(grant: EnrolmentGrant, files: KioskFiles, with_bridge_ca: bool) -> dict[str, Any]:
     broker: dict[str, Any] = {"host": grant.broker.host, "port": grant.broker.port, "username": grant.broker.username}
     if grant.broker.ca_pem is not None:
         broker["tls"] = {"ca_file": str(files.ca.resolve())}
     document: dict[str, Any] = {"site": grant.site, "kiosk": grant.kiosk, "broker": broker}
     if grant.payload_public_key is not None:
         document["payload_public_key"] = grant.payload_public_key
+    if with_bridge_ca:
+        document["bridge_ca"] = str(files.bridge_ca.resolve())
     return document
 
 
-def _write(files: KioskFiles, grant: EnrolmentGrant, document: dict[str, Any], password: str) -> None:
+def _write(files: KioskFiles, grant: EnrolmentGrant, document: dict[str, Any], password: str,
+           bridge_ca_pem: str | None) -> None:
     files.config.parent.mkdir(parents=True, exist_ok=True)
     if grant.broker.ca_pem is not None:
         _replace(files.ca, grant.broker.ca_pem, 0o644)
+    if bridge_ca_pem is not None:
+        _replace(files.bridge_ca, bridge_ca_pem, 0o644)
     # The secret first: a configuration naming a broker account is never there without its password.
     _replace(files.env, f"# written by `doorstep enrol`: the kiosk's secrets (docs/configuration.md)\n"
              f"DOORSTEP_AGENT_BROKER__PASSWORD={password}\n", 0o600)

@@ -221,7 +221,7 @@ class Agent:
         self.updater = Updater(
             self, UpdateLayout(self.base_settings.updates_root), trusted_keys=self.base_settings.release_public_keys,
             health_s=self.base_settings.update_health_s, retry_s=self.base_settings.update_retry_s,
-            reported=self._report_telemetry,
+            bridge_ca=self.base_settings.bridge_ca, reported=self._report_telemetry,
         )
         await self.updater.resume()
         await asyncio.to_thread(self._write_status)

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, FilePath, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from contract.batch import MAX_BATCH_RECORDS
@@ -140,6 +140,11 @@ class AgentSettings(FileSettings):
     )
     update_retry_s: float = Field(
         default=30, gt=0, description="an update waiting for a measurement or a washer start is tried again this often"
+    )
+    bridge_ca: FilePath | None = Field(
+        default=None,
+        description="the CA of the bridge's HTTPS certificate, when not one the system trusts (a private CA): update "
+        "bundles are downloaded trusting it; `doorstep enrol --bridge-ca` writes it",
     )
 
     @field_validator("release_public_keys")

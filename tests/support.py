@@ -29,6 +29,7 @@ from cloud_bridge.ingest import Ingest
 from cloud_bridge.service import BridgeWorker
 from cloud_bridge.store import DeadLetter, Event, Reading
 from broker_admin.mosquitto import MosquittoProcess, free_port
+from broker_admin.pki import Issued
 from runtime.mqtt import BrokerSettings
 from edge_agent.agent import Agent
 from edge_agent.settings import AgentSettings, DeviceSettings, ScreenSettings
@@ -165,15 +166,17 @@ class ServedApp:
     carry `token` as a bearer token when given."""
 
     def __init__(self, app: FastAPI, token: str | None = None, port: int | None = None, *,
-                 access_log: bool = False) -> None:
+                 access_log: bool = False, tls: Issued | None = None) -> None:
         """`port`: one chosen before (free_port), when something must know the address first.
         `access_log`: uvicorn's access log at INFO, left to propagate to the root logger (no
-        logging config of its own), where caplog reads it."""
+        logging config of its own), where caplog reads it. `tls`: served over HTTPS with this
+        certificate (tests/tls_material.py); `request` speaks plain HTTP, so it is for others to call."""
         self.token = token
         self.port = port or free_port()
         self._server = uvicorn.Server(uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="info" if access_log else "warning",
             log_config=None if access_log else uvicorn.config.LOGGING_CONFIG,
+            ssl_certfile=None if tls is None else str(tls.cert), ssl_keyfile=None if tls is None else str(tls.key),
         ))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 

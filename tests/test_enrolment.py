@@ -23,7 +23,9 @@ from contract.sealing import write_key_pair
 from edge_agent.settings import AgentSettings, DeviceSettings, ScreenSettings
 from runtime.mqtt import BrokerSettings
 from tests.shipped_broker import ShippedBroker, shipped_broker
+from cloud_bridge.api import create_app
 from tests.support import CUFF_ADDRESS, Bridge, ServedApp, running_agent, wait_until
+from tests.tls_material import CertificateAuthority
 from tests.test_end_to_end import assert_is_the_measurement, cuff_backends
 
 SITE, KIOSK = "pudong-lujiazui", "kiosk-07"
@@ -55,9 +57,9 @@ def bridge(tmp_path: Path, broker: ShippedBroker, bridge_factory: Any) -> Bridge
     return worker
 
 
-def doorstep_enrol(api: ServedApp, code: str, config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def doorstep_enrol(api: ServedApp, code: str, config: Path, *extra: str, scheme: str = "http") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "doorstep", "enrol", "--bridge", f"http://127.0.0.1:{api.port}", "--code", code,
+        [sys.executable, "-m", "doorstep", "enrol", "--bridge", f"{scheme}://127.0.0.1:{api.port}", "--code", code,
          "--config", str(config), *extra],
         capture_output=True, text=True, timeout=60,
     )
@@ -121,6 +123,24 @@ async def test_a_fresh_kiosk_enrols_with_a_code_and_delivers_then_is_revoked_at_
         assert api.request("DELETE", f"/api/v1/kiosks/{SITE}/{KIOSK}/broker-account").status == 404
         actions = [(e["action"], e["result"]) for e in api.get("/api/v1/audit").body["items"]]
         assert actions[:3] == [("kiosk_revoke", "ok"), ("enrol", "ok"), ("enrolment_code_create", "ok")]
+
+
+@pytest.mark.parametrize("bridge_database", ["sqlite"], indirect=True)  # the bridge's engine is not the subject
+def test_enrolling_with_a_private_bridge_ca_keeps_a_copy_the_agent_trusts_for_updates(tmp_path: Path, bridge: Bridge) -> None:
+    authority = CertificateAuthority(tmp_path / "bridge-pki", "doorstep bridge CA")
+    given = tmp_path / "usb-stick" / "bridge-ca.pem"
+    given.parent.mkdir()
+    given.write_bytes(authority.issued.cert.read_bytes())
+    config = tmp_path / "etc" / "agent.yaml"
+    with bridge.api() as api, ServedApp(create_app(bridge.engine, bridge.worker.context),
+                                        tls=authority.issue("bridge", "bridge.example.org", server=True)) as https:
+        result = doorstep_enrol(https, new_code(api), config, "--bridge-ca", str(given), scheme="https")
+    assert result.returncode == 0, result.stderr
+    assert str(config.with_name("bridge-ca.crt")) in result.stdout
+    given.unlink()  # the stick is taken away: the kiosk keeps its own copy
+    settings = AgentSettings.from_file(config)
+    assert settings.bridge_ca == config.with_name("bridge-ca.crt").resolve()
+    assert settings.bridge_ca.read_bytes() == authority.issued.cert.read_bytes()
 
 
 def test_used_expired_and_unknown_codes_are_refused_and_nothing_is_overwritten(

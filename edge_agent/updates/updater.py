@@ -55,8 +55,9 @@ class UpdatingKiosk(Protocol):
 
 class Updater:
     def __init__(self, kiosk: UpdatingKiosk, layout: UpdateLayout, *, trusted_keys: list[str], health_s: float,
-                 retry_s: float, reported: Callable[[], Awaitable[None]]) -> None:
+                 retry_s: float, reported: Callable[[], Awaitable[None]], bridge_ca: Path | None = None) -> None:
         self._kiosk = kiosk
+        self._bridge_ca = bridge_ca
         self.layout = layout
         self._trusted_keys = trusted_keys
         self._health_s = health_s
@@ -133,7 +134,8 @@ class Updater:
         bundle = layout.downloads / f"doorstep-{args.version}.bundle"
         await self._move(UpdateState.DOWNLOADING)
         try:
-            await asyncio.to_thread(download, args.url, bundle, size=args.size, sha256=args.sha256)
+            await asyncio.to_thread(download, args.url, bundle, size=args.size, sha256=args.sha256,
+                                    ca=self._bridge_ca)
         except DownloadError as error:
             await self._move(UpdateState.FAILED, str(error))
             return

@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI, Header
 from fastapi.responses import FileResponse
 
+from broker_admin.pki import Issued
 from releases.build import dependency_wheels, doorstep_wheel
 from releases.bundle import sign, write_bundle
 from releases.keys import keygen, public_key_text
@@ -94,8 +95,9 @@ class BundleServer:
     """Serves bundles as the bridge does (GET /api/v1/releases/{version}/bundle, Range requests
     answered 206 by Starlette's FileResponse)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: Issued | None = None) -> None:
         self.files: dict[str, Path] = {}
+        self.scheme = "http" if tls is None else "https"
         self.requests: list[str | None] = []
         app = FastAPI()
 
@@ -104,12 +106,12 @@ class BundleServer:
             self.requests.append(range)
             return FileResponse(self.files[version])
 
-        self.app = ServedApp(app)
+        self.app = ServedApp(app, tls=tls)
 
     def command(self, version: str, bundle: Path) -> dict[str, Any]:
         self.files[version] = bundle
         data = bundle.read_bytes()
-        return {"version": version, "url": f"http://127.0.0.1:{self.app.port}/api/v1/releases/{version}/bundle",
+        return {"version": version, "url": f"{self.scheme}://127.0.0.1:{self.app.port}/api/v1/releases/{version}/bundle",
                 "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 

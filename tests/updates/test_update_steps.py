@@ -11,14 +11,17 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from broker_admin.mosquitto import MosquittoProcess
 from contract.commands import CommandOutcome
 from contract.software import UpdateSoftwareArgs, UpdateState
 from edge_agent.agent import Agent
+from edge_agent.settings import AgentSettings
 from edge_agent.updates.download import DownloadError, download
 from releases.keys import keygen, public_key_text
 from tests.support import agent_settings, running_agent, wait_until
+from tests.tls_material import CertificateAuthority
 from tests.updates.conftest import NEW_VERSION, BundleServer, ReleaseKit
 
 
@@ -114,3 +117,39 @@ async def test_an_update_waits_while_a_resident_is_measuring(
         assert bundles.requests == []  # not even downloaded
         software = (await agent.snapshot()).software
         assert software is not None and software.update == update
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("trusting", [True, False], ids=["with_bridge_ca", "without"])
+async def test_a_bundle_from_a_bridge_with_a_private_ca_is_downloaded_only_with_bridge_ca(
+    trusting: bool, tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, good_bundle: Path,
+) -> None:
+    authority = CertificateAuthority(tmp_path / "pki", "doorstep bridge CA")
+    bridge = BundleServer(tls=authority.issue("bridge", "bridge.example.org", server=True))
+    # The kiosk trusts another release key: a bundle that downloads is then refused before any
+    # install, which shows the download went through without an install's minute.
+    settings = agent_settings(tmp_path, running_broker, with_cuff=False).model_copy(update={
+        "updates_root": tmp_path / "updates", "release_public_keys": [public_key_text(keygen(tmp_path / "other.key"))],
+        "bridge_ca": authority.issued.cert if trusting else None})
+    with bridge.app:
+        async with running_agent(settings) as agent:
+            await wait_until(lambda: agent.updater is not None, what="the agent's updater")
+            assert agent.updater is not None
+            args = bridge.command(NEW_VERSION, good_bundle)
+            assert args["url"].startswith("https://")
+            agent.updater.begin(UpdateSoftwareArgs(**args))
+            state, reason = await finished(agent)
+    assert reason is not None
+    if trusting:
+        assert (state, reason.split(":")[0]) == (UpdateState.REFUSED, "unknown_key"), reason
+        assert bridge.requests == [None]  # one whole download
+    else:
+        assert state is UpdateState.FAILED
+        assert reason.startswith(f"{args['url']}: the bridge's HTTPS certificate is not trusted by this kiosk ("), reason
+        assert reason.endswith("if the bridge uses a private CA, set bridge_ca (doorstep enrol --bridge-ca)"), reason
+        assert bridge.requests == []  # refused at the handshake, and not tried again
+
+
+def test_bridge_ca_must_be_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="bridge_ca"):
+        AgentSettings(site="s", kiosk="k", bridge_ca=tmp_path / "missing.crt")
