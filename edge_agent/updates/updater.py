@@ -18,11 +18,11 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from contract.commands import CommandOutcome
 from contract.software import SoftwareReport, UpdateReport, UpdateSoftwareArgs, UpdateState
@@ -83,7 +83,7 @@ class Updater:
             return CommandOutcome.REFUSED, f"an update to {self.record.args.version} is under way"
         self.record = UpdateRecord(args=args, report=_queued(args), from_version=self.running_version)
         records.save(self.layout, self.record)
-        self._task = asyncio.create_task(self._update(self.record), name="software update")
+        self._task = asyncio.create_task(self._failing_loudly(self._update(self.record)), name="software update")
         return CommandOutcome.SUCCEEDED, f"update to {args.version} queued; its progress is in the telemetry"
 
     async def resume(self) -> None:
@@ -106,12 +106,27 @@ class Updater:
             await self._move(UpdateState.HEALTHY)  # confirmed, then stopped before it could say so
         else:
             log.info("resuming the update to %s, interrupted at %s", record.args.version, record.report.state)
-            self._task = asyncio.create_task(self._update(record), name="software update")
+            self._task = asyncio.create_task(self._failing_loudly(self._update(record)), name="software update")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _failing_loudly(self, steps: Coroutine[Any, Any, None]) -> None:
+        """An update that fails in a way its steps do not name (a full disk, a downloads folder
+        that is not one) ends failed and says why: a task that died silently would report its
+        last step for ever, and its rollout would wait for it for ever."""
+        try:
+            await steps
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - reported, not swallowed
+            log.exception("software update failed unexpectedly")
+            try:
+                await self._move(UpdateState.FAILED, f"the kiosk failed: {type(error).__name__}: {error}")
+            except Exception:  # noqa: BLE001 - the record cannot be written either: logged above
+                log.exception("software update: the failure could not be recorded")
 
     async def _move(self, state: UpdateState, reason: str | None = None) -> None:
         assert self.record is not None

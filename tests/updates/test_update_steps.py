@@ -96,6 +96,29 @@ async def test_a_changed_or_foreign_bundle_is_refused_and_reported_before_anythi
 
 
 @pytest.mark.asyncio
+async def test_an_update_that_fails_in_an_unnamed_way_ends_failed_and_says_why(
+    tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, good_bundle: Path,
+    bundles: BundleServer,
+) -> None:
+    """Its downloads folder is a file: no step names that failure, and the update must still end
+    (failed, with the reason) rather than report `downloading` for ever."""
+    settings = agent_settings(tmp_path, running_broker, with_cuff=False).model_copy(
+        update={"updates_root": tmp_path / "updates", "release_public_keys": [release_kit.public_key]})
+    async with running_agent(settings) as agent:
+        await wait_until(lambda: agent.updater is not None, what="the agent's updater")
+        assert agent.updater is not None
+        (tmp_path / "updates").mkdir(exist_ok=True)
+        (tmp_path / "updates" / "downloads").write_text("not a folder")
+        agent.updater.begin(UpdateSoftwareArgs(**bundles.command(NEW_VERSION, good_bundle)))
+        state, reason = await finished(agent)
+        software = (await agent.snapshot()).software
+    assert state is UpdateState.FAILED
+    assert reason is not None and reason.startswith("the kiosk failed: ") and "downloads" in reason
+    assert software is not None and software.update is not None and software.update.state is UpdateState.FAILED
+    assert software.version == "0.1.0"
+
+
+@pytest.mark.asyncio
 async def test_an_update_waits_while_a_resident_is_measuring(
     tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, good_bundle: Path,
     bundles: BundleServer,
