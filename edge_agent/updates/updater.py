@@ -27,7 +27,6 @@ from typing import Any, Final, Protocol
 from contract.commands import CommandOutcome
 from contract.software import SoftwareReport, UpdateReport, UpdateSoftwareArgs, UpdateState
 from edge_agent.updates import record as records
-from edge_agent.updates.download import DownloadError, download
 from edge_agent.updates.install import InstallError, install
 from edge_agent.updates.layout import UpdateLayout
 from edge_agent.updates.record import UpdateRecord
@@ -144,6 +143,10 @@ class Updater:
             await asyncio.sleep(self._retry_s)
 
     async def _update(self, record: UpdateRecord) -> None:
+        # Loaded when an update runs, not with the agent: httpx stays off a kiosk's resident set
+        # (tests/test_agent_imports.py) for the months between updates.
+        from edge_agent.updates.download import DownloadError, download
+
         args, layout = record.args, self.layout
         await self._wait_until_free()
         bundle = layout.downloads / f"doorstep-{args.version}.bundle"
