@@ -53,9 +53,12 @@ class SteadyIntervalTrigger(IntervalTrigger):  # type: ignore[misc]
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         upcoming: datetime | None = super().get_next_fire_time(previous_fire_time, now)
         if previous_fire_time is not None and upcoming is not None and upcoming < now:
-            # Runs were missed (a jump, or a stalled loop): realign after now, in one step.
-            realigned: datetime | None = super().get_next_fire_time(None, now)
-            return realigned
+            # Runs were missed (a jump forward, or a loop held up longer than the interval): go on
+            # from now, in one step. Not realigned on the trigger's start date as apscheduler
+            # would: after the clock stepped back, that date lies ahead by the whole step, and the
+            # job would wait that long (a busy kiosk's 0.2 s device jobs did, for a day).
+            resumed: datetime | None = super().get_next_fire_time(now, now)
+            return resumed
         return upcoming
 
 

@@ -16,7 +16,6 @@ from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
-import pytest
 import yaml
 
 from broker_admin.mosquitto import MosquittoProcess
@@ -71,7 +70,6 @@ def stored_by_the_bridge(database: Path) -> list[tuple[int, uuid.UUID]]:
         ]
 
 
-@pytest.mark.alone
 def test_clock_jumps_forward_and_back_do_not_reorder_duplicate_or_lose_records(tmp_path: Path) -> None:
     offset_file = tmp_path / "faketime"
     offset_file.write_text("+0\n")
