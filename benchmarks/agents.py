@@ -13,6 +13,8 @@ import yaml
 
 from broker_admin.mosquitto import MosquittoProcess
 
+from edge_agent.store.outbox import UNSENT_INDEX, UNSENT_SQL
+
 from benchmarks.backlog import SITE
 
 
@@ -41,6 +43,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def outbox_has_unsent(path: Path) -> bool:
+    """Whether any record of the outbox at `path` still waits for the bridge: one probe of the
+    outbox's partial index of unsent records, however long the backlog."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
+        query = f"SELECT EXISTS (SELECT 1 FROM outbox INDEXED BY {UNSENT_INDEX} WHERE {UNSENT_SQL})"
+        return bool(db.execute(query).fetchone()[0])
 
 
 def outbox_states(path: Path) -> dict[str, int]:

@@ -65,8 +65,8 @@ class RecordState(StrEnum):
 # Records still to be sent: neither confirmed nor refused.
 _UNSENT = (RecordState.PENDING, RecordState.PUBLISHED)
 # The same, as SQL over the stored enum names, for the partial index of unsent records.
-_UNSENT_SQL = "state IN ({})".format(", ".join(f"'{state.name}'" for state in _UNSENT))
-_UNSENT_INDEX = "ix_outbox_unsent"
+UNSENT_SQL = "state IN ({})".format(", ".join(f"'{state.name}'" for state in _UNSENT))
+UNSENT_INDEX = "ix_outbox_unsent"
 
 
 class RecordClass(IntEnum):
@@ -168,7 +168,7 @@ class OutboxRecord(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
         # The records still to send, in sending order (see `Outbox.due`).
-        Index(_UNSENT_INDEX, "record_class", "seq", sqlite_where=text(_UNSENT_SQL)),
+        Index(UNSENT_INDEX, "record_class", "seq", sqlite_where=text(UNSENT_SQL)),
         # AUTOINCREMENT: a sequence number is never reused after its record is pruned, so the
         # bridge can read a gap as a lost message.
         {"sqlite_autoincrement": True},
@@ -581,7 +581,7 @@ class Outbox:
         # against 0.4 ms; EXPLAIN QUERY PLAN, benchmarks/drain.py). The condition is the index's
         # own text, as SQLite needs to see that the index applies; INDEXED BY makes sure it is
         # used (SQLAlchemy renders no index hint for SQLite, hence the text).
-        conditions = [_UNSENT_SQL]
+        conditions = [UNSENT_SQL]
         parameters: dict[str, Any] = {"limit": limit}
         if exclude:
             conditions.append("seq NOT IN :exclude")
@@ -590,7 +590,7 @@ class Outbox:
             conditions.append("topic NOT IN :exclude_topics")
             parameters["exclude_topics"] = list(exclude_topics)
         statement = text(
-            f"SELECT seq, message_id, topic, qos, body FROM outbox INDEXED BY {_UNSENT_INDEX} "
+            f"SELECT seq, message_id, topic, qos, body FROM outbox INDEXED BY {UNSENT_INDEX} "
             f"WHERE {' AND '.join(conditions)} ORDER BY record_class, seq LIMIT :limit"
         ).bindparams(*(bindparam(name, expanding=True) for name in ("exclude", "exclude_topics") if name in parameters))
         with Session(self._engine) as session:
