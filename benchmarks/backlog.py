@@ -43,7 +43,9 @@ def _code_key() -> str:
 
 
 def build(path: Path, kiosk: str, records: int, progress: Callable[[int], object] = lambda n: None) -> None:
-    outbox = Outbox(path, sealer=Sealer.from_text(payload_keys()[1]))  # sealed, as in production
+    # Sealed, as in production: in session boxes, as a kiosk seals once every bridge worker says
+    # it opens them (contract/sealing.py).
+    outbox = Outbox(path, sealer=Sealer.from_text(payload_keys()[1], session_boxes=lambda: True))
     topic = KioskTopics(SITE, kiosk).reading(ReadingKind.BLOOD_PRESSURE)
     done = 0
     while done < records:

@@ -70,7 +70,7 @@ from contract.topics import (
     channel_filter,
     parse_topic,
 )
-from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client, release
+from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client, publish_properties, release
 
 from cloud_bridge import commands
 from cloud_bridge import support_bundles
@@ -82,7 +82,7 @@ from cloud_bridge.decode import Inbound, Decoded, Refused, classify_all
 from cloud_bridge.fleet import DeviceRows
 from cloud_bridge.gulp import GulpOutcome, store_isolating, store_gulp
 from cloud_bridge.metrics import BridgeMetrics
-from contract.sealing import Opener
+from contract.sealing import OPENS, OPENS_PROPERTY, Opener
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,8 @@ class Ingest:
         self.link.connected()
         # Only now, subscribed, may kiosks waiting for the bridge send their backlog.
         online = Status(state=KioskState.ONLINE, at=datetime.now(UTC))
-        client.publish(self._status_topic, encode(online), qos=QOS_RELIABLE, retain=True)
+        client.publish(self._status_topic, encode(online), qos=QOS_RELIABLE, retain=True,
+                       properties=publish_properties({OPENS_PROPERTY: " ".join(OPENS)}))
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         self.link.lost()

@@ -21,9 +21,13 @@ from contract.topics import ENVELOPE_CHANNELS, SCHEMA_VERSION, Channel, ParsedTo
 
 
 class SealedPayload(StrictModel):
-    """A payload sealed for the bridge (contract/sealing.py): libsodium's sealed box of its JSON."""
-
+    """A payload sealed for the bridge (contract/sealing.py): libsodium's sealed box of its JSON,
+    or, with `sender`, a session box (crypto_box from the kiosk's session key, nonce first)."""
     key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="which of the bridge's keys opens it")
+    sender: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9+/]{43}=$", exclude_if=lambda sender: sender is None,
+        description="a session box's sender: the kiosk's session public key (X25519, base64); absent for a sealed box",
+    )
     box: str = Field(min_length=1, max_length=MAX_MESSAGE_BYTES, description="base64")
 
 

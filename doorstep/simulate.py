@@ -41,7 +41,7 @@ from contract.codec import encode
 from contract.envelope import Envelope
 from contract.errors import ContractError
 from contract.payloads import BloodPressurePayload, DeviceIdentity, LaundryMachineEvent, LaundryVendEvent
-from contract.sealing import Sealer
+from contract.sealing import Sealer, public_key_from
 from contract.status import KioskState, Status, decode_ack
 from contract.telemetry import DeviceTelemetry, KioskTelemetry, OutboxDepth
 from contract.topics import QOS_RELIABLE, QOS_TELEMETRY, EventType, KioskTopics, ReadingKind
@@ -113,6 +113,9 @@ class SimulatedKiosk:
         self.topics = KioskTopics(site, kiosk)
         self.rng = rng
         self.seq = itertools.count(1)
+        # Each kiosk its own sessions, in session boxes, as a kiosk seals for a bridge whose
+        # workers all open them (contract/sealing.py).
+        self.sealer = Sealer(fleet.payload_key, session_boxes=lambda: True) if fleet.payload_key else None
         self.owed: dict[uuid.UUID, _Owed] = {}
         self.waiting: deque[uuid.UUID] = deque()  # owed, not in flight: sent when the window allows
         self.in_flight: set[uuid.UUID] = set()
@@ -182,7 +185,7 @@ class SimulatedKiosk:
         """Mint an envelope, as the outbox does when a record is first saved, and owe it."""
         message_id = uuid.uuid4()
         data = payload.model_dump(mode="json")
-        sealer = self.fleet.sealer if seal else None
+        sealer = self.sealer if seal else None
         envelope = Envelope(message_id=message_id, seq=next(self.seq), kiosk_time=datetime.now(UTC), device=device,
                             payload=None if sealer is not None else data,
                             sealed=sealer.seal(data) if sealer is not None else None)
@@ -303,7 +306,7 @@ class Fleet:
         self.mix = mix
         self.window = window
         self.ack_timeout_s = ack_timeout_s
-        self.sealer = Sealer.from_text(payload_public_key) if payload_public_key else None
+        self.payload_key = public_key_from(payload_public_key) if payload_public_key else None
         self.seed = random.randrange(2**32) if seed is None else seed
         self.stats = FleetStats(kiosks=kiosks)
         self.stopping = False

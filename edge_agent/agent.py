@@ -25,6 +25,7 @@ from runtime.config import ConfigError
 from drivers.ble.blood_pressure import BloodPressureMeasurement
 from drivers.ble.errors import BleDriverError, DeviceNotFoundError, DeviceUnavailableError
 from edge_agent.alarms import CHECK_EVERY_S as ALARMS_CHECK_EVERY_S, AlarmWatch
+from edge_agent.bridge_workers import BridgeWorkers
 from edge_agent.clock import ClockWatch, kernel_clock_synchronised
 from edge_agent.desired_config import ConfigChange, DesiredConfigApplier, config_path, schedule_periods
 from edge_agent.device_health import DeviceHealthBook, line_telemetry
@@ -114,6 +115,8 @@ class Agent:
         self.clock_watch = ClockWatch(
             kernel_clock_synchronised if settings.trust_clock == "if_synchronised" else lambda: True
         )
+        # The bridge workers heard online, kept across uplinks: whether readings go in session boxes.
+        self.bridge_workers = BridgeWorkers()
         self._last_reading_at: dict[str, datetime] = {}
         self._last_seen_at: dict[str, datetime] = {}
         self.device_health = DeviceHealthBook(log)
@@ -174,7 +177,9 @@ class Agent:
             self.settings.outbox_path,
             limits=self.settings.outbox.limits(),
             clock_trusted=lambda: watch.trusted,
-            sealer=Sealer.from_text(self.settings.payload_public_key) if self.settings.payload_public_key else None,
+            sealer=Sealer.from_text(self.settings.payload_public_key,
+                                    session_boxes=self.bridge_workers.all_open_session_boxes)
+            if self.settings.payload_public_key else None,
         )
         self.alarms = AlarmWatch(self.outbox)
         # Steady interval jobs, and a watch that brings them forward when the clock steps back:
@@ -276,6 +281,7 @@ class Agent:
             ack_timeout_s=self.settings.ack_timeout_s,
             resend_max_s=self.settings.resend_max_s,
             wake=lambda: loop.call_soon_threadsafe(self._wakeup.set),
+            bridge_workers=self.bridge_workers,
         )
 
     def _pseudonyms(self) -> Pseudonyms | None:

@@ -35,9 +35,11 @@ from contract.batch import BATCH_CONTAINER_BYTES, MAX_BATCH_RECORDS, batch_entry
 from contract.codec import MAX_MESSAGE_BYTES, encode
 from contract.desired import DesiredConfig, decode_desired
 from contract.errors import ContractError
+from contract.sealing import OPENS_PROPERTY
 from contract.status import Ack, KioskState, Status, decode_ack
 from contract.topics import BRIDGE_STATUS_FILTER, BRIDGE_STATUS_ROOT, QOS_RELIABLE, KioskTopics
-from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client, release
+from runtime.mqtt import BrokerSettings, PubAck, connect_in_background, make_client, release, user_properties
+from edge_agent.bridge_workers import BridgeWorkers
 from edge_agent.store.outbox import Outbox, PendingRecord
 
 log = logging.getLogger(__name__)
@@ -107,8 +109,10 @@ class Uplink:
         resend_max_s: float = 300.0,
         wake: Callable[[], object] = lambda: None,  # its return value is ignored
         monotonic: Callable[[], float] = time.monotonic,
+        bridge_workers: BridgeWorkers | None = None,
     ) -> None:
         self._outbox = outbox
+        self._bridge_workers = bridge_workers or BridgeWorkers()
         self._topics = topics
         # Two windows: records the bridge has not confirmed (its commit and ack take a round trip
         # of tens of ms, so a backlog drains `window` records per round trip), and messages the
@@ -246,12 +250,19 @@ class Uplink:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic.startswith(BRIDGE_STATUS_ROOT + "/"):
+            worker = message.topic[len(BRIDGE_STATUS_ROOT) + 1:]
             try:
-                if Status.model_validate_json(message.payload).state is KioskState.ONLINE:
-                    self._bridge_back.set()
-                    self._wake()
+                online = Status.model_validate_json(message.payload).state is KioskState.ONLINE
             except ValueError:
                 log.warning("ignored a malformed bridge status on %s", message.topic)
+                return
+            if online:
+                opens = frozenset(user_properties(message.properties).get(OPENS_PROPERTY, "").split())
+                self._bridge_workers.online(worker, opens)
+                self._bridge_back.set()
+                self._wake()
+            else:
+                self._bridge_workers.offline(worker)
             return
         if message.topic == self._topics.desired:
             try:

@@ -170,3 +170,17 @@ class PubAck:
     @classmethod
     def of(cls, mid: int, reason: ReasonCode) -> PubAck:
         return cls(mid, str(reason), reason.is_failure)
+
+
+def publish_properties(user: dict[str, str]) -> Properties:
+    """A PUBLISH's properties carrying `user` as MQTT 5 user properties (section 3.3.2.3.7):
+    what a client of before ignores, and the broker forwards and retains unchanged."""
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.UserProperty = list(user.items())
+    return properties
+
+
+def user_properties(properties: Properties | None) -> dict[str, str]:
+    """A received message's MQTT 5 user properties (none from an MQTT 3 publisher)."""
+    pairs = getattr(properties, "UserProperty", None) or []
+    return {str(name): str(value) for name, value in pairs}
