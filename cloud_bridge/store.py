@@ -376,21 +376,33 @@ class SqliteMessagesInsert:
         self._row = "(" + ", ".join("?" * len(self.columns)) + ")"
         self._tail = " ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
         self._rows_per_statement = _SQLITE_MAX_PARAMETERS // len(self.columns)
+        self._id_index = self.columns.index("message_id")
 
     def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[uuid.UUID]:
         """The ids stored now for the first time."""
         connection = session.connection()
         new: list[uuid.UUID] = []
+        # The last value each converted column had, and what it became: the rows of a gulp
+        # share their received_at, and a kiosk's readings often their device.
+        last: dict[int, tuple[Any, Any]] = {}
         for start in range(0, len(rows), self._rows_per_statement):
             part = rows[start : start + self._rows_per_statement]
             values: list[Any] = []
+            ids: dict[str, uuid.UUID] = {}  # as RETURNING gives them back
             for row in part:
                 one = list(self._values(row))
                 for index, convert in self._convert:
-                    one[index] = convert(one[index])
+                    value = one[index]
+                    before = last.get(index)
+                    if before is not None and before[0] is value:
+                        one[index] = before[1]
+                    else:
+                        one[index] = converted = convert(value)
+                        last[index] = (value, converted)
+                ids[one[self._id_index]] = row["message_id"]
                 values += one
             sql = self._head + ", ".join([self._row] * len(part)) + self._tail
-            new += [uuid.UUID(hex=stored) for (stored,) in connection.exec_driver_sql(sql, tuple(values))]
+            new += [ids[stored] for (stored,) in connection.exec_driver_sql(sql, tuple(values))]
         return new
 
 
