@@ -20,11 +20,14 @@ def freeze_start_up_objects() -> None:
     gc.freeze()
 
 
-# A young generation this big is collected about once per gulp of 1,000 messages stored by the
-# bridge, not every 700 allocations: with Python's default, the collector ran 2,000 times over
-# 20,000 ingested messages, 35-44 µs of CPU a message (a fifth of all), to find nearly nothing
-# (a message's objects are freed by their reference counts, not by the collector).
-YOUNG_OBJECTS_PER_COLLECTION = 50_000
+# The young generation is collected every this many allocations (net of what reference counts
+# freed), not every 700: with Python's default, the collector ran 2,000 times over 20,000
+# ingested messages, 35-44 µs of CPU a message (a fifth of all), to find nearly nothing (a
+# message's objects are freed by their reference counts, not by the collector). At 50,000 it
+# still ran about once a gulp, and each pass walked the gulps being decoded and stored, a
+# hundred thousand objects alive: 0.64-0.78 s of a 7 s ingest of 20,000 messages. At 500,000 a
+# backlog of 20,000 runs none, and what it would find, cycles, are not made per message.
+YOUNG_OBJECTS_PER_COLLECTION = 500_000
 
 
 def collect_less_often() -> None:
