@@ -18,7 +18,8 @@ this file imports nothing; import each name from the module that owns it.
     envelope   the envelope models, validate_upstream / validate_envelope, payload_model_of
     batch      batch framing: encode_batch, split_batch
     status     a kiosk's status, the bridge's Ack, decode_status, decode_ack
-    sealing    readings sealed for the bridge (libsodium sealed boxes)
+    sealing    readings sealed for the bridge (libsodium sealed boxes, or session boxes once
+               every bridge worker says it opens them)
     clinical   the blood-pressure rule both sides judge by: categories, the guideline's
                lines, the dangerous-reading line, mmHg per kPa
 """
