@@ -153,13 +153,13 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         [(label, [t for t, _ in c], [n for _, n in c]) for label, c in curves],
     )
     notes = f"""
-{args.records:,} blood-pressure readings (with a resident pseudonym, sealed for the bridge: {body} bytes a body) in the
+{args.records:,} blood-pressure readings (with a resident pseudonym, sealed for the bridge in session boxes: {body} bytes a body) in the
 outbox of a real `doorstep agent` process with `publish_window` (messages awaiting the broker's PUBACK) as the row says (20 is
 the default) and `inflight_window` (records awaiting the bridge's ack) at its default of {DEFAULT_INFLIGHT_WINDOW:,}, or twice a larger
 `publish_window`. The agent sends the backlog in batches (`batch_records` {DEFAULT_BATCH_RECORDS}, its default, within the 64 KiB
 body limit: {per_batch} of these records a message); one `doorstep bridge` worker process on {args.database}, which unpacks,
 validates, opens (sealed) and dedupes each record; one Mosquitto. Timed from the bridge's first stored message to the moment the
-outbox holds every record as delivered (the bridge's ack applied). Raw: paho-mqtt publishing the same
+outbox holds no record unsent (the bridge's ack applied; then checked: every record delivered). Raw: paho-mqtt publishing the same
 bodies at QoS 1, each a message of its own, with `max_inflight_messages_set` to the same window and a new publish only per
 PUBACK, to a fresh Mosquitto with a subscriber that does nothing on the bridge's shared subscription; timed to the
 last PUBACK. Every reading was checked stored exactly once.

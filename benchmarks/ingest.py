@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     share = statistics.fmean([1 if "/telemetry" in t else 0 for t, _ in traffic])
     notes = f"""
 {args.messages:,} messages from 200 simulated kiosks in the fleet simulator's mix (doorstep/simulate.py:
-{share:.0%} telemetry, the rest readings sealed for the bridge and laundry events; bodies of
+{share:.0%} telemetry, the rest readings sealed for the bridge (each kiosk in session boxes of its own) and laundry events; bodies of
 {statistics.fmean(len(b) for _, b in traffic):,.0f} bytes on average), queued at a fresh Mosquitto for the
 subscriber's persistent session while it was away, then consumed. Doorstep: one `doorstep bridge`
 process (default `gulp_max` 1000, `gulp_wait_s` 0.005), timed from its first to its last stored
