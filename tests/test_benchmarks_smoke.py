@@ -74,6 +74,16 @@ def test_fleet_and_scale_out_run_tiny(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not installed")
+def test_the_split_worker_experiment_runs_tiny(tmp_path: Path) -> None:
+    _bench()
+    from benchmarks import split_worker
+
+    text = _run(split_worker.main, tmp_path, "--messages", "200")
+    assert "| split worker stores, postgresql, against PostgreSQL alone (psycopg COPY) (msgs/s) |" in text
+
+
+@pytest.mark.timeout(120)
 def test_doorstep_simulate_drives_a_tiny_fleet(tmp_path: Path, running_broker: MosquittoProcess) -> None:
     """The CLI against a real broker and a real bridge: every message confirmed, exit 0."""
     from tests.bridge.workers import worker_processes
