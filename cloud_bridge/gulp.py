@@ -14,13 +14,12 @@ once (waiting out other workers with the busy timeout) instead of failing to upg
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import OperationalError

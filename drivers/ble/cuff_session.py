@@ -33,7 +33,6 @@ from drivers.ble.errors import (
 from drivers.ble.measurement_session import (
     LinkWatch,
     DeviceSession,
-    open_link,
     set_device_clock,
     subscribe,
 )
