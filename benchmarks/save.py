@@ -45,7 +45,9 @@ class DoorstepSide:
     """The real Outbox.save, sealed and fingerprinted, as the agent saves a cuff's reading."""
 
     def __init__(self, path: Path, n: int) -> None:
-        self.outbox = Outbox(path, sealer=Sealer.from_text(payload_keys()[1]))  # sealed, as in production
+        # Sealed, as in production: in session boxes, as a kiosk seals once every bridge worker
+        # says it opens them (contract/sealing.py).
+        self.outbox = Outbox(path, sealer=Sealer.from_text(payload_keys()[1], session_boxes=lambda: True))
         self._payloads = [reading(i) for i in range(n)]
         self._start = datetime(2026, 11, 25, 9, 0, 0)
         self._fingerprints = [hashlib.sha256(f"{CUFF.address}:{i}".encode()).hexdigest() for i in range(n)]
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     notes = f"""
 {args.readings:,} blood-pressure readings per run, each committed alone (as a kiosk saves a resident's
 reading before it says "saved"), on the machine's disk{'' if args.where is None else f' under {args.where}'}.
-Doorstep: `Outbox.save` with its replay fingerprint, the payload sealed for the bridge: three statements
+Doorstep: `Outbox.save` with its replay fingerprint, the payload sealed for the bridge (a session box): three statements
 on the DBAPI connection in one transaction (the record's seq taken from `sqlite_sequence`, the fingerprint's
 row, which is the replay check too, and the record with its body, its running time in it), so one page
 more than raw's for the fingerprint. Raw: sqlite3 `BEGIN; INSERT; COMMIT` of the same bodies
