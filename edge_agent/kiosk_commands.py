@@ -140,8 +140,8 @@ def kiosk_handlers(agent: RunningKiosk) -> dict[CommandName, Handler]:
 
     async def update_software(args: UpdateSoftwareArgs) -> Answer:
         assert agent.updater is not None
-        outcome, message = agent.updater.begin(args)
-        return Answer(outcome, message, agent.updater.report().model_dump(mode="json"))
+        outcome, message, start = agent.updater.accept(args)
+        return Answer(outcome, message, agent.updater.report().model_dump(mode="json"), then=start)
 
     return {
         CommandName.PING: ping,

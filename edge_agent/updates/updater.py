@@ -65,6 +65,7 @@ class Updater:
         self.running_version = installed_version("doorstep")
         self.record = records.load(layout)
         self._task: asyncio.Task[None] | None = None
+        self._starting = False  # an update accepted, its command not yet answered (accept)
 
     def report(self) -> SoftwareReport:
         record = self.record
@@ -73,17 +74,33 @@ class Updater:
                               update=None if record is None else record.report)
 
     def begin(self, args: UpdateSoftwareArgs) -> tuple[CommandOutcome, str]:
-        """The update_software command: the update starts in the background (it outlives the
-        command and the process); its progress is in the telemetry's software report."""
+        """accept, and start at once what it queued."""
+        outcome, message, start = self.accept(args)
+        if start is not None:
+            start()
+        return outcome, message
+
+    def accept(self, args: UpdateSoftwareArgs) -> tuple[CommandOutcome, str, Callable[[], None] | None]:
+        """The update_software command: the update is queued, and `start` (None when there is
+        nothing to start) starts it in the background (it outlives the command and the process;
+        its progress is in the telemetry's software report). The command starts it only once
+        its answer is saved (remote.Answer.then): started before, a power cut while it
+        downloaded answered "failed: interrupted by a kiosk restart" for an update that went on
+        and succeeded."""
         if args.version == self.running_version:
-            return CommandOutcome.SUCCEEDED, f"{args.version} is running already"
-        if self._task is not None and not self._task.done():
+            return CommandOutcome.SUCCEEDED, f"{args.version} is running already", None
+        if self._starting or (self._task is not None and not self._task.done()):
             assert self.record is not None
-            return CommandOutcome.REFUSED, f"an update to {self.record.args.version} is under way"
-        self.record = UpdateRecord(args=args, report=_queued(args), from_version=self.running_version)
-        records.save(self.layout, self.record)
-        self._task = asyncio.create_task(self._failing_loudly(self._update(self.record)), name="software update")
-        return CommandOutcome.SUCCEEDED, f"update to {args.version} queued; its progress is in the telemetry"
+            return CommandOutcome.REFUSED, f"an update to {self.record.args.version} is under way", None
+        record = self.record = UpdateRecord(args=args, report=_queued(args), from_version=self.running_version)
+        records.save(self.layout, record)
+        self._starting = True
+
+        def start() -> None:
+            self._starting = False
+            self._task = asyncio.create_task(self._failing_loudly(self._update(record)), name="software update")
+
+        return CommandOutcome.SUCCEEDED, f"update to {args.version} queued; its progress is in the telemetry", start
 
     async def resume(self) -> None:
         """At start: carry on with whatever an update was doing when the process ended."""

@@ -176,3 +176,32 @@ async def test_a_bundle_from_a_bridge_with_a_private_ca_is_downloaded_only_with_
 def test_bridge_ca_must_be_a_file(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="bridge_ca"):
         AgentSettings(site="s", kiosk="k", bridge_ca=tmp_path / "missing.crt")
+
+
+@pytest.mark.asyncio
+async def test_an_accepted_update_waits_for_its_answer_to_be_saved_before_it_starts(
+    tmp_path: Path, running_broker: MosquittoProcess, release_kit: ReleaseKit, good_bundle: Path, bundles: BundleServer,
+) -> None:
+    """Started before its answer was saved, a power cut while it downloaded answered the command
+    "failed: interrupted by a kiosk restart" for an update that then went on and succeeded (the
+    fresh-clone CI's killed-at-every-step run, once)."""
+    settings = agent_settings(tmp_path, running_broker, with_cuff=False).model_copy(
+        update={"updates_root": tmp_path / "updates", "release_public_keys": [release_kit.public_key]})
+    async with running_agent(settings) as agent:
+        await wait_until(lambda: agent.updater is not None, what="the agent's updater")
+        assert agent.updater is not None
+        args = UpdateSoftwareArgs(**bundles.command(NEW_VERSION, good_bundle))
+        outcome, _, start = agent.updater.accept(args)
+        assert outcome is CommandOutcome.SUCCEEDED and start is not None
+        await asyncio.sleep(0.5)  # the answer being saved: nothing downloads meanwhile
+        update = agent.updater.report().update
+        assert update is not None and update.state is UpdateState.QUEUED
+        again, reason, _ = agent.updater.accept(args)
+        assert again is CommandOutcome.REFUSED and "under way" in reason
+        start()
+
+        def under_way() -> bool:
+            update = agent.updater.report().update if agent.updater else None
+            return update is not None and update.state is not UpdateState.QUEUED
+
+        await wait_until(under_way, timeout=30, what="the update started once told to")
