@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                 b0, t0 = machine_busy()
                 consumed = consume_doorstep(directory / f"run-{run}-{n}", traffic, dbs.new("postgresql"), workers=n)
                 b1, t1 = machine_busy()
-                rate[n].doorstep.append(args.messages / consumed.seconds)
+                rate[n].doorstep.append(consumed.per_second())
                 rate[n].raw.append(database_alone)
                 cores[n].doorstep.append(consumed.cpu_cores)
                 busy[n].doorstep.append(100 * (b1 - b0) / (t1 - t0))
