@@ -130,6 +130,32 @@ def is_downstream(topic: str) -> bool:
     return tail.endswith(_DOWNSTREAM_ENDINGS) or _DOWNSTREAM_LEVEL in tail
 
 
+# A worker behind (BEHIND_WAITING: messages come faster than it stores them) gathers its next
+# gulp for as long as the last one took to store, this many times over (at most GATHER_MAX_S):
+# a gulp's fixed work (each kiosk's row and devices, the statements, the commit) is then paid
+# once for what a backlog brings meanwhile, not once per little gulp (docs/performance.md,
+# benchmark 5). A worker keeping up gathers for gulp_wait_s, so no reading waits on a backlog
+# that is not there.
+GATHER_PER_STORE: Final = 2.0
+GATHER_MAX_S: Final = 1.0
+# Behind: at least this many decoded messages waited when a gulp was stored. A backlog leaves
+# hundreds; a steady 1,000 msg/s that the worker keeps up with, a handful. (Behind as "more
+# waited than the gulp held" caught that handful after every small gulp, and gathering on for
+# them doubled the p50 from reading to commit under that load: benchmarks/latency.py.)
+BEHIND_WAITING: Final = 500
+
+
+def gather_seconds(*, streaming: bool, behind: bool, wait_s: float, last_store_s: float) -> float:
+    """How long a gulp gathers once its first message is in: not at all after a quiet spell (the
+    first message is stored at once); while messages stream in, gulp_wait_s, and while the
+    worker is behind, longer after a gulp that took longer to store (GATHER_PER_STORE)."""
+    if not streaming:
+        return 0.0
+    if not behind:
+        return wait_s
+    return max(wait_s, min(last_store_s * GATHER_PER_STORE, GATHER_MAX_S))
+
+
 # Messages received while one was being decoded that are decoded together and handed to the
 # worker as one item: a backlog's gulp gathers in tens of hand-overs, not a thousand.
 DECODED_TOGETHER = 100
@@ -186,7 +212,7 @@ class Ingest:
         opener: Opener | None = None,
         metrics: BridgeMetrics | None = None,
         support_bundles_kept: int = support_bundles.DEFAULT_KEPT,
-        gulp_max: int = 1000,
+        gulp_max: int = 8000,
         gulp_wait_s: float = 0.005,
         on_committed: Callable[[GulpOutcome], None] = lambda outcome: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -208,6 +234,13 @@ class Ingest:
         # spell the first message is stored at once: at rest, gathering was 20 ms of a
         # cuff-to-commit p50 of 38 ms (benchmarks/latency.py).
         self._stored_at = -math.inf
+        self._stored_in_s = 0.0  # how long the last gulp took to store and confirm
+        # Messages the decode thread handed over (written by it alone) and the worker thread took
+        # (by it alone): what waits for the worker is the difference.
+        self._handed = 0
+        self._taken = 0
+        # Whether BEHIND_WAITING messages waited when the last gulp was stored (gather_seconds).
+        self._behind = False
         self._on_committed = on_committed
         self._clock = clock
         # The device rows this worker last wrote, so that a gulp leaves out those its reports
@@ -216,8 +249,10 @@ class Ingest:
         # Receive -> decode -> store and confirm, each on its own thread, so that a gulp is
         # decoded (its sealed payloads opened: libsodium releases the GIL) while the one before
         # is stored (the database's work releases it too).
-        self._received: queue.Queue[_Received | None] = queue.Queue()
-        self._inbox: queue.Queue[Decoded | PubAck | _LinkAlert | _BundleArrived] = queue.Queue()
+        # SimpleQueues (C): a queue.Queue's Python locking was about 5 % of the worker's CPU
+        # on a backlog, most of it handing over each message paho received.
+        self._received: queue.SimpleQueue[_Received | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Decoded | PubAck | _LinkAlert | _BundleArrived] = queue.SimpleQueue()
         self._refused: deque[Refused] = deque()
         self._refusals_unlogged = 0
         self._refusal_second = 0
@@ -416,11 +451,14 @@ class Ingest:
             # at 1,000 msg/s every message came within 5 ms of the one before, so a gulp waited
             # to be full (gulp_max), and a reading under load waited about a second for it
             # (benchmarks/latency.py). A backlog still fills a gulp at once, from the queue.
+            # Behind a backlog, for longer (gather_seconds).
             streaming = time.monotonic() - self._stored_at < self._gulp_wait_s
-            deadline = time.monotonic() + (self._gulp_wait_s if streaming else 0.0)
+            deadline = time.monotonic() + gather_seconds(streaming=streaming, behind=self._behind,
+                                                         wait_s=self._gulp_wait_s, last_store_s=self._stored_in_s)
             try:
                 while item is not None:
                     if isinstance(item, Decoded):
+                        self._taken += len(item.valid) + len(item.statuses)
                         gulp.valid += item.valid
                         gulp.statuses += item.statuses
                         gulp.alarms += item.alarms
@@ -449,8 +487,11 @@ class Ingest:
                 for bundle in bundles:
                     self._store_bundle(bundle)
                 if gulp.valid or gulp.statuses or gulp.alarms or gulp.refused or gulp.unopenable:
+                    began = time.monotonic()
                     self.process(gulp)
                     self._stored_at = time.monotonic()
+                    self._stored_in_s = self._stored_at - began
+                    self._behind = self._handed - self._taken >= BEHIND_WAITING
             except Exception:
                 # A bug must not stop ingest for every kiosk; nothing was acked, so nothing is lost.
                 log.exception("a gulp of %d messages failed; kiosks will re-send", len(gulp.valid))
@@ -462,6 +503,11 @@ class Ingest:
             # What else has come meanwhile is decoded with it and handed over as one item: a
             # hand-over a message woke the worker thread (and handed it the GIL) for each.
             taken = [received]
+            if self._behind:
+                # A backlog streams in: paho receives more before this thread takes them. Woken
+                # for each one, it traded the GIL with paho's thread at every message (paho gives
+                # the GIL up at each socket call), and fed the worker thread small gulps.
+                time.sleep(self._gulp_wait_s)
             stop = False
             while len(taken) < DECODED_TOGETHER:
                 try:
@@ -480,6 +526,7 @@ class Ingest:
                     # A bug must not stop ingest: nothing was acked, so the kiosk sends it again.
                     log.exception("decoding a message on %s failed", one.inbound.topic[:200])
             if item.valid or item.statuses or item.alarms or item.unopenable:
+                self._handed += len(item.valid) + len(item.statuses)
                 self._inbox.put(item)
             if stop:
                 return

@@ -54,12 +54,12 @@ class BridgeSettings(FileSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
     # A gulp (the messages a worker stores in one transaction) writes each of its kiosks' rows
-    # and every device they report once, however many of their messages it holds: on the
-    # fleet's mix (200 kiosks) a gulp of 1,000 cost 0.16 ms of CPU a message to store on
-    # PostgreSQL, one of 200 0.37 ms, and it needs fewer acks (one per kiosk per gulp). Only a
-    # backlog fills it: gulps are gathered for gulp_wait_s. ("Batch" is a kiosk's message of
-    # many records, docs/protocol.md.)
-    gulp_max: int = Field(default=1000, ge=1, le=10_000, description="messages stored per transaction at most")
+    # and every device they report once, however many of their messages it holds, and needs
+    # fewer acks (one per kiosk per gulp): on the fleet's mix (200 kiosks) storing on PostgreSQL
+    # cost 107, 65 and 51 µs of CPU a message in gulps of 1,000, 4,000 and 8,000. Only a backlog
+    # fills one (cloud_bridge/ingest.py, gather_seconds). ("Batch" is a kiosk's message of many
+    # records, docs/protocol.md.)
+    gulp_max: int = Field(default=8000, ge=1, le=10_000, description="messages stored per transaction at most")
     gulp_wait_s: float = Field(
         default=0.005, ge=0, le=5,
         description="how long to gather a gulp while messages stream in; the first message after a quiet spell "
