@@ -249,8 +249,8 @@ class Ingest:
         # Receive -> decode -> store and confirm, each on its own thread, so that a gulp is
         # decoded (its sealed payloads opened: libsodium releases the GIL) while the one before
         # is stored (the database's work releases it too).
-        # SimpleQueues (C): a queue.Queue's Python locking was about 5 % of the worker's CPU
-        # on a backlog, most of it handing over each message paho received.
+        # SimpleQueues (C): a queue.Queue's locking, in Python, cost about 4 µs a hand-over
+        # (a SimpleQueue's, 0.1), paid for every message paho receives.
         self._received: queue.SimpleQueue[_Received | None] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[Decoded | PubAck | _LinkAlert | _BundleArrived] = queue.SimpleQueue()
         self._refused: deque[Refused] = deque()
