@@ -138,7 +138,7 @@ def is_downstream(topic: str) -> bool:
 # that is not there.
 GATHER_PER_STORE: Final = 2.0
 GATHER_MAX_S: Final = 1.0
-# Behind: at least this many decoded messages waited when a gulp was stored. A backlog leaves
+# Behind: at least this many messages waited when a gulp was stored. A backlog leaves
 # hundreds; a steady 1,000 msg/s that the worker keeps up with, a handful. (Behind as "more
 # waited than the gulp held" caught that handful after every small gulp, and gathering on for
 # them doubled the p50 from reading to commit under that load: benchmarks/latency.py.)
@@ -491,7 +491,9 @@ class Ingest:
                     self.process(gulp)
                     self._stored_at = time.monotonic()
                     self._stored_in_s = self._stored_at - began
-                    self._behind = self._handed - self._taken >= BEHIND_WAITING
+                    # What waits: received and not yet decoded (paho's thread is often ahead of
+                    # the decode thread while a gulp is stored), and decoded and not yet taken.
+                    self._behind = self._received.qsize() + self._handed - self._taken >= BEHIND_WAITING
             except Exception:
                 # A bug must not stop ingest for every kiosk; nothing was acked, so nothing is lost.
                 log.exception("a gulp of %d messages failed; kiosks will re-send", len(gulp.valid))

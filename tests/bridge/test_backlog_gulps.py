@@ -23,6 +23,7 @@ from tests.bridge.wire_kiosk import WireKiosk, blood_pressure
 from tests.support import broker_settings, wait_for
 
 BACKLOG = 8000
+KIOSKS = 400  # as a district's backlog after an outage: a gulp writes each kiosk's row once
 
 
 def test_a_gulp_gathers_longer_only_while_the_worker_is_behind() -> None:
@@ -48,8 +49,8 @@ def test_a_backlog_is_stored_once_in_gulps_bigger_than_a_thousand(tmp_path: Path
     away.start()
     wait_for(lambda: away.connected, what="the worker subscribed")
     away.stop()
-    kiosks = [WireKiosk(kiosk=f"kiosk-{n}") for n in range(20)]
-    backlog = [kiosks[n % 20].reading(blood_pressure(110 + n % 40, 70 + n % 20)) for n in range(BACKLOG)]
+    kiosks = [WireKiosk(kiosk=f"kiosk-{n}") for n in range(KIOSKS)]
+    backlog = [kiosks[n % KIOSKS].reading(blood_pressure(110 + n % 40, 70 + n % 20)) for n in range(BACKLOG)]
     published(running_broker, [(reading.topic, reading.body) for reading in backlog])
 
     gulps: list[int] = []
